@@ -1,0 +1,91 @@
+//! DescribeConfigs for topic and broker resources, with sources, types and synonyms.
+
+use super::errors::code_and_message;
+use super::Handler;
+use crate::catalog::{broker_config_entries, topic_config_entries, ConfigEntry};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+impl Handler {
+    pub(super) fn describe_configs(
+        &self,
+        req: DescribeConfigsRequest,
+        v: i16,
+    ) -> DescribeConfigsResponse {
+        let mut resp = DescribeConfigsResponse::default();
+        for res in req.resources {
+            let mut r = DescribeConfigsResult::default();
+            r.resource_type = res.resource_type;
+            r.resource_name = res.resource_name.clone();
+            let name = res.resource_name.to_string();
+            let entries = match res.resource_type {
+                RESOURCE_TOPIC => match self.catalog.get(&name) {
+                    Some(meta) => Ok(topic_config_entries(&meta.configs, &self.config)),
+                    None => Err((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("topic '{name}' does not exist"),
+                    )),
+                },
+                RESOURCE_BROKER if name.is_empty() || name == self.config.node_id.to_string() => {
+                    let (host, port) = &self.advertised;
+                    Ok(broker_config_entries(
+                        &self.config,
+                        &self.listen.to_string(),
+                        &format!("{host}:{port}"),
+                    ))
+                }
+                RESOURCE_BROKER => Err((
+                    ResponseError::InvalidRequest,
+                    format!("broker {name} is not this broker ({})", self.config.node_id),
+                )),
+                other => Err((
+                    ResponseError::InvalidRequest,
+                    format!("resource type {other} is not supported"),
+                )),
+            };
+            match entries {
+                Ok(entries) => {
+                    let keys = res.configuration_keys.as_ref();
+                    r.configs = entries
+                        .into_iter()
+                        .filter(|e| keys.is_none_or(|k| k.iter().any(|k| k.as_str() == e.name)))
+                        .map(|e| to_wire(e, req.include_synonyms && v >= 1))
+                        .collect();
+                }
+                Err((code, msg)) => (r.error_code, r.error_message) = code_and_message(code, msg),
+            }
+            resp.results.push(r);
+        }
+        resp
+    }
+}
+
+fn to_wire(e: ConfigEntry, synonyms: bool) -> DescribeConfigsResourceResult {
+    let mut c = DescribeConfigsResourceResult::default();
+    c.name = StrBytes::from_static_str(e.name);
+    c.value = Some(StrBytes::from_string(e.value));
+    c.read_only = e.read_only;
+    c.config_source = e.source as i8;
+    c.config_type = e.config_type as i8;
+    if synonyms {
+        c.synonyms = e
+            .synonyms
+            .into_iter()
+            .map(|(name, value, source)| {
+                let mut s = DescribeConfigsSynonym::default();
+                s.name = StrBytes::from_static_str(name);
+                s.value = Some(StrBytes::from_string(value));
+                s.source = source as i8;
+                s
+            })
+            .collect();
+    }
+    c
+}

@@ -1,0 +1,39 @@
+//! Internal errors → Kafka error codes, in one place.
+
+use crate::catalog::CatalogError;
+use crate::log::LogError;
+use kafka_protocol::error::ResponseError;
+
+pub fn log_error(e: &LogError) -> ResponseError {
+    match e {
+        LogError::Io(_) | LogError::Offline => ResponseError::KafkaStorageError,
+        LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+        LogError::Corrupt(_) => ResponseError::CorruptMessage,
+        LogError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        LogError::InvalidTxnState => ResponseError::InvalidTxnState,
+        LogError::UnknownProducerId(_) => ResponseError::UnknownProducerId,
+    }
+}
+
+pub fn catalog_error(e: &CatalogError) -> ResponseError {
+    match e {
+        CatalogError::TopicExists(_) => ResponseError::TopicAlreadyExists,
+        CatalogError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
+        CatalogError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+        CatalogError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        CatalogError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        CatalogError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        CatalogError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        CatalogError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        CatalogError::Io(_) | CatalogError::Corrupt { .. } => ResponseError::KafkaStorageError,
+    }
+}
+
+/// Error code and message for a response field.
+pub fn code_and_message(
+    code: ResponseError,
+    message: impl ToString,
+) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
+    (code.code(), Some(message.to_string().into()))
+}

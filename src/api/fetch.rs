@@ -1,0 +1,128 @@
+//! Fetch: whole batches from each partition's log, honouring `max_bytes`, partition limits,
+//! `min_bytes` and `max_wait_ms` (long poll woken by high-watermark advances).
+
+use super::errors::log_error;
+use super::{Handler, Pending};
+use crate::log::partition::Partition;
+use crate::protocol::Response;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use std::sync::Arc;
+use std::time::Duration;
+
+struct Wanted {
+    index: i32,
+    offset: i64,
+    max_bytes: usize,
+    partition: Option<Arc<Partition>>,
+}
+
+impl Handler {
+    pub(super) fn fetch(&self, req: FetchRequest, _v: i16) -> Pending {
+        let wanted: Vec<(TopicName, Vec<Wanted>)> = req
+            .topics
+            .into_iter()
+            .map(|t| {
+                let parts = t
+                    .partitions
+                    .iter()
+                    .map(|p| Wanted {
+                        index: p.partition,
+                        offset: p.fetch_offset,
+                        max_bytes: p.partition_max_bytes.max(0) as usize,
+                        partition: self.logs.get(&t.topic.0, p.partition),
+                    })
+                    .collect();
+                (t.topic, parts)
+            })
+            .collect();
+        let max_bytes = if req.max_bytes <= 0 {
+            i32::MAX
+        } else {
+            req.max_bytes
+        } as usize;
+        let min_bytes = req.min_bytes.max(0) as usize;
+        let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + max_wait;
+            // subscribe before the first read so no advance between read and wait is missed
+            let mut watchers: Vec<_> = wanted
+                .iter()
+                .flat_map(|(_, ps)| ps.iter())
+                .filter_map(|w| w.partition.as_ref().map(|p| p.subscribe()))
+                .collect();
+            loop {
+                for w in watchers.iter_mut() {
+                    w.borrow_and_update();
+                }
+                let (resp, bytes, errors) = read_all(&wanted, max_bytes);
+                if bytes >= min_bytes
+                    || errors
+                    || tokio::time::Instant::now() >= deadline
+                    || watchers.is_empty()
+                {
+                    return Some(Response::Fetch(resp));
+                }
+                let changed =
+                    futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+                if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                    let (resp, _, _) = read_all(&wanted, max_bytes);
+                    return Some(Response::Fetch(resp));
+                }
+            }
+        })
+    }
+}
+
+/// One pass over every requested partition. Returns the response, the bytes it carries and
+/// whether any partition had an error (which ends a long poll, as in Kafka).
+fn read_all(wanted: &[(TopicName, Vec<Wanted>)], max_bytes: usize) -> (FetchResponse, usize, bool) {
+    let mut resp = FetchResponse::default();
+    let mut remaining = max_bytes;
+    let mut total = 0usize;
+    let mut errors = false;
+    for (name, parts) in wanted {
+        let mut tr = FetchableTopicResponse::default();
+        tr.topic = name.clone();
+        for w in parts {
+            let mut pd = PartitionData::default();
+            pd.partition_index = w.index;
+            pd.aborted_transactions = None;
+            match &w.partition {
+                None => {
+                    pd.error_code = ResponseError::UnknownTopicOrPartition.code();
+                    pd.high_watermark = -1;
+                    errors = true;
+                }
+                Some(p) => {
+                    let limit = w.max_bytes.min(remaining);
+                    match p.read(w.offset, limit, total == 0) {
+                        Ok(r) => {
+                            total += r.records.len();
+                            remaining = remaining.saturating_sub(r.records.len());
+                            pd.high_watermark = r.offsets.high_watermark;
+                            pd.last_stable_offset = r.offsets.high_watermark;
+                            pd.log_start_offset = r.offsets.log_start_offset;
+                            pd.records = Some(r.records);
+                        }
+                        Err(e) => {
+                            let o = p.offsets();
+                            pd.error_code = log_error(&e).code();
+                            pd.high_watermark = o.high_watermark;
+                            pd.last_stable_offset = o.high_watermark;
+                            pd.log_start_offset = o.log_start_offset;
+                            errors = true;
+                            if !matches!(e, crate::log::LogError::OffsetOutOfRange { .. }) {
+                                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "fetch read failed");
+                            }
+                        }
+                    }
+                }
+            }
+            tr.partitions.push(pd);
+        }
+        resp.responses.push(tr);
+    }
+    (resp, total, errors)
+}

@@ -1,0 +1,65 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4) and by
+//! timestamp through the time index.
+
+use super::errors::log_error;
+use super::metadata::LEADER_EPOCH;
+use super::Handler;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+pub const LATEST: i64 = -1;
+pub const EARLIEST: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+pub const EARLIEST_LOCAL: i64 = -4;
+
+impl Handler {
+    pub(super) fn list_offsets(&self, req: ListOffsetsRequest, v: i16) -> ListOffsetsResponse {
+        let mut resp = ListOffsetsResponse::default();
+        for t in req.topics {
+            let mut tr = ListOffsetsTopicResponse::default();
+            tr.name = t.name.clone();
+            for p in t.partitions {
+                let mut pr = ListOffsetsPartitionResponse::default();
+                pr.partition_index = p.partition_index;
+                pr.timestamp = -1;
+                pr.offset = -1;
+                if v >= 4 {
+                    pr.leader_epoch = LEADER_EPOCH;
+                }
+                match self.logs.get(&t.name.0, p.partition_index) {
+                    None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                    Some(log) => {
+                        let o = log.offsets();
+                        match p.timestamp {
+                            LATEST => pr.offset = o.high_watermark,
+                            EARLIEST | EARLIEST_LOCAL => pr.offset = o.log_start_offset,
+                            MAX_TIMESTAMP => {
+                                if let Some((off, ts)) = log.max_timestamp() {
+                                    pr.offset = off;
+                                    pr.timestamp = ts;
+                                }
+                            }
+                            ts => match log.offset_for_timestamp(ts) {
+                                Ok(Some((off, found_ts))) => {
+                                    pr.offset = off;
+                                    pr.timestamp = found_ts;
+                                }
+                                Ok(None) => {}
+                                Err(e) => {
+                                    tracing::warn!(topic = %log.topic, partition = log.index, error = %e, "timestamp lookup failed");
+                                    pr.error_code = log_error(&e).code();
+                                }
+                            },
+                        }
+                    }
+                }
+                tr.partitions.push(pr);
+            }
+            resp.topics.push(tr);
+        }
+        resp
+    }
+}

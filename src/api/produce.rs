@@ -1,0 +1,120 @@
+//! Produce: validate and append one batch per partition; acks=all waits for group-commit fsync.
+
+use super::errors::log_error;
+use super::{Handler, Pending};
+use crate::log::{partition::Partition, AppendInfo, LogError};
+use crate::protocol::Response;
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::protocol::StrBytes;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One partition's outcome, before any acks=all wait.
+struct Outcome {
+    index: i32,
+    result: Result<AppendInfo, ResponseError>,
+    message: Option<String>,
+    partition: Option<Arc<Partition>>,
+}
+
+impl Handler {
+    pub(super) fn produce(&self, req: ProduceRequest, _v: i16) -> Pending {
+        let acks = req.acks;
+        let valid_acks = matches!(acks, -1..=1);
+        let mut topics: Vec<(kafka_protocol::messages::TopicName, Vec<Outcome>)> = Vec::new();
+        for t in req.topic_data {
+            let mut outcomes = Vec::with_capacity(t.partition_data.len());
+            for pd in t.partition_data {
+                let partition = self.logs.get(&t.name.0, pd.index);
+                let (result, message) = if !valid_acks {
+                    (Err(ResponseError::InvalidRequiredAcks), None)
+                } else {
+                    match (&partition, pd.records) {
+                        (None, _) => (Err(ResponseError::UnknownTopicOrPartition), None),
+                        (Some(_), None) => (
+                            Err(ResponseError::InvalidRecord),
+                            Some("records are null".to_string()),
+                        ),
+                        (Some(p), Some(records)) => match p.append(BytesMut::from(&records[..])) {
+                            Ok(info) => (Ok(info), None),
+                            Err(e) => {
+                                log_rejection(p, &e);
+                                (Err(log_error(&e)), Some(e.to_string()))
+                            }
+                        },
+                    }
+                };
+                outcomes.push(Outcome {
+                    index: pd.index,
+                    result,
+                    message,
+                    partition,
+                });
+            }
+            topics.push((t.name, outcomes));
+        }
+        if acks == 0 {
+            return Box::pin(std::future::ready(None));
+        }
+        let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+        Box::pin(async move {
+            let mut resp = ProduceResponse::default();
+            for (name, outcomes) in topics {
+                let mut tr = TopicProduceResponse::default();
+                tr.name = name;
+                for mut o in outcomes {
+                    if acks == -1 {
+                        if let (Ok(info), Some(p)) = (&o.result, &o.partition) {
+                            match tokio::time::timeout(
+                                timeout,
+                                p.wait_durable(info.last_offset + 1),
+                            )
+                            .await
+                            {
+                                Ok(Ok(())) => {}
+                                Ok(Err(e)) => {
+                                    o.message = Some(e.to_string());
+                                    o.result = Err(log_error(&e));
+                                }
+                                Err(_) => o.result = Err(ResponseError::RequestTimedOut),
+                            }
+                        }
+                    }
+                    tr.partition_responses.push(partition_response(o));
+                }
+                resp.responses.push(tr);
+            }
+            Some(Response::Produce(resp))
+        })
+    }
+}
+
+fn partition_response(o: Outcome) -> PartitionProduceResponse {
+    let mut r = PartitionProduceResponse::default();
+    r.index = o.index;
+    match o.result {
+        Ok(info) => {
+            r.base_offset = info.base_offset;
+            r.log_append_time_ms = info.log_append_time;
+            r.log_start_offset = info.log_start_offset;
+        }
+        Err(code) => {
+            r.error_code = code.code();
+            r.base_offset = -1;
+            r.log_append_time_ms = -1;
+            r.log_start_offset = -1;
+            r.error_message = o.message.map(StrBytes::from_string);
+        }
+    }
+    r
+}
+
+/// Client mistakes are logged at debug; storage failures are logged where they happen (the log).
+fn log_rejection(p: &Partition, e: &LogError) {
+    if !matches!(e, LogError::Io(_) | LogError::Offline) {
+        tracing::debug!(topic = %p.topic, partition = p.index, error = %e, "produce rejected");
+    }
+}

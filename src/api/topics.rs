@@ -1,0 +1,230 @@
+//! CreateTopics, DeleteTopics, CreatePartitions.
+
+use super::errors::{catalog_error, code_and_message};
+use super::Handler;
+use crate::catalog::{topic_config_entries, CatalogError};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::collections::{BTreeMap, HashSet};
+use uuid::Uuid;
+
+impl Handler {
+    pub(super) fn create_topics(&self, req: CreateTopicsRequest, _v: i16) -> CreateTopicsResponse {
+        let mut resp = CreateTopicsResponse::default();
+        let mut seen = HashSet::new();
+        let duplicates: HashSet<String> = req
+            .topics
+            .iter()
+            .filter(|t| !seen.insert(t.name.0.to_string()))
+            .map(|t| t.name.0.to_string())
+            .collect();
+        for t in req.topics {
+            let name = t.name.0.to_string();
+            let mut r = CreatableTopicResult::default();
+            r.name = t.name.clone();
+            r.num_partitions = -1;
+            r.replication_factor = -1;
+            let outcome = if duplicates.contains(&name) {
+                Err((
+                    ResponseError::InvalidRequest,
+                    format!("create topics request contains duplicate topic '{name}'"),
+                ))
+            } else {
+                self.create_one(&name, &t, req.validate_only)
+                    .map_err(|e| (catalog_error(&e), e.to_string()))
+            };
+            match outcome {
+                Ok((id, partitions, configs)) => {
+                    r.topic_id = id;
+                    r.num_partitions = partitions;
+                    r.replication_factor = 1;
+                    r.configs = Some(
+                        topic_config_entries(&configs, &self.config)
+                            .into_iter()
+                            .map(|e| {
+                                let mut c = CreatableTopicConfigs::default();
+                                c.name = StrBytes::from_static_str(e.name);
+                                c.value = Some(StrBytes::from_string(e.value));
+                                c.read_only = e.read_only;
+                                c.config_source = e.source as i8;
+                                c
+                            })
+                            .collect(),
+                    );
+                }
+                Err((code, msg)) => {
+                    (r.error_code, r.error_message) = code_and_message(code, msg);
+                }
+            }
+            resp.topics.push(r);
+        }
+        resp
+    }
+
+    fn create_one(
+        &self,
+        name: &str,
+        t: &kafka_protocol::messages::create_topics_request::CreatableTopic,
+        validate_only: bool,
+    ) -> Result<(Uuid, i32, BTreeMap<String, String>), CatalogError> {
+        let mut configs = BTreeMap::new();
+        for c in &t.configs {
+            let value = c.value.as_ref().ok_or_else(|| {
+                CatalogError::InvalidConfig(format!(
+                    "null value not supported for topic config {}",
+                    c.name
+                ))
+            })?;
+            configs.insert(c.name.to_string(), value.to_string());
+        }
+        let (partitions, rf) = if t.assignments.is_empty() {
+            let p = if t.num_partitions == -1 {
+                self.config.num_partitions
+            } else {
+                t.num_partitions
+            };
+            (p, t.replication_factor)
+        } else {
+            if t.num_partitions != -1 || t.replication_factor != -1 {
+                return Err(CatalogError::InvalidRequest(
+                    "both num_partitions or replication_factor and replica assignments were set"
+                        .into(),
+                ));
+            }
+            for (i, a) in t.assignments.iter().enumerate() {
+                if a.partition_index != i as i32 || a.broker_ids != [self.node_id()] {
+                    return Err(CatalogError::InvalidReplicaAssignment(format!(
+                        "partition {} must be assigned to broker {} only",
+                        a.partition_index, self.config.node_id
+                    )));
+                }
+            }
+            (t.assignments.len() as i32, 1)
+        };
+        if validate_only {
+            self.catalog
+                .check_new_topic(name, partitions, rf, &configs)?;
+            return Ok((Uuid::nil(), partitions, configs));
+        }
+        let meta = self.create_topic(name, partitions, rf, configs)?;
+        Ok((meta.id, meta.partitions, meta.configs))
+    }
+
+    pub(super) fn delete_topics(&self, req: DeleteTopicsRequest, v: i16) -> DeleteTopicsResponse {
+        let mut resp = DeleteTopicsResponse::default();
+        let targets: Vec<(Option<String>, Uuid)> = if v >= 6 {
+            req.topics
+                .iter()
+                .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+                .collect()
+        } else {
+            req.topic_names
+                .iter()
+                .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+                .collect()
+        };
+        for (name, id) in targets {
+            let mut r = DeletableTopicResult::default();
+            r.topic_id = id;
+            let meta = match &name {
+                Some(n) => self.catalog.get(n),
+                None => self.catalog.get_by_id(id),
+            };
+            r.name = name
+                .clone()
+                .or(meta.as_ref().map(|m| m.name.clone()))
+                .map(|n| TopicName(StrBytes::from_string(n)));
+            let Some(meta) = meta else {
+                let code = if name.is_none() {
+                    ResponseError::UnknownTopicId
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                };
+                (r.error_code, r.error_message) = code_and_message(code, "topic does not exist");
+                resp.responses.push(r);
+                continue;
+            };
+            r.topic_id = meta.id;
+            let result = self.catalog.delete_topic(&meta.name).and_then(|_| {
+                self.logs
+                    .delete_topic(&meta.name)
+                    .map_err(|e| CatalogError::Io(std::io::Error::other(e.to_string())))
+            });
+            match result {
+                Ok(()) => tracing::info!(topic = %meta.name, "deleted topic"),
+                Err(e) => (r.error_code, r.error_message) = code_and_message(catalog_error(&e), &e),
+            }
+            resp.responses.push(r);
+        }
+        resp
+    }
+
+    pub(super) fn create_partitions(
+        &self,
+        req: CreatePartitionsRequest,
+    ) -> CreatePartitionsResponse {
+        let mut resp = CreatePartitionsResponse::default();
+        for t in req.topics {
+            let mut r = CreatePartitionsTopicResult::default();
+            r.name = t.name.clone();
+            let name = t.name.0.to_string();
+            let result = self.grow(&name, t.count, t.assignments.as_deref(), req.validate_only);
+            if let Err(e) = result {
+                (r.error_code, r.error_message) = code_and_message(catalog_error(&e), &e);
+            }
+            resp.results.push(r);
+        }
+        resp
+    }
+
+    fn grow(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Option<
+            &[kafka_protocol::messages::create_partitions_request::CreatePartitionsAssignment],
+        >,
+        validate_only: bool,
+    ) -> Result<(), CatalogError> {
+        let before = self
+            .catalog
+            .get(name)
+            .ok_or_else(|| CatalogError::UnknownTopic(name.to_string()))?;
+        if let Some(a) = assignments {
+            if a.len() as i64 != count as i64 - before.partitions as i64
+                || a.iter().any(|x| x.broker_ids != [self.node_id()])
+            {
+                return Err(CatalogError::InvalidReplicaAssignment(format!(
+                    "assignments must list broker {} once for each of the {} new partitions",
+                    self.config.node_id,
+                    count - before.partitions
+                )));
+            }
+        }
+        let after = self.catalog.add_partitions(name, count, !validate_only)?;
+        if validate_only {
+            return Ok(());
+        }
+        let config = self.catalog.log_config(&after);
+        for p in before.partitions..after.partitions {
+            self.logs
+                .create_partition(name, p, config.clone())
+                .map_err(|e| CatalogError::Io(std::io::Error::other(e.to_string())))?;
+        }
+        tracing::info!(
+            topic = name,
+            partitions = after.partitions,
+            "added partitions"
+        );
+        Ok(())
+    }
+}

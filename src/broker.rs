@@ -1,0 +1,134 @@
+//! Builds and owns the components: catalog, log manager, API handler and server. Start-up
+//! recovery happens in [`Broker::bind`] before the listener accepts anything; [`Broker::run`]
+//! serves until the shutdown future resolves, then stops accepting, lets connections finish
+//! their in-flight requests, flushes every partition and writes the clean-shutdown marker.
+
+use crate::api::Handler;
+use crate::catalog::{Catalog, CatalogError};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::log::{LogError, LogManager};
+use crate::server::Server;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long shutdown waits for connections to finish in-flight requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("log: {0}")]
+    Log(#[from] LogError),
+}
+
+pub struct Broker {
+    listener: TcpListener,
+    server: Arc<Server>,
+    logs: Arc<LogManager>,
+    pub local_addr: SocketAddr,
+}
+
+impl Broker {
+    /// Opens the data dir, recovers every partition, binds the listener.
+    pub async fn bind(config: Config) -> Result<Broker, BrokerError> {
+        Self::bind_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn bind_with_clock(
+        config: Config,
+        clock: SharedClock,
+    ) -> Result<Broker, BrokerError> {
+        let catalog = Arc::new(Catalog::open(&config.data_dir, &config)?);
+        let logs = Arc::new(LogManager::new(
+            &config.data_dir,
+            clock,
+            Duration::from_millis(config.flush_interval_ms),
+        )?);
+        let started = std::time::Instant::now();
+        let mut partitions = 0;
+        for topic in catalog.topics() {
+            let lc = catalog.log_config(&topic);
+            for p in 0..topic.partitions {
+                logs.open_partition(&topic.name, p, lc.clone())?;
+                partitions += 1;
+            }
+        }
+        tracing::info!(
+            partitions,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "logs loaded"
+        );
+        logs.start_retention(Duration::from_millis(
+            config.log_retention_check_interval_ms,
+        ));
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| BrokerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(|source| BrokerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let handler = Arc::new(Handler {
+            advertised: config.advertised(local_addr),
+            listen: local_addr,
+            catalog,
+            logs: logs.clone(),
+            config: config.clone(),
+        });
+        let server = Arc::new(Server {
+            handler,
+            max_frame: config.socket_request_max_bytes as usize,
+            connections: Arc::new(Semaphore::new(config.max_connections)),
+        });
+        Ok(Broker {
+            listener,
+            server,
+            logs,
+            local_addr,
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then drains and closes cleanly.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
+        let cancel = CancellationToken::new();
+        let conns = TaskTracker::new();
+        let (h, c) = (self.server.handler.advertised.clone(), self.local_addr);
+        tracing::info!(listen = %c, advertised = %format!("{}:{}", h.0, h.1), cluster_id = %self.server.handler.catalog.cluster_id(), "tiercel ready");
+        let accept = tokio::spawn(self.server.clone().serve(
+            self.listener,
+            cancel.clone(),
+            conns.clone(),
+        ));
+        shutdown.await;
+        tracing::info!("shutting down: draining connections");
+        cancel.cancel();
+        let _ = accept.await;
+        conns.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, conns.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections did not drain in time");
+        }
+        self.logs.shutdown().await?;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}

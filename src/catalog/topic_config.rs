@@ -1,0 +1,364 @@
+//! Topic configuration keys: validation, defaults from the broker config, and what
+//! DescribeConfigs reports (value, source, type, synonyms).
+
+use super::CatalogError;
+use crate::config::{Config, TimestampType};
+use crate::log::LogConfig;
+use std::collections::BTreeMap;
+
+/// Kafka's `ConfigSource` values as sent in DescribeConfigs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    DynamicTopic = 1,
+    StaticBroker = 4,
+    Default = 5,
+}
+
+/// Kafka's `ConfigType` values (DescribeConfigs v3+).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    List = 7,
+}
+
+/// One described config, with the broker-level setting it falls back to as a synonym.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigEntry {
+    pub name: &'static str,
+    pub value: String,
+    pub source: ConfigSource,
+    pub config_type: ConfigType,
+    pub read_only: bool,
+    /// `(name, value, source)` from most to least specific, the entry itself first.
+    pub synonyms: Vec<(&'static str, String, ConfigSource)>,
+}
+
+struct TopicKey {
+    name: &'static str,
+    broker_name: &'static str,
+    ty: ConfigType,
+    /// The broker-level value as a string.
+    broker_value: fn(&Config) -> String,
+    check: fn(&str) -> Result<(), String>,
+}
+
+fn long_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
+    move |v: &str| match v.parse::<i64>() {
+        Ok(n) if n >= min => Ok(()),
+        Ok(_) => Err(format!("value must be at least {min}")),
+        Err(_) => Err(format!("`{v}` is not a number")),
+    }
+}
+
+const TOPIC_KEYS: &[TopicKey] = &[
+    TopicKey {
+        name: "cleanup.policy",
+        broker_name: "log.cleanup.policy",
+        ty: ConfigType::List,
+        broker_value: |_| "delete".into(),
+        check: |v| match v {
+            "delete" => Ok(()),
+            "compact" | "compact,delete" | "delete,compact" => {
+                Err("cleanup.policy=compact is not supported yet".into())
+            }
+            _ => Err(format!("`{v}` is not a valid cleanup.policy")),
+        },
+    },
+    TopicKey {
+        name: "index.interval.bytes",
+        broker_name: "log.index.interval.bytes",
+        ty: ConfigType::Int,
+        broker_value: |c| c.log_index_interval_bytes.to_string(),
+        check: |v| long_at_least(0)(v).and_then(|_| fits_i32(v)),
+    },
+    TopicKey {
+        name: "max.message.bytes",
+        broker_name: "message.max.bytes",
+        ty: ConfigType::Int,
+        broker_value: |c| c.message_max_bytes.to_string(),
+        check: |v| long_at_least(0)(v).and_then(|_| fits_i32(v)),
+    },
+    TopicKey {
+        name: "message.timestamp.type",
+        broker_name: "log.message.timestamp.type",
+        ty: ConfigType::String,
+        broker_value: |c| c.log_message_timestamp_type.to_string(),
+        check: |v| v.parse::<TimestampType>().map(|_| ()),
+    },
+    TopicKey {
+        name: "retention.bytes",
+        broker_name: "log.retention.bytes",
+        ty: ConfigType::Long,
+        broker_value: |c| c.log_retention_bytes.to_string(),
+        check: |v| long_at_least(-1)(v),
+    },
+    TopicKey {
+        name: "retention.ms",
+        broker_name: "log.retention.ms",
+        ty: ConfigType::Long,
+        broker_value: |c| c.log_retention_ms.to_string(),
+        check: |v| long_at_least(-1)(v),
+    },
+    TopicKey {
+        name: "segment.bytes",
+        broker_name: "log.segment.bytes",
+        ty: ConfigType::Int,
+        broker_value: |c| c.log_segment_bytes.to_string(),
+        check: |v| long_at_least(14)(v).and_then(|_| fits_i32(v)),
+    },
+    TopicKey {
+        name: "segment.ms",
+        broker_name: "log.roll.ms",
+        ty: ConfigType::Long,
+        broker_value: |c| c.log_segment_ms.to_string(),
+        check: |v| long_at_least(1)(v),
+    },
+];
+
+fn fits_i32(v: &str) -> Result<(), String> {
+    v.parse::<i32>()
+        .map(|_| ())
+        .map_err(|_| format!("`{v}` does not fit a 32-bit int"))
+}
+
+/// Every topic config key this broker understands.
+pub const TOPIC_CONFIG_KEYS: &[&str] = &[
+    "cleanup.policy",
+    "index.interval.bytes",
+    "max.message.bytes",
+    "message.timestamp.type",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.ms",
+];
+
+/// Validates topic overrides: known keys, well-formed values.
+pub fn validate_overrides(configs: &BTreeMap<String, String>) -> Result<(), CatalogError> {
+    for (k, v) in configs {
+        let key = TOPIC_KEYS.iter().find(|t| t.name == k).ok_or_else(|| {
+            CatalogError::InvalidConfig(format!("unknown topic config name: {k}"))
+        })?;
+        (key.check)(v).map_err(|e| {
+            CatalogError::InvalidConfig(format!("invalid value {v} for configuration {k}: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+fn value_of(configs: &BTreeMap<String, String>, broker: &Config, name: &str) -> String {
+    configs.get(name).cloned().unwrap_or_else(|| {
+        TOPIC_KEYS
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| (t.broker_value)(broker))
+            .unwrap_or_default()
+    })
+}
+
+/// The effective log settings for topic overrides on top of broker defaults. Overrides were
+/// validated when stored; a value that still fails to parse falls back to the broker default.
+pub fn resolve(configs: &BTreeMap<String, String>, broker: &Config) -> LogConfig {
+    let get = |name: &str| value_of(configs, broker, name);
+    LogConfig {
+        segment_bytes: get("segment.bytes")
+            .parse()
+            .unwrap_or(broker.log_segment_bytes),
+        segment_ms: get("segment.ms").parse().unwrap_or(broker.log_segment_ms),
+        retention_ms: get("retention.ms")
+            .parse()
+            .unwrap_or(broker.log_retention_ms),
+        retention_bytes: get("retention.bytes")
+            .parse()
+            .unwrap_or(broker.log_retention_bytes),
+        max_message_bytes: get("max.message.bytes")
+            .parse()
+            .unwrap_or(broker.message_max_bytes),
+        timestamp_type: get("message.timestamp.type")
+            .parse()
+            .unwrap_or(broker.log_message_timestamp_type),
+        index_interval_bytes: get("index.interval.bytes")
+            .parse()
+            .unwrap_or(broker.log_index_interval_bytes),
+    }
+}
+
+fn broker_source(broker: &Config, key: &TopicKey) -> ConfigSource {
+    if (key.broker_value)(broker) == (key.broker_value)(&Config::default()) {
+        ConfigSource::Default
+    } else {
+        ConfigSource::StaticBroker
+    }
+}
+
+/// DescribeConfigs entries for a topic.
+pub fn topic_config_entries(
+    configs: &BTreeMap<String, String>,
+    broker: &Config,
+) -> Vec<ConfigEntry> {
+    TOPIC_KEYS
+        .iter()
+        .map(|k| {
+            let broker_val = (k.broker_value)(broker);
+            let bsrc = broker_source(broker, k);
+            let mut synonyms = Vec::new();
+            let (value, source) = match configs.get(k.name) {
+                Some(v) => {
+                    synonyms.push((k.name, v.clone(), ConfigSource::DynamicTopic));
+                    (v.clone(), ConfigSource::DynamicTopic)
+                }
+                None => (broker_val.clone(), bsrc),
+            };
+            if bsrc == ConfigSource::StaticBroker {
+                synonyms.push((k.broker_name, broker_val, bsrc));
+            }
+            synonyms.push((
+                k.broker_name,
+                (k.broker_value)(&Config::default()),
+                ConfigSource::Default,
+            ));
+            ConfigEntry {
+                name: k.name,
+                value,
+                source,
+                config_type: k.ty,
+                read_only: false,
+                synonyms,
+            }
+        })
+        .collect()
+}
+
+/// DescribeConfigs entries for the broker (read-only: changed through the config file/flags).
+pub fn broker_config_entries(broker: &Config, listen: &str, advertised: &str) -> Vec<ConfigEntry> {
+    let d = Config::default();
+    let entry = |name: &'static str, value: String, default: String, ty: ConfigType| {
+        let source = if value == default {
+            ConfigSource::Default
+        } else {
+            ConfigSource::StaticBroker
+        };
+        ConfigEntry {
+            name,
+            value: value.clone(),
+            source,
+            config_type: ty,
+            read_only: true,
+            synonyms: vec![(name, value, source)],
+        }
+    };
+    let mut out: Vec<ConfigEntry> = TOPIC_KEYS
+        .iter()
+        .map(|k| {
+            entry(
+                k.broker_name,
+                (k.broker_value)(broker),
+                (k.broker_value)(&d),
+                k.ty,
+            )
+        })
+        .collect();
+    out.push(entry(
+        "auto.create.topics.enable",
+        broker.auto_create_topics_enable.to_string(),
+        d.auto_create_topics_enable.to_string(),
+        ConfigType::Boolean,
+    ));
+    out.push(entry(
+        "num.partitions",
+        broker.num_partitions.to_string(),
+        d.num_partitions.to_string(),
+        ConfigType::Int,
+    ));
+    out.push(entry(
+        "socket.request.max.bytes",
+        broker.socket_request_max_bytes.to_string(),
+        d.socket_request_max_bytes.to_string(),
+        ConfigType::Int,
+    ));
+    out.push(entry(
+        "log.retention.check.interval.ms",
+        broker.log_retention_check_interval_ms.to_string(),
+        d.log_retention_check_interval_ms.to_string(),
+        ConfigType::Long,
+    ));
+    out.push(entry(
+        "node.id",
+        broker.node_id.to_string(),
+        d.node_id.to_string(),
+        ConfigType::Int,
+    ));
+    out.push(entry(
+        "log.dirs",
+        broker.data_dir.display().to_string(),
+        d.data_dir.display().to_string(),
+        ConfigType::String,
+    ));
+    out.push(entry(
+        "listeners",
+        format!("PLAINTEXT://{listen}"),
+        String::new(),
+        ConfigType::String,
+    ));
+    out.push(entry(
+        "advertised.listeners",
+        format!("PLAINTEXT://{advertised}"),
+        String::new(),
+        ConfigType::String,
+    ));
+    out.sort_by_key(|e| e.name);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_are_validated_and_resolved() {
+        let broker = Config::default();
+        let mut o = BTreeMap::new();
+        o.insert("retention.ms".to_string(), "1000".to_string());
+        o.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
+        validate_overrides(&o).expect("valid");
+        let c = resolve(&o, &broker);
+        assert_eq!(c.retention_ms, 1000);
+        assert_eq!(c.timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(c.segment_bytes, broker.log_segment_bytes);
+        for (k, v) in [
+            ("retention.ms", "-2"),
+            ("segment.bytes", "3"),
+            ("no.such", "1"),
+            ("segment.bytes", "99999999999"),
+            ("cleanup.policy", "compact"),
+        ] {
+            let mut bad = BTreeMap::new();
+            bad.insert(k.to_string(), v.to_string());
+            assert!(validate_overrides(&bad).is_err(), "{k}={v} accepted");
+        }
+        let names: Vec<&str> = TOPIC_KEYS.iter().map(|k| k.name).collect();
+        assert_eq!(names, TOPIC_CONFIG_KEYS);
+    }
+
+    #[test]
+    fn describe_reports_sources() {
+        let broker = Config {
+            log_retention_ms: 5,
+            ..Config::default()
+        };
+        let mut o = BTreeMap::new();
+        o.insert("segment.ms".to_string(), "100".to_string());
+        let e = topic_config_entries(&o, &broker);
+        let get = |n: &str| e.iter().find(|x| x.name == n).cloned().expect("present");
+        assert_eq!(get("segment.ms").source, ConfigSource::DynamicTopic);
+        assert_eq!(get("retention.ms").source, ConfigSource::StaticBroker);
+        assert_eq!(get("retention.ms").value, "5");
+        assert_eq!(get("retention.bytes").source, ConfigSource::Default);
+    }
+}

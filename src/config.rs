@@ -1,0 +1,336 @@
+//! Typed configuration. Precedence: CLI flag > `TIERCEL_*` environment variable > config file >
+//! built-in default. Every setting is declared once in [`settings!`] below, which generates the
+//! clap flags (with their env names), the TOML file schema and the merge, so the three can never
+//! drift apart. `config/tiercel.toml` lists every key with its default; a test checks that.
+
+use clap::Parser;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// A configuration error: names the key and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("invalid value for `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+/// `message.timestamp.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TimestampType {
+    CreateTime,
+    LogAppendTime,
+}
+
+impl FromStr for TimestampType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "CreateTime" => Ok(TimestampType::CreateTime),
+            "LogAppendTime" => Ok(TimestampType::LogAppendTime),
+            other => Err(format!("`{other}` is not CreateTime or LogAppendTime")),
+        }
+    }
+}
+
+impl std::fmt::Display for TimestampType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        })
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+macro_rules! settings {
+    ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty = $default:expr, env $env:literal; )*) => {
+        /// Command-line flags. Each flag can also be set by its environment variable or by the
+        /// key of the same name (with underscores) in the config file.
+        #[derive(Debug, Clone, Default, Parser)]
+        #[command(name = "tiercel", version, about = "A Kafka wire-protocol compatible broker with tiered storage")]
+        pub struct Cli {
+            /// TOML config file; its keys are the flag names with underscores
+            #[arg(long, env = "TIERCEL_CONFIG", value_name = "FILE")]
+            pub config: Option<PathBuf>,
+            $( $(#[doc = $doc])* #[arg(long, env = $env)] pub $field: Option<$ty>, )*
+        }
+
+        /// The config file: every key optional, unknown keys refused.
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct FileConfig {
+            $( pub $field: Option<$ty>, )*
+        }
+
+        /// The resolved configuration.
+        #[derive(Debug, Clone)]
+        pub struct Config {
+            $( $(#[doc = $doc])* pub $field: $ty, )*
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Config { $( $field: $default, )* }
+            }
+        }
+
+        impl Config {
+            /// Every key, in declaration order, with its environment variable.
+            pub const KEYS: &'static [(&'static str, &'static str)] = &[ $( (stringify!($field), $env), )* ];
+
+            fn merge(cli: Cli, file: FileConfig) -> Config {
+                let d = Config::default();
+                Config { $( $field: cli.$field.or(file.$field).unwrap_or(d.$field), )* }
+            }
+        }
+    };
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse()
+        .unwrap_or_else(|_| unreachable!("built-in default address {s} parses"))
+}
+
+settings! {
+    /// Address the Kafka listener binds to
+    listen: SocketAddr = addr("127.0.0.1:9092"), env "TIERCEL_LISTEN";
+    /// HOST:PORT clients are told to connect to (default: the listen address)
+    advertised_listener: String = String::new(), env "TIERCEL_ADVERTISED_LISTENER";
+    /// Directory holding the partition logs and the catalog
+    data_dir: PathBuf = PathBuf::from("./data"), env "TIERCEL_DATA_DIR";
+    /// This broker's node id
+    node_id: i32 = 0, env "TIERCEL_NODE_ID";
+    /// Address of the Prometheus /metrics endpoint (reserved: served once metrics land)
+    metrics_listen: SocketAddr = addr("127.0.0.1:9464"), env "TIERCEL_METRICS_LISTEN";
+    /// Object store URL for tiered storage (reserved: `none` until tiering lands)
+    tier_url: String = "none".to_string(), env "TIERCEL_TIER_URL";
+    /// Create topics on first use by Metadata/Produce (auto.create.topics.enable)
+    auto_create_topics_enable: bool = true, env "TIERCEL_AUTO_CREATE_TOPICS_ENABLE";
+    /// Partitions of an auto-created topic (num.partitions)
+    num_partitions: i32 = 1, env "TIERCEL_NUM_PARTITIONS";
+    /// Largest request frame accepted; larger frames close the connection (socket.request.max.bytes)
+    socket_request_max_bytes: i32 = 104_857_600, env "TIERCEL_SOCKET_REQUEST_MAX_BYTES";
+    /// Maximum open client connections; further connections wait to be accepted
+    max_connections: usize = 10_000, env "TIERCEL_MAX_CONNECTIONS";
+    /// Default segment size in bytes (log.segment.bytes / topic segment.bytes)
+    log_segment_bytes: i64 = 1_073_741_824, env "TIERCEL_LOG_SEGMENT_BYTES";
+    /// Default segment age before rolling, ms (log.roll.ms / topic segment.ms)
+    log_segment_ms: i64 = 604_800_000, env "TIERCEL_LOG_SEGMENT_MS";
+    /// Default time retention, ms; -1 keeps forever (log.retention.ms / topic retention.ms)
+    log_retention_ms: i64 = 604_800_000, env "TIERCEL_LOG_RETENTION_MS";
+    /// Default size retention per partition, bytes; -1 is unlimited (log.retention.bytes)
+    log_retention_bytes: i64 = -1, env "TIERCEL_LOG_RETENTION_BYTES";
+    /// How often retention runs, ms (log.retention.check.interval.ms)
+    log_retention_check_interval_ms: u64 = 300_000, env "TIERCEL_LOG_RETENTION_CHECK_INTERVAL_MS";
+    /// Default largest record batch, bytes (message.max.bytes / topic max.message.bytes)
+    message_max_bytes: i32 = 1_048_588, env "TIERCEL_MESSAGE_MAX_BYTES";
+    /// Default timestamp type: CreateTime or LogAppendTime (log.message.timestamp.type)
+    log_message_timestamp_type: TimestampType = TimestampType::CreateTime, env "TIERCEL_LOG_MESSAGE_TIMESTAMP_TYPE";
+    /// Bytes between offset/time index entries (log.index.interval.bytes)
+    log_index_interval_bytes: i64 = 4096, env "TIERCEL_LOG_INDEX_INTERVAL_BYTES";
+    /// Longest time written data waits for the background fdatasync that makes it visible to consumers, ms
+    flush_interval_ms: u64 = 5, env "TIERCEL_FLUSH_INTERVAL_MS";
+    /// Log filter when RUST_LOG is unset (e.g. info, tiercel=debug)
+    log_level: String = "info".to_string(), env "TIERCEL_LOG_LEVEL";
+    /// Log format: text or json
+    log_format: LogFormat = LogFormat::Text, env "TIERCEL_LOG_FORMAT";
+}
+
+impl Config {
+    /// Resolves CLI/env (already parsed by clap) over the optional config file over defaults,
+    /// then validates.
+    pub fn load(cli: Cli) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => Self::read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let config = Config::merge(cli, file);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a config file (used by `load` and by the test that checks `config/tiercel.toml`).
+    pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::File {
+            path: path.to_owned(),
+            reason: e.message().to_string(),
+        })
+    }
+
+    /// Checks ranges and cross-field rules, naming the offending key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn bad(key: &'static str, reason: impl Into<String>) -> Result<(), ConfigError> {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.into(),
+            })
+        }
+        if self.node_id < 0 {
+            return bad("node_id", "must be >= 0");
+        }
+        if self.num_partitions < 1 {
+            return bad("num_partitions", "must be >= 1");
+        }
+        if self.socket_request_max_bytes < 1024 {
+            return bad("socket_request_max_bytes", "must be >= 1024");
+        }
+        if self.max_connections == 0 {
+            return bad("max_connections", "must be >= 1");
+        }
+        if !(14..=i32::MAX as i64).contains(&self.log_segment_bytes) {
+            return bad("log_segment_bytes", "must be between 14 and 2147483647");
+        }
+        if self.log_segment_ms < 1 {
+            return bad("log_segment_ms", "must be >= 1");
+        }
+        if self.log_retention_ms < -1 {
+            return bad("log_retention_ms", "must be >= -1");
+        }
+        if self.log_retention_bytes < -1 {
+            return bad("log_retention_bytes", "must be >= -1");
+        }
+        if self.log_retention_check_interval_ms == 0 {
+            return bad("log_retention_check_interval_ms", "must be >= 1");
+        }
+        if self.message_max_bytes < 0 {
+            return bad("message_max_bytes", "must be >= 0");
+        }
+        if self.log_index_interval_bytes < 0 {
+            return bad("log_index_interval_bytes", "must be >= 0");
+        }
+        if self.flush_interval_ms == 0 || self.flush_interval_ms > 60_000 {
+            return bad("flush_interval_ms", "must be between 1 and 60000");
+        }
+        if self.tier_url != "none" {
+            return bad(
+                "tier_url",
+                "tiered storage is not available yet; only `none` is accepted",
+            );
+        }
+        if !self.advertised_listener.is_empty() {
+            parse_host_port(&self.advertised_listener).map_err(|reason| ConfigError::Invalid {
+                key: "advertised_listener",
+                reason,
+            })?;
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            return bad(
+                "log_level",
+                format!("`{}` is not a valid filter", self.log_level),
+            );
+        }
+        Ok(())
+    }
+
+    /// The host and port clients are told to connect to.
+    pub fn advertised(&self, bound: SocketAddr) -> (String, i32) {
+        if self.advertised_listener.is_empty() {
+            (bound.ip().to_string(), bound.port() as i32)
+        } else {
+            parse_host_port(&self.advertised_listener)
+                .unwrap_or_else(|_| (bound.ip().to_string(), bound.port() as i32))
+        }
+    }
+}
+
+fn parse_host_port(s: &str) -> Result<(String, i32), String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("`{s}` is not HOST:PORT"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("`{port}` is not a port number"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("`{s}` has no host"));
+    }
+    Ok((host.to_string(), port as i32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["tiercel"];
+        argv.extend_from_slice(args);
+        Config::load(Cli::try_parse_from(argv).expect("flags parse"))
+    }
+
+    #[test]
+    fn shipped_config_file_lists_every_key_with_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tiercel.toml");
+        let text = std::fs::read_to_string(&path).expect("config/tiercel.toml exists");
+        for (key, _) in Config::KEYS {
+            let present = text.lines().any(|l| {
+                let l = l.trim_start_matches('#').trim_start();
+                l.starts_with(&format!("{key} ="))
+            });
+            assert!(present, "config/tiercel.toml does not mention `{key}`");
+        }
+        let file = Config::read_file(&path).expect("shipped file parses");
+        let merged = Config::merge(Cli::default(), file);
+        let d = Config::default();
+        assert_eq!(
+            format!("{merged:?}"),
+            format!("{d:?}"),
+            "file values differ from defaults"
+        );
+    }
+
+    #[test]
+    fn cli_beats_file_beats_default() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("t.toml");
+        std::fs::write(&f, "node_id = 7\nnum_partitions = 3\n").expect("write");
+        let c = parse(&["--config", f.to_str().expect("utf8"), "--node-id", "9"]).expect("ok");
+        assert_eq!(c.node_id, 9);
+        assert_eq!(c.num_partitions, 3);
+        assert_eq!(c.log_segment_bytes, 1_073_741_824);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let e = parse(&["--num-partitions", "0"]).expect_err("invalid");
+        assert!(e.to_string().contains("`num_partitions`"), "{e}");
+        let e = parse(&["--advertised-listener", "nohost"]).expect_err("invalid");
+        assert!(e.to_string().contains("`advertised_listener`"), "{e}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("t.toml");
+        std::fs::write(&f, "no_such_key = 1\n").expect("write");
+        let e = parse(&["--config", f.to_str().expect("utf8")]).expect_err("unknown key");
+        assert!(e.to_string().contains("no_such_key"), "{e}");
+    }
+
+    #[test]
+    fn advertised_defaults_to_bound_address() {
+        let c = Config::default();
+        assert_eq!(
+            c.advertised(addr("127.0.0.1:1234")),
+            ("127.0.0.1".into(), 1234)
+        );
+        let c = Config {
+            advertised_listener: "kafka.example:19092".into(),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.advertised(addr("0.0.0.0:1")),
+            ("kafka.example".into(), 19092)
+        );
+    }
+}

@@ -1,0 +1,22 @@
+//! Tiercel: a Kafka wire-protocol compatible broker that keeps each partition as segments on
+//! local disk. See `README.md` for users and the module docs for the invariants each part keeps.
+//!
+//! Layers (dependencies point down only):
+//! `server` (bytes, connections) → `protocol` (frames ↔ typed requests) → `api` (one handler per
+//! Kafka API, the one place internal errors become Kafka error codes) → `catalog` / `log`.
+//! `batch`, `clock`, `config` and `metrics` are leaves.
+
+pub mod alloc;
+pub mod api;
+pub mod batch;
+pub mod broker;
+pub mod catalog;
+pub mod clock;
+pub mod config;
+pub mod log;
+pub mod metrics;
+pub mod protocol;
+pub mod server;
+
+#[global_allocator]
+static GLOBAL: alloc::LazyLargeAlloc = alloc::LazyLargeAlloc;

@@ -1,0 +1,523 @@
+//! One partition's log: an ordered map of segments, the last one active.
+//!
+//! Offsets are assigned under the partition lock, so appends are totally ordered. The high
+//! watermark only covers data an `fdatasync` has made durable: the partition's flusher task syncs
+//! the active segment when an `acks=all` producer asks (immediately) or when data has been written
+//! (within `flush_interval_ms`). One sync covers every producer waiting at that moment (group
+//! commit). Rolling a segment syncs it and its indexes before the new one takes writes, so every
+//! closed segment is durable and only the active one can have a torn tail after a crash.
+//!
+//! Cancellation: `append` does its I/O synchronously under the lock and cannot be torn by a
+//! dropped future; a dropped `wait_durable` only stops waiting.
+
+use super::segment::{self, locate, read_batches, Segment, Target};
+use super::{LogConfig, LogError};
+use crate::batch::{self, BatchHeader};
+use crate::clock::SharedClock;
+use crate::config::TimestampType;
+use bytes::{Bytes, BytesMut};
+use parking_lot::{Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    config: RwLock<LogConfig>,
+    clock: SharedClock,
+    /// Broadcasts the high watermark; fetch long-polls and acks=all producers wait on it.
+    hw_tx: watch::Sender<i64>,
+    /// Wakes the flusher now (an acks=all producer is waiting).
+    urgent: Notify,
+    /// Tells the flusher there is unsynced data (flush within the interval).
+    dirty: Notify,
+    /// Set after an I/O error the partition cannot vouch past; every later append fails.
+    offline: AtomicBool,
+}
+
+struct Inner {
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    high_watermark: i64,
+}
+
+impl Inner {
+    fn active(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .unwrap_or_else(|| unreachable!("a partition always has an active segment"))
+    }
+    fn next_offset(&self) -> i64 {
+        self.segments
+            .values()
+            .next_back()
+            .map(|s| s.next_offset)
+            .unwrap_or(self.log_start_offset)
+    }
+}
+
+/// What an append assigned.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker time written into the batch for LogAppendTime topics, else -1.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+}
+
+/// Offsets a fetch reports beside its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offsets {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+}
+
+/// A read of whole batches.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    pub records: Bytes,
+    pub offsets: Offsets,
+}
+
+impl Partition {
+    /// Opens (or creates) the partition in `dir`. `recover` scans and repairs the active segment.
+    pub fn open(
+        topic: &str,
+        index: i32,
+        dir: PathBuf,
+        config: LogConfig,
+        clock: SharedClock,
+        recover: bool,
+    ) -> Result<Arc<Partition>, LogError> {
+        std::fs::create_dir_all(&dir)?;
+        let mut bases: Vec<i64> = Vec::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(base) = stem.parse::<i64>() {
+                    bases.push(base);
+                }
+            } else if name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        bases.sort_unstable();
+        let now = clock.now_ms();
+        let interval = config.index_interval_bytes as u64;
+        let mut segments = BTreeMap::new();
+        for (i, &base) in bases.iter().enumerate() {
+            let is_last = i + 1 == bases.len();
+            let mut seg = Segment::open(&dir, base, recover && is_last, interval, now)?;
+            if !is_last {
+                seg.write_indexes()?;
+            }
+            segments.insert(base, seg);
+        }
+        if segments.is_empty() {
+            segments.insert(0, Segment::create(&dir, 0, now)?);
+            segment::sync_dir(&dir)?;
+        }
+        let log_start_offset = segments.keys().next().copied().unwrap_or(0);
+        let mut inner = Inner {
+            segments,
+            log_start_offset,
+            high_watermark: 0,
+        };
+        inner.high_watermark = inner.next_offset();
+        let hw = inner.high_watermark;
+        Ok(Arc::new(Partition {
+            topic: topic.to_string(),
+            index,
+            dir,
+            inner: Mutex::new(inner),
+            config: RwLock::new(config),
+            clock,
+            hw_tx: watch::Sender::new(hw),
+            urgent: Notify::new(),
+            dirty: Notify::new(),
+            offline: AtomicBool::new(false),
+        }))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.config.read().clone()
+    }
+
+    pub fn set_config(&self, config: LogConfig) {
+        *self.config.write() = config;
+    }
+
+    pub fn offsets(&self) -> Offsets {
+        let inner = self.inner.lock();
+        Offsets {
+            log_start_offset: inner.log_start_offset,
+            high_watermark: inner.high_watermark,
+            log_end_offset: inner.next_offset(),
+        }
+    }
+
+    /// Total bytes of the partition's segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.inner.lock().segments.values().map(|s| s.len).sum()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.hw_tx.subscribe()
+    }
+
+    /// Validates a client batch (exactly one magic-v2 batch), assigns its offsets and appends it.
+    /// Data becomes visible to consumers once the flusher has synced it.
+    pub fn append(&self, mut data: BytesMut) -> Result<AppendInfo, LogError> {
+        let config = self.config();
+        let h = validate_client_batch(&data, &config)?;
+        if self.offline.load(Ordering::Acquire) {
+            return Err(LogError::Offline);
+        }
+        let now = self.clock.now_ms();
+        let mut inner = self.inner.lock();
+        let base = inner.next_offset();
+        let last = base + h.last_offset_delta as i64;
+        let needs_roll = {
+            let active = inner.active();
+            !active.is_empty()
+                && (active.len + data.len() as u64 > config.segment_bytes as u64
+                    || now - active.created_ms >= config.segment_ms
+                    || !active.can_hold_offset(last))
+        };
+        if needs_roll {
+            self.roll(&mut inner, base, now)
+                .inspect_err(|_| self.go_offline())?;
+        }
+        batch::set_base_offset(&mut data, base);
+        let log_append_time = if config.timestamp_type == TimestampType::LogAppendTime {
+            batch::set_log_append_time(&mut data, now);
+            now
+        } else {
+            -1
+        };
+        let mut stored = h;
+        stored.base_offset = base;
+        if log_append_time >= 0 {
+            stored.max_timestamp = now;
+        }
+        let interval = config.index_interval_bytes as u64;
+        if let Err(e) = inner.active().append(&data, &stored, interval) {
+            // a full disk leaves the segment whole (the write was cut back); other errors may not
+            if e.raw_os_error() != Some(libc::ENOSPC) {
+                self.go_offline();
+            }
+            tracing::error!(topic = %self.topic, partition = self.index, error = %e, "append failed");
+            return Err(LogError::Io(e));
+        }
+        let log_start_offset = inner.log_start_offset;
+        drop(inner);
+        self.dirty.notify_one();
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: last,
+            log_append_time,
+            log_start_offset,
+        })
+    }
+
+    /// Syncs the active segment and its indexes, then starts a new segment at `base`.
+    fn roll(&self, inner: &mut Inner, base: i64, now: i64) -> Result<(), LogError> {
+        let active = inner.active();
+        active.file().sync_data()?;
+        active.durable_len = active.len;
+        active.write_indexes()?;
+        let synced_to = active.next_offset;
+        let seg = Segment::create(&self.dir, base, now)?;
+        segment::sync_dir(&self.dir)?;
+        inner.segments.insert(base, seg);
+        if synced_to > inner.high_watermark {
+            inner.high_watermark = synced_to;
+            self.hw_tx.send_replace(synced_to);
+        }
+        Ok(())
+    }
+
+    fn go_offline(&self) {
+        self.offline.store(true, Ordering::Release);
+        // wake waiters so they see the failure
+        self.hw_tx.send_modify(|_| {});
+    }
+
+    /// Waits until every offset below `end` is durable (for acks=all).
+    pub async fn wait_durable(&self, end: i64) -> Result<(), LogError> {
+        let mut rx = self.hw_tx.subscribe();
+        self.urgent.notify_one();
+        loop {
+            if self.offline.load(Ordering::Acquire) {
+                return Err(LogError::Offline);
+            }
+            if *rx.borrow_and_update() >= end {
+                return Ok(());
+            }
+            if rx.changed().await.is_err() {
+                return Err(LogError::Offline);
+            }
+        }
+    }
+
+    /// The flusher: syncs on demand (urgent) or within `flush_interval` of a write (dirty).
+    pub async fn run_flusher(self: Arc<Self>, flush_interval: Duration, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = self.urgent.notified() => {}
+                _ = self.dirty.notified() => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(flush_interval) => {}
+                        _ = self.urgent.notified() => {}
+                        _ = cancel.cancelled() => {}
+                    }
+                }
+                _ = cancel.cancelled() => return,
+            }
+            self.flush_once().await;
+        }
+    }
+
+    /// One group-commit round: sync the active segment as written so far, then advance the HW.
+    pub async fn flush_once(&self) {
+        if self.offline.load(Ordering::Acquire) {
+            return;
+        }
+        let snapshot = {
+            let mut inner = self.inner.lock();
+            let hw = inner.high_watermark;
+            let active = inner.active();
+            if active.durable_len == active.len && hw >= active.next_offset {
+                None
+            } else {
+                Some((
+                    active.base_offset,
+                    active.file(),
+                    active.len,
+                    active.next_offset,
+                ))
+            }
+        };
+        let Some((base, file, len, next)) = snapshot else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let res = tokio::task::spawn_blocking(move || file.sync_data()).await;
+        crate::metrics::flush_latency(started.elapsed());
+        match res {
+            Ok(Ok(())) => {
+                let mut inner = self.inner.lock();
+                if let Some(seg) = inner.segments.get_mut(&base) {
+                    seg.durable_len = seg.durable_len.max(len);
+                }
+                if next > inner.high_watermark {
+                    inner.high_watermark = next;
+                    self.hw_tx.send_replace(next);
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "fdatasync failed; partition taken offline");
+                self.go_offline();
+            }
+            Err(e) => {
+                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "flush task failed");
+                self.go_offline();
+            }
+        }
+    }
+
+    /// Reads whole batches starting with the one holding `offset`, up to the high watermark.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<ReadResult, LogError> {
+        let (file, start_pos, limit, offsets) = {
+            let inner = self.inner.lock();
+            let offsets = Offsets {
+                log_start_offset: inner.log_start_offset,
+                high_watermark: inner.high_watermark,
+                log_end_offset: inner.next_offset(),
+            };
+            if offset < offsets.log_start_offset || offset > offsets.log_end_offset {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start: offsets.log_start_offset,
+                    log_end: offsets.log_end_offset,
+                });
+            }
+            if offset >= offsets.high_watermark {
+                return Ok(ReadResult {
+                    records: Bytes::new(),
+                    offsets,
+                });
+            }
+            let seg = inner
+                .segments
+                .range(..=offset)
+                .next_back()
+                .map(|(_, s)| s)
+                .filter(|s| s.next_offset > offset)
+                .or_else(|| inner.segments.range(offset..).next().map(|(_, s)| s));
+            let Some(seg) = seg else {
+                return Ok(ReadResult {
+                    records: Bytes::new(),
+                    offsets,
+                });
+            };
+            (
+                seg.file(),
+                seg.index_position(offset),
+                seg.durable_len,
+                offsets,
+            )
+        };
+        let located = locate(&file, start_pos, limit, Target::Offset(offset))?;
+        let records = match located {
+            Some((loc, _)) => read_batches(&file, loc, limit, max_bytes, min_one)?,
+            None => Bytes::new(),
+        };
+        Ok(ReadResult { records, offsets })
+    }
+
+    /// Kafka's ListOffsets by timestamp: the first offset whose batch has a timestamp `>= ts`
+    /// and its timestamp, among durable data. `None` when there is none.
+    pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        let candidates: Vec<(std::sync::Arc<std::fs::File>, u64, u64)> = {
+            let inner = self.inner.lock();
+            inner
+                .segments
+                .values()
+                .filter(|s| s.max_timestamp >= ts && s.durable_len > 0)
+                .map(|s| (s.file(), s.time_position(ts), s.durable_len))
+                .collect()
+        };
+        for (file, pos, limit) in candidates {
+            if let Some((loc, h)) = locate(&file, pos, limit, Target::Timestamp(ts))? {
+                let bytes = read_batches(&file, loc, limit, 0, true)?;
+                let exact = first_record_at_or_after(&bytes, &h, ts);
+                return Ok(Some(exact));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        let inner = self.inner.lock();
+        let hw = inner.high_watermark;
+        inner
+            .segments
+            .values()
+            .filter(|s| s.max_timestamp >= 0 && s.offset_of_max_timestamp < hw)
+            .max_by_key(|s| s.max_timestamp)
+            .map(|s| (s.offset_of_max_timestamp, s.max_timestamp))
+    }
+
+    /// Deletes closed segments beyond `retention.ms` / `retention.bytes`. Returns how many.
+    pub fn enforce_retention(&self) -> Result<usize, LogError> {
+        let config = self.config();
+        let now = self.clock.now_ms();
+        let mut inner = self.inner.lock();
+        let mut total: i64 = inner.segments.values().map(|s| s.len as i64).sum();
+        let mut doomed = Vec::new();
+        let closed: Vec<i64> = inner.segments.keys().copied().collect();
+        for base in closed.iter().take(closed.len().saturating_sub(1)) {
+            let seg = &inner.segments[base];
+            let newest = if seg.max_timestamp >= 0 {
+                seg.max_timestamp
+            } else {
+                seg.created_ms
+            };
+            let by_time = config.retention_ms >= 0 && now - newest > config.retention_ms;
+            let by_size =
+                config.retention_bytes >= 0 && total - seg.len as i64 >= config.retention_bytes;
+            if !(by_time || by_size) {
+                break;
+            }
+            total -= seg.len as i64;
+            doomed.push(*base);
+        }
+        for base in &doomed {
+            if let Some(seg) = inner.segments.remove(base) {
+                seg.delete_files()?;
+            }
+        }
+        if let Some(first) = inner.segments.keys().next().copied() {
+            inner.log_start_offset = inner.log_start_offset.max(first);
+        }
+        if !doomed.is_empty() {
+            tracing::info!(topic = %self.topic, partition = self.index, segments = doomed.len(), log_start_offset = inner.log_start_offset, "retention deleted segments");
+        }
+        Ok(doomed.len())
+    }
+
+    /// Flushes everything and writes every segment's indexes (clean shutdown).
+    pub fn close(&self) -> Result<(), LogError> {
+        let mut inner = self.inner.lock();
+        for seg in inner.segments.values_mut() {
+            seg.file().sync_data()?;
+            seg.durable_len = seg.len;
+            seg.write_indexes()?;
+        }
+        Ok(())
+    }
+}
+
+/// Kafka's produce-side batch rules for a client batch (LogValidator, header-level only).
+fn validate_client_batch(data: &[u8], config: &LogConfig) -> Result<BatchHeader, LogError> {
+    if data.len() > config.max_message_bytes as usize {
+        return Err(LogError::RecordTooLarge {
+            size: data.len(),
+            max: config.max_message_bytes as usize,
+        });
+    }
+    let h = batch::validate(data)?;
+    if h.is_control() {
+        return Err(LogError::InvalidRecord(
+            "clients may not write control batches".into(),
+        ));
+    }
+    if h.is_transactional() {
+        return Err(LogError::InvalidTxnState);
+    }
+    if h.producer_id >= 0 {
+        // this broker has issued no producer ids yet (no InitProducerId)
+        return Err(LogError::UnknownProducerId(h.producer_id));
+    }
+    Ok(h)
+}
+
+/// Within one batch, the offset and timestamp of the first record with timestamp `>= ts`.
+/// Uncompressed batches are walked record by record; a compressed batch answers with its first
+/// offset and max timestamp (decompressing on this path is left for later).
+fn first_record_at_or_after(bytes: &[u8], h: &BatchHeader, ts: i64) -> (i64, i64) {
+    if h.is_log_append_time() || h.compression() != 0 {
+        return (h.base_offset, h.max_timestamp);
+    }
+    let mut cur = batch::RecordCursor::new(bytes);
+    while let Some((offset_delta, ts_delta)) = cur.next_record() {
+        let rts = h.base_timestamp.saturating_add(ts_delta);
+        if rts >= ts {
+            return (h.base_offset + offset_delta as i64, rts);
+        }
+    }
+    (h.base_offset, h.max_timestamp)
+}

@@ -1,0 +1,493 @@
+//! One log segment: `<base offset>.log` with its sparse `.index` and `.timeindex`.
+//!
+//! Invariants: `len` is the number of valid bytes in the `.log` file and every byte below it is
+//! a sequence of whole, CRC-checked batches with strictly increasing offsets; `durable_len <= len`
+//! is what an `fdatasync` has covered. Appends write at `len` with `pwrite`; a failed write is
+//! cut off again (`set_len(len)`), so a full disk leaves no partial batch behind.
+
+use super::index::{self, OffsetEntry, TimeEntry};
+use crate::batch::{self, BatchHeader, HEADER_LEN};
+use bytes::{Bytes, BytesMut};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// File name stem for a base offset: 20 zero-padded digits, as Kafka names them.
+pub fn file_stem(base_offset: i64) -> String {
+    format!("{base_offset:020}")
+}
+
+pub struct Segment {
+    pub base_offset: i64,
+    stem: PathBuf,
+    file: Arc<File>,
+    /// Valid bytes in the `.log` file.
+    pub len: u64,
+    /// Bytes covered by a completed `fdatasync`.
+    pub durable_len: u64,
+    /// One past the last offset stored here (`base_offset` while empty).
+    pub next_offset: i64,
+    /// Largest batch max-timestamp seen, -1 while empty.
+    pub max_timestamp: i64,
+    /// Last offset of the batch holding `max_timestamp`.
+    pub offset_of_max_timestamp: i64,
+    /// When the segment was created (ms), for `segment.ms` rolling.
+    pub created_ms: i64,
+    index: Vec<OffsetEntry>,
+    time_index: Vec<TimeEntry>,
+    bytes_since_index: u64,
+    /// Set once the indexes on disk match memory (a closed segment after roll or load).
+    indexes_on_disk: bool,
+}
+
+/// What a header walk found: the batch that holds an offset.
+pub struct Located {
+    pub position: u64,
+    pub batch_len: usize,
+}
+
+impl Segment {
+    fn path(&self, ext: &str) -> PathBuf {
+        self.stem.with_extension(ext)
+    }
+
+    /// Creates a new empty segment. The directory entry is synced by the caller.
+    pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
+        let stem = dir.join(file_stem(base_offset));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(stem.with_extension("log"))?;
+        Ok(Segment {
+            base_offset,
+            stem,
+            file: Arc::new(file),
+            len: 0,
+            durable_len: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            created_ms: now_ms,
+            index: Vec::new(),
+            time_index: Vec::new(),
+            bytes_since_index: 0,
+            indexes_on_disk: false,
+        })
+    }
+
+    /// Opens an existing segment. With `recover`, every batch is read and CRC-checked and the file
+    /// is truncated at the first torn or corrupt byte; otherwise the indexes on disk are trusted
+    /// when well-formed and the file is only walked batch header to batch header.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        recover: bool,
+        index_interval: u64,
+        now_ms: i64,
+    ) -> io::Result<Segment> {
+        let stem = dir.join(file_stem(base_offset));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(stem.with_extension("log"))?;
+        let file_len = file.metadata()?.len();
+        let created_ms = file
+            .metadata()?
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(now_ms);
+        let mut seg = Segment {
+            base_offset,
+            stem,
+            file: Arc::new(file),
+            len: 0,
+            durable_len: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            created_ms,
+            index: Vec::new(),
+            time_index: Vec::new(),
+            bytes_since_index: 0,
+            indexes_on_disk: false,
+        };
+        let valid_len = seg.scan(file_len, recover, index_interval)?;
+        if valid_len < file_len {
+            tracing::warn!(
+                segment = %seg.path("log").display(),
+                valid_len,
+                file_len,
+                "truncating torn or corrupt segment tail"
+            );
+            seg.file.set_len(valid_len)?;
+            seg.file.sync_data()?;
+        }
+        seg.len = valid_len;
+        seg.durable_len = valid_len;
+        if !recover {
+            seg.load_indexes_if_valid();
+        }
+        Ok(seg)
+    }
+
+    /// Walks the file from the start, rebuilding indexes and offsets. With `verify`, reads every
+    /// batch whole and checks its CRC. Returns the length of the valid prefix.
+    fn scan(&mut self, file_len: u64, verify: bool, index_interval: u64) -> io::Result<u64> {
+        let file = self.file.clone();
+        let mut reader = io::BufReader::with_capacity(1 << 20, &*file);
+        let mut pos: u64 = 0;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut head = [0u8; HEADER_LEN];
+        let mut expected_next = self.base_offset;
+        loop {
+            if file_len - pos < HEADER_LEN as u64 {
+                break;
+            }
+            if reader.read_exact(&mut head).is_err() {
+                break;
+            }
+            let h = match BatchHeader::parse(&head) {
+                Ok(h) => h,
+                Err(_) => break,
+            };
+            let total = h.total_len() as u64;
+            if total > file_len - pos || h.base_offset < expected_next || h.last_offset_delta < 0 {
+                break;
+            }
+            let rest = total as usize - HEADER_LEN;
+            if verify {
+                buf.clear();
+                buf.extend_from_slice(&head);
+                buf.resize(total as usize, 0);
+                if reader.read_exact(&mut buf[HEADER_LEN..]).is_err() {
+                    break;
+                }
+                if batch::validate(&buf).is_err() {
+                    break;
+                }
+            } else if reader.seek_relative(rest as i64).is_err() {
+                break;
+            }
+            self.note_batch(&h, pos, index_interval);
+            expected_next = h.last_offset() + 1;
+            pos += total;
+        }
+        Ok(pos)
+    }
+
+    /// Marks the indexes on disk as current when they equal the ones the scan rebuilt, so a clean
+    /// shutdown need not rewrite them. (Start-up always walks the segment; trusting the files to
+    /// skip that walk is a later optimisation.)
+    fn load_indexes_if_valid(&mut self) {
+        let offsets = std::fs::read(self.path("index"))
+            .ok()
+            .and_then(|b| index::decode_offsets(&b, self.len));
+        let times = std::fs::read(self.path("timeindex"))
+            .ok()
+            .and_then(|b| index::decode_times(&b));
+        if let (Some(o), Some(t)) = (offsets, times) {
+            if o == self.index && t == self.time_index {
+                self.indexes_on_disk = true;
+            }
+        }
+    }
+
+    /// Records a batch appended at `pos` in the in-memory state and indexes.
+    fn note_batch(&mut self, h: &BatchHeader, pos: u64, index_interval: u64) {
+        let rel = (h.base_offset - self.base_offset) as u32;
+        let total = h.total_len() as u64;
+        if self.index.is_empty() || self.bytes_since_index >= index_interval {
+            self.index.push(OffsetEntry {
+                relative_offset: rel,
+                position: pos as u32,
+            });
+            self.bytes_since_index = 0;
+        }
+        if h.max_timestamp > self.max_timestamp {
+            self.max_timestamp = h.max_timestamp;
+            self.offset_of_max_timestamp = h.last_offset();
+            // time entries sit at offset-index points, so every batch before an entry has a
+            // max timestamp below the entry's: a lookup may start its walk there
+            if self.bytes_since_index == 0 {
+                self.time_index.push(TimeEntry {
+                    timestamp: h.max_timestamp,
+                    relative_offset: rel,
+                });
+            }
+        }
+        self.bytes_since_index += total;
+        self.next_offset = h.last_offset() + 1;
+        self.indexes_on_disk = false;
+    }
+
+    /// Appends one validated batch whose base offset is already assigned.
+    pub fn append(&mut self, data: &[u8], h: &BatchHeader, index_interval: u64) -> io::Result<()> {
+        if let Err(e) = self.file.write_all_at(data, self.len) {
+            // leave no partial batch behind: cut the file back to the last whole batch
+            let _ = self.file.set_len(self.len);
+            return Err(e);
+        }
+        let pos = self.len;
+        self.len += data.len() as u64;
+        self.note_batch(h, pos, index_interval);
+        Ok(())
+    }
+
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether offsets up to `offset` still fit the index's 32-bit relative offsets.
+    pub fn can_hold_offset(&self, offset: i64) -> bool {
+        offset - self.base_offset <= i32::MAX as i64
+    }
+
+    /// Index position from which to walk to `offset`.
+    pub fn index_position(&self, offset: i64) -> u64 {
+        let rel = (offset - self.base_offset).clamp(0, u32::MAX as i64) as u32;
+        index::floor_offset(&self.index, rel)
+            .map(|e| e.position as u64)
+            .unwrap_or(0)
+    }
+
+    /// Index position from which to walk to the first batch with a timestamp `>= ts`.
+    pub fn time_position(&self, ts: i64) -> u64 {
+        match index::floor_time(&self.time_index, ts) {
+            Some(t) => self.index_position(self.base_offset + t.relative_offset as i64),
+            None => 0,
+        }
+    }
+
+    /// Writes `.index` and `.timeindex` (temp file, fsync, rename) unless already current.
+    pub fn write_indexes(&mut self) -> io::Result<()> {
+        if self.indexes_on_disk {
+            return Ok(());
+        }
+        write_atomic(&self.path("index"), &index::encode_offsets(&self.index))?;
+        write_atomic(
+            &self.path("timeindex"),
+            &index::encode_times(&self.time_index),
+        )?;
+        self.indexes_on_disk = true;
+        Ok(())
+    }
+
+    /// Removes the segment's files.
+    pub fn delete_files(&self) -> io::Result<()> {
+        for ext in ["log", "index", "timeindex"] {
+            match std::fs::remove_file(self.path(ext)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Walks batch headers in `file` from `pos` up to `limit` and returns the first batch whose last
+/// offset is `>= offset` (or, with `by_time`, whose max timestamp is `>= ts`).
+pub fn locate(
+    file: &File,
+    mut pos: u64,
+    limit: u64,
+    target: Target,
+) -> io::Result<Option<(Located, BatchHeader)>> {
+    let mut head = [0u8; HEADER_LEN];
+    while pos + HEADER_LEN as u64 <= limit {
+        file.read_exact_at(&mut head, pos)?;
+        let h = BatchHeader::parse(&head).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("at position {pos}: {e}"),
+            )
+        })?;
+        let total = h.total_len() as u64;
+        let hit = match target {
+            Target::Offset(o) => h.last_offset() >= o,
+            Target::Timestamp(ts) => h.max_timestamp >= ts,
+        };
+        if hit {
+            return Ok(Some((
+                Located {
+                    position: pos,
+                    batch_len: total as usize,
+                },
+                h,
+            )));
+        }
+        pos += total;
+    }
+    Ok(None)
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    Offset(i64),
+    Timestamp(i64),
+}
+
+/// Reads whole batches from `start` within `[start, limit)`: at most `max_bytes`, except that with
+/// `min_one` the first batch is returned whole even when larger. Never returns a partial batch.
+pub fn read_batches(
+    file: &File,
+    start: Located,
+    limit: u64,
+    max_bytes: usize,
+    min_one: bool,
+) -> io::Result<Bytes> {
+    let available = limit.saturating_sub(start.position) as usize;
+    let want = if min_one {
+        max_bytes.max(start.batch_len)
+    } else {
+        max_bytes
+    }
+    .min(available);
+    if want < start.batch_len {
+        return Ok(Bytes::new());
+    }
+    let mut buf = BytesMut::zeroed(want);
+    file.read_exact_at(&mut buf, start.position)?;
+    let mut end = 0usize;
+    while end < buf.len() {
+        match batch::peek_frame(&buf[end..]) {
+            Ok((_, len)) if end + len <= buf.len() => end += len,
+            _ => break,
+        }
+    }
+    buf.truncate(end);
+    Ok(buf.freeze())
+}
+
+/// Writes `data` to `path` atomically: temp file, fsync, rename, fsync directory.
+pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::tests::make_batch;
+
+    fn append(seg: &mut Segment, offset: i64, n: i32, ts: i64) {
+        let mut b = make_batch(0, n, 100, ts);
+        batch::set_base_offset(&mut b, offset);
+        let h = batch::validate(&b).expect("valid");
+        seg.append(&b, &h, 512).expect("append");
+    }
+
+    #[test]
+    fn append_read_and_recover_truncates_torn_tail() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut seg = Segment::create(dir.path(), 100, 0).expect("create");
+        for i in 0..20 {
+            append(&mut seg, 100 + i * 3, 3, 1000 + i);
+        }
+        assert_eq!(seg.next_offset, 160);
+        let good_len = seg.len;
+        let file = seg.file();
+        // find and read the batch holding offset 131
+        let (loc, h) = locate(&file, seg.index_position(131), seg.len, Target::Offset(131))
+            .expect("io")
+            .expect("found");
+        assert_eq!(h.base_offset, 130);
+        let bytes = read_batches(&file, loc, seg.len, 1, true).expect("read");
+        assert_eq!(
+            batch::validate(&bytes)
+                .expect("one whole batch")
+                .base_offset,
+            130
+        );
+        // by timestamp: first batch with max ts >= 1005 is the sixth (base 115)
+        let (_, h) = locate(
+            &file,
+            seg.time_position(1005),
+            seg.len,
+            Target::Timestamp(1005),
+        )
+        .expect("io")
+        .expect("found");
+        assert_eq!(h.base_offset, 115);
+        // tear the tail: garbage after the last whole batch, and a half-written batch
+        let mut torn = make_batch(160, 2, 100, 5);
+        torn.truncate(torn.len() / 2);
+        file.write_all_at(&torn, good_len).expect("write");
+        drop(file);
+        drop(seg);
+        let seg = Segment::open(dir.path(), 100, true, 512, 0).expect("open");
+        assert_eq!(seg.len, good_len);
+        assert_eq!(seg.next_offset, 160);
+        assert_eq!(
+            std::fs::metadata(dir.path().join(format!("{}.log", file_stem(100))))
+                .expect("meta")
+                .len(),
+            good_len
+        );
+    }
+
+    #[test]
+    fn corrupt_byte_in_middle_truncates_from_that_batch() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut seg = Segment::create(dir.path(), 0, 0).expect("create");
+        for i in 0..10 {
+            append(&mut seg, i, 1, 1);
+        }
+        let batch_len = seg.len / 10;
+        let file = seg.file();
+        // flip a byte inside the 5th batch's records
+        file.write_all_at(&[0xAB], batch_len * 4 + 70)
+            .expect("write");
+        drop(file);
+        drop(seg);
+        let seg = Segment::open(dir.path(), 0, true, 512, 0).expect("open");
+        assert_eq!(seg.next_offset, 4);
+        assert_eq!(seg.len, batch_len * 4);
+    }
+
+    #[test]
+    fn indexes_persist_and_reload() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut seg = Segment::create(dir.path(), 0, 0).expect("create");
+        for i in 0..50 {
+            append(&mut seg, i * 2, 2, 10 + i);
+        }
+        seg.write_indexes().expect("write");
+        let idx = seg.index.clone();
+        drop(seg);
+        let seg = Segment::open(dir.path(), 0, false, 512, 0).expect("open");
+        assert!(seg.indexes_on_disk);
+        assert_eq!(seg.index, idx);
+        assert!(
+            seg.index.len() > 5,
+            "sparse index has entries: {}",
+            seg.index.len()
+        );
+    }
+}

@@ -1,0 +1,161 @@
+use super::*;
+use bytes::{BufMut, BytesMut};
+use kafka_protocol::messages::RequestHeader;
+use kafka_protocol::protocol::Encodable;
+use proptest::prelude::*;
+
+fn frame_with_header(api: ApiKey, version: i16, body: &[u8]) -> Bytes {
+    let mut buf = BytesMut::new();
+    let mut h = RequestHeader::default();
+    h.request_api_key = api as i16;
+    h.request_api_version = version;
+    h.correlation_id = 42;
+    h.client_id = Some(StrBytes::from_static_str("test"));
+    h.encode(&mut buf, api.request_header_version(version))
+        .expect("header");
+    buf.put_slice(body);
+    buf.freeze()
+}
+
+use kafka_protocol::protocol::StrBytes;
+
+#[test]
+fn huge_claimed_array_count_is_an_error_not_an_abort() {
+    // Metadata v0 body: topics array claiming 2^31-1 entries, then nothing.
+    let frame = frame_with_header(ApiKey::Metadata, 0, &i32::MAX.to_be_bytes());
+    match decode_request(frame) {
+        Err(DecodeError::Malformed { .. }) => {}
+        other => panic!("expected malformed, got {other:?}"),
+    }
+    // Produce v3: null transactional id, acks, timeout, topics claiming 2^31-1 entries
+    let mut body = Vec::new();
+    body.extend((-1i16).to_be_bytes());
+    body.extend(1i16.to_be_bytes());
+    body.extend(1000i32.to_be_bytes());
+    body.extend(i32::MAX.to_be_bytes());
+    assert!(decode_request(frame_with_header(ApiKey::Produce, 3, &body)).is_err());
+}
+
+#[test]
+fn api_versions_above_max_gets_the_fallback() {
+    let frame = frame_with_header(ApiKey::ApiVersions, 3, &[1, 1, 0]);
+    assert!(decode_request(frame).is_ok());
+    let mut raw = BytesMut::new();
+    raw.put_i16(ApiKey::ApiVersions as i16);
+    raw.put_i16(99);
+    raw.put_i32(7);
+    raw.put_slice(&[0, 0, 0, 0]);
+    match decode_request(raw.freeze()) {
+        Err(DecodeError::ApiVersionsUnsupported {
+            version: 99,
+            correlation_id: 7,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn unknown_and_unsupported_apis_are_refused() {
+    let mut raw = BytesMut::new();
+    raw.put_i16(9999);
+    raw.put_i16(0);
+    raw.put_i32(1);
+    assert!(matches!(
+        decode_request(raw.freeze()),
+        Err(DecodeError::UnknownApiKey(9999))
+    ));
+    let frame = frame_with_header(ApiKey::Fetch, 13, &[]);
+    assert!(matches!(
+        decode_request(frame),
+        Err(DecodeError::UnsupportedVersion { .. })
+    ));
+    assert!(matches!(
+        decode_request(Bytes::from_static(&[0, 1])),
+        Err(DecodeError::Truncated(2))
+    ));
+}
+
+#[test]
+fn request_roundtrip_through_the_codec() {
+    let mut req = MetadataRequest::default();
+    let mut t = kafka_protocol::messages::metadata_request::MetadataRequestTopic::default();
+    t.name = Some(TopicName(StrBytes::from_static_str("orders")));
+    req.topics = Some(vec![t]);
+    for v in 0..=12 {
+        let mut body = BytesMut::new();
+        req.encode(&mut body, v).expect("encode");
+        let (ctx, decoded) =
+            decode_request(frame_with_header(ApiKey::Metadata, v, &body)).expect("decode");
+        assert_eq!(ctx.correlation_id, 42);
+        assert_eq!(ctx.api_version, v);
+        match decoded {
+            Request::Metadata(m) => {
+                let names: Vec<String> = m
+                    .topics
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                    .collect();
+                assert_eq!(names, vec!["orders".to_string()]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn response_frames_carry_length_and_correlation_id() {
+    let ctx = RequestContext {
+        api_key: ApiKey::ApiVersions,
+        api_version: 3,
+        correlation_id: 99,
+        client_id: None,
+    };
+    let body = crate::api::api_versions_response(0);
+    let bytes = encode_response(&ctx, &Response::ApiVersions(body)).expect("encode");
+    let len = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+    assert_eq!(len + 4, bytes.len());
+    assert_eq!(
+        i32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+        99
+    );
+    // ApiVersions responses use header v0 even when flexible: error code follows directly
+    assert_eq!(i16::from_be_bytes([bytes[8], bytes[9]]), 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Any body after a valid header, for every supported API and version, decodes or errors.
+    #[test]
+    fn arbitrary_bodies_never_panic_or_abort(
+        which in 0usize..versions::SUPPORTED.len(),
+        vsel in 0i16..16,
+        body in proptest::collection::vec(any::<u8>(), 0..128),
+    ) {
+        let (api, min, max) = versions::SUPPORTED[which];
+        let v = min + vsel % (max - min + 1);
+        let _ = decode_request(frame_with_header(api, v, &body));
+    }
+
+    /// Arbitrary whole frames, header included.
+    #[test]
+    fn arbitrary_frames_never_panic_or_abort(frame in proptest::collection::vec(any::<u8>(), 0..96)) {
+        let _ = decode_request(Bytes::from(frame));
+    }
+
+    /// Bodies that claim large array counts anywhere (big-endian i32 near 2^31 sprinkled in).
+    #[test]
+    fn large_counts_anywhere_never_abort(
+        which in 0usize..versions::SUPPORTED.len(),
+        pos in 0usize..36,
+        body in proptest::collection::vec(any::<u8>(), 40..80),
+    ) {
+        let (api, min, max) = versions::SUPPORTED[which];
+        let mut body = body;
+        body[pos..pos + 4].copy_from_slice(&0x7fff_fff0i32.to_be_bytes());
+        for v in min..=max {
+            let _ = decode_request(frame_with_header(api, v, &body));
+        }
+    }
+}

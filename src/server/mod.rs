@@ -1,0 +1,167 @@
+//! TCP listener and connections: length-prefixed frames with a size cap, a connection limit, and
+//! per-connection pipelining with responses written in request order.
+//!
+//! Each connection has a reader (frames → `protocol::decode_request` → `Handler::handle`, which
+//! does the order-sensitive work) and a writer that awaits each request's [`Pending`] in arrival
+//! order and writes the response. A bad frame is logged with the peer address and the connection
+//! closed; nothing a client sends can take down more than its own connection.
+
+use crate::api::{api_versions_response, Handler, Pending};
+use crate::protocol::{self, DecodeError, RequestContext};
+use bytes::BytesMut;
+use kafka_protocol::error::ResponseError;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Requests a connection may have decoded but not yet answered.
+const MAX_IN_FLIGHT: usize = 64;
+/// Frame bytes are buffered as they arrive, at most this much ahead of the data.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// What each request carries to the writer.
+enum Outgoing {
+    Response(RequestContext, Pending),
+    /// The v0 ApiVersions error reply for an unsupported ApiVersions version.
+    ApiVersionsFallback(i32),
+}
+
+pub struct Server {
+    pub handler: Arc<Handler>,
+    pub max_frame: usize,
+    pub connections: Arc<Semaphore>,
+}
+
+impl Server {
+    /// Accepts connections until `cancel`; connection tasks are tracked by `tasks`.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        cancel: CancellationToken,
+        tasks: TaskTracker,
+    ) {
+        loop {
+            let permit = tokio::select! {
+                p = self.connections.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+                _ = cancel.cancelled() => return,
+            };
+            let (stream, peer) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = cancel.cancelled() => return,
+            };
+            let me = self.clone();
+            let cancel = cancel.clone();
+            tasks.spawn(async move {
+                me.connection(stream, peer, cancel).await;
+                drop(permit);
+            });
+        }
+    }
+
+    async fn connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        cancel: CancellationToken,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
+        let writer = tokio::spawn(write_loop(wr, rx, peer));
+        tokio::select! {
+            _ = self.read_loop(rd, tx, peer) => {}
+            _ = cancel.cancelled() => {}
+        }
+        // the reader is done (or shutting down): the writer drains what was accepted
+        let _ = writer.await;
+    }
+
+    async fn read_loop(&self, mut rd: OwnedReadHalf, tx: mpsc::Sender<Outgoing>, peer: SocketAddr) {
+        loop {
+            let len = match rd.read_i32().await {
+                Ok(n) => n,
+                Err(_) => return, // closed by the client
+            };
+            if len < 0 || len as usize > self.max_frame {
+                tracing::warn!(%peer, len, max = self.max_frame, "request frame size out of bounds (socket_request_max_bytes); closing connection");
+                return;
+            }
+            let mut buf = BytesMut::with_capacity((len as usize).min(READ_CHUNK));
+            while buf.len() < len as usize {
+                let want = (len as usize - buf.len()).min(READ_CHUNK);
+                buf.reserve(want);
+                match (&mut rd).take(want as u64).read_buf(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+            let out = match protocol::decode_request(buf.freeze()) {
+                Ok((ctx, req)) => {
+                    let pending = self.handler.handle(&ctx, req).await;
+                    Outgoing::Response(ctx, pending)
+                }
+                Err(DecodeError::ApiVersionsUnsupported {
+                    version,
+                    correlation_id,
+                }) => {
+                    tracing::debug!(%peer, version, "ApiVersions version not supported; sending v0 fallback");
+                    Outgoing::ApiVersionsFallback(correlation_id)
+                }
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "bad request; closing connection");
+                    return;
+                }
+            };
+            if tx.send(out).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: SocketAddr) {
+    while let Some(out) = rx.recv().await {
+        let bytes = match out {
+            Outgoing::Response(ctx, pending) => match pending.await {
+                None => continue,
+                Some(resp) => match protocol::encode_response(&ctx, &resp) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(%peer, api = ?ctx.api_key, version = ctx.api_version, error = %e, "encoding response failed; closing connection");
+                        return;
+                    }
+                },
+            },
+            Outgoing::ApiVersionsFallback(correlation_id) => {
+                let body = api_versions_response(ResponseError::UnsupportedVersion.code());
+                match protocol::encode_api_versions_fallback(correlation_id, &body) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(%peer, error = %e, "encoding ApiVersions fallback failed");
+                        return;
+                    }
+                }
+            }
+        };
+        if let Err(e) = wr.write_all(&bytes).await {
+            tracing::debug!(%peer, error = %e, "write failed; closing connection");
+            return;
+        }
+    }
+    let _ = wr.shutdown().await;
+}
