@@ -1,0 +1,136 @@
+//! Shared harness: an in-process broker on 127.0.0.1:0 over a temporary data dir, and small
+//! helpers around the `rdkafka` client (librdkafka built from source).
+#![allow(dead_code)]
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tiercel::broker::Broker;
+use tiercel::config::Config;
+use tokio::sync::oneshot;
+
+pub struct TestBroker {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestBroker {
+    pub async fn start() -> TestBroker {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestBroker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, tweak).await
+    }
+
+    /// Starts a broker over an existing data dir (restart tests).
+    pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestBroker {
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        tweak(&mut config);
+        let broker = Broker::bind(config).await.expect("broker starts");
+        let addr = broker.local_addr;
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            broker
+                .run(async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("clean shutdown");
+        });
+        TestBroker {
+            addr,
+            dir,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn bootstrap(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Graceful stop; returns the data dir for a restart.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("broker task");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub fn producer(&self, extra: &[(&str, &str)]) -> FutureProducer {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.bootstrap())
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "20000");
+        for (k, v) in extra {
+            c.set(*k, *v);
+        }
+        c.create().expect("producer")
+    }
+
+    pub fn consumer(&self) -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", self.bootstrap())
+            .set("group.id", "tiercel-tests")
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .set("fetch.wait.max.ms", "100")
+            .create()
+            .expect("consumer")
+    }
+
+    /// Reads `expected` messages from the start of `partitions` of `topic` (or fails after 30 s).
+    pub fn consume(&self, topic: &str, partitions: i32, expected: usize) -> Vec<OwnedMessage> {
+        let consumer = self.consumer();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)
+                .expect("tpl");
+        }
+        consumer.assign(&tpl).expect("assign");
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while out.len() < expected && Instant::now() < deadline {
+            if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+                out.push(m.expect("consume ok").detach());
+            }
+        }
+        assert_eq!(
+            out.len(),
+            expected,
+            "consumed {} of {expected} from {topic}",
+            out.len()
+        );
+        // nothing beyond what was expected
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(300)) {
+            panic!("unexpected extra message at offset {}", m.offset());
+        }
+        out
+    }
+}
+
+pub fn admin(
+    bootstrap: &str,
+) -> rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client")
+}

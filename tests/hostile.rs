@@ -1,0 +1,211 @@
+//! Bytes no client should send, over real TCP: the broker closes that connection (or answers
+//! with an error) and keeps serving everyone else.
+
+mod common;
+
+use common::TestBroker;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// A request frame: length, api key, version, correlation id, client id, body.
+fn frame(api: i16, version: i16, corr: i32, body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend(api.to_be_bytes());
+    f.extend(version.to_be_bytes());
+    f.extend(corr.to_be_bytes());
+    f.extend((-1i16).to_be_bytes()); // null client id
+    f.extend(body);
+    let mut out = (f.len() as i32).to_be_bytes().to_vec();
+    out.extend(f);
+    out
+}
+
+fn connect(b: &TestBroker) -> TcpStream {
+    let s = TcpStream::connect(b.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s
+}
+
+/// Sends `bytes` and expects the broker to close the connection without answering.
+fn expect_closed(b: &TestBroker, bytes: &[u8]) {
+    let mut s = connect(b);
+    let _ = s.write_all(bytes);
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("expected the connection to close, got {other:?}"),
+    }
+}
+
+/// The broker still answers ApiVersions v0 on a fresh connection.
+fn still_serving(b: &TestBroker) {
+    let mut s = connect(b);
+    s.write_all(&frame(18, 0, 77, &[])).expect("write");
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("response length");
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).expect("response");
+    assert_eq!(&body[0..4], &77i32.to_be_bytes(), "correlation id");
+    assert_eq!(&body[4..6], &0i16.to_be_bytes(), "no error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_frames_close_only_their_connection() {
+    let b = TestBroker::start_with(|c| c.socket_request_max_bytes = 1 << 20).await;
+    let addr_b = &b;
+    tokio::task::block_in_place(|| {
+        // a 4-byte Metadata v0 body claiming 2^31-1 topics
+        expect_closed(addr_b, &frame(3, 0, 1, &i32::MAX.to_be_bytes()));
+        still_serving(addr_b);
+        // Produce v3 claiming 2^31-1 topics
+        let mut body = Vec::new();
+        body.extend((-1i16).to_be_bytes());
+        body.extend(1i16.to_be_bytes());
+        body.extend(1000i32.to_be_bytes());
+        body.extend(i32::MAX.to_be_bytes());
+        expect_closed(addr_b, &frame(0, 3, 2, &body));
+        // frame larger than socket_request_max_bytes
+        expect_closed(addr_b, &((2 << 20) as i32).to_be_bytes());
+        // negative frame length
+        expect_closed(addr_b, &(-5i32).to_be_bytes());
+        // unknown api key, unsupported version, truncated header
+        expect_closed(addr_b, &frame(31_000, 0, 3, &[]));
+        expect_closed(addr_b, &frame(1, 99, 4, &[]));
+        expect_closed(addr_b, &[0, 0, 0, 3, 0, 1, 0]);
+        // random garbage bodies for Fetch v12
+        expect_closed(addr_b, &frame(1, 12, 5, &[0xff; 40]));
+        still_serving(addr_b);
+    });
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_above_max_gets_v0_error_reply() {
+    let b = TestBroker::start().await;
+    tokio::task::block_in_place(|| {
+        let mut s = connect(&b);
+        // ApiVersions v127 with a body the broker cannot know
+        s.write_all(&frame(18, 127, 9, &[1, 2, 3])).expect("write");
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).expect("len");
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).expect("body");
+        assert_eq!(&body[0..4], &9i32.to_be_bytes());
+        assert_eq!(
+            i16::from_be_bytes([body[4], body[5]]),
+            35,
+            "UNSUPPORTED_VERSION"
+        );
+        let n = i32::from_be_bytes([body[6], body[7], body[8], body[9]]);
+        assert!(n >= 10, "carries the supported ranges: {n}");
+        // ApiVersions itself is listed with max 4
+        let entries = &body[10..10 + n as usize * 6];
+        let av = entries
+            .chunks(6)
+            .find(|e| i16::from_be_bytes([e[0], e[1]]) == 18)
+            .expect("ApiVersions entry");
+        assert_eq!(i16::from_be_bytes([av[4], av[5]]), 4);
+        // and the connection stays usable
+        s.write_all(&frame(18, 0, 10, &[])).expect("write");
+        s.read_exact(&mut len).expect("second response");
+    });
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_errors_are_kafka_codes() {
+    use rdkafka::producer::FutureRecord;
+    let b = TestBroker::start().await;
+    // a batch with a corrupted CRC, sent raw: CORRUPT_MESSAGE for that partition
+    let p = b.producer(&[]);
+    p.send(
+        FutureRecord::<(), str>::to("raw").payload("seed"),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("topic exists");
+    tokio::task::block_in_place(|| {
+        let batch = valid_batch();
+        let mut corrupt = batch.clone();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 0x55;
+        assert_eq!(produce_raw(&b, "raw", &corrupt), 2, "CORRUPT_MESSAGE");
+        assert_eq!(
+            produce_raw(&b, "raw", &batch),
+            0,
+            "the intact batch is accepted"
+        );
+        let mut two = batch.clone();
+        two.extend(&batch);
+        assert_eq!(
+            produce_raw(&b, "raw", &two),
+            87,
+            "INVALID_RECORD for two batches"
+        );
+        let mut magic1 = batch.clone();
+        magic1[16] = 1;
+        assert_eq!(
+            produce_raw(&b, "raw", &magic1),
+            87,
+            "INVALID_RECORD for magic 1"
+        );
+        assert_eq!(
+            produce_raw(&b, "no-such-topic", &batch),
+            3,
+            "UNKNOWN_TOPIC_OR_PARTITION"
+        );
+    });
+    b.stop().await;
+}
+
+/// A one-record uncompressed magic-v2 batch with a correct CRC-32C.
+fn valid_batch() -> Vec<u8> {
+    let record: &[u8] = &[0, 0, 0, 1, 2, b'v', 0]; // attrs, ts delta, offset delta, key null(-1 => 1), value len 1, 'v', headers 0
+    let mut rec = vec![record.len() as u8 * 2]; // zigzag varint length
+    rec.extend(record);
+    let mut b = Vec::new();
+    b.extend(0i64.to_be_bytes());
+    b.extend(((49 + rec.len()) as i32).to_be_bytes());
+    b.extend(0i32.to_be_bytes());
+    b.push(2);
+    b.extend([0u8; 4]);
+    b.extend(0i16.to_be_bytes());
+    b.extend(0i32.to_be_bytes());
+    b.extend(1i64.to_be_bytes());
+    b.extend(1i64.to_be_bytes());
+    b.extend((-1i64).to_be_bytes());
+    b.extend((-1i16).to_be_bytes());
+    b.extend((-1i32).to_be_bytes());
+    b.extend(1i32.to_be_bytes());
+    b.extend(rec);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// Produce v3 of `records` to partition 0 of `topic`; returns the partition error code.
+fn produce_raw(b: &TestBroker, topic: &str, records: &[u8]) -> i16 {
+    let mut body = Vec::new();
+    body.extend((-1i16).to_be_bytes()); // transactional id
+    body.extend((-1i16).to_be_bytes()); // acks=all
+    body.extend(5000i32.to_be_bytes());
+    body.extend(1i32.to_be_bytes());
+    body.extend((topic.len() as i16).to_be_bytes());
+    body.extend(topic.as_bytes());
+    body.extend(1i32.to_be_bytes());
+    body.extend(0i32.to_be_bytes()); // partition
+    body.extend((records.len() as i32).to_be_bytes());
+    body.extend(records);
+    let mut s = connect(b);
+    s.write_all(&frame(0, 3, 11, &body)).expect("write");
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("len");
+    let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut resp).expect("body");
+    // corr(4) topics(4) name(2+len) partitions(4) index(4) error(2)
+    let at = 4 + 4 + 2 + topic.len() + 4 + 4;
+    i16::from_be_bytes([resp[at], resp[at + 1]])
+}
