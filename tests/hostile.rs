@@ -68,7 +68,7 @@ async fn hostile_frames_close_only_their_connection() {
         body.extend(i32::MAX.to_be_bytes());
         expect_closed(addr_b, &frame(0, 3, 2, &body));
         // frame larger than socket_request_max_bytes
-        expect_closed(addr_b, &((2 << 20) as i32).to_be_bytes());
+        expect_closed(addr_b, &(2i32 << 20).to_be_bytes());
         // negative frame length
         expect_closed(addr_b, &(-5i32).to_be_bytes());
         // unknown api key, unsupported version, truncated header

@@ -1,0 +1,19 @@
+# Multi-stage build: compile with the Rust toolchain, run from a small non-root image.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY config ./config
+RUN cargo build --release --locked --bin tiercel
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 --home /var/lib/tiercel tiercel \
+ && mkdir -p /var/lib/tiercel && chown tiercel /var/lib/tiercel
+COPY --from=build /src/target/release/tiercel /usr/local/bin/tiercel
+COPY config/tiercel.toml /etc/tiercel/tiercel.toml
+USER tiercel
+VOLUME /var/lib/tiercel
+ENV TIERCEL_LISTEN=0.0.0.0:9092 \
+    TIERCEL_DATA_DIR=/var/lib/tiercel
+EXPOSE 9092 9464
+ENTRYPOINT ["/usr/local/bin/tiercel"]
