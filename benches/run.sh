@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Produce/consume benchmark with librdkafka's own load generator, rdkafka_performance, built
+# from the librdkafka source bundled in the rdkafka-sys crate (the version the tests use).
+#
+# For each record size (100 B, 1 KiB) and partition count (1, 8): a fresh broker, N records
+# produced with acks=all, then consumed from the beginning. Reports records/s, MB/s, broker
+# CPU-seconds per GB (utime+stime from /proc), peak RSS (VmHWM) and produce latency p50/p99
+# (per-message, produce() call to delivery report, so it includes client-side queueing).
+#
+# Usage: benches/run.sh [records]       (default 1000000)   Results: bench-results/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N=${1:-1000000}
+root=$PWD
+tools=$root/target/bench-tools
+out=$root/bench-results
+mkdir -p "$tools" "$out"
+perf=$tools/rdkafka_performance
+
+if [ ! -x "$perf" ]; then
+  echo "building rdkafka_performance ..."
+  cargo fetch -q
+  manifest=$(cargo metadata --format-version 1 | python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"]=="rdkafka-sys"))')
+  rm -rf "$tools/librdkafka"
+  cp -r "$(dirname "$manifest")/librdkafka" "$tools/librdkafka"
+  (cd "$tools/librdkafka" && ./configure --disable-ssl --disable-gssapi --disable-sasl --disable-curl --disable-zstd >/dev/null \
+     && make -j"$(nproc)" libs >/dev/null 2>&1 && make -C examples rdkafka_performance >/dev/null 2>&1)
+  cp "$tools/librdkafka/examples/rdkafka_performance" "$perf"
+fi
+cargo build --release -q
+bin=$root/target/release/tiercel
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+b=127.0.0.1:$port
+table=$out/results.md
+{
+  echo "| records | size | partitions | produce rec/s | produce MB/s | consume rec/s | consume MB/s | broker CPU-s/GB produced | broker CPU-s/GB consumed | peak RSS MiB | produce p50 ms | produce p99 ms |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+} >"$table"
+
+for size in 100 1024; do
+  for parts in 1 8; do
+    work=$(mktemp -d)
+    "$bin" --listen "$b" --data-dir "$work/data" --num-partitions "$parts" --log-level warn >"$work/broker.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+    t0=$(cpu_ticks $pid)
+    "$perf" -P -t bench -b "$b" -s "$size" -c "$N" -a -1 -l -A "$work/lat.txt" \
+      -X linger.ms=5 -X queue.buffering.max.messages=1000000 -q >"$work/produce.txt" 2>&1
+    t1=$(cpu_ticks $pid)
+    line=$(grep "messages produced" "$work/produce.txt" | tail -1)
+    p_ms=$(echo "$line" | sed -E 's/.* in ([0-9]+)ms.*/\1/')
+    delivered=$(echo "$line" | sed -E 's/.*bytes\), ([0-9]+) delivered.*/\1/')
+    [ "$delivered" = "$N" ] || { echo "only $delivered of $N delivered"; cat "$work/produce.txt"; exit 1; }
+    pflags=()
+    for p in $(seq 0 $((parts - 1))); do pflags+=(-p "$p"); done
+    start=$(date +%s%N)
+    "$perf" -C -t bench -b "$b" "${pflags[@]}" -o beginning -e -X enable.partition.eof=true -q >"$work/consume.txt" 2>&1
+    c_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    consumed=$(grep "consumed in" "$work/consume.txt" | tail -1 | sed -E 's/^% ([0-9]+) messages.*/\1/')
+    [ "$consumed" = "$N" ] || { echo "consumed $consumed of $N"; cat "$work/consume.txt"; exit 1; }
+    t2=$(cpu_ticks $pid)
+    rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
+    kill -TERM $pid; wait $pid || true
+    python3 - "$N" "$size" "$parts" "$p_ms" "$c_ms" "$t0" "$t1" "$t2" "$hz" "$rss" "$work/lat.txt" >>"$table" <<'PY'
+import sys
+n, size, parts, p_ms, c_ms, t0, t1, t2, hz, rss = map(int, sys.argv[1:11])
+lat = sorted(int(x) for x in open(sys.argv[11]) if x.strip())
+pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000.0
+gb = n * size / 1e9
+print(f"| {n} | {size} B | {parts} | {n*1000/p_ms:,.0f} | {n*size/p_ms/1000:,.1f} | {n*1000/max(c_ms,1):,.0f} | {n*size/max(c_ms,1)/1000:,.1f} | "
+      f"{(t1-t0)/hz/gb:.2f} | {(t2-t1)/hz/gb:.2f} | {rss} | {pct(0.5):.1f} | {pct(0.99):.1f} |")
+PY
+    rm -rf "$work"
+  done
+done
+cat "$table"
