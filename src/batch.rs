@@ -171,14 +171,22 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
-/// Marks the batch as LogAppendTime with `now_ms` as its max timestamp and recomputes the CRC,
-/// as Kafka does for topics with `message.timestamp.type=LogAppendTime`.
-pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) {
-    let attrs = be_i16(batch, 21) | ATTR_TIMESTAMP_TYPE;
-    batch[21..23].copy_from_slice(&attrs.to_be_bytes());
-    batch[35..43].copy_from_slice(&now_ms.to_be_bytes());
-    let crc = compute_crc(batch);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+/// Marks a batch as LogAppendTime with `now_ms` as its max timestamp and recomputes the CRC, as
+/// Kafka does for topics with `message.timestamp.type=LogAppendTime`. Works on a copy of the
+/// header so the (possibly large, shared) record bytes in `body` are never copied.
+pub fn set_log_append_time(head: &mut [u8; HEADER_LEN], body: &[u8], now_ms: i64) {
+    let attrs = be_i16(head, 21) | ATTR_TIMESTAMP_TYPE;
+    head[21..23].copy_from_slice(&attrs.to_be_bytes());
+    head[35..43].copy_from_slice(&now_ms.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&head[CRC_START..]), body);
+    head[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A copy of the batch's header, to patch without touching the record bytes.
+pub fn header_copy(batch: &[u8]) -> [u8; HEADER_LEN] {
+    let mut head = [0u8; HEADER_LEN];
+    head.copy_from_slice(&batch[..HEADER_LEN]);
+    head
 }
 
 /// Walks the records of an uncompressed batch, yielding `(offset_delta, timestamp_delta)` per
@@ -309,9 +317,12 @@ pub(crate) mod tests {
 
     #[test]
     fn log_append_time_rewrites_crc() {
-        let mut b = make_batch(0, 2, 5, 1000);
-        set_log_append_time(&mut b, 77);
-        let h = validate(&b).expect("valid");
+        let b = make_batch(0, 2, 5, 1000);
+        let mut head = header_copy(&b);
+        set_log_append_time(&mut head, &b[HEADER_LEN..], 77);
+        let mut patched = head.to_vec();
+        patched.extend_from_slice(&b[HEADER_LEN..]);
+        let h = validate(&patched).expect("valid");
         assert!(h.is_log_append_time());
         assert_eq!(h.max_timestamp, 77);
     }

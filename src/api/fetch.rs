@@ -8,6 +8,7 @@ use crate::protocol::Response;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +35,11 @@ impl Handler {
                         partition: self.logs.get(&t.topic.0, p.partition),
                     })
                     .collect();
-                (t.topic, parts)
+                // owned: a slice would pin the request frame for the whole long poll
+                (
+                    TopicName(StrBytes::from_string(t.topic.0.to_string())),
+                    parts,
+                )
             })
             .collect();
         let max_bytes = if req.max_bytes <= 0 {

@@ -4,10 +4,9 @@ use super::errors::log_error;
 use super::{Handler, Pending};
 use crate::log::{partition::Partition, AppendInfo, LogError};
 use crate::protocol::Response;
-use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +23,7 @@ impl Handler {
     pub(super) fn produce(&self, req: ProduceRequest, _v: i16) -> Pending {
         let acks = req.acks;
         let valid_acks = matches!(acks, -1..=1);
-        let mut topics: Vec<(kafka_protocol::messages::TopicName, Vec<Outcome>)> = Vec::new();
+        let mut topics: Vec<(TopicName, Vec<Outcome>)> = Vec::new();
         for t in req.topic_data {
             let mut outcomes = Vec::with_capacity(t.partition_data.len());
             for pd in t.partition_data {
@@ -38,7 +37,7 @@ impl Handler {
                             Err(ResponseError::InvalidRecord),
                             Some("records are null".to_string()),
                         ),
-                        (Some(p), Some(records)) => match p.append(BytesMut::from(&records[..])) {
+                        (Some(p), Some(records)) => match p.append(&records) {
                             Ok(info) => (Ok(info), None),
                             Err(e) => {
                                 log_rejection(p, &e);
@@ -54,7 +53,11 @@ impl Handler {
                     partition,
                 });
             }
-            topics.push((t.name, outcomes));
+            // an owned copy: a slice would pin the whole request frame until the response is sent
+            topics.push((
+                TopicName(StrBytes::from_string(t.name.0.to_string())),
+                outcomes,
+            ));
         }
         if acks == 0 {
             return Box::pin(std::future::ready(None));

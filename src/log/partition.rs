@@ -15,7 +15,7 @@ use super::{LogConfig, LogError};
 use crate::batch::{self, BatchHeader};
 use crate::clock::SharedClock;
 use crate::config::TimestampType;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -183,9 +183,9 @@ impl Partition {
 
     /// Validates a client batch (exactly one magic-v2 batch), assigns its offsets and appends it.
     /// Data becomes visible to consumers once the flusher has synced it.
-    pub fn append(&self, mut data: BytesMut) -> Result<AppendInfo, LogError> {
+    pub fn append(&self, data: &[u8]) -> Result<AppendInfo, LogError> {
         let config = self.config();
-        let h = validate_client_batch(&data, &config)?;
+        let h = validate_client_batch(data, &config)?;
         if self.offline.load(Ordering::Acquire) {
             return Err(LogError::Offline);
         }
@@ -204,9 +204,10 @@ impl Partition {
             self.roll(&mut inner, base, now)
                 .inspect_err(|_| self.go_offline())?;
         }
-        batch::set_base_offset(&mut data, base);
+        let (mut head, body) = (batch::header_copy(data), &data[batch::HEADER_LEN..]);
+        batch::set_base_offset(&mut head, base);
         let log_append_time = if config.timestamp_type == TimestampType::LogAppendTime {
-            batch::set_log_append_time(&mut data, now);
+            batch::set_log_append_time(&mut head, body, now);
             now
         } else {
             -1
@@ -217,7 +218,7 @@ impl Partition {
             stored.max_timestamp = now;
         }
         let interval = config.index_interval_bytes as u64;
-        if let Err(e) = inner.active().append(&data, &stored, interval) {
+        if let Err(e) = inner.active().append(&head, body, &stored, interval) {
             // a full disk leaves the segment whole (the write was cut back); other errors may not
             if e.raw_os_error() != Some(libc::ENOSPC) {
                 self.go_offline();

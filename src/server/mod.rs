@@ -92,6 +92,9 @@ impl Server {
     }
 
     async fn read_loop(&self, mut rd: OwnedReadHalf, tx: mpsc::Sender<Outgoing>, peer: SocketAddr) {
+        // One buffer per connection: each frame is split off and frozen; once the request is
+        // handled and its bytes dropped, `reserve` reclaims the same allocation for the next.
+        let mut buf = BytesMut::new();
         loop {
             let len = match rd.read_i32().await {
                 Ok(n) => n,
@@ -101,16 +104,18 @@ impl Server {
                 tracing::warn!(%peer, len, max = self.max_frame, "request frame size out of bounds (socket_request_max_bytes); closing connection");
                 return;
             }
-            let mut buf = BytesMut::with_capacity((len as usize).min(READ_CHUNK));
-            while buf.len() < len as usize {
-                let want = (len as usize - buf.len()).min(READ_CHUNK);
+            let len = len as usize;
+            // grow with the data actually received, not with the length the client claims
+            while buf.len() < len {
+                let want = (len - buf.len()).min(READ_CHUNK.max(buf.capacity() - buf.len()));
                 buf.reserve(want);
                 match (&mut rd).take(want as u64).read_buf(&mut buf).await {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {}
                 }
             }
-            let out = match protocol::decode_request(buf.freeze()) {
+            let frame = buf.split().freeze();
+            let out = match protocol::decode_request(frame) {
                 Ok((ctx, req)) => {
                     let pending = self.handler.handle(&ctx, req).await;
                     Outgoing::Response(ctx, pending)
