@@ -7,7 +7,11 @@
 # CPU-seconds per GB (utime+stime from /proc), peak RSS (VmHWM) and produce latency p50/p99
 # (per-message, produce() call to delivery report, so it includes client-side queueing).
 #
-# Usage: benches/run.sh [records]       (default 1000000)   Results: bench-results/
+# Each configuration runs REPEAT times (default 3) on a fresh broker and data dir; the table
+# shows the median of each column. BIN=path/to/tiercel measures another build with the same
+# harness (for before/after ratios).
+#
+# Usage: [REPEAT=3] [BIN=...] benches/run.sh [records]   (default 1000000)   Results: bench-results/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
@@ -27,8 +31,9 @@ if [ ! -x "$perf" ]; then
      && make -j"$(nproc)" libs >/dev/null 2>&1 && make -C examples rdkafka_performance >/dev/null 2>&1)
   cp "$tools/librdkafka/examples/rdkafka_performance" "$perf"
 fi
-cargo build --release -q
-bin=$root/target/release/tiercel
+REPEAT=${REPEAT:-3}
+if [ -z "${BIN:-}" ]; then cargo build --release -q; fi
+bin=${BIN:-$root/target/release/tiercel}
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
@@ -42,6 +47,8 @@ table=$out/results.md
 
 for size in 100 1024; do
   for parts in 1 8; do
+   rows=$(mktemp)
+   for _ in $(seq "$REPEAT"); do
     work=$(mktemp -d)
     "$bin" --listen "$b" --data-dir "$work/data" --num-partitions "$parts" --log-level warn >"$work/broker.log" 2>&1 &
     pid=$!
@@ -64,16 +71,26 @@ for size in 100 1024; do
     t2=$(cpu_ticks $pid)
     rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
     kill -TERM $pid; wait $pid || true
-    python3 - "$N" "$size" "$parts" "$p_ms" "$c_ms" "$t0" "$t1" "$t2" "$hz" "$rss" "$work/lat.txt" >>"$table" <<'PY'
+    python3 - "$N" "$size" "$p_ms" "$c_ms" "$t0" "$t1" "$t2" "$hz" "$rss" "$work/lat.txt" >>"$rows" <<'PY'
 import sys
-n, size, parts, p_ms, c_ms, t0, t1, t2, hz, rss = map(int, sys.argv[1:11])
-lat = sorted(int(x) for x in open(sys.argv[11]) if x.strip())
+n, size, p_ms, c_ms, t0, t1, t2, hz, rss = map(int, sys.argv[1:10])
+lat = sorted(int(x) for x in open(sys.argv[10]) if x.strip())
 pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000.0
 gb = n * size / 1e9
-print(f"| {n} | {size} B | {parts} | {n*1000/p_ms:,.0f} | {n*size/p_ms/1000:,.1f} | {n*1000/max(c_ms,1):,.0f} | {n*size/max(c_ms,1)/1000:,.1f} | "
-      f"{(t1-t0)/hz/gb:.2f} | {(t2-t1)/hz/gb:.2f} | {rss} | {pct(0.5):.1f} | {pct(0.99):.1f} |")
+print(n*1000/p_ms, n*size/p_ms/1000, n*1000/max(c_ms,1), n*size/max(c_ms,1)/1000,
+      (t1-t0)/hz/gb, (t2-t1)/hz/gb, rss, pct(0.5), pct(0.99))
 PY
     rm -rf "$work"
+    sync
+   done
+   python3 - "$N" "$size" "$parts" "$rows" >>"$table" <<'PY'
+import sys, statistics
+n, size, parts = sys.argv[1:4]
+cols = list(zip(*[[float(x) for x in l.split()] for l in open(sys.argv[4]) if l.strip()]))
+m = [statistics.median(c) for c in cols]
+print(f"| {int(n)} | {size} B | {parts} | {m[0]:,.0f} | {m[1]:,.1f} | {m[2]:,.0f} | {m[3]:,.1f} | {m[4]:.2f} | {m[5]:.2f} | {m[6]:.0f} | {m[7]:.1f} | {m[8]:.1f} |")
+PY
+   rm -f "$rows"
   done
 done
 cat "$table"

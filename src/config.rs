@@ -137,6 +137,10 @@ settings! {
     message_max_bytes: i32 = 1_048_588, env "TIERCEL_MESSAGE_MAX_BYTES";
     /// Default timestamp type: CreateTime or LogAppendTime (log.message.timestamp.type)
     log_message_timestamp_type: TimestampType = TimestampType::CreateTime, env "TIERCEL_LOG_MESSAGE_TIMESTAMP_TYPE";
+    /// Oldest CreateTime timestamp accepted, as ms before broker time (log.message.timestamp.before.max.ms)
+    log_message_timestamp_before_max_ms: i64 = i64::MAX, env "TIERCEL_LOG_MESSAGE_TIMESTAMP_BEFORE_MAX_MS";
+    /// Newest CreateTime timestamp accepted, as ms after broker time (log.message.timestamp.after.max.ms)
+    log_message_timestamp_after_max_ms: i64 = 3_600_000, env "TIERCEL_LOG_MESSAGE_TIMESTAMP_AFTER_MAX_MS";
     /// Bytes between offset/time index entries (log.index.interval.bytes)
     log_index_interval_bytes: i64 = 4096, env "TIERCEL_LOG_INDEX_INTERVAL_BYTES";
     /// Longest time written data waits for the background fdatasync that makes it visible to consumers, ms
@@ -209,6 +213,12 @@ impl Config {
         }
         if self.message_max_bytes < 0 {
             return bad("message_max_bytes", "must be >= 0");
+        }
+        if self.log_message_timestamp_before_max_ms < 0 {
+            return bad("log_message_timestamp_before_max_ms", "must be >= 0");
+        }
+        if self.log_message_timestamp_after_max_ms < 0 {
+            return bad("log_message_timestamp_after_max_ms", "must be >= 0");
         }
         if self.log_index_interval_bytes < 0 {
             return bad("log_index_interval_bytes", "must be >= 0");

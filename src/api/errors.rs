@@ -11,6 +11,7 @@ pub fn log_error(e: &LogError) -> ResponseError {
         LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
         LogError::Corrupt(_) => ResponseError::CorruptMessage,
         LogError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        LogError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
         LogError::InvalidTxnState => ResponseError::InvalidTxnState,
         LogError::UnknownProducerId(_) => ResponseError::UnknownProducerId,
     }

@@ -82,6 +82,20 @@ const TOPIC_KEYS: &[TopicKey] = &[
         check: |v| long_at_least(0)(v).and_then(|_| fits_i32(v)),
     },
     TopicKey {
+        name: "message.timestamp.after.max.ms",
+        broker_name: "log.message.timestamp.after.max.ms",
+        ty: ConfigType::Long,
+        broker_value: |c| c.log_message_timestamp_after_max_ms.to_string(),
+        check: |v| long_at_least(0)(v),
+    },
+    TopicKey {
+        name: "message.timestamp.before.max.ms",
+        broker_name: "log.message.timestamp.before.max.ms",
+        ty: ConfigType::Long,
+        broker_value: |c| c.log_message_timestamp_before_max_ms.to_string(),
+        check: |v| long_at_least(0)(v),
+    },
+    TopicKey {
         name: "message.timestamp.type",
         broker_name: "log.message.timestamp.type",
         ty: ConfigType::String,
@@ -129,6 +143,8 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
     "index.interval.bytes",
     "max.message.bytes",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
     "message.timestamp.type",
     "retention.bytes",
     "retention.ms",
@@ -180,6 +196,12 @@ pub fn resolve(configs: &BTreeMap<String, String>, broker: &Config) -> LogConfig
         timestamp_type: get("message.timestamp.type")
             .parse()
             .unwrap_or(broker.log_message_timestamp_type),
+        timestamp_before_max_ms: get("message.timestamp.before.max.ms")
+            .parse()
+            .unwrap_or(broker.log_message_timestamp_before_max_ms),
+        timestamp_after_max_ms: get("message.timestamp.after.max.ms")
+            .parse()
+            .unwrap_or(broker.log_message_timestamp_after_max_ms),
         index_interval_bytes: get("index.interval.bytes")
             .parse()
             .unwrap_or(broker.log_index_interval_bytes),

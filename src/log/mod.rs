@@ -32,6 +32,8 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     pub max_message_bytes: i32,
     pub timestamp_type: TimestampType,
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
     pub index_interval_bytes: i64,
 }
 
@@ -53,6 +55,8 @@ pub enum LogError {
     Corrupt(BatchError),
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    #[error("invalid timestamp: {0}")]
+    InvalidTimestamp(String),
     #[error("transactional batches need a transaction")]
     InvalidTxnState,
     #[error("unknown producer id {0}")]

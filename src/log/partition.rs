@@ -185,11 +185,11 @@ impl Partition {
     /// Data becomes visible to consumers once the flusher has synced it.
     pub fn append(&self, data: &[u8]) -> Result<AppendInfo, LogError> {
         let config = self.config();
-        let h = validate_client_batch(data, &config)?;
+        let now = self.clock.now_ms();
+        let h = validate_client_batch(data, &config, now)?;
         if self.offline.load(Ordering::Acquire) {
             return Err(LogError::Offline);
         }
-        let now = self.clock.now_ms();
         let mut inner = self.inner.lock();
         let base = inner.next_offset();
         let last = base + h.last_offset_delta as i64;
@@ -483,7 +483,11 @@ impl Partition {
 }
 
 /// Kafka's produce-side batch rules for a client batch (LogValidator, header-level only).
-fn validate_client_batch(data: &[u8], config: &LogConfig) -> Result<BatchHeader, LogError> {
+fn validate_client_batch(
+    data: &[u8],
+    config: &LogConfig,
+    now: i64,
+) -> Result<BatchHeader, LogError> {
     if data.len() > config.max_message_bytes as usize {
         return Err(LogError::RecordTooLarge {
             size: data.len(),
@@ -498,6 +502,22 @@ fn validate_client_batch(data: &[u8], config: &LogConfig) -> Result<BatchHeader,
     }
     if h.is_transactional() {
         return Err(LogError::InvalidTxnState);
+    }
+    // CreateTime bounds, checked on the batch's first and max timestamps (LogAppendTime topics
+    // overwrite the timestamp, so Kafka skips the check there too)
+    if config.timestamp_type == TimestampType::CreateTime {
+        if h.max_timestamp > now.saturating_add(config.timestamp_after_max_ms) {
+            return Err(LogError::InvalidTimestamp(format!(
+                "timestamp {} is more than {} ms after broker time {now} (message.timestamp.after.max.ms)",
+                h.max_timestamp, config.timestamp_after_max_ms
+            )));
+        }
+        if h.base_timestamp < now.saturating_sub(config.timestamp_before_max_ms) {
+            return Err(LogError::InvalidTimestamp(format!(
+                "timestamp {} is more than {} ms before broker time {now} (message.timestamp.before.max.ms)",
+                h.base_timestamp, config.timestamp_before_max_ms
+            )));
+        }
     }
     if h.producer_id >= 0 {
         // this broker has issued no producer ids yet (no InitProducerId)
@@ -521,4 +541,174 @@ fn first_record_at_or_after(bytes: &[u8], h: &BatchHeader, ts: i64) -> (i64, i64
         }
     }
     (h.base_offset, h.max_timestamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::tests::make_batch;
+    use crate::clock::{Clock, ManualClock};
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    fn config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1 << 20,
+            segment_ms: 60_000,
+            retention_ms: 3_600_000,
+            retention_bytes: -1,
+            max_message_bytes: 1 << 20,
+            timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
+            index_interval_bytes: 4096,
+        }
+    }
+
+    fn open(dir: &Path, clock: Arc<ManualClock>, recover: bool) -> Arc<Partition> {
+        Partition::open("t", 0, dir.join("t-0"), config(), clock, recover).expect("open")
+    }
+
+    #[tokio::test]
+    async fn high_watermark_moves_only_after_flush() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let clock = Arc::new(ManualClock::new(NOW));
+        let p = open(dir.path(), clock, false);
+        let info = p.append(&make_batch(0, 5, 10, NOW)).expect("append");
+        assert_eq!((info.base_offset, info.last_offset), (0, 4));
+        assert_eq!(p.offsets().log_end_offset, 5);
+        assert_eq!(
+            p.offsets().high_watermark,
+            0,
+            "nothing is visible before fdatasync"
+        );
+        assert!(p.read(0, 1 << 20, true).expect("read").records.is_empty());
+        p.flush_once().await;
+        assert_eq!(p.offsets().high_watermark, 5);
+        p.wait_durable(5).await.expect("durable");
+        let r = p.read(3, 1 << 20, true).expect("read");
+        assert_eq!(
+            batch::validate(&r.records)
+                .expect("whole batch")
+                .base_offset,
+            0
+        );
+        assert!(matches!(
+            p.read(6, 100, true),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn segment_ms_rolls_and_retention_ms_deletes_by_injected_time() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let clock = Arc::new(ManualClock::new(NOW));
+        let p = open(dir.path(), clock.clone(), false);
+        for i in 0..3 {
+            p.append(&make_batch(0, 1, 10, clock.now_ms()))
+                .expect("append");
+            clock.advance(61_000); // past segment.ms: the next append rolls
+            let _ = i;
+        }
+        p.flush_once().await;
+        assert_eq!(p.inner.lock().segments.len(), 3);
+        assert_eq!(
+            p.enforce_retention().expect("retention"),
+            0,
+            "nothing older than an hour"
+        );
+        clock.advance(3_600_000 - 2 * 61_000);
+        // the first segment's newest record is now over an hour old, the second is not
+        assert_eq!(p.enforce_retention().expect("retention"), 1);
+        assert_eq!(p.offsets().log_start_offset, 1);
+        clock.advance(10 * 3_600_000);
+        // the active segment is never deleted
+        assert_eq!(p.enforce_retention().expect("retention"), 1);
+        assert_eq!(p.inner.lock().segments.len(), 1);
+        assert_eq!(p.offsets().log_start_offset, 2);
+        assert!(matches!(
+            p.read(0, 100, true),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn timestamps_outside_the_configured_bounds_are_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let clock = Arc::new(ManualClock::new(NOW));
+        let p = open(dir.path(), clock, false);
+        let future = make_batch(0, 1, 10, NOW + 3_600_001);
+        assert!(matches!(
+            p.append(&future),
+            Err(LogError::InvalidTimestamp(_))
+        ));
+        assert!(p.append(&make_batch(0, 1, 10, NOW + 3_600_000)).is_ok());
+        let mut c = config();
+        c.timestamp_before_max_ms = 1000;
+        p.set_config(c);
+        assert!(matches!(
+            p.append(&make_batch(0, 1, 10, NOW - 1001)),
+            Err(LogError::InvalidTimestamp(_))
+        ));
+        assert_eq!(
+            p.offsets().log_end_offset,
+            1,
+            "refused batches take no offsets"
+        );
+    }
+
+    #[test]
+    fn oversized_control_and_transactional_batches_are_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let clock = Arc::new(ManualClock::new(NOW));
+        let p = open(dir.path(), clock, false);
+        let mut c = config();
+        c.max_message_bytes = 100;
+        p.set_config(c);
+        assert!(matches!(
+            p.append(&make_batch(0, 1, 200, NOW)),
+            Err(LogError::RecordTooLarge { .. })
+        ));
+        p.set_config(config());
+        for (attr, want_txn) in [(0x20i16, false), (0x10i16, true)] {
+            let mut b = make_batch(0, 1, 10, NOW);
+            b[21..23].copy_from_slice(&attr.to_be_bytes());
+            let crc = batch::compute_crc(&b);
+            b[17..21].copy_from_slice(&crc.to_be_bytes());
+            let e = p.append(&b).expect_err("refused");
+            assert_eq!(matches!(e, LogError::InvalidTxnState), want_txn, "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn unclean_reopen_keeps_every_flushed_batch_and_continues_offsets() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let clock = Arc::new(ManualClock::new(NOW));
+        let p = open(dir.path(), clock.clone(), false);
+        for _ in 0..10 {
+            p.append(&make_batch(0, 2, 50, NOW)).expect("append");
+        }
+        p.flush_once().await;
+        let active = dir
+            .path()
+            .join("t-0")
+            .join(format!("{}.log", segment::file_stem(0)));
+        drop(p);
+        // a torn write at the tail
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&active)
+            .expect("open");
+        std::io::Write::write_all(&mut f, &make_batch(20, 2, 50, NOW)[..40]).expect("write");
+        drop(f);
+        let p = open(dir.path(), clock, true);
+        assert_eq!(p.offsets().log_end_offset, 20);
+        assert_eq!(p.offsets().high_watermark, 20);
+        assert_eq!(
+            p.append(&make_batch(0, 1, 5, NOW))
+                .expect("append")
+                .base_offset,
+            20
+        );
+    }
 }
