@@ -161,6 +161,50 @@ async fn produce_errors_are_kafka_codes() {
     b.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_acks_0_produce_closes_the_connection() {
+    use rdkafka::producer::FutureRecord;
+    let b = TestBroker::start().await;
+    b.producer(&[])
+        .send(
+            FutureRecord::<(), str>::to("raw0").payload("seed"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("topic exists");
+    tokio::task::block_in_place(|| {
+        let mut s = connect(&b);
+        // a good acks=0 produce gets no response; the ApiVersions after it is answered
+        s.write_all(&produce_frame("raw0", &valid_batch(), 0))
+            .expect("write");
+        s.write_all(&frame(18, 0, 12, &[])).expect("write");
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).expect("ApiVersions answered");
+        let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+        s.read_exact(&mut body).expect("body");
+        assert_eq!(
+            &body[0..4],
+            &12i32.to_be_bytes(),
+            "the first response is ApiVersions'"
+        );
+        // a failing acks=0 produce closes the connection, as Kafka does
+        let mut corrupt = valid_batch();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 1;
+        s.write_all(&produce_frame("raw0", &corrupt, 0))
+            .expect("write");
+        let mut buf = [0u8; 8];
+        match s.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("expected close, got {other:?}"),
+        }
+    });
+    let got = b.consume("raw0", 1, 2);
+    assert_eq!(got.len(), 2, "the good acks=0 batch was appended");
+    b.stop().await;
+}
+
 /// A one-record uncompressed magic-v2 batch with a correct CRC-32C.
 fn valid_batch() -> Vec<u8> {
     let record: &[u8] = &[0, 0, 0, 1, 2, b'v', 0]; // attrs, ts delta, offset delta, key null(-1 => 1), value len 1, 'v', headers 0
@@ -186,11 +230,11 @@ fn valid_batch() -> Vec<u8> {
     b
 }
 
-/// Produce v3 of `records` to partition 0 of `topic`; returns the partition error code.
-fn produce_raw(b: &TestBroker, topic: &str, records: &[u8]) -> i16 {
+/// A Produce v3 frame of `records` to partition 0 of `topic`.
+fn produce_frame(topic: &str, records: &[u8], acks: i16) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend((-1i16).to_be_bytes()); // transactional id
-    body.extend((-1i16).to_be_bytes()); // acks=all
+    body.extend(acks.to_be_bytes());
     body.extend(5000i32.to_be_bytes());
     body.extend(1i32.to_be_bytes());
     body.extend((topic.len() as i16).to_be_bytes());
@@ -199,8 +243,14 @@ fn produce_raw(b: &TestBroker, topic: &str, records: &[u8]) -> i16 {
     body.extend(0i32.to_be_bytes()); // partition
     body.extend((records.len() as i32).to_be_bytes());
     body.extend(records);
+    frame(0, 3, 11, &body)
+}
+
+/// Produce v3 (acks=all) of `records` to partition 0 of `topic`; returns the partition error.
+fn produce_raw(b: &TestBroker, topic: &str, records: &[u8]) -> i16 {
     let mut s = connect(b);
-    s.write_all(&frame(0, 3, 11, &body)).expect("write");
+    s.write_all(&produce_frame(topic, records, -1))
+        .expect("write");
     let mut len = [0u8; 4];
     s.read_exact(&mut len).expect("len");
     let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];

@@ -2,7 +2,7 @@
 //! `min_bytes` and `max_wait_ms` (long poll woken by high-watermark advances).
 
 use super::errors::log_error;
-use super::{Handler, Pending};
+use super::{Handler, Pending, Reply};
 use crate::log::partition::Partition;
 use crate::protocol::Response;
 use kafka_protocol::error::ResponseError;
@@ -67,13 +67,13 @@ impl Handler {
                     || tokio::time::Instant::now() >= deadline
                     || watchers.is_empty()
                 {
-                    return Some(Response::Fetch(resp));
+                    return Reply::Send(Response::Fetch(resp));
                 }
                 let changed =
                     futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
                 if tokio::time::timeout_at(deadline, changed).await.is_err() {
                     let (resp, _, _) = read_all(&wanted, max_bytes);
-                    return Some(Response::Fetch(resp));
+                    return Reply::Send(Response::Fetch(resp));
                 }
             }
         })

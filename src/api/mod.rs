@@ -28,11 +28,22 @@ use std::sync::Arc;
 
 pub use api_versions::api_versions_response;
 
-/// The rest of a request: resolves to the response, or `None` when none is sent (acks=0).
-pub type Pending = Pin<Box<dyn Future<Output = Option<Response>> + Send>>;
+/// How a request ends.
+#[derive(Debug)]
+pub enum Reply {
+    Send(Response),
+    /// No response is sent (acks=0 produce that succeeded).
+    Nothing,
+    /// Close the connection without a response: how Kafka tells an acks=0 producer that a
+    /// produce failed, so it refreshes its metadata.
+    Close,
+}
+
+/// The rest of a request.
+pub type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
 
 fn ready(r: Response) -> Pending {
-    Box::pin(std::future::ready(Some(r)))
+    Box::pin(std::future::ready(Reply::Send(r)))
 }
 
 /// Everything a handler may touch.

@@ -1,7 +1,7 @@
 //! Produce: validate and append one batch per partition; acks=all waits for group-commit fsync.
 
 use super::errors::log_error;
-use super::{Handler, Pending};
+use super::{Handler, Pending, Reply};
 use crate::log::{partition::Partition, AppendInfo, LogError};
 use crate::protocol::Response;
 use kafka_protocol::error::ResponseError;
@@ -60,7 +60,15 @@ impl Handler {
             ));
         }
         if acks == 0 {
-            return Box::pin(std::future::ready(None));
+            let failed = topics
+                .iter()
+                .flat_map(|(_, o)| o.iter())
+                .any(|o| o.result.is_err());
+            return Box::pin(std::future::ready(if failed {
+                Reply::Close
+            } else {
+                Reply::Nothing
+            }));
         }
         let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
         Box::pin(async move {
@@ -90,7 +98,7 @@ impl Handler {
                 }
                 resp.responses.push(tr);
             }
-            Some(Response::Produce(resp))
+            Reply::Send(Response::Produce(resp))
         })
     }
 }
@@ -117,7 +125,7 @@ fn partition_response(o: Outcome) -> PartitionProduceResponse {
 
 /// Client mistakes are logged at debug; storage failures are logged where they happen (the log).
 fn log_rejection(p: &Partition, e: &LogError) {
-    if !matches!(e, LogError::Io(_) | LogError::Offline) {
+    if !matches!(e, LogError::Io(_) | LogError::Offline | LogError::Deleted) {
         tracing::debug!(topic = %p.topic, partition = p.index, error = %e, "produce rejected");
     }
 }

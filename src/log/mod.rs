@@ -43,6 +43,8 @@ pub enum LogError {
     Io(#[from] std::io::Error),
     #[error("partition is offline after an earlier storage error")]
     Offline,
+    #[error("the topic was deleted")]
+    Deleted,
     #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange {
         offset: i64,
@@ -206,6 +208,7 @@ impl LogManager {
             keys.iter().filter_map(|k| map.remove(k)).collect()
         };
         for p in doomed {
+            p.mark_deleted();
             self.discard_dir(p.dir())?;
         }
         Ok(())

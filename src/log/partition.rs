@@ -40,6 +40,8 @@ pub struct Partition {
     dirty: Notify,
     /// Set after an I/O error the partition cannot vouch past; every later append fails.
     offline: AtomicBool,
+    /// Set when the topic is deleted: appends and waiters fail, the flusher exits.
+    deleted: CancellationToken,
 }
 
 struct Inner {
@@ -148,6 +150,7 @@ impl Partition {
             urgent: Notify::new(),
             dirty: Notify::new(),
             offline: AtomicBool::new(false),
+            deleted: CancellationToken::new(),
         }))
     }
 
@@ -187,9 +190,7 @@ impl Partition {
         let config = self.config();
         let now = self.clock.now_ms();
         let h = validate_client_batch(data, &config, now)?;
-        if self.offline.load(Ordering::Acquire) {
-            return Err(LogError::Offline);
-        }
+        self.check_usable()?;
         let mut inner = self.inner.lock();
         let base = inner.next_offset();
         let last = base + h.last_offset_delta as i64;
@@ -254,6 +255,22 @@ impl Partition {
         Ok(())
     }
 
+    fn check_usable(&self) -> Result<(), LogError> {
+        if self.deleted.is_cancelled() {
+            return Err(LogError::Deleted);
+        }
+        if self.offline.load(Ordering::Acquire) {
+            return Err(LogError::Offline);
+        }
+        Ok(())
+    }
+
+    /// Marks the partition deleted: its flusher stops and everyone waiting on it is released.
+    pub fn mark_deleted(&self) {
+        self.deleted.cancel();
+        self.hw_tx.send_modify(|_| {});
+    }
+
     fn go_offline(&self) {
         self.offline.store(true, Ordering::Release);
         // wake waiters so they see the failure
@@ -265,9 +282,7 @@ impl Partition {
         let mut rx = self.hw_tx.subscribe();
         self.urgent.notify_one();
         loop {
-            if self.offline.load(Ordering::Acquire) {
-                return Err(LogError::Offline);
-            }
+            self.check_usable()?;
             if *rx.borrow_and_update() >= end {
                 return Ok(());
             }
@@ -290,6 +305,7 @@ impl Partition {
                     }
                 }
                 _ = cancel.cancelled() => return,
+                _ = self.deleted.cancelled() => return,
             }
             self.flush_once().await;
         }
@@ -678,6 +694,27 @@ mod tests {
             let e = p.append(&b).expect_err("refused");
             assert_eq!(matches!(e, LogError::InvalidTxnState), want_txn, "{e}");
         }
+    }
+
+    #[tokio::test]
+    async fn deleted_partition_refuses_appends_and_releases_waiters() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = open(dir.path(), Arc::new(ManualClock::new(NOW)), false);
+        p.append(&make_batch(0, 1, 10, NOW)).expect("append");
+        let waiter = {
+            let p = p.clone();
+            tokio::spawn(async move { p.wait_durable(1).await })
+        };
+        tokio::task::yield_now().await;
+        p.mark_deleted();
+        assert!(matches!(
+            waiter.await.expect("join"),
+            Err(LogError::Deleted)
+        ));
+        assert!(matches!(
+            p.append(&make_batch(0, 1, 10, NOW)),
+            Err(LogError::Deleted)
+        ));
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@
 //! order and writes the response. A bad frame is logged with the peer address and the connection
 //! closed; nothing a client sends can take down more than its own connection.
 
-use crate::api::{api_versions_response, Handler, Pending};
+use crate::api::{api_versions_response, Handler, Pending, Reply};
 use crate::protocol::{self, DecodeError, RequestContext};
 use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
@@ -82,13 +82,14 @@ impl Server {
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
-        let writer = tokio::spawn(write_loop(wr, rx, peer));
+        let mut writer = tokio::spawn(write_loop(wr, rx, peer));
         tokio::select! {
-            _ = self.read_loop(rd, tx, peer) => {}
-            _ = cancel.cancelled() => {}
+            // the reader is done (or shutting down): the writer drains what was accepted
+            _ = self.read_loop(rd, tx, peer) => { let _ = writer.await; }
+            _ = cancel.cancelled() => { let _ = writer.await; }
+            // the writer closed the connection (write error, or a failed acks=0 produce)
+            _ = &mut writer => {}
         }
-        // the reader is done (or shutting down): the writer drains what was accepted
-        let _ = writer.await;
     }
 
     async fn read_loop(&self, mut rd: OwnedReadHalf, tx: mpsc::Sender<Outgoing>, peer: SocketAddr) {
@@ -143,8 +144,12 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, pe
     while let Some(out) = rx.recv().await {
         let bytes = match out {
             Outgoing::Response(ctx, pending) => match pending.await {
-                None => continue,
-                Some(resp) => match protocol::encode_response(&ctx, &resp) {
+                Reply::Nothing => continue,
+                Reply::Close => {
+                    tracing::debug!(%peer, api = ?ctx.api_key, "acks=0 produce failed; closing connection");
+                    return;
+                }
+                Reply::Send(resp) => match protocol::encode_response(&ctx, &resp) {
                     Ok(b) => b,
                     Err(e) => {
                         tracing::error!(%peer, api = ?ctx.api_key, version = ctx.api_version, error = %e, "encoding response failed; closing connection");
