@@ -241,6 +241,7 @@ impl Partition {
     /// Syncs the active segment and its indexes, then starts a new segment at `base`.
     fn roll(&self, inner: &mut Inner, base: i64, now: i64) -> Result<(), LogError> {
         let active = inner.active();
+        active.release_reserved()?;
         active.file().sync_data()?;
         active.durable_len = active.len;
         active.write_indexes()?;
@@ -490,6 +491,7 @@ impl Partition {
     pub fn close(&self) -> Result<(), LogError> {
         let mut inner = self.inner.lock();
         for seg in inner.segments.values_mut() {
+            seg.release_reserved()?;
             seg.file().sync_data()?;
             seg.durable_len = seg.len;
             seg.write_indexes()?;
