@@ -7,6 +7,8 @@ use crate::api::Handler;
 use crate::catalog::{Catalog, CatalogError};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
+use crate::group::state::GroupConfig;
+use crate::group::Coordinator;
 use crate::log::{LogError, LogManager};
 use crate::server::Server;
 use std::future::Future;
@@ -17,6 +19,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// How often group session and rebalance timeouts are checked.
+const GROUP_TICK: Duration = Duration::from_millis(100);
 
 /// How long shutdown waits for connections to finish in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,6 +43,7 @@ pub struct Broker {
     listener: TcpListener,
     server: Arc<Server>,
     logs: Arc<LogManager>,
+    groups: Arc<Coordinator>,
     pub local_addr: SocketAddr,
 }
 
@@ -54,7 +60,7 @@ impl Broker {
         let catalog = Arc::new(Catalog::open(&config.data_dir, &config)?);
         let logs = Arc::new(LogManager::new(
             &config.data_dir,
-            clock,
+            clock.clone(),
             Duration::from_millis(config.flush_interval_ms),
         )?);
         let started = std::time::Instant::now();
@@ -74,6 +80,21 @@ impl Broker {
         logs.start_retention(Duration::from_millis(
             config.log_retention_check_interval_ms,
         ));
+        let groups = Arc::new(
+            Coordinator::open(
+                &config.data_dir,
+                GroupConfig {
+                    min_session_timeout_ms: config.group_min_session_timeout_ms,
+                    max_session_timeout_ms: config.group_max_session_timeout_ms,
+                    initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+                    max_size: config.group_max_size,
+                },
+                config.offsets_retention_minutes.saturating_mul(60_000),
+                config.offset_metadata_max_bytes,
+                clock,
+            )
+            .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
+        );
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -90,6 +111,7 @@ impl Broker {
             listen: local_addr,
             catalog,
             logs: logs.clone(),
+            groups: groups.clone(),
             config: config.clone(),
         });
         let server = Arc::new(Server {
@@ -101,6 +123,7 @@ impl Broker {
             listener,
             server,
             logs,
+            groups,
             local_addr,
         })
     }
@@ -116,10 +139,12 @@ impl Broker {
             cancel.clone(),
             conns.clone(),
         ));
+        let ticker = tokio::spawn(self.groups.clone().run(GROUP_TICK, cancel.clone()));
         shutdown.await;
         tracing::info!("shutting down: draining connections");
         cancel.cancel();
         let _ = accept.await;
+        let _ = ticker.await;
         conns.close();
         if tokio::time::timeout(DRAIN_TIMEOUT, conns.wait())
             .await

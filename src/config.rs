@@ -143,6 +143,18 @@ settings! {
     log_message_timestamp_after_max_ms: i64 = 3_600_000, env "TIERCEL_LOG_MESSAGE_TIMESTAMP_AFTER_MAX_MS";
     /// Bytes between offset/time index entries (log.index.interval.bytes)
     log_index_interval_bytes: i64 = 4096, env "TIERCEL_LOG_INDEX_INTERVAL_BYTES";
+    /// Shortest session timeout a group member may ask for, ms (group.min.session.timeout.ms)
+    group_min_session_timeout_ms: i32 = 6000, env "TIERCEL_GROUP_MIN_SESSION_TIMEOUT_MS";
+    /// Longest session timeout a group member may ask for, ms (group.max.session.timeout.ms)
+    group_max_session_timeout_ms: i32 = 1_800_000, env "TIERCEL_GROUP_MAX_SESSION_TIMEOUT_MS";
+    /// How long a new group waits for more members before its first rebalance, ms (group.initial.rebalance.delay.ms)
+    group_initial_rebalance_delay_ms: i64 = 3000, env "TIERCEL_GROUP_INITIAL_REBALANCE_DELAY_MS";
+    /// Most members (joined or pending) in one group (group.max.size)
+    group_max_size: usize = 1000, env "TIERCEL_GROUP_MAX_SIZE";
+    /// How long committed offsets of an empty group are kept, minutes (offsets.retention.minutes)
+    offsets_retention_minutes: i64 = 10_080, env "TIERCEL_OFFSETS_RETENTION_MINUTES";
+    /// Largest metadata string stored with a committed offset (offset.metadata.max.bytes)
+    offset_metadata_max_bytes: usize = 4096, env "TIERCEL_OFFSET_METADATA_MAX_BYTES";
     /// Longest time written data waits for the background fdatasync that makes it visible to consumers, ms
     flush_interval_ms: u64 = 5, env "TIERCEL_FLUSH_INTERVAL_MS";
     /// Log filter when RUST_LOG is unset (e.g. info, tiercel=debug)
@@ -222,6 +234,24 @@ impl Config {
         }
         if self.log_index_interval_bytes < 0 {
             return bad("log_index_interval_bytes", "must be >= 0");
+        }
+        if self.group_min_session_timeout_ms < 1 {
+            return bad("group_min_session_timeout_ms", "must be >= 1");
+        }
+        if self.group_max_session_timeout_ms < self.group_min_session_timeout_ms {
+            return bad(
+                "group_max_session_timeout_ms",
+                "must be >= group_min_session_timeout_ms",
+            );
+        }
+        if self.group_initial_rebalance_delay_ms < 0 {
+            return bad("group_initial_rebalance_delay_ms", "must be >= 0");
+        }
+        if self.group_max_size == 0 {
+            return bad("group_max_size", "must be >= 1");
+        }
+        if self.offsets_retention_minutes < 1 {
+            return bad("offsets_retention_minutes", "must be >= 1");
         }
         if self.flush_interval_ms == 0 || self.flush_interval_ms > 60_000 {
             return bad("flush_interval_ms", "must be between 1 and 60000");

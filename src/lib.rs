@@ -13,6 +13,7 @@ pub mod broker;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod group;
 pub mod log;
 pub mod metrics;
 pub mod protocol;

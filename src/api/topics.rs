@@ -160,7 +160,13 @@ impl Handler {
                     .map_err(|e| CatalogError::Io(std::io::Error::other(e.to_string())))
             });
             match result {
-                Ok(()) => tracing::info!(topic = %meta.name, "deleted topic"),
+                Ok(()) => {
+                    tracing::info!(topic = %meta.name, "deleted topic");
+                    // committed offsets of the topic go too (durably, in the background)
+                    let groups = self.groups.clone();
+                    let topic = meta.name.clone();
+                    tokio::spawn(async move { groups.delete_topic(&topic).await });
+                }
                 Err(e) => (r.error_code, r.error_message) = code_and_message(catalog_error(&e), &e),
             }
             resp.responses.push(r);

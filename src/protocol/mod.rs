@@ -11,34 +11,59 @@ use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable};
 
-/// A decoded request of an implemented API.
-#[derive(Debug)]
-pub enum Request {
-    ApiVersions(ApiVersionsRequest),
-    Metadata(MetadataRequest),
-    Produce(ProduceRequest),
-    Fetch(FetchRequest),
-    ListOffsets(ListOffsetsRequest),
-    CreateTopics(CreateTopicsRequest),
-    DeleteTopics(DeleteTopicsRequest),
-    CreatePartitions(CreatePartitionsRequest),
-    DescribeConfigs(DescribeConfigsRequest),
-    DescribeCluster(DescribeClusterRequest),
+/// Declares every implemented API once: the typed `Request` and `Response` enums, body
+/// decoding and response encoding are generated from this list (the version ranges live in
+/// `versions::SUPPORTED`, checked against this list by a test).
+macro_rules! apis {
+    ($($api:ident: $req:ident => $resp:ident),* $(,)?) => {
+        /// A decoded request of an implemented API.
+        #[derive(Debug)]
+        pub enum Request { $($api($req)),* }
+
+        /// A response to encode.
+        #[derive(Debug)]
+        pub enum Response { $($api($resp)),* }
+
+        /// The API keys this broker decodes.
+        pub const IMPLEMENTED: &[ApiKey] = &[$(ApiKey::$api),*];
+
+        fn decode_body(api: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Request> {
+            Ok(match api {
+                $(ApiKey::$api => Request::$api($req::decode(buf, v)?),)*
+                other => anyhow::bail!("no decoder for {other:?}"),
+            })
+        }
+
+        fn encode_body(response: &Response, buf: &mut BytesMut, v: i16) -> anyhow::Result<()> {
+            match response {
+                $(Response::$api(r) => r.encode(buf, v),)*
+            }
+        }
+    };
 }
 
-/// A response to encode.
-#[derive(Debug)]
-pub enum Response {
-    ApiVersions(ApiVersionsResponse),
-    Metadata(MetadataResponse),
-    Produce(ProduceResponse),
-    Fetch(FetchResponse),
-    ListOffsets(ListOffsetsResponse),
-    CreateTopics(CreateTopicsResponse),
-    DeleteTopics(DeleteTopicsResponse),
-    CreatePartitions(CreatePartitionsResponse),
-    DescribeConfigs(DescribeConfigsResponse),
-    DescribeCluster(DescribeClusterResponse),
+apis! {
+    ApiVersions: ApiVersionsRequest => ApiVersionsResponse,
+    Metadata: MetadataRequest => MetadataResponse,
+    Produce: ProduceRequest => ProduceResponse,
+    Fetch: FetchRequest => FetchResponse,
+    ListOffsets: ListOffsetsRequest => ListOffsetsResponse,
+    CreateTopics: CreateTopicsRequest => CreateTopicsResponse,
+    DeleteTopics: DeleteTopicsRequest => DeleteTopicsResponse,
+    CreatePartitions: CreatePartitionsRequest => CreatePartitionsResponse,
+    DescribeConfigs: DescribeConfigsRequest => DescribeConfigsResponse,
+    DescribeCluster: DescribeClusterRequest => DescribeClusterResponse,
+    FindCoordinator: FindCoordinatorRequest => FindCoordinatorResponse,
+    JoinGroup: JoinGroupRequest => JoinGroupResponse,
+    SyncGroup: SyncGroupRequest => SyncGroupResponse,
+    Heartbeat: HeartbeatRequest => HeartbeatResponse,
+    LeaveGroup: LeaveGroupRequest => LeaveGroupResponse,
+    OffsetCommit: OffsetCommitRequest => OffsetCommitResponse,
+    OffsetFetch: OffsetFetchRequest => OffsetFetchResponse,
+    DescribeGroups: DescribeGroupsRequest => DescribeGroupsResponse,
+    ListGroups: ListGroupsRequest => ListGroupsResponse,
+    DeleteGroups: DeleteGroupsRequest => DeleteGroupsResponse,
+    OffsetDelete: OffsetDeleteRequest => OffsetDeleteResponse,
 }
 
 /// What identifies a request on its connection.
@@ -115,28 +140,6 @@ pub fn decode_request(mut frame: Bytes) -> Result<(RequestContext, Request), Dec
     Ok((ctx, body))
 }
 
-fn decode_body(api: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Request> {
-    Ok(match api {
-        ApiKey::ApiVersions => Request::ApiVersions(ApiVersionsRequest::decode(buf, v)?),
-        ApiKey::Metadata => Request::Metadata(MetadataRequest::decode(buf, v)?),
-        ApiKey::Produce => Request::Produce(ProduceRequest::decode(buf, v)?),
-        ApiKey::Fetch => Request::Fetch(FetchRequest::decode(buf, v)?),
-        ApiKey::ListOffsets => Request::ListOffsets(ListOffsetsRequest::decode(buf, v)?),
-        ApiKey::CreateTopics => Request::CreateTopics(CreateTopicsRequest::decode(buf, v)?),
-        ApiKey::DeleteTopics => Request::DeleteTopics(DeleteTopicsRequest::decode(buf, v)?),
-        ApiKey::CreatePartitions => {
-            Request::CreatePartitions(CreatePartitionsRequest::decode(buf, v)?)
-        }
-        ApiKey::DescribeConfigs => {
-            Request::DescribeConfigs(DescribeConfigsRequest::decode(buf, v)?)
-        }
-        ApiKey::DescribeCluster => {
-            Request::DescribeCluster(DescribeClusterRequest::decode(buf, v)?)
-        }
-        other => anyhow::bail!("no decoder for {other:?}"),
-    })
-}
-
 /// Encodes a response frame, length prefix included.
 pub fn encode_response(ctx: &RequestContext, response: &Response) -> anyhow::Result<Bytes> {
     let v = ctx.api_version;
@@ -144,18 +147,7 @@ pub fn encode_response(ctx: &RequestContext, response: &Response) -> anyhow::Res
     buf.put_i32(0); // length, patched below
     let header = ResponseHeader::default().with_correlation_id(ctx.correlation_id);
     header.encode(&mut buf, ctx.api_key.response_header_version(v))?;
-    match response {
-        Response::ApiVersions(r) => r.encode(&mut buf, v)?,
-        Response::Metadata(r) => r.encode(&mut buf, v)?,
-        Response::Produce(r) => r.encode(&mut buf, v)?,
-        Response::Fetch(r) => r.encode(&mut buf, v)?,
-        Response::ListOffsets(r) => r.encode(&mut buf, v)?,
-        Response::CreateTopics(r) => r.encode(&mut buf, v)?,
-        Response::DeleteTopics(r) => r.encode(&mut buf, v)?,
-        Response::CreatePartitions(r) => r.encode(&mut buf, v)?,
-        Response::DescribeConfigs(r) => r.encode(&mut buf, v)?,
-        Response::DescribeCluster(r) => r.encode(&mut buf, v)?,
-    }
+    encode_body(response, &mut buf, v)?;
     let len = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&len.to_be_bytes());
     Ok(buf.freeze())

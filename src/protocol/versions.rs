@@ -16,6 +16,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The supported range for `key`, if the API is implemented.
@@ -29,6 +40,20 @@ pub fn supported(key: ApiKey) -> Option<(i16, i16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What is advertised is exactly what is decoded (and so dispatched: `api::Handler::handle`
+    /// matches every `Request` variant).
+    #[test]
+    fn table_matches_the_implemented_apis() {
+        let mut advertised: Vec<i16> = SUPPORTED.iter().map(|(k, _, _)| *k as i16).collect();
+        let mut implemented: Vec<i16> = super::super::IMPLEMENTED
+            .iter()
+            .map(|k| *k as i16)
+            .collect();
+        advertised.sort_unstable();
+        implemented.sort_unstable();
+        assert_eq!(advertised, implemented);
+    }
 
     #[test]
     fn table_is_within_the_codec() {

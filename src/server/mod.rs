@@ -118,7 +118,8 @@ impl Server {
             let frame = buf.split().freeze();
             let out = match protocol::decode_request(frame) {
                 Ok((ctx, req)) => {
-                    let pending = self.handler.handle(&ctx, req).await;
+                    tracing::trace!(%peer, api = ?ctx.api_key, version = ctx.api_version, correlation_id = ctx.correlation_id, "request");
+                    let pending = self.handler.handle(&ctx, peer, req).await;
                     Outgoing::Response(ctx, pending)
                 }
                 Err(DecodeError::ApiVersionsUnsupported {
@@ -168,6 +169,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, pe
                 }
             }
         };
+        tracing::trace!(%peer, len = bytes.len(), "response");
         if let Err(e) = wr.write_all(&bytes).await {
             tracing::debug!(%peer, error = %e, "write failed; closing connection");
             return;

@@ -32,6 +32,11 @@ impl TestBroker {
 
     /// Starts a broker over an existing data dir (restart tests).
     pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestBroker {
+        // broker logs on RUST_LOG=... for debugging a failing test
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let mut config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
             data_dir: dir.path().to_path_buf(),
@@ -133,4 +138,17 @@ pub fn admin(
         .set("bootstrap.servers", bootstrap)
         .create()
         .expect("admin client")
+}
+
+/// Creates a topic through the admin API and waits for the result.
+pub async fn create_topic(b: &TestBroker, name: &str, partitions: i32) {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    let res = admin(&b.bootstrap())
+        .create_topics(
+            [&NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create_topics");
+    assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
 }

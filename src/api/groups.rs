@@ -1,0 +1,339 @@
+//! Consumer-group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//! DescribeGroups, ListGroups, DeleteGroups.
+
+use super::{Handler, Pending, Reply};
+use crate::group::state::{GroupError, JoinRequest};
+use crate::group::DeleteError;
+use crate::protocol::Response;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use kafka_protocol::messages::leave_group_response::MemberResponse;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use std::sync::Arc;
+
+/// FindCoordinator key types.
+const KEY_GROUP: i8 = 0;
+/// Longest group id accepted; longer ones are refused as INVALID_GROUP_ID.
+const MAX_GROUP_ID_LEN: usize = 255;
+
+pub(super) fn group_error(e: GroupError) -> ResponseError {
+    match e {
+        GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+        GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+        GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+        GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+        GroupError::MemberIdRequired => ResponseError::MemberIdRequired,
+        GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+        GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+    }
+}
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+/// Group ids must be non-empty and of reasonable length.
+pub(super) fn valid_group_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_GROUP_ID_LEN
+}
+
+impl Handler {
+    pub(super) fn find_coordinator(
+        &self,
+        req: FindCoordinatorRequest,
+        v: i16,
+    ) -> FindCoordinatorResponse {
+        let mut resp = FindCoordinatorResponse::default();
+        let answer = |key: &str| -> (i16, Option<StrBytes>) {
+            if req.key_type != KEY_GROUP {
+                (
+                    ResponseError::CoordinatorNotAvailable.code(),
+                    Some(s("only group coordinators are served")),
+                )
+            } else if !valid_group_id(key) {
+                (
+                    ResponseError::InvalidGroupId.code(),
+                    Some(s("invalid group id")),
+                )
+            } else {
+                (0, None)
+            }
+        };
+        let (host, port) = (s(self.advertised.0.clone()), self.advertised.1);
+        if v >= 4 {
+            resp.coordinators = req
+                .coordinator_keys
+                .iter()
+                .map(|k| {
+                    let mut c = Coordinator::default();
+                    c.key = k.clone();
+                    let (code, msg) = answer(k);
+                    c.error_code = code;
+                    c.error_message = msg;
+                    if code == 0 {
+                        c.node_id = self.node_id();
+                        c.host = host.clone();
+                        c.port = port;
+                    } else {
+                        c.node_id = BrokerId(-1);
+                        c.port = -1;
+                    }
+                    c
+                })
+                .collect();
+        } else {
+            let (code, msg) = answer(&req.key);
+            resp.error_code = code;
+            if v >= 1 {
+                resp.error_message = msg;
+            }
+            if code == 0 {
+                resp.node_id = self.node_id();
+                resp.host = host;
+                resp.port = port;
+            } else {
+                resp.node_id = BrokerId(-1);
+                resp.port = -1;
+            }
+        }
+        resp
+    }
+
+    pub(super) fn join_group(
+        self: &Arc<Self>,
+        req: JoinGroupRequest,
+        v: i16,
+        client_id: String,
+        peer: String,
+    ) -> Pending {
+        let group_id = req.group_id.0.to_string();
+        if !valid_group_id(&group_id) {
+            let mut r = JoinGroupResponse::default();
+            r.error_code = ResponseError::InvalidGroupId.code();
+            r.generation_id = -1;
+            return super::ready(Response::JoinGroup(r));
+        }
+        let join = JoinRequest {
+            member_id: req.member_id.to_string(),
+            instance_id: if v >= 5 {
+                req.group_instance_id.map(|i| i.to_string())
+            } else {
+                None
+            },
+            client_id,
+            client_host: peer,
+            session_timeout_ms: req.session_timeout_ms,
+            rebalance_timeout_ms: if v >= 1 {
+                req.rebalance_timeout_ms
+            } else {
+                req.session_timeout_ms
+            },
+            protocol_type: req.protocol_type.to_string(),
+            protocols: req
+                .protocols
+                .iter()
+                .map(|p| (p.name.to_string(), p.metadata.clone()))
+                .collect(),
+            require_known_member_id: v >= 4,
+        };
+        let me = self.clone();
+        Box::pin(async move {
+            let r = me.groups.join(&group_id, join).await;
+            let mut resp = JoinGroupResponse::default();
+            resp.error_code = r.error.map(|e| group_error(e).code()).unwrap_or(0);
+            resp.generation_id = r.generation;
+            if v >= 7 {
+                resp.protocol_type = Some(s(r.protocol_type));
+            }
+            resp.protocol_name = Some(s(r.protocol_name));
+            resp.leader = s(r.leader);
+            resp.member_id = s(r.member_id);
+            resp.members = r
+                .members
+                .into_iter()
+                .map(|(id, inst, meta)| {
+                    let mut m = JoinGroupResponseMember::default();
+                    m.member_id = s(id);
+                    if v >= 5 {
+                        m.group_instance_id = inst.map(s);
+                    }
+                    m.metadata = meta;
+                    m
+                })
+                .collect();
+            Reply::Send(Response::JoinGroup(resp))
+        })
+    }
+
+    pub(super) fn sync_group(self: &Arc<Self>, req: SyncGroupRequest, v: i16) -> Pending {
+        let me = self.clone();
+        Box::pin(async move {
+            let instance = if v >= 3 {
+                req.group_instance_id.map(|i| i.to_string())
+            } else {
+                None
+            };
+            let assignments = req
+                .assignments
+                .into_iter()
+                .map(|a| (a.member_id.to_string(), a.assignment))
+                .collect();
+            let r = me
+                .groups
+                .sync(
+                    &req.group_id.0,
+                    &req.member_id,
+                    instance.as_deref(),
+                    req.generation_id,
+                    assignments,
+                )
+                .await;
+            let mut resp = SyncGroupResponse::default();
+            match r {
+                Ok((ptype, pname, assignment)) => {
+                    if v >= 5 {
+                        resp.protocol_type = Some(s(ptype));
+                        resp.protocol_name = Some(s(pname));
+                    }
+                    resp.assignment = assignment;
+                }
+                Err(e) => resp.error_code = group_error(e).code(),
+            }
+            Reply::Send(Response::SyncGroup(resp))
+        })
+    }
+
+    pub(super) fn heartbeat(&self, req: HeartbeatRequest, v: i16) -> HeartbeatResponse {
+        let instance = if v >= 3 {
+            req.group_instance_id.map(|i| i.to_string())
+        } else {
+            None
+        };
+        let mut resp = HeartbeatResponse::default();
+        if let Err(e) = self.groups.heartbeat(
+            &req.group_id.0,
+            &req.member_id,
+            instance.as_deref(),
+            req.generation_id,
+        ) {
+            resp.error_code = group_error(e).code();
+        }
+        resp
+    }
+
+    pub(super) fn leave_group(&self, req: LeaveGroupRequest, v: i16) -> LeaveGroupResponse {
+        let mut resp = LeaveGroupResponse::default();
+        let members: Vec<(String, Option<String>)> = if v >= 3 {
+            req.members
+                .iter()
+                .map(|m| {
+                    (
+                        m.member_id.to_string(),
+                        m.group_instance_id.as_ref().map(|i| i.to_string()),
+                    )
+                })
+                .collect()
+        } else {
+            vec![(req.member_id.to_string(), None)]
+        };
+        let results = self.groups.leave(&req.group_id.0, &members);
+        if v >= 3 {
+            resp.members = members
+                .into_iter()
+                .zip(results)
+                .map(|((id, inst), r)| {
+                    let mut m = MemberResponse::default();
+                    m.member_id = s(id);
+                    m.group_instance_id = inst.map(s);
+                    m.error_code = r.err().map(|e| group_error(e).code()).unwrap_or(0);
+                    m
+                })
+                .collect();
+        } else if let Some(Err(e)) = results.into_iter().next() {
+            resp.error_code = group_error(e).code();
+        }
+        resp
+    }
+
+    pub(super) fn describe_groups(&self, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+        let mut resp = DescribeGroupsResponse::default();
+        for id in req.groups {
+            let view = self.groups.describe(&id.0);
+            let mut g = DescribedGroup::default();
+            g.group_id = id;
+            g.group_state = StrBytes::from_static_str(view.state.name());
+            g.protocol_type = s(view.protocol_type);
+            g.protocol_data = s(view.protocol_name);
+            g.members = view
+                .members
+                .into_iter()
+                .map(|m| {
+                    let mut d = DescribedGroupMember::default();
+                    d.member_id = s(m.member_id);
+                    d.group_instance_id = m.instance_id.map(s);
+                    d.client_id = s(m.client_id);
+                    d.client_host = s(m.client_host);
+                    d.member_metadata = m.metadata;
+                    d.member_assignment = m.assignment;
+                    d
+                })
+                .collect();
+            resp.groups.push(g);
+        }
+        resp
+    }
+
+    pub(super) fn list_groups(&self, req: ListGroupsRequest) -> ListGroupsResponse {
+        let mut resp = ListGroupsResponse::default();
+        let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
+        let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
+        for (id, ptype, state) in self.groups.list() {
+            if !states.is_empty() && !states.contains(&state.name().to_lowercase()) {
+                continue;
+            }
+            if !types.is_empty() && !types.iter().any(|t| t == "classic") {
+                continue;
+            }
+            let mut g = ListedGroup::default();
+            g.group_id = GroupId(s(id));
+            g.protocol_type = s(ptype);
+            g.group_state = StrBytes::from_static_str(state.name());
+            g.group_type = StrBytes::from_static_str("classic");
+            resp.groups.push(g);
+        }
+        resp
+    }
+
+    pub(super) fn delete_groups(self: &Arc<Self>, req: DeleteGroupsRequest) -> Pending {
+        let me = self.clone();
+        Box::pin(async move {
+            let mut resp = DeleteGroupsResponse::default();
+            for id in req.groups_names {
+                let mut r = DeletableGroupResult::default();
+                r.error_code = match me.groups.delete_group(&id.0).await {
+                    Ok(()) => 0,
+                    Err(e) => delete_error(e).code(),
+                };
+                r.group_id = id;
+                resp.results.push(r);
+            }
+            Reply::Send(Response::DeleteGroups(resp))
+        })
+    }
+}
+
+pub(super) fn delete_error(e: DeleteError) -> ResponseError {
+    match e {
+        DeleteError::NotFound => ResponseError::GroupIdNotFound,
+        DeleteError::NotEmpty => ResponseError::NonEmptyGroup,
+        DeleteError::SubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+        DeleteError::Storage => ResponseError::KafkaStorageError,
+    }
+}

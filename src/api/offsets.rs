@@ -1,0 +1,263 @@
+//! OffsetCommit, OffsetFetch, OffsetDelete.
+
+use super::groups::{delete_error, group_error, valid_group_id};
+use super::{Handler, Pending, Reply};
+use crate::group::CommitError;
+use crate::protocol::Response;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn commit_error(e: CommitError) -> ResponseError {
+    match e {
+        CommitError::Group(g) => group_error(g),
+        CommitError::MetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+        CommitError::Storage => ResponseError::KafkaStorageError,
+    }
+}
+
+/// A partition of an OffsetCommit and the error found before committing, if any.
+type PartitionCheck = (i32, Option<ResponseError>);
+
+/// One partition's committed offset as OffsetFetch reports it.
+struct Fetched {
+    partition: i32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: String,
+    error: i16,
+}
+
+impl Handler {
+    pub(super) fn offset_commit(self: &Arc<Self>, req: OffsetCommitRequest, v: i16) -> Pending {
+        let me = self.clone();
+        Box::pin(async move {
+            let group = req.group_id.0.to_string();
+            // which partitions exist decides per-partition errors; the rest goes to the group
+            let mut wanted = Vec::new();
+            let mut shape: Vec<(TopicName, Vec<PartitionCheck>)> = Vec::new();
+            for t in &req.topics {
+                let meta = me.catalog.get(&t.name.0);
+                let mut parts = Vec::new();
+                for p in &t.partitions {
+                    let known = meta
+                        .as_ref()
+                        .is_some_and(|m| (0..m.partitions).contains(&p.partition_index));
+                    if known {
+                        let epoch = if v >= 6 { p.committed_leader_epoch } else { -1 };
+                        wanted.push((
+                            t.name.0.to_string(),
+                            p.partition_index,
+                            p.committed_offset,
+                            epoch,
+                            p.committed_metadata.as_ref().map(|m| m.to_string()),
+                        ));
+                        parts.push((p.partition_index, None));
+                    } else {
+                        parts.push((
+                            p.partition_index,
+                            Some(ResponseError::UnknownTopicOrPartition),
+                        ));
+                    }
+                }
+                shape.push((
+                    TopicName(StrBytes::from_string(t.name.0.to_string())),
+                    parts,
+                ));
+            }
+            let instance = if v >= 7 {
+                req.group_instance_id.as_ref().map(|i| i.to_string())
+            } else {
+                None
+            };
+            let outcome = if !valid_group_id(&group) {
+                Err(ResponseError::InvalidGroupId)
+            } else {
+                me.groups
+                    .commit(
+                        &group,
+                        req.generation_id_or_member_epoch,
+                        &req.member_id,
+                        instance.as_deref(),
+                        wanted,
+                    )
+                    .await
+                    .map_err(commit_error)
+            };
+            let mut per_partition = match &outcome {
+                Ok(results) => results.clone().into_iter(),
+                Err(_) => Vec::new().into_iter(),
+            };
+            let mut resp = OffsetCommitResponse::default();
+            for (name, parts) in shape {
+                let mut tr = OffsetCommitResponseTopic::default();
+                tr.name = name;
+                for (index, err) in parts {
+                    let mut pr = OffsetCommitResponsePartition::default();
+                    pr.partition_index = index;
+                    pr.error_code = match (err, &outcome) {
+                        (Some(e), _) => e.code(),
+                        (None, Err(e)) => e.code(),
+                        (None, Ok(_)) => per_partition
+                            .next()
+                            .and_then(|r| r.err())
+                            .map(|e| commit_error(e).code())
+                            .unwrap_or(0),
+                    };
+                    tr.partitions.push(pr);
+                }
+                resp.topics.push(tr);
+            }
+            Reply::Send(Response::OffsetCommit(resp))
+        })
+    }
+
+    /// Committed offsets of `group` for the named partitions, or every committed one.
+    fn fetch_group(
+        &self,
+        group: &str,
+        topics: Option<Vec<(String, Vec<i32>)>>,
+    ) -> Vec<(String, Vec<Fetched>)> {
+        let committed = self.groups.committed_all(group);
+        let fetched = |topic: &str, p: i32| match committed.get(&(topic.to_string(), p)) {
+            Some(c) => Fetched {
+                partition: p,
+                offset: c.offset,
+                leader_epoch: c.leader_epoch,
+                metadata: c.metadata.clone().unwrap_or_default(),
+                error: 0,
+            },
+            None => Fetched {
+                partition: p,
+                offset: -1,
+                leader_epoch: -1,
+                metadata: String::new(),
+                error: 0,
+            },
+        };
+        match topics {
+            Some(ts) => ts
+                .into_iter()
+                .map(|(t, ps)| {
+                    let parts = ps.iter().map(|&p| fetched(&t, p)).collect();
+                    (t, parts)
+                })
+                .collect(),
+            None => {
+                let mut by_topic: BTreeMap<String, Vec<Fetched>> = BTreeMap::new();
+                for (t, p) in committed.keys() {
+                    by_topic.entry(t.clone()).or_default().push(fetched(t, *p));
+                }
+                by_topic.into_iter().collect()
+            }
+        }
+    }
+
+    pub(super) fn offset_fetch(&self, req: OffsetFetchRequest, v: i16) -> OffsetFetchResponse {
+        let mut resp = OffsetFetchResponse::default();
+        if v >= 8 {
+            for g in req.groups {
+                let topics = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let mut gr = OffsetFetchResponseGroup::default();
+                for (t, parts) in self.fetch_group(&g.group_id.0, topics) {
+                    let mut tr = OffsetFetchResponseTopics::default();
+                    tr.name = TopicName(StrBytes::from_string(t));
+                    tr.partitions = parts
+                        .into_iter()
+                        .map(|f| {
+                            let mut p = OffsetFetchResponsePartitions::default();
+                            p.partition_index = f.partition;
+                            p.committed_offset = f.offset;
+                            p.committed_leader_epoch = f.leader_epoch;
+                            p.metadata = Some(StrBytes::from_string(f.metadata));
+                            p.error_code = f.error;
+                            p
+                        })
+                        .collect();
+                    gr.topics.push(tr);
+                }
+                gr.group_id = g.group_id;
+                resp.groups.push(gr);
+            }
+            return resp;
+        }
+        let topics = req.topics.map(|ts| {
+            ts.into_iter()
+                .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                .collect()
+        });
+        for (t, parts) in self.fetch_group(&req.group_id.0, topics) {
+            let mut tr = OffsetFetchResponseTopic::default();
+            tr.name = TopicName(StrBytes::from_string(t));
+            tr.partitions = parts
+                .into_iter()
+                .map(|f| {
+                    let mut p = OffsetFetchResponsePartition::default();
+                    p.partition_index = f.partition;
+                    p.committed_offset = f.offset;
+                    if v >= 5 {
+                        p.committed_leader_epoch = f.leader_epoch;
+                    }
+                    p.metadata = Some(StrBytes::from_string(f.metadata));
+                    p.error_code = f.error;
+                    p
+                })
+                .collect();
+            resp.topics.push(tr);
+        }
+        resp
+    }
+
+    pub(super) fn offset_delete(self: &Arc<Self>, req: OffsetDeleteRequest) -> Pending {
+        let me = self.clone();
+        Box::pin(async move {
+            let mut resp = OffsetDeleteResponse::default();
+            for t in req.topics {
+                let parts: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
+                let mut tr = OffsetDeleteResponseTopic::default();
+                match me
+                    .groups
+                    .delete_offsets(&req.group_id.0, &t.name.0, &parts)
+                    .await
+                {
+                    Ok(results) => {
+                        tr.partitions = parts
+                            .iter()
+                            .zip(results)
+                            .map(|(p, r)| {
+                                let mut pr = OffsetDeleteResponsePartition::default();
+                                pr.partition_index = *p;
+                                pr.error_code =
+                                    r.err().map(|e| delete_error(e).code()).unwrap_or(0);
+                                pr
+                            })
+                            .collect();
+                    }
+                    Err(e) => {
+                        resp.error_code = delete_error(e).code();
+                        return Reply::Send(Response::OffsetDelete(resp));
+                    }
+                }
+                tr.name = t.name;
+                resp.topics.push(tr);
+            }
+            Reply::Send(Response::OffsetDelete(resp))
+        })
+    }
+}

@@ -1,0 +1,539 @@
+//! Consumer-group coordinator: the pure state machine (`state`), durable offsets (`offsets`)
+//! and this thin async driver that holds each group behind its own lock (one group's work never
+//! waits for another's), parks JoinGroup/SyncGroup requests until the state machine completes
+//! them, and ticks every group on an injected clock for session and rebalance timeouts.
+//!
+//! Membership is kept in memory: after a restart, groups come back Empty with their committed
+//! offsets, and members rejoin (their next heartbeat gets UNKNOWN_MEMBER_ID).
+
+pub mod offsets;
+pub mod state;
+
+use crate::clock::SharedClock;
+use bytes::Bytes;
+use offsets::{Committed, OffsetStore, Record};
+use parking_lot::Mutex;
+use state::{
+    Answer, Completion, Group, GroupConfig, GroupError, GroupState, JoinRequest, JoinResult,
+    SyncResult,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+pub use state::GroupState as State;
+
+/// A parked request's way back.
+struct Entry {
+    group: Group,
+    joins: HashMap<String, oneshot::Sender<JoinResult>>,
+    syncs: HashMap<String, oneshot::Sender<SyncResult>>,
+}
+
+impl Entry {
+    fn deliver(&mut self, completions: Vec<Completion>) {
+        for c in completions {
+            match c {
+                Completion::Join(id, r) => {
+                    if let Some(tx) = self.joins.remove(&id) {
+                        let _ = tx.send(r);
+                    }
+                }
+                Completion::Sync(id, r) => {
+                    if let Some(tx) = self.syncs.remove(&id) {
+                        let _ = tx.send(r);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why an offset commit was refused, per request or per partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommitError {
+    Group(GroupError),
+    MetadataTooLarge,
+    Storage,
+}
+
+/// A member as DescribeGroups shows it.
+#[derive(Debug, Clone)]
+pub struct MemberView {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub group_id: String,
+    pub state: GroupState,
+    pub protocol_type: String,
+    pub protocol_name: String,
+    pub members: Vec<MemberView>,
+}
+
+pub struct Coordinator {
+    groups: Mutex<HashMap<String, Arc<Mutex<Entry>>>>,
+    store: OffsetStore,
+    cfg: GroupConfig,
+    clock: SharedClock,
+    offsets_retention_ms: i64,
+    metadata_max_bytes: usize,
+}
+
+impl Coordinator {
+    pub fn open(
+        data_dir: &Path,
+        cfg: GroupConfig,
+        offsets_retention_ms: i64,
+        metadata_max_bytes: usize,
+        clock: SharedClock,
+    ) -> std::io::Result<Coordinator> {
+        let store = OffsetStore::open(data_dir)?;
+        let now = clock.now_ms();
+        let mut groups = HashMap::new();
+        for g in store.groups() {
+            // groups with offsets but no members come back Empty; expiry counts from their
+            // newest commit
+            let newest = store
+                .group(&g)
+                .values()
+                .map(|c| c.commit_ms)
+                .max()
+                .unwrap_or(now);
+            let mut group = Group::new(&g, now);
+            group.empty_since_ms = newest;
+            groups.insert(
+                g,
+                Arc::new(Mutex::new(Entry {
+                    group,
+                    joins: HashMap::new(),
+                    syncs: HashMap::new(),
+                })),
+            );
+        }
+        Ok(Coordinator {
+            groups: Mutex::new(groups),
+            store,
+            cfg,
+            clock,
+            offsets_retention_ms,
+            metadata_max_bytes,
+        })
+    }
+
+    fn entry(&self, group_id: &str, create: bool) -> Option<Arc<Mutex<Entry>>> {
+        let mut groups = self.groups.lock();
+        if let Some(e) = groups.get(group_id) {
+            return Some(e.clone());
+        }
+        if !create {
+            return None;
+        }
+        let e = Arc::new(Mutex::new(Entry {
+            group: Group::new(group_id, self.clock.now_ms()),
+            joins: HashMap::new(),
+            syncs: HashMap::new(),
+        }));
+        groups.insert(group_id.to_string(), e.clone());
+        Some(e)
+    }
+
+    /// JoinGroup: resolves when the rebalance completes (or at once for errors and resends).
+    pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinResult {
+        let member_id = req.member_id.clone();
+        let Some(entry) = self.entry(group_id, true) else {
+            unreachable!("entry(create=true) always returns a group")
+        };
+        let rx = {
+            let mut e = entry.lock();
+            let mut out = Vec::new();
+            let answer = e.group.join(req, self.clock.now_ms(), &self.cfg, &mut out);
+            e.deliver(out);
+            match answer {
+                Answer::Now(r) => return r,
+                Answer::Pending(id) => {
+                    let (tx, rx) = oneshot::channel();
+                    e.joins.insert(id, tx);
+                    rx
+                }
+            }
+        };
+        rx.await.unwrap_or_else(|_| JoinResult {
+            error: Some(GroupError::RebalanceInProgress),
+            generation: -1,
+            protocol_type: String::new(),
+            protocol_name: String::new(),
+            leader: String::new(),
+            member_id,
+            members: Vec::new(),
+        })
+    }
+
+    pub async fn sync(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        assignments: Vec<(String, Bytes)>,
+    ) -> SyncResult {
+        let Some(entry) = self.entry(group_id, false) else {
+            return Err(GroupError::UnknownMemberId);
+        };
+        let rx = {
+            let mut e = entry.lock();
+            let mut out = Vec::new();
+            let answer = e.group.sync(
+                member_id,
+                instance_id,
+                generation,
+                assignments,
+                self.clock.now_ms(),
+                &mut out,
+            );
+            e.deliver(out);
+            match answer {
+                Answer::Now(r) => return r,
+                Answer::Pending(id) => {
+                    let (tx, rx) = oneshot::channel();
+                    e.syncs.insert(id, tx);
+                    rx
+                }
+            }
+        };
+        rx.await.unwrap_or(Err(GroupError::RebalanceInProgress))
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
+        let entry = self
+            .entry(group_id, false)
+            .ok_or(GroupError::UnknownMemberId)?;
+        let mut e = entry.lock();
+        e.group
+            .heartbeat(member_id, instance_id, generation, self.clock.now_ms())
+    }
+
+    /// LeaveGroup for each `(member id, instance id)`; one result per member.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Vec<Result<(), GroupError>> {
+        let Some(entry) = self.entry(group_id, false) else {
+            return members
+                .iter()
+                .map(|_| Err(GroupError::UnknownMemberId))
+                .collect();
+        };
+        let mut e = entry.lock();
+        let now = self.clock.now_ms();
+        let mut out = Vec::new();
+        let results = members
+            .iter()
+            .map(|(m, i)| e.group.leave(m, i.as_deref(), now, &self.cfg, &mut out))
+            .collect();
+        e.deliver(out);
+        results
+    }
+
+    /// OffsetCommit. `generation` -1 with an empty member id is a commit from outside any
+    /// generation, allowed only while the group has no members (as in Kafka).
+    pub async fn commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        offsets: Vec<(String, i32, i64, i32, Option<String>)>,
+    ) -> Result<Vec<Result<(), CommitError>>, CommitError> {
+        let entry = self
+            .entry(group_id, true)
+            .ok_or(CommitError::Group(GroupError::CoordinatorNotAvailable))?;
+        {
+            let mut e = entry.lock();
+            let g = &mut e.group;
+            let now = self.clock.now_ms();
+            if generation < 0 && member_id.is_empty() && g.members.is_empty() {
+                // simple (admin or assign()-based) commit
+            } else {
+                if g.state == GroupState::Dead {
+                    return Err(CommitError::Group(GroupError::CoordinatorNotAvailable));
+                }
+                if let Some(inst) = instance_id {
+                    if g.static_members.get(inst).is_some_and(|id| id != member_id) {
+                        return Err(CommitError::Group(GroupError::FencedInstanceId));
+                    }
+                }
+                if !g.members.contains_key(member_id) {
+                    return Err(CommitError::Group(GroupError::UnknownMemberId));
+                }
+                if generation != g.generation {
+                    return Err(CommitError::Group(GroupError::IllegalGeneration));
+                }
+                if g.state == GroupState::CompletingRebalance {
+                    return Err(CommitError::Group(GroupError::RebalanceInProgress));
+                }
+                if let Some(m) = g.members.get_mut(member_id) {
+                    m.last_seen_ms = now;
+                }
+            }
+        }
+        let now = self.clock.now_ms();
+        let mut results = Vec::with_capacity(offsets.len());
+        let mut records = Vec::new();
+        for (topic, partition, offset, leader_epoch, metadata) in offsets {
+            if metadata
+                .as_ref()
+                .is_some_and(|m| m.len() > self.metadata_max_bytes)
+            {
+                results.push(Err(CommitError::MetadataTooLarge));
+                continue;
+            }
+            results.push(Ok(()));
+            records.push(Record::Commit {
+                group: group_id.to_string(),
+                topic,
+                partition,
+                value: Committed {
+                    offset,
+                    leader_epoch,
+                    metadata,
+                    commit_ms: now,
+                },
+            });
+        }
+        if !records.is_empty() {
+            if let Err(e) = self.store.write(records).await {
+                tracing::error!(group = group_id, error = %e, "committing offsets failed");
+                return Err(CommitError::Storage);
+            }
+        }
+        Ok(results)
+    }
+
+    pub fn committed(&self, group_id: &str, topic: &str, partition: i32) -> Option<Committed> {
+        self.store.get(group_id, topic, partition)
+    }
+
+    pub fn committed_all(&self, group_id: &str) -> BTreeMap<(String, i32), Committed> {
+        self.store.group(group_id)
+    }
+
+    pub fn describe(&self, group_id: &str) -> GroupView {
+        let Some(entry) = self.entry(group_id, false) else {
+            return GroupView {
+                group_id: group_id.to_string(),
+                state: GroupState::Dead,
+                protocol_type: String::new(),
+                protocol_name: String::new(),
+                members: Vec::new(),
+            };
+        };
+        let e = entry.lock();
+        let g = &e.group;
+        let protocol = g.protocol_name.clone().unwrap_or_default();
+        GroupView {
+            group_id: group_id.to_string(),
+            state: g.state,
+            protocol_type: g.protocol_type.clone().unwrap_or_default(),
+            protocol_name: protocol.clone(),
+            members: g
+                .members
+                .values()
+                .map(|m| MemberView {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: m
+                        .protocols
+                        .iter()
+                        .find(|(n, _)| *n == protocol)
+                        .map(|(_, b)| b.clone())
+                        .unwrap_or_default(),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Every group: `(id, protocol type, state)`.
+    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+        let entries: Vec<Arc<Mutex<Entry>>> = self.groups.lock().values().cloned().collect();
+        let mut out: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                let e = e.lock();
+                (
+                    e.group.id.clone(),
+                    e.group.protocol_type.clone().unwrap_or_default(),
+                    e.group.state,
+                )
+            })
+            .filter(|(_, _, s)| *s != GroupState::Dead)
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// DeleteGroups: only groups without members; removes their offsets.
+    pub async fn delete_group(&self, group_id: &str) -> Result<(), DeleteError> {
+        let entry = self.entry(group_id, false).ok_or(DeleteError::NotFound)?;
+        {
+            let mut e = entry.lock();
+            match e.group.state {
+                GroupState::Dead => return Err(DeleteError::NotFound),
+                GroupState::Empty => e.group.mark_dead(),
+                _ => return Err(DeleteError::NotEmpty),
+            }
+        }
+        self.groups.lock().remove(group_id);
+        self.store
+            .write(vec![Record::DeleteGroup {
+                group: group_id.to_string(),
+            }])
+            .await
+            .map_err(|_| DeleteError::Storage)
+    }
+
+    /// OffsetDelete: the group must not be subscribed to the topic (subscriptions are read from
+    /// the members' consumer-protocol metadata).
+    pub async fn delete_offsets(
+        &self,
+        group_id: &str,
+        topic: &str,
+        partitions: &[i32],
+    ) -> Result<Vec<Result<(), DeleteError>>, DeleteError> {
+        let entry = self.entry(group_id, false).ok_or(DeleteError::NotFound)?;
+        let subscribed = {
+            let e = entry.lock();
+            if e.group.state == GroupState::Dead {
+                return Err(DeleteError::NotFound);
+            }
+            e.group
+                .member_metadata()
+                .iter()
+                .any(|m| subscription_topics(m).iter().any(|t| t == topic))
+        };
+        if subscribed {
+            return Ok(partitions
+                .iter()
+                .map(|_| Err(DeleteError::SubscribedToTopic))
+                .collect());
+        }
+        let records = partitions
+            .iter()
+            .map(|p| Record::DeleteOffset {
+                group: group_id.to_string(),
+                topic: topic.to_string(),
+                partition: *p,
+            })
+            .collect();
+        self.store
+            .write(records)
+            .await
+            .map_err(|_| DeleteError::Storage)?;
+        Ok(partitions.iter().map(|_| Ok(())).collect())
+    }
+
+    /// Removes every group's offsets for a deleted topic.
+    pub async fn delete_topic(&self, topic: &str) {
+        if let Err(e) = self
+            .store
+            .write(vec![Record::DeleteTopic {
+                topic: topic.to_string(),
+            }])
+            .await
+        {
+            tracing::error!(topic, error = %e, "removing committed offsets of a deleted topic failed");
+        }
+    }
+
+    /// One pass of timeouts over every group, and expiry of empty groups' offsets.
+    pub async fn tick(&self) {
+        let now = self.clock.now_ms();
+        let entries: Vec<Arc<Mutex<Entry>>> = self.groups.lock().values().cloned().collect();
+        let mut expired = Vec::new();
+        for entry in entries {
+            let mut e = entry.lock();
+            let mut out = Vec::new();
+            e.group.tick(now, &self.cfg, &mut out);
+            e.deliver(out);
+            if e.group.state == GroupState::Empty
+                && now - e.group.empty_since_ms >= self.offsets_retention_ms
+            {
+                e.group.mark_dead();
+                expired.push(e.group.id.clone());
+            }
+        }
+        for g in expired {
+            self.groups.lock().remove(&g);
+            tracing::info!(group = %g, "offsets of empty group expired (offsets_retention_minutes)");
+            if let Err(e) = self
+                .store
+                .write(vec![Record::DeleteGroup { group: g.clone() }])
+                .await
+            {
+                tracing::error!(group = %g, error = %e, "expiring offsets failed");
+            }
+        }
+    }
+
+    /// Ticks every `interval` until `cancel`.
+    pub async fn run(self: Arc<Self>, interval: Duration, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => self.tick().await,
+                _ = cancel.cancelled() => return,
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteError {
+    NotFound,
+    NotEmpty,
+    SubscribedToTopic,
+    Storage,
+}
+
+/// Topics in a ConsumerProtocolSubscription (any version): `i16 version, [string topic]`.
+fn subscription_topics(metadata: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    if metadata.len() < 6 {
+        return out;
+    }
+    let n = i32::from_be_bytes([metadata[2], metadata[3], metadata[4], metadata[5]]);
+    let mut pos = 6;
+    for _ in 0..n.clamp(0, 10_000) {
+        let Some(len) = metadata
+            .get(pos..pos + 2)
+            .map(|b| i16::from_be_bytes([b[0], b[1]]))
+        else {
+            break;
+        };
+        pos += 2;
+        let Some(name) = metadata.get(pos..pos + len.max(0) as usize) else {
+            break;
+        };
+        out.push(String::from_utf8_lossy(name).into_owned());
+        pos += len.max(0) as usize;
+    }
+    out
+}
