@@ -259,3 +259,112 @@ fn produce_raw(b: &TestBroker, topic: &str, records: &[u8]) -> i16 {
     let at = 4 + 4 + 2 + topic.len() + 4 + 4;
     i16::from_be_bytes([resp[at], resp[at + 1]])
 }
+
+/// Sends one request encoded with the `kafka-protocol` client codec and decodes the response.
+fn roundtrip<Req, Resp>(s: &mut TcpStream, api: i16, version: i16, corr: i32, req: &Req) -> Resp
+where
+    Req: kafka_protocol::protocol::Encodable,
+    Resp: kafka_protocol::protocol::Decodable,
+{
+    use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    let key = ApiKey::try_from(api).expect("api key");
+    let mut body = bytes::BytesMut::new();
+    let mut h = RequestHeader::default();
+    h.request_api_key = api;
+    h.request_api_version = version;
+    h.correlation_id = corr;
+    h.client_id = Some(StrBytes::from_static_str("hostile"));
+    h.encode(&mut body, key.request_header_version(version))
+        .expect("header");
+    req.encode(&mut body, version).expect("body");
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    s.write_all(&frame).expect("write");
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("response length");
+    let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut resp).expect("response");
+    let mut buf = bytes::Bytes::from(resp);
+    let rh = ResponseHeader::decode(&mut buf, key.response_header_version(version))
+        .expect("response header");
+    assert_eq!(rh.correlation_id, corr);
+    Resp::decode(&mut buf, version).expect("response body")
+}
+
+fn join_request(
+    member: &str,
+    protocol_type: &str,
+    protocols: usize,
+) -> kafka_protocol::messages::JoinGroupRequest {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::{GroupId, JoinGroupRequest};
+    use kafka_protocol::protocol::StrBytes;
+    let mut r = JoinGroupRequest::default();
+    r.group_id = GroupId(StrBytes::from_static_str("hostile-group"));
+    r.session_timeout_ms = 10_000;
+    r.rebalance_timeout_ms = 10_000;
+    r.member_id = StrBytes::from_string(member.to_string());
+    r.protocol_type = StrBytes::from_string(protocol_type.to_string());
+    r.protocols = (0..protocols)
+        .map(|i| {
+            let mut p = JoinGroupRequestProtocol::default();
+            p.name = StrBytes::from_string(format!("p{i}"));
+            p.metadata = bytes::Bytes::from_static(b"meta");
+            p
+        })
+        .collect();
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_group_requests_get_errors_and_bounded_state() {
+    use kafka_protocol::messages::{
+        GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupResponse,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let b = TestBroker::start_with(|c| c.group_max_size = 1000).await;
+    tokio::task::block_in_place(|| {
+        let mut s = connect(&b);
+        // a 30 KB member id (near the protocol maximum) the group never issued
+        let r: JoinGroupResponse = roundtrip(
+            &mut s,
+            11,
+            5,
+            1,
+            &join_request(&"m".repeat(30_000), "consumer", 1),
+        );
+        assert_eq!(r.error_code, 25, "UNKNOWN_MEMBER_ID");
+        // an empty protocol type, and no protocols at all
+        let r: JoinGroupResponse = roundtrip(&mut s, 11, 5, 2, &join_request("", "", 1));
+        assert_eq!(r.error_code, 23, "INCONSISTENT_GROUP_PROTOCOL");
+        let r: JoinGroupResponse = roundtrip(&mut s, 11, 5, 3, &join_request("", "consumer", 0));
+        assert_eq!(r.error_code, 23, "INCONSISTENT_GROUP_PROTOCOL");
+        // a group id far beyond any sane length
+        let mut long = join_request("", "consumer", 1);
+        long.group_id = GroupId(StrBytes::from_string("g".repeat(10_000)));
+        let r: JoinGroupResponse = roundtrip(&mut s, 11, 5, 4, &long);
+        assert_eq!(r.error_code, 24, "INVALID_GROUP_ID");
+        // thousands of would-be members: the group stops growing at group_max_size
+        let mut required = 0;
+        let mut refused = 0;
+        for i in 0..1500 {
+            let r: JoinGroupResponse =
+                roundtrip(&mut s, 11, 5, 10 + i, &join_request("", "consumer", 1));
+            match r.error_code {
+                79 => required += 1, // MEMBER_ID_REQUIRED: a pending member id was handed out
+                81 => refused += 1,  // GROUP_MAX_SIZE_REACHED
+                other => panic!("unexpected error {other}"),
+            }
+        }
+        assert_eq!((required, refused), (1000, 500));
+        // heartbeats from strangers are refused, and the broker still answers
+        let mut hb = HeartbeatRequest::default();
+        hb.group_id = GroupId(StrBytes::from_static_str("hostile-group"));
+        hb.member_id = StrBytes::from_static_str("nobody");
+        hb.generation_id = 7;
+        let r: HeartbeatResponse = roundtrip(&mut s, 12, 3, 9999, &hb);
+        assert_eq!(r.error_code, 25, "UNKNOWN_MEMBER_ID");
+    });
+    b.stop().await;
+}
