@@ -378,18 +378,7 @@ impl Group {
                     return self.join_unknown(req, now, cfg, out);
                 };
                 // the old incarnation's pending requests are fenced
-                if m.awaiting_join {
-                    out.push(Completion::Join(
-                        old_id.clone(),
-                        JoinResult::error(GroupError::FencedInstanceId, &old_id),
-                    ));
-                }
-                if m.awaiting_sync {
-                    out.push(Completion::Sync(
-                        old_id.clone(),
-                        Err(GroupError::FencedInstanceId),
-                    ));
-                }
+                release_parked(&m, GroupError::FencedInstanceId, out);
                 let unchanged = m.protocols == req.protocols;
                 m.id = new_id.clone();
                 m.last_seen_ms = now;
@@ -669,18 +658,7 @@ impl Group {
             return Ok(());
         }
         let m = self.remove_member(&id).ok_or(GroupError::UnknownMemberId)?;
-        if m.awaiting_join {
-            out.push(Completion::Join(
-                id.clone(),
-                JoinResult::error(GroupError::UnknownMemberId, &id),
-            ));
-        }
-        if m.awaiting_sync {
-            out.push(Completion::Sync(
-                id.clone(),
-                Err(GroupError::UnknownMemberId),
-            ));
-        }
+        release_parked(&m, GroupError::UnknownMemberId, out);
         self.after_departure(now, cfg, out);
         Ok(())
     }
@@ -716,12 +694,7 @@ impl Group {
         let any = !expired.is_empty();
         for id in expired {
             if let Some(m) = self.remove_member(&id) {
-                if m.awaiting_sync {
-                    out.push(Completion::Sync(
-                        id.clone(),
-                        Err(GroupError::UnknownMemberId),
-                    ));
-                }
+                release_parked(&m, GroupError::UnknownMemberId, out);
             }
         }
         if any {
@@ -742,6 +715,16 @@ impl Group {
             .values()
             .map(|m| m.metadata_for(&protocol))
             .collect()
+    }
+}
+
+/// Answers a departing member's parked JoinGroup/SyncGroup requests with `e`.
+fn release_parked(m: &Member, e: GroupError, out: &mut Vec<Completion>) {
+    if m.awaiting_join {
+        out.push(Completion::Join(m.id.clone(), JoinResult::error(e, &m.id)));
+    }
+    if m.awaiting_sync {
+        out.push(Completion::Sync(m.id.clone(), Err(e)));
     }
 }
 

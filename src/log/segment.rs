@@ -67,7 +67,12 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(stem.with_extension("log"))?;
-        Ok(Segment {
+        Ok(Segment::empty(base_offset, stem, file, now_ms))
+    }
+
+    /// The in-memory state of a segment with nothing known about its contents yet.
+    fn empty(base_offset: i64, stem: PathBuf, file: File, created_ms: i64) -> Segment {
+        Segment {
             base_offset,
             stem,
             file: Arc::new(file),
@@ -76,13 +81,13 @@ impl Segment {
             next_offset: base_offset,
             max_timestamp: -1,
             offset_of_max_timestamp: -1,
-            created_ms: now_ms,
+            created_ms,
             index: Vec::new(),
             time_index: Vec::new(),
             bytes_since_index: 0,
             indexes_on_disk: false,
             reserved_to: 0,
-        })
+        }
     }
 
     /// Opens an existing segment. With `recover`, every batch is read and CRC-checked and the file
@@ -108,22 +113,7 @@ impl Segment {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as i64)
             .unwrap_or(now_ms);
-        let mut seg = Segment {
-            base_offset,
-            stem,
-            file: Arc::new(file),
-            len: 0,
-            durable_len: 0,
-            next_offset: base_offset,
-            max_timestamp: -1,
-            offset_of_max_timestamp: -1,
-            created_ms,
-            index: Vec::new(),
-            time_index: Vec::new(),
-            bytes_since_index: 0,
-            indexes_on_disk: false,
-            reserved_to: 0,
-        };
+        let mut seg = Segment::empty(base_offset, stem, file, created_ms);
         let valid_len = seg.scan(file_len, recover, index_interval)?;
         if valid_len < file_len {
             tracing::warn!(
