@@ -256,3 +256,40 @@ async fn cooperative_sticky_rebalances_incrementally() {
     retire(m2);
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_topic_removes_its_committed_offsets() {
+    use rdkafka::admin::AdminOptions;
+    let b = quick_groups().await;
+    common::create_topic(&b, "doomed", 1).await;
+    let c = member(&b, "g4", &[]);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("doomed", 0, Offset::Offset(42))
+        .expect("tpl");
+    // a commit outside any generation (assign()-style consumers and admin tools)
+    tokio::task::block_in_place(|| c.commit(&tpl, CommitMode::Sync)).expect("commit");
+    let mut q = TopicPartitionList::new();
+    q.add_partition("doomed", 0);
+    let got = tokio::task::block_in_place(|| c.committed_offsets(q.clone(), T)).expect("committed");
+    assert_eq!(got.elements()[0].offset(), Offset::Offset(42));
+    let del = common::admin(&b.bootstrap())
+        .delete_topics(&["doomed"], &AdminOptions::new())
+        .await
+        .expect("delete");
+    assert!(del[0].is_ok());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got =
+            tokio::task::block_in_place(|| c.committed_offsets(q.clone(), T)).expect("committed");
+        if got.elements()[0].offset() == Offset::Invalid {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "offsets of the deleted topic are gone"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::task::block_in_place(|| drop(c));
+    b.stop().await;
+}
