@@ -9,6 +9,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::group::state::GroupConfig;
 use crate::group::Coordinator;
+use crate::log::producer::ProducerIdAllocator;
 use crate::log::{LogError, LogManager};
 use crate::server::Server;
 use std::future::Future;
@@ -77,9 +78,14 @@ impl Broker {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "logs loaded"
         );
-        logs.start_retention(Duration::from_millis(
-            config.log_retention_check_interval_ms,
-        ));
+        logs.start_retention(
+            Duration::from_millis(config.log_retention_check_interval_ms),
+            config.producer_id_expiration_ms,
+        );
+        let producer_ids = Arc::new(
+            ProducerIdAllocator::open(&config.data_dir)
+                .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
+        );
         let groups = Arc::new(
             Coordinator::open(
                 &config.data_dir,
@@ -112,6 +118,7 @@ impl Broker {
             catalog,
             logs: logs.clone(),
             groups: groups.clone(),
+            producer_ids,
             config: config.clone(),
         });
         let server = Arc::new(Server {

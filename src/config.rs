@@ -143,6 +143,8 @@ settings! {
     log_message_timestamp_after_max_ms: i64 = 3_600_000, env "TIERCEL_LOG_MESSAGE_TIMESTAMP_AFTER_MAX_MS";
     /// Bytes between offset/time index entries (log.index.interval.bytes)
     log_index_interval_bytes: i64 = 4096, env "TIERCEL_LOG_INDEX_INTERVAL_BYTES";
+    /// How long an idle idempotent producer's sequence state is kept, ms (producer.id.expiration.ms)
+    producer_id_expiration_ms: i64 = 86_400_000, env "TIERCEL_PRODUCER_ID_EXPIRATION_MS";
     /// Shortest session timeout a group member may ask for, ms (group.min.session.timeout.ms)
     group_min_session_timeout_ms: i32 = 6000, env "TIERCEL_GROUP_MIN_SESSION_TIMEOUT_MS";
     /// Longest session timeout a group member may ask for, ms (group.max.session.timeout.ms)
@@ -234,6 +236,9 @@ impl Config {
         }
         if self.log_index_interval_bytes < 0 {
             return bad("log_index_interval_bytes", "must be >= 0");
+        }
+        if self.producer_id_expiration_ms < 1 {
+            return bad("producer_id_expiration_ms", "must be >= 1");
         }
         if self.group_min_session_timeout_ms < 1 {
             return bad("group_min_session_timeout_ms", "must be >= 1");

@@ -15,6 +15,8 @@ pub fn log_error(e: &LogError) -> ResponseError {
         LogError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
         LogError::InvalidTxnState => ResponseError::InvalidTxnState,
         LogError::UnknownProducerId(_) => ResponseError::UnknownProducerId,
+        LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
     }
 }
 

@@ -16,6 +16,7 @@ mod list_offsets;
 mod metadata;
 mod offsets;
 mod produce;
+mod producer_id;
 mod topics;
 
 use crate::catalog::{Catalog, CatalogError, TopicMeta};
@@ -55,6 +56,7 @@ pub struct Handler {
     pub catalog: Arc<Catalog>,
     pub logs: Arc<LogManager>,
     pub groups: Arc<Coordinator>,
+    pub producer_ids: Arc<crate::log::producer::ProducerIdAllocator>,
     /// Host and port advertised to clients.
     pub advertised: (String, i32),
     /// The address actually bound.
@@ -107,6 +109,7 @@ impl Handler {
             Request::ListGroups(r) => ready(Response::ListGroups(self.list_groups(r))),
             Request::DeleteGroups(r) => self.delete_groups(r),
             Request::OffsetDelete(r) => self.offset_delete(r),
+            Request::InitProducerId(r) => ready(Response::InitProducerId(self.init_producer_id(r))),
         }
     }
 

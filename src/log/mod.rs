@@ -7,6 +7,7 @@
 
 pub mod index;
 pub mod partition;
+pub mod producer;
 pub mod segment;
 
 use crate::batch::BatchError;
@@ -63,6 +64,10 @@ pub enum LogError {
     InvalidTxnState,
     #[error("unknown producer id {0}")]
     UnknownProducerId(i64),
+    #[error("producer epoch {epoch} is older than the current {current}")]
+    InvalidProducerEpoch { epoch: i16, current: i16 },
+    #[error("out of order sequence: expected {expected}, got {got}")]
+    OutOfOrderSequence { expected: i32, got: i32 },
 }
 
 impl From<BatchError> for LogError {
@@ -232,8 +237,8 @@ impl LogManager {
         Ok(())
     }
 
-    /// Runs retention every `interval` until shutdown.
-    pub fn start_retention(self: &Arc<Self>, interval: Duration) {
+    /// Runs retention (and idle-producer expiry) every `interval` until shutdown.
+    pub fn start_retention(self: &Arc<Self>, interval: Duration, producer_expiration_ms: i64) {
         let me = self.clone();
         let cancel = self.cancel.child_token();
         self.tasks.spawn(async move {
@@ -243,6 +248,10 @@ impl LogManager {
                     _ = cancel.cancelled() => return,
                 }
                 me.enforce_retention();
+                let cutoff = me.clock.now_ms().saturating_sub(producer_expiration_ms);
+                for p in me.all() {
+                    p.expire_producers(cutoff);
+                }
             }
         });
     }

@@ -10,6 +10,7 @@
 //! Cancellation: `append` does its I/O synchronously under the lock and cannot be torn by a
 //! dropped future; a dropped `wait_durable` only stops waiting.
 
+use super::producer::{Check, ProducerStates};
 use super::segment::{self, locate, read_batches, Segment, Target};
 use super::{LogConfig, LogError};
 use crate::batch::{self, BatchHeader};
@@ -46,6 +47,8 @@ pub struct Partition {
 
 struct Inner {
     segments: BTreeMap<i64, Segment>,
+    /// Idempotent producers' recent batches, rebuilt from the log at open.
+    producers: ProducerStates,
     log_start_offset: i64,
     high_watermark: i64,
 }
@@ -119,9 +122,12 @@ impl Partition {
         let now = clock.now_ms();
         let interval = config.index_interval_bytes as u64;
         let mut segments = BTreeMap::new();
+        let mut producers = ProducerStates::default();
         for (i, &base) in bases.iter().enumerate() {
             let is_last = i + 1 == bases.len();
-            let mut seg = Segment::open(&dir, base, recover && is_last, interval, now)?;
+            let mut observe = |h: &BatchHeader| producers.record(h, h.base_offset, h.max_timestamp);
+            let mut seg =
+                Segment::open(&dir, base, recover && is_last, interval, now, &mut observe)?;
             if !is_last {
                 seg.write_indexes()?;
             }
@@ -134,6 +140,7 @@ impl Partition {
         let log_start_offset = segments.keys().next().copied().unwrap_or(0);
         let mut inner = Inner {
             segments,
+            producers,
             log_start_offset,
             high_watermark: 0,
         };
@@ -192,6 +199,17 @@ impl Partition {
         let h = validate_client_batch(data, &config, now)?;
         self.check_usable()?;
         let mut inner = self.inner.lock();
+        if h.producer_id >= 0 {
+            if let Check::Duplicate(b) = inner.producers.check(&h)? {
+                // a retry of a batch already in the log: answer with its original offsets
+                return Ok(AppendInfo {
+                    base_offset: b.base_offset,
+                    last_offset: b.last_offset,
+                    log_append_time: -1,
+                    log_start_offset: inner.log_start_offset,
+                });
+            }
+        }
         let base = inner.next_offset();
         let last = base + h.last_offset_delta as i64;
         let needs_roll = {
@@ -227,6 +245,7 @@ impl Partition {
             tracing::error!(topic = %self.topic, partition = self.index, error = %e, "append failed");
             return Err(LogError::Io(e));
         }
+        inner.producers.record(&stored, base, now);
         let log_start_offset = inner.log_start_offset;
         drop(inner);
         self.dirty.notify_one();
@@ -487,6 +506,11 @@ impl Partition {
         Ok(doomed.len())
     }
 
+    /// Forgets idempotent producers idle since before `cutoff_ms`.
+    pub fn expire_producers(&self, cutoff_ms: i64) -> usize {
+        self.inner.lock().producers.expire(cutoff_ms)
+    }
+
     /// Flushes everything and writes every segment's indexes (clean shutdown).
     pub fn close(&self) -> Result<(), LogError> {
         let mut inner = self.inner.lock();
@@ -536,10 +560,6 @@ fn validate_client_batch(
                 h.base_timestamp, config.timestamp_before_max_ms
             )));
         }
-    }
-    if h.producer_id >= 0 {
-        // this broker has issued no producer ids yet (no InitProducerId)
-        return Err(LogError::UnknownProducerId(h.producer_id));
     }
     Ok(h)
 }
@@ -689,6 +709,7 @@ mod tests {
         ));
         p.set_config(config());
         for (attr, want_txn) in [(0x20i16, false), (0x10i16, true)] {
+            // (a transactional batch is refused before its producer state is looked at)
             let mut b = make_batch(0, 1, 10, NOW);
             b[21..23].copy_from_slice(&attr.to_be_bytes());
             let crc = batch::compute_crc(&b);
@@ -717,6 +738,56 @@ mod tests {
             p.append(&make_batch(0, 1, 10, NOW)),
             Err(LogError::Deleted)
         ));
+    }
+
+    /// An idempotent batch: producer 42, epoch 0, sequences from `seq`.
+    fn idempotent(seq: i32, n: i32) -> Vec<u8> {
+        let mut b = make_batch(0, n, 10, NOW);
+        b[43..51].copy_from_slice(&42i64.to_be_bytes());
+        b[51..53].copy_from_slice(&0i16.to_be_bytes());
+        b[53..57].copy_from_slice(&seq.to_be_bytes());
+        let crc = batch::compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[tokio::test]
+    async fn retried_idempotent_batches_are_deduplicated_even_after_a_crash() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let clock = Arc::new(ManualClock::new(NOW));
+        let p = open(dir.path(), clock.clone(), false);
+        p.append(&make_batch(0, 2, 10, NOW))
+            .expect("plain batch first");
+        let first = p.append(&idempotent(0, 3)).expect("append");
+        assert_eq!((first.base_offset, first.last_offset), (2, 4));
+        let retry = p.append(&idempotent(0, 3)).expect("duplicate");
+        assert_eq!(
+            (retry.base_offset, retry.last_offset),
+            (2, 4),
+            "original offsets, no second append"
+        );
+        assert_eq!(p.offsets().log_end_offset, 5);
+        assert!(matches!(
+            p.append(&idempotent(5, 1)),
+            Err(LogError::OutOfOrderSequence {
+                expected: 3,
+                got: 5
+            })
+        ));
+        p.append(&idempotent(3, 2)).expect("in order");
+        p.flush_once().await;
+        drop(p);
+        // unclean reopen: the producer state comes back from the batch headers
+        let p = open(dir.path(), clock, true);
+        let again = p
+            .append(&idempotent(3, 2))
+            .expect("duplicate after restart");
+        assert_eq!(again.base_offset, 5);
+        assert_eq!(p.offsets().log_end_offset, 7);
+        assert_eq!(
+            p.append(&idempotent(5, 1)).expect("continues").base_offset,
+            7
+        );
     }
 
     #[tokio::test]

@@ -99,6 +99,7 @@ impl Segment {
         recover: bool,
         index_interval: u64,
         now_ms: i64,
+        observe: &mut dyn FnMut(&BatchHeader),
     ) -> io::Result<Segment> {
         let stem = dir.join(file_stem(base_offset));
         let file = OpenOptions::new()
@@ -114,7 +115,7 @@ impl Segment {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(now_ms);
         let mut seg = Segment::empty(base_offset, stem, file, created_ms);
-        let valid_len = seg.scan(file_len, recover, index_interval)?;
+        let valid_len = seg.scan(file_len, recover, index_interval, observe)?;
         if valid_len < file_len {
             tracing::warn!(
                 segment = %seg.path("log").display(),
@@ -135,7 +136,13 @@ impl Segment {
 
     /// Walks the file from the start, rebuilding indexes and offsets. With `verify`, reads every
     /// batch whole and checks its CRC. Returns the length of the valid prefix.
-    fn scan(&mut self, file_len: u64, verify: bool, index_interval: u64) -> io::Result<u64> {
+    fn scan(
+        &mut self,
+        file_len: u64,
+        verify: bool,
+        index_interval: u64,
+        observe: &mut dyn FnMut(&BatchHeader),
+    ) -> io::Result<u64> {
         let file = self.file.clone();
         let mut reader = io::BufReader::with_capacity(1 << 20, &*file);
         let mut pos: u64 = 0;
@@ -172,6 +179,7 @@ impl Segment {
                 break;
             }
             self.note_batch(&h, pos, index_interval);
+            observe(&h);
             expected_next = h.last_offset() + 1;
             pos += total;
         }
@@ -530,7 +538,7 @@ mod tests {
         file.write_all_at(&torn, good_len).expect("write");
         drop(file);
         drop(seg);
-        let seg = Segment::open(dir.path(), 100, true, 512, 0).expect("open");
+        let seg = Segment::open(dir.path(), 100, true, 512, 0, &mut |_| {}).expect("open");
         assert_eq!(seg.len, good_len);
         assert_eq!(seg.next_offset, 160);
         assert_eq!(
@@ -555,7 +563,7 @@ mod tests {
             .expect("write");
         drop(file);
         drop(seg);
-        let seg = Segment::open(dir.path(), 0, true, 512, 0).expect("open");
+        let seg = Segment::open(dir.path(), 0, true, 512, 0, &mut |_| {}).expect("open");
         assert_eq!(seg.next_offset, 4);
         assert_eq!(seg.len, batch_len * 4);
     }
@@ -570,7 +578,7 @@ mod tests {
         seg.write_indexes().expect("write");
         let idx = seg.index.clone();
         drop(seg);
-        let seg = Segment::open(dir.path(), 0, false, 512, 0).expect("open");
+        let seg = Segment::open(dir.path(), 0, false, 512, 0, &mut |_| {}).expect("open");
         assert!(seg.indexes_on_disk);
         assert_eq!(seg.index, idx);
         assert!(
@@ -619,7 +627,7 @@ mod recovery_props {
             data.truncate(cut);
             data.extend(garbage);
             std::fs::write(dir.path().join(format!("{}.log", file_stem(0))), &data).expect("write");
-            let seg = Segment::open(dir.path(), 0, true, 512, 0).expect("open");
+            let seg = Segment::open(dir.path(), 0, true, 512, 0, &mut |_| {}).expect("open");
             let kept = seg.len as usize;
             prop_assert!(ends.contains(&kept), "kept {} is a batch boundary", kept);
             // every kept batch is whole and passes its CRC

@@ -64,6 +64,7 @@ apis! {
     ListGroups: ListGroupsRequest => ListGroupsResponse,
     DeleteGroups: DeleteGroupsRequest => DeleteGroupsResponse,
     OffsetDelete: OffsetDeleteRequest => OffsetDeleteResponse,
+    InitProducerId: InitProducerIdRequest => InitProducerIdResponse,
 }
 
 /// What identifies a request on its connection.

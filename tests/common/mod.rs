@@ -152,3 +152,82 @@ pub async fn create_topic(b: &TestBroker, name: &str, partitions: i32) {
         .expect("create_topics");
     assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
 }
+
+/// A TCP proxy in front of the broker for fault injection a real broker cannot be asked for:
+/// it can swallow the broker's responses (the requests were processed, the client never hears)
+/// and cut every open connection at once.
+pub struct CuttingProxy {
+    pub addr: SocketAddr,
+    upstream: std::sync::Arc<parking_lot::Mutex<Option<SocketAddr>>>,
+    conns: std::sync::Arc<parking_lot::Mutex<Vec<tokio::task::AbortHandle>>>,
+    swallow: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CuttingProxy {
+    pub async fn start() -> CuttingProxy {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let addr = listener.local_addr().expect("addr");
+        let upstream: std::sync::Arc<parking_lot::Mutex<Option<SocketAddr>>> = Default::default();
+        let conns: std::sync::Arc<parking_lot::Mutex<Vec<tokio::task::AbortHandle>>> =
+            Default::default();
+        let swallow: std::sync::Arc<std::sync::atomic::AtomicBool> = Default::default();
+        let (up, cs, sw) = (upstream.clone(), conns.clone(), swallow.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Some(target) = *up.lock() else { continue };
+                let sw = sw.clone();
+                let task = tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw_half) = server.into_split();
+                    let upward = async move { tokio::io::copy(&mut cr, &mut sw_half).await };
+                    let downward = async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = sr.read(&mut buf).await?;
+                            if n == 0 {
+                                return Ok::<_, std::io::Error>(());
+                            }
+                            if !sw.load(Ordering::SeqCst) {
+                                cw.write_all(&buf[..n]).await?;
+                            }
+                        }
+                    };
+                    let _ = tokio::join!(upward, downward);
+                });
+                cs.lock().push(task.abort_handle());
+            }
+        });
+        CuttingProxy {
+            addr,
+            upstream,
+            conns,
+            swallow,
+        }
+    }
+
+    pub fn point_at(&self, broker: SocketAddr) {
+        *self.upstream.lock() = Some(broker);
+    }
+
+    /// While on, the broker's responses are read and thrown away.
+    pub fn swallow_responses(&self, on: bool) {
+        self.swallow.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Drops every connection that is open now.
+    pub fn cut(&self) -> usize {
+        let mut cs = self.conns.lock();
+        let n = cs.len();
+        for c in cs.drain(..) {
+            c.abort();
+        }
+        n
+    }
+}
