@@ -254,6 +254,9 @@ pub fn topic_config_entries(
         .collect()
 }
 
+/// A broker-only setting: its Kafka name, how to read it from a config, its type.
+type BrokerOnly = (&'static str, fn(&Config) -> String, ConfigType);
+
 /// DescribeConfigs entries for the broker (read-only: changed through the config file/flags).
 pub fn broker_config_entries(broker: &Config, listen: &str, advertised: &str) -> Vec<ConfigEntry> {
     let d = Config::default();
@@ -283,42 +286,38 @@ pub fn broker_config_entries(broker: &Config, listen: &str, advertised: &str) ->
             )
         })
         .collect();
-    out.push(entry(
-        "auto.create.topics.enable",
-        broker.auto_create_topics_enable.to_string(),
-        d.auto_create_topics_enable.to_string(),
-        ConfigType::Boolean,
-    ));
-    out.push(entry(
-        "num.partitions",
-        broker.num_partitions.to_string(),
-        d.num_partitions.to_string(),
-        ConfigType::Int,
-    ));
-    out.push(entry(
-        "socket.request.max.bytes",
-        broker.socket_request_max_bytes.to_string(),
-        d.socket_request_max_bytes.to_string(),
-        ConfigType::Int,
-    ));
-    out.push(entry(
-        "log.retention.check.interval.ms",
-        broker.log_retention_check_interval_ms.to_string(),
-        d.log_retention_check_interval_ms.to_string(),
-        ConfigType::Long,
-    ));
-    out.push(entry(
-        "node.id",
-        broker.node_id.to_string(),
-        d.node_id.to_string(),
-        ConfigType::Int,
-    ));
-    out.push(entry(
-        "log.dirs",
-        broker.data_dir.display().to_string(),
-        d.data_dir.display().to_string(),
-        ConfigType::String,
-    ));
+    // broker-only settings: (Kafka name, value from a config, type)
+    let broker_only: [BrokerOnly; 6] = [
+        (
+            "auto.create.topics.enable",
+            |c| c.auto_create_topics_enable.to_string(),
+            ConfigType::Boolean,
+        ),
+        (
+            "num.partitions",
+            |c| c.num_partitions.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "socket.request.max.bytes",
+            |c| c.socket_request_max_bytes.to_string(),
+            ConfigType::Int,
+        ),
+        (
+            "log.retention.check.interval.ms",
+            |c| c.log_retention_check_interval_ms.to_string(),
+            ConfigType::Long,
+        ),
+        ("node.id", |c| c.node_id.to_string(), ConfigType::Int),
+        (
+            "log.dirs",
+            |c| c.data_dir.display().to_string(),
+            ConfigType::String,
+        ),
+    ];
+    for (name, value, ty) in broker_only {
+        out.push(entry(name, value(broker), value(&d), ty));
+    }
     out.push(entry(
         "listeners",
         format!("PLAINTEXT://{listen}"),
