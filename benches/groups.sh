@@ -13,9 +13,10 @@ bin=$PWD/target/release/tiercel
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 b=127.0.0.1:$port
+mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 ms() { date +%s%3N; }
 run() { # delay
-  "$bin" --listen "$b" --data-dir "$work/data-$1" --num-partitions 10 --group-initial-rebalance-delay-ms "$1" --log-level warn >"$work/broker.log" 2>&1 &
+  "$bin" --listen "$b" --metrics-listen "127.0.0.1:$mport" --data-dir "$work/data-$1" --num-partitions 10 --group-initial-rebalance-delay-ms "$1" --log-level warn >"$work/broker.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
   for p in $(seq 0 9); do echo "r$p" | kcat -b $b -P -t bench -p "$p"; done

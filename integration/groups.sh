@@ -10,11 +10,12 @@ bin=$(realpath "${1:-target/release/tiercel}")
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 b=127.0.0.1:$port
+mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 pass=0; fail=0
 check() { if [ "$2" == "$3" ]; then pass=$((pass+1)); echo "ok   $1"; else fail=$((fail+1)); echo "FAIL $1: expected [$2] got [$3]"; fi; }
 pids=()
 start() {
-  "$bin" --listen "$b" --data-dir "$work/data" --num-partitions 6 --group-initial-rebalance-delay-ms 500 >>"$work/broker.log" 2>&1 &
+  "$bin" --listen "$b" --metrics-listen "127.0.0.1:$mport" --data-dir "$work/data" --num-partitions 6 --group-initial-rebalance-delay-ms 500 >>"$work/broker.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && return; sleep 0.1; done
   echo "broker did not start"; cat "$work/broker.log"; exit 1

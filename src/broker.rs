@@ -21,6 +21,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+/// How often state gauges (partition offsets, group sizes, process memory) are refreshed.
+const GAUGE_REFRESH: Duration = Duration::from_secs(1);
+
 /// How often group session and rebalance timeouts are checked.
 const GROUP_TICK: Duration = Duration::from_millis(100);
 
@@ -38,6 +41,8 @@ pub enum BrokerError {
     Catalog(#[from] CatalogError),
     #[error("log: {0}")]
     Log(#[from] LogError),
+    #[error("{0}")]
+    Metrics(String),
 }
 
 pub struct Broker {
@@ -101,6 +106,13 @@ impl Broker {
             )
             .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
         );
+        match crate::metrics::install(config.metrics_listen) {
+            Ok(true) => {
+                tracing::info!(listen = %config.metrics_listen, "serving Prometheus metrics at /metrics")
+            }
+            Ok(false) => tracing::debug!("metrics recorder already installed in this process"),
+            Err(e) => return Err(BrokerError::Metrics(e)),
+        }
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -147,11 +159,17 @@ impl Broker {
             conns.clone(),
         ));
         let ticker = tokio::spawn(self.groups.clone().run(GROUP_TICK, cancel.clone()));
+        let gauges = tokio::spawn(refresh_gauges(
+            self.logs.clone(),
+            self.groups.clone(),
+            cancel.clone(),
+        ));
         shutdown.await;
         tracing::info!("shutting down: draining connections");
         cancel.cancel();
         let _ = accept.await;
         let _ = ticker.await;
+        let _ = gauges.await;
         conns.close();
         if tokio::time::timeout(DRAIN_TIMEOUT, conns.wait())
             .await
@@ -162,5 +180,34 @@ impl Broker {
         self.logs.shutdown().await?;
         tracing::info!("shutdown complete");
         Ok(())
+    }
+}
+
+/// Mirrors partition, group and process state into gauges every second.
+async fn refresh_gauges(
+    logs: Arc<LogManager>,
+    groups: Arc<Coordinator>,
+    cancel: CancellationToken,
+) {
+    loop {
+        for p in logs.all() {
+            let o = p.offsets();
+            crate::metrics::partition(
+                &p.topic,
+                p.index,
+                o.log_start_offset,
+                o.log_end_offset,
+                o.high_watermark,
+                p.size_bytes(),
+            );
+        }
+        for (group, _, _) in groups.list() {
+            crate::metrics::group_members(&group, groups.describe(&group).members.len());
+        }
+        crate::metrics::process();
+        tokio::select! {
+            _ = tokio::time::sleep(GAUGE_REFRESH) => {}
+            _ = cancel.cancelled() => return,
+        }
     }
 }

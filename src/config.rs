@@ -111,7 +111,7 @@ settings! {
     data_dir: PathBuf = PathBuf::from("./data"), env "TIERCEL_DATA_DIR";
     /// This broker's node id
     node_id: i32 = 0, env "TIERCEL_NODE_ID";
-    /// Address of the Prometheus /metrics endpoint (reserved: served once metrics land)
+    /// Address of the Prometheus /metrics endpoint
     metrics_listen: SocketAddr = addr("127.0.0.1:9464"), env "TIERCEL_METRICS_LISTEN";
     /// Object store URL for tiered storage (reserved: `none` until tiering lands)
     tier_url: String = "none".to_string(), env "TIERCEL_TIER_URL";

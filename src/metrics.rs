@@ -1,11 +1,164 @@
-//! Every metric name in one place. The Prometheus exporter (`metrics_listen`) is wired up by the
-//! observability work; until then these record into the `metrics` facade's no-op recorder.
+//! Every metric name in one place, described once, and the Prometheus exporter that serves them
+//! on `metrics_listen` (`GET /metrics`, text format). Durations are histograms with explicit
+//! buckets, in seconds. Gauges that mirror state (partition offsets, group sizes, process
+//! memory) are refreshed by [`refresh`], which the broker calls every second.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
+pub const REQUESTS: &str = "tiercel_requests_total";
+pub const REQUEST_SECONDS: &str = "tiercel_request_duration_seconds";
+pub const BAD_REQUESTS: &str = "tiercel_bad_requests_total";
+pub const CONNECTIONS_ACCEPTED: &str = "tiercel_connections_accepted_total";
+pub const CONNECTIONS_CLOSED: &str = "tiercel_connections_closed_total";
+pub const CONNECTIONS_OPEN: &str = "tiercel_connections_open";
+pub const PRODUCE_BYTES: &str = "tiercel_produce_bytes_total";
+pub const PRODUCE_RECORDS: &str = "tiercel_produce_records_total";
+pub const FETCH_BYTES: &str = "tiercel_fetch_bytes_total";
 pub const FLUSH_SECONDS: &str = "tiercel_log_flush_seconds";
+pub const LOG_START: &str = "tiercel_partition_log_start_offset";
+pub const LOG_END: &str = "tiercel_partition_log_end_offset";
+pub const HIGH_WATERMARK: &str = "tiercel_partition_high_watermark";
+pub const PARTITION_BYTES: &str = "tiercel_partition_size_bytes";
+pub const GROUP_MEMBERS: &str = "tiercel_group_members";
+pub const RESIDENT_BYTES: &str = "tiercel_process_resident_memory_bytes";
+pub const OPEN_FDS: &str = "tiercel_process_open_fds";
+
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Installs the exporter and describes every metric. `Ok(false)` when this process already has
+/// a recorder (several brokers in one test process share the first one's endpoint).
+pub fn install(listen: SocketAddr) -> Result<bool, String> {
+    use metrics_exporter_prometheus::{BuildError, PrometheusBuilder};
+    let builder = PrometheusBuilder::new()
+        .with_http_listener(listen)
+        .set_buckets(SECONDS_BUCKETS)
+        .map_err(|e| e.to_string())?;
+    match builder.install() {
+        Ok(()) => {}
+        Err(BuildError::FailedToSetGlobalRecorder(_)) => return Ok(false),
+        Err(e) => return Err(format!("cannot serve metrics on {listen}: {e}")),
+    }
+    describe();
+    Ok(true)
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(REQUESTS, "Requests decoded, by API");
+    describe_histogram!(
+        REQUEST_SECONDS,
+        Unit::Seconds,
+        "Time from a request's decoding to its response being written, by API"
+    );
+    describe_counter!(
+        BAD_REQUESTS,
+        "Requests that could not be decoded (the connection was closed)"
+    );
+    describe_counter!(CONNECTIONS_ACCEPTED, "Client connections accepted");
+    describe_counter!(CONNECTIONS_CLOSED, "Client connections closed");
+    describe_gauge!(CONNECTIONS_OPEN, "Client connections open");
+    describe_counter!(
+        PRODUCE_BYTES,
+        Unit::Bytes,
+        "Record-batch bytes appended, by topic"
+    );
+    describe_counter!(PRODUCE_RECORDS, "Records appended, by topic");
+    describe_counter!(
+        FETCH_BYTES,
+        Unit::Bytes,
+        "Record-batch bytes returned by Fetch, by topic"
+    );
+    describe_histogram!(
+        FLUSH_SECONDS,
+        Unit::Seconds,
+        "Duration of one group-commit fdatasync"
+    );
+    describe_gauge!(LOG_START, "First offset of a partition");
+    describe_gauge!(LOG_END, "Next offset to be assigned in a partition");
+    describe_gauge!(
+        HIGH_WATERMARK,
+        "Offset below which a partition's data is durable and readable"
+    );
+    describe_gauge!(
+        PARTITION_BYTES,
+        Unit::Bytes,
+        "Bytes of a partition's segments"
+    );
+    describe_gauge!(GROUP_MEMBERS, "Members of a consumer group");
+    describe_gauge!(
+        RESIDENT_BYTES,
+        Unit::Bytes,
+        "Resident memory of the broker process"
+    );
+    describe_gauge!(OPEN_FDS, "Open file descriptors of the broker process");
+}
 
 /// Latency of one group-commit `fdatasync`.
 pub fn flush_latency(d: Duration) {
     metrics::histogram!(FLUSH_SECONDS).record(d.as_secs_f64());
+}
+
+pub fn request(api: String, d: Duration) {
+    metrics::counter!(REQUESTS, "api" => api.clone()).increment(1);
+    metrics::histogram!(REQUEST_SECONDS, "api" => api).record(d.as_secs_f64());
+}
+
+pub fn bad_request() {
+    metrics::counter!(BAD_REQUESTS).increment(1);
+}
+
+pub fn connection_opened() {
+    metrics::counter!(CONNECTIONS_ACCEPTED).increment(1);
+    metrics::gauge!(CONNECTIONS_OPEN).increment(1.0);
+}
+
+pub fn connection_closed() {
+    metrics::counter!(CONNECTIONS_CLOSED).increment(1);
+    metrics::gauge!(CONNECTIONS_OPEN).decrement(1.0);
+}
+
+pub fn produced(topic: &str, bytes: usize, records: u64) {
+    metrics::counter!(PRODUCE_BYTES, "topic" => topic.to_string()).increment(bytes as u64);
+    metrics::counter!(PRODUCE_RECORDS, "topic" => topic.to_string()).increment(records);
+}
+
+pub fn fetched(topic: &str, bytes: usize) {
+    metrics::counter!(FETCH_BYTES, "topic" => topic.to_string()).increment(bytes as u64);
+}
+
+/// State mirrored into gauges: one partition.
+pub fn partition(topic: &str, partition: i32, log_start: i64, log_end: i64, hw: i64, size: u64) {
+    let labels = [
+        ("topic", topic.to_string()),
+        ("partition", partition.to_string()),
+    ];
+    metrics::gauge!(LOG_START, &labels).set(log_start as f64);
+    metrics::gauge!(LOG_END, &labels).set(log_end as f64);
+    metrics::gauge!(HIGH_WATERMARK, &labels).set(hw as f64);
+    metrics::gauge!(PARTITION_BYTES, &labels).set(size as f64);
+}
+
+pub fn group_members(group: &str, members: usize) {
+    metrics::gauge!(GROUP_MEMBERS, "group" => group.to_string()).set(members as f64);
+}
+
+/// Resident memory and open descriptors, from /proc (Linux).
+pub fn process() {
+    if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
+        if let Some(pages) = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse::<f64>().ok())
+        {
+            // SAFETY: sysconf has no preconditions
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+            metrics::gauge!(RESIDENT_BYTES).set(pages * page);
+        }
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        metrics::gauge!(OPEN_FDS).set(fds.count() as f64);
+    }
 }

@@ -23,6 +23,7 @@ fn spawn(dir: &std::path::Path, port: u16) -> Child {
         .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir)
         .args(["--log-segment-bytes", "65536", "--num-partitions", "2"])
+        .args(["--metrics-listen", &common::free_addr().to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -67,17 +67,33 @@ impl Handler {
                     || tokio::time::Instant::now() >= deadline
                     || watchers.is_empty()
                 {
-                    return Reply::Send(Response::Fetch(resp));
+                    return Reply::Send(Response::Fetch(count_fetched(resp)));
                 }
                 let changed =
                     futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
                 if tokio::time::timeout_at(deadline, changed).await.is_err() {
                     let (resp, _, _) = read_all(&wanted, max_bytes);
-                    return Reply::Send(Response::Fetch(resp));
+                    return Reply::Send(Response::Fetch(count_fetched(resp)));
                 }
             }
         })
     }
+}
+
+/// Counts the bytes a fetch response carries, by topic.
+fn count_fetched(resp: FetchResponse) -> FetchResponse {
+    for t in &resp.responses {
+        let bytes: usize = t
+            .partitions
+            .iter()
+            .filter_map(|p| p.records.as_ref())
+            .map(|r| r.len())
+            .sum();
+        if bytes > 0 {
+            crate::metrics::fetched(&t.topic.0, bytes);
+        }
+    }
+    resp
 }
 
 /// One pass over every requested partition. Returns the response, the bytes it carries and

@@ -38,7 +38,11 @@ impl Handler {
                             Some("records are null".to_string()),
                         ),
                         (Some(p), Some(records)) => match p.append(&records) {
-                            Ok(info) => (Ok(info), None),
+                            Ok(info) => {
+                                let n = (info.last_offset - info.base_offset + 1) as u64;
+                                crate::metrics::produced(&p.topic, records.len(), n);
+                                (Ok(info), None)
+                            }
                             Err(e) => {
                                 log_rejection(p, &e);
                                 (Err(log_error(&e)), Some(e.to_string()))

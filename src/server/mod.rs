@@ -26,7 +26,8 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// What each request carries to the writer.
 enum Outgoing {
-    Response(RequestContext, Pending),
+    /// A request, the rest of its handling, and when it was decoded.
+    Response(RequestContext, Pending, std::time::Instant),
     /// The v0 ApiVersions error reply for an unsupported ApiVersions version.
     ApiVersionsFallback(i32),
 }
@@ -67,7 +68,9 @@ impl Server {
             let me = self.clone();
             let cancel = cancel.clone();
             tasks.spawn(async move {
+                crate::metrics::connection_opened();
                 me.connection(stream, peer, cancel).await;
+                crate::metrics::connection_closed();
                 drop(permit);
             });
         }
@@ -118,9 +121,10 @@ impl Server {
             let frame = buf.split().freeze();
             let out = match protocol::decode_request(frame) {
                 Ok((ctx, req)) => {
+                    let decoded = std::time::Instant::now();
                     tracing::trace!(%peer, api = ?ctx.api_key, version = ctx.api_version, correlation_id = ctx.correlation_id, "request");
                     let pending = self.handler.handle(&ctx, peer, req).await;
-                    Outgoing::Response(ctx, pending)
+                    Outgoing::Response(ctx, pending, decoded)
                 }
                 Err(DecodeError::ApiVersionsUnsupported {
                     version,
@@ -130,6 +134,7 @@ impl Server {
                     Outgoing::ApiVersionsFallback(correlation_id)
                 }
                 Err(e) => {
+                    crate::metrics::bad_request();
                     tracing::warn!(%peer, error = %e, "bad request; closing connection");
                     return;
                 }
@@ -143,15 +148,19 @@ impl Server {
 
 async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: SocketAddr) {
     while let Some(out) = rx.recv().await {
+        let mut timing = None;
         let bytes = match out {
-            Outgoing::Response(ctx, pending) => match pending.await {
+            Outgoing::Response(ctx, pending, decoded) => match pending.await {
                 Reply::Nothing => continue,
                 Reply::Close => {
                     tracing::debug!(%peer, api = ?ctx.api_key, "acks=0 produce failed; closing connection");
                     return;
                 }
                 Reply::Send(resp) => match protocol::encode_response(&ctx, &resp) {
-                    Ok(b) => b,
+                    Ok(b) => {
+                        timing = Some((ctx.api_key, decoded));
+                        b
+                    }
                     Err(e) => {
                         tracing::error!(%peer, api = ?ctx.api_key, version = ctx.api_version, error = %e, "encoding response failed; closing connection");
                         return;
@@ -173,6 +182,9 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, pe
         if let Err(e) = wr.write_all(&bytes).await {
             tracing::debug!(%peer, error = %e, "write failed; closing connection");
             return;
+        }
+        if let Some((api, decoded)) = timing {
+            crate::metrics::request(format!("{api:?}"), decoded.elapsed());
         }
     }
     let _ = wr.shutdown().await;

@@ -39,6 +39,7 @@ impl TestBroker {
             .try_init();
         let mut config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
+            metrics_listen: free_addr(),
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
         };
@@ -230,4 +231,11 @@ impl CuttingProxy {
         }
         n
     }
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
 }

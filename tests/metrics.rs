@@ -1,0 +1,112 @@
+//! The Prometheus endpoint: scraped over real HTTP while real clients produce and consume.
+//! (One test in its own binary: the metrics recorder is process-wide.)
+
+mod common;
+
+use common::TestBroker;
+use rdkafka::producer::FutureRecord;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+fn scrape(addr: std::net::SocketAddr) -> String {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect to /metrics");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("response");
+    assert!(
+        out.starts_with("HTTP/1.1 200"),
+        "{}",
+        out.lines().next().unwrap_or_default()
+    );
+    out
+}
+
+/// The value of the first sample of `name` whose labels contain every `labels` pair.
+fn value(body: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .find(|l| labels.iter().all(|x| l.contains(x)))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_with_traffic() {
+    let metrics_addr = common::free_addr();
+    let b = TestBroker::start_with(|c| c.metrics_listen = metrics_addr).await;
+    let p = b.producer(&[("linger.ms", "0")]);
+    for i in 0..3 {
+        p.send(
+            FutureRecord::<(), String>::to("m").payload(&format!("v{i}")),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("delivered");
+    }
+    b.consume("m", 1, 3);
+    tokio::time::sleep(Duration::from_millis(1500)).await; // one gauge refresh
+    let body = tokio::task::block_in_place(|| scrape(metrics_addr));
+    assert_eq!(
+        value(&body, "tiercel_produce_records_total", &["topic=\"m\""]),
+        Some(3.0),
+        "{body}"
+    );
+    assert!(value(&body, "tiercel_produce_bytes_total", &["topic=\"m\""]).unwrap_or(0.0) > 0.0);
+    assert!(value(&body, "tiercel_fetch_bytes_total", &["topic=\"m\""]).unwrap_or(0.0) > 0.0);
+    assert_eq!(
+        value(
+            &body,
+            "tiercel_partition_high_watermark",
+            &["topic=\"m\"", "partition=\"0\""]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(
+            &body,
+            "tiercel_partition_log_end_offset",
+            &["topic=\"m\"", "partition=\"0\""]
+        ),
+        Some(3.0)
+    );
+    assert!(value(&body, "tiercel_requests_total", &["api=\"Produce\""]).unwrap_or(0.0) >= 3.0);
+    assert!(
+        body.contains("tiercel_request_duration_seconds_bucket{api=\"Produce\",le=\"0.005\"}"),
+        "histogram buckets"
+    );
+    assert!(value(&body, "tiercel_log_flush_seconds_count", &[]).unwrap_or(0.0) >= 1.0);
+    assert!(value(&body, "tiercel_connections_accepted_total", &[]).unwrap_or(0.0) >= 2.0);
+    assert!(value(&body, "tiercel_process_resident_memory_bytes", &[]).unwrap_or(0.0) > 1e6);
+    assert!(
+        body.contains("# HELP tiercel_produce_records_total"),
+        "metrics are described"
+    );
+    // and they move: three more records
+    for i in 3..6 {
+        p.send(
+            FutureRecord::<(), String>::to("m").payload(&format!("v{i}")),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("delivered");
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let body = tokio::task::block_in_place(|| scrape(metrics_addr));
+    assert_eq!(
+        value(&body, "tiercel_produce_records_total", &["topic=\"m\""]),
+        Some(6.0)
+    );
+    assert_eq!(
+        value(
+            &body,
+            "tiercel_partition_high_watermark",
+            &["topic=\"m\"", "partition=\"0\""]
+        ),
+        Some(6.0)
+    );
+    b.stop().await;
+}
