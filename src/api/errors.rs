@@ -41,3 +41,9 @@ pub fn code_and_message(
 ) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
     (code.code(), Some(message.to_string().into()))
 }
+
+/// A log failure while creating or removing a topic's partitions, reported through the topic
+/// result (KAFKA_STORAGE_ERROR with the log's message).
+pub fn partition_storage(e: LogError) -> CatalogError {
+    CatalogError::Io(std::io::Error::other(e.to_string()))
+}

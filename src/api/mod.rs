@@ -128,7 +128,7 @@ impl Handler {
         for p in 0..meta.partitions {
             self.logs
                 .create_partition(name, p, log_config.clone())
-                .map_err(|e| CatalogError::Io(std::io::Error::other(e.to_string())))?;
+                .map_err(errors::partition_storage)?;
         }
         tracing::info!(topic = name, partitions, id = %meta.id, "created topic");
         Ok(meta)

@@ -1,6 +1,6 @@
 //! CreateTopics, DeleteTopics, CreatePartitions.
 
-use super::errors::{catalog_error, code_and_message};
+use super::errors::{catalog_error, code_and_message, partition_storage};
 use super::Handler;
 use crate::catalog::{topic_config_entries, CatalogError};
 use kafka_protocol::error::ResponseError;
@@ -157,7 +157,7 @@ impl Handler {
             let result = self.catalog.delete_topic(&meta.name).and_then(|_| {
                 self.logs
                     .delete_topic(&meta.name)
-                    .map_err(|e| CatalogError::Io(std::io::Error::other(e.to_string())))
+                    .map_err(partition_storage)
             });
             match result {
                 Ok(()) => {
@@ -224,7 +224,7 @@ impl Handler {
         for p in before.partitions..after.partitions {
             self.logs
                 .create_partition(name, p, config.clone())
-                .map_err(|e| CatalogError::Io(std::io::Error::other(e.to_string())))?;
+                .map_err(partition_storage)?;
         }
         tracing::info!(
             topic = name,

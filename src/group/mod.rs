@@ -130,29 +130,29 @@ impl Coordinator {
         })
     }
 
-    fn entry(&self, group_id: &str, create: bool) -> Option<Arc<Mutex<Entry>>> {
-        let mut groups = self.groups.lock();
-        if let Some(e) = groups.get(group_id) {
-            return Some(e.clone());
-        }
-        if !create {
-            return None;
-        }
-        let e = Arc::new(Mutex::new(Entry {
-            group: Group::new(group_id, self.clock.now_ms()),
-            joins: HashMap::new(),
-            syncs: HashMap::new(),
-        }));
-        groups.insert(group_id.to_string(), e.clone());
-        Some(e)
+    fn entry(&self, group_id: &str) -> Option<Arc<Mutex<Entry>>> {
+        self.groups.lock().get(group_id).cloned()
+    }
+
+    /// The group, created Empty if this is the first time it is named.
+    fn entry_or_create(&self, group_id: &str) -> Arc<Mutex<Entry>> {
+        self.groups
+            .lock()
+            .entry(group_id.to_string())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(Entry {
+                    group: Group::new(group_id, self.clock.now_ms()),
+                    joins: HashMap::new(),
+                    syncs: HashMap::new(),
+                }))
+            })
+            .clone()
     }
 
     /// JoinGroup: resolves when the rebalance completes (or at once for errors and resends).
     pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinResult {
         let member_id = req.member_id.clone();
-        let Some(entry) = self.entry(group_id, true) else {
-            unreachable!("entry(create=true) always returns a group")
-        };
+        let entry = self.entry_or_create(group_id);
         let rx = {
             let mut e = entry.lock();
             let mut out = Vec::new();
@@ -186,7 +186,7 @@ impl Coordinator {
         generation: i32,
         assignments: Vec<(String, Bytes)>,
     ) -> SyncResult {
-        let Some(entry) = self.entry(group_id, false) else {
+        let Some(entry) = self.entry(group_id) else {
             return Err(GroupError::UnknownMemberId);
         };
         let rx = {
@@ -220,9 +220,7 @@ impl Coordinator {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Result<(), GroupError> {
-        let entry = self
-            .entry(group_id, false)
-            .ok_or(GroupError::UnknownMemberId)?;
+        let entry = self.entry(group_id).ok_or(GroupError::UnknownMemberId)?;
         let mut e = entry.lock();
         e.group
             .heartbeat(member_id, instance_id, generation, self.clock.now_ms())
@@ -234,7 +232,7 @@ impl Coordinator {
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Vec<Result<(), GroupError>> {
-        let Some(entry) = self.entry(group_id, false) else {
+        let Some(entry) = self.entry(group_id) else {
             return members
                 .iter()
                 .map(|_| Err(GroupError::UnknownMemberId))
@@ -261,9 +259,7 @@ impl Coordinator {
         instance_id: Option<&str>,
         offsets: Vec<(String, i32, i64, i32, Option<String>)>,
     ) -> Result<Vec<Result<(), CommitError>>, CommitError> {
-        let entry = self
-            .entry(group_id, true)
-            .ok_or(CommitError::Group(GroupError::CoordinatorNotAvailable))?;
+        let entry = self.entry_or_create(group_id);
         {
             let mut e = entry.lock();
             let g = &mut e.group;
@@ -337,7 +333,7 @@ impl Coordinator {
     }
 
     pub fn describe(&self, group_id: &str) -> GroupView {
-        let Some(entry) = self.entry(group_id, false) else {
+        let Some(entry) = self.entry(group_id) else {
             return GroupView {
                 group_id: group_id.to_string(),
                 state: GroupState::Dead,
@@ -395,7 +391,7 @@ impl Coordinator {
 
     /// DeleteGroups: only groups without members; removes their offsets.
     pub async fn delete_group(&self, group_id: &str) -> Result<(), DeleteError> {
-        let entry = self.entry(group_id, false).ok_or(DeleteError::NotFound)?;
+        let entry = self.entry(group_id).ok_or(DeleteError::NotFound)?;
         {
             let mut e = entry.lock();
             match e.group.state {
@@ -421,7 +417,7 @@ impl Coordinator {
         topic: &str,
         partitions: &[i32],
     ) -> Result<Vec<Result<(), DeleteError>>, DeleteError> {
-        let entry = self.entry(group_id, false).ok_or(DeleteError::NotFound)?;
+        let entry = self.entry(group_id).ok_or(DeleteError::NotFound)?;
         let subscribed = {
             let e = entry.lock();
             if e.group.state == GroupState::Dead {

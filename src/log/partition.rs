@@ -60,6 +60,13 @@ impl Inner {
             .next_back()
             .unwrap_or_else(|| unreachable!("a partition always has an active segment"))
     }
+    fn offsets(&self) -> Offsets {
+        Offsets {
+            log_start_offset: self.log_start_offset,
+            high_watermark: self.high_watermark,
+            log_end_offset: self.next_offset(),
+        }
+    }
     fn next_offset(&self) -> i64 {
         self.segments
             .values()
@@ -174,12 +181,7 @@ impl Partition {
     }
 
     pub fn offsets(&self) -> Offsets {
-        let inner = self.inner.lock();
-        Offsets {
-            log_start_offset: inner.log_start_offset,
-            high_watermark: inner.high_watermark,
-            log_end_offset: inner.next_offset(),
-        }
+        self.inner.lock().offsets()
     }
 
     /// Total bytes of the partition's segments.
@@ -388,11 +390,7 @@ impl Partition {
     ) -> Result<ReadResult, LogError> {
         let (file, start_pos, limit, offsets) = {
             let inner = self.inner.lock();
-            let offsets = Offsets {
-                log_start_offset: inner.log_start_offset,
-                high_watermark: inner.high_watermark,
-                log_end_offset: inner.next_offset(),
-            };
+            let offsets = inner.offsets();
             if offset < offsets.log_start_offset || offset > offsets.log_end_offset {
                 return Err(LogError::OffsetOutOfRange {
                     offset,
