@@ -27,6 +27,14 @@ macro_rules! apis {
         /// The API keys this broker decodes.
         pub const IMPLEMENTED: &[ApiKey] = &[$(ApiKey::$api),*];
 
+        /// The name of an implemented API, for logs and metric labels (no allocation).
+        pub fn api_name(api: ApiKey) -> &'static str {
+            match api {
+                $(ApiKey::$api => stringify!($api),)*
+                _ => "Other",
+            }
+        }
+
         fn decode_body(api: ApiKey, buf: &mut Bytes, v: i16) -> anyhow::Result<Request> {
             Ok(match api {
                 $(ApiKey::$api => Request::$api($req::decode(buf, v)?),)*

@@ -159,3 +159,10 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn api_names_match_the_key_names() {
+    for &api in IMPLEMENTED {
+        assert_eq!(api_name(api), format!("{api:?}"));
+    }
+}

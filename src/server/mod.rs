@@ -184,7 +184,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, pe
             return;
         }
         if let Some((api, decoded)) = timing {
-            crate::metrics::request(format!("{api:?}"), decoded.elapsed());
+            crate::metrics::request(protocol::api_name(api), decoded.elapsed());
         }
     }
     let _ = wr.shutdown().await;
