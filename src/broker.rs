@@ -12,6 +12,7 @@ use crate::group::Coordinator;
 use crate::log::producer::ProducerIdAllocator;
 use crate::log::{LogError, LogManager};
 use crate::server::Server;
+use crate::tier::Tier;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -43,6 +44,8 @@ pub enum BrokerError {
     Log(#[from] LogError),
     #[error("{0}")]
     Metrics(String),
+    #[error("tiered storage: {0}")]
+    Tier(String),
 }
 
 pub struct Broker {
@@ -63,20 +66,56 @@ impl Broker {
         config: Config,
         clock: SharedClock,
     ) -> Result<Broker, BrokerError> {
+        let tier = Tier::from_config(&config).map_err(BrokerError::Tier)?;
+        Self::bind_with(config, clock, tier).await
+    }
+
+    /// Binds with an already built tier (tests pass stores wrapped in fault layers).
+    pub async fn bind_with(
+        config: Config,
+        clock: SharedClock,
+        tier: Option<Arc<Tier>>,
+    ) -> Result<Broker, BrokerError> {
+        if let Some(t) = &tier {
+            t.restore_catalog(&config.data_dir).await.map_err(|e| {
+                BrokerError::Tier(format!("restoring the catalog from {}: {e}", t.url()))
+            })?;
+        }
         let catalog = Arc::new(Catalog::open(&config.data_dir, &config)?);
         let logs = Arc::new(LogManager::new(
             &config.data_dir,
             clock.clone(),
             Duration::from_millis(config.flush_interval_ms),
+            tier.clone(),
         )?);
         let started = std::time::Instant::now();
         let mut partitions = 0;
         for topic in catalog.topics() {
             let lc = catalog.log_config(&topic);
             for p in 0..topic.partitions {
-                logs.open_partition(&topic.name, p, lc.clone())?;
+                logs.open_partition(&topic.name, topic.id, p, lc.clone())
+                    .await?;
                 partitions += 1;
             }
+        }
+        if let Some(t) = &tier {
+            t.mirror_catalog(catalog.clone());
+            let live: Vec<(String, uuid::Uuid)> = catalog
+                .topics()
+                .into_iter()
+                .map(|t| (t.name, t.id))
+                .collect();
+            match t.sweep_orphans(&live).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    topics = n,
+                    "deleting remote objects of topics that no longer exist"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not list the object store for leftovers")
+                }
+            }
+            tracing::info!(url = t.url(), "tiering closed segments");
         }
         tracing::info!(
             partitions,
@@ -191,6 +230,16 @@ async fn refresh_gauges(
 ) {
     loop {
         for p in logs.all() {
+            if let Some(r) = p.remote() {
+                let (lag_bytes, lag_segments) = p.upload_lag();
+                crate::metrics::tier_partition(
+                    &p.topic,
+                    p.index,
+                    lag_bytes,
+                    lag_segments,
+                    r.readable_bytes(),
+                );
+            }
             let o = p.offsets();
             crate::metrics::partition(
                 &p.topic,

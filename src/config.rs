@@ -113,8 +113,28 @@ settings! {
     node_id: i32 = 0, env "TIERCEL_NODE_ID";
     /// Address of the Prometheus /metrics endpoint
     metrics_listen: SocketAddr = addr("127.0.0.1:9464"), env "TIERCEL_METRICS_LISTEN";
-    /// Object store URL for tiered storage (reserved: `none` until tiering lands)
-    tier_url: String = "none".to_string(), env "TIERCEL_TIER_URL";
+    /// Object store for closed segments: s3://bucket/prefix, gs://…, az://…, file:///dir, memory://, none; empty: a directory `<data_dir>.tier` beside the data dir
+    tier_url: String = String::new(), env "TIERCEL_TIER_URL";
+    /// Bytes of remote segment data and indexes kept in memory for remote reads
+    tier_cache_bytes: u64 = 134_217_728, env "TIERCEL_TIER_CACHE_BYTES";
+    /// Segments uploaded at the same time (across partitions)
+    tier_upload_concurrency: usize = 4, env "TIERCEL_TIER_UPLOAD_CONCURRENCY";
+    /// Time limit of one object-store request, ms
+    tier_request_timeout_ms: u64 = 30_000, env "TIERCEL_TIER_REQUEST_TIMEOUT_MS";
+    /// Attempts per object-store request before it fails (transient errors and timeouts are retried with backoff)
+    tier_request_attempts: u32 = 5, env "TIERCEL_TIER_REQUEST_ATTEMPTS";
+    /// S3 endpoint URL, overriding AWS_ENDPOINT_URL (MinIO, SeaweedFS, Ceph, R2)
+    tier_s3_endpoint: String = String::new(), env "TIERCEL_TIER_S3_ENDPOINT";
+    /// S3 region, overriding AWS_REGION
+    tier_s3_region: String = String::new(), env "TIERCEL_TIER_S3_REGION";
+    /// S3 access key id, overriding AWS_ACCESS_KEY_ID
+    tier_s3_access_key_id: String = String::new(), env "TIERCEL_TIER_S3_ACCESS_KEY_ID";
+    /// S3 secret access key, overriding AWS_SECRET_ACCESS_KEY
+    tier_s3_secret_access_key: String = String::new(), env "TIERCEL_TIER_S3_SECRET_ACCESS_KEY";
+    /// Allow plain-http S3 endpoints (as AWS_ALLOW_HTTP=true)
+    tier_s3_allow_http: bool = false, env "TIERCEL_TIER_S3_ALLOW_HTTP";
+    /// Virtual-hosted-style S3 requests (bucket in the host name) instead of path style
+    tier_s3_virtual_hosted_style: bool = false, env "TIERCEL_TIER_S3_VIRTUAL_HOSTED_STYLE";
     /// Create topics on first use by Metadata/Produce (auto.create.topics.enable)
     auto_create_topics_enable: bool = true, env "TIERCEL_AUTO_CREATE_TOPICS_ENABLE";
     /// Partitions of an auto-created topic (num.partitions)
@@ -261,11 +281,19 @@ impl Config {
         if self.flush_interval_ms == 0 || self.flush_interval_ms > 60_000 {
             return bad("flush_interval_ms", "must be between 1 and 60000");
         }
-        if self.tier_url != "none" {
-            return bad(
-                "tier_url",
-                "tiered storage is not available yet; only `none` is accepted",
-            );
+        self.effective_tier_url()
+            .map_err(|reason| ConfigError::Invalid {
+                key: "tier_url",
+                reason,
+            })?;
+        if self.tier_upload_concurrency == 0 {
+            return bad("tier_upload_concurrency", "must be >= 1");
+        }
+        if self.tier_request_timeout_ms == 0 {
+            return bad("tier_request_timeout_ms", "must be >= 1");
+        }
+        if self.tier_request_attempts == 0 {
+            return bad("tier_request_attempts", "must be >= 1");
         }
         if !self.advertised_listener.is_empty() {
             parse_host_port(&self.advertised_listener).map_err(|reason| ConfigError::Invalid {
@@ -280,6 +308,35 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The tier URL in effect: `None` when tiering is off, the embedded default directory when
+    /// the key is empty.
+    pub fn effective_tier_url(&self) -> Result<Option<String>, String> {
+        match self.tier_url.as_str() {
+            "none" => Ok(None),
+            "" => {
+                let mut dir = std::path::absolute(&self.data_dir)
+                    .map_err(|e| format!("cannot resolve data_dir: {e}"))?
+                    .into_os_string();
+                dir.push(".tier");
+                let url = url::Url::from_directory_path(PathBuf::from(dir))
+                    .map_err(|_| "data_dir is not a usable path".to_string())?;
+                Ok(Some(url.to_string()))
+            }
+            other => {
+                let u =
+                    url::Url::parse(other).map_err(|e| format!("`{other}` is not a URL: {e}"))?;
+                match u.scheme() {
+                    "s3" | "s3a" | "gs" | "az" | "azure" | "abfs" | "abfss" | "file" | "memory" => {
+                        Ok(Some(other.to_string()))
+                    }
+                    s => Err(format!(
+                        "unsupported scheme `{s}`: use s3://, gs://, az://, file://, memory:// or none"
+                    )),
+                }
+            }
+        }
     }
 
     /// The host and port clients are told to connect to.

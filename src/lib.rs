@@ -1,9 +1,10 @@
 //! Tiercel: a Kafka wire-protocol compatible broker that keeps each partition as segments on
-//! local disk. See `README.md` for users and the module docs for the invariants each part keeps.
+//! local disk and tiers closed segments to object storage. See `README.md` for users and the module docs for the invariants each part keeps.
 //!
 //! Layers (dependencies point down only):
 //! `server` (bytes, connections) → `protocol` (frames ↔ typed requests) → `api` (one handler per
-//! Kafka API, the one place internal errors become Kafka error codes) → `catalog` / `log`.
+//! Kafka API, the one place internal errors become Kafka error codes) → `catalog` / `log` →
+//! `tier` (object store: uploads, manifests, remote reads; it never calls back into `log`).
 //! `batch`, `clock`, `config` and `metrics` are leaves.
 
 pub mod alloc;
@@ -18,6 +19,7 @@ pub mod log;
 pub mod metrics;
 pub mod protocol;
 pub mod server;
+pub mod tier;
 
 #[global_allocator]
 static GLOBAL: alloc::LazyLargeAlloc = alloc::LazyLargeAlloc;

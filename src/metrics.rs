@@ -23,6 +23,20 @@ pub const PARTITION_BYTES: &str = "tiercel_partition_size_bytes";
 pub const GROUP_MEMBERS: &str = "tiercel_group_members";
 pub const RESIDENT_BYTES: &str = "tiercel_process_resident_memory_bytes";
 pub const OPEN_FDS: &str = "tiercel_process_open_fds";
+pub const TIER_REQUESTS: &str = "tiercel_tier_requests_total";
+pub const TIER_REQUEST_SECONDS: &str = "tiercel_tier_request_duration_seconds";
+pub const TIER_REQUEST_ERRORS: &str = "tiercel_tier_request_errors_total";
+pub const TIER_UPLOAD_BYTES: &str = "tiercel_tier_upload_bytes_total";
+pub const TIER_DOWNLOAD_BYTES: &str = "tiercel_tier_download_bytes_total";
+pub const TIER_SEGMENTS_UPLOADED: &str = "tiercel_tier_segments_uploaded_total";
+pub const TIER_SEGMENT_UPLOAD_SECONDS: &str = "tiercel_tier_segment_upload_duration_seconds";
+pub const TIER_UPLOAD_FAILURES: &str = "tiercel_tier_upload_failures_total";
+pub const TIER_UPLOAD_LAG_BYTES: &str = "tiercel_tier_upload_lag_bytes";
+pub const TIER_UPLOAD_LAG_SEGMENTS: &str = "tiercel_tier_upload_lag_segments";
+pub const TIER_REMOTE_BYTES: &str = "tiercel_tier_remote_size_bytes";
+pub const TIER_CACHE_HITS: &str = "tiercel_tier_cache_hits_total";
+pub const TIER_CACHE_MISSES: &str = "tiercel_tier_cache_misses_total";
+pub const TIER_CACHE_BYTES: &str = "tiercel_tier_cache_size_bytes";
 
 const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -94,6 +108,66 @@ fn describe() {
         "Resident memory of the broker process"
     );
     describe_gauge!(OPEN_FDS, "Open file descriptors of the broker process");
+    describe_counter!(
+        TIER_REQUESTS,
+        "Object-store requests (each attempt), by operation"
+    );
+    describe_histogram!(
+        TIER_REQUEST_SECONDS,
+        Unit::Seconds,
+        "Duration of one object-store request attempt, by operation"
+    );
+    describe_counter!(
+        TIER_REQUEST_ERRORS,
+        "Object-store request attempts that failed or timed out, by operation"
+    );
+    describe_counter!(
+        TIER_UPLOAD_BYTES,
+        Unit::Bytes,
+        "Bytes written to the object store"
+    );
+    describe_counter!(
+        TIER_DOWNLOAD_BYTES,
+        Unit::Bytes,
+        "Bytes read from the object store"
+    );
+    describe_counter!(
+        TIER_SEGMENTS_UPLOADED,
+        "Segments uploaded and listed in their manifest"
+    );
+    describe_histogram!(
+        TIER_SEGMENT_UPLOAD_SECONDS,
+        Unit::Seconds,
+        "Time to upload one segment with its indexes and manifest"
+    );
+    describe_counter!(
+        TIER_UPLOAD_FAILURES,
+        "Segment uploads that failed and will be retried"
+    );
+    describe_gauge!(
+        TIER_UPLOAD_LAG_BYTES,
+        Unit::Bytes,
+        "Bytes of closed local segments not yet in the object store, by partition"
+    );
+    describe_gauge!(
+        TIER_UPLOAD_LAG_SEGMENTS,
+        "Closed local segments not yet in the object store, by partition"
+    );
+    describe_gauge!(
+        TIER_REMOTE_BYTES,
+        Unit::Bytes,
+        "Bytes of a partition's readable segments in the object store"
+    );
+    describe_counter!(TIER_CACHE_HITS, "Remote reads served from the cache");
+    describe_counter!(
+        TIER_CACHE_MISSES,
+        "Remote reads that had to fetch from the object store"
+    );
+    describe_gauge!(
+        TIER_CACHE_BYTES,
+        Unit::Bytes,
+        "Bytes held by the remote-read cache"
+    );
 }
 
 /// Latency of one group-commit `fdatasync`.
@@ -161,4 +235,59 @@ pub fn process() {
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
         metrics::gauge!(OPEN_FDS).set(fds.count() as f64);
     }
+}
+
+pub fn tier_request(op: &'static str, d: Duration) {
+    metrics::counter!(TIER_REQUESTS, "op" => op).increment(1);
+    metrics::histogram!(TIER_REQUEST_SECONDS, "op" => op).record(d.as_secs_f64());
+}
+
+pub fn tier_request_error(op: &'static str) {
+    metrics::counter!(TIER_REQUEST_ERRORS, "op" => op).increment(1);
+}
+
+pub fn tier_uploaded(bytes: usize) {
+    metrics::counter!(TIER_UPLOAD_BYTES).increment(bytes as u64);
+}
+
+pub fn tier_downloaded(bytes: usize) {
+    metrics::counter!(TIER_DOWNLOAD_BYTES).increment(bytes as u64);
+}
+
+pub fn tier_segment_uploaded(d: Duration) {
+    metrics::counter!(TIER_SEGMENTS_UPLOADED).increment(1);
+    metrics::histogram!(TIER_SEGMENT_UPLOAD_SECONDS).record(d.as_secs_f64());
+}
+
+pub fn tier_upload_failed() {
+    metrics::counter!(TIER_UPLOAD_FAILURES).increment(1);
+}
+
+pub fn tier_cache(hit: bool) {
+    if hit {
+        metrics::counter!(TIER_CACHE_HITS).increment(1);
+    } else {
+        metrics::counter!(TIER_CACHE_MISSES).increment(1);
+    }
+}
+
+pub fn tier_cache_size(bytes: u64) {
+    metrics::gauge!(TIER_CACHE_BYTES).set(bytes as f64);
+}
+
+/// State mirrored into gauges: one partition's tiering.
+pub fn tier_partition(
+    topic: &str,
+    partition: i32,
+    lag_bytes: u64,
+    lag_segments: usize,
+    remote_bytes: u64,
+) {
+    let labels = [
+        ("topic", topic.to_string()),
+        ("partition", partition.to_string()),
+    ];
+    metrics::gauge!(TIER_UPLOAD_LAG_BYTES, &labels).set(lag_bytes as f64);
+    metrics::gauge!(TIER_UPLOAD_LAG_SEGMENTS, &labels).set(lag_segments as f64);
+    metrics::gauge!(TIER_REMOTE_BYTES, &labels).set(remote_bytes as f64);
 }

@@ -402,7 +402,7 @@ async fn data_survives_a_clean_restart() {
     }
     drop(p);
     let dir = b.stop().await;
-    let segments = std::fs::read_dir(dir.path().join("restart-0"))
+    let segments = std::fs::read_dir(dir.path().join("data").join("restart-0"))
         .expect("dir")
         .filter(|e| {
             e.as_ref()

@@ -21,7 +21,7 @@ fn free_port() -> u16 {
 fn spawn(dir: &std::path::Path, port: u16) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_tiercel"))
         .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir)
+        .arg(dir.join("data"))
         .args(["--log-segment-bytes", "65536", "--num-partitions", "2"])
         .args(["--metrics-listen", &common::free_addr().to_string()])
         .stdout(Stdio::null())

@@ -6,7 +6,7 @@ use kafka_protocol::error::ResponseError;
 
 pub fn log_error(e: &LogError) -> ResponseError {
     match e {
-        LogError::Io(_) | LogError::Offline => ResponseError::KafkaStorageError,
+        LogError::Io(_) | LogError::Offline | LogError::Tier(_) => ResponseError::KafkaStorageError,
         LogError::Deleted => ResponseError::UnknownTopicOrPartition,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,

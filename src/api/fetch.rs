@@ -61,7 +61,7 @@ impl Handler {
                 for w in watchers.iter_mut() {
                     w.borrow_and_update();
                 }
-                let (resp, bytes, errors) = read_all(&wanted, max_bytes);
+                let (resp, bytes, errors) = read_all(&wanted, max_bytes).await;
                 if bytes >= min_bytes
                     || errors
                     || tokio::time::Instant::now() >= deadline
@@ -72,7 +72,7 @@ impl Handler {
                 let changed =
                     futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
                 if tokio::time::timeout_at(deadline, changed).await.is_err() {
-                    let (resp, _, _) = read_all(&wanted, max_bytes);
+                    let (resp, _, _) = read_all(&wanted, max_bytes).await;
                     return Reply::Send(Response::Fetch(count_fetched(resp)));
                 }
             }
@@ -98,7 +98,10 @@ fn count_fetched(resp: FetchResponse) -> FetchResponse {
 
 /// One pass over every requested partition. Returns the response, the bytes it carries and
 /// whether any partition had an error (which ends a long poll, as in Kafka).
-fn read_all(wanted: &[(TopicName, Vec<Wanted>)], max_bytes: usize) -> (FetchResponse, usize, bool) {
+async fn read_all(
+    wanted: &[(TopicName, Vec<Wanted>)],
+    max_bytes: usize,
+) -> (FetchResponse, usize, bool) {
     let mut resp = FetchResponse::default();
     let mut remaining = max_bytes;
     let mut total = 0usize;
@@ -118,7 +121,7 @@ fn read_all(wanted: &[(TopicName, Vec<Wanted>)], max_bytes: usize) -> (FetchResp
                 }
                 Some(p) => {
                     let limit = w.max_bytes.min(remaining);
-                    match p.read(w.offset, limit, total == 0) {
+                    match p.fetch(w.offset, limit, total == 0).await {
                         Ok(r) => {
                             total += r.records.len();
                             remaining = remaining.saturating_sub(r.records.len());

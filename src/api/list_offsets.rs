@@ -3,7 +3,9 @@
 
 use super::errors::log_error;
 use super::metadata::LEADER_EPOCH;
-use super::Handler;
+use super::{Handler, Pending, Reply};
+use crate::log::LogManager;
+use crate::protocol::Response;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -16,50 +18,59 @@ pub const MAX_TIMESTAMP: i64 = -3;
 pub const EARLIEST_LOCAL: i64 = -4;
 
 impl Handler {
-    pub(super) fn list_offsets(&self, req: ListOffsetsRequest, v: i16) -> ListOffsetsResponse {
-        let mut resp = ListOffsetsResponse::default();
-        for t in req.topics {
-            let mut tr = ListOffsetsTopicResponse::default();
-            tr.name = t.name.clone();
-            for p in t.partitions {
-                let mut pr = ListOffsetsPartitionResponse::default();
-                pr.partition_index = p.partition_index;
-                pr.timestamp = -1;
-                pr.offset = -1;
-                if v >= 4 {
-                    pr.leader_epoch = LEADER_EPOCH;
-                }
-                match self.logs.get(&t.name.0, p.partition_index) {
-                    None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                    Some(log) => {
-                        let o = log.offsets();
-                        match p.timestamp {
-                            LATEST => pr.offset = o.high_watermark,
-                            EARLIEST | EARLIEST_LOCAL => pr.offset = o.log_start_offset,
-                            MAX_TIMESTAMP => {
-                                if let Some((off, ts)) = log.max_timestamp() {
-                                    pr.offset = off;
-                                    pr.timestamp = ts;
-                                }
+    pub(super) fn list_offsets(&self, req: ListOffsetsRequest, v: i16) -> Pending {
+        let logs = self.logs.clone();
+        Box::pin(
+            async move { Reply::Send(Response::ListOffsets(list_offsets(&logs, req, v).await)) },
+        )
+    }
+}
+
+/// Every partition in order; a timestamp lookup may read remote segments.
+async fn list_offsets(logs: &LogManager, req: ListOffsetsRequest, v: i16) -> ListOffsetsResponse {
+    let mut resp = ListOffsetsResponse::default();
+    for t in req.topics {
+        let mut tr = ListOffsetsTopicResponse::default();
+        tr.name = t.name.clone();
+        for p in t.partitions {
+            let mut pr = ListOffsetsPartitionResponse::default();
+            pr.partition_index = p.partition_index;
+            pr.timestamp = -1;
+            pr.offset = -1;
+            if v >= 4 {
+                pr.leader_epoch = LEADER_EPOCH;
+            }
+            match logs.get(&t.name.0, p.partition_index) {
+                None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                Some(log) => {
+                    let o = log.offsets();
+                    match p.timestamp {
+                        LATEST => pr.offset = o.high_watermark,
+                        EARLIEST => pr.offset = o.log_start_offset,
+                        EARLIEST_LOCAL => pr.offset = log.local_start_offset(),
+                        MAX_TIMESTAMP => {
+                            if let Some((off, ts)) = log.max_timestamp() {
+                                pr.offset = off;
+                                pr.timestamp = ts;
                             }
-                            ts => match log.offset_for_timestamp(ts) {
-                                Ok(Some((off, found_ts))) => {
-                                    pr.offset = off;
-                                    pr.timestamp = found_ts;
-                                }
-                                Ok(None) => {}
-                                Err(e) => {
-                                    tracing::warn!(topic = %log.topic, partition = log.index, error = %e, "timestamp lookup failed");
-                                    pr.error_code = log_error(&e).code();
-                                }
-                            },
                         }
+                        ts => match log.find_offset_for_timestamp(ts).await {
+                            Ok(Some((off, found_ts))) => {
+                                pr.offset = off;
+                                pr.timestamp = found_ts;
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::warn!(topic = %log.topic, partition = log.index, error = %e, "timestamp lookup failed");
+                                pr.error_code = log_error(&e).code();
+                            }
+                        },
                     }
                 }
-                tr.partitions.push(pr);
             }
-            resp.topics.push(tr);
+            tr.partitions.push(pr);
         }
-        resp
+        resp.topics.push(tr);
     }
+    resp
 }

@@ -81,7 +81,7 @@ impl Handler {
             Request::Metadata(r) => ready(Response::Metadata(self.metadata(r, v))),
             Request::Produce(r) => self.produce(r, v),
             Request::Fetch(r) => self.fetch(r, v),
-            Request::ListOffsets(r) => ready(Response::ListOffsets(self.list_offsets(r, v))),
+            Request::ListOffsets(r) => self.list_offsets(r, v),
             Request::CreateTopics(r) => ready(Response::CreateTopics(self.create_topics(r, v))),
             Request::DeleteTopics(r) => ready(Response::DeleteTopics(self.delete_topics(r, v))),
             Request::CreatePartitions(r) => {
@@ -127,7 +127,7 @@ impl Handler {
         let log_config = self.catalog.log_config(&meta);
         for p in 0..meta.partitions {
             self.logs
-                .create_partition(name, p, log_config.clone())
+                .create_partition(name, meta.id, p, log_config.clone())
                 .map_err(errors::partition_storage)?;
         }
         tracing::info!(topic = name, partitions, id = %meta.id, "created topic");

@@ -223,7 +223,7 @@ impl Handler {
         let config = self.catalog.log_config(&after);
         for p in before.partitions..after.partitions {
             self.logs
-                .create_partition(name, p, config.clone())
+                .create_partition(name, after.id, p, config.clone())
                 .map_err(partition_storage)?;
         }
         tracing::info!(

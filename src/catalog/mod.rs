@@ -71,6 +71,8 @@ pub struct Catalog {
     /// Serialises writers so each rewrite starts from the latest state.
     write: Mutex<()>,
     broker: Config,
+    /// Bumped after every committed change (the tier mirrors the catalog to the bucket).
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Catalog {
@@ -98,6 +100,7 @@ impl Catalog {
             state: RwLock::new(state),
             write: Mutex::new(()),
             broker: broker.clone(),
+            changes: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -227,7 +230,18 @@ impl Catalog {
         change(&mut next);
         write_atomic(&self.path, &to_json(&next)?)?;
         *self.state.write() = next;
+        self.changes.send_modify(|v| *v += 1);
         Ok(())
+    }
+
+    /// Notified after every committed change.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The catalog as stored in `catalog.json`.
+    pub fn to_json(&self) -> Vec<u8> {
+        to_json(&self.state.read()).unwrap_or_default()
     }
 }
 

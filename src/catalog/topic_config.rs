@@ -75,6 +75,20 @@ const TOPIC_KEYS: &[TopicKey] = &[
         check: |v| long_at_least(0)(v).and_then(|_| fits_i32(v)),
     },
     TopicKey {
+        name: "local.retention.bytes",
+        broker_name: "log.local.retention.bytes",
+        ty: ConfigType::Long,
+        broker_value: |_| "-2".into(),
+        check: |v| long_at_least(-2)(v),
+    },
+    TopicKey {
+        name: "local.retention.ms",
+        broker_name: "log.local.retention.ms",
+        ty: ConfigType::Long,
+        broker_value: |_| "-2".into(),
+        check: |v| long_at_least(-2)(v),
+    },
+    TopicKey {
         name: "max.message.bytes",
         broker_name: "message.max.bytes",
         ty: ConfigType::Int,
@@ -101,6 +115,16 @@ const TOPIC_KEYS: &[TopicKey] = &[
         ty: ConfigType::String,
         broker_value: |c| c.log_message_timestamp_type.to_string(),
         check: |v| v.parse::<TimestampType>().map(|_| ()),
+    },
+    TopicKey {
+        name: "remote.storage.enable",
+        broker_name: "remote.log.storage.system.enable",
+        ty: ConfigType::Boolean,
+        broker_value: |c| (c.tier_url != "none").to_string(),
+        check: |v| match v {
+            "true" | "false" => Ok(()),
+            _ => Err(format!("`{v}` is not true or false")),
+        },
     },
     TopicKey {
         name: "retention.bytes",
@@ -142,10 +166,13 @@ fn fits_i32(v: &str) -> Result<(), String> {
 pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
     "index.interval.bytes",
+    "local.retention.bytes",
+    "local.retention.ms",
     "max.message.bytes",
     "message.timestamp.after.max.ms",
     "message.timestamp.before.max.ms",
     "message.timestamp.type",
+    "remote.storage.enable",
     "retention.bytes",
     "retention.ms",
     "segment.bytes",
@@ -205,6 +232,10 @@ pub fn resolve(configs: &BTreeMap<String, String>, broker: &Config) -> LogConfig
         index_interval_bytes: get("index.interval.bytes")
             .parse()
             .unwrap_or(broker.log_index_interval_bytes),
+        remote_storage_enable: broker.tier_url != "none"
+            && get("remote.storage.enable").parse().unwrap_or(true),
+        local_retention_ms: get("local.retention.ms").parse().unwrap_or(-2),
+        local_retention_bytes: get("local.retention.bytes").parse().unwrap_or(-2),
     }
 }
 

@@ -21,6 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::tier::Tier;
 
 pub use partition::{AppendInfo, Offsets, ReadResult};
 
@@ -36,6 +39,33 @@ pub struct LogConfig {
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
     pub index_interval_bytes: i64,
+    /// Tier this topic's closed segments (only when the broker has a tier).
+    pub remote_storage_enable: bool,
+    /// Local copies of uploaded segments beyond these are deleted; -2 means `retention.*`.
+    pub local_retention_ms: i64,
+    pub local_retention_bytes: i64,
+}
+
+impl LogConfig {
+    /// `local.retention.ms` in effect (never more than `retention.ms`).
+    pub fn effective_local_retention_ms(&self) -> i64 {
+        effective_local(self.local_retention_ms, self.retention_ms)
+    }
+
+    pub fn effective_local_retention_bytes(&self) -> i64 {
+        effective_local(self.local_retention_bytes, self.retention_bytes)
+    }
+}
+
+/// Kafka's rule: -2 follows the total retention; otherwise the smaller of the two (-1 being
+/// unlimited).
+fn effective_local(local: i64, total: i64) -> i64 {
+    match (local, total) {
+        (-2, t) => t,
+        (-1, t) => t,
+        (l, -1) => l,
+        (l, t) => l.min(t),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +98,8 @@ pub enum LogError {
     InvalidProducerEpoch { epoch: i16, current: i16 },
     #[error("out of order sequence: expected {expected}, got {got}")]
     OutOfOrderSequence { expected: i32, got: i32 },
+    #[error("tiered storage: {0}")]
+    Tier(#[from] crate::tier::TierError),
 }
 
 impl From<BatchError> for LogError {
@@ -89,6 +121,16 @@ pub type TopicPartition = (String, i32);
 /// Marker written at clean shutdown; its absence at start-up means recovery must scan.
 const CLEAN_SHUTDOWN: &str = ".tiercel_clean_shutdown";
 
+fn has_segments(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        })
+        .unwrap_or(false)
+}
+
 /// All partitions of this broker, their flushers and the retention task.
 pub struct LogManager {
     data_dir: PathBuf,
@@ -98,6 +140,7 @@ pub struct LogManager {
     cancel: CancellationToken,
     tasks: TaskTracker,
     recover: bool,
+    tier: Option<Arc<Tier>>,
 }
 
 impl LogManager {
@@ -107,6 +150,7 @@ impl LogManager {
         data_dir: &Path,
         clock: SharedClock,
         flush_interval: Duration,
+        tier: Option<Arc<Tier>>,
     ) -> Result<LogManager, LogError> {
         std::fs::create_dir_all(data_dir)?;
         let marker = data_dir.join(CLEAN_SHUTDOWN);
@@ -132,6 +176,7 @@ impl LogManager {
             cancel: CancellationToken::new(),
             tasks: TaskTracker::new(),
             recover: !clean,
+            tier,
         })
     }
 
@@ -139,14 +184,35 @@ impl LogManager {
         self.data_dir.join(format!("{topic}-{partition}"))
     }
 
-    /// Opens an existing partition at start-up (recovering it after an unclean stop).
-    pub fn open_partition(
+    pub fn tier(&self) -> Option<&Arc<Tier>> {
+        self.tier.as_ref()
+    }
+
+    /// Opens an existing partition at start-up (recovering it after an unclean stop). A tiered
+    /// partition first loads its remote manifest, so a lost disk continues from the bucket.
+    pub async fn open_partition(
         &self,
         topic: &str,
+        topic_id: Uuid,
         partition: i32,
         config: LogConfig,
     ) -> Result<Arc<Partition>, LogError> {
         let dir = self.partition_dir(topic, partition);
+        let remote = match &self.tier {
+            Some(t) if config.remote_storage_enable => {
+                match t.open_partition(topic, topic_id, partition).await {
+                    Ok(r) => Some(r),
+                    // with local data the partition can serve without its remote history for
+                    // now; with none, its offsets would restart where the bucket may have data
+                    Err(e) if has_segments(&dir) => {
+                        tracing::error!(topic, partition, error = %e, "remote manifest unavailable: serving local data only, not tiering this partition until restart");
+                        None
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            _ => None,
+        };
         let p = Partition::open(
             topic,
             partition,
@@ -154,6 +220,7 @@ impl LogManager {
             config,
             self.clock.clone(),
             self.recover,
+            remote,
         )?;
         self.register(p.clone());
         Ok(p)
@@ -164,6 +231,7 @@ impl LogManager {
     pub fn create_partition(
         &self,
         topic: &str,
+        topic_id: Uuid,
         partition: i32,
         config: LogConfig,
     ) -> Result<Arc<Partition>, LogError> {
@@ -171,7 +239,21 @@ impl LogManager {
         if dir.exists() {
             self.discard_dir(&dir)?;
         }
-        let p = Partition::open(topic, partition, dir, config, self.clock.clone(), false)?;
+        let remote = match &self.tier {
+            Some(t) if config.remote_storage_enable => {
+                Some(t.new_partition(topic, topic_id, partition))
+            }
+            _ => None,
+        };
+        let p = Partition::open(
+            topic,
+            partition,
+            dir,
+            config,
+            self.clock.clone(),
+            false,
+            remote,
+        )?;
         segment::sync_dir(&self.data_dir)?;
         self.register(p.clone());
         Ok(p)
@@ -212,9 +294,18 @@ impl LogManager {
                 map.keys().filter(|(t, _)| t == topic).cloned().collect();
             keys.iter().filter_map(|k| map.remove(k)).collect()
         };
+        let mut remote_topics = std::collections::HashSet::new();
         for p in doomed {
             p.mark_deleted();
+            if let Some(r) = p.remote() {
+                remote_topics.insert(r.topic_id);
+            }
             self.discard_dir(p.dir())?;
+        }
+        if let Some(tier) = &self.tier {
+            for id in remote_topics {
+                tier.delete_topic(topic, id);
+            }
         }
         Ok(())
     }
@@ -275,6 +366,9 @@ impl LogManager {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "close failed");
                 clean = false;
             }
+        }
+        if let Some(tier) = &self.tier {
+            tier.shutdown().await;
         }
         if clean {
             std::fs::write(self.data_dir.join(CLEAN_SHUTDOWN), b"")?;

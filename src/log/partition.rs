@@ -16,6 +16,7 @@ use super::{LogConfig, LogError};
 use crate::batch::{self, BatchHeader};
 use crate::clock::SharedClock;
 use crate::config::TimestampType;
+use crate::tier::{RemoteLog, UploadJob};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use std::collections::BTreeMap;
@@ -43,12 +44,15 @@ pub struct Partition {
     offline: AtomicBool,
     /// Set when the topic is deleted: appends and waiters fail, the flusher exits.
     deleted: CancellationToken,
+    /// The partition's history in the object store, when tiered.
+    remote: Option<Arc<RemoteLog>>,
 }
 
 struct Inner {
     segments: BTreeMap<i64, Segment>,
     /// Idempotent producers' recent batches, rebuilt from the log at open.
     producers: ProducerStates,
+    /// The first local offset (the remote log, when tiered, may reach further back).
     log_start_offset: i64,
     high_watermark: i64,
 }
@@ -103,6 +107,8 @@ pub struct ReadResult {
 
 impl Partition {
     /// Opens (or creates) the partition in `dir`. `recover` scans and repairs the active segment.
+    /// With a `remote` log, an empty (or wholly older) local log continues where the bucket
+    /// ends, and closed segments the manifest does not list yet are queued for upload.
     pub fn open(
         topic: &str,
         index: i32,
@@ -110,8 +116,10 @@ impl Partition {
         config: LogConfig,
         clock: SharedClock,
         recover: bool,
+        remote: Option<Arc<RemoteLog>>,
     ) -> Result<Arc<Partition>, LogError> {
         std::fs::create_dir_all(&dir)?;
+        let remote_end = remote.as_ref().and_then(|r| r.uploaded_end());
         let mut bases: Vec<i64> = Vec::new();
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
@@ -140,8 +148,19 @@ impl Partition {
             }
             segments.insert(base, seg);
         }
+        let local_end = segments.values().next_back().map(|s| s.next_offset);
+        if let (Some(local_end), Some(remote_end)) = (local_end, remote_end) {
+            if local_end < remote_end {
+                // the bucket holds everything this disk has and more (an old copy of the disk)
+                tracing::warn!(topic, partition = index, local_end, remote_end, "local log ends before the remote log: local segments replaced by the remote history");
+                for seg in std::mem::take(&mut segments).into_values() {
+                    seg.delete_files()?;
+                }
+            }
+        }
         if segments.is_empty() {
-            segments.insert(0, Segment::create(&dir, 0, now)?);
+            let base = remote_end.unwrap_or(0);
+            segments.insert(base, Segment::create(&dir, base, now)?);
             segment::sync_dir(&dir)?;
         }
         let log_start_offset = segments.keys().next().copied().unwrap_or(0);
@@ -153,7 +172,7 @@ impl Partition {
         };
         inner.high_watermark = inner.next_offset();
         let hw = inner.high_watermark;
-        Ok(Arc::new(Partition {
+        let p = Arc::new(Partition {
             topic: topic.to_string(),
             index,
             dir,
@@ -165,7 +184,43 @@ impl Partition {
             dirty: Notify::new(),
             offline: AtomicBool::new(false),
             deleted: CancellationToken::new(),
-        }))
+            remote,
+        });
+        p.schedule_uploads();
+        Ok(p)
+    }
+
+    /// Queues every closed segment the remote manifest does not list yet.
+    fn schedule_uploads(&self) {
+        let Some(remote) = &self.remote else { return };
+        let uploaded = remote.uploaded_end().unwrap_or(i64::MIN);
+        let inner = self.inner.lock();
+        let closed = inner.segments.len().saturating_sub(1);
+        for seg in inner.segments.values().take(closed) {
+            if seg.next_offset > uploaded && !seg.is_empty() {
+                remote.schedule(upload_job(seg));
+            }
+        }
+    }
+
+    pub fn remote(&self) -> Option<&Arc<RemoteLog>> {
+        self.remote.as_ref()
+    }
+
+    /// Closed local segments not in the bucket yet: (bytes, segments).
+    pub fn upload_lag(&self) -> (u64, usize) {
+        let Some(remote) = &self.remote else {
+            return (0, 0);
+        };
+        let uploaded = remote.uploaded_end().unwrap_or(i64::MIN);
+        let inner = self.inner.lock();
+        let closed = inner.segments.len().saturating_sub(1);
+        inner
+            .segments
+            .values()
+            .take(closed)
+            .filter(|s| s.next_offset > uploaded && !s.is_empty())
+            .fold((0, 0), |(b, n), s| (b + s.len, n + 1))
     }
 
     pub fn dir(&self) -> &Path {
@@ -180,8 +235,18 @@ impl Partition {
         *self.config.write() = config;
     }
 
+    /// Log start (remote history included), high watermark and log end.
     pub fn offsets(&self) -> Offsets {
-        self.inner.lock().offsets()
+        let mut o = self.inner.lock().offsets();
+        if let Some((start, _)) = self.remote.as_ref().and_then(|r| r.range()) {
+            o.log_start_offset = o.log_start_offset.min(start);
+        }
+        o
+    }
+
+    /// The first offset on local disk (ListOffsets -4).
+    pub fn local_start_offset(&self) -> i64 {
+        self.inner.lock().log_start_offset
     }
 
     /// Total bytes of the partition's segments.
@@ -267,9 +332,13 @@ impl Partition {
         active.durable_len = active.len;
         active.write_indexes()?;
         let synced_to = active.next_offset;
+        let job = upload_job(active);
         let seg = Segment::create(&self.dir, base, now)?;
         segment::sync_dir(&self.dir)?;
         inner.segments.insert(base, seg);
+        if let Some(remote) = &self.remote {
+            remote.schedule(job);
+        }
         if synced_to > inner.high_watermark {
             inner.high_watermark = synced_to;
             self.hw_tx.send_replace(synced_to);
@@ -290,6 +359,9 @@ impl Partition {
     /// Marks the partition deleted: its flusher stops and everyone waiting on it is released.
     pub fn mark_deleted(&self) {
         self.deleted.cancel();
+        if let Some(remote) = &self.remote {
+            remote.stop();
+        }
         self.hw_tx.send_modify(|_| {});
     }
 
@@ -432,6 +504,57 @@ impl Partition {
         Ok(ReadResult { records, offsets })
     }
 
+    /// Reads whole batches starting with the one holding `offset`, from local disk or, below the
+    /// local log start, from the remote log.
+    pub async fn fetch(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<ReadResult, LogError> {
+        let Some(remote) = &self.remote else {
+            return self.read(offset, max_bytes, min_one);
+        };
+        // retention may move the local start between the check and the read: look again once
+        for _ in 0..2 {
+            let local_start = self.local_start_offset();
+            if offset >= local_start {
+                match self.read(offset, max_bytes, min_one) {
+                    Err(LogError::OffsetOutOfRange { .. })
+                        if offset < self.local_start_offset() => {}
+                    r => return r,
+                }
+                continue;
+            }
+            let offsets = self.offsets();
+            if offset < offsets.log_start_offset {
+                return Err(LogError::OffsetOutOfRange {
+                    offset,
+                    log_start: offsets.log_start_offset,
+                    log_end: offsets.log_end_offset,
+                });
+            }
+            return match remote.read(offset, max_bytes, min_one).await {
+                Ok(Some(records)) => Ok(ReadResult { records, offsets }),
+                // nothing remote at or after `offset` (a gap): the local log continues
+                Ok(None) => self.read(local_start, max_bytes, min_one),
+                Err(e) => Err(e.into()),
+            };
+        }
+        self.read(offset, max_bytes, min_one)
+    }
+
+    /// ListOffsets by timestamp over the whole log, remote history first.
+    pub async fn find_offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
+        if let Some(remote) = &self.remote {
+            let below = self.local_start_offset();
+            if let Some((h, bytes)) = remote.find_timestamp(ts, below).await? {
+                return Ok(Some(first_record_at_or_after(&bytes, &h, ts)));
+            }
+        }
+        self.offset_for_timestamp(ts)
+    }
+
     /// Kafka's ListOffsets by timestamp: the first offset whose batch has a timestamp `>= ts`
     /// and its timestamp, among durable data. `None` when there is none.
     pub fn offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
@@ -456,38 +579,65 @@ impl Partition {
 
     /// The offset and timestamp of the record with the largest timestamp (ListOffsets -3).
     pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        let inner = self.inner.lock();
-        let hw = inner.high_watermark;
-        inner
-            .segments
-            .values()
-            .filter(|s| s.max_timestamp >= 0 && s.offset_of_max_timestamp < hw)
-            .max_by_key(|s| s.max_timestamp)
-            .map(|s| (s.offset_of_max_timestamp, s.max_timestamp))
+        let local = {
+            let inner = self.inner.lock();
+            let hw = inner.high_watermark;
+            inner
+                .segments
+                .values()
+                .filter(|s| s.max_timestamp >= 0 && s.offset_of_max_timestamp < hw)
+                .max_by_key(|s| s.max_timestamp)
+                .map(|s| (s.offset_of_max_timestamp, s.max_timestamp))
+        };
+        let remote = self.remote.as_ref().and_then(|r| r.max_timestamp());
+        match (local, remote) {
+            // the earliest offset wins a tie, as in Kafka
+            (Some(l), Some(r)) if r.1 >= l.1 => Some(r),
+            (Some(l), _) => Some(l),
+            (None, r) => r,
+        }
     }
 
-    /// Deletes closed segments beyond `retention.ms` / `retention.bytes`. Returns how many.
+    /// Deletes closed local segments beyond `retention.ms` / `retention.bytes` (the whole log,
+    /// remote history included) and, once uploaded, beyond `local.retention.ms/bytes`; then
+    /// starts remote retention. Returns how many local segments were deleted.
     pub fn enforce_retention(&self) -> Result<usize, LogError> {
         let config = self.config();
         let now = self.clock.now_ms();
+        let uploaded = self.remote.as_ref().and_then(|r| r.uploaded_end());
+        let local_ms = config.effective_local_retention_ms();
+        let local_bytes = config.effective_local_retention_bytes();
         let mut inner = self.inner.lock();
-        let mut total: i64 = inner.segments.values().map(|s| s.len as i64).sum();
+        let local_first = inner.segments.keys().next().copied().unwrap_or(0);
+        let mut local: i64 = inner.segments.values().map(|s| s.len as i64).sum();
+        let remote_only = self
+            .remote
+            .as_ref()
+            .map_or(0, |r| r.bytes_below(local_first) as i64);
+        let mut total = local + remote_only;
         let mut doomed = Vec::new();
         let closed: Vec<i64> = inner.segments.keys().copied().collect();
         for base in closed.iter().take(closed.len().saturating_sub(1)) {
             let seg = &inner.segments[base];
+            let len = seg.len as i64;
             let newest = if seg.max_timestamp >= 0 {
                 seg.max_timestamp
             } else {
                 seg.created_ms
             };
             let by_time = config.retention_ms >= 0 && now - newest > config.retention_ms;
-            let by_size =
-                config.retention_bytes >= 0 && total - seg.len as i64 >= config.retention_bytes;
-            if !(by_time || by_size) {
+            let by_size = config.retention_bytes >= 0 && total - len >= config.retention_bytes;
+            let is_uploaded = uploaded.is_some_and(|u| seg.next_offset <= u);
+            let by_local = is_uploaded
+                && ((local_ms >= 0 && now - newest > local_ms)
+                    || (local_bytes >= 0 && local - len >= local_bytes));
+            if !(by_time || by_size || by_local) {
                 break;
             }
-            total -= seg.len as i64;
+            if by_time || by_size {
+                total -= len;
+            }
+            local -= len;
             doomed.push(*base);
         }
         for base in &doomed {
@@ -499,7 +649,17 @@ impl Partition {
             inner.log_start_offset = inner.log_start_offset.max(first);
         }
         if !doomed.is_empty() {
-            tracing::info!(topic = %self.topic, partition = self.index, segments = doomed.len(), log_start_offset = inner.log_start_offset, "retention deleted segments");
+            tracing::info!(topic = %self.topic, partition = self.index, segments = doomed.len(), local_start_offset = inner.log_start_offset, "retention deleted local segments");
+        }
+        let local_only: u64 = inner
+            .segments
+            .values()
+            .filter(|s| uploaded.is_none_or(|u| s.next_offset > u))
+            .map(|s| s.len)
+            .sum();
+        drop(inner);
+        if let Some(remote) = &self.remote {
+            remote.schedule_retention(config.retention_ms, config.retention_bytes, local_only, now);
         }
         Ok(doomed.len())
     }
@@ -519,6 +679,17 @@ impl Partition {
             seg.write_indexes()?;
         }
         Ok(())
+    }
+}
+
+fn upload_job(seg: &Segment) -> UploadJob {
+    UploadJob {
+        base_offset: seg.base_offset,
+        next_offset: seg.next_offset,
+        size_bytes: seg.len,
+        max_timestamp: seg.max_timestamp,
+        offset_of_max_timestamp: seg.offset_of_max_timestamp,
+        stem: seg.stem().to_path_buf(),
     }
 }
 
@@ -598,11 +769,14 @@ mod tests {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
             index_interval_bytes: 4096,
+            remote_storage_enable: false,
+            local_retention_ms: -2,
+            local_retention_bytes: -2,
         }
     }
 
     fn open(dir: &Path, clock: Arc<ManualClock>, recover: bool) -> Arc<Partition> {
-        Partition::open("t", 0, dir.join("t-0"), config(), clock, recover).expect("open")
+        Partition::open("t", 0, dir.join("t-0"), config(), clock, recover, None).expect("open")
     }
 
     #[tokio::test]

@@ -289,6 +289,11 @@ impl Segment {
         self.file.clone()
     }
 
+    /// The files' common path without extension (`<dir>/<base offset>`).
+    pub fn stem(&self) -> &Path {
+        &self.stem
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -40,7 +40,8 @@ impl TestBroker {
         let mut config = Config {
             listen: "127.0.0.1:0".parse().expect("addr"),
             metrics_listen: free_addr(),
-            data_dir: dir.path().to_path_buf(),
+            // the embedded tier lands beside it, in `<tmp>/data.tier`
+            data_dir: dir.path().join("data"),
             ..Config::default()
         };
         tweak(&mut config);

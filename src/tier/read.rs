@@ -1,0 +1,288 @@
+//! Remote reads: whole batches from a segment in the bucket, located through its offset index and
+//! fetched with range GETs in `CHUNK`-sized pieces through the shared cache. A sequential reader
+//! finds the next chunk already cached: each read prefetches the chunk after it.
+//!
+//! Remote bytes are checked before they are served: every batch header must parse and every
+//! batch's CRC-32C must match, otherwise the read fails with [`TierError::Corrupt`].
+
+use super::manifest::{segment_key, RemoteSegment};
+use super::remote::RemoteLog;
+use super::{TierError, CHUNK};
+use crate::batch::{self, BatchHeader, HEADER_LEN};
+use bytes::{Bytes, BytesMut};
+use std::sync::Arc;
+
+/// Whole-object cache entries use this chunk number.
+const WHOLE: u64 = u64::MAX;
+
+impl RemoteLog {
+    /// Batches starting with the one holding `offset` (or the first after it), from one remote
+    /// segment: at most `max_bytes`, except that with `min_one` the first batch comes whole.
+    /// `None` when no readable remote segment holds `offset` or anything after it.
+    pub async fn read(
+        self: &Arc<Self>,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<Option<Bytes>, TierError> {
+        let Some(seg) = self.manifest().segment_for(offset).cloned() else {
+            return Ok(None);
+        };
+        let key = segment_key(&self.dir, seg.base_offset, "log");
+        let start = self.index_position(&seg, offset).await?;
+        let (pos, h) = match self
+            .walk(&seg, start, |h| h.last_offset() >= offset)
+            .await?
+        {
+            Some(found) => found,
+            None => return Ok(Some(Bytes::new())),
+        };
+        let batch_len = h.total_len() as u64;
+        let available = seg.size_bytes - pos;
+        let want = if min_one {
+            (max_bytes as u64).max(batch_len)
+        } else {
+            max_bytes as u64
+        }
+        .min(available);
+        if want < batch_len {
+            return Ok(Some(Bytes::new()));
+        }
+        let data = self.read_range(&key, seg.size_bytes, pos, want).await?;
+        let data = whole_checked_batches(&key, data)?;
+        self.prefetch(&key, seg.size_bytes, pos + data.len() as u64);
+        Ok(Some(data))
+    }
+
+    /// The first batch of the remote log with a max timestamp `>= ts`, with its header, among
+    /// readable remote segments below `below` (where the local log takes over).
+    pub async fn find_timestamp(
+        self: &Arc<Self>,
+        ts: i64,
+        below: i64,
+    ) -> Result<Option<(BatchHeader, Bytes)>, TierError> {
+        let candidates: Vec<RemoteSegment> = self
+            .manifest()
+            .readable()
+            .filter(|s| s.max_timestamp >= ts && s.base_offset < below)
+            .cloned()
+            .collect();
+        for seg in candidates {
+            let key = segment_key(&self.dir, seg.base_offset, "log");
+            let start = self.time_position(&seg, ts).await?;
+            if let Some((pos, h)) = self.walk(&seg, start, |h| h.max_timestamp >= ts).await? {
+                let data = self
+                    .read_range(&key, seg.size_bytes, pos, h.total_len() as u64)
+                    .await?;
+                let data = whole_checked_batches(&key, data)?;
+                return Ok(Some((h, data)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Walks batch headers from `pos` to the first batch that satisfies `hit`.
+    async fn walk(
+        &self,
+        seg: &RemoteSegment,
+        mut pos: u64,
+        hit: impl Fn(&BatchHeader) -> bool,
+    ) -> Result<Option<(u64, BatchHeader)>, TierError> {
+        let key = segment_key(&self.dir, seg.base_offset, "log");
+        while pos + HEADER_LEN as u64 <= seg.size_bytes {
+            let head = self
+                .read_range(&key, seg.size_bytes, pos, HEADER_LEN as u64)
+                .await?;
+            let h = BatchHeader::parse(&head).map_err(|e| TierError::Corrupt {
+                key: key.clone(),
+                reason: format!("at position {pos}: {e}"),
+            })?;
+            if hit(&h) {
+                return Ok(Some((pos, h)));
+            }
+            pos += h.total_len() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Where to start walking for `offset`: the floor entry of the segment's offset index.
+    async fn index_position(&self, seg: &RemoteSegment, offset: i64) -> Result<u64, TierError> {
+        let index = self
+            .whole(&segment_key(&self.dir, seg.base_offset, "index"))
+            .await?;
+        let rel = (offset - seg.base_offset).clamp(0, u32::MAX as i64) as u32;
+        Ok(floor_position(&index, rel, seg.size_bytes))
+    }
+
+    /// Where to start walking for timestamp `ts`, through the time index then the offset index.
+    async fn time_position(&self, seg: &RemoteSegment, ts: i64) -> Result<u64, TierError> {
+        let times = self
+            .whole(&segment_key(&self.dir, seg.base_offset, "timeindex"))
+            .await?;
+        let entries = crate::log::index::decode_times(&times).unwrap_or_default();
+        match crate::log::index::floor_time(&entries, ts) {
+            Some(t) => {
+                self.index_position(seg, seg.base_offset + t.relative_offset as i64)
+                    .await
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// A small object read whole through the cache (index files). A missing index is treated
+    /// as empty: the walk then starts at the segment's beginning.
+    async fn whole(&self, key: &str) -> Result<Bytes, TierError> {
+        let ck = (key.to_string(), WHOLE);
+        if let Some(b) = self.shared.cache.get(&ck) {
+            return Ok(b);
+        }
+        let data = match self.shared.store.get(key).await {
+            Ok(d) => d,
+            Err(super::store::StoreError::NotFound(_)) => Bytes::new(),
+            Err(e) => return Err(e.into()),
+        };
+        self.shared.cache.insert(ck, data.clone());
+        Ok(data)
+    }
+
+    /// `len` bytes at `pos` of a segment object of `size` bytes, assembled from cached chunks.
+    async fn read_range(
+        &self,
+        key: &str,
+        size: u64,
+        pos: u64,
+        len: u64,
+    ) -> Result<Bytes, TierError> {
+        let end = (pos + len).min(size);
+        let (first, last) = (pos / CHUNK, (end.max(pos + 1) - 1) / CHUNK);
+        if first == last {
+            let c = self.chunk(key, size, first).await?;
+            let from = (pos - first * CHUNK) as usize;
+            let to = ((end - first * CHUNK) as usize).min(c.len());
+            return short_check(key, c.slice(from.min(to)..to), end - pos);
+        }
+        let mut out = BytesMut::with_capacity((end - pos) as usize);
+        for i in first..=last {
+            let c = self.chunk(key, size, i).await?;
+            let lo = pos.max(i * CHUNK) - i * CHUNK;
+            let hi = (end.min((i + 1) * CHUNK) - i * CHUNK).min(c.len() as u64);
+            if lo < hi {
+                out.extend_from_slice(&c[lo as usize..hi as usize]);
+            }
+        }
+        short_check(key, out.freeze(), end - pos)
+    }
+
+    async fn chunk(&self, key: &str, size: u64, i: u64) -> Result<Bytes, TierError> {
+        let ck = (key.to_string(), i);
+        if let Some(c) = self.shared.cache.get(&ck) {
+            return Ok(c);
+        }
+        let range = i * CHUNK..((i + 1) * CHUNK).min(size);
+        let data = self.shared.store.get_range(key, range).await?;
+        self.shared.cache.insert(ck, data.clone());
+        Ok(data)
+    }
+
+    /// Fetches the chunk holding `pos` into the cache in the background (read-ahead).
+    fn prefetch(self: &Arc<Self>, key: &str, size: u64, pos: u64) {
+        if pos >= size {
+            return;
+        }
+        let i = pos / CHUNK;
+        let ck = (key.to_string(), i);
+        if self.shared.cache.contains(&ck) {
+            return;
+        }
+        let me = self.clone();
+        let key = key.to_string();
+        self.shared.tasks.spawn(async move {
+            let _ = me.chunk(&key, size, i).await;
+        });
+    }
+}
+
+/// The floor entry's position in a raw Kafka offset index (8-byte big-endian entries), or 0 when
+/// the index is empty, malformed or points past the segment.
+fn floor_position(index: &[u8], rel: u32, size: u64) -> u64 {
+    let n = index.len() / 8;
+    let entry = |i: usize| {
+        let c = &index[i * 8..i * 8 + 8];
+        (
+            u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+            u32::from_be_bytes([c[4], c[5], c[6], c[7]]) as u64,
+        )
+    };
+    let (mut lo, mut hi) = (0usize, n);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if entry(mid).0 <= rel {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    match lo.checked_sub(1).map(entry) {
+        Some((_, pos)) if pos < size => pos,
+        _ => 0,
+    }
+}
+
+fn short_check(key: &str, data: Bytes, want: u64) -> Result<Bytes, TierError> {
+    if (data.len() as u64) < want {
+        return Err(TierError::Corrupt {
+            key: key.to_string(),
+            reason: format!(
+                "object is shorter than the manifest says ({} of {want} bytes)",
+                data.len()
+            ),
+        });
+    }
+    Ok(data)
+}
+
+/// The whole batches at the front of `data`, each CRC-checked; the first must be whole.
+fn whole_checked_batches(key: &str, data: Bytes) -> Result<Bytes, TierError> {
+    let mut end = 0usize;
+    while end < data.len() {
+        let len = match batch::peek_frame(&data[end..]) {
+            Ok((_, len)) if end + len <= data.len() => len,
+            _ => break,
+        };
+        batch::validate(&data[end..end + len]).map_err(|e| TierError::Corrupt {
+            key: key.to_string(),
+            reason: format!("batch at byte {end} of the read: {e}"),
+        })?;
+        end += len;
+    }
+    if end == 0 && !data.is_empty() {
+        return Err(TierError::Corrupt {
+            key: key.to_string(),
+            reason: "no whole batch where one was expected".into(),
+        });
+    }
+    Ok(data.slice(..end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_position_searches_the_raw_index() {
+        let mut idx = Vec::new();
+        for (rel, pos) in [(0u32, 0u32), (10, 4096), (20, 8192)] {
+            idx.extend_from_slice(&rel.to_be_bytes());
+            idx.extend_from_slice(&pos.to_be_bytes());
+        }
+        assert_eq!(floor_position(&idx, 5, 10_000), 0);
+        assert_eq!(floor_position(&idx, 10, 10_000), 4096);
+        assert_eq!(floor_position(&idx, 25, 10_000), 8192);
+        assert_eq!(
+            floor_position(&idx, 25, 8000),
+            0,
+            "an entry past the end is ignored"
+        );
+        assert_eq!(floor_position(&[], 3, 100), 0);
+    }
+}

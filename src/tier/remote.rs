@@ -1,0 +1,399 @@
+//! One partition's remote log: its manifest, its upload queue and its remote retention.
+//!
+//! Uploads of a partition run one at a time and in offset order (the manifest lists contiguous
+//! history); partitions upload in parallel up to the broker's upload concurrency. A failed upload
+//! is retried with a growing pause until it succeeds or the partition goes away: the local
+//! segment stays on disk meanwhile, because the log deletes only segments the manifest lists.
+
+use super::manifest::{self, Manifest, RemoteSegment, SegmentState};
+use super::store::StoreError;
+use super::{Shared, TierError};
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// How many manifest versions are kept in the bucket (older ones are deleted).
+const MANIFESTS_KEPT: u64 = 3;
+
+/// A closed, durable local segment ready to upload.
+#[derive(Debug, Clone)]
+pub struct UploadJob {
+    pub base_offset: i64,
+    pub next_offset: i64,
+    pub size_bytes: u64,
+    pub max_timestamp: i64,
+    pub offset_of_max_timestamp: i64,
+    /// `<dir>/<base offset>` without extension.
+    pub stem: PathBuf,
+}
+
+pub struct RemoteLog {
+    pub(super) shared: Arc<Shared>,
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub partition: i32,
+    /// `topics/<topic>-<id>/<partition>`.
+    pub dir: String,
+    manifest: Mutex<Manifest>,
+    /// Serialises manifest writers (uploader and retention).
+    commit: tokio::sync::Mutex<()>,
+    queue: mpsc::UnboundedSender<UploadJob>,
+    retention_running: AtomicBool,
+    /// Cancelled when the partition is deleted or the broker stops.
+    cancel: CancellationToken,
+}
+
+impl RemoteLog {
+    pub(super) fn fresh(
+        shared: Arc<Shared>,
+        topic: &str,
+        topic_id: Uuid,
+        partition: i32,
+    ) -> Arc<RemoteLog> {
+        Self::start(shared, Manifest::empty(topic, topic_id, partition))
+    }
+
+    /// Loads the partition's manifest and starts its uploader.
+    pub(super) async fn load(
+        shared: Arc<Shared>,
+        topic: &str,
+        topic_id: Uuid,
+        partition: i32,
+    ) -> Result<Arc<RemoteLog>, TierError> {
+        let m = Self::load_manifest(&shared, topic, topic_id, partition).await?;
+        Ok(Self::start(shared, m))
+    }
+
+    /// Reads the newest manifest version that parses.
+    async fn load_manifest(
+        shared: &Shared,
+        topic: &str,
+        topic_id: Uuid,
+        partition: i32,
+    ) -> Result<Manifest, TierError> {
+        let dir = manifest::partition_dir(topic, topic_id, partition);
+        let mut versions: Vec<(u64, String)> = shared
+            .store
+            .list(&format!("{dir}/manifest"))
+            .await?
+            .into_iter()
+            .filter_map(|(k, _)| manifest::manifest_version(&k).map(|v| (v, k)))
+            .collect();
+        versions.sort_unstable();
+        let mut found = None;
+        for (v, key) in versions.iter().rev() {
+            let bytes = shared.store.get(key).await?;
+            match serde_json::from_slice::<Manifest>(&bytes) {
+                Ok(m) if m.version == *v => {
+                    found = Some(m);
+                    break;
+                }
+                Ok(_) | Err(_) => {
+                    tracing::error!(
+                        key,
+                        "remote manifest is unreadable; trying the previous version"
+                    )
+                }
+            }
+        }
+        let m = found.unwrap_or_else(|| Manifest::empty(topic, topic_id, partition));
+        if m.version > 0 {
+            tracing::info!(topic, partition, version = m.version, segments = m.segments.len(), range = ?m.range(), "loaded remote manifest");
+        }
+        Ok(m)
+    }
+
+    fn start(shared: Arc<Shared>, m: Manifest) -> Arc<RemoteLog> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let me = Arc::new(RemoteLog {
+            cancel: shared.cancel.child_token(),
+            dir: manifest::partition_dir(&m.topic, m.topic_id, m.partition),
+            topic: m.topic.clone(),
+            topic_id: m.topic_id,
+            partition: m.partition,
+            manifest: Mutex::new(m),
+            commit: tokio::sync::Mutex::new(()),
+            queue: tx,
+            retention_running: AtomicBool::new(false),
+            shared: shared.clone(),
+        });
+        shared.tasks.spawn(me.clone().run_uploader(rx));
+        me
+    }
+
+    pub fn manifest(&self) -> Manifest {
+        self.manifest.lock().clone()
+    }
+
+    /// `[start, end)` of the readable remote offsets.
+    pub fn range(&self) -> Option<(i64, i64)> {
+        self.manifest.lock().range()
+    }
+
+    /// One past the last uploaded offset: local segments below it may be deleted.
+    pub fn uploaded_end(&self) -> Option<i64> {
+        self.manifest.lock().end_offset()
+    }
+
+    /// Bytes of readable remote segments that start below `offset` (history not on local disk).
+    pub fn bytes_below(&self, offset: i64) -> u64 {
+        self.manifest
+            .lock()
+            .readable()
+            .filter(|s| s.base_offset < offset)
+            .map(|s| s.size_bytes)
+            .sum()
+    }
+
+    /// Bytes of every readable remote segment.
+    pub fn readable_bytes(&self) -> u64 {
+        self.manifest.lock().readable_bytes()
+    }
+
+    /// Largest timestamp in the remote log and the offset holding it.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        self.manifest
+            .lock()
+            .readable()
+            .filter(|s| s.max_timestamp >= 0)
+            .max_by_key(|s| s.max_timestamp)
+            .map(|s| (s.offset_of_max_timestamp, s.max_timestamp))
+    }
+
+    /// Queues a closed segment for upload.
+    pub fn schedule(&self, job: UploadJob) {
+        let _ = self.queue.send(job);
+    }
+
+    /// Stops uploads for good (the partition was deleted).
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    async fn run_uploader(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<UploadJob>) {
+        loop {
+            let job = tokio::select! {
+                j = rx.recv() => match j { Some(j) => j, None => return },
+                _ = self.cancel.cancelled() => return,
+            };
+            let mut pause = Duration::from_millis(500);
+            loop {
+                if self.uploaded_end().unwrap_or(i64::MIN) >= job.next_offset {
+                    break; // already in the manifest
+                }
+                let permit = tokio::select! {
+                    p = self.shared.upload_slots.acquire() => match p { Ok(p) => p, Err(_) => return },
+                    _ = self.cancel.cancelled() => return,
+                };
+                let res = tokio::select! {
+                    r = self.upload(&job) => r,
+                    _ = self.cancel.cancelled() => return,
+                };
+                drop(permit);
+                match res {
+                    Ok(()) => break,
+                    Err(TierError::Store(StoreError::Local(e)))
+                        if e.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        tracing::debug!(topic = %self.topic, partition = self.partition, base_offset = job.base_offset, "segment deleted locally before upload; skipped");
+                        break;
+                    }
+                    Err(e) => {
+                        crate::metrics::tier_upload_failed();
+                        tracing::warn!(topic = %self.topic, partition = self.partition, base_offset = job.base_offset, error = %e, retry_in_ms = pause.as_millis() as u64, "segment upload failed");
+                        tokio::select! {
+                            _ = tokio::time::sleep(pause) => {}
+                            _ = self.cancel.cancelled() => return,
+                        }
+                        pause = (pause * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Uploads the segment's objects, then lists it in a new manifest version.
+    async fn upload(&self, job: &UploadJob) -> Result<(), TierError> {
+        let started = std::time::Instant::now();
+        let store = &self.shared.store;
+        let open = |ext: &str| std::fs::File::open(job.stem.with_extension(ext)).map(Arc::new);
+        let log = open("log").map_err(StoreError::Local)?;
+        store
+            .put_file(
+                &manifest::segment_key(&self.dir, job.base_offset, "log"),
+                log,
+                job.size_bytes,
+            )
+            .await?;
+        for ext in ["index", "timeindex"] {
+            let data = match std::fs::read(job.stem.with_extension(ext)) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(StoreError::Local(e).into()),
+            };
+            let key = manifest::segment_key(&self.dir, job.base_offset, ext);
+            store.put(&key, Bytes::from(data), false).await?;
+        }
+        let seg = RemoteSegment {
+            base_offset: job.base_offset,
+            next_offset: job.next_offset,
+            size_bytes: job.size_bytes,
+            max_timestamp: job.max_timestamp,
+            offset_of_max_timestamp: job.offset_of_max_timestamp,
+            state: SegmentState::CopyFinished,
+        };
+        self.update_manifest(|m| {
+            if m.end_offset().unwrap_or(i64::MIN) < seg.next_offset {
+                m.segments.push(seg.clone());
+                m.uploaded_end = Some(seg.next_offset);
+            }
+        })
+        .await?;
+        crate::metrics::tier_segment_uploaded(started.elapsed());
+        tracing::debug!(topic = %self.topic, partition = self.partition, base_offset = job.base_offset, bytes = job.size_bytes, "segment uploaded");
+        Ok(())
+    }
+
+    /// Writes `change(current)` as the next manifest version (create-only), then makes it current.
+    async fn update_manifest(&self, change: impl Fn(&mut Manifest)) -> Result<(), TierError> {
+        let _w = self.commit.lock().await;
+        loop {
+            let mut next = self.manifest();
+            change(&mut next);
+            next.version += 1;
+            let key = manifest::manifest_key(&self.dir, next.version);
+            let bytes = Bytes::from(next.to_json());
+            match self.shared.store.put(&key, bytes.clone(), true).await {
+                Ok(()) => {}
+                Err(StoreError::AlreadyExists(_)) => {
+                    // our own earlier attempt may have landed (a lost response): same bytes, done
+                    let there = self.shared.store.get(&key).await?;
+                    if there != bytes {
+                        tracing::warn!(key, "manifest version already taken; reloading");
+                        let m = Self::load_manifest(
+                            &self.shared,
+                            &self.topic,
+                            self.topic_id,
+                            self.partition,
+                        )
+                        .await?;
+                        *self.manifest.lock() = m;
+                        continue;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let version = next.version;
+            *self.manifest.lock() = next;
+            if version > MANIFESTS_KEPT {
+                let old = manifest::manifest_key(&self.dir, version - MANIFESTS_KEPT);
+                if let Err(e) = self.shared.store.delete(&old).await {
+                    tracing::debug!(key = old, error = %e, "could not delete an old manifest version");
+                }
+            }
+            return Ok(());
+        }
+    }
+
+    /// Starts remote retention in the background unless a pass is already running: segments
+    /// past `retention_ms` (by their newest timestamp) or beyond `retention_bytes` for the whole
+    /// log (`local_only_bytes` is the part of the log not in the bucket) are deleted, manifest
+    /// first (`DeleteStarted`), then their objects, then a manifest without them.
+    pub fn schedule_retention(
+        self: &Arc<Self>,
+        retention_ms: i64,
+        retention_bytes: i64,
+        local_only_bytes: u64,
+        now_ms: i64,
+    ) {
+        let pending_deletes = self
+            .manifest
+            .lock()
+            .segments
+            .iter()
+            .any(|s| s.state == SegmentState::DeleteStarted);
+        let doomed = self.expired(retention_ms, retention_bytes, local_only_bytes, now_ms);
+        if doomed.is_empty() && !pending_deletes {
+            return;
+        }
+        if self.retention_running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        self.shared.tasks.spawn(async move {
+            let res = tokio::select! {
+                r = me.delete_segments(doomed) => r,
+                _ = me.cancel.cancelled() => Ok(()),
+            };
+            if let Err(e) = res {
+                tracing::warn!(topic = %me.topic, partition = me.partition, error = %e, "remote retention failed; will retry");
+            }
+            me.retention_running.store(false, Ordering::Release);
+        });
+    }
+
+    fn expired(
+        &self,
+        retention_ms: i64,
+        retention_bytes: i64,
+        local_only: u64,
+        now: i64,
+    ) -> Vec<i64> {
+        let m = self.manifest.lock();
+        let mut total = m.readable_bytes() as i64 + local_only as i64;
+        let mut doomed = Vec::new();
+        for s in m.readable() {
+            let by_time =
+                retention_ms >= 0 && s.max_timestamp >= 0 && now - s.max_timestamp > retention_ms;
+            let by_size = retention_bytes >= 0 && total - s.size_bytes as i64 >= retention_bytes;
+            if !(by_time || by_size) {
+                break;
+            }
+            total -= s.size_bytes as i64;
+            doomed.push(s.base_offset);
+        }
+        doomed
+    }
+
+    async fn delete_segments(&self, doomed: Vec<i64>) -> Result<(), TierError> {
+        if !doomed.is_empty() {
+            self.update_manifest(|m| {
+                for s in m.segments.iter_mut() {
+                    if doomed.contains(&s.base_offset) {
+                        s.state = SegmentState::DeleteStarted;
+                    }
+                }
+            })
+            .await?;
+        }
+        let deleting: Vec<i64> = self
+            .manifest()
+            .segments
+            .iter()
+            .filter(|s| s.state == SegmentState::DeleteStarted)
+            .map(|s| s.base_offset)
+            .collect();
+        for base in &deleting {
+            for ext in ["log", "index", "timeindex"] {
+                let key = manifest::segment_key(&self.dir, *base, ext);
+                self.shared.store.delete(&key).await?;
+            }
+            self.shared
+                .cache
+                .forget(&manifest::segment_key(&self.dir, *base, ""));
+        }
+        self.update_manifest(|m| {
+            m.uploaded_end = m.end_offset();
+            m.segments.retain(|s| !deleting.contains(&s.base_offset));
+        })
+        .await?;
+        tracing::info!(topic = %self.topic, partition = self.partition, segments = deleting.len(), range = ?self.range(), "remote retention deleted segments");
+        Ok(())
+    }
+}
