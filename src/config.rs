@@ -151,6 +151,10 @@ settings! {
     log_retention_ms: i64 = 604_800_000, env "TIERCEL_LOG_RETENTION_MS";
     /// Default size retention per partition, bytes; -1 is unlimited (log.retention.bytes)
     log_retention_bytes: i64 = -1, env "TIERCEL_LOG_RETENTION_BYTES";
+    /// Default local retention of uploaded segments, ms; -2 follows log_retention_ms (log.local.retention.ms / topic local.retention.ms)
+    log_local_retention_ms: i64 = -2, env "TIERCEL_LOG_LOCAL_RETENTION_MS";
+    /// Default local retention of uploaded segments per partition, bytes; -2 follows log_retention_bytes (log.local.retention.bytes)
+    log_local_retention_bytes: i64 = -2, env "TIERCEL_LOG_LOCAL_RETENTION_BYTES";
     /// How often retention runs, ms (log.retention.check.interval.ms)
     log_retention_check_interval_ms: u64 = 300_000, env "TIERCEL_LOG_RETENTION_CHECK_INTERVAL_MS";
     /// Default largest record batch, bytes (message.max.bytes / topic max.message.bytes)
@@ -241,6 +245,12 @@ impl Config {
         }
         if self.log_retention_bytes < -1 {
             return bad("log_retention_bytes", "must be >= -1");
+        }
+        if self.log_local_retention_ms < -2 {
+            return bad("log_local_retention_ms", "must be >= -2");
+        }
+        if self.log_local_retention_bytes < -2 {
+            return bad("log_local_retention_bytes", "must be >= -2");
         }
         if self.log_retention_check_interval_ms == 0 {
             return bad("log_retention_check_interval_ms", "must be >= 1");

@@ -78,14 +78,14 @@ const TOPIC_KEYS: &[TopicKey] = &[
         name: "local.retention.bytes",
         broker_name: "log.local.retention.bytes",
         ty: ConfigType::Long,
-        broker_value: |_| "-2".into(),
+        broker_value: |c| c.log_local_retention_bytes.to_string(),
         check: |v| long_at_least(-2)(v),
     },
     TopicKey {
         name: "local.retention.ms",
         broker_name: "log.local.retention.ms",
         ty: ConfigType::Long,
-        broker_value: |_| "-2".into(),
+        broker_value: |c| c.log_local_retention_ms.to_string(),
         check: |v| long_at_least(-2)(v),
     },
     TopicKey {
@@ -234,8 +234,12 @@ pub fn resolve(configs: &BTreeMap<String, String>, broker: &Config) -> LogConfig
             .unwrap_or(broker.log_index_interval_bytes),
         remote_storage_enable: broker.tier_url != "none"
             && get("remote.storage.enable").parse().unwrap_or(true),
-        local_retention_ms: get("local.retention.ms").parse().unwrap_or(-2),
-        local_retention_bytes: get("local.retention.bytes").parse().unwrap_or(-2),
+        local_retention_ms: get("local.retention.ms")
+            .parse()
+            .unwrap_or(broker.log_local_retention_ms),
+        local_retention_bytes: get("local.retention.bytes")
+            .parse()
+            .unwrap_or(broker.log_local_retention_bytes),
     }
 }
 

@@ -9,6 +9,8 @@ pub mod index;
 pub mod partition;
 pub mod producer;
 pub mod segment;
+#[cfg(test)]
+mod tiered_tests;
 
 use crate::batch::BatchError;
 use crate::clock::SharedClock;

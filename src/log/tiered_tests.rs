@@ -1,0 +1,396 @@
+//! The log over a tier: uploads, local retention of uploaded segments, remote reads, recovery of
+//! an empty data dir from the bucket, outages and corrupt remote objects. The store is the real
+//! in-memory `object_store`, under the fault-injecting layer where a test needs an outage.
+
+use super::partition::Partition;
+use super::{LogConfig, LogError};
+use crate::batch::{self, tests::make_batch};
+use crate::clock::{Clock, ManualClock};
+use crate::config::TimestampType;
+use crate::tier::faults::{Fault, FaultSwitch, FaultyStore};
+use crate::tier::store::StoreOptions;
+use crate::tier::{RemoteLog, Tier, TierError, TierOptions};
+use object_store::{ObjectStore, ObjectStoreExt};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+const NOW: i64 = 1_700_000_000_000;
+const TOPIC_ID: Uuid = Uuid::from_u128(7);
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 4096,
+        segment_ms: i64::MAX,
+        retention_ms: -1,
+        retention_bytes: -1,
+        max_message_bytes: 1 << 20,
+        timestamp_type: TimestampType::CreateTime,
+        timestamp_before_max_ms: i64::MAX,
+        timestamp_after_max_ms: i64::MAX,
+        index_interval_bytes: 512,
+        remote_storage_enable: true,
+        // keep only the active segment locally once the rest is uploaded
+        local_retention_ms: -2,
+        local_retention_bytes: 0,
+    }
+}
+
+struct Setup {
+    tier: Arc<Tier>,
+    inner: Arc<dyn ObjectStore>,
+    switch: Arc<FaultSwitch>,
+    clock: Arc<ManualClock>,
+}
+
+fn setup() -> Setup {
+    let inner: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let (faulty, switch) = FaultyStore::new(inner.clone());
+    let opts = TierOptions {
+        cache_bytes: 1 << 20,
+        upload_concurrency: 2,
+        store: StoreOptions {
+            request_timeout: Duration::from_secs(2),
+            max_attempts: 2,
+            ..StoreOptions::default()
+        },
+    };
+    let tier = Tier::with_store(faulty, "pfx".into(), "memory://", opts);
+    Setup {
+        tier,
+        inner,
+        switch,
+        clock: Arc::new(ManualClock::new(NOW)),
+    }
+}
+
+async fn open(s: &Setup, dir: &Path) -> Arc<Partition> {
+    let remote: Arc<RemoteLog> = s
+        .tier
+        .open_partition("t", TOPIC_ID, 0)
+        .await
+        .expect("manifest loads");
+    Partition::open(
+        "t",
+        0,
+        dir.join("t-0"),
+        config(),
+        s.clock.clone(),
+        true,
+        Some(remote),
+    )
+    .expect("open")
+}
+
+/// Appends `batches` batches of 5 records (~600 bytes each, so segments roll every ~6).
+async fn produce(p: &Partition, clock: &ManualClock, batches: usize) {
+    for _ in 0..batches {
+        p.append(&make_batch(0, 5, 100, clock.now_ms()))
+            .expect("append");
+        clock.advance(10);
+    }
+    p.flush_once().await;
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Every offset in `[from, to)` exactly once, reading as a consumer would.
+async fn read_all(p: &Partition, from: i64, to: i64) -> Vec<i64> {
+    let mut offsets = Vec::new();
+    let mut next = from;
+    while next < to {
+        let r = p.fetch(next, 1500, true).await.expect("fetch");
+        assert!(!r.records.is_empty(), "nothing returned at {next}");
+        let mut pos = 0;
+        while pos < r.records.len() {
+            let (_, len) = batch::peek_frame(&r.records[pos..]).expect("frame");
+            let h = batch::validate(&r.records[pos..pos + len]).expect("whole batch");
+            for o in h.base_offset..=h.last_offset() {
+                if o >= next {
+                    offsets.push(o);
+                }
+            }
+            next = next.max(h.last_offset() + 1);
+            pos += len;
+        }
+    }
+    offsets
+}
+
+#[tokio::test]
+async fn uploaded_segments_leave_local_disk_and_are_read_back_from_the_bucket() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = open(&s, dir.path()).await;
+    produce(&p, &s.clock, 40).await;
+    let end = p.offsets().log_end_offset;
+    assert_eq!(end, 200);
+    let remote = p.remote().expect("tiered").clone();
+    let (lag_bytes, lag_segments) = p.upload_lag();
+    assert!(
+        lag_segments >= 5 && lag_bytes > 0,
+        "closed segments await upload"
+    );
+    wait_for("uploads", || p.upload_lag() == (0, 0)).await;
+    let (start, remote_end) = remote.range().expect("remote history");
+    assert_eq!(start, 0);
+    p.enforce_retention().expect("retention");
+    assert_eq!(
+        p.local_start_offset(),
+        remote_end,
+        "only the active segment stays local"
+    );
+    assert_eq!(
+        p.offsets().log_start_offset,
+        0,
+        "history reaches into the bucket"
+    );
+    let got = read_all(&p, 0, end).await;
+    assert_eq!(got, (0..end).collect::<Vec<_>>());
+    // objects follow the documented layout and the manifest lists them
+    let listed: Vec<String> = {
+        use futures::StreamExt;
+        let mut out = Vec::new();
+        let mut l = s.inner.list(Some(&"pfx".into()));
+        while let Some(m) = l.next().await {
+            out.push(m.expect("list").location.to_string());
+        }
+        out
+    };
+    let dir_key = format!("pfx/topics/t-{}/0", TOPIC_ID.simple());
+    assert!(listed.contains(&format!("{dir_key}/00000000000000000000.log")));
+    assert!(listed.contains(&format!("{dir_key}/00000000000000000000.index")));
+    assert!(listed
+        .iter()
+        .any(|k| k.starts_with(&format!("{dir_key}/manifest/"))));
+    // ListOffsets by timestamp finds a record that only the bucket holds
+    let (off, ts) = p
+        .find_offset_for_timestamp(NOW + 25)
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(
+        (off, ts),
+        (15, NOW + 30),
+        "first batch at or after the time"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_data_dir_continues_from_the_bucket() {
+    let s = setup();
+    let first = tempfile::tempdir().expect("tmp");
+    let p = open(&s, first.path()).await;
+    produce(&p, &s.clock, 30).await;
+    wait_for("uploads", || p.upload_lag() == (0, 0)).await;
+    let remote_end = p.remote().and_then(|r| r.uploaded_end()).expect("uploaded");
+    drop(p);
+    // a new disk: nothing local
+    let second = tempfile::tempdir().expect("tmp");
+    let p = open(&s, second.path()).await;
+    let o = p.offsets();
+    assert_eq!(o.log_start_offset, 0);
+    assert_eq!(
+        o.log_end_offset, remote_end,
+        "offsets continue, never reused"
+    );
+    assert_eq!(
+        read_all(&p, 0, remote_end).await,
+        (0..remote_end).collect::<Vec<_>>()
+    );
+    let next = p
+        .append(&make_batch(0, 1, 10, s.clock.now_ms()))
+        .expect("append");
+    assert_eq!(next.base_offset, remote_end);
+}
+
+#[tokio::test]
+async fn an_outage_never_blocks_produce_and_uploads_resume_after_it() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = open(&s, dir.path()).await;
+    s.switch.set(Fault::Unavailable);
+    produce(&p, &s.clock, 40).await;
+    assert_eq!(
+        p.offsets().high_watermark,
+        200,
+        "produce and flush unaffected"
+    );
+    wait_for("failed attempts", || s.switch.refused() >= 2).await;
+    p.enforce_retention().expect("retention");
+    assert_eq!(
+        p.local_start_offset(),
+        0,
+        "nothing uploaded: nothing deleted locally"
+    );
+    assert!(p.upload_lag().1 >= 5);
+    s.switch.set(Fault::Healthy);
+    // the uploader pauses up to a few seconds between attempts
+    for _ in 0..20 {
+        if p.upload_lag() == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(p.upload_lag(), (0, 0), "uploads resumed");
+    p.enforce_retention().expect("retention");
+    assert!(p.local_start_offset() > 0);
+    assert_eq!(read_all(&p, 0, 200).await, (0..200).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_hanging_store_is_cut_off_by_the_request_timeout() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = open(&s, dir.path()).await;
+    produce(&p, &s.clock, 20).await;
+    wait_for("uploads", || p.upload_lag() == (0, 0)).await;
+    p.enforce_retention().expect("retention");
+    s.switch.set(Fault::Hang);
+    let started = std::time::Instant::now();
+    let e = p.fetch(0, 1000, true).await.expect_err("store hangs");
+    assert!(matches!(e, LogError::Tier(TierError::Store(_))), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "bounded by the timeout"
+    );
+    // local reads are unaffected
+    let local = p.local_start_offset();
+    assert!(!p
+        .fetch(local, 1000, true)
+        .await
+        .expect("local")
+        .records
+        .is_empty());
+}
+
+#[tokio::test]
+async fn corrupt_or_missing_remote_objects_are_storage_errors() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = open(&s, dir.path()).await;
+    produce(&p, &s.clock, 20).await;
+    wait_for("uploads", || p.upload_lag() == (0, 0)).await;
+    p.enforce_retention().expect("retention");
+    let key = format!(
+        "pfx/topics/t-{}/0/00000000000000000000.log",
+        TOPIC_ID.simple()
+    );
+    let good = s
+        .inner
+        .get(&key.as_str().into())
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("bytes");
+    let mut bad = good.to_vec();
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff; // a flipped byte inside the last batch's records
+    s.inner
+        .put(&key.as_str().into(), bad.into())
+        .await
+        .expect("put");
+    // the first batches are intact; the damaged one is refused when reached
+    let e = loop_until_error(&p).await;
+    assert!(
+        matches!(e, LogError::Tier(TierError::Corrupt { .. })),
+        "{e}"
+    );
+    // a segment whose object vanished from the bucket (never read, so not cached)
+    let second = p.remote().expect("tiered").manifest().segments[1].clone();
+    let key = format!(
+        "pfx/topics/t-{}/0/{:020}.log",
+        TOPIC_ID.simple(),
+        second.base_offset
+    );
+    s.inner.delete(&key.as_str().into()).await.expect("delete");
+    let e = p
+        .fetch(second.base_offset, 1000, true)
+        .await
+        .expect_err("missing object");
+    assert!(matches!(e, LogError::Tier(TierError::Store(_))), "{e}");
+}
+
+async fn loop_until_error(p: &Partition) -> LogError {
+    let mut next = 0;
+    for _ in 0..100 {
+        match p.fetch(next, 100_000, true).await {
+            Ok(r) => {
+                let mut pos = 0;
+                while pos < r.records.len() {
+                    let (_, len) = batch::peek_frame(&r.records[pos..]).expect("frame");
+                    let h = batch::validate(&r.records[pos..pos + len])
+                        .expect("served batches are whole");
+                    next = h.last_offset() + 1;
+                    pos += len;
+                }
+            }
+            Err(e) => return e,
+        }
+    }
+    panic!("the corrupt batch was served");
+}
+
+#[tokio::test]
+async fn remote_retention_drops_expired_segments_from_the_manifest_and_the_bucket() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = open(&s, dir.path()).await;
+    produce(&p, &s.clock, 40).await;
+    wait_for("uploads", || p.upload_lag() == (0, 0)).await;
+    let mut c = config();
+    c.retention_ms = 3_600_000;
+    p.set_config(c);
+    p.enforce_retention().expect("retention");
+    let remote = p.remote().expect("tiered").clone();
+    let (_, remote_end) = remote.range().expect("range");
+    // an hour and a bit later, everything but the active segment has expired
+    s.clock.advance(3_600_000 + 1);
+    p.enforce_retention().expect("retention");
+    wait_for("remote retention", || remote.range().is_none()).await;
+    assert_eq!(
+        p.offsets().log_start_offset,
+        remote_end,
+        "log start moves past the bucket"
+    );
+    assert!(matches!(
+        p.fetch(0, 1000, true).await,
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    let m = remote.manifest();
+    assert!(m.segments.is_empty());
+    assert_eq!(
+        m.end_offset(),
+        Some(remote_end),
+        "the end offset survives retention"
+    );
+    for _ in 0..100 {
+        if log_objects(&s.inner).await == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("expired segment objects are still in the bucket");
+}
+
+async fn log_objects(store: &Arc<dyn ObjectStore>) -> usize {
+    use futures::StreamExt;
+    let mut l = store.list(Some(&"pfx".into()));
+    let mut n = 0;
+    while let Some(m) = l.next().await {
+        if m.expect("list").location.as_ref().ends_with(".log") {
+            n += 1;
+        }
+    }
+    n
+}
