@@ -9,7 +9,9 @@
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutPayload, RetryConfig};
+use object_store::{
+    ClientConfigKey, ObjectStore, ObjectStoreExt, PutMode, PutPayload, RetryConfig,
+};
 use std::future::Future;
 use std::ops::Range;
 use std::sync::Arc;
@@ -62,17 +64,20 @@ pub fn build(url: &str, o: &StoreOptions) -> Result<(Arc<dyn ObjectStore>, Path)
         max_retries: 0,
         ..RetryConfig::default()
     };
-    let client = ClientOptions::new()
-        .with_timeout(o.request_timeout)
-        .with_connect_timeout(Duration::from_secs(5));
+    // through config keys, not `with_client_options`, which would drop the client settings
+    // `from_env` read (AWS_ALLOW_HTTP and friends)
+    let timeout = format!("{}ms", o.request_timeout.as_millis());
+    let connect_timeout = "5s";
     let prefix = Path::from(parsed.path().trim_matches('/'));
     let store: Arc<dyn ObjectStore> = match parsed.scheme() {
         "s3" | "s3a" => {
             use object_store::aws::AmazonS3Builder;
+            use object_store::aws::AmazonS3ConfigKey as K;
             let mut b = AmazonS3Builder::from_env()
                 .with_url(url)
                 .with_retry(no_retry)
-                .with_client_options(client);
+                .with_config(K::Client(ClientConfigKey::Timeout), &timeout)
+                .with_config(K::Client(ClientConfigKey::ConnectTimeout), connect_timeout);
             if !o.s3_endpoint.is_empty() {
                 b = b.with_endpoint(&o.s3_endpoint);
             }
@@ -95,18 +100,22 @@ pub fn build(url: &str, o: &StoreOptions) -> Result<(Arc<dyn ObjectStore>, Path)
         }
         "gs" => {
             use object_store::gcp::GoogleCloudStorageBuilder;
+            use object_store::gcp::GoogleConfigKey as K;
             let b = GoogleCloudStorageBuilder::from_env()
                 .with_url(url)
                 .with_retry(no_retry)
-                .with_client_options(client);
+                .with_config(K::Client(ClientConfigKey::Timeout), &timeout)
+                .with_config(K::Client(ClientConfigKey::ConnectTimeout), connect_timeout);
             Arc::new(b.build().map_err(|e| e.to_string())?)
         }
         "az" | "azure" | "abfs" | "abfss" => {
+            use object_store::azure::AzureConfigKey as K;
             use object_store::azure::MicrosoftAzureBuilder;
             let b = MicrosoftAzureBuilder::from_env()
                 .with_url(url)
                 .with_retry(no_retry)
-                .with_client_options(client);
+                .with_config(K::Client(ClientConfigKey::Timeout), &timeout)
+                .with_config(K::Client(ClientConfigKey::ConnectTimeout), connect_timeout);
             Arc::new(b.build().map_err(|e| e.to_string())?)
         }
         "file" => {
