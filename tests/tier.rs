@@ -106,6 +106,7 @@ async fn segments_tier_out_read_back_and_survive_a_lost_data_dir() {
     let dir = b.stop().await;
     std::fs::remove_dir_all(dir.path().join("data")).expect("wipe data dir");
     let b = TestBroker::start_in(dir, tweak).await;
+    let bucket = b.dir.path().join("data.tier");
     // what was tiered is all there; only the active segment, never uploaded, went with the disk
     let (low, high) = {
         use rdkafka::consumer::Consumer;
@@ -130,5 +131,20 @@ async fn segments_tier_out_read_back_and_survive_a_lost_data_dir() {
         .expect("acked")
         .offset;
     assert_eq!(offset, high, "the log continues where the bucket ends");
+
+    // deleting the topic deletes its objects in the background
+    let res = admin(&b.bootstrap())
+        .delete_topics(&["tiered"], &AdminOptions::new())
+        .await
+        .expect("delete");
+    assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dir_bytes(&bucket, "log").1 > 0 || dir_bytes(&bucket, "json").1 > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "remote objects of the deleted topic remain"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     b.stop().await;
 }
