@@ -222,24 +222,23 @@ impl RemoteLog {
     async fn upload(&self, job: &UploadJob) -> Result<(), TierError> {
         let started = std::time::Instant::now();
         let store = &self.shared.store;
-        let open = |ext: &str| std::fs::File::open(job.stem.with_extension(ext)).map(Arc::new);
-        let log = open("log").map_err(StoreError::Local)?;
-        store
-            .put_file(
-                &manifest::segment_key(&self.dir, job.base_offset, "log"),
-                log,
-                job.size_bytes,
-            )
-            .await?;
-        for ext in ["index", "timeindex"] {
-            let data = match std::fs::read(job.stem.with_extension(ext)) {
-                Ok(d) => d,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-                Err(e) => return Err(StoreError::Local(e).into()),
-            };
-            let key = manifest::segment_key(&self.dir, job.base_offset, ext);
-            store.put(&key, Bytes::from(data), false).await?;
-        }
+        let log = std::fs::File::open(job.stem.with_extension("log"))
+            .map(Arc::new)
+            .map_err(StoreError::Local)?;
+        let read_index = |ext: &str| match std::fs::read(job.stem.with_extension(ext)) {
+            Ok(d) => Ok(Bytes::from(d)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Bytes::new()),
+            Err(e) => Err(StoreError::Local(e)),
+        };
+        let (index, timeindex) = (read_index("index")?, read_index("timeindex")?);
+        let key = |ext: &str| manifest::segment_key(&self.dir, job.base_offset, ext);
+        // the three objects go up together; the manifest only after all of them
+        futures::future::try_join3(
+            store.put_file(&key("log"), log, job.size_bytes),
+            store.put(&key("index"), index, false),
+            store.put(&key("timeindex"), timeindex, false),
+        )
+        .await?;
         let seg = RemoteSegment {
             base_offset: job.base_offset,
             next_offset: job.next_offset,
@@ -292,10 +291,14 @@ impl RemoteLog {
             let version = next.version;
             *self.manifest.lock() = next;
             if version > MANIFESTS_KEPT {
+                // old versions are never read again; their deletion does not hold up the caller
                 let old = manifest::manifest_key(&self.dir, version - MANIFESTS_KEPT);
-                if let Err(e) = self.shared.store.delete(&old).await {
-                    tracing::debug!(key = old, error = %e, "could not delete an old manifest version");
-                }
+                let shared = self.shared.clone();
+                self.shared.tasks.spawn(async move {
+                    if let Err(e) = shared.store.delete(&old).await {
+                        tracing::debug!(key = old, error = %e, "could not delete an old manifest version");
+                    }
+                });
             }
             return Ok(());
         }
