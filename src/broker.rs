@@ -89,13 +89,23 @@ impl Broker {
             tier.clone(),
         )?);
         let started = std::time::Instant::now();
-        let mut partitions = 0;
-        for topic in catalog.topics() {
-            let lc = catalog.log_config(&topic);
-            for p in 0..topic.partitions {
-                logs.open_partition(&topic.name, topic.id, p, lc.clone())
-                    .await?;
-                partitions += 1;
+        // partitions open concurrently: with a tier, each first reads its manifest
+        let wanted: Vec<(crate::catalog::TopicMeta, i32)> = catalog
+            .topics()
+            .into_iter()
+            .flat_map(|t| (0..t.partitions).map(move |p| (t.clone(), p)))
+            .collect();
+        let partitions = wanted.len();
+        {
+            use futures::StreamExt;
+            let mut opened = futures::stream::iter(wanted.into_iter().map(|(t, p)| {
+                let logs = logs.clone();
+                let lc = catalog.log_config(&t);
+                async move { logs.open_partition(&t.name, t.id, p, lc).await }
+            }))
+            .buffer_unordered(16);
+            while let Some(r) = opened.next().await {
+                r?;
             }
         }
         if let Some(t) = &tier {
@@ -105,16 +115,7 @@ impl Broker {
                 .into_iter()
                 .map(|t| (t.name, t.id))
                 .collect();
-            match t.sweep_orphans(&live).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(
-                    topics = n,
-                    "deleting remote objects of topics that no longer exist"
-                ),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not list the object store for leftovers")
-                }
-            }
+            t.sweep_orphans_later(live);
             tracing::info!(url = t.url(), "tiering closed segments");
         }
         tracing::info!(

@@ -123,6 +123,33 @@ pub type TopicPartition = (String, i32);
 /// Marker written at clean shutdown; its absence at start-up means recovery must scan.
 const CLEAN_SHUTDOWN: &str = ".tiercel_clean_shutdown";
 
+/// Retries loading a partition's manifest with a growing pause, then attaches it.
+async fn attach_when_reachable(
+    tier: Arc<Tier>,
+    p: Arc<Partition>,
+    topic_id: Uuid,
+    cancel: CancellationToken,
+) {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = cancel.cancelled() => return,
+        }
+        match tier.open_partition(&p.topic, topic_id, p.index).await {
+            Ok(r) => {
+                tracing::info!(topic = %p.topic, partition = p.index, "remote log attached");
+                p.attach_remote(r);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "remote manifest still unavailable");
+                pause = (pause * 2).min(Duration::from_secs(60));
+            }
+        }
+    }
+}
+
 fn has_segments(dir: &Path) -> bool {
     std::fs::read_dir(dir)
         .map(|entries| {
@@ -200,6 +227,7 @@ impl LogManager {
         config: LogConfig,
     ) -> Result<Arc<Partition>, LogError> {
         let dir = self.partition_dir(topic, partition);
+        let mut attach_later = None;
         let remote = match &self.tier {
             Some(t) if config.remote_storage_enable => {
                 match t.open_partition(topic, topic_id, partition).await {
@@ -207,7 +235,8 @@ impl LogManager {
                     // with local data the partition can serve without its remote history for
                     // now; with none, its offsets would restart where the bucket may have data
                     Err(e) if has_segments(&dir) => {
-                        tracing::error!(topic, partition, error = %e, "remote manifest unavailable: serving local data only, not tiering this partition until restart");
+                        tracing::error!(topic, partition, error = %e, "remote manifest unavailable: serving local data, attaching the remote log when the object store answers");
+                        attach_later = Some(t.clone());
                         None
                     }
                     Err(e) => return Err(e.into()),
@@ -225,6 +254,14 @@ impl LogManager {
             remote,
         )?;
         self.register(p.clone());
+        if let Some(tier) = attach_later {
+            self.tasks.spawn(attach_when_reachable(
+                tier,
+                p.clone(),
+                topic_id,
+                self.cancel.child_token(),
+            ));
+        }
         Ok(p)
     }
 

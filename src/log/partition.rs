@@ -44,8 +44,9 @@ pub struct Partition {
     offline: AtomicBool,
     /// Set when the topic is deleted: appends and waiters fail, the flusher exits.
     deleted: CancellationToken,
-    /// The partition's history in the object store, when tiered.
-    remote: Option<Arc<RemoteLog>>,
+    /// The partition's history in the object store, when tiered. Set at open, or later when
+    /// the object store was unreachable at start-up ([`Partition::attach_remote`]).
+    remote: std::sync::OnceLock<Arc<RemoteLog>>,
 }
 
 struct Inner {
@@ -184,15 +185,33 @@ impl Partition {
             dirty: Notify::new(),
             offline: AtomicBool::new(false),
             deleted: CancellationToken::new(),
-            remote,
+            remote: std::sync::OnceLock::new(),
         });
-        p.schedule_uploads();
+        if let Some(r) = remote {
+            p.attach_remote(r);
+        }
         Ok(p)
+    }
+
+    /// Connects the partition to its remote log and queues what it has not uploaded yet.
+    /// Only the first call has an effect.
+    pub fn attach_remote(&self, remote: Arc<RemoteLog>) {
+        if self.remote.set(remote).is_ok() {
+            if self.deleted.is_cancelled() {
+                if let Some(r) = self.remote.get() {
+                    r.stop();
+                }
+                return;
+            }
+            self.schedule_uploads();
+        }
     }
 
     /// Queues every closed segment the remote manifest does not list yet.
     fn schedule_uploads(&self) {
-        let Some(remote) = &self.remote else { return };
+        let Some(remote) = self.remote.get() else {
+            return;
+        };
         let uploaded = remote.uploaded_end().unwrap_or(i64::MIN);
         let inner = self.inner.lock();
         let closed = inner.segments.len().saturating_sub(1);
@@ -204,12 +223,12 @@ impl Partition {
     }
 
     pub fn remote(&self) -> Option<&Arc<RemoteLog>> {
-        self.remote.as_ref()
+        self.remote.get()
     }
 
     /// Closed local segments not in the bucket yet: (bytes, segments).
     pub fn upload_lag(&self) -> (u64, usize) {
-        let Some(remote) = &self.remote else {
+        let Some(remote) = self.remote.get() else {
             return (0, 0);
         };
         let uploaded = remote.uploaded_end().unwrap_or(i64::MIN);
@@ -238,7 +257,7 @@ impl Partition {
     /// Log start (remote history included), high watermark and log end.
     pub fn offsets(&self) -> Offsets {
         let mut o = self.inner.lock().offsets();
-        if let Some((start, _)) = self.remote.as_ref().and_then(|r| r.range()) {
+        if let Some((start, _)) = self.remote.get().and_then(|r| r.range()) {
             o.log_start_offset = o.log_start_offset.min(start);
         }
         o
@@ -336,7 +355,7 @@ impl Partition {
         let seg = Segment::create(&self.dir, base, now)?;
         segment::sync_dir(&self.dir)?;
         inner.segments.insert(base, seg);
-        if let Some(remote) = &self.remote {
+        if let Some(remote) = self.remote.get() {
             remote.schedule(job);
         }
         if synced_to > inner.high_watermark {
@@ -359,7 +378,7 @@ impl Partition {
     /// Marks the partition deleted: its flusher stops and everyone waiting on it is released.
     pub fn mark_deleted(&self) {
         self.deleted.cancel();
-        if let Some(remote) = &self.remote {
+        if let Some(remote) = self.remote.get() {
             remote.stop();
         }
         self.hw_tx.send_modify(|_| {});
@@ -512,7 +531,7 @@ impl Partition {
         max_bytes: usize,
         min_one: bool,
     ) -> Result<ReadResult, LogError> {
-        let Some(remote) = &self.remote else {
+        let Some(remote) = self.remote.get() else {
             return self.read(offset, max_bytes, min_one);
         };
         // retention may move the local start between the check and the read: look again once
@@ -546,7 +565,7 @@ impl Partition {
 
     /// ListOffsets by timestamp over the whole log, remote history first.
     pub async fn find_offset_for_timestamp(&self, ts: i64) -> Result<Option<(i64, i64)>, LogError> {
-        if let Some(remote) = &self.remote {
+        if let Some(remote) = self.remote.get() {
             let below = self.local_start_offset();
             if let Some((h, bytes)) = remote.find_timestamp(ts, below).await? {
                 return Ok(Some(first_record_at_or_after(&bytes, &h, ts)));
@@ -589,7 +608,7 @@ impl Partition {
                 .max_by_key(|s| s.max_timestamp)
                 .map(|s| (s.offset_of_max_timestamp, s.max_timestamp))
         };
-        let remote = self.remote.as_ref().and_then(|r| r.max_timestamp());
+        let remote = self.remote.get().and_then(|r| r.max_timestamp());
         match (local, remote) {
             // the earliest offset wins a tie, as in Kafka
             (Some(l), Some(r)) if r.1 >= l.1 => Some(r),
@@ -604,7 +623,7 @@ impl Partition {
     pub fn enforce_retention(&self) -> Result<usize, LogError> {
         let config = self.config();
         let now = self.clock.now_ms();
-        let uploaded = self.remote.as_ref().and_then(|r| r.uploaded_end());
+        let uploaded = self.remote.get().and_then(|r| r.uploaded_end());
         let local_ms = config.effective_local_retention_ms();
         let local_bytes = config.effective_local_retention_bytes();
         let mut inner = self.inner.lock();
@@ -612,7 +631,7 @@ impl Partition {
         let mut local: i64 = inner.segments.values().map(|s| s.len as i64).sum();
         let remote_only = self
             .remote
-            .as_ref()
+            .get()
             .map_or(0, |r| r.bytes_below(local_first) as i64);
         let mut total = local + remote_only;
         let mut doomed = Vec::new();
@@ -658,7 +677,7 @@ impl Partition {
             .map(|s| s.len)
             .sum();
         drop(inner);
-        if let Some(remote) = &self.remote {
+        if let Some(remote) = self.remote.get() {
             remote.schedule_retention(config.retention_ms, config.retention_bytes, local_only, now);
         }
         Ok(doomed.len())

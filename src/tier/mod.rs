@@ -226,6 +226,23 @@ impl Tier {
         });
     }
 
+    /// [`Tier::sweep_orphans`] as a background task.
+    pub fn sweep_orphans_later(self: &Arc<Self>, live: Vec<(String, Uuid)>) {
+        let me = self.clone();
+        self.shared.tasks.spawn(async move {
+            match me.sweep_orphans(&live).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    topics = n,
+                    "deleting remote objects of topics that no longer exist"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not list the object store for leftovers")
+                }
+            }
+        });
+    }
+
     /// Removes topic directories in the bucket that no live topic owns (a deletion a crash or an
     /// outage interrupted).
     pub async fn sweep_orphans(&self, live: &[(String, Uuid)]) -> Result<usize, StoreError> {
