@@ -13,14 +13,9 @@ pass=0; fail=0
 check() { if [ "$2" == "$3" ]; then pass=$((pass+1)); echo "ok   $1"; else fail=$((fail+1)); echo "FAIL $1: expected [$2] got [$3]"; fi; }
 "$bin" --listen "$b" --metrics-listen "127.0.0.1:$mport" --data-dir "$work/data" >"$work/broker.log" 2>&1 &
 pid=$!
-cat >"$work/prometheus.yml" <<YML
-global:
-  scrape_interval: 1s
-scrape_configs:
-  - job_name: tiercel
-    static_configs:
-      - targets: ["127.0.0.1:$mport"]
-YML
+# the shipped config, pointed at this broker's port and scraped every second
+sed -e "s/127.0.0.1:9464/127.0.0.1:$mport/" -e 's/scrape_interval: [0-9]*s/scrape_interval: 1s/' \
+  "$(dirname "$0")/../config/prometheus.yml" >"$work/prometheus.yml"
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
   --web.listen-address="127.0.0.1:$pport" >"$work/prometheus.log" 2>&1 &
 ppid_=$!
@@ -34,6 +29,7 @@ wait_for() { # PromQL expected
   for _ in $(seq 150); do [ "$(query "$1")" == "$2" ] && return 0; sleep 0.2; done; return 1
 }
 
+check "promtool check config accepts config/prometheus.yml" "0" "$(promtool check config "$work/prometheus.yml" >/dev/null 2>&1; echo $?)"
 seq 1 100 | kcat -b $b -P -t metered -X acks=all
 curl -s "http://127.0.0.1:$mport/metrics" >"$work/scrape.txt"
 check "promtool check metrics finds nothing to complain about" "" "$(promtool check metrics <"$work/scrape.txt" 2>&1)"

@@ -7,7 +7,7 @@ use crate::api::Handler;
 use crate::catalog::{Catalog, CatalogError};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
-use crate::group::state::GroupConfig;
+use crate::group::state::{GroupConfig, GroupState};
 use crate::group::Coordinator;
 use crate::log::producer::ProducerIdAllocator;
 use crate::log::{LogError, LogManager};
@@ -251,8 +251,17 @@ async fn refresh_gauges(
                 p.size_bytes(),
             );
         }
-        for (group, _, _) in groups.list() {
+        for (group, _, state) in groups.list() {
             crate::metrics::group_members(&group, groups.describe(&group).members.len());
+            crate::metrics::group_state(&group, state.name(), GroupState::NAMES);
+        }
+        for group in groups.groups_with_offsets() {
+            for ((topic, partition), c) in groups.committed_all(&group) {
+                if let Some(p) = logs.get(&topic, partition) {
+                    let hw = p.offsets().high_watermark;
+                    crate::metrics::group_lag(&group, &topic, partition, hw - c.offset);
+                }
+            }
         }
         crate::metrics::process();
         tokio::select! {

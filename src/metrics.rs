@@ -21,6 +21,10 @@ pub const LOG_END: &str = "tiercel_partition_log_end_offset";
 pub const HIGH_WATERMARK: &str = "tiercel_partition_high_watermark";
 pub const PARTITION_BYTES: &str = "tiercel_partition_size_bytes";
 pub const GROUP_MEMBERS: &str = "tiercel_group_members";
+pub const GROUP_STATE: &str = "tiercel_group_state";
+pub const GROUP_LAG: &str = "tiercel_group_lag";
+pub const REQUESTS_IN_FLIGHT: &str = "tiercel_requests_in_flight";
+pub const FETCH_WAIT_SECONDS: &str = "tiercel_fetch_wait_seconds";
 pub const RESIDENT_BYTES: &str = "tiercel_process_resident_memory_bytes";
 pub const OPEN_FDS: &str = "tiercel_process_open_fds";
 pub const TIER_REQUESTS: &str = "tiercel_tier_requests_total";
@@ -102,6 +106,23 @@ fn describe() {
         "Bytes of a partition's segments"
     );
     describe_gauge!(GROUP_MEMBERS, "Members of a consumer group");
+    describe_gauge!(
+        GROUP_STATE,
+        "1 for a consumer group's current state, 0 for the others"
+    );
+    describe_gauge!(
+        GROUP_LAG,
+        "High watermark minus the group's committed offset, by group and partition"
+    );
+    describe_gauge!(
+        REQUESTS_IN_FLIGHT,
+        "Requests decoded whose response is not written yet (queued, waiting or being handled)"
+    );
+    describe_histogram!(
+        FETCH_WAIT_SECONDS,
+        Unit::Seconds,
+        "Time a Fetch long-polled for data (fetches that had to wait)"
+    );
     describe_gauge!(
         RESIDENT_BYTES,
         Unit::Bytes,
@@ -219,6 +240,32 @@ pub fn group_members(group: &str, members: usize) {
     metrics::gauge!(GROUP_MEMBERS, "group" => group.to_string()).set(members as f64);
 }
 
+/// The group's state as a one-hot gauge over every state name.
+pub fn group_state(group: &str, state: &'static str, all: &[&'static str]) {
+    for s in all {
+        let v = if *s == state { 1.0 } else { 0.0 };
+        metrics::gauge!(GROUP_STATE, "group" => group.to_string(), "state" => *s).set(v);
+    }
+}
+
+pub fn group_lag(group: &str, topic: &str, partition: i32, lag: i64) {
+    metrics::gauge!(
+        GROUP_LAG,
+        "group" => group.to_string(),
+        "topic" => topic.to_string(),
+        "partition" => partition.to_string()
+    )
+    .set(lag.max(0) as f64);
+}
+
+pub fn in_flight(delta: f64) {
+    metrics::gauge!(REQUESTS_IN_FLIGHT).increment(delta);
+}
+
+pub fn fetch_wait(d: Duration) {
+    metrics::histogram!(FETCH_WAIT_SECONDS).record(d.as_secs_f64());
+}
+
 /// Resident memory and open descriptors, from /proc (Linux).
 pub fn process() {
     if let Ok(statm) = std::fs::read_to_string("/proc/self/statm") {
@@ -290,4 +337,61 @@ pub fn tier_partition(
     metrics::gauge!(TIER_UPLOAD_LAG_BYTES, &labels).set(lag_bytes as f64);
     metrics::gauge!(TIER_UPLOAD_LAG_SEGMENTS, &labels).set(lag_segments as f64);
     metrics::gauge!(TIER_REMOTE_BYTES, &labels).set(remote_bytes as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every `pub const` metric name in this file.
+    fn declared() -> Vec<String> {
+        include_str!("metrics.rs")
+            .lines()
+            .filter(|l| l.starts_with("pub const ") && l.contains(": &str = \""))
+            .filter_map(|l| l.split('"').nth(1).map(str::to_string))
+            .collect()
+    }
+
+    /// `tiercel_…` names in `text`, with histogram suffixes removed.
+    fn referenced(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("tiercel_") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            let mut name = &tail[..end];
+            for suffix in ["_bucket", "_count", "_sum"] {
+                name = name.strip_suffix(suffix).unwrap_or(name);
+            }
+            out.push(name.to_string());
+            rest = &tail[end..];
+        }
+        out
+    }
+
+    #[test]
+    fn the_shipped_dashboard_only_queries_metrics_that_exist() {
+        let names = declared();
+        assert!(names.len() > 20, "{names:?}");
+        let dash = include_str!("../config/grafana-dashboard.json");
+        let _: serde_json::Value = serde_json::from_str(dash).expect("dashboard is JSON");
+        let used = referenced(dash);
+        assert!(used.len() > 15);
+        for n in used {
+            assert!(names.contains(&n), "dashboard queries unknown metric {n}");
+        }
+    }
+
+    #[test]
+    fn the_readme_names_only_metrics_that_exist() {
+        let names = declared();
+        let readme = include_str!("../README.md");
+        for n in referenced(readme) {
+            // README abbreviates families as `tiercel_x_total`, `_closed_total`: full names only
+            if n.ends_with('_') || n == "tiercel_" {
+                continue;
+            }
+            assert!(names.contains(&n), "README names unknown metric {n}");
+        }
+    }
 }

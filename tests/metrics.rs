@@ -94,12 +94,35 @@ async fn metrics_move_with_traffic() {
         .await
         .expect("delivered");
     }
+    // a group that committed offset 2: its lag is the high watermark minus 2
+    {
+        use rdkafka::consumer::{CommitMode, Consumer};
+        let c = b.consumer();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset("m", 0, rdkafka::Offset::Offset(2))
+            .expect("tpl");
+        tokio::task::block_in_place(|| c.commit(&tpl, CommitMode::Sync)).expect("commit");
+    }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let body = tokio::task::block_in_place(|| scrape(metrics_addr));
     assert_eq!(
         value(&body, "tiercel_produce_records_total", &["topic=\"m\""]),
         Some(6.0)
     );
+    assert_eq!(
+        value(
+            &body,
+            "tiercel_group_lag",
+            &["group=\"tiercel-tests\"", "topic=\"m\"", "partition=\"0\""]
+        ),
+        Some(4.0),
+        "{body}"
+    );
+    assert!(
+        value(&body, "tiercel_fetch_wait_seconds_count", &[]).unwrap_or(0.0) >= 1.0,
+        "the consumer long-polled at the end of the log"
+    );
+    assert!(value(&body, "tiercel_requests_in_flight", &[]).is_some());
     assert_eq!(
         value(
             &body,

@@ -50,7 +50,9 @@ impl Handler {
         let min_bytes = req.min_bytes.max(0) as usize;
         let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
         Box::pin(async move {
-            let deadline = tokio::time::Instant::now() + max_wait;
+            let started = tokio::time::Instant::now();
+            let deadline = started + max_wait;
+            let mut waited = false;
             // subscribe before the first read so no advance between read and wait is missed
             let mut watchers: Vec<_> = wanted
                 .iter()
@@ -67,11 +69,16 @@ impl Handler {
                     || tokio::time::Instant::now() >= deadline
                     || watchers.is_empty()
                 {
+                    if waited {
+                        crate::metrics::fetch_wait(started.elapsed());
+                    }
                     return Reply::Send(Response::Fetch(count_fetched(resp)));
                 }
+                waited = true;
                 let changed =
                     futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
                 if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                    crate::metrics::fetch_wait(started.elapsed());
                     let (resp, _, _) = read_all(&wanted, max_bytes).await;
                     return Reply::Send(Response::Fetch(count_fetched(resp)));
                 }

@@ -328,6 +328,11 @@ impl Coordinator {
         self.store.get(group_id, topic, partition)
     }
 
+    /// Every group with committed offsets (with or without members).
+    pub fn groups_with_offsets(&self) -> Vec<String> {
+        self.store.groups()
+    }
+
     pub fn committed_all(&self, group_id: &str) -> BTreeMap<(String, i32), Committed> {
         self.store.group(group_id)
     }

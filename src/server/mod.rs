@@ -26,10 +26,27 @@ const READ_CHUNK: usize = 64 * 1024;
 
 /// What each request carries to the writer.
 enum Outgoing {
-    /// A request, the rest of its handling, and when it was decoded.
-    Response(RequestContext, Pending, std::time::Instant),
+    /// A request, the rest of its handling, when it was decoded, and its place in the
+    /// in-flight gauge (released when the response is written or the connection drops).
+    Response(RequestContext, Pending, std::time::Instant, InFlight),
     /// The v0 ApiVersions error reply for an unsupported ApiVersions version.
     ApiVersionsFallback(i32),
+}
+
+/// One request between decoding and its response, counted in `tiercel_requests_in_flight`.
+struct InFlight;
+
+impl InFlight {
+    fn new() -> InFlight {
+        crate::metrics::in_flight(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        crate::metrics::in_flight(-1.0);
+    }
 }
 
 pub struct Server {
@@ -122,9 +139,10 @@ impl Server {
             let out = match protocol::decode_request(frame) {
                 Ok((ctx, req)) => {
                     let decoded = std::time::Instant::now();
+                    let in_flight = InFlight::new();
                     tracing::trace!(%peer, api = ?ctx.api_key, version = ctx.api_version, correlation_id = ctx.correlation_id, "request");
                     let pending = self.handler.handle(&ctx, peer, req).await;
-                    Outgoing::Response(ctx, pending, decoded)
+                    Outgoing::Response(ctx, pending, decoded, in_flight)
                 }
                 Err(DecodeError::ApiVersionsUnsupported {
                     version,
@@ -150,7 +168,7 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, pe
     while let Some(out) = rx.recv().await {
         let mut timing = None;
         let bytes = match out {
-            Outgoing::Response(ctx, pending, decoded) => match pending.await {
+            Outgoing::Response(ctx, pending, decoded, _in_flight) => match pending.await {
                 Reply::Nothing => continue,
                 Reply::Close => {
                     tracing::debug!(%peer, api = ?ctx.api_key, "acks=0 produce failed; closing connection");
