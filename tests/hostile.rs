@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::TestBroker;
+use common::{roundtrip, TestBroker};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -258,38 +258,6 @@ fn produce_raw(b: &TestBroker, topic: &str, records: &[u8]) -> i16 {
     // corr(4) topics(4) name(2+len) partitions(4) index(4) error(2)
     let at = 4 + 4 + 2 + topic.len() + 4 + 4;
     i16::from_be_bytes([resp[at], resp[at + 1]])
-}
-
-/// Sends one request encoded with the `kafka-protocol` client codec and decodes the response.
-fn roundtrip<Req, Resp>(s: &mut TcpStream, api: i16, version: i16, corr: i32, req: &Req) -> Resp
-where
-    Req: kafka_protocol::protocol::Encodable,
-    Resp: kafka_protocol::protocol::Decodable,
-{
-    use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-    let key = ApiKey::try_from(api).expect("api key");
-    let mut body = bytes::BytesMut::new();
-    let mut h = RequestHeader::default();
-    h.request_api_key = api;
-    h.request_api_version = version;
-    h.correlation_id = corr;
-    h.client_id = Some(StrBytes::from_static_str("hostile"));
-    h.encode(&mut body, key.request_header_version(version))
-        .expect("header");
-    req.encode(&mut body, version).expect("body");
-    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    s.write_all(&frame).expect("write");
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).expect("response length");
-    let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
-    s.read_exact(&mut resp).expect("response");
-    let mut buf = bytes::Bytes::from(resp);
-    let rh = ResponseHeader::decode(&mut buf, key.response_header_version(version))
-        .expect("response header");
-    assert_eq!(rh.correlation_id, corr);
-    Resp::decode(&mut buf, version).expect("response body")
 }
 
 fn join_request(

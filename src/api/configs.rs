@@ -2,7 +2,7 @@
 
 use super::errors::code_and_message;
 use super::Handler;
-use crate::catalog::{broker_config_entries, topic_config_entries, ConfigEntry};
+use crate::catalog::ConfigEntry;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -27,7 +27,7 @@ impl Handler {
             let name = res.resource_name.to_string();
             let entries = match res.resource_type {
                 RESOURCE_TOPIC => match self.catalog.get(&name) {
-                    Some(meta) => Ok(topic_config_entries(&meta.configs, &self.config)),
+                    Some(meta) => Ok(self.catalog.topic_entries(&meta.configs)),
                     None => Err((
                         ResponseError::UnknownTopicOrPartition,
                         format!("topic '{name}' does not exist"),
@@ -35,11 +35,9 @@ impl Handler {
                 },
                 RESOURCE_BROKER if name.is_empty() || name == self.config.node_id.to_string() => {
                     let (host, port) = &self.advertised;
-                    Ok(broker_config_entries(
-                        &self.config,
-                        &self.listen.to_string(),
-                        &format!("{host}:{port}"),
-                    ))
+                    Ok(self
+                        .catalog
+                        .broker_entries(&self.listen.to_string(), &format!("{host}:{port}")))
                 }
                 RESOURCE_BROKER => Err((
                     ResponseError::InvalidRequest,

@@ -6,6 +6,7 @@
 //! [`Pending`] future for the part that may wait (fsync for acks=all, long-poll fetches). The
 //! server awaits those futures in request order.
 
+mod alter_configs;
 mod api_versions;
 mod cluster;
 mod configs;
@@ -110,6 +111,10 @@ impl Handler {
             Request::DeleteGroups(r) => self.delete_groups(r),
             Request::OffsetDelete(r) => self.offset_delete(r),
             Request::InitProducerId(r) => ready(Response::InitProducerId(self.init_producer_id(r))),
+            Request::AlterConfigs(r) => ready(Response::AlterConfigs(self.alter_configs(r))),
+            Request::IncrementalAlterConfigs(r) => ready(Response::IncrementalAlterConfigs(
+                self.incremental_alter_configs(r),
+            )),
         }
     }
 

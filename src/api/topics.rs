@@ -2,7 +2,7 @@
 
 use super::errors::{catalog_error, code_and_message, partition_storage};
 use super::Handler;
-use crate::catalog::{topic_config_entries, CatalogError};
+use crate::catalog::CatalogError;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
@@ -48,7 +48,8 @@ impl Handler {
                     r.num_partitions = partitions;
                     r.replication_factor = 1;
                     r.configs = Some(
-                        topic_config_entries(&configs, &self.config)
+                        self.catalog
+                            .topic_entries(&configs)
                             .into_iter()
                             .map(|e| {
                                 let mut c = CreatableTopicConfigs::default();

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 pub use topic_config::{
-    broker_config_entries, topic_config_entries, ConfigEntry, ConfigSource, ConfigType,
-    TOPIC_CONFIG_KEYS,
+    broker_config_entries, topic_config_entries, BrokerDefaults, ConfigEntry, ConfigSource,
+    ConfigType, TOPIC_CONFIG_KEYS,
 };
 
 /// Upper bound on partitions per topic: each one is a directory, files and a flusher task.
@@ -63,6 +63,12 @@ pub struct TopicMeta {
 struct State {
     cluster_id: String,
     topics: BTreeMap<String, TopicMeta>,
+    /// Dynamic broker configs set on this broker's id (AlterConfigs).
+    #[serde(default)]
+    broker_configs: BTreeMap<String, String>,
+    /// Dynamic broker configs set on the cluster default (empty resource name).
+    #[serde(default)]
+    broker_default_configs: BTreeMap<String, String>,
 }
 
 pub struct Catalog {
@@ -88,6 +94,8 @@ impl Catalog {
                 let state = State {
                     cluster_id: new_cluster_id(),
                     topics: BTreeMap::new(),
+                    broker_configs: BTreeMap::new(),
+                    broker_default_configs: BTreeMap::new(),
                 };
                 std::fs::create_dir_all(data_dir)?;
                 write_atomic(&path, &to_json(&state)?)?;
@@ -218,7 +226,88 @@ impl Catalog {
 
     /// The effective log settings of a topic.
     pub fn log_config(&self, meta: &TopicMeta) -> LogConfig {
-        topic_config::resolve(&meta.configs, &self.broker)
+        let s = self.state.read();
+        topic_config::resolve(&meta.configs, &Self::defaults(&self.broker, &s))
+    }
+
+    fn defaults<'a>(broker: &'a Config, s: &'a State) -> BrokerDefaults<'a> {
+        BrokerDefaults {
+            config: broker,
+            dynamic: &s.broker_configs,
+            dynamic_default: &s.broker_default_configs,
+        }
+    }
+
+    /// DescribeConfigs entries for a topic's overrides.
+    pub fn topic_entries(&self, configs: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
+        let s = self.state.read();
+        topic_config::topic_config_entries(configs, &Self::defaults(&self.broker, &s))
+    }
+
+    /// DescribeConfigs entries for this broker.
+    pub fn broker_entries(&self, listen: &str, advertised: &str) -> Vec<ConfigEntry> {
+        let s = self.state.read();
+        topic_config::broker_config_entries(&Self::defaults(&self.broker, &s), listen, advertised)
+    }
+
+    /// Changes a topic's overrides with `change`, validates the result and (with `apply`)
+    /// persists it. Returns the topic as it is (or would be) afterwards.
+    pub fn alter_topic_configs(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), CatalogError>,
+        apply: bool,
+    ) -> Result<TopicMeta, CatalogError> {
+        let _w = self.write.lock();
+        let mut meta = self
+            .get(name)
+            .ok_or_else(|| CatalogError::UnknownTopic(name.to_string()))?;
+        let before = meta.configs.clone();
+        change(&mut meta.configs)?;
+        topic_config::validate_overrides(&meta.configs)?;
+        if before.get("remote.storage.enable") != meta.configs.get("remote.storage.enable") {
+            return Err(CatalogError::InvalidConfig(
+                "remote.storage.enable can only be set when the topic is created".into(),
+            ));
+        }
+        if apply {
+            let m = meta.clone();
+            self.commit(|s| {
+                s.topics.insert(m.name.clone(), m);
+            })?;
+        }
+        Ok(meta)
+    }
+
+    /// Changes the dynamic broker configs (this broker's, or with `default` the cluster
+    /// default) with `change`, validates and (with `apply`) persists them.
+    pub fn alter_broker_configs(
+        &self,
+        default: bool,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), CatalogError>,
+        apply: bool,
+    ) -> Result<(), CatalogError> {
+        let _w = self.write.lock();
+        let mut configs = {
+            let s = self.state.read();
+            if default {
+                s.broker_default_configs.clone()
+            } else {
+                s.broker_configs.clone()
+            }
+        };
+        change(&mut configs)?;
+        topic_config::validate_broker_overrides(&configs)?;
+        if apply {
+            self.commit(|s| {
+                if default {
+                    s.broker_default_configs = configs;
+                } else {
+                    s.broker_configs = configs;
+                }
+            })?;
+        }
+        Ok(())
     }
 
     pub fn broker_config(&self) -> &Config {

@@ -10,8 +10,46 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     DynamicTopic = 1,
+    DynamicBroker = 2,
+    DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+}
+
+/// What topic configs fall back to: dynamic broker configs (set with AlterConfigs on this
+/// broker's id, then on the cluster default), then the static broker config, then defaults.
+pub struct BrokerDefaults<'a> {
+    pub config: &'a Config,
+    pub dynamic: &'a BTreeMap<String, String>,
+    pub dynamic_default: &'a BTreeMap<String, String>,
+}
+
+impl BrokerDefaults<'_> {
+    /// The broker-level layers for `key`, most specific first (always ends with the default).
+    fn layers(&self, key: &TopicKey) -> Vec<(String, ConfigSource)> {
+        let mut out = Vec::new();
+        if let Some(v) = self.dynamic.get(key.broker_name) {
+            out.push((v.clone(), ConfigSource::DynamicBroker));
+        }
+        if let Some(v) = self.dynamic_default.get(key.broker_name) {
+            out.push((v.clone(), ConfigSource::DynamicDefaultBroker));
+        }
+        let stat = (key.broker_value)(self.config);
+        let default = (key.broker_value)(&Config::default());
+        if stat != default {
+            out.push((stat, ConfigSource::StaticBroker));
+        }
+        out.push((default, ConfigSource::Default));
+        out
+    }
+
+    fn value(&self, key: &TopicKey) -> String {
+        self.layers(key)
+            .into_iter()
+            .next()
+            .map(|(v, _)| v)
+            .unwrap_or_default()
+    }
 }
 
 /// Kafka's `ConfigType` values (DescribeConfigs v3+).
@@ -192,20 +230,40 @@ pub fn validate_overrides(configs: &BTreeMap<String, String>) -> Result<(), Cata
     Ok(())
 }
 
-fn value_of(configs: &BTreeMap<String, String>, broker: &Config, name: &str) -> String {
+/// Validates dynamic broker configs: only the broker-level names of topic configs
+/// (`log.retention.ms`, …) can change while the broker runs.
+pub fn validate_broker_overrides(configs: &BTreeMap<String, String>) -> Result<(), CatalogError> {
+    for (k, v) in configs {
+        let key = TOPIC_KEYS
+            .iter()
+            .find(|t| t.broker_name == k)
+            .ok_or_else(|| {
+                CatalogError::InvalidRequest(format!(
+                "{k} is not a dynamic broker config; change it in the config file or with its flag"
+            ))
+            })?;
+        (key.check)(v).map_err(|e| {
+            CatalogError::InvalidConfig(format!("invalid value {v} for configuration {k}: {e}"))
+        })?;
+    }
+    Ok(())
+}
+
+fn value_of(configs: &BTreeMap<String, String>, b: &BrokerDefaults, name: &str) -> String {
     configs.get(name).cloned().unwrap_or_else(|| {
         TOPIC_KEYS
             .iter()
             .find(|t| t.name == name)
-            .map(|t| (t.broker_value)(broker))
+            .map(|t| b.value(t))
             .unwrap_or_default()
     })
 }
 
 /// The effective log settings for topic overrides on top of broker defaults. Overrides were
 /// validated when stored; a value that still fails to parse falls back to the broker default.
-pub fn resolve(configs: &BTreeMap<String, String>, broker: &Config) -> LogConfig {
-    let get = |name: &str| value_of(configs, broker, name);
+pub fn resolve(configs: &BTreeMap<String, String>, b: &BrokerDefaults) -> LogConfig {
+    let broker = b.config;
+    let get = |name: &str| value_of(configs, b, name);
     LogConfig {
         segment_bytes: get("segment.bytes")
             .parse()
@@ -243,40 +301,25 @@ pub fn resolve(configs: &BTreeMap<String, String>, broker: &Config) -> LogConfig
     }
 }
 
-fn broker_source(broker: &Config, key: &TopicKey) -> ConfigSource {
-    if (key.broker_value)(broker) == (key.broker_value)(&Config::default()) {
-        ConfigSource::Default
-    } else {
-        ConfigSource::StaticBroker
-    }
-}
-
 /// DescribeConfigs entries for a topic.
 pub fn topic_config_entries(
     configs: &BTreeMap<String, String>,
-    broker: &Config,
+    b: &BrokerDefaults,
 ) -> Vec<ConfigEntry> {
     TOPIC_KEYS
         .iter()
         .map(|k| {
-            let broker_val = (k.broker_value)(broker);
-            let bsrc = broker_source(broker, k);
             let mut synonyms = Vec::new();
-            let (value, source) = match configs.get(k.name) {
-                Some(v) => {
-                    synonyms.push((k.name, v.clone(), ConfigSource::DynamicTopic));
-                    (v.clone(), ConfigSource::DynamicTopic)
-                }
-                None => (broker_val.clone(), bsrc),
-            };
-            if bsrc == ConfigSource::StaticBroker {
-                synonyms.push((k.broker_name, broker_val, bsrc));
+            if let Some(v) = configs.get(k.name) {
+                synonyms.push((k.name, v.clone(), ConfigSource::DynamicTopic));
             }
-            synonyms.push((
-                k.broker_name,
-                (k.broker_value)(&Config::default()),
-                ConfigSource::Default,
-            ));
+            for (v, src) in b.layers(k) {
+                synonyms.push((k.broker_name, v, src));
+            }
+            let (value, source) = synonyms
+                .first()
+                .map(|(_, v, s)| (v.clone(), *s))
+                .unwrap_or((String::new(), ConfigSource::Default));
             ConfigEntry {
                 name: k.name,
                 value,
@@ -292,8 +335,14 @@ pub fn topic_config_entries(
 /// A broker-only setting: its Kafka name, how to read it from a config, its type.
 type BrokerOnly = (&'static str, fn(&Config) -> String, ConfigType);
 
-/// DescribeConfigs entries for the broker (read-only: changed through the config file/flags).
-pub fn broker_config_entries(broker: &Config, listen: &str, advertised: &str) -> Vec<ConfigEntry> {
+/// DescribeConfigs entries for the broker: the topic defaults (dynamic: AlterConfigs can change
+/// them) and the broker-only settings (read-only: changed through the config file/flags).
+pub fn broker_config_entries(
+    b: &BrokerDefaults,
+    listen: &str,
+    advertised: &str,
+) -> Vec<ConfigEntry> {
+    let broker = b.config;
     let d = Config::default();
     let entry = |name: &'static str, value: String, default: String, ty: ConfigType| {
         let source = if value == default {
@@ -313,12 +362,23 @@ pub fn broker_config_entries(broker: &Config, listen: &str, advertised: &str) ->
     let mut out: Vec<ConfigEntry> = TOPIC_KEYS
         .iter()
         .map(|k| {
-            entry(
-                k.broker_name,
-                (k.broker_value)(broker),
-                (k.broker_value)(&d),
-                k.ty,
-            )
+            let synonyms: Vec<_> = b
+                .layers(k)
+                .into_iter()
+                .map(|(v, s)| (k.broker_name, v, s))
+                .collect();
+            let (value, source) = synonyms
+                .first()
+                .map(|(_, v, s)| (v.clone(), *s))
+                .unwrap_or((String::new(), ConfigSource::Default));
+            ConfigEntry {
+                name: k.broker_name,
+                value,
+                source,
+                config_type: k.ty,
+                read_only: false,
+                synonyms,
+            }
         })
         .collect();
     // broker-only settings: (Kafka name, value from a config, type)
@@ -383,7 +443,13 @@ mod tests {
             "LogAppendTime".to_string(),
         );
         validate_overrides(&o).expect("valid");
-        let c = resolve(&o, &broker);
+        let none = BTreeMap::new();
+        let b = BrokerDefaults {
+            config: &broker,
+            dynamic: &none,
+            dynamic_default: &none,
+        };
+        let c = resolve(&o, &b);
         assert_eq!(c.retention_ms, 1000);
         assert_eq!(c.timestamp_type, TimestampType::LogAppendTime);
         assert_eq!(c.segment_bytes, broker.log_segment_bytes);
@@ -410,11 +476,42 @@ mod tests {
         };
         let mut o = BTreeMap::new();
         o.insert("segment.ms".to_string(), "100".to_string());
-        let e = topic_config_entries(&o, &broker);
+        let none = BTreeMap::new();
+        let mut dynamic = BTreeMap::new();
+        dynamic.insert("log.retention.bytes".to_string(), "777".to_string());
+        let b = BrokerDefaults {
+            config: &broker,
+            dynamic: &none,
+            dynamic_default: &dynamic,
+        };
+        let e = topic_config_entries(&o, &b);
         let get = |n: &str| e.iter().find(|x| x.name == n).cloned().expect("present");
         assert_eq!(get("segment.ms").source, ConfigSource::DynamicTopic);
         assert_eq!(get("retention.ms").source, ConfigSource::StaticBroker);
         assert_eq!(get("retention.ms").value, "5");
-        assert_eq!(get("retention.bytes").source, ConfigSource::Default);
+        assert_eq!(
+            get("retention.bytes").source,
+            ConfigSource::DynamicDefaultBroker
+        );
+        assert_eq!(get("retention.bytes").value, "777");
+        assert_eq!(resolve(&o, &b).retention_bytes, 777);
+        assert_eq!(
+            get("retention.bytes").synonyms.len(),
+            2,
+            "dynamic default, then the default"
+        );
+        assert_eq!(get("index.interval.bytes").source, ConfigSource::Default);
+        let mut bad = BTreeMap::new();
+        bad.insert("log.dirs".to_string(), "/x".to_string());
+        assert!(matches!(
+            validate_broker_overrides(&bad),
+            Err(CatalogError::InvalidRequest(_))
+        ));
+        bad.clear();
+        bad.insert("log.retention.ms".to_string(), "-7".to_string());
+        assert!(matches!(
+            validate_broker_overrides(&bad),
+            Err(CatalogError::InvalidConfig(_))
+        ));
     }
 }

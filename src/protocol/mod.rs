@@ -73,6 +73,8 @@ apis! {
     DeleteGroups: DeleteGroupsRequest => DeleteGroupsResponse,
     OffsetDelete: OffsetDeleteRequest => OffsetDeleteResponse,
     InitProducerId: InitProducerIdRequest => InitProducerIdResponse,
+    AlterConfigs: AlterConfigsRequest => AlterConfigsResponse,
+    IncrementalAlterConfigs: IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse,
 }
 
 /// What identifies a request on its connection.

@@ -7,7 +7,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 use tiercel::broker::Broker;
 use tiercel::config::Config;
@@ -131,6 +132,38 @@ impl TestBroker {
         }
         out
     }
+}
+
+/// Sends one request encoded with the `kafka-protocol` client codec and decodes the response.
+pub fn roundtrip<Req, Resp>(s: &mut TcpStream, api: i16, version: i16, corr: i32, req: &Req) -> Resp
+where
+    Req: kafka_protocol::protocol::Encodable,
+    Resp: kafka_protocol::protocol::Decodable,
+{
+    use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    let key = ApiKey::try_from(api).expect("api key");
+    let mut body = bytes::BytesMut::new();
+    let mut h = RequestHeader::default();
+    h.request_api_key = api;
+    h.request_api_version = version;
+    h.correlation_id = corr;
+    h.client_id = Some(StrBytes::from_static_str("tiercel-tests"));
+    h.encode(&mut body, key.request_header_version(version))
+        .expect("header");
+    req.encode(&mut body, version).expect("body");
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    s.write_all(&frame).expect("write");
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("response length");
+    let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut resp).expect("response");
+    let mut buf = bytes::Bytes::from(resp);
+    let rh = ResponseHeader::decode(&mut buf, key.response_header_version(version))
+        .expect("response header");
+    assert_eq!(rh.correlation_id, corr);
+    Resp::decode(&mut buf, version).expect("response body")
 }
 
 pub fn admin(

@@ -1,0 +1,251 @@
+//! AlterConfigs (replace a resource's dynamic configs) and IncrementalAlterConfigs (set, delete,
+//! append, subtract), for topics and for the broker's dynamic topic defaults. Changes are
+//! validated, persisted in the catalog and applied to the running partitions at once.
+
+use super::errors::{catalog_error, code_and_message};
+use super::Handler;
+use crate::catalog::{CatalogError, ConfigType};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use std::collections::{BTreeMap, HashSet};
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+
+/// One requested change.
+enum Op {
+    Set(String, String),
+    Delete(String),
+    Append(String, String),
+    Subtract(String, String),
+}
+
+impl Op {
+    fn name(&self) -> &str {
+        match self {
+            Op::Set(n, _) | Op::Delete(n) | Op::Append(n, _) | Op::Subtract(n, _) => n,
+        }
+    }
+}
+
+type Failure = (ResponseError, String);
+
+impl Handler {
+    pub(super) fn alter_configs(&self, req: AlterConfigsRequest) -> AlterConfigsResponse {
+        let mut resp = AlterConfigsResponse::default();
+        for res in req.resources {
+            let ops: Result<Vec<Op>, Failure> = res
+                .configs
+                .iter()
+                .map(|c| match &c.value {
+                    Some(v) => Ok(Op::Set(c.name.to_string(), v.to_string())),
+                    None => Err((
+                        ResponseError::InvalidRequest,
+                        format!("null value not supported for {}", c.name.as_str()),
+                    )),
+                })
+                .collect();
+            let outcome = ops.and_then(|ops| {
+                self.alter(
+                    res.resource_type,
+                    res.resource_name.as_str(),
+                    ops,
+                    true,
+                    req.validate_only,
+                )
+            });
+            let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
+            r.resource_type = res.resource_type;
+            r.resource_name = res.resource_name.clone();
+            if let Err((code, msg)) = outcome {
+                (r.error_code, r.error_message) = code_and_message(code, msg);
+            }
+            resp.responses.push(r);
+        }
+        resp
+    }
+
+    pub(super) fn incremental_alter_configs(
+        &self,
+        req: IncrementalAlterConfigsRequest,
+    ) -> IncrementalAlterConfigsResponse {
+        let mut resp = IncrementalAlterConfigsResponse::default();
+        for res in req.resources {
+            let ops: Result<Vec<Op>, Failure> = res
+                .configs
+                .iter()
+                .map(|c| {
+                    let name = c.name.to_string();
+                    let value = c.value.as_ref().map(|v| v.to_string());
+                    match (c.config_operation, value) {
+                        (1, _) => Ok(Op::Delete(name)),
+                        (0, Some(v)) => Ok(Op::Set(name, v)),
+                        (2, Some(v)) => Ok(Op::Append(name, v)),
+                        (3, Some(v)) => Ok(Op::Subtract(name, v)),
+                        (0..=3, None) => Err((
+                            ResponseError::InvalidRequest,
+                            format!("null value not supported for {name}"),
+                        )),
+                        (op, _) => Err((
+                            ResponseError::InvalidRequest,
+                            format!("unknown config operation {op} for {name}"),
+                        )),
+                    }
+                })
+                .collect();
+            let outcome = ops.and_then(|ops| {
+                self.alter(
+                    res.resource_type,
+                    res.resource_name.as_str(),
+                    ops,
+                    false,
+                    req.validate_only,
+                )
+            });
+            let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
+            r.resource_type = res.resource_type;
+            r.resource_name = res.resource_name.clone();
+            if let Err((code, msg)) = outcome {
+                (r.error_code, r.error_message) = code_and_message(code, msg);
+            }
+            resp.responses.push(r);
+        }
+        resp
+    }
+
+    /// Applies `ops` to one resource. `replace` (AlterConfigs) drops every override the request
+    /// does not name.
+    fn alter(
+        &self,
+        resource_type: i8,
+        name: &str,
+        ops: Vec<Op>,
+        replace: bool,
+        validate_only: bool,
+    ) -> Result<(), Failure> {
+        let mut seen = HashSet::new();
+        if let Some(dup) = ops.iter().find(|o| !seen.insert(o.name().to_string())) {
+            return Err((
+                ResponseError::InvalidRequest,
+                format!("duplicate config key {}", dup.name()),
+            ));
+        }
+        let apply = !validate_only;
+        let failed = |e: CatalogError| (catalog_error(&e), e.to_string());
+        match resource_type {
+            RESOURCE_TOPIC => {
+                let meta = self
+                    .catalog
+                    .alter_topic_configs(
+                        name,
+                        |configs| {
+                            let current = self.catalog.topic_entries(configs);
+                            let effective = |n: &str| {
+                                current
+                                    .iter()
+                                    .find(|e| e.name == n)
+                                    .map(|e| (e.value.clone(), e.config_type))
+                            };
+                            edit(configs, &ops, replace, effective)
+                        },
+                        apply,
+                    )
+                    .map_err(failed)?;
+                if apply {
+                    let lc = self.catalog.log_config(&meta);
+                    self.logs.set_topic_config(name, &lc);
+                    tracing::info!(topic = name, configs = ?meta.configs, "topic configs changed");
+                }
+                Ok(())
+            }
+            RESOURCE_BROKER => {
+                let default = name.is_empty();
+                if !default && name != self.config.node_id.to_string() {
+                    return Err((
+                        ResponseError::InvalidRequest,
+                        format!("broker {name} is not this broker ({})", self.config.node_id),
+                    ));
+                }
+                let entries = self.catalog.broker_entries("", "");
+                let effective = |n: &str| {
+                    entries
+                        .iter()
+                        .find(|e| e.name == n)
+                        .map(|e| (e.value.clone(), e.config_type))
+                };
+                self.catalog
+                    .alter_broker_configs(
+                        default,
+                        |configs| edit(configs, &ops, replace, effective),
+                        apply,
+                    )
+                    .map_err(failed)?;
+                if apply {
+                    for t in self.catalog.topics() {
+                        self.logs
+                            .set_topic_config(&t.name, &self.catalog.log_config(&t));
+                    }
+                    tracing::info!(broker = name, "dynamic broker configs changed");
+                }
+                Ok(())
+            }
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("resource type {other} cannot be altered"),
+            )),
+        }
+    }
+}
+
+/// Applies the operations to an override map. `effective` gives a key's current value and
+/// type (the base that APPEND and SUBTRACT work on).
+fn edit(
+    configs: &mut BTreeMap<String, String>,
+    ops: &[Op],
+    replace: bool,
+    effective: impl Fn(&str) -> Option<(String, ConfigType)>,
+) -> Result<(), CatalogError> {
+    if replace {
+        configs.clear();
+    }
+    for op in ops {
+        match op {
+            Op::Set(n, v) => {
+                configs.insert(n.clone(), v.clone());
+            }
+            Op::Delete(n) => {
+                configs.remove(n);
+            }
+            Op::Append(n, v) | Op::Subtract(n, v) => {
+                let (current, ty) = effective(n).ok_or_else(|| {
+                    CatalogError::InvalidConfig(format!("unknown config name: {n}"))
+                })?;
+                if ty != ConfigType::List {
+                    return Err(CatalogError::InvalidConfig(format!(
+                        "{n} is not a list: APPEND and SUBTRACT apply to list configs only"
+                    )));
+                }
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                for item in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if matches!(op, Op::Append(..)) {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                configs.insert(n.clone(), items.join(","));
+            }
+        }
+    }
+    Ok(())
+}
