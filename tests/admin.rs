@@ -219,3 +219,86 @@ async fn configs_change_live_are_validated_and_persist() {
     assert_eq!(describe(&b, topic(), "retention.bytes").await.0, "555555");
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_records_moves_the_log_start_and_log_dirs_report_sizes() {
+    use rdkafka::consumer::Consumer;
+    use rdkafka::{Offset, TopicPartitionList};
+    let b = TestBroker::start().await;
+    create_topic(&b, "dr", 2).await;
+    let p = b.producer(&[("linger.ms", "0")]);
+    for i in 0..10 {
+        p.send(
+            FutureRecord::<(), String>::to("dr")
+                .partition(0)
+                .payload(&format!("v{i}")),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("delivered");
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("dr", 0, Offset::Offset(4))
+        .expect("tpl");
+    let res = admin(&b.bootstrap())
+        .delete_records(&tpl, &AdminOptions::new())
+        .await
+        .expect("delete_records");
+    let e = res.elements_for_topic("dr");
+    assert_eq!(e[0].offset(), Offset::Offset(4), "low watermark");
+    assert!(e[0].error().is_ok());
+    let watermarks = |b: &TestBroker| {
+        b.consumer()
+            .fetch_watermarks("dr", 0, Duration::from_secs(5))
+            .expect("watermarks")
+    };
+    assert_eq!(watermarks(&b), (4, 10));
+    // beyond the high watermark is OFFSET_OUT_OF_RANGE
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("dr", 0, Offset::Offset(11))
+        .expect("tpl");
+    let res = admin(&b.bootstrap())
+        .delete_records(&tpl, &AdminOptions::new())
+        .await
+        .expect("delete_records");
+    let err = res.elements_for_topic("dr")[0]
+        .error()
+        .expect_err("out of range");
+    assert!(format!("{err:?}").contains("OffsetOutOfRange"), "{err:?}");
+    // consumers from the beginning start at the new log start
+    let got = b.consume("dr", 1, 6);
+    use rdkafka::Message;
+    assert_eq!(got[0].offset(), 4);
+
+    // DescribeLogDirs: one directory, both partitions, sizes and disk space
+    let mut s = std::net::TcpStream::connect(b.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut req = kafka_protocol::messages::DescribeLogDirsRequest::default();
+    req.topics = None; // null: every topic
+    let resp: kafka_protocol::messages::DescribeLogDirsResponse = roundtrip(&mut s, 35, 4, 1, &req);
+    assert_eq!(resp.results.len(), 1);
+    let dir = &resp.results[0];
+    assert!(
+        dir.log_dir.as_str().ends_with("data"),
+        "{}",
+        dir.log_dir.as_str()
+    );
+    assert!(dir.total_bytes > 0 && dir.usable_bytes > 0 && dir.usable_bytes <= dir.total_bytes);
+    let t = dir
+        .topics
+        .iter()
+        .find(|t| t.name.0.as_str() == "dr")
+        .expect("topic listed");
+    assert_eq!(t.partitions.len(), 2);
+    assert!(t
+        .partitions
+        .iter()
+        .any(|p| p.partition_index == 0 && p.partition_size > 0));
+
+    // the new log start survives a restart
+    let dir = b.stop().await;
+    let b = TestBroker::start_in(dir, |_| {}).await;
+    assert_eq!(watermarks(&b), (4, 10));
+    b.stop().await;
+}

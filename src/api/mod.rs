@@ -14,6 +14,7 @@ mod errors;
 mod fetch;
 mod groups;
 mod list_offsets;
+mod log_dirs;
 mod metadata;
 mod offsets;
 mod produce;
@@ -115,6 +116,10 @@ impl Handler {
             Request::IncrementalAlterConfigs(r) => ready(Response::IncrementalAlterConfigs(
                 self.incremental_alter_configs(r),
             )),
+            Request::DeleteRecords(r) => ready(Response::DeleteRecords(self.delete_records(r))),
+            Request::DescribeLogDirs(r) => {
+                ready(Response::DescribeLogDirs(self.describe_log_dirs(r)))
+            }
         }
     }
 

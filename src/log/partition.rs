@@ -55,6 +55,8 @@ struct Inner {
     producers: ProducerStates,
     /// The first local offset (the remote log, when tiered, may reach further back).
     log_start_offset: i64,
+    /// Nothing below this offset is readable (DeleteRecords); persisted in `LOG_START_FILE`.
+    records_start: i64,
     high_watermark: i64,
 }
 
@@ -164,11 +166,18 @@ impl Partition {
             segments.insert(base, Segment::create(&dir, base, now)?);
             segment::sync_dir(&dir)?;
         }
-        let log_start_offset = segments.keys().next().copied().unwrap_or(0);
+        let records_start = read_records_start(&dir)?;
+        let log_start_offset = segments
+            .keys()
+            .next()
+            .copied()
+            .unwrap_or(0)
+            .max(records_start);
         let mut inner = Inner {
             segments,
             producers,
             log_start_offset,
+            records_start,
             high_watermark: 0,
         };
         inner.high_watermark = inner.next_offset();
@@ -256,11 +265,62 @@ impl Partition {
 
     /// Log start (remote history included), high watermark and log end.
     pub fn offsets(&self) -> Offsets {
-        let mut o = self.inner.lock().offsets();
+        let (mut o, floor) = {
+            let inner = self.inner.lock();
+            (inner.offsets(), inner.records_start)
+        };
         if let Some((start, _)) = self.remote.get().and_then(|r| r.range()) {
-            o.log_start_offset = o.log_start_offset.min(start);
+            o.log_start_offset = o.log_start_offset.min(start).max(floor);
         }
         o
+    }
+
+    /// DeleteRecords: makes everything below `offset` (-1: the high watermark) unreadable and
+    /// deletes the segments wholly below it, locally now and remotely through retention.
+    /// Returns the new log start offset.
+    pub fn delete_records(&self, offset: i64) -> Result<i64, LogError> {
+        self.check_usable()?;
+        let current = self.offsets();
+        let target = if offset == -1 {
+            current.high_watermark
+        } else {
+            offset
+        };
+        if target < 0 || target > current.high_watermark {
+            return Err(LogError::OffsetOutOfRange {
+                offset: target,
+                log_start: current.log_start_offset,
+                log_end: current.high_watermark,
+            });
+        }
+        if target <= current.log_start_offset {
+            return Ok(current.log_start_offset);
+        }
+        {
+            let mut inner = self.inner.lock();
+            segment::write_atomic(
+                &self.dir.join(LOG_START_FILE),
+                target.to_string().as_bytes(),
+            )?;
+            inner.records_start = target;
+            inner.log_start_offset = inner.log_start_offset.max(target);
+            let closed = inner.segments.len().saturating_sub(1);
+            let doomed: Vec<i64> = inner
+                .segments
+                .values()
+                .take(closed)
+                .filter(|s| s.next_offset <= target)
+                .map(|s| s.base_offset)
+                .collect();
+            for base in doomed {
+                if let Some(seg) = inner.segments.remove(&base) {
+                    seg.delete_files()?;
+                }
+            }
+        }
+        tracing::info!(topic = %self.topic, partition = self.index, log_start_offset = target, "records deleted");
+        self.enforce_retention()?;
+        Ok(target)
     }
 
     /// The first offset on local disk (ListOffsets -4).
@@ -670,6 +730,7 @@ impl Partition {
         if !doomed.is_empty() {
             tracing::info!(topic = %self.topic, partition = self.index, segments = doomed.len(), local_start_offset = inner.log_start_offset, "retention deleted local segments");
         }
+        let records_start = inner.records_start;
         let local_only: u64 = inner
             .segments
             .values()
@@ -678,7 +739,13 @@ impl Partition {
             .sum();
         drop(inner);
         if let Some(remote) = self.remote.get() {
-            remote.schedule_retention(config.retention_ms, config.retention_bytes, local_only, now);
+            remote.schedule_retention(
+                config.retention_ms,
+                config.retention_bytes,
+                records_start,
+                local_only,
+                now,
+            );
         }
         Ok(doomed.len())
     }
@@ -698,6 +765,25 @@ impl Partition {
             seg.write_indexes()?;
         }
         Ok(())
+    }
+}
+
+/// Where DeleteRecords keeps the partition's log start offset (as decimal text).
+const LOG_START_FILE: &str = "log-start-offset";
+
+fn read_records_start(dir: &Path) -> Result<i64, LogError> {
+    match std::fs::read_to_string(dir.join(LOG_START_FILE)) {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            LogError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{} holds {text:?}, not an offset",
+                    dir.join(LOG_START_FILE).display()
+                ),
+            ))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -445,3 +445,41 @@ async fn a_store_down_at_start_up_is_attached_once_it_answers() {
     assert_eq!(remote.uploaded_end(), uploaded, "the manifest as it was");
     logs.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test]
+async fn delete_records_reaches_into_the_bucket() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = open(&s, dir.path()).await;
+    produce(&p, &s.clock, 40).await;
+    wait_for("uploads", || p.upload_lag() == (0, 0)).await;
+    p.enforce_retention().expect("retention");
+    let remote = p.remote().expect("tiered").clone();
+    let second = remote.manifest().segments[1].clone();
+    let target = second.base_offset + 2; // inside the second remote segment
+    assert_eq!(p.delete_records(target).expect("delete"), target);
+    assert_eq!(p.offsets().log_start_offset, target);
+    assert!(matches!(
+        p.fetch(target - 1, 1000, true).await,
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert!(!p
+        .fetch(target, 1000, true)
+        .await
+        .expect("readable")
+        .records
+        .is_empty());
+    // the first remote segment lies wholly below: remote retention removes it
+    wait_for("first remote segment deleted", || {
+        remote.manifest().segments.first().map(|s| s.base_offset) == Some(second.base_offset)
+    })
+    .await;
+    assert!(matches!(
+        p.delete_records(1_000_000),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    // persisted: a reopen keeps the start
+    drop(p);
+    let p = open(&s, dir.path()).await;
+    assert_eq!(p.offsets().log_start_offset, target);
+}

@@ -75,6 +75,8 @@ apis! {
     InitProducerId: InitProducerIdRequest => InitProducerIdResponse,
     AlterConfigs: AlterConfigsRequest => AlterConfigsResponse,
     IncrementalAlterConfigs: IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse,
+    DeleteRecords: DeleteRecordsRequest => DeleteRecordsResponse,
+    DescribeLogDirs: DescribeLogDirsRequest => DescribeLogDirsResponse,
 }
 
 /// What identifies a request on its connection.

@@ -312,6 +312,7 @@ impl RemoteLog {
         self: &Arc<Self>,
         retention_ms: i64,
         retention_bytes: i64,
+        records_start: i64,
         local_only_bytes: u64,
         now_ms: i64,
     ) {
@@ -321,7 +322,13 @@ impl RemoteLog {
             .segments
             .iter()
             .any(|s| s.state == SegmentState::DeleteStarted);
-        let doomed = self.expired(retention_ms, retention_bytes, local_only_bytes, now_ms);
+        let doomed = self.expired(
+            retention_ms,
+            retention_bytes,
+            records_start,
+            local_only_bytes,
+            now_ms,
+        );
         if doomed.is_empty() && !pending_deletes {
             return;
         }
@@ -345,6 +352,7 @@ impl RemoteLog {
         &self,
         retention_ms: i64,
         retention_bytes: i64,
+        records_start: i64,
         local_only: u64,
         now: i64,
     ) -> Vec<i64> {
@@ -355,7 +363,8 @@ impl RemoteLog {
             let by_time =
                 retention_ms >= 0 && s.max_timestamp >= 0 && now - s.max_timestamp > retention_ms;
             let by_size = retention_bytes >= 0 && total - s.size_bytes as i64 >= retention_bytes;
-            if !(by_time || by_size) {
+            let by_delete_records = s.next_offset <= records_start;
+            if !(by_time || by_size || by_delete_records) {
                 break;
             }
             total -= s.size_bytes as i64;
