@@ -139,9 +139,22 @@ pub fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[CRC_START..])
 }
 
-/// Full structural check of one complete batch held in `batch` (which must be exactly one batch):
-/// length, magic, CRC-32C and record count. Used by produce and by recovery.
+/// Full structural check of one complete batch held in `batch` (which must be exactly one batch)
+/// as a client must send it: length, magic, CRC-32C and record count = last offset delta + 1.
 pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
+    let h = validate_stored(batch)?;
+    if h.record_count != h.last_offset_delta.wrapping_add(1) {
+        return Err(BatchError::BadCount {
+            count: h.record_count,
+            last_offset_delta: h.last_offset_delta,
+        });
+    }
+    Ok(h)
+}
+
+/// The check for a batch already in the log: as [`validate`], except that compaction may have
+/// removed records, so the count may be lower than the offset range (never higher).
+pub fn validate_stored(batch: &[u8]) -> Result<BatchHeader, BatchError> {
     let h = BatchHeader::parse(batch)?;
     if h.total_len() != batch.len() {
         return if h.total_len() > batch.len() {
@@ -157,7 +170,10 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
             computed,
         });
     }
-    if h.last_offset_delta < 0 || h.record_count != h.last_offset_delta.wrapping_add(1) {
+    if h.last_offset_delta < 0
+        || h.record_count < 0
+        || h.record_count > h.last_offset_delta.wrapping_add(1)
+    {
         return Err(BatchError::BadCount {
             count: h.record_count,
             last_offset_delta: h.last_offset_delta,

@@ -123,6 +123,7 @@ impl Broker {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "logs loaded"
         );
+        logs.start_cleaner(Duration::from_millis(config.log_cleaner_backoff_ms));
         logs.start_retention(
             Duration::from_millis(config.log_retention_check_interval_ms),
             config.producer_id_expiration_ms,

@@ -155,6 +155,16 @@ settings! {
     log_local_retention_ms: i64 = -2, env "TIERCEL_LOG_LOCAL_RETENTION_MS";
     /// Default local retention of uploaded segments per partition, bytes; -2 follows log_retention_bytes (log.local.retention.bytes)
     log_local_retention_bytes: i64 = -2, env "TIERCEL_LOG_LOCAL_RETENTION_BYTES";
+    /// Default cleanup policy: delete, compact or compact,delete (log.cleanup.policy / topic cleanup.policy)
+    log_cleanup_policy: String = "delete".to_string(), env "TIERCEL_LOG_CLEANUP_POLICY";
+    /// Default time a tombstone stays after compaction reached it, ms (log.cleaner.delete.retention.ms)
+    log_cleaner_delete_retention_ms: i64 = 86_400_000, env "TIERCEL_LOG_CLEANER_DELETE_RETENTION_MS";
+    /// Default share of uncompacted bytes that triggers compaction (log.cleaner.min.cleanable.ratio)
+    log_cleaner_min_cleanable_ratio: f64 = 0.5, env "TIERCEL_LOG_CLEANER_MIN_CLEANABLE_RATIO";
+    /// Default age below which records are not compacted, ms (log.cleaner.min.compaction.lag.ms)
+    log_cleaner_min_compaction_lag_ms: i64 = 0, env "TIERCEL_LOG_CLEANER_MIN_COMPACTION_LAG_MS";
+    /// Pause between log cleaner passes over the compacted partitions, ms (log.cleaner.backoff.ms)
+    log_cleaner_backoff_ms: u64 = 15_000, env "TIERCEL_LOG_CLEANER_BACKOFF_MS";
     /// How often retention runs, ms (log.retention.check.interval.ms)
     log_retention_check_interval_ms: u64 = 300_000, env "TIERCEL_LOG_RETENTION_CHECK_INTERVAL_MS";
     /// Default largest record batch, bytes (message.max.bytes / topic max.message.bytes)
@@ -251,6 +261,24 @@ impl Config {
         }
         if self.log_local_retention_bytes < -2 {
             return bad("log_local_retention_bytes", "must be >= -2");
+        }
+        crate::catalog::check_cleanup_policy(&self.log_cleanup_policy).map_err(|reason| {
+            ConfigError::Invalid {
+                key: "log_cleanup_policy",
+                reason,
+            }
+        })?;
+        if self.log_cleaner_delete_retention_ms < 0 {
+            return bad("log_cleaner_delete_retention_ms", "must be >= 0");
+        }
+        if !(0.0..=1.0).contains(&self.log_cleaner_min_cleanable_ratio) {
+            return bad("log_cleaner_min_cleanable_ratio", "must be between 0 and 1");
+        }
+        if self.log_cleaner_min_compaction_lag_ms < 0 {
+            return bad("log_cleaner_min_compaction_lag_ms", "must be >= 0");
+        }
+        if self.log_cleaner_backoff_ms == 0 {
+            return bad("log_cleaner_backoff_ms", "must be >= 1");
         }
         if self.log_retention_check_interval_ms == 0 {
             return bad("log_retention_check_interval_ms", "must be >= 1");

@@ -18,6 +18,7 @@ pub mod group;
 pub mod log;
 pub mod metrics;
 pub mod protocol;
+pub mod records;
 pub mod server;
 pub mod tier;
 

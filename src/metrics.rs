@@ -25,6 +25,7 @@ pub const GROUP_STATE: &str = "tiercel_group_state";
 pub const GROUP_LAG: &str = "tiercel_group_lag";
 pub const REQUESTS_IN_FLIGHT: &str = "tiercel_requests_in_flight";
 pub const FETCH_WAIT_SECONDS: &str = "tiercel_fetch_wait_seconds";
+pub const COMPACTED_BYTES: &str = "tiercel_log_cleaner_reclaimed_bytes_total";
 pub const RESIDENT_BYTES: &str = "tiercel_process_resident_memory_bytes";
 pub const OPEN_FDS: &str = "tiercel_process_open_fds";
 pub const TIER_REQUESTS: &str = "tiercel_tier_requests_total";
@@ -117,6 +118,11 @@ fn describe() {
     describe_gauge!(
         REQUESTS_IN_FLIGHT,
         "Requests decoded whose response is not written yet (queued, waiting or being handled)"
+    );
+    describe_counter!(
+        COMPACTED_BYTES,
+        Unit::Bytes,
+        "Bytes the log cleaner removed from compacted partitions"
     );
     describe_histogram!(
         FETCH_WAIT_SECONDS,
@@ -260,6 +266,10 @@ pub fn group_lag(group: &str, topic: &str, partition: i32, lag: i64) {
 
 pub fn in_flight(delta: f64) {
     metrics::gauge!(REQUESTS_IN_FLIGHT).increment(delta);
+}
+
+pub fn compacted(reclaimed: u64) {
+    metrics::counter!(COMPACTED_BYTES).increment(reclaimed);
 }
 
 pub fn fetch_wait(d: Duration) {

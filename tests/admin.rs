@@ -302,3 +302,112 @@ async fn delete_records_moves_the_log_start_and_log_dirs_report_sizes() {
     assert_eq!(watermarks(&b), (4, 10));
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_topics_keep_the_latest_value_per_key() {
+    use rdkafka::admin::{NewTopic, TopicReplication};
+    use rdkafka::Message;
+    let b = TestBroker::start_with(|c| c.log_cleaner_backoff_ms = 100).await;
+    let t = NewTopic::new("compacted", 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact")
+        .set("segment.bytes", "4096")
+        .set("min.cleanable.dirty.ratio", "0.01");
+    let res = admin(&b.bootstrap())
+        .create_topics([&t], &AdminOptions::new())
+        .await
+        .expect("create");
+    assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
+    // 50 keys, 20 rounds, each codec in turn: 1,000 records
+    for (round, codec) in (0..20).zip(["lz4", "zstd", "gzip", "snappy", "none"].iter().cycle()) {
+        let p = b.producer(&[("compression.type", codec), ("linger.ms", "5")]);
+        let mut acks = Vec::new();
+        for k in 0..50 {
+            let key = format!("key-{k}");
+            let value = format!("value-{k}-{round}");
+            acks.push(
+                p.send_result(FutureRecord::to("compacted").key(&key).payload(&value))
+                    .expect("queued"),
+            );
+        }
+        for a in acks {
+            a.await.expect("delivered").expect("acked");
+        }
+    }
+    // a keyless record is refused, as Kafka refuses it
+    let p = b.producer(&[("linger.ms", "0")]);
+    let err = p
+        .send(
+            FutureRecord::<(), _>::to("compacted").payload("no key"),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect_err("keyless on a compacted topic")
+        .0;
+    assert!(format!("{err:?}").contains("InvalidRecord"), "{err:?}");
+
+    // the cleaner runs in the background: wait until the log holds far fewer records
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut got;
+    loop {
+        let high = {
+            use rdkafka::consumer::Consumer;
+            b.consumer()
+                .fetch_watermarks("compacted", 0, Duration::from_secs(5))
+                .expect("watermarks")
+                .1
+        };
+        assert_eq!(high, 1000, "offsets never change");
+        got = read_all(&b, "compacted");
+        if got.len() < 300 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not compacted: {} records",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // the latest value of every key is there, at its original offset
+    let mut latest = std::collections::HashMap::new();
+    for m in &got {
+        let k = String::from_utf8_lossy(m.key().expect("key")).into_owned();
+        let v = String::from_utf8_lossy(m.payload().expect("value")).into_owned();
+        latest.insert(k, (m.offset(), v));
+    }
+    assert_eq!(latest.len(), 50);
+    for k in 0..50 {
+        let (offset, v) = &latest[&format!("key-{k}")];
+        assert_eq!(v, &format!("value-{k}-19"));
+        assert_eq!(*offset, 950 + k as i64, "original offset");
+    }
+    b.stop().await;
+}
+
+/// Everything from offset 0 until the consumer reaches the end.
+fn read_all(b: &TestBroker, topic: &str) -> Vec<rdkafka::message::OwnedMessage> {
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b.bootstrap())
+        .set("group.id", "compaction-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .expect("tpl");
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push(m.detach()),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return out,
+            Some(Err(e)) => panic!("consume: {e}"),
+            None => {}
+        }
+    }
+    panic!("did not reach the end of {topic}");
+}

@@ -59,6 +59,7 @@ pub enum ConfigType {
     String = 2,
     Int = 3,
     Long = 5,
+    Double = 6,
     List = 7,
 }
 
@@ -96,14 +97,15 @@ const TOPIC_KEYS: &[TopicKey] = &[
         name: "cleanup.policy",
         broker_name: "log.cleanup.policy",
         ty: ConfigType::List,
-        broker_value: |_| "delete".into(),
-        check: |v| match v {
-            "delete" => Ok(()),
-            "compact" | "compact,delete" | "delete,compact" => {
-                Err("cleanup.policy=compact is not supported yet".into())
-            }
-            _ => Err(format!("`{v}` is not a valid cleanup.policy")),
-        },
+        broker_value: |c| c.log_cleanup_policy.clone(),
+        check: check_cleanup_policy,
+    },
+    TopicKey {
+        name: "delete.retention.ms",
+        broker_name: "log.cleaner.delete.retention.ms",
+        ty: ConfigType::Long,
+        broker_value: |c| c.log_cleaner_delete_retention_ms.to_string(),
+        check: |v| long_at_least(0)(v),
     },
     TopicKey {
         name: "index.interval.bytes",
@@ -155,6 +157,20 @@ const TOPIC_KEYS: &[TopicKey] = &[
         check: |v| v.parse::<TimestampType>().map(|_| ()),
     },
     TopicKey {
+        name: "min.cleanable.dirty.ratio",
+        broker_name: "log.cleaner.min.cleanable.ratio",
+        ty: ConfigType::Double,
+        broker_value: |c| c.log_cleaner_min_cleanable_ratio.to_string(),
+        check: check_ratio,
+    },
+    TopicKey {
+        name: "min.compaction.lag.ms",
+        broker_name: "log.cleaner.min.compaction.lag.ms",
+        ty: ConfigType::Long,
+        broker_value: |c| c.log_cleaner_min_compaction_lag_ms.to_string(),
+        check: |v| long_at_least(0)(v),
+    },
+    TopicKey {
         name: "remote.storage.enable",
         broker_name: "remote.log.storage.system.enable",
         ty: ConfigType::Boolean,
@@ -194,6 +210,28 @@ const TOPIC_KEYS: &[TopicKey] = &[
     },
 ];
 
+/// `delete`, `compact`, or both (comma-separated, any order).
+pub fn check_cleanup_policy(v: &str) -> Result<(), String> {
+    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    if parts.is_empty()
+        || parts.len() > 2
+        || parts.iter().any(|p| *p != "delete" && *p != "compact")
+    {
+        return Err(format!(
+            "`{v}` is not a valid cleanup.policy (delete, compact or both)"
+        ));
+    }
+    Ok(())
+}
+
+/// A ratio between 0 and 1.
+pub fn check_ratio(v: &str) -> Result<(), String> {
+    match v.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
+        _ => Err(format!("`{v}` is not a number between 0 and 1")),
+    }
+}
+
 fn fits_i32(v: &str) -> Result<(), String> {
     v.parse::<i32>()
         .map(|_| ())
@@ -203,6 +241,7 @@ fn fits_i32(v: &str) -> Result<(), String> {
 /// Every topic config key this broker understands.
 pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
+    "delete.retention.ms",
     "index.interval.bytes",
     "local.retention.bytes",
     "local.retention.ms",
@@ -210,6 +249,8 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "message.timestamp.after.max.ms",
     "message.timestamp.before.max.ms",
     "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
     "remote.storage.enable",
     "retention.bytes",
     "retention.ms",
@@ -290,8 +331,21 @@ pub fn resolve(configs: &BTreeMap<String, String>, b: &BrokerDefaults) -> LogCon
         index_interval_bytes: get("index.interval.bytes")
             .parse()
             .unwrap_or(broker.log_index_interval_bytes),
+        // compacted topics stay local, as in Kafka (the cleaner rewrites closed segments)
         remote_storage_enable: broker.tier_url != "none"
-            && get("remote.storage.enable").parse().unwrap_or(true),
+            && get("remote.storage.enable").parse().unwrap_or(true)
+            && !get("cleanup.policy").contains("compact"),
+        cleanup_compact: get("cleanup.policy").contains("compact"),
+        cleanup_delete: get("cleanup.policy").contains("delete"),
+        delete_retention_ms: get("delete.retention.ms")
+            .parse()
+            .unwrap_or(broker.log_cleaner_delete_retention_ms),
+        min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+            .parse()
+            .unwrap_or(broker.log_cleaner_min_cleanable_ratio),
+        min_compaction_lag_ms: get("min.compaction.lag.ms")
+            .parse()
+            .unwrap_or(broker.log_cleaner_min_compaction_lag_ms),
         local_retention_ms: get("local.retention.ms")
             .parse()
             .unwrap_or(broker.log_local_retention_ms),
@@ -458,7 +512,8 @@ mod tests {
             ("segment.bytes", "3"),
             ("no.such", "1"),
             ("segment.bytes", "99999999999"),
-            ("cleanup.policy", "compact"),
+            ("cleanup.policy", "compacted"),
+            ("min.cleanable.dirty.ratio", "1.5"),
         ] {
             let mut bad = BTreeMap::new();
             bad.insert(k.to_string(), v.to_string());

@@ -5,6 +5,7 @@
 //! a partition's high watermark was fsynced and survives `kill -9`; start-up after an unclean stop
 //! (no clean-shutdown marker) CRC-checks the active segment and truncates a torn tail.
 
+pub mod cleaner;
 pub mod index;
 pub mod partition;
 pub mod producer;
@@ -46,6 +47,15 @@ pub struct LogConfig {
     /// Local copies of uploaded segments beyond these are deleted; -2 means `retention.*`.
     pub local_retention_ms: i64,
     pub local_retention_bytes: i64,
+    /// `cleanup.policy` contains `compact`: the cleaner keeps the latest record per key.
+    pub cleanup_compact: bool,
+    /// `cleanup.policy` contains `delete`: time and size retention delete old segments.
+    pub cleanup_delete: bool,
+    /// How long tombstones stay readable after the cleaner reached them.
+    pub delete_retention_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
+    /// Records younger than this are never compacted.
+    pub min_compaction_lag_ms: i64,
 }
 
 impl LogConfig {
@@ -381,6 +391,39 @@ impl LogManager {
                 let cutoff = me.clock.now_ms().saturating_sub(producer_expiration_ms);
                 for p in me.all() {
                     p.expire_producers(cutoff);
+                }
+            }
+        });
+    }
+
+    /// Runs the log cleaner over compacted partitions every `backoff` until shutdown.
+    pub fn start_cleaner(self: &Arc<Self>, backoff: Duration) {
+        let me = self.clone();
+        let cancel = self.cancel.child_token();
+        self.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = cancel.cancelled() => return,
+                }
+                for p in me.all().into_iter().filter(|p| p.config().cleanup_compact) {
+                    let res = tokio::task::spawn_blocking({
+                        let p = p.clone();
+                        move || p.compact(false)
+                    })
+                    .await;
+                    match res {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "compaction failed")
+                        }
+                        Err(e) => {
+                            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "compaction task failed")
+                        }
+                    }
+                    if cancel.is_cancelled() {
+                        return;
+                    }
                 }
             }
         });

@@ -30,10 +30,10 @@ use tokio_util::sync::CancellationToken;
 pub struct Partition {
     pub topic: String,
     pub index: i32,
-    dir: PathBuf,
-    inner: Mutex<Inner>,
+    pub(super) dir: PathBuf,
+    pub(super) inner: Mutex<Inner>,
     config: RwLock<LogConfig>,
-    clock: SharedClock,
+    pub(super) clock: SharedClock,
     /// Broadcasts the high watermark; fetch long-polls and acks=all producers wait on it.
     hw_tx: watch::Sender<i64>,
     /// Wakes the flusher now (an acks=all producer is waiting).
@@ -49,8 +49,8 @@ pub struct Partition {
     remote: std::sync::OnceLock<Arc<RemoteLog>>,
 }
 
-struct Inner {
-    segments: BTreeMap<i64, Segment>,
+pub(super) struct Inner {
+    pub(super) segments: BTreeMap<i64, Segment>,
     /// Idempotent producers' recent batches, rebuilt from the log at open.
     producers: ProducerStates,
     /// The first local offset (the remote log, when tiered, may reach further back).
@@ -343,6 +343,9 @@ impl Partition {
         let config = self.config();
         let now = self.clock.now_ms();
         let h = validate_client_batch(data, &config, now)?;
+        if config.cleanup_compact {
+            super::cleaner::check_keys(data, &h, &self.topic, self.index)?;
+        }
         self.check_usable()?;
         let mut inner = self.inner.lock();
         if h.producer_id >= 0 {
@@ -561,7 +564,14 @@ impl Partition {
                 .next_back()
                 .map(|(_, s)| s)
                 .filter(|s| s.next_offset > offset)
-                .or_else(|| inner.segments.range(offset..).next().map(|(_, s)| s));
+                // else the next segment with data (compaction can leave the first one empty)
+                .or_else(|| {
+                    inner
+                        .segments
+                        .range(offset..)
+                        .map(|(_, s)| s)
+                        .find(|s| s.next_offset > offset)
+                });
             let Some(seg) = seg else {
                 return Ok(ReadResult {
                     records: Bytes::new(),
@@ -704,8 +714,12 @@ impl Partition {
             } else {
                 seg.created_ms
             };
-            let by_time = config.retention_ms >= 0 && now - newest > config.retention_ms;
-            let by_size = config.retention_bytes >= 0 && total - len >= config.retention_bytes;
+            let by_time = config.cleanup_delete
+                && config.retention_ms >= 0
+                && now - newest > config.retention_ms;
+            let by_size = config.cleanup_delete
+                && config.retention_bytes >= 0
+                && total - len >= config.retention_bytes;
             let is_uploaded = uploaded.is_some_and(|u| seg.next_offset <= u);
             let by_local = is_uploaded
                 && ((local_ms >= 0 && now - newest > local_ms)
@@ -877,6 +891,11 @@ mod tests {
             remote_storage_enable: false,
             local_retention_ms: -2,
             local_retention_bytes: -2,
+            cleanup_compact: false,
+            cleanup_delete: true,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
         }
     }
 

@@ -172,7 +172,7 @@ impl Segment {
                 if reader.read_exact(&mut buf[HEADER_LEN..]).is_err() {
                     break;
                 }
-                if batch::validate(&buf).is_err() {
+                if batch::validate_stored(&buf).is_err() {
                     break;
                 }
             } else if reader.seek_relative(rest as i64).is_err() {

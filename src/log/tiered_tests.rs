@@ -34,6 +34,11 @@ fn config() -> LogConfig {
         // keep only the active segment locally once the rest is uploaded
         local_retention_ms: -2,
         local_retention_bytes: 0,
+        cleanup_compact: false,
+        cleanup_delete: true,
+        delete_retention_ms: 86_400_000,
+        min_cleanable_dirty_ratio: 0.5,
+        min_compaction_lag_ms: 0,
     }
 }
 

@@ -249,7 +249,7 @@ fn whole_checked_batches(key: &str, data: Bytes) -> Result<Bytes, TierError> {
             Ok((_, len)) if end + len <= data.len() => len,
             _ => break,
         };
-        batch::validate(&data[end..end + len]).map_err(|e| TierError::Corrupt {
+        batch::validate_stored(&data[end..end + len]).map_err(|e| TierError::Corrupt {
             key: key.to_string(),
             reason: format!("batch at byte {end} of the read: {e}"),
         })?;

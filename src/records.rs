@@ -1,0 +1,380 @@
+//! Individual records inside a magic-v2 batch, for the few places that need them: the keyless
+//! check of compacted topics and the log cleaner. Compressed batches are decompressed here
+//! (gzip, snappy raw or xerial-framed, lz4 frame, zstd) with a cap on the output, so a small
+//! batch cannot expand into unbounded memory. The produce and fetch paths never come here.
+
+use crate::batch::{self, BatchHeader, HEADER_LEN};
+use std::borrow::Cow;
+use std::io::Read;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecordsError {
+    #[error("unknown compression codec {0}")]
+    UnknownCodec(i16),
+    #[error("corrupt {codec} data: {reason}")]
+    Decompress { codec: &'static str, reason: String },
+    #[error("records decompress to more than {0} bytes")]
+    TooLarge(usize),
+    #[error("malformed record {index}: {reason}")]
+    Malformed { index: usize, reason: &'static str },
+}
+
+/// One record, borrowing from the (decompressed) records section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub offset_delta: i32,
+    pub timestamp_delta: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    /// The whole record as encoded, length prefix included (copied as is when rebuilding).
+    pub raw: &'a [u8],
+}
+
+/// The records section of `batch` (one whole batch), decompressed if needed, at most `limit`
+/// bytes.
+pub fn records_section(batch: &[u8], limit: usize) -> Result<Cow<'_, [u8]>, RecordsError> {
+    let h = BatchHeader::parse(batch).map_err(|_| RecordsError::Malformed {
+        index: 0,
+        reason: "batch header",
+    })?;
+    let body = &batch[HEADER_LEN.min(batch.len())..];
+    let name = |c| match c {
+        1 => "gzip",
+        2 => "snappy",
+        3 => "lz4",
+        _ => "zstd",
+    };
+    let codec = h.compression();
+    let bad = |e: std::io::Error| {
+        if e.kind() == std::io::ErrorKind::OutOfMemory {
+            RecordsError::TooLarge(limit)
+        } else {
+            RecordsError::Decompress {
+                codec: name(codec),
+                reason: e.to_string(),
+            }
+        }
+    };
+    let out = match codec {
+        0 => return Ok(Cow::Borrowed(body)),
+        1 => read_capped(flate2::read::GzDecoder::new(body), limit).map_err(bad)?,
+        2 => snappy(body, limit)?,
+        3 => read_capped(lz4_flex::frame::FrameDecoder::new(body), limit).map_err(bad)?,
+        4 => {
+            let d = ruzstd::decoding::StreamingDecoder::new(body).map_err(|e| {
+                RecordsError::Decompress {
+                    codec: "zstd",
+                    reason: e.to_string(),
+                }
+            })?;
+            read_capped(d, limit).map_err(bad)?
+        }
+        other => return Err(RecordsError::UnknownCodec(other)),
+    };
+    Ok(Cow::Owned(out))
+}
+
+/// Reads everything, failing (as `OutOfMemory`) past `limit` bytes.
+fn read_capped(r: impl Read, limit: usize) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let n = r.take(limit as u64 + 1).read_to_end(&mut out)?;
+    if n > limit {
+        return Err(std::io::Error::from(std::io::ErrorKind::OutOfMemory));
+    }
+    Ok(out)
+}
+
+/// Kafka's snappy: either one raw block, or xerial framing (magic, version, compat, then
+/// `[u32 length][raw block]`*), which the Java client writes.
+fn snappy(data: &[u8], limit: usize) -> Result<Vec<u8>, RecordsError> {
+    const XERIAL: &[u8] = b"\x82SNAPPY\x00";
+    let err = |reason: String| RecordsError::Decompress {
+        codec: "snappy",
+        reason,
+    };
+    let block = |b: &[u8], out: &mut Vec<u8>| -> Result<(), RecordsError> {
+        let n = snap::raw::decompress_len(b).map_err(|e| err(e.to_string()))?;
+        if out.len() + n > limit {
+            return Err(RecordsError::TooLarge(limit));
+        }
+        let start = out.len();
+        out.resize(start + n, 0);
+        snap::raw::Decoder::new()
+            .decompress(b, &mut out[start..])
+            .map_err(|e| err(e.to_string()))?;
+        Ok(())
+    };
+    let mut out = Vec::new();
+    if data.len() >= 16 && &data[..8] == XERIAL {
+        let mut pos = 16;
+        while pos < data.len() {
+            let len_bytes = data
+                .get(pos..pos + 4)
+                .ok_or_else(|| err("truncated xerial block length".into()))?;
+            let len = u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]])
+                as usize;
+            pos += 4;
+            let b = data
+                .get(pos..pos + len)
+                .ok_or_else(|| err("truncated xerial block".into()))?;
+            block(b, &mut out)?;
+            pos += len;
+        }
+    } else {
+        block(data, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// Parses `count` records from a records section.
+pub fn parse(section: &[u8], count: i32) -> Result<Vec<Record<'_>>, RecordsError> {
+    let mut out = Vec::with_capacity(count.clamp(0, 1 << 16) as usize);
+    let mut pos = 0usize;
+    for index in 0..count.max(0) as usize {
+        let bad = |reason| RecordsError::Malformed { index, reason };
+        let start = pos;
+        let len = varint(section, &mut pos).ok_or(bad("length"))?;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| pos.checked_add(l))
+            .filter(|&e| e <= section.len())
+            .ok_or(bad("length past the end"))?;
+        let rec = &section[..end];
+        pos += 1; // attributes
+        let timestamp_delta = varint(rec, &mut pos).ok_or(bad("timestamp delta"))?;
+        let offset_delta = varint(rec, &mut pos)
+            .and_then(|d| i32::try_from(d).ok())
+            .ok_or(bad("offset delta"))?;
+        let key = bytes_field(rec, &mut pos).ok_or(bad("key"))?;
+        let value = bytes_field(rec, &mut pos).ok_or(bad("value"))?;
+        out.push(Record {
+            offset_delta,
+            timestamp_delta,
+            key,
+            value,
+            raw: &section[start..end],
+        });
+        pos = end;
+    }
+    Ok(out)
+}
+
+fn varint(b: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut v: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        v |= ((byte & 0x7f) as u64) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((v >> 1) as i64) ^ -((v & 1) as i64));
+        }
+    }
+    None
+}
+
+fn bytes_field<'a>(b: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
+    let len = varint(b, pos)?;
+    if len < 0 {
+        return Some(None);
+    }
+    let end = pos.checked_add(len as usize)?;
+    let s = b.get(*pos..end)?;
+    *pos = end;
+    Some(Some(s))
+}
+
+/// A new uncompressed batch holding `records` (raw encodings from a batch with header `h`). The
+/// base offset, last offset delta, producer fields and base timestamp stay as they were, so every
+/// retained record keeps its offset and timestamp; the max timestamp is recomputed for
+/// CreateTime batches (LogAppendTime keeps the broker's).
+pub fn rebuild(h: &BatchHeader, records: &[Record<'_>]) -> Vec<u8> {
+    let body_len: usize = records.iter().map(|r| r.raw.len()).sum();
+    let mut b = Vec::with_capacity(HEADER_LEN + body_len);
+    let attributes = h.attributes & !0x07;
+    let max_ts = if h.is_log_append_time() {
+        h.max_timestamp
+    } else {
+        records
+            .iter()
+            .map(|r| h.base_timestamp.saturating_add(r.timestamp_delta))
+            .max()
+            .unwrap_or(h.base_timestamp)
+    };
+    b.extend_from_slice(&h.base_offset.to_be_bytes());
+    b.extend_from_slice(&((HEADER_LEN - batch::LOG_OVERHEAD + body_len) as i32).to_be_bytes());
+    b.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
+    b.push(2);
+    b.extend_from_slice(&0u32.to_be_bytes()); // crc, below
+    b.extend_from_slice(&attributes.to_be_bytes());
+    b.extend_from_slice(&h.last_offset_delta.to_be_bytes());
+    b.extend_from_slice(&h.base_timestamp.to_be_bytes());
+    b.extend_from_slice(&max_ts.to_be_bytes());
+    b.extend_from_slice(&h.producer_id.to_be_bytes());
+    b.extend_from_slice(&h.producer_epoch.to_be_bytes());
+    b.extend_from_slice(&h.base_sequence.to_be_bytes());
+    b.extend_from_slice(&(records.len() as i32).to_be_bytes());
+    for r in records {
+        b.extend_from_slice(r.raw);
+    }
+    let crc = batch::compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn put_varint(out: &mut Vec<u8>, v: i64) {
+        let mut z = ((v << 1) ^ (v >> 63)) as u64;
+        while z >= 0x80 {
+            out.push((z as u8) | 0x80);
+            z >>= 7;
+        }
+        out.push(z as u8);
+    }
+
+    /// Records with keys `k{i}` (None for `i` in `null_keys`) and values `v{i}`.
+    fn section(n: i64, null_keys: &[i64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let mut r = vec![0u8];
+            put_varint(&mut r, i * 10);
+            put_varint(&mut r, i);
+            if null_keys.contains(&i) {
+                put_varint(&mut r, -1);
+            } else {
+                let k = format!("k{i}");
+                put_varint(&mut r, k.len() as i64);
+                r.extend_from_slice(k.as_bytes());
+            }
+            let v = format!("v{i}");
+            put_varint(&mut r, v.len() as i64);
+            r.extend_from_slice(v.as_bytes());
+            put_varint(&mut r, 0);
+            put_varint(&mut out, r.len() as i64);
+            out.extend(r);
+        }
+        out
+    }
+
+    fn batch_with(codec: i16, body: &[u8], n: i32) -> Vec<u8> {
+        let h = BatchHeader {
+            base_offset: 100,
+            batch_length: 0,
+            magic: 2,
+            crc: 0,
+            attributes: codec,
+            last_offset_delta: n - 1,
+            base_timestamp: 1000,
+            max_timestamp: 1000 + 10 * (n as i64 - 1),
+            producer_id: -1,
+            producer_epoch: -1,
+            base_sequence: -1,
+            record_count: n,
+        };
+        let mut b = rebuild(&h, &[]);
+        b.truncate(HEADER_LEN);
+        b[21..23].copy_from_slice(&codec.to_be_bytes());
+        b[57..61].copy_from_slice(&n.to_be_bytes());
+        b.extend_from_slice(body);
+        let len = (b.len() - batch::LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        let crc = batch::compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn every_codec_decompresses_to_the_same_records() {
+        let plain = section(5, &[3]);
+        let gz = {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(&plain).expect("gzip");
+            e.finish().expect("gzip")
+        };
+        let raw_snappy = snap::raw::Encoder::new()
+            .compress_vec(&plain)
+            .expect("snappy");
+        let xerial = {
+            let mut x = b"\x82SNAPPY\x00".to_vec();
+            x.extend_from_slice(&1i32.to_be_bytes());
+            x.extend_from_slice(&1i32.to_be_bytes());
+            x.extend_from_slice(&(raw_snappy.len() as u32).to_be_bytes());
+            x.extend_from_slice(&raw_snappy);
+            x
+        };
+        let lz4 = {
+            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            e.write_all(&plain).expect("lz4");
+            e.finish().expect("lz4")
+        };
+        let zstd = ruzstd::encoding::compress_to_vec(
+            plain.as_slice(),
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        for (codec, body) in [
+            (0, plain.clone()),
+            (1, gz),
+            (2, raw_snappy),
+            (2, xerial),
+            (3, lz4),
+            (4, zstd),
+        ] {
+            let b = batch_with(codec, &body, 5);
+            batch::validate(&b).expect("valid batch");
+            let s = records_section(&b, 1 << 20).expect("decompress");
+            assert_eq!(&*s, plain.as_slice(), "codec {codec}");
+            let recs = parse(&s, 5).expect("parse");
+            assert_eq!(recs.len(), 5);
+            assert_eq!(recs[2].key, Some(&b"k2"[..]));
+            assert_eq!(recs[3].key, None);
+            assert_eq!(recs[4].value, Some(&b"v4"[..]));
+            assert_eq!((recs[4].offset_delta, recs[4].timestamp_delta), (4, 40));
+        }
+        // the cap holds
+        let b = batch_with(0, &plain, 5);
+        assert_eq!(
+            records_section(&b, 10).map(|s| s.len()).ok(),
+            Some(plain.len()),
+            "uncompressed: no copy, no cap"
+        );
+        let lz = {
+            let mut e = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            e.write_all(&vec![0u8; 1 << 20]).expect("lz4");
+            e.finish().expect("lz4")
+        };
+        let bomb = batch_with(3, &lz, 1);
+        assert_eq!(
+            records_section(&bomb, 1000),
+            Err(RecordsError::TooLarge(1000))
+        );
+    }
+
+    #[test]
+    fn rebuilt_batches_keep_offsets_and_validate() {
+        let plain = section(6, &[]);
+        let b = batch_with(0, &plain, 6);
+        let h = batch::validate(&b).expect("valid");
+        let recs = parse(&plain, 6).expect("parse");
+        let kept: Vec<Record> = recs
+            .into_iter()
+            .filter(|r| r.offset_delta % 2 == 1)
+            .collect();
+        let nb = rebuild(&h, &kept);
+        assert!(
+            batch::validate(&nb).is_err(),
+            "fewer records than offsets: not a client batch"
+        );
+        let nh = batch::validate_stored(&nb).expect("rebuilt batch is valid in the log");
+        assert_eq!(nh.base_offset, 100);
+        assert_eq!(nh.last_offset_delta, 5, "last offset kept");
+        assert_eq!(nh.record_count, 3);
+        assert_eq!(nh.max_timestamp, 1050);
+        let again = parse(&nb[HEADER_LEN..], 3).expect("parse");
+        let deltas: Vec<i32> = again.iter().map(|r| r.offset_delta).collect();
+        assert_eq!(deltas, vec![1, 3, 5]);
+        assert!(parse(&plain[..plain.len() - 2], 6).is_err(), "truncated");
+    }
+}
