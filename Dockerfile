@@ -20,4 +20,7 @@ VOLUME /var/lib/tiercel
 ENV TIERCEL_LISTEN=0.0.0.0:9092 \
     TIERCEL_DATA_DIR=/var/lib/tiercel/data
 EXPOSE 9092 9464
+# healthy while the Kafka listener accepts connections
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/9092"]
 ENTRYPOINT ["/usr/local/bin/tiercel"]
