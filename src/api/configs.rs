@@ -53,7 +53,12 @@ impl Handler {
                     let keys = res.configuration_keys.as_ref();
                     r.configs = entries
                         .into_iter()
-                        .filter(|e| keys.is_none_or(|k| k.iter().any(|k| k.as_str() == e.name)))
+                        // null or empty: every key, as Kafka answers
+                        .filter(|e| {
+                            keys.is_none_or(|k| {
+                                k.is_empty() || k.iter().any(|k| k.as_str() == e.name)
+                            })
+                        })
                         .map(|e| to_wire(e, req.include_synonyms && v >= 1))
                         .collect();
                 }

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Cross-client compatibility: confluent-kafka, kafka-python, aiokafka and kafkajs against the
+# built binary, each with its default configuration. Prints the client x capability matrix
+# (PASS / FAIL / N/A); fails if any cell fails. Installs the clients if they are missing
+# (PyPI: confluent-kafka kafka-python aiokafka + the codec modules; npm: kafkajs).
+# Usage: integration/clients.sh [path/to/tiercel]
+set -euo pipefail
+bin=$(realpath "${1:-target/release/tiercel}")
+here=$(cd "$(dirname "$0")" && pwd)
+work=$(mktemp -d)
+free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free); mport=$(free)
+b=127.0.0.1:$port
+
+if ! python3 -c 'import confluent_kafka, kafka, aiokafka, cramjam, lz4, snappy, zstandard' 2>/dev/null; then
+  pip3 install -q confluent-kafka kafka-python aiokafka cramjam lz4 python-snappy zstandard 2>/dev/null \
+    || pip3 install -q --break-system-packages confluent-kafka kafka-python aiokafka cramjam lz4 python-snappy zstandard
+fi
+npm install -s --no-audit --no-fund --prefix "$work/node" kafkajs@2 >/dev/null
+
+"$bin" --listen "$b" --metrics-listen "127.0.0.1:$mport" --data-dir "$work/data" >"$work/broker.log" 2>&1 &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+
+versions=$(python3 -c 'import confluent_kafka as c, kafka, aiokafka; print(f"confluent-kafka {c.version()[0]} (librdkafka {c.libversion()[0]}), kafka-python {kafka.__version__}, aiokafka {aiokafka.__version__}")')
+kjs=$(node -p "require('$work/node/node_modules/kafkajs/package.json').version")
+echo "clients: $versions, kafkajs $kjs"
+rc=0
+python3 "$here/clients/python_clients.py" "$b" 2>"$work/python.err" >"$work/matrix.txt" || rc=1
+NODE_PATH="$work/node/node_modules" node "$here/clients/kafkajs_client.js" "$b" >>"$work/matrix.txt" 2>"$work/node.err" || rc=1
+cat "$work/matrix.txt"
+if [ $rc -ne 0 ]; then
+  echo "--- failures in detail"; tail -n 40 "$work/python.err" "$work/node.err"; tail -n 20 "$work/broker.log"
+fi
+echo "clients: $(grep -c '^PASS' "$work/matrix.txt") passed, $(grep -c '^FAIL' "$work/matrix.txt" || true) failed, $(grep -c '^N/A' "$work/matrix.txt" || true) not applicable"
+exit $rc

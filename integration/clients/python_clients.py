@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+"""Python Kafka clients against a running broker, each with its default configuration unless a
+case says otherwise. Prints one line per (client, capability): PASS, FAIL (with the reason) or
+N/A (the client cannot do it), and exits non-zero on any FAIL.
+
+Usage: python_clients.py BOOTSTRAP [client ...]     clients: confluent-kafka kafka-python aiokafka
+"""
+import asyncio
+import sys
+import time
+import traceback
+import uuid
+
+BOOT = sys.argv[1]
+WANT = sys.argv[2:] or ["confluent-kafka", "kafka-python", "aiokafka"]
+RESULTS = []
+
+
+def record(client, capability, fn):
+    try:
+        out = fn()
+        if asyncio.iscoroutine(out):
+            out = asyncio.run(out)
+        RESULTS.append((client, capability, "N/A" if out == "n/a" else "PASS", ""))
+    except Exception as e:  # noqa: BLE001 - every failure is reported, none is fatal
+        detail = f"{type(e).__name__}: {e}".replace("\n", " ")[:200]
+        RESULTS.append((client, capability, "FAIL", detail))
+        traceback.print_exc(file=sys.stderr)
+
+
+def name(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def expect(got, want, what):
+    if got != want:
+        raise AssertionError(f"{what}: expected {want!r}, got {got!r}")
+
+
+def messages(n, tag):
+    return [(f"k{i}".encode(), f"{tag}-{i}".encode(), [("h", f"{i}".encode())]) for i in range(n)]
+
+
+# ---------------------------------------------------------------- confluent-kafka (librdkafka)
+def confluent():
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": BOOT})
+
+    def create(topic, partitions=1):
+        for f in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+            f.result(10)
+
+    def consume_all(topic, n, group=None, extra=None):
+        conf = {"bootstrap.servers": BOOT, "group.id": group or name("g"),
+                "auto.offset.reset": "earliest"}
+        conf.update(extra or {})
+        c = Consumer(conf)
+        c.subscribe([topic])
+        out, deadline = [], time.time() + 30
+        while len(out) < n and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None or m.error():
+                continue
+            out.append(m)
+        return c, out
+
+    def produce_consume(codec):
+        def run():
+            topic = name(f"ck-{codec}")
+            create(topic)
+            p = Producer({"bootstrap.servers": BOOT, "compression.type": codec})
+            for k, v, h in messages(200, codec):
+                p.produce(topic, key=k, value=v, headers=h)
+            expect(p.flush(30), 0, "undelivered")
+            c, got = consume_all(topic, 200)
+            c.close()
+            expect([(m.key(), m.value(), m.headers()) for m in got],
+                   [(k, v, h) for k, v, h in messages(200, codec)], "records")
+        return run
+
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"]:
+        record("confluent-kafka", f"produce/consume {codec}", produce_consume(codec))
+
+    def group():
+        topic = name("ck-group")
+        create(topic, 4)
+        p = Producer({"bootstrap.servers": BOOT})
+        for i in range(40):
+            p.produce(topic, key=f"k{i}".encode(), value=f"v{i}".encode())
+        p.flush(30)
+        g = name("grp")
+        conf = {"bootstrap.servers": BOOT, "group.id": g, "auto.offset.reset": "earliest",
+                "enable.auto.commit": False}
+        a, b = Consumer(conf), Consumer(conf)
+        a.subscribe([topic])
+        b.subscribe([topic])
+        seen, deadline = {}, time.time() + 40
+        while len(seen) < 40 and time.time() < deadline:
+            for c in (a, b):
+                m = c.poll(0.2)
+                if m is not None and not m.error():
+                    seen[(m.partition(), m.offset())] = c
+                    c.commit(m, asynchronous=False)
+        expect(len(seen), 40, "records consumed by the group")
+        if len(a.assignment()) + len(b.assignment()) != 4:
+            raise AssertionError(f"assignment {a.assignment()} {b.assignment()}")
+        a.close()
+        b.close()
+        # a restarted member resumes from the commits: nothing new to read, then new records
+        p.produce(topic, key=b"late", value=b"late", partition=0)
+        p.flush(30)
+        c = Consumer(conf)
+        c.subscribe([topic])
+        got, deadline = [], time.time() + 30
+        while time.time() < deadline and not got:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m.value())
+        c.close()
+        expect(got, [b"late"], "after restart only the new record")
+
+    record("confluent-kafka", "consumer group (2 members, commits, restart)", group)
+
+    def admin_ops():
+        topic = name("ck-admin")
+        create(topic, 3)
+        md = admin.list_topics(topic, timeout=10)
+        expect(len(md.topics[topic].partitions), 3, "partitions")
+        res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        cfg = admin.describe_configs([res])[res].result(10)
+        expect(cfg["cleanup.policy"].value, "delete", "cleanup.policy")
+        res = ConfigResource(ConfigResource.Type.TOPIC, topic, set_config={"retention.ms": "12345"})
+        admin.alter_configs([res])[res].result(10)
+        res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        expect(admin.describe_configs([res])[res].result(10)["retention.ms"].value, "12345",
+               "altered retention.ms")
+        for f in admin.delete_topics([topic]).values():
+            f.result(10)
+        deadline = time.time() + 10
+        while topic in admin.list_topics(timeout=10).topics and time.time() < deadline:
+            time.sleep(0.2)
+        if topic in admin.list_topics(timeout=10).topics:
+            raise AssertionError("topic still listed after delete")
+
+    record("confluent-kafka", "admin create/describe/alter/delete", admin_ops)
+
+    def idempotent():
+        topic = name("ck-idem")
+        create(topic)
+        p = Producer({"bootstrap.servers": BOOT, "enable.idempotence": True})
+        for i in range(500):
+            p.produce(topic, value=f"{i}".encode())
+        expect(p.flush(30), 0, "undelivered")
+        c, got = consume_all(topic, 500)
+        c.close()
+        expect([int(m.value()) for m in got], list(range(500)), "exactly once, in order")
+
+    record("confluent-kafka", "idempotent producer", idempotent)
+    record("confluent-kafka", "transactions", lambda: "n/a")
+
+
+# ---------------------------------------------------------------- kafka-python
+def kafka_python():
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=BOOT)
+
+    def create(topic, partitions=1):
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+
+    def consume(topic, n, **kw):
+        c = KafkaConsumer(topic, bootstrap_servers=BOOT, auto_offset_reset="earliest",
+                          consumer_timeout_ms=10000, **kw)
+        out = []
+        for m in c:
+            out.append(m)
+            if len(out) >= n:
+                break
+        return c, out
+
+    def produce_consume(codec):
+        def run():
+            topic = name(f"kp-{codec}")
+            create(topic)
+            p = KafkaProducer(bootstrap_servers=BOOT,
+                              compression_type=None if codec == "none" else codec)
+            for k, v, h in messages(200, codec):
+                p.send(topic, key=k, value=v, headers=h)
+            p.flush(30)
+            p.close()
+            c, got = consume(topic, 200, group_id=name("g"))
+            c.close()
+            expect([(m.key, m.value, m.headers) for m in got],
+                   [(k, v, h) for k, v, h in messages(200, codec)], "records")
+        return run
+
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"]:
+        record("kafka-python", f"produce/consume {codec}", produce_consume(codec))
+
+    def group():
+        topic = name("kp-group")
+        create(topic, 4)
+        p = KafkaProducer(bootstrap_servers=BOOT)
+        for i in range(40):
+            p.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode())
+        p.flush(30)
+        g = name("grp")
+        kw = dict(bootstrap_servers=BOOT, group_id=g, auto_offset_reset="earliest",
+                  enable_auto_commit=False)
+        # each member polls in its own thread: a kafka-python poll blocks while it rejoins
+        import threading
+        seen, lock, deadline = set(), threading.Lock(), time.time() + 60
+
+        def member():
+            c = KafkaConsumer(topic, **kw)
+            while time.time() < deadline:
+                with lock:
+                    if len(seen) >= 40:
+                        break
+                batch = c.poll(timeout_ms=200)
+                for tp, ms in batch.items():
+                    with lock:
+                        seen.update((tp.partition, m.offset) for m in ms)
+                if batch:
+                    c.commit()
+            c.close()
+
+        threads = [threading.Thread(target=member) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        expect(len(seen), 40, "records consumed by the group")
+        p.send(topic, key=b"late", value=b"late", partition=0)
+        p.flush(30)
+        c = KafkaConsumer(topic, **kw)
+        got, deadline = [], time.time() + 30
+        while not got and time.time() < deadline:
+            for tp, ms in c.poll(timeout_ms=500).items():
+                got.extend(m.value for m in ms)
+        c.close()
+        expect(got, [b"late"], "after restart only the new record")
+
+    record("kafka-python", "consumer group (2 members, commits, restart)", group)
+
+    def admin_ops():
+        topic = name("kp-admin")
+        create(topic, 3)
+        expect(len(admin.describe_topics([topic])[0]["partitions"]), 3, "partitions")
+        # kafka-python 3 shows only modified configs unless asked for all
+        res = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)],
+                                     config_filter="all")
+        text = repr(res)
+        if "cleanup.policy" not in text:
+            raise AssertionError(f"describe_configs: {text[:200]}")
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                            configs={"retention.ms": "12345"})])
+        res = repr(admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)]))
+        if "12345" not in res:
+            raise AssertionError("altered retention.ms not described")
+        admin.delete_topics([topic])
+        deadline = time.time() + 10
+        while topic in admin.list_topics() and time.time() < deadline:
+            time.sleep(0.2)
+        if topic in admin.list_topics():
+            raise AssertionError("topic still listed after delete")
+
+    record("kafka-python", "admin create/describe/alter/delete", admin_ops)
+
+    def idempotent():
+        topic = name("kp-idem")
+        create(topic)
+        p = KafkaProducer(bootstrap_servers=BOOT, enable_idempotence=True, acks="all")
+        for i in range(500):
+            p.send(topic, value=f"{i}".encode())
+        p.flush(30)
+        p.close()
+        c, got = consume(topic, 500, group_id=name("g"))
+        c.close()
+        expect([int(m.value) for m in got], list(range(500)), "exactly once, in order")
+
+    record("kafka-python", "idempotent producer", idempotent)
+    record("kafka-python", "transactions", lambda: "n/a")
+
+
+# ---------------------------------------------------------------- aiokafka
+def aio():
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    async def create(topic, partitions=1):
+        a = AIOKafkaAdminClient(bootstrap_servers=BOOT)
+        await a.start()
+        try:
+            await a.create_topics([NewTopic(topic, partitions, 1)])
+        finally:
+            await a.close()
+
+    async def consume(topic, n, group):
+        c = AIOKafkaConsumer(topic, bootstrap_servers=BOOT, group_id=group,
+                             auto_offset_reset="earliest")
+        await c.start()
+        out = []
+        try:
+            deadline = time.time() + 30
+            while len(out) < n and time.time() < deadline:
+                batch = await c.getmany(timeout_ms=500)
+                for ms in batch.values():
+                    out.extend(ms)
+        finally:
+            await c.stop()
+        return out
+
+    def produce_consume(codec):
+        async def run():
+            topic = name(f"ak-{codec}")
+            await create(topic)
+            p = AIOKafkaProducer(bootstrap_servers=BOOT,
+                                 compression_type=None if codec == "none" else codec)
+            await p.start()
+            try:
+                for k, v, h in messages(200, codec):
+                    await p.send(topic, key=k, value=v, headers=h)
+                await p.flush()
+            finally:
+                await p.stop()
+            got = await consume(topic, 200, name("g"))
+            expect([(m.key, m.value, list(m.headers)) for m in got],
+                   [(k, v, h) for k, v, h in messages(200, codec)], "records")
+        return run
+
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"]:
+        record("aiokafka", f"produce/consume {codec}", produce_consume(codec))
+
+    async def group():
+        topic = name("ak-group")
+        await create(topic, 4)
+        p = AIOKafkaProducer(bootstrap_servers=BOOT)
+        await p.start()
+        for i in range(40):
+            await p.send(topic, key=f"k{i}".encode(), value=f"v{i}".encode())
+        await p.flush()
+        g = name("grp")
+        kw = dict(bootstrap_servers=BOOT, group_id=g, auto_offset_reset="earliest",
+                  enable_auto_commit=False)
+        a, b = AIOKafkaConsumer(topic, **kw), AIOKafkaConsumer(topic, **kw)
+        await a.start()
+        await b.start()
+        seen, deadline = set(), time.time() + 60
+        while len(seen) < 40 and time.time() < deadline:
+            for c in (a, b):
+                batch = await c.getmany(timeout_ms=200)
+                for tp, ms in batch.items():
+                    for m in ms:
+                        seen.add((tp.partition, m.offset))
+                if batch:
+                    await c.commit()
+        await a.stop()
+        await b.stop()
+        expect(len(seen), 40, "records consumed by the group")
+        await p.send_and_wait(topic, key=b"late", value=b"late", partition=0)
+        await p.stop()
+        c = AIOKafkaConsumer(topic, **kw)
+        await c.start()
+        got, deadline = [], time.time() + 30
+        while not got and time.time() < deadline:
+            for ms in (await c.getmany(timeout_ms=500)).values():
+                got.extend(m.value for m in ms)
+        await c.stop()
+        expect(got, [b"late"], "after restart only the new record")
+
+    record("aiokafka", "consumer group (2 members, commits, restart)", group)
+
+    async def admin_ops():
+        topic = name("ak-admin")
+        a = AIOKafkaAdminClient(bootstrap_servers=BOOT)
+        await a.start()
+        try:
+            await a.create_topics([NewTopic(topic, 3, 1)])
+            d = await a.describe_topics([topic])
+            expect(len(d[0]["partitions"]), 3, "partitions")
+            res = repr(await a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)]))
+            if "cleanup.policy" not in res:
+                raise AssertionError(f"describe_configs: {res[:200]}")
+            await a.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                  configs={"retention.ms": "12345"})])
+            res = repr(await a.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)]))
+            if "12345" not in res:
+                raise AssertionError("altered retention.ms not described")
+            await a.delete_topics([topic])
+            deadline = time.time() + 10
+            while topic in await a.list_topics() and time.time() < deadline:
+                await asyncio.sleep(0.2)
+            if topic in await a.list_topics():
+                raise AssertionError("topic still listed after delete")
+        finally:
+            await a.close()
+
+    record("aiokafka", "admin create/describe/alter/delete", admin_ops)
+
+    async def idempotent():
+        topic = name("ak-idem")
+        await create(topic)
+        p = AIOKafkaProducer(bootstrap_servers=BOOT, enable_idempotence=True)
+        await p.start()
+        try:
+            for i in range(500):
+                await p.send(topic, value=f"{i}".encode())
+            await p.flush()
+        finally:
+            await p.stop()
+        got = await consume(topic, 500, name("g"))
+        expect([int(m.value) for m in got], list(range(500)), "exactly once, in order")
+
+    record("aiokafka", "idempotent producer", idempotent)
+    record("aiokafka", "transactions", lambda: "n/a")
+
+
+SUITES = {"confluent-kafka": confluent, "kafka-python": kafka_python, "aiokafka": aio}
+for client in WANT:
+    try:
+        SUITES[client]()
+    except Exception as e:  # the client could not even be imported or set up
+        RESULTS.append((client, "setup", "FAIL", f"{type(e).__name__}: {e}"[:200]))
+        traceback.print_exc(file=sys.stderr)
+
+for client, cap, status, detail in RESULTS:
+    print(f"{status:4} {client:16} {cap}" + (f"  -- {detail}" if detail else ""))
+sys.exit(1 if any(r[2] == "FAIL" for r in RESULTS) else 0)
