@@ -9,6 +9,8 @@ use std::time::Duration;
 pub const REQUESTS: &str = "tiercel_requests_total";
 pub const REQUEST_SECONDS: &str = "tiercel_request_duration_seconds";
 pub const BAD_REQUESTS: &str = "tiercel_bad_requests_total";
+pub const REQUEST_ERRORS: &str = "tiercel_request_errors_total";
+pub const FETCH_RECORDS: &str = "tiercel_fetch_records_total";
 pub const CONNECTIONS_ACCEPTED: &str = "tiercel_connections_accepted_total";
 pub const CONNECTIONS_CLOSED: &str = "tiercel_connections_closed_total";
 pub const CONNECTIONS_OPEN: &str = "tiercel_connections_open";
@@ -72,6 +74,11 @@ fn describe() {
         Unit::Seconds,
         "Time from a request's decoding to its response being written, by API"
     );
+    describe_counter!(
+        REQUEST_ERRORS,
+        "Errors answered to clients (per partition or resource), by API and Kafka error"
+    );
+    describe_counter!(FETCH_RECORDS, "Records returned by Fetch, by topic");
     describe_counter!(
         BAD_REQUESTS,
         "Requests that could not be decoded (the connection was closed)"
@@ -205,6 +212,14 @@ pub fn flush_latency(d: Duration) {
 pub fn request(api: &'static str, d: Duration) {
     metrics::counter!(REQUESTS, "api" => api).increment(1);
     metrics::histogram!(REQUEST_SECONDS, "api" => api).record(d.as_secs_f64());
+}
+
+pub fn request_error(api: &'static str, code: kafka_protocol::error::ResponseError) {
+    metrics::counter!(REQUEST_ERRORS, "api" => api, "error" => format!("{code:?}")).increment(1);
+}
+
+pub fn fetched_records(topic: &str, records: u64) {
+    metrics::counter!(FETCH_RECORDS, "topic" => topic.to_string()).increment(records);
 }
 
 pub fn bad_request() {

@@ -103,12 +103,33 @@ async fn metrics_move_with_traffic() {
             .expect("tpl");
         tokio::task::block_in_place(|| c.commit(&tpl, CommitMode::Sync)).expect("commit");
     }
+    // an error answered to a client is counted by API and error
+    {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset("m", 0, rdkafka::Offset::Offset(100))
+            .expect("tpl");
+        let res = common::admin(&b.bootstrap())
+            .delete_records(&tpl, &rdkafka::admin::AdminOptions::new())
+            .await
+            .expect("delete_records");
+        assert!(res.elements_for_topic("m")[0].error().is_err());
+    }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let body = tokio::task::block_in_place(|| scrape(metrics_addr));
     assert_eq!(
         value(&body, "tiercel_produce_records_total", &["topic=\"m\""]),
         Some(6.0)
     );
+    assert_eq!(
+        value(
+            &body,
+            "tiercel_request_errors_total",
+            &["api=\"DeleteRecords\"", "error=\"OffsetOutOfRange\""]
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert!(value(&body, "tiercel_fetch_records_total", &["topic=\"m\""]).unwrap_or(0.0) >= 3.0);
     assert_eq!(
         value(
             &body,

@@ -4,7 +4,25 @@ use crate::catalog::CatalogError;
 use crate::log::LogError;
 use kafka_protocol::error::ResponseError;
 
+tokio::task_local! {
+    /// The API whose request is being handled (set by the server around each request), so the
+    /// error counter can say which API answered with which error.
+    pub static CURRENT_API: &'static str;
+}
+
+/// Counts an error answered to a client, by API and error name. Every error code a handler sets
+/// goes through here (or through the mappings below, which call it).
+pub fn answered(code: ResponseError) -> ResponseError {
+    let api = CURRENT_API.try_with(|a| *a).unwrap_or("unknown");
+    crate::metrics::request_error(api, code);
+    code
+}
+
 pub fn log_error(e: &LogError) -> ResponseError {
+    answered(log_error_code(e))
+}
+
+fn log_error_code(e: &LogError) -> ResponseError {
     match e {
         LogError::Io(_) | LogError::Offline | LogError::Tier(_) => ResponseError::KafkaStorageError,
         LogError::Deleted => ResponseError::UnknownTopicOrPartition,
@@ -21,6 +39,10 @@ pub fn log_error(e: &LogError) -> ResponseError {
 }
 
 pub fn catalog_error(e: &CatalogError) -> ResponseError {
+    answered(catalog_error_code(e))
+}
+
+fn catalog_error_code(e: &CatalogError) -> ResponseError {
     match e {
         CatalogError::TopicExists(_) => ResponseError::TopicAlreadyExists,
         CatalogError::UnknownTopic(_) => ResponseError::UnknownTopicOrPartition,
@@ -39,7 +61,7 @@ pub fn code_and_message(
     code: ResponseError,
     message: impl ToString,
 ) -> (i16, Option<kafka_protocol::protocol::StrBytes>) {
-    (code.code(), Some(message.to_string().into()))
+    (answered(code).code(), Some(message.to_string().into()))
 }
 
 /// A log failure while creating or removing a topic's partitions, reported through the topic

@@ -1,7 +1,7 @@
 //! Fetch: whole batches from each partition's log, honouring `max_bytes`, partition limits,
 //! `min_bytes` and `max_wait_ms` (long poll woken by high-watermark advances).
 
-use super::errors::log_error;
+use super::errors::{answered, log_error};
 use super::{Handler, Pending, Reply};
 use crate::log::partition::Partition;
 use crate::protocol::Response;
@@ -98,9 +98,31 @@ fn count_fetched(resp: FetchResponse) -> FetchResponse {
             .sum();
         if bytes > 0 {
             crate::metrics::fetched(&t.topic.0, bytes);
+            let records: u64 = t
+                .partitions
+                .iter()
+                .filter_map(|p| p.records.as_ref())
+                .map(|r| record_count(r))
+                .sum();
+            crate::metrics::fetched_records(&t.topic.0, records);
         }
     }
     resp
+}
+
+/// Records in a run of whole batches (from their headers).
+fn record_count(mut data: &[u8]) -> u64 {
+    let mut n = 0u64;
+    while let Ok((_, len)) = crate::batch::peek_frame(data) {
+        if len > data.len() || len < crate::batch::HEADER_LEN {
+            break;
+        }
+        if let Ok(h) = crate::batch::BatchHeader::parse(&data[..len]) {
+            n += h.record_count.max(0) as u64;
+        }
+        data = &data[len..];
+    }
+    n
 }
 
 /// One pass over every requested partition. Returns the response, the bytes it carries and
@@ -122,7 +144,7 @@ async fn read_all(
             pd.aborted_transactions = None;
             match &w.partition {
                 None => {
-                    pd.error_code = ResponseError::UnknownTopicOrPartition.code();
+                    pd.error_code = answered(ResponseError::UnknownTopicOrPartition).code();
                     pd.high_watermark = -1;
                     errors = true;
                 }

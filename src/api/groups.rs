@@ -1,6 +1,7 @@
 //! Consumer-group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
 //! DescribeGroups, ListGroups, DeleteGroups.
 
+use super::errors::answered;
 use super::{Handler, Pending, Reply};
 use crate::group::state::{GroupError, JoinRequest};
 use crate::group::DeleteError;
@@ -22,7 +23,7 @@ const KEY_GROUP: i8 = 0;
 const MAX_GROUP_ID_LEN: usize = 255;
 
 pub(super) fn group_error(e: GroupError) -> ResponseError {
-    match e {
+    answered(match e {
         GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
         GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
         GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
@@ -32,7 +33,7 @@ pub(super) fn group_error(e: GroupError) -> ResponseError {
         GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
         GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
         GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
-    }
+    })
 }
 
 fn s(v: impl Into<String>) -> StrBytes {
@@ -54,12 +55,12 @@ impl Handler {
         let answer = |key: &str| -> (i16, Option<StrBytes>) {
             if req.key_type != KEY_GROUP {
                 (
-                    ResponseError::CoordinatorNotAvailable.code(),
+                    answered(ResponseError::CoordinatorNotAvailable).code(),
                     Some(s("only group coordinators are served")),
                 )
             } else if !valid_group_id(key) {
                 (
-                    ResponseError::InvalidGroupId.code(),
+                    answered(ResponseError::InvalidGroupId).code(),
                     Some(s("invalid group id")),
                 )
             } else {
@@ -116,7 +117,7 @@ impl Handler {
         let group_id = req.group_id.0.to_string();
         if !valid_group_id(&group_id) {
             let mut r = JoinGroupResponse::default();
-            r.error_code = ResponseError::InvalidGroupId.code();
+            r.error_code = answered(ResponseError::InvalidGroupId).code();
             r.generation_id = -1;
             return super::ready(Response::JoinGroup(r));
         }

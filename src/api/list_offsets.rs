@@ -1,7 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4) and by
 //! timestamp through the time index.
 
-use super::errors::log_error;
+use super::errors::{answered, log_error};
 use super::metadata::LEADER_EPOCH;
 use super::{Handler, Pending, Reply};
 use crate::log::LogManager;
@@ -41,7 +41,7 @@ async fn list_offsets(logs: &LogManager, req: ListOffsetsRequest, v: i16) -> Lis
                 pr.leader_epoch = LEADER_EPOCH;
             }
             match logs.get(&t.name.0, p.partition_index) {
-                None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                None => pr.error_code = answered(ResponseError::UnknownTopicOrPartition).code(),
                 Some(log) => {
                     let o = log.offsets();
                     match p.timestamp {

@@ -1,7 +1,7 @@
 //! DeleteRecords (move a partition's log start offset forward) and DescribeLogDirs (the one data
 //! directory, its partitions' sizes and, in v4, the file system's total and usable bytes).
 
-use super::errors::log_error;
+use super::errors::{answered, log_error};
 use super::Handler;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
@@ -28,7 +28,7 @@ impl Handler {
                 pr.partition_index = p.partition_index;
                 pr.low_watermark = -1;
                 match self.logs.get(&t.name.0, p.partition_index) {
-                    None => pr.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                    None => pr.error_code = answered(ResponseError::UnknownTopicOrPartition).code(),
                     Some(log) => match log.delete_records(p.offset) {
                         Ok(low) => pr.low_watermark = low,
                         Err(e) => {

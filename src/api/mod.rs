@@ -10,7 +10,7 @@ mod alter_configs;
 mod api_versions;
 mod cluster;
 mod configs;
-mod errors;
+pub mod errors;
 mod fetch;
 mod groups;
 mod list_offsets;

@@ -1,6 +1,7 @@
 //! InitProducerId for idempotent producers. Transactional ids are refused: transactions are not
 //! implemented, and a clear non-retriable error beats a client retrying forever.
 
+use super::errors::answered;
 use super::Handler;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
@@ -11,7 +12,7 @@ impl Handler {
         resp.producer_id = ProducerId(-1);
         resp.producer_epoch = -1;
         if req.transactional_id.is_some() {
-            resp.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+            resp.error_code = answered(ResponseError::TransactionalIdAuthorizationFailed).code();
             tracing::debug!(
                 "InitProducerId with a transactional id refused: transactions are not supported"
             );
@@ -26,7 +27,7 @@ impl Handler {
             }
             Err(e) => {
                 tracing::error!(error = %e, "allocating a producer id failed");
-                resp.error_code = ResponseError::KafkaStorageError.code();
+                resp.error_code = answered(ResponseError::KafkaStorageError).code();
             }
         }
         resp

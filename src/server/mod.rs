@@ -6,6 +6,7 @@
 //! order and writes the response. A bad frame is logged with the peer address and the connection
 //! closed; nothing a client sends can take down more than its own connection.
 
+use crate::api::errors::CURRENT_API;
 use crate::api::{api_versions_response, Handler, Pending, Reply};
 use crate::protocol::{self, DecodeError, RequestContext};
 use bytes::BytesMut;
@@ -141,7 +142,11 @@ impl Server {
                     let decoded = std::time::Instant::now();
                     let in_flight = InFlight::new();
                     tracing::trace!(%peer, api = ?ctx.api_key, version = ctx.api_version, correlation_id = ctx.correlation_id, "request");
-                    let pending = self.handler.handle(&ctx, peer, req).await;
+                    let api = protocol::api_name(ctx.api_key);
+                    let pending = CURRENT_API
+                        .scope(api, self.handler.handle(&ctx, peer, req))
+                        .await;
+                    let pending: crate::api::Pending = Box::pin(CURRENT_API.scope(api, pending));
                     Outgoing::Response(ctx, pending, decoded, in_flight)
                 }
                 Err(DecodeError::ApiVersionsUnsupported {
