@@ -12,8 +12,8 @@
 use object_store::ObjectStoreExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tiercel::batch::put_varint;
 use tiercel::clock::{Clock, SystemClock};
-use tiercel::config::TimestampType;
 use tiercel::log::partition::Partition;
 use tiercel::log::LogConfig;
 use tiercel::tier::store::{self, StoreOptions};
@@ -24,27 +24,18 @@ const TOTAL: usize = 128 << 20;
 const RECORDS_PER_BATCH: usize = 64;
 const VALUE: usize = 1000;
 
-fn varint(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-}
-
 /// An uncompressed magic-v2 batch of `RECORDS_PER_BATCH` records.
 fn batch(ts: i64) -> Vec<u8> {
     let mut records = Vec::new();
     for i in 0..RECORDS_PER_BATCH {
         let mut r = vec![0u8];
-        varint(&mut r, 0);
-        varint(&mut r, i as i64);
-        varint(&mut r, -1);
-        varint(&mut r, VALUE as i64);
+        put_varint(&mut r, 0);
+        put_varint(&mut r, i as i64);
+        put_varint(&mut r, -1);
+        put_varint(&mut r, VALUE as i64);
         r.extend(std::iter::repeat_n(b'v', VALUE));
-        varint(&mut r, 0);
-        varint(&mut records, r.len() as i64);
+        put_varint(&mut r, 0);
+        put_varint(&mut records, r.len() as i64);
         records.extend(r);
     }
     let mut b = Vec::with_capacity(61 + records.len());
@@ -74,18 +65,11 @@ fn log_config() -> LogConfig {
         retention_ms: -1,
         retention_bytes: -1,
         max_message_bytes: 1 << 20,
-        timestamp_type: TimestampType::CreateTime,
         timestamp_before_max_ms: i64::MAX,
         timestamp_after_max_ms: i64::MAX,
-        index_interval_bytes: 4096,
         remote_storage_enable: true,
-        local_retention_ms: -2,
         local_retention_bytes: 0,
-        cleanup_compact: false,
-        cleanup_delete: true,
-        delete_retention_ms: 86_400_000,
-        min_cleanable_dirty_ratio: 0.5,
-        min_compaction_lag_ms: 0,
+        ..LogConfig::default()
     }
 }
 

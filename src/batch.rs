@@ -207,6 +207,30 @@ pub fn header_copy(batch: &[u8]) -> [u8; HEADER_LEN] {
 
 /// Walks the records of an uncompressed batch, yielding `(offset_delta, timestamp_delta)` per
 /// record. Stops at the first malformed record; never reads out of bounds.
+/// Reads a zig-zag varint (the record fields' encoding) at `*pos`, advancing it.
+pub fn read_varint(b: &[u8], pos: &mut usize) -> Option<i64> {
+    let mut v: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let byte = *b.get(*pos)?;
+        *pos += 1;
+        v |= ((byte & 0x7f) as u64) << shift;
+        if byte & 0x80 == 0 {
+            return Some(((v >> 1) as i64) ^ -((v & 1) as i64));
+        }
+    }
+    None
+}
+
+/// Appends `v` as a zig-zag varint.
+pub fn put_varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
 pub struct RecordCursor<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -222,16 +246,7 @@ impl<'a> RecordCursor<'a> {
     }
 
     fn varint(&mut self) -> Option<i64> {
-        let mut v: u64 = 0;
-        for shift in (0..64).step_by(7) {
-            let b = *self.buf.get(self.pos)?;
-            self.pos += 1;
-            v |= ((b & 0x7f) as u64) << shift;
-            if b & 0x80 == 0 {
-                return Some(((v >> 1) as i64) ^ -((v & 1) as i64));
-            }
-        }
-        None
+        read_varint(self.buf, &mut self.pos)
     }
 
     pub fn next_record(&mut self) -> Option<(i32, i64)> {
@@ -289,18 +304,6 @@ pub(crate) mod tests {
         let crc = compute_crc(&b);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         b
-    }
-
-    fn put_varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        loop {
-            if z < 0x80 {
-                out.push(z as u8);
-                return;
-            }
-            out.push((z as u8 & 0x7f) | 0x80);
-            z >>= 7;
-        }
     }
 
     #[test]

@@ -133,7 +133,7 @@ pub fn parse(section: &[u8], count: i32) -> Result<Vec<Record<'_>>, RecordsError
     for index in 0..count.max(0) as usize {
         let bad = |reason| RecordsError::Malformed { index, reason };
         let start = pos;
-        let len = varint(section, &mut pos).ok_or(bad("length"))?;
+        let len = batch::read_varint(section, &mut pos).ok_or(bad("length"))?;
         let end = usize::try_from(len)
             .ok()
             .and_then(|l| pos.checked_add(l))
@@ -141,8 +141,8 @@ pub fn parse(section: &[u8], count: i32) -> Result<Vec<Record<'_>>, RecordsError
             .ok_or(bad("length past the end"))?;
         let rec = &section[..end];
         pos += 1; // attributes
-        let timestamp_delta = varint(rec, &mut pos).ok_or(bad("timestamp delta"))?;
-        let offset_delta = varint(rec, &mut pos)
+        let timestamp_delta = batch::read_varint(rec, &mut pos).ok_or(bad("timestamp delta"))?;
+        let offset_delta = batch::read_varint(rec, &mut pos)
             .and_then(|d| i32::try_from(d).ok())
             .ok_or(bad("offset delta"))?;
         let key = bytes_field(rec, &mut pos).ok_or(bad("key"))?;
@@ -159,21 +159,8 @@ pub fn parse(section: &[u8], count: i32) -> Result<Vec<Record<'_>>, RecordsError
     Ok(out)
 }
 
-fn varint(b: &[u8], pos: &mut usize) -> Option<i64> {
-    let mut v: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let byte = *b.get(*pos)?;
-        *pos += 1;
-        v |= ((byte & 0x7f) as u64) << shift;
-        if byte & 0x80 == 0 {
-            return Some(((v >> 1) as i64) ^ -((v & 1) as i64));
-        }
-    }
-    None
-}
-
 fn bytes_field<'a>(b: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
-    let len = varint(b, pos)?;
+    let len = batch::read_varint(b, pos)?;
     if len < 0 {
         return Some(None);
     }
@@ -224,16 +211,8 @@ pub fn rebuild(h: &BatchHeader, records: &[Record<'_>]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::put_varint;
     use std::io::Write;
-
-    fn put_varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        while z >= 0x80 {
-            out.push((z as u8) | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
-    }
 
     /// Records with keys `k{i}` (None for `i` in `null_keys`) and values `v{i}`.
     fn section(n: i64, null_keys: &[i64]) -> Vec<u8> {

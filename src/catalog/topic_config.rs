@@ -303,55 +303,52 @@ fn value_of(configs: &BTreeMap<String, String>, b: &BrokerDefaults, name: &str) 
 /// The effective log settings for topic overrides on top of broker defaults. Overrides were
 /// validated when stored; a value that still fails to parse falls back to the broker default.
 pub fn resolve(configs: &BTreeMap<String, String>, b: &BrokerDefaults) -> LogConfig {
-    let broker = b.config;
+    let base = LogConfig::from_broker(b.config);
     let get = |name: &str| value_of(configs, b, name);
+    let policy = get("cleanup.policy");
     LogConfig {
-        segment_bytes: get("segment.bytes")
-            .parse()
-            .unwrap_or(broker.log_segment_bytes),
-        segment_ms: get("segment.ms").parse().unwrap_or(broker.log_segment_ms),
-        retention_ms: get("retention.ms")
-            .parse()
-            .unwrap_or(broker.log_retention_ms),
+        segment_bytes: get("segment.bytes").parse().unwrap_or(base.segment_bytes),
+        segment_ms: get("segment.ms").parse().unwrap_or(base.segment_ms),
+        retention_ms: get("retention.ms").parse().unwrap_or(base.retention_ms),
         retention_bytes: get("retention.bytes")
             .parse()
-            .unwrap_or(broker.log_retention_bytes),
+            .unwrap_or(base.retention_bytes),
         max_message_bytes: get("max.message.bytes")
             .parse()
-            .unwrap_or(broker.message_max_bytes),
+            .unwrap_or(base.max_message_bytes),
         timestamp_type: get("message.timestamp.type")
             .parse()
-            .unwrap_or(broker.log_message_timestamp_type),
+            .unwrap_or(base.timestamp_type),
         timestamp_before_max_ms: get("message.timestamp.before.max.ms")
             .parse()
-            .unwrap_or(broker.log_message_timestamp_before_max_ms),
+            .unwrap_or(base.timestamp_before_max_ms),
         timestamp_after_max_ms: get("message.timestamp.after.max.ms")
             .parse()
-            .unwrap_or(broker.log_message_timestamp_after_max_ms),
+            .unwrap_or(base.timestamp_after_max_ms),
         index_interval_bytes: get("index.interval.bytes")
             .parse()
-            .unwrap_or(broker.log_index_interval_bytes),
+            .unwrap_or(base.index_interval_bytes),
         // compacted topics stay local, as in Kafka (the cleaner rewrites closed segments)
-        remote_storage_enable: broker.tier_url != "none"
+        remote_storage_enable: base.remote_storage_enable
             && get("remote.storage.enable").parse().unwrap_or(true)
-            && !get("cleanup.policy").contains("compact"),
-        cleanup_compact: get("cleanup.policy").contains("compact"),
-        cleanup_delete: get("cleanup.policy").contains("delete"),
+            && !policy.contains("compact"),
+        cleanup_compact: policy.contains("compact"),
+        cleanup_delete: policy.contains("delete"),
         delete_retention_ms: get("delete.retention.ms")
             .parse()
-            .unwrap_or(broker.log_cleaner_delete_retention_ms),
+            .unwrap_or(base.delete_retention_ms),
         min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
             .parse()
-            .unwrap_or(broker.log_cleaner_min_cleanable_ratio),
+            .unwrap_or(base.min_cleanable_dirty_ratio),
         min_compaction_lag_ms: get("min.compaction.lag.ms")
             .parse()
-            .unwrap_or(broker.log_cleaner_min_compaction_lag_ms),
+            .unwrap_or(base.min_compaction_lag_ms),
         local_retention_ms: get("local.retention.ms")
             .parse()
-            .unwrap_or(broker.log_local_retention_ms),
+            .unwrap_or(base.local_retention_ms),
         local_retention_bytes: get("local.retention.bytes")
             .parse()
-            .unwrap_or(broker.log_local_retention_bytes),
+            .unwrap_or(base.local_retention_bytes),
     }
 }
 

@@ -290,6 +290,7 @@ pub fn check_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::put_varint;
     use crate::clock::{Clock, ManualClock};
     use crate::log::LogConfig;
 
@@ -300,30 +301,17 @@ mod tests {
             segment_bytes: 300,
             segment_ms: i64::MAX,
             retention_ms: 1, // ignored: the policy is compact only
-            retention_bytes: -1,
             max_message_bytes: 1 << 20,
-            timestamp_type: crate::config::TimestampType::CreateTime,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: i64::MAX,
             index_interval_bytes: 64,
             remote_storage_enable: false,
-            local_retention_ms: -2,
-            local_retention_bytes: -2,
             cleanup_compact: true,
             cleanup_delete: false,
             delete_retention_ms: 60_000,
-            min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag_ms: 0,
+            ..LogConfig::default()
         }
-    }
-
-    fn put_varint(out: &mut Vec<u8>, v: i64) {
-        let mut z = ((v << 1) ^ (v >> 63)) as u64;
-        while z >= 0x80 {
-            out.push((z as u8) | 0x80);
-            z >>= 7;
-        }
-        out.push(z as u8);
     }
 
     /// A client batch of keyed records (`None` value: a tombstone).

@@ -58,7 +58,38 @@ pub struct LogConfig {
     pub min_compaction_lag_ms: i64,
 }
 
+impl Default for LogConfig {
+    /// The built-in broker defaults.
+    fn default() -> Self {
+        LogConfig::from_broker(&crate::config::Config::default())
+    }
+}
+
 impl LogConfig {
+    /// The broker-level settings of a config, for a topic without overrides.
+    pub fn from_broker(c: &crate::config::Config) -> LogConfig {
+        let policy = &c.log_cleanup_policy;
+        LogConfig {
+            segment_bytes: c.log_segment_bytes,
+            segment_ms: c.log_segment_ms,
+            retention_ms: c.log_retention_ms,
+            retention_bytes: c.log_retention_bytes,
+            max_message_bytes: c.message_max_bytes,
+            timestamp_type: c.log_message_timestamp_type,
+            timestamp_before_max_ms: c.log_message_timestamp_before_max_ms,
+            timestamp_after_max_ms: c.log_message_timestamp_after_max_ms,
+            index_interval_bytes: c.log_index_interval_bytes,
+            remote_storage_enable: c.tier_url != "none",
+            local_retention_ms: c.log_local_retention_ms,
+            local_retention_bytes: c.log_local_retention_bytes,
+            cleanup_compact: policy.contains("compact"),
+            cleanup_delete: policy.contains("delete"),
+            delete_retention_ms: c.log_cleaner_delete_retention_ms,
+            min_cleanable_dirty_ratio: c.log_cleaner_min_cleanable_ratio,
+            min_compaction_lag_ms: c.log_cleaner_min_compaction_lag_ms,
+        }
+    }
+
     /// `local.retention.ms` in effect (never more than `retention.ms`).
     pub fn effective_local_retention_ms(&self) -> i64 {
         effective_local(self.local_retention_ms, self.retention_ms)

@@ -11,20 +11,11 @@ fn config() -> LogConfig {
         segment_bytes: 1 << 20,
         segment_ms: 60_000,
         retention_ms: 3_600_000,
-        retention_bytes: -1,
         max_message_bytes: 1 << 20,
-        timestamp_type: TimestampType::CreateTime,
         timestamp_before_max_ms: i64::MAX,
         timestamp_after_max_ms: 3_600_000,
-        index_interval_bytes: 4096,
         remote_storage_enable: false,
-        local_retention_ms: -2,
-        local_retention_bytes: -2,
-        cleanup_compact: false,
-        cleanup_delete: true,
-        delete_retention_ms: 86_400_000,
-        min_cleanable_dirty_ratio: 0.5,
-        min_compaction_lag_ms: 0,
+        ..LogConfig::default()
     }
 }
 

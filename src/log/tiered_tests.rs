@@ -6,7 +6,6 @@ use super::partition::Partition;
 use super::{LogConfig, LogError};
 use crate::batch::{self, tests::make_batch};
 use crate::clock::{Clock, ManualClock};
-use crate::config::TimestampType;
 use crate::tier::faults::{Fault, FaultSwitch, FaultyStore};
 use crate::tier::store::StoreOptions;
 use crate::tier::{RemoteLog, Tier, TierError, TierOptions};
@@ -26,19 +25,13 @@ fn config() -> LogConfig {
         retention_ms: -1,
         retention_bytes: -1,
         max_message_bytes: 1 << 20,
-        timestamp_type: TimestampType::CreateTime,
         timestamp_before_max_ms: i64::MAX,
         timestamp_after_max_ms: i64::MAX,
         index_interval_bytes: 512,
         remote_storage_enable: true,
         // keep only the active segment locally once the rest is uploaded
-        local_retention_ms: -2,
         local_retention_bytes: 0,
-        cleanup_compact: false,
-        cleanup_delete: true,
-        delete_retention_ms: 86_400_000,
-        min_cleanable_dirty_ratio: 0.5,
-        min_compaction_lag_ms: 0,
+        ..LogConfig::default()
     }
 }
 
