@@ -87,6 +87,31 @@ fn tier(url: &str, prefix: &str) -> Arc<Tier> {
     Tier::with_store(s, prefix.into(), url, opts)
 }
 
+/// A new tier (empty cache) over the bucket and the partition reopened on it.
+async fn tiered(
+    url: &str,
+    prefix: &str,
+    dir: &std::path::Path,
+    topic_id: uuid::Uuid,
+) -> (Arc<Tier>, Arc<Partition>) {
+    let t = tier(url, prefix);
+    let remote = t
+        .open_partition("bench", topic_id, 0)
+        .await
+        .expect("manifest");
+    let p = Partition::open(
+        "bench",
+        0,
+        dir.join("bench-0"),
+        log_config(),
+        Arc::new(SystemClock),
+        false,
+        Some(remote),
+    )
+    .expect("reopen");
+    (t, p)
+}
+
 fn median(mut v: Vec<f64>, q: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() - 1) as f64 * q).round() as usize]
@@ -156,22 +181,8 @@ async fn main() {
     let put_mbps = closed_bytes as f64 / 1e6 / started.elapsed().as_secs_f64();
 
     // the tier: reopen with a remote log; every closed segment is queued at open
-    let t = tier(&url, &format!("tier-{run}"));
     let started = Instant::now();
-    let remote = t
-        .open_partition("bench", topic_id, 0)
-        .await
-        .expect("manifest");
-    let p = Partition::open(
-        "bench",
-        0,
-        dir.path().join("bench-0"),
-        log_config(),
-        clock.clone(),
-        false,
-        Some(remote),
-    )
-    .expect("reopen");
+    let (t, p) = tiered(&url, &format!("tier-{run}"), dir.path(), topic_id).await;
     while p.upload_lag() != (0, 0) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -183,21 +194,7 @@ async fn main() {
     t.shutdown().await;
 
     // sequential remote read with a cold cache
-    let t = tier(&url, &format!("tier-{run}"));
-    let remote = t
-        .open_partition("bench", topic_id, 0)
-        .await
-        .expect("manifest");
-    let p = Partition::open(
-        "bench",
-        0,
-        dir.path().join("bench-0"),
-        log_config(),
-        clock.clone(),
-        false,
-        Some(remote),
-    )
-    .expect("reopen");
+    let (t, p) = tiered(&url, &format!("tier-{run}"), dir.path(), topic_id).await;
     let started = Instant::now();
     let (mut next, mut bytes) = (0i64, 0usize);
     while next < remote_end {
@@ -218,21 +215,7 @@ async fn main() {
     // cold reads: a fresh tier (empty cache) per fetch, at spread-out offsets
     let mut cold = Vec::new();
     for i in 0..15 {
-        let t = tier(&url, &format!("tier-{run}"));
-        let remote = t
-            .open_partition("bench", topic_id, 0)
-            .await
-            .expect("manifest");
-        let p = Partition::open(
-            "bench",
-            0,
-            dir.path().join("bench-0"),
-            log_config(),
-            clock.clone(),
-            false,
-            Some(remote),
-        )
-        .expect("reopen");
+        let (t, p) = tiered(&url, &format!("tier-{run}"), dir.path(), topic_id).await;
         let offset = remote_end * (2 * i + 1) / 31;
         let started = Instant::now();
         let r = p.fetch(offset, 1 << 20, true).await.expect("cold fetch");
