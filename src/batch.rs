@@ -231,41 +231,6 @@ pub fn put_varint(out: &mut Vec<u8>, v: i64) {
     out.push(z as u8);
 }
 
-pub struct RecordCursor<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> RecordCursor<'a> {
-    /// `batch` is one whole batch, header included.
-    pub fn new(batch: &'a [u8]) -> Self {
-        RecordCursor {
-            buf: batch,
-            pos: HEADER_LEN.min(batch.len()),
-        }
-    }
-
-    fn varint(&mut self) -> Option<i64> {
-        read_varint(self.buf, &mut self.pos)
-    }
-
-    pub fn next_record(&mut self) -> Option<(i32, i64)> {
-        let len = self.varint()?;
-        if len < 0 {
-            return None;
-        }
-        let end = self.pos.checked_add(len as usize)?;
-        if end > self.buf.len() {
-            return None;
-        }
-        self.pos += 1; // attributes
-        let ts_delta = self.varint()?;
-        let offset_delta = self.varint()?;
-        self.pos = end;
-        Some((i32::try_from(offset_delta).ok()?, ts_delta))
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -319,14 +284,6 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn record_cursor_walks_records() {
-        let b = make_batch(0, 4, 3, 10);
-        let mut c = RecordCursor::new(&b);
-        let deltas: Vec<i32> = std::iter::from_fn(|| c.next_record().map(|r| r.0)).collect();
-        assert_eq!(deltas, vec![0, 1, 2, 3]);
-    }
-
-    #[test]
     fn corrupt_crc_is_detected() {
         let mut b = make_batch(0, 1, 10, 1000);
         let last = b.len() - 1;
@@ -364,8 +321,8 @@ pub(crate) mod tests {
             let _ = validate(&data);
             let _ = peek_frame(&data);
             let _ = BatchHeader::parse(&data);
-            let mut c = RecordCursor::new(&data);
-            while c.next_record().is_some() {}
+            let _ = crate::records::parse(&data, 1000);
+            let _ = crate::records::records_section(&data, 1 << 16);
         }
 
         #[test]

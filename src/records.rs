@@ -209,7 +209,7 @@ pub fn rebuild(h: &BatchHeader, records: &[Record<'_>]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::batch::put_varint;
     use std::io::Write;
@@ -256,6 +256,7 @@ mod tests {
         let mut b = rebuild(&h, &[]);
         b.truncate(HEADER_LEN);
         b[21..23].copy_from_slice(&codec.to_be_bytes());
+        b[35..43].copy_from_slice(&h.max_timestamp.to_be_bytes());
         b[57..61].copy_from_slice(&n.to_be_bytes());
         b.extend_from_slice(body);
         let len = (b.len() - batch::LOG_OVERHEAD) as i32;
@@ -329,6 +330,30 @@ mod tests {
             records_section(&bomb, 1000),
             Err(RecordsError::TooLarge(1000))
         );
+    }
+
+    proptest::proptest! {
+        /// Garbage behind every codec flag is an error, never a panic or an unbounded allocation.
+        #[test]
+        fn corrupt_compressed_bodies_are_errors(
+            codec in 1i16..=4,
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+            count in -5i32..5000,
+        ) {
+            let b = batch_with(codec, &body, 1);
+            if let Ok(section) = records_section(&b, 1 << 20) {
+                let _ = parse(&section, count);
+            }
+        }
+    }
+
+    /// A batch of `n` records (timestamps 1000, 1010, …) compressed with gzip, for callers that
+    /// need a compressed batch.
+    pub(crate) fn gzip_batch(n: i64) -> Vec<u8> {
+        let plain = section(n, &[]);
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&plain).expect("gzip");
+        batch_with(1, &e.finish().expect("gzip"), n as i32)
     }
 
     #[test]

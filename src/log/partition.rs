@@ -853,20 +853,28 @@ fn validate_client_batch(
 }
 
 /// Within one batch, the offset and timestamp of the first record with timestamp `>= ts`.
-/// Uncompressed batches are walked record by record; a compressed batch answers with its first
-/// offset and max timestamp (decompressing on this path is left for later).
+/// Compressed batches are decompressed (with a cap) to find it; a LogAppendTime batch has one
+/// timestamp for all its records, so its first offset answers.
 fn first_record_at_or_after(bytes: &[u8], h: &BatchHeader, ts: i64) -> (i64, i64) {
-    if h.is_log_append_time() || h.compression() != 0 {
+    if h.is_log_append_time() {
         return (h.base_offset, h.max_timestamp);
     }
-    let mut cur = batch::RecordCursor::new(bytes);
-    while let Some((offset_delta, ts_delta)) = cur.next_record() {
-        let rts = h.base_timestamp.saturating_add(ts_delta);
-        if rts >= ts {
-            return (h.base_offset + offset_delta as i64, rts);
-        }
-    }
-    (h.base_offset, h.max_timestamp)
+    const LIMIT: usize = 256 << 20;
+    let found = crate::records::records_section(bytes, LIMIT)
+        .ok()
+        .and_then(|section| {
+            let recs = crate::records::parse(&section, h.record_count).ok()?;
+            recs.iter()
+                .map(|r| {
+                    (
+                        r.offset_delta,
+                        h.base_timestamp.saturating_add(r.timestamp_delta),
+                    )
+                })
+                .find(|&(_, rts)| rts >= ts)
+                .map(|(d, rts)| (h.base_offset + d as i64, rts))
+        });
+    found.unwrap_or((h.base_offset, h.max_timestamp))
 }
 
 #[cfg(test)]

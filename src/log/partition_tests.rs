@@ -237,3 +237,26 @@ async fn unclean_reopen_keeps_every_flushed_batch_and_continues_offsets() {
         20
     );
 }
+
+#[tokio::test]
+async fn timestamp_lookup_finds_the_record_inside_a_compressed_batch() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clock = Arc::new(ManualClock::new(1000));
+    let mut c = config();
+    c.timestamp_before_max_ms = i64::MAX;
+    c.timestamp_after_max_ms = i64::MAX;
+    let p = Partition::open("t", 0, dir.path().join("t-0"), c, clock, false, None).expect("open");
+    p.append(&crate::records::tests::gzip_batch(5))
+        .expect("append");
+    p.flush_once().await;
+    // records at 1000, 1010, 1020, 1030, 1040: the first at or after 1025 is offset 3
+    assert_eq!(
+        p.offset_for_timestamp(1025).expect("lookup"),
+        Some((3, 1030))
+    );
+    assert_eq!(
+        p.offset_for_timestamp(1000).expect("lookup"),
+        Some((0, 1000))
+    );
+    assert_eq!(p.offset_for_timestamp(1041).expect("lookup"), None);
+}
