@@ -155,6 +155,8 @@ settings! {
     log_local_retention_ms: i64 = -2, env "TIERCEL_LOG_LOCAL_RETENTION_MS";
     /// Default local retention of uploaded segments per partition, bytes; -2 follows log_retention_bytes (log.local.retention.bytes)
     log_local_retention_bytes: i64 = -2, env "TIERCEL_LOG_LOCAL_RETENTION_BYTES";
+    /// Default codec batches are stored with: producer (as sent), uncompressed, gzip, snappy, lz4, zstd (compression.type)
+    compression_type: String = "producer".to_string(), env "TIERCEL_COMPRESSION_TYPE";
     /// Default cleanup policy: delete, compact or compact,delete (log.cleanup.policy / topic cleanup.policy)
     log_cleanup_policy: String = "delete".to_string(), env "TIERCEL_LOG_CLEANUP_POLICY";
     /// Default time a tombstone stays after compaction reached it, ms (log.cleaner.delete.retention.ms)
@@ -262,6 +264,12 @@ impl Config {
         if self.log_local_retention_bytes < -2 {
             return bad("log_local_retention_bytes", "must be >= -2");
         }
+        crate::catalog::check_compression(&self.compression_type).map_err(|reason| {
+            ConfigError::Invalid {
+                key: "compression_type",
+                reason,
+            }
+        })?;
         crate::catalog::check_cleanup_policy(&self.log_cleanup_policy).map_err(|reason| {
             ConfigError::Invalid {
                 key: "log_cleanup_policy",

@@ -175,9 +175,6 @@ fn bytes_field<'a>(b: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
 /// retained record keeps its offset and timestamp; the max timestamp is recomputed for
 /// CreateTime batches (LogAppendTime keeps the broker's).
 pub fn rebuild(h: &BatchHeader, records: &[Record<'_>]) -> Vec<u8> {
-    let body_len: usize = records.iter().map(|r| r.raw.len()).sum();
-    let mut b = Vec::with_capacity(HEADER_LEN + body_len);
-    let attributes = h.attributes & !0x07;
     let max_ts = if h.is_log_append_time() {
         h.max_timestamp
     } else {
@@ -187,8 +184,83 @@ pub fn rebuild(h: &BatchHeader, records: &[Record<'_>]) -> Vec<u8> {
             .max()
             .unwrap_or(h.base_timestamp)
     };
+    let body: Vec<u8> = records.iter().flat_map(|r| r.raw.iter().copied()).collect();
+    write_batch(h, 0, max_ts, records.len() as i32, &body)
+}
+
+/// The same batch with its records compressed with `codec` (0 for none): Kafka's
+/// `compression.type` when it differs from what the producer used.
+pub fn recompress(batch: &[u8], codec: i16, limit: usize) -> Result<Vec<u8>, RecordsError> {
+    let h = BatchHeader::parse(batch).map_err(|_| RecordsError::Malformed {
+        index: 0,
+        reason: "batch header",
+    })?;
+    let section = records_section(batch, limit)?;
+    let body = compress(codec, &section)?;
+    Ok(write_batch(
+        &h,
+        codec,
+        h.max_timestamp,
+        h.record_count,
+        &body,
+    ))
+}
+
+/// Compresses a records section the way Kafka's clients do: gzip, snappy in xerial framing
+/// (32 KiB blocks, as the Java client writes), lz4 frames with independent blocks, zstd.
+pub fn compress(codec: i16, data: &[u8]) -> Result<Vec<u8>, RecordsError> {
+    use std::io::Write;
+    let err = |codec: &'static str| {
+        move |e: std::io::Error| RecordsError::Decompress {
+            codec,
+            reason: e.to_string(),
+        }
+    };
+    Ok(match codec {
+        0 => data.to_vec(),
+        1 => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(data).map_err(err("gzip"))?;
+            e.finish().map_err(err("gzip"))?
+        }
+        2 => {
+            let mut out = b"\x82SNAPPY\x00".to_vec();
+            out.extend_from_slice(&1i32.to_be_bytes());
+            out.extend_from_slice(&1i32.to_be_bytes());
+            let mut enc = snap::raw::Encoder::new();
+            for chunk in data.chunks(32 << 10) {
+                let block = enc
+                    .compress_vec(chunk)
+                    .map_err(|e| RecordsError::Decompress {
+                        codec: "snappy",
+                        reason: e.to_string(),
+                    })?;
+                out.extend_from_slice(&(block.len() as u32).to_be_bytes());
+                out.extend_from_slice(&block);
+            }
+            out
+        }
+        3 => {
+            let info = lz4_flex::frame::FrameInfo::new()
+                .block_mode(lz4_flex::frame::BlockMode::Independent);
+            let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+            e.write_all(data).map_err(err("lz4"))?;
+            e.finish().map_err(|e| RecordsError::Decompress {
+                codec: "lz4",
+                reason: e.to_string(),
+            })?
+        }
+        4 => ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest),
+        other => return Err(RecordsError::UnknownCodec(other)),
+    })
+}
+
+/// A batch with `h`'s offsets, timestamps and producer fields around `body`.
+fn write_batch(h: &BatchHeader, codec: i16, max_ts: i64, count: i32, body: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(HEADER_LEN + body.len());
+    let attributes = (h.attributes & !0x07) | codec;
     b.extend_from_slice(&h.base_offset.to_be_bytes());
-    b.extend_from_slice(&((HEADER_LEN - batch::LOG_OVERHEAD + body_len) as i32).to_be_bytes());
+    b.extend_from_slice(&((HEADER_LEN - batch::LOG_OVERHEAD + body.len()) as i32).to_be_bytes());
     b.extend_from_slice(&0i32.to_be_bytes()); // partition leader epoch
     b.push(2);
     b.extend_from_slice(&0u32.to_be_bytes()); // crc, below
@@ -199,13 +271,24 @@ pub fn rebuild(h: &BatchHeader, records: &[Record<'_>]) -> Vec<u8> {
     b.extend_from_slice(&h.producer_id.to_be_bytes());
     b.extend_from_slice(&h.producer_epoch.to_be_bytes());
     b.extend_from_slice(&h.base_sequence.to_be_bytes());
-    b.extend_from_slice(&(records.len() as i32).to_be_bytes());
-    for r in records {
-        b.extend_from_slice(r.raw);
-    }
+    b.extend_from_slice(&count.to_be_bytes());
+    b.extend_from_slice(body);
     let crc = batch::compute_crc(&b);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
     b
+}
+
+/// Kafka's `compression.type` values and their codec numbers (`producer` keeps the batch's).
+pub fn codec_of(name: &str) -> Option<Option<i16>> {
+    match name {
+        "producer" => Some(None),
+        "uncompressed" => Some(Some(0)),
+        "gzip" => Some(Some(1)),
+        "snappy" => Some(Some(2)),
+        "lz4" => Some(Some(3)),
+        "zstd" => Some(Some(4)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -354,6 +437,28 @@ pub(crate) mod tests {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(&plain).expect("gzip");
         batch_with(1, &e.finish().expect("gzip"), n as i32)
+    }
+
+    #[test]
+    fn recompressed_batches_hold_the_same_records_under_every_codec() {
+        let plain = section(40, &[5]);
+        let original = batch_with(0, &plain, 40);
+        for codec in 0..=4 {
+            let b = recompress(&original, codec, 1 << 20).expect("recompress");
+            let h = batch::validate(&b).expect("a valid client-shaped batch");
+            assert_eq!(h.compression(), codec);
+            assert_eq!(
+                (h.base_offset, h.last_offset_delta, h.max_timestamp),
+                (100, 39, 1390)
+            );
+            assert_eq!(
+                &*records_section(&b, 1 << 20).expect("back"),
+                plain.as_slice()
+            );
+            // and back to the original from any codec
+            let again = recompress(&b, 0, 1 << 20).expect("decompress");
+            assert_eq!(again, original, "codec {codec}");
+        }
     }
 
     #[test]

@@ -29,7 +29,9 @@ fn log_error_code(e: &LogError) -> ResponseError {
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
         LogError::Corrupt(_) => ResponseError::CorruptMessage,
-        LogError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        LogError::InvalidRecord(_) | LogError::InvalidRecords { .. } => {
+            ResponseError::InvalidRecord
+        }
         LogError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
         LogError::InvalidTxnState => ResponseError::InvalidTxnState,
         LogError::UnknownProducerId(_) => ResponseError::UnknownProducerId,

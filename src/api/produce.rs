@@ -5,7 +5,9 @@ use super::{Handler, Pending, Reply};
 use crate::log::{partition::Partition, AppendInfo, LogError};
 use crate::protocol::Response;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
@@ -16,6 +18,8 @@ struct Outcome {
     index: i32,
     result: Result<AppendInfo, ResponseError>,
     message: Option<String>,
+    /// Indexes of the records that made the batch invalid (KIP-467).
+    record_errors: Vec<i32>,
     partition: Option<Arc<Partition>>,
 }
 
@@ -28,6 +32,7 @@ impl Handler {
             let mut outcomes = Vec::with_capacity(t.partition_data.len());
             for pd in t.partition_data {
                 let partition = self.logs.get(&t.name.0, pd.index);
+                let mut record_errors = Vec::new();
                 let (result, message) = if !valid_acks {
                     (Err(ResponseError::InvalidRequiredAcks), None)
                 } else {
@@ -45,7 +50,14 @@ impl Handler {
                             }
                             Err(e) => {
                                 log_rejection(p, &e);
-                                (Err(log_error(&e)), Some(e.to_string()))
+                                let message = match &e {
+                                    LogError::InvalidRecords { indexes, message } => {
+                                        record_errors.clone_from(indexes);
+                                        message.clone()
+                                    }
+                                    other => other.to_string(),
+                                };
+                                (Err(log_error(&e)), Some(message))
                             }
                         },
                     }
@@ -54,6 +66,7 @@ impl Handler {
                     index: pd.index,
                     result,
                     message,
+                    record_errors,
                     partition,
                 });
             }
@@ -121,6 +134,16 @@ fn partition_response(o: Outcome) -> PartitionProduceResponse {
             r.base_offset = -1;
             r.log_append_time_ms = -1;
             r.log_start_offset = -1;
+            r.record_errors = o
+                .record_errors
+                .iter()
+                .map(|&i| {
+                    let mut b = BatchIndexAndErrorMessage::default();
+                    b.batch_index = i;
+                    b.batch_index_error_message = o.message.clone().map(StrBytes::from_string);
+                    b
+                })
+                .collect();
             r.error_message = o.message.map(StrBytes::from_string);
         }
     }

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 
 pub use topic_config::{
-    broker_config_entries, check_cleanup_policy, topic_config_entries, BrokerDefaults, ConfigEntry,
-    ConfigSource, ConfigType, TOPIC_CONFIG_KEYS,
+    broker_config_entries, check_cleanup_policy, check_compression, topic_config_entries,
+    BrokerDefaults, ConfigEntry, ConfigSource, ConfigType, TOPIC_CONFIG_KEYS,
 };
 
 /// Upper bound on partitions per topic: each one is a directory, files and a flusher task.

@@ -101,6 +101,13 @@ const TOPIC_KEYS: &[TopicKey] = &[
         check: check_cleanup_policy,
     },
     TopicKey {
+        name: "compression.type",
+        broker_name: "compression.type",
+        ty: ConfigType::String,
+        broker_value: |c| c.compression_type.clone(),
+        check: check_compression,
+    },
+    TopicKey {
         name: "delete.retention.ms",
         broker_name: "log.cleaner.delete.retention.ms",
         ty: ConfigType::Long,
@@ -224,6 +231,13 @@ pub fn check_cleanup_policy(v: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `producer`, `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd`.
+pub fn check_compression(v: &str) -> Result<(), String> {
+    crate::records::codec_of(v).map(|_| ()).ok_or_else(|| {
+        format!("`{v}` is not one of producer, uncompressed, gzip, snappy, lz4, zstd")
+    })
+}
+
 /// A ratio between 0 and 1.
 pub fn check_ratio(v: &str) -> Result<(), String> {
     match v.parse::<f64>() {
@@ -241,6 +255,7 @@ fn fits_i32(v: &str) -> Result<(), String> {
 /// Every topic config key this broker understands.
 pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
+    "compression.type",
     "delete.retention.ms",
     "index.interval.bytes",
     "local.retention.bytes",
@@ -343,6 +358,7 @@ pub fn resolve(configs: &BTreeMap<String, String>, b: &BrokerDefaults) -> LogCon
         min_compaction_lag_ms: get("min.compaction.lag.ms")
             .parse()
             .unwrap_or(base.min_compaction_lag_ms),
+        compression: crate::records::codec_of(&get("compression.type")).unwrap_or(base.compression),
         local_retention_ms: get("local.retention.ms")
             .parse()
             .unwrap_or(base.local_retention_ms),

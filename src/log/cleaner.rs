@@ -279,10 +279,19 @@ pub fn check_keys(
         .map_err(|e| LogError::InvalidRecord(e.to_string()))?;
     let recs = records::parse(&section, h.record_count)
         .map_err(|e| LogError::InvalidRecord(e.to_string()))?;
-    if recs.iter().any(|r| r.key.is_none()) {
-        return Err(LogError::InvalidRecord(format!(
-            "compacted topic cannot accept message without key in topic partition {topic}-{partition}"
-        )));
+    let keyless: Vec<i32> = recs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.key.is_none())
+        .map(|(i, _)| i as i32)
+        .collect();
+    if !keyless.is_empty() {
+        return Err(LogError::InvalidRecords {
+            indexes: keyless,
+            message: format!(
+                "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
+            ),
+        });
     }
     Ok(())
 }
@@ -422,10 +431,13 @@ mod tests {
         let before = contents(&p).await;
         assert_eq!(before.len(), 19);
         // keyless records are refused on a compacted topic
-        assert!(matches!(
-            p.append(&keyed(clock.now_ms(), &[(None, Some("x"))])),
-            Err(LogError::InvalidRecord(_))
-        ));
+        match p.append(&keyed(
+            clock.now_ms(),
+            &[(Some("k"), Some("x")), (None, Some("x")), (None, Some("y"))],
+        )) {
+            Err(LogError::InvalidRecords { indexes, .. }) => assert_eq!(indexes, vec![1, 2]),
+            other => panic!("keyless records accepted: {other:?}"),
+        }
         // retention never deletes a compact-only topic, whatever retention.ms says
         clock.advance(10);
         assert_eq!(p.enforce_retention().expect("retention"), 0);

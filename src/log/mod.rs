@@ -56,6 +56,8 @@ pub struct LogConfig {
     pub min_cleanable_dirty_ratio: f64,
     /// Records younger than this are never compacted.
     pub min_compaction_lag_ms: i64,
+    /// `compression.type`: the codec batches are stored with, `None` for `producer` (as sent).
+    pub compression: Option<i16>,
 }
 
 impl Default for LogConfig {
@@ -87,6 +89,7 @@ impl LogConfig {
             delete_retention_ms: c.log_cleaner_delete_retention_ms,
             min_cleanable_dirty_ratio: c.log_cleaner_min_cleanable_ratio,
             min_compaction_lag_ms: c.log_cleaner_min_compaction_lag_ms,
+            compression: crate::records::codec_of(&c.compression_type).flatten(),
         }
     }
 
@@ -131,6 +134,9 @@ pub enum LogError {
     Corrupt(BatchError),
     #[error("invalid record: {0}")]
     InvalidRecord(String),
+    /// Some records of a batch are invalid: the batch is refused, naming them (KIP-467).
+    #[error("invalid records at batch indexes {indexes:?}: {message}")]
+    InvalidRecords { indexes: Vec<i32>, message: String },
     #[error("invalid timestamp: {0}")]
     InvalidTimestamp(String),
     #[error("transactional batches need a transaction")]

@@ -346,6 +346,16 @@ impl Partition {
         if config.cleanup_compact {
             super::cleaner::check_keys(data, &h, &self.topic, self.index)?;
         }
+        // compression.type other than `producer`: the broker recompresses, as Kafka does
+        let recompressed;
+        let data = match config.compression {
+            Some(codec) if codec != h.compression() => {
+                recompressed = crate::records::recompress(data, codec, RECOMPRESS_LIMIT)
+                    .map_err(|e| LogError::InvalidRecord(e.to_string()))?;
+                recompressed.as_slice()
+            }
+            _ => data,
+        };
         self.check_usable()?;
         let mut inner = self.inner.lock();
         if h.producer_id >= 0 {
@@ -781,6 +791,9 @@ impl Partition {
         Ok(())
     }
 }
+
+/// Largest records section decompressed to recompress a batch.
+const RECOMPRESS_LIMIT: usize = 256 << 20;
 
 /// Where DeleteRecords keeps the partition's log start offset (as decimal text).
 const LOG_START_FILE: &str = "log-start-offset";

@@ -260,3 +260,21 @@ async fn timestamp_lookup_finds_the_record_inside_a_compressed_batch() {
     );
     assert_eq!(p.offset_for_timestamp(1041).expect("lookup"), None);
 }
+
+#[tokio::test]
+async fn a_topic_compression_type_recompresses_batches() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clock = Arc::new(ManualClock::new(NOW));
+    let mut c = config();
+    c.compression = Some(4); // zstd
+    let p = Partition::open("t", 0, dir.path().join("t-0"), c, clock, false, None).expect("open");
+    let sent = make_batch(0, 20, 100, NOW);
+    p.append(&sent).expect("append");
+    p.flush_once().await;
+    let r = p.read(0, 1 << 20, true).expect("read");
+    let h = batch::validate(&r.records).expect("one whole batch");
+    assert_eq!(h.compression(), 4, "stored as zstd");
+    assert!(r.records.len() < sent.len(), "and smaller");
+    let stored = crate::records::records_section(&r.records, 1 << 20).expect("section");
+    assert_eq!(&*stored, &sent[batch::HEADER_LEN..], "the same records");
+}
