@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{admin, create_topic, roundtrip, TestBroker};
+use common::{admin, connect, create_topic, roundtrip, TestBroker};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
@@ -35,9 +35,7 @@ fn raw_alter(
     entries: &[(&str, &str)],
 ) -> (i16, String) {
     use kafka_protocol::messages::alter_configs_request as ac;
-    let mut s = std::net::TcpStream::connect(b.addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    let mut s = connect(b);
     let mut res = ac::AlterConfigsResource::default();
     res.resource_type = resource_type;
     res.resource_name = StrBytes::from_string(name.to_string());
@@ -88,9 +86,7 @@ fn incremental(
     name: &str,
     ops: &[(&str, i8, Option<&str>)],
 ) -> (i16, String) {
-    let mut s = std::net::TcpStream::connect(b.addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    let mut s = connect(b);
     let mut res = AlterConfigsResource::default();
     res.resource_type = resource_type;
     res.resource_name = StrBytes::from_string(name.to_string());
@@ -271,9 +267,7 @@ async fn delete_records_moves_the_log_start_and_log_dirs_report_sizes() {
     assert_eq!(got[0].offset(), 4);
 
     // DescribeLogDirs: one directory, both partitions, sizes and disk space
-    let mut s = std::net::TcpStream::connect(b.addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
+    let mut s = connect(&b);
     let mut req = kafka_protocol::messages::DescribeLogDirsRequest::default();
     req.topics = None; // null: every topic
     let resp: kafka_protocol::messages::DescribeLogDirsResponse = roundtrip(&mut s, 35, 4, 1, &req);

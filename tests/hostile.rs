@@ -3,9 +3,8 @@
 
 mod common;
 
-use common::{roundtrip, TestBroker};
+use common::{connect, roundtrip, TestBroker};
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 /// A request frame: length, api key, version, correlation id, client id, body.
@@ -19,13 +18,6 @@ fn frame(api: i16, version: i16, corr: i32, body: &[u8]) -> Vec<u8> {
     let mut out = (f.len() as i32).to_be_bytes().to_vec();
     out.extend(f);
     out
-}
-
-fn connect(b: &TestBroker) -> TcpStream {
-    let s = TcpStream::connect(b.addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s
 }
 
 /// Sends `bytes` and expects the broker to close the connection without answering.

@@ -134,6 +134,14 @@ impl TestBroker {
     }
 }
 
+/// A raw connection to the broker, reads bounded by a 10 s timeout.
+pub fn connect(b: &TestBroker) -> TcpStream {
+    let s = TcpStream::connect(b.addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s
+}
+
 /// Sends one request encoded with the `kafka-protocol` client codec and decodes the response.
 pub fn roundtrip<Req, Resp>(s: &mut TcpStream, api: i16, version: i16, corr: i32, req: &Req) -> Resp
 where
