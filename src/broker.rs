@@ -13,6 +13,7 @@ use crate::log::producer::ProducerIdAllocator;
 use crate::log::{LogError, LogManager};
 use crate::server::Server;
 use crate::tier::Tier;
+use crate::txn::{TxnConfig, TxnCoordinator};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub struct Broker {
     server: Arc<Server>,
     logs: Arc<LogManager>,
     groups: Arc<Coordinator>,
+    txns: Arc<TxnCoordinator>,
     pub local_addr: SocketAddr,
 }
 
@@ -143,6 +145,20 @@ impl Broker {
                 },
                 config.offsets_retention_minutes.saturating_mul(60_000),
                 config.offset_metadata_max_bytes,
+                clock.clone(),
+            )
+            .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
+        );
+        let txns = Arc::new(
+            TxnCoordinator::open(
+                &config.data_dir,
+                TxnConfig {
+                    max_timeout_ms: config.transaction_max_timeout_ms,
+                    id_expiration_ms: config.transactional_id_expiration_ms,
+                },
+                producer_ids.clone(),
+                logs.clone(),
+                groups.clone(),
                 clock,
             )
             .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
@@ -171,6 +187,7 @@ impl Broker {
             catalog,
             logs: logs.clone(),
             groups: groups.clone(),
+            txns: txns.clone(),
             producer_ids,
             config: config.clone(),
         });
@@ -184,6 +201,7 @@ impl Broker {
             server,
             logs,
             groups,
+            txns,
             local_addr,
         })
     }
@@ -200,9 +218,14 @@ impl Broker {
             conns.clone(),
         ));
         let ticker = tokio::spawn(self.groups.clone().run(GROUP_TICK, cancel.clone()));
+        let txn_ticker = tokio::spawn(self.txns.clone().run(
+            Duration::from_millis(self.server.handler.config.transaction_abort_interval_ms),
+            cancel.clone(),
+        ));
         let gauges = tokio::spawn(refresh_gauges(
             self.logs.clone(),
             self.groups.clone(),
+            self.txns.clone(),
             cancel.clone(),
         ));
         shutdown.await;
@@ -210,6 +233,7 @@ impl Broker {
         cancel.cancel();
         let _ = accept.await;
         let _ = ticker.await;
+        let _ = txn_ticker.await;
         let _ = gauges.await;
         conns.close();
         if tokio::time::timeout(DRAIN_TIMEOUT, conns.wait())
@@ -228,9 +252,16 @@ impl Broker {
 async fn refresh_gauges(
     logs: Arc<LogManager>,
     groups: Arc<Coordinator>,
+    txns: Arc<TxnCoordinator>,
     cancel: CancellationToken,
 ) {
     loop {
+        let open = txns
+            .list()
+            .iter()
+            .filter(|(_, m)| m.state == crate::txn::state::TxnState::Ongoing)
+            .count();
+        crate::metrics::transactions_open(open);
         for p in logs.all() {
             if let Some(r) = p.remote() {
                 let (lag_bytes, lag_segments) = p.upload_lag();
@@ -243,14 +274,7 @@ async fn refresh_gauges(
                 );
             }
             let o = p.offsets();
-            crate::metrics::partition(
-                &p.topic,
-                p.index,
-                o.log_start_offset,
-                o.log_end_offset,
-                o.high_watermark,
-                p.size_bytes(),
-            );
+            crate::metrics::partition(&p.topic, p.index, &o, p.size_bytes());
         }
         for (group, _, state) in groups.list() {
             crate::metrics::group_members(&group, groups.describe(&group).members.len());

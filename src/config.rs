@@ -181,6 +181,12 @@ settings! {
     log_index_interval_bytes: i64 = 4096, env "TIERCEL_LOG_INDEX_INTERVAL_BYTES";
     /// How long an idle idempotent producer's sequence state is kept, ms (producer.id.expiration.ms)
     producer_id_expiration_ms: i64 = 86_400_000, env "TIERCEL_PRODUCER_ID_EXPIRATION_MS";
+    /// Longest transaction timeout a transactional producer may ask for, ms (transaction.max.timeout.ms)
+    transaction_max_timeout_ms: i32 = 900_000, env "TIERCEL_TRANSACTION_MAX_TIMEOUT_MS";
+    /// How long an idle transactional id is remembered, ms (transactional.id.expiration.ms)
+    transactional_id_expiration_ms: i64 = 604_800_000, env "TIERCEL_TRANSACTIONAL_ID_EXPIRATION_MS";
+    /// How often timed-out transactions are aborted, ms (transaction.abort.timed.out.transaction.cleanup.interval.ms)
+    transaction_abort_interval_ms: u64 = 10_000, env "TIERCEL_TRANSACTION_ABORT_INTERVAL_MS";
     /// Shortest session timeout a group member may ask for, ms (group.min.session.timeout.ms)
     group_min_session_timeout_ms: i32 = 6000, env "TIERCEL_GROUP_MIN_SESSION_TIMEOUT_MS";
     /// Longest session timeout a group member may ask for, ms (group.max.session.timeout.ms)
@@ -305,6 +311,15 @@ impl Config {
         }
         if self.producer_id_expiration_ms < 1 {
             return bad("producer_id_expiration_ms", "must be >= 1");
+        }
+        if self.transaction_max_timeout_ms < 1 {
+            return bad("transaction_max_timeout_ms", "must be >= 1");
+        }
+        if self.transactional_id_expiration_ms < 1 {
+            return bad("transactional_id_expiration_ms", "must be >= 1");
+        }
+        if self.transaction_abort_interval_ms == 0 {
+            return bad("transaction_abort_interval_ms", "must be >= 1");
         }
         if self.group_min_session_timeout_ms < 1 {
             return bad("group_min_session_timeout_ms", "must be >= 1");

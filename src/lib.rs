@@ -15,12 +15,14 @@ pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod group;
+pub mod journal;
 pub mod log;
 pub mod metrics;
 pub mod protocol;
 pub mod records;
 pub mod server;
 pub mod tier;
+pub mod txn;
 
 #[global_allocator]
 static GLOBAL: alloc::LazyLargeAlloc = alloc::LazyLargeAlloc;

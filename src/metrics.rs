@@ -27,6 +27,9 @@ pub const GROUP_STATE: &str = "tiercel_group_state";
 pub const GROUP_LAG: &str = "tiercel_group_lag";
 pub const REQUESTS_IN_FLIGHT: &str = "tiercel_requests_in_flight";
 pub const FETCH_WAIT_SECONDS: &str = "tiercel_fetch_wait_seconds";
+pub const LAST_STABLE_OFFSET: &str = "tiercel_partition_last_stable_offset";
+pub const TRANSACTIONS_ENDED: &str = "tiercel_transactions_total";
+pub const TRANSACTIONS_OPEN: &str = "tiercel_transactions_open";
 pub const COMPACTED_BYTES: &str = "tiercel_log_cleaner_reclaimed_bytes_total";
 pub const RESIDENT_BYTES: &str = "tiercel_process_resident_memory_bytes";
 pub const OPEN_FDS: &str = "tiercel_process_open_fds";
@@ -130,6 +133,18 @@ fn describe() {
         COMPACTED_BYTES,
         Unit::Bytes,
         "Bytes the log cleaner removed from compacted partitions"
+    );
+    describe_gauge!(
+        LAST_STABLE_OFFSET,
+        "First offset of the oldest open transaction in a partition, or its high watermark"
+    );
+    describe_counter!(
+        TRANSACTIONS_ENDED,
+        "Transactions completed, by result (commit or abort)"
+    );
+    describe_gauge!(
+        TRANSACTIONS_OPEN,
+        "Transactions open (Ongoing) on the coordinator"
     );
     describe_histogram!(
         FETCH_WAIT_SECONDS,
@@ -246,15 +261,25 @@ pub fn fetched(topic: &str, bytes: usize) {
 }
 
 /// State mirrored into gauges: one partition.
-pub fn partition(topic: &str, partition: i32, log_start: i64, log_end: i64, hw: i64, size: u64) {
+pub fn partition(topic: &str, partition: i32, o: &crate::log::partition::Offsets, size: u64) {
     let labels = [
         ("topic", topic.to_string()),
         ("partition", partition.to_string()),
     ];
-    metrics::gauge!(LOG_START, &labels).set(log_start as f64);
-    metrics::gauge!(LOG_END, &labels).set(log_end as f64);
-    metrics::gauge!(HIGH_WATERMARK, &labels).set(hw as f64);
+    metrics::gauge!(LOG_START, &labels).set(o.log_start_offset as f64);
+    metrics::gauge!(LOG_END, &labels).set(o.log_end_offset as f64);
+    metrics::gauge!(HIGH_WATERMARK, &labels).set(o.high_watermark as f64);
+    metrics::gauge!(LAST_STABLE_OFFSET, &labels).set(o.last_stable_offset as f64);
     metrics::gauge!(PARTITION_BYTES, &labels).set(size as f64);
+}
+
+pub fn transaction_ended(commit: bool) {
+    let result = if commit { "commit" } else { "abort" };
+    metrics::counter!(TRANSACTIONS_ENDED, "result" => result).increment(1);
+}
+
+pub fn transactions_open(n: usize) {
+    metrics::gauge!(TRANSACTIONS_OPEN).set(n as f64);
 }
 
 pub fn group_members(group: &str, members: usize) {

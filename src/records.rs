@@ -256,7 +256,13 @@ pub fn compress(codec: i16, data: &[u8]) -> Result<Vec<u8>, RecordsError> {
 }
 
 /// A batch with `h`'s offsets, timestamps and producer fields around `body`.
-fn write_batch(h: &BatchHeader, codec: i16, max_ts: i64, count: i32, body: &[u8]) -> Vec<u8> {
+pub(crate) fn write_batch(
+    h: &BatchHeader,
+    codec: i16,
+    max_ts: i64,
+    count: i32,
+    body: &[u8],
+) -> Vec<u8> {
     let mut b = Vec::with_capacity(HEADER_LEN + body.len());
     let attributes = (h.attributes & !0x07) | codec;
     b.extend_from_slice(&h.base_offset.to_be_bytes());

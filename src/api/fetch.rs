@@ -1,16 +1,22 @@
 //! Fetch: whole batches from each partition's log, honouring `max_bytes`, partition limits,
-//! `min_bytes` and `max_wait_ms` (long poll woken by high-watermark advances).
+//! `min_bytes` and `max_wait_ms` (long poll woken by high-watermark advances). `read_committed`
+//! fetches stop at the last stable offset and list the aborted transactions they overlap.
 
 use super::errors::{answered, log_error};
 use super::{Handler, Pending, Reply};
 use crate::log::partition::Partition;
 use crate::protocol::Response;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// `isolation_level` 1: only committed data, up to the last stable offset.
+const READ_COMMITTED: i8 = 1;
 
 struct Wanted {
     index: i32,
@@ -49,6 +55,7 @@ impl Handler {
         } as usize;
         let min_bytes = req.min_bytes.max(0) as usize;
         let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
+        let committed = req.isolation_level == READ_COMMITTED;
         Box::pin(async move {
             let started = tokio::time::Instant::now();
             let deadline = started + max_wait;
@@ -63,7 +70,7 @@ impl Handler {
                 for w in watchers.iter_mut() {
                     w.borrow_and_update();
                 }
-                let (resp, bytes, errors) = read_all(&wanted, max_bytes).await;
+                let (resp, bytes, errors) = read_all(&wanted, max_bytes, committed).await;
                 if bytes >= min_bytes
                     || errors
                     || tokio::time::Instant::now() >= deadline
@@ -79,7 +86,7 @@ impl Handler {
                     futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
                 if tokio::time::timeout_at(deadline, changed).await.is_err() {
                     crate::metrics::fetch_wait(started.elapsed());
-                    let (resp, _, _) = read_all(&wanted, max_bytes).await;
+                    let (resp, _, _) = read_all(&wanted, max_bytes, committed).await;
                     return Reply::Send(Response::Fetch(count_fetched(resp)));
                 }
             }
@@ -130,6 +137,7 @@ fn record_count(mut data: &[u8]) -> u64 {
 async fn read_all(
     wanted: &[(TopicName, Vec<Wanted>)],
     max_bytes: usize,
+    committed: bool,
 ) -> (FetchResponse, usize, bool) {
     let mut resp = FetchResponse::default();
     let mut remaining = max_bytes;
@@ -150,12 +158,31 @@ async fn read_all(
                 }
                 Some(p) => {
                     let limit = w.max_bytes.min(remaining);
-                    match p.fetch(w.offset, limit, total == 0).await {
-                        Ok(r) => {
+                    let read = if committed {
+                        p.fetch_committed(w.offset, limit, total == 0)
+                            .await
+                            .map(|(r, aborted)| (r, Some(aborted)))
+                    } else {
+                        p.fetch(w.offset, limit, total == 0)
+                            .await
+                            .map(|r| (r, None))
+                    };
+                    match read {
+                        Ok((r, aborted)) => {
                             total += r.records.len();
                             remaining = remaining.saturating_sub(r.records.len());
+                            pd.aborted_transactions = aborted.map(|list| {
+                                list.into_iter()
+                                    .map(|a| {
+                                        let mut t = AbortedTransaction::default();
+                                        t.producer_id = ProducerId(a.producer_id);
+                                        t.first_offset = a.first_offset;
+                                        t
+                                    })
+                                    .collect()
+                            });
                             pd.high_watermark = r.offsets.high_watermark;
-                            pd.last_stable_offset = r.offsets.high_watermark;
+                            pd.last_stable_offset = r.offsets.last_stable_offset;
                             pd.log_start_offset = r.offsets.log_start_offset;
                             pd.records = Some(r.records);
                         }
@@ -163,7 +190,7 @@ async fn read_all(
                             let o = p.offsets();
                             pd.error_code = log_error(&e).code();
                             pd.high_watermark = o.high_watermark;
-                            pd.last_stable_offset = o.high_watermark;
+                            pd.last_stable_offset = o.last_stable_offset;
                             pd.log_start_offset = o.log_start_offset;
                             errors = true;
                             if !matches!(e, crate::log::LogError::OffsetOutOfRange { .. }) {

@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 /// FindCoordinator key types.
 const KEY_GROUP: i8 = 0;
+const KEY_TRANSACTION: i8 = 1;
 /// Longest group id accepted; longer ones are refused as INVALID_GROUP_ID.
 const MAX_GROUP_ID_LEN: usize = 255;
 
@@ -53,10 +54,19 @@ impl Handler {
     ) -> FindCoordinatorResponse {
         let mut resp = FindCoordinatorResponse::default();
         let answer = |key: &str| -> (i16, Option<StrBytes>) {
-            if req.key_type != KEY_GROUP {
+            if req.key_type == KEY_TRANSACTION {
+                if key.is_empty() {
+                    (
+                        answered(ResponseError::InvalidRequest).code(),
+                        Some(s("empty transactional id")),
+                    )
+                } else {
+                    (0, None)
+                }
+            } else if req.key_type != KEY_GROUP {
                 (
-                    answered(ResponseError::CoordinatorNotAvailable).code(),
-                    Some(s("only group coordinators are served")),
+                    answered(ResponseError::InvalidRequest).code(),
+                    Some(s("unknown coordinator key type")),
                 )
             } else if !valid_group_id(key) {
                 (

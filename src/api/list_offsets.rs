@@ -29,6 +29,7 @@ impl Handler {
 /// Every partition in order; a timestamp lookup may read remote segments.
 async fn list_offsets(logs: &LogManager, req: ListOffsetsRequest, v: i16) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
+    let req_isolation = req.isolation_level;
     for t in req.topics {
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = t.name.clone();
@@ -45,6 +46,8 @@ async fn list_offsets(logs: &LogManager, req: ListOffsetsRequest, v: i16) -> Lis
                 Some(log) => {
                     let o = log.offsets();
                     match p.timestamp {
+                        // read_committed consumers start at the last stable offset
+                        LATEST if req_isolation == 1 => pr.offset = o.last_stable_offset,
                         LATEST => pr.offset = o.high_watermark,
                         EARLIEST => pr.offset = o.log_start_offset,
                         EARLIEST_LOCAL => pr.offset = log.local_start_offset(),

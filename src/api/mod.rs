@@ -18,8 +18,8 @@ mod log_dirs;
 mod metadata;
 mod offsets;
 mod produce;
-mod producer_id;
 mod topics;
+mod txn;
 
 use crate::catalog::{Catalog, CatalogError, TopicMeta};
 use crate::config::Config;
@@ -58,6 +58,7 @@ pub struct Handler {
     pub catalog: Arc<Catalog>,
     pub logs: Arc<LogManager>,
     pub groups: Arc<Coordinator>,
+    pub txns: Arc<crate::txn::TxnCoordinator>,
     pub producer_ids: Arc<crate::log::producer::ProducerIdAllocator>,
     /// Host and port advertised to clients.
     pub advertised: (String, i32),
@@ -111,7 +112,20 @@ impl Handler {
             Request::ListGroups(r) => ready(Response::ListGroups(self.list_groups(r))),
             Request::DeleteGroups(r) => self.delete_groups(r),
             Request::OffsetDelete(r) => self.offset_delete(r),
-            Request::InitProducerId(r) => ready(Response::InitProducerId(self.init_producer_id(r))),
+            Request::InitProducerId(r) => self.init_producer_id(r, v),
+            Request::AddPartitionsToTxn(r) => self.add_partitions_to_txn(r, v),
+            Request::AddOffsetsToTxn(r) => self.add_offsets_to_txn(r, v),
+            Request::EndTxn(r) => self.end_txn(r, v),
+            Request::TxnOffsetCommit(r) => self.txn_offset_commit(r, v),
+            Request::DescribeProducers(r) => {
+                ready(Response::DescribeProducers(self.describe_producers(r)))
+            }
+            Request::DescribeTransactions(r) => ready(Response::DescribeTransactions(
+                self.describe_transactions(r),
+            )),
+            Request::ListTransactions(r) => {
+                ready(Response::ListTransactions(self.list_transactions(r, v)))
+            }
             Request::AlterConfigs(r) => ready(Response::AlterConfigs(self.alter_configs(r))),
             Request::IncrementalAlterConfigs(r) => ready(Response::IncrementalAlterConfigs(
                 self.incremental_alter_configs(r),

@@ -1,5 +1,6 @@
 //! OffsetCommit, OffsetFetch, OffsetDelete.
 
+use super::errors::answered;
 use super::groups::{delete_error, group_error, valid_group_id};
 use super::{Handler, Pending, Reply};
 use crate::group::CommitError;
@@ -20,7 +21,7 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-fn commit_error(e: CommitError) -> ResponseError {
+pub(super) fn commit_error(e: CommitError) -> ResponseError {
     match e {
         CommitError::Group(g) => group_error(g),
         CommitError::MetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
@@ -129,9 +130,18 @@ impl Handler {
         &self,
         group: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
+        require_stable: bool,
     ) -> Vec<(String, Vec<Fetched>)> {
         let committed = self.groups.committed_all(group);
         let fetched = |topic: &str, p: i32| match committed.get(&(topic.to_string(), p)) {
+            // an open transaction will commit an offset here: the client asks again later
+            _ if require_stable && self.groups.has_pending(group, topic, p) => Fetched {
+                partition: p,
+                offset: -1,
+                leader_epoch: -1,
+                metadata: String::new(),
+                error: answered(ResponseError::UnstableOffsetCommit).code(),
+            },
             Some(c) => Fetched {
                 partition: p,
                 offset: c.offset,
@@ -175,7 +185,7 @@ impl Handler {
                         .collect()
                 });
                 let mut gr = OffsetFetchResponseGroup::default();
-                for (t, parts) in self.fetch_group(&g.group_id.0, topics) {
+                for (t, parts) in self.fetch_group(&g.group_id.0, topics, req.require_stable) {
                     let mut tr = OffsetFetchResponseTopics::default();
                     tr.name = TopicName(StrBytes::from_string(t));
                     tr.partitions = parts
@@ -202,7 +212,7 @@ impl Handler {
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        for (t, parts) in self.fetch_group(&req.group_id.0, topics) {
+        for (t, parts) in self.fetch_group(&req.group_id.0, topics, v >= 7 && req.require_stable) {
             let mut tr = OffsetFetchResponseTopic::default();
             tr.name = TopicName(StrBytes::from_string(t));
             tr.partitions = parts

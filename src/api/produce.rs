@@ -42,7 +42,14 @@ impl Handler {
                             Err(ResponseError::InvalidRecord),
                             Some("records are null".to_string()),
                         ),
-                        (Some(p), Some(records)) => match p.append(&records) {
+                        (Some(p), Some(records)) => match p.append_verified(&records, &|h| {
+                            self.txns.verify_produce(
+                                h.producer_id,
+                                h.producer_epoch,
+                                &p.topic,
+                                p.index,
+                            )
+                        }) {
                             Ok(info) => {
                                 let n = (info.last_offset - info.base_offset + 1) as u64;
                                 crate::metrics::produced(&p.topic, records.len(), n);

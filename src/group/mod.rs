@@ -259,38 +259,129 @@ impl Coordinator {
         instance_id: Option<&str>,
         offsets: Vec<(String, i32, i64, i32, Option<String>)>,
     ) -> Result<Vec<Result<(), CommitError>>, CommitError> {
+        self.check_committer(group_id, generation, member_id, instance_id, true)?;
+        let (results, records) =
+            self.commit_records(group_id, offsets, |group, topic, partition, value| {
+                Record::Commit {
+                    group,
+                    topic,
+                    partition,
+                    value,
+                }
+            });
+        self.write_commits(group_id, records).await?;
+        Ok(results)
+    }
+
+    /// TxnOffsetCommit: offsets held pending under `producer_id` until its transaction ends
+    /// ([`Coordinator::end_transaction`]). Producers outside any generation (`generation` -1,
+    /// no member id: clients before KIP-447) are not checked against the group's members.
+    pub async fn commit_transactional(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        offsets: Vec<(String, i32, i64, i32, Option<String>)>,
+    ) -> Result<Vec<Result<(), CommitError>>, CommitError> {
+        self.check_committer(group_id, generation, member_id, instance_id, false)?;
+        let (results, records) =
+            self.commit_records(group_id, offsets, |group, topic, partition, value| {
+                Record::TxnCommit {
+                    group,
+                    producer_id,
+                    topic,
+                    partition,
+                    value,
+                }
+            });
+        self.write_commits(group_id, records).await?;
+        Ok(results)
+    }
+
+    /// Applies (`commit`) or drops the offsets `producer_id` committed in its transaction.
+    pub async fn end_transaction(
+        &self,
+        group_id: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> std::io::Result<()> {
+        if commit {
+            // the group exists from now on, as if the offsets had been committed directly
+            self.entry_or_create(group_id);
+        }
+        self.store
+            .write(vec![Record::TxnEnd {
+                group: group_id.to_string(),
+                producer_id,
+                commit,
+            }])
+            .await
+    }
+
+    /// Whether an open transaction holds an offset for the partition.
+    pub fn has_pending(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.store.has_pending(group_id, topic, partition)
+    }
+
+    /// Producers with transactional offsets pending in the group.
+    pub fn pending_producers(&self, group_id: &str) -> Vec<i64> {
+        self.store.pending_producers(group_id)
+    }
+
+    /// Checks that a commit comes from a member of the current generation. With `simple`, a
+    /// commit outside any generation is allowed while the group has no members; without it
+    /// (transactional commits), one outside any generation is always allowed.
+    fn check_committer(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        simple: bool,
+    ) -> Result<(), CommitError> {
         let entry = self.entry_or_create(group_id);
-        {
-            let mut e = entry.lock();
-            let g = &mut e.group;
-            let now = self.clock.now_ms();
-            if generation < 0 && member_id.is_empty() && g.members.is_empty() {
-                // simple (admin or assign()-based) commit: it counts as activity, so offsets
-                // expire `offsets_retention` after the last commit, not after the first
-                g.empty_since_ms = g.empty_since_ms.max(now);
-            } else {
-                if g.state == GroupState::Dead {
-                    return Err(CommitError::Group(GroupError::CoordinatorNotAvailable));
-                }
-                if let Some(inst) = instance_id {
-                    if g.static_members.get(inst).is_some_and(|id| id != member_id) {
-                        return Err(CommitError::Group(GroupError::FencedInstanceId));
-                    }
-                }
-                if !g.members.contains_key(member_id) {
-                    return Err(CommitError::Group(GroupError::UnknownMemberId));
-                }
-                if generation != g.generation {
-                    return Err(CommitError::Group(GroupError::IllegalGeneration));
-                }
-                if g.state == GroupState::CompletingRebalance {
-                    return Err(CommitError::Group(GroupError::RebalanceInProgress));
-                }
-                if let Some(m) = g.members.get_mut(member_id) {
-                    m.last_seen_ms = now;
-                }
+        let mut e = entry.lock();
+        let g = &mut e.group;
+        let now = self.clock.now_ms();
+        let outside = generation < 0 && member_id.is_empty();
+        if outside && (!simple || g.members.is_empty()) {
+            // simple (admin or assign()-based) commit: it counts as activity, so offsets
+            // expire `offsets_retention` after the last commit, not after the first
+            g.empty_since_ms = g.empty_since_ms.max(now);
+            return Ok(());
+        }
+        if g.state == GroupState::Dead {
+            return Err(CommitError::Group(GroupError::CoordinatorNotAvailable));
+        }
+        if let Some(inst) = instance_id {
+            if g.static_members.get(inst).is_some_and(|id| id != member_id) {
+                return Err(CommitError::Group(GroupError::FencedInstanceId));
             }
         }
+        if !g.members.contains_key(member_id) {
+            return Err(CommitError::Group(GroupError::UnknownMemberId));
+        }
+        if generation != g.generation {
+            return Err(CommitError::Group(GroupError::IllegalGeneration));
+        }
+        if g.state == GroupState::CompletingRebalance {
+            return Err(CommitError::Group(GroupError::RebalanceInProgress));
+        }
+        if let Some(m) = g.members.get_mut(member_id) {
+            m.last_seen_ms = now;
+        }
+        Ok(())
+    }
+
+    /// Per-partition results and the records to write for a commit.
+    fn commit_records(
+        &self,
+        group_id: &str,
+        offsets: Vec<(String, i32, i64, i32, Option<String>)>,
+        make: impl Fn(String, String, i32, Committed) -> Record,
+    ) -> (Vec<Result<(), CommitError>>, Vec<Record>) {
         let now = self.clock.now_ms();
         let mut results = Vec::with_capacity(offsets.len());
         let mut records = Vec::new();
@@ -303,25 +394,25 @@ impl Coordinator {
                 continue;
             }
             results.push(Ok(()));
-            records.push(Record::Commit {
-                group: group_id.to_string(),
-                topic,
-                partition,
-                value: Committed {
-                    offset,
-                    leader_epoch,
-                    metadata,
-                    commit_ms: now,
-                },
-            });
+            let value = Committed {
+                offset,
+                leader_epoch,
+                metadata,
+                commit_ms: now,
+            };
+            records.push(make(group_id.to_string(), topic, partition, value));
         }
+        (results, records)
+    }
+
+    async fn write_commits(&self, group_id: &str, records: Vec<Record>) -> Result<(), CommitError> {
         if !records.is_empty() {
             if let Err(e) = self.store.write(records).await {
                 tracing::error!(group = group_id, error = %e, "committing offsets failed");
                 return Err(CommitError::Storage);
             }
         }
-        Ok(results)
+        Ok(())
     }
 
     pub fn committed(&self, group_id: &str, topic: &str, partition: i32) -> Option<Committed> {

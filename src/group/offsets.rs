@@ -1,22 +1,17 @@
 //! Durable committed offsets.
 //!
-//! One append-only file, `<data_dir>/group-offsets.log`, of framed records
-//! (`u32 length, u32 CRC-32C, JSON`): commits and deletions. A dedicated writer thread takes
-//! batches of records in order, appends them, `fdatasync`s once for the whole batch and only then
-//! applies them to the in-memory map and answers: an acknowledged commit survives `kill -9`.
-//! When the file holds far more records than live offsets it is rewritten with only the live
-//! ones (temp file, fsync, rename), so storage stays proportional to the live offsets.
-//! Start-up reads the valid prefix and truncates a torn tail.
+//! Kept in a [`Journal`] at `<data_dir>/group-offsets.log`: commits and deletions, fsynced before
+//! they are applied and answered, so an acknowledged commit survives `kill -9`; the file is
+//! compacted to the live offsets. Transactional commits (TxnOffsetCommit) are journaled as
+//! pending under their producer id and become committed offsets only when the transaction's
+//! commit is journaled; an abort drops them. Pending offsets survive a crash with the
+//! transaction, whose coordinator finishes it either way after restart.
 
-use crate::log::segment::write_atomic;
-use parking_lot::RwLock;
+use crate::journal::{Journal, Journaled};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use std::io;
+use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Committed {
@@ -45,246 +40,200 @@ pub enum Record {
     DeleteTopic {
         topic: String,
     },
+    /// An offset committed inside a transaction, applied when the transaction commits.
+    TxnCommit {
+        group: String,
+        producer_id: i64,
+        topic: String,
+        partition: i32,
+        value: Committed,
+    },
+    /// The end of a producer's transaction for a group: its pending offsets apply or vanish.
+    TxnEnd {
+        group: String,
+        producer_id: i64,
+        commit: bool,
+    },
 }
 
 /// Offsets by group, then `(topic, partition)`.
 pub type OffsetMap = HashMap<String, BTreeMap<(String, i32), Committed>>;
 
-fn apply(map: &mut OffsetMap, r: &Record) {
-    match r {
-        Record::Commit {
-            group,
-            topic,
-            partition,
-            value,
-        } => {
-            map.entry(group.clone())
-                .or_default()
-                .insert((topic.clone(), *partition), value.clone());
-        }
-        Record::DeleteOffset {
-            group,
-            topic,
-            partition,
-        } => {
-            if let Some(g) = map.get_mut(group) {
-                g.remove(&(topic.clone(), *partition));
-                if g.is_empty() {
-                    map.remove(group);
+/// Committed offsets plus the transactional ones still pending.
+#[derive(Debug, Default)]
+pub struct OffsetState {
+    committed: OffsetMap,
+    /// By (group, producer id).
+    pending: HashMap<(String, i64), BTreeMap<(String, i32), Committed>>,
+}
+
+impl Journaled for OffsetState {
+    type Record = Record;
+
+    fn apply(&mut self, r: &Record) {
+        let map = &mut self.committed;
+        match r {
+            Record::Commit {
+                group,
+                topic,
+                partition,
+                value,
+            } => {
+                map.entry(group.clone())
+                    .or_default()
+                    .insert((topic.clone(), *partition), value.clone());
+            }
+            Record::DeleteOffset {
+                group,
+                topic,
+                partition,
+            } => {
+                if let Some(g) = map.get_mut(group) {
+                    g.remove(&(topic.clone(), *partition));
+                    if g.is_empty() {
+                        map.remove(group);
+                    }
+                }
+            }
+            Record::DeleteGroup { group } => {
+                map.remove(group);
+                self.pending.retain(|(g, _), _| g != group);
+            }
+            Record::DeleteTopic { topic } => {
+                for g in map.values_mut() {
+                    g.retain(|(t, _), _| t != topic);
+                }
+                map.retain(|_, g| !g.is_empty());
+                for p in self.pending.values_mut() {
+                    p.retain(|(t, _), _| t != topic);
+                }
+            }
+            Record::TxnCommit {
+                group,
+                producer_id,
+                topic,
+                partition,
+                value,
+            } => {
+                self.pending
+                    .entry((group.clone(), *producer_id))
+                    .or_default()
+                    .insert((topic.clone(), *partition), value.clone());
+            }
+            Record::TxnEnd {
+                group,
+                producer_id,
+                commit,
+            } => {
+                if let Some(offsets) = self.pending.remove(&(group.clone(), *producer_id)) {
+                    if *commit && !offsets.is_empty() {
+                        map.entry(group.clone()).or_default().extend(offsets);
+                    }
                 }
             }
         }
-        Record::DeleteGroup { group } => {
-            map.remove(group);
-        }
-        Record::DeleteTopic { topic } => {
-            for g in map.values_mut() {
-                g.retain(|(t, _), _| t != topic);
+    }
+
+    fn snapshot(&self) -> Vec<Record> {
+        let mut out = Vec::with_capacity(self.live());
+        for (group, offsets) in &self.committed {
+            for ((topic, partition), value) in offsets {
+                out.push(Record::Commit {
+                    group: group.clone(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    value: value.clone(),
+                });
             }
-            map.retain(|_, g| !g.is_empty());
         }
+        for ((group, producer_id), offsets) in &self.pending {
+            for ((topic, partition), value) in offsets {
+                out.push(Record::TxnCommit {
+                    group: group.clone(),
+                    producer_id: *producer_id,
+                    topic: topic.clone(),
+                    partition: *partition,
+                    value: value.clone(),
+                });
+            }
+        }
+        out
+    }
+
+    fn live(&self) -> usize {
+        self.committed.values().map(|g| g.len()).sum::<usize>()
+            + self.pending.values().map(|p| p.len()).sum::<usize>()
     }
 }
-
-fn encode(r: &Record, out: &mut Vec<u8>) -> io::Result<()> {
-    let json = serde_json::to_vec(r).map_err(io::Error::other)?;
-    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&json).to_be_bytes());
-    out.extend_from_slice(&json);
-    Ok(())
-}
-
-/// Decodes the valid prefix of a file: the records and the length they span.
-fn decode_prefix(bytes: &[u8]) -> (Vec<Record>, usize) {
-    let mut pos = 0;
-    let mut out = Vec::new();
-    while bytes.len() - pos >= 8 {
-        let len = u32::from_be_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]])
-            as usize;
-        let crc = u32::from_be_bytes([
-            bytes[pos + 4],
-            bytes[pos + 5],
-            bytes[pos + 6],
-            bytes[pos + 7],
-        ]);
-        let Some(body) = bytes.get(pos + 8..pos + 8 + len) else {
-            break;
-        };
-        if crc32c::crc32c(body) != crc {
-            break;
-        }
-        let Ok(r) = serde_json::from_slice::<Record>(body) else {
-            break;
-        };
-        out.push(r);
-        pos += 8 + len;
-    }
-    (out, pos)
-}
-
-type Job = (Vec<Record>, oneshot::Sender<io::Result<()>>);
 
 pub struct OffsetStore {
-    map: Arc<RwLock<OffsetMap>>,
-    tx: mpsc::UnboundedSender<Job>,
+    journal: Journal<OffsetState>,
 }
 
 impl OffsetStore {
     /// Loads the file (truncating a torn tail) and starts the writer thread.
     pub fn open(data_dir: &Path) -> io::Result<OffsetStore> {
-        let path = data_dir.join("group-offsets.log");
-        let mut bytes = Vec::new();
-        match File::open(&path) {
-            Ok(mut f) => {
-                f.read_to_end(&mut bytes)?;
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let (records, valid) = decode_prefix(&bytes);
-        let mut map = OffsetMap::new();
-        for r in &records {
-            apply(&mut map, r);
-        }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        if (valid as u64) < bytes.len() as u64 {
-            tracing::warn!(path = %path.display(), valid, len = bytes.len(), "truncating torn tail of the offsets log");
-            file.set_len(valid as u64)?;
-            file.sync_all()?;
-        }
-        let map = Arc::new(RwLock::new(map));
-        let (tx, rx) = mpsc::unbounded_channel();
-        let writer = Writer {
-            path,
-            file,
-            map: map.clone(),
-            records: records.len(),
-        };
-        std::thread::Builder::new()
-            .name("offsets-writer".into())
-            .spawn(move || writer.run(rx))?;
-        Ok(OffsetStore { map, tx })
+        Ok(OffsetStore {
+            journal: Journal::open(data_dir.join("group-offsets.log"))?,
+        })
     }
 
     /// Appends records durably, then applies them. Resolves once they survive a crash.
     pub async fn write(&self, records: Vec<Record>) -> io::Result<()> {
-        let (done, rx) = oneshot::channel();
-        self.tx
-            .send((records, done))
-            .map_err(|_| io::Error::other("offsets writer stopped"))?;
-        rx.await
-            .map_err(|_| io::Error::other("offsets writer stopped"))?
+        self.journal.write(records).await
     }
 
     pub fn group(&self, group: &str) -> BTreeMap<(String, i32), Committed> {
-        self.map.read().get(group).cloned().unwrap_or_default()
+        self.journal
+            .read()
+            .committed
+            .get(group)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn get(&self, group: &str, topic: &str, partition: i32) -> Option<Committed> {
-        self.map
+        self.journal
             .read()
+            .committed
             .get(group)?
             .get(&(topic.to_string(), partition))
             .cloned()
     }
 
     pub fn groups(&self) -> Vec<String> {
-        self.map.read().keys().cloned().collect()
-    }
-}
-
-struct Writer {
-    path: PathBuf,
-    file: File,
-    map: Arc<RwLock<OffsetMap>>,
-    /// Records in the file, live or not.
-    records: usize,
-}
-
-impl Writer {
-    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Job>) {
-        while let Some(first) = rx.blocking_recv() {
-            let mut jobs = vec![first];
-            while let Ok(j) = rx.try_recv() {
-                jobs.push(j);
-            }
-            let result = self.append(&jobs);
-            for (records, done) in jobs {
-                let r = match &result {
-                    Ok(()) => {
-                        let mut map = self.map.write();
-                        for rec in &records {
-                            apply(&mut map, rec);
-                        }
-                        Ok(())
-                    }
-                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-                };
-                let _ = done.send(r);
-            }
-            if result.is_ok() {
-                if let Err(e) = self.maybe_compact() {
-                    tracing::warn!(error = %e, "offsets log compaction failed; will retry");
-                }
-            }
-        }
+        self.journal.read().committed.keys().cloned().collect()
     }
 
-    fn append(&mut self, jobs: &[Job]) -> io::Result<()> {
-        let mut buf = Vec::new();
-        let mut n = 0;
-        for (records, _) in jobs {
-            for r in records {
-                encode(r, &mut buf)?;
-                n += 1;
-            }
-        }
-        let before = self.file.metadata()?.len();
-        if let Err(e) = self
-            .file
-            .write_all(&buf)
-            .and_then(|_| self.file.sync_data())
-        {
-            let _ = self.file.set_len(before);
-            tracing::error!(error = %e, "offsets log write failed");
-            return Err(e);
-        }
-        self.records += n;
-        Ok(())
+    /// Whether an open transaction holds an offset for the partition (OffsetFetch with
+    /// require_stable answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending(&self, group: &str, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_string(), partition);
+        self.journal
+            .read()
+            .pending
+            .iter()
+            .any(|((g, _), offsets)| g == group && offsets.contains_key(&key))
     }
 
-    fn maybe_compact(&mut self) -> io::Result<()> {
-        let live: usize = self.map.read().values().map(|g| g.len()).sum();
-        if self.records <= 2 * live + 1000 {
-            return Ok(());
-        }
-        let mut buf = Vec::new();
-        {
-            let map = self.map.read();
-            for (group, offsets) in map.iter() {
-                for ((topic, partition), value) in offsets {
-                    encode(
-                        &Record::Commit {
-                            group: group.clone(),
-                            topic: topic.clone(),
-                            partition: *partition,
-                            value: value.clone(),
-                        },
-                        &mut buf,
-                    )?;
-                }
-            }
-        }
-        write_atomic(&self.path, &buf)?;
-        self.file = OpenOptions::new().append(true).open(&self.path)?;
-        self.records = live;
-        Ok(())
+    /// Producers with pending transactional offsets in `group`.
+    pub fn pending_producers(&self, group: &str) -> Vec<i64> {
+        self.journal
+            .read()
+            .pending
+            .keys()
+            .filter(|(g, _)| g == group)
+            .map(|(_, p)| *p)
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::{decode_prefix, encode};
+    use std::fs::OpenOptions;
+    use std::io::Write;
 
     fn commit(g: &str, p: i32, o: i64) -> Record {
         Record::Commit {
@@ -352,10 +301,10 @@ mod tests {
         encode(&commit("g", 0, 1), &mut buf).expect("encode");
         let good = buf.len();
         buf.extend_from_slice(&[0xff; 30]);
-        let (recs, valid) = decode_prefix(&buf);
+        let (recs, valid) = decode_prefix::<Record>(&buf);
         assert_eq!(recs.len(), 1);
         assert_eq!(valid, good);
-        let (recs, _) = decode_prefix(&[0, 0, 0, 2, 0, 0, 0, 0, b'{', b'}']);
+        let (recs, _) = decode_prefix::<Record>(&[0, 0, 0, 2, 0, 0, 0, 0, b'{', b'}']);
         assert!(recs.is_empty());
     }
 }

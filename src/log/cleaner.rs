@@ -164,7 +164,13 @@ impl Partition {
         }
         std::fs::rename(cleaned, seg.stem.with_extension("log"))?;
         segment::sync_dir(&self.dir)?;
-        let mut fresh = Segment::open(&self.dir, seg.base, true, interval, now, &mut |_| {})?;
+        let mut fresh = Segment::open(&self.dir, seg.base, true, interval, now, &mut |_, _| None)?;
+        // markers stay where they were, so the aborted-transaction entries do too
+        if let Some(old) = inner.segments.get(&seg.base) {
+            for entry in &old.aborted {
+                fresh.note_aborted(*entry);
+            }
+        }
         fresh.write_indexes()?;
         inner.segments.insert(seg.base, fresh);
         Ok(())

@@ -8,10 +8,12 @@
 pub mod cleaner;
 pub mod index;
 pub mod partition;
+mod partition_txn;
 pub mod producer;
 pub mod segment;
 #[cfg(test)]
 mod tiered_tests;
+pub mod txn;
 
 use crate::batch::BatchError;
 use crate::clock::SharedClock;

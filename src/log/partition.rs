@@ -12,6 +12,7 @@
 
 use super::producer::{Check, ProducerStates};
 use super::segment::{self, locate, read_batches, Segment, Target};
+use super::txn::OpenTxns;
 use super::{LogConfig, LogError};
 use crate::batch::{self, BatchHeader};
 use crate::clock::SharedClock;
@@ -49,10 +50,12 @@ pub struct Partition {
     remote: std::sync::OnceLock<Arc<RemoteLog>>,
 }
 
-pub(super) struct Inner {
+pub struct Inner {
     pub(super) segments: BTreeMap<i64, Segment>,
     /// Idempotent producers' recent batches, rebuilt from the log at open.
-    producers: ProducerStates,
+    pub(super) producers: ProducerStates,
+    /// Open transactions (they hold the last stable offset back), rebuilt from the log at open.
+    pub(super) txns: OpenTxns,
     /// The first local offset (the remote log, when tiered, may reach further back).
     log_start_offset: i64,
     /// Nothing below this offset is readable (DeleteRecords); persisted in `LOG_START_FILE`.
@@ -67,10 +70,12 @@ impl Inner {
             .next_back()
             .unwrap_or_else(|| unreachable!("a partition always has an active segment"))
     }
-    fn offsets(&self) -> Offsets {
+    pub(super) fn offsets(&self) -> Offsets {
+        let hw = self.high_watermark;
         Offsets {
             log_start_offset: self.log_start_offset,
-            high_watermark: self.high_watermark,
+            high_watermark: hw,
+            last_stable_offset: self.txns.first_open().map_or(hw, |f| f.min(hw)),
             log_end_offset: self.next_offset(),
         }
     }
@@ -98,6 +103,8 @@ pub struct AppendInfo {
 pub struct Offsets {
     pub log_start_offset: i64,
     pub high_watermark: i64,
+    /// The first offset of the oldest open transaction, or the high watermark.
+    pub last_stable_offset: i64,
     pub log_end_offset: i64,
 }
 
@@ -141,9 +148,13 @@ impl Partition {
         let interval = config.index_interval_bytes as u64;
         let mut segments = BTreeMap::new();
         let mut producers = ProducerStates::default();
+        let mut txns = OpenTxns::default();
         for (i, &base) in bases.iter().enumerate() {
             let is_last = i + 1 == bases.len();
-            let mut observe = |h: &BatchHeader| producers.record(h, h.base_offset, h.max_timestamp);
+            let mut observe = |h: &BatchHeader, marker: Option<bool>| {
+                producers.record(h, h.base_offset, h.max_timestamp);
+                txns.observe(h, marker)
+            };
             let mut seg =
                 Segment::open(&dir, base, recover && is_last, interval, now, &mut observe)?;
             if !is_last {
@@ -159,6 +170,7 @@ impl Partition {
                 for seg in std::mem::take(&mut segments).into_values() {
                     seg.delete_files()?;
                 }
+                txns = OpenTxns::default();
             }
         }
         if segments.is_empty() {
@@ -176,6 +188,7 @@ impl Partition {
         let mut inner = Inner {
             segments,
             producers,
+            txns,
             log_start_offset,
             records_start,
             high_watermark: 0,
@@ -338,8 +351,20 @@ impl Partition {
     }
 
     /// Validates a client batch (exactly one magic-v2 batch), assigns its offsets and appends it.
-    /// Data becomes visible to consumers once the flusher has synced it.
+    /// Data becomes visible to consumers once the flusher has synced it. Transactional batches
+    /// are refused: they need [`Partition::append_verified`].
     pub fn append(&self, data: &[u8]) -> Result<AppendInfo, LogError> {
+        self.append_verified(data, &|_| Err(LogError::InvalidTxnState))
+    }
+
+    /// As [`Partition::append`]; a transactional batch is appended only if `verify` (run under
+    /// the partition lock, so no marker can slip in between) says its transaction holds this
+    /// partition.
+    pub fn append_verified(
+        &self,
+        data: &[u8],
+        verify: &dyn Fn(&BatchHeader) -> Result<(), LogError>,
+    ) -> Result<AppendInfo, LogError> {
         let config = self.config();
         let now = self.clock.now_ms();
         let h = validate_client_batch(data, &config, now)?;
@@ -369,6 +394,22 @@ impl Partition {
                 });
             }
         }
+        if h.is_transactional() {
+            verify(&h)?;
+        }
+        self.append_locked(&mut inner, data, h, &config, now, None)
+    }
+
+    /// Assigns offsets to a validated batch and writes it; `marker` is a control batch's kind.
+    pub(super) fn append_locked(
+        &self,
+        inner: &mut Inner,
+        data: &[u8],
+        h: BatchHeader,
+        config: &LogConfig,
+        now: i64,
+        marker: Option<bool>,
+    ) -> Result<AppendInfo, LogError> {
         let base = inner.next_offset();
         let last = base + h.last_offset_delta as i64;
         let needs_roll = {
@@ -379,7 +420,7 @@ impl Partition {
                     || !active.can_hold_offset(last))
         };
         if needs_roll {
-            self.roll(&mut inner, base, now)
+            self.roll(inner, base, now)
                 .inspect_err(|_| self.go_offline())?;
         }
         let (mut head, body) = (batch::header_copy(data), &data[batch::HEADER_LEN..]);
@@ -405,8 +446,10 @@ impl Partition {
             return Err(LogError::Io(e));
         }
         inner.producers.record(&stored, base, now);
+        if let Some(aborted) = inner.txns.observe(&stored, marker) {
+            inner.active().note_aborted(aborted);
+        }
         let log_start_offset = inner.log_start_offset;
-        drop(inner);
         self.dirty.notify_one();
         Ok(AppendInfo {
             base_offset: base,
@@ -438,7 +481,7 @@ impl Partition {
         Ok(())
     }
 
-    fn check_usable(&self) -> Result<(), LogError> {
+    pub(super) fn check_usable(&self) -> Result<(), LogError> {
         if self.deleted.is_cancelled() {
             return Err(LogError::Deleted);
         }
@@ -843,8 +886,10 @@ fn validate_client_batch(
             "clients may not write control batches".into(),
         ));
     }
-    if h.is_transactional() {
-        return Err(LogError::InvalidTxnState);
+    if h.is_transactional() && h.producer_id < 0 {
+        return Err(LogError::InvalidRecord(
+            "transactional batch without a producer id".into(),
+        ));
     }
     // CreateTime bounds, checked on the batch's first and max timestamps (LogAppendTime topics
     // overwrite the timestamp, so Kafka skips the check there too)

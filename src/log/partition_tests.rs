@@ -124,15 +124,19 @@ fn oversized_control_and_transactional_batches_are_refused() {
         Err(LogError::RecordTooLarge { .. })
     ));
     p.set_config(config());
-    for (attr, want_txn) in [(0x20i16, false), (0x10i16, true)] {
-        // (a transactional batch is refused before its producer state is looked at)
+    // a control batch; a transactional one without a producer id; one with a producer id but
+    // no coordinator vouching for it (`append` has no verifier)
+    for (attr, pid, want_txn) in [(0x20i16, -1i64, false), (0x10, -1, false), (0x10, 7, true)] {
         let mut b = make_batch(0, 1, 10, NOW);
         b[21..23].copy_from_slice(&attr.to_be_bytes());
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        b[53..57].copy_from_slice(&0i32.to_be_bytes());
         let crc = batch::compute_crc(&b);
         b[17..21].copy_from_slice(&crc.to_be_bytes());
         let e = p.append(&b).expect_err("refused");
         assert_eq!(matches!(e, LogError::InvalidTxnState), want_txn, "{e}");
     }
+    assert_eq!(p.offsets().log_end_offset, 0);
 }
 
 #[tokio::test]

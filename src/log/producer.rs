@@ -113,9 +113,33 @@ impl ProducerStates {
         }
     }
 
-    /// Records an appended (or, at start-up, recovered) idempotent batch.
+    /// A transaction marker for `producer_id` at `epoch` may be written unless the producer has
+    /// already been seen with a newer epoch.
+    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), LogError> {
+        match self.producers.get(&producer_id) {
+            Some(e) if epoch < e.epoch => Err(LogError::InvalidProducerEpoch {
+                epoch,
+                current: e.epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records an appended (or, at start-up, recovered) idempotent batch or transaction marker.
     pub fn record(&mut self, h: &BatchHeader, base_offset: i64, timestamp: i64) {
         if h.producer_id < 0 {
+            return;
+        }
+        if h.is_control() {
+            // a marker carries no sequence; a newer epoch (a fenced producer's transaction
+            // aborted by the coordinator) restarts the producer's sequences
+            if let Some(e) = self.producers.get_mut(&h.producer_id) {
+                if h.producer_epoch > e.epoch {
+                    e.epoch = h.producer_epoch;
+                    e.batches.clear();
+                }
+                e.last_timestamp = e.last_timestamp.max(timestamp);
+            }
             return;
         }
         let meta = BatchMeta {
@@ -148,6 +172,20 @@ impl ProducerStates {
         let before = self.producers.len();
         self.producers.retain(|_, e| e.last_timestamp >= cutoff_ms);
         before - self.producers.len()
+    }
+
+    /// `(producer id, epoch, last sequence, last timestamp)` of every remembered producer.
+    pub fn view(&self) -> Vec<(i64, i16, i32, i64)> {
+        let mut v: Vec<_> = self
+            .producers
+            .iter()
+            .map(|(id, e)| {
+                let last_seq = e.batches.back().map_or(-1, |b| b.last_seq);
+                (*id, e.epoch, last_seq, e.last_timestamp)
+            })
+            .collect();
+        v.sort_unstable();
+        v
     }
 
     pub fn len(&self) -> usize {

@@ -1,4 +1,5 @@
-//! One log segment: `<base offset>.log` with its sparse `.index` and `.timeindex`.
+//! One log segment: `<base offset>.log` with its sparse `.index` and `.timeindex`, and the
+//! `.txnindex` of transactions aborted by markers in it (written only when there are some).
 //!
 //! Invariants: `len` is the number of valid bytes in the `.log` file and every byte below it is
 //! a sequence of whole, CRC-checked batches with strictly increasing offsets; `durable_len <= len`
@@ -6,6 +7,7 @@
 //! cut off again (`set_len(len)`), so a full disk leaves no partial batch behind.
 
 use super::index::{self, OffsetEntry, TimeEntry};
+use super::txn::{self, AbortedTxn};
 use crate::batch::{self, BatchHeader, HEADER_LEN};
 use bytes::{Bytes, BytesMut};
 use std::fs::{File, OpenOptions};
@@ -41,6 +43,8 @@ pub struct Segment {
     index: Vec<OffsetEntry>,
     time_index: Vec<TimeEntry>,
     bytes_since_index: u64,
+    /// Transactions aborted by markers in this segment, in marker order.
+    pub aborted: Vec<AbortedTxn>,
     /// Set once the indexes on disk match memory (a closed segment after roll or load).
     indexes_on_disk: bool,
     /// File blocks are reserved (fallocate, size unchanged) up to here.
@@ -85,6 +89,7 @@ impl Segment {
             index: Vec::new(),
             time_index: Vec::new(),
             bytes_since_index: 0,
+            aborted: Vec::new(),
             indexes_on_disk: false,
             reserved_to: 0,
         }
@@ -99,7 +104,7 @@ impl Segment {
         recover: bool,
         index_interval: u64,
         now_ms: i64,
-        observe: &mut dyn FnMut(&BatchHeader),
+        observe: &mut dyn FnMut(&BatchHeader, Option<bool>) -> Option<AbortedTxn>,
     ) -> io::Result<Segment> {
         let stem = dir.join(file_stem(base_offset));
         let file = OpenOptions::new()
@@ -141,7 +146,7 @@ impl Segment {
         file_len: u64,
         verify: bool,
         index_interval: u64,
-        observe: &mut dyn FnMut(&BatchHeader),
+        observe: &mut dyn FnMut(&BatchHeader, Option<bool>) -> Option<AbortedTxn>,
     ) -> io::Result<u64> {
         let file = self.file.clone();
         let mut reader = io::BufReader::with_capacity(1 << 20, &*file);
@@ -165,21 +170,28 @@ impl Segment {
                 break;
             }
             let rest = total as usize - HEADER_LEN;
-            if verify {
+            let mut marker = None;
+            if verify || h.is_control() {
+                // control batches are read whole (a few dozen bytes): their kind matters
                 buf.clear();
                 buf.extend_from_slice(&head);
                 buf.resize(total as usize, 0);
                 if reader.read_exact(&mut buf[HEADER_LEN..]).is_err() {
                     break;
                 }
-                if batch::validate_stored(&buf).is_err() {
+                if verify && batch::validate_stored(&buf).is_err() {
                     break;
+                }
+                if h.is_control() {
+                    marker = txn::marker_kind(&buf);
                 }
             } else if reader.seek_relative(rest as i64).is_err() {
                 break;
             }
             self.note_batch(&h, pos, index_interval);
-            observe(&h);
+            if let Some(entry) = observe(&h, marker) {
+                self.aborted.push(entry);
+            }
             expected_next = h.last_offset() + 1;
             pos += total;
         }
@@ -196,8 +208,13 @@ impl Segment {
         let times = std::fs::read(self.path("timeindex"))
             .ok()
             .and_then(|b| index::decode_times(&b));
+        let aborted_current = self.aborted.is_empty()
+            || std::fs::read(self.path("txnindex"))
+                .ok()
+                .and_then(|b| txn::decode_index(&b))
+                .is_some_and(|a| a == self.aborted);
         if let (Some(o), Some(t)) = (offsets, times) {
-            if o == self.index && t == self.time_index {
+            if o == self.index && t == self.time_index && aborted_current {
                 self.indexes_on_disk = true;
             }
         }
@@ -253,6 +270,12 @@ impl Segment {
         self.len += (head.len() + body.len()) as u64;
         self.note_batch(h, pos, index_interval);
         Ok(())
+    }
+
+    /// Records a transaction aborted by a marker in this segment.
+    pub fn note_aborted(&mut self, entry: AbortedTxn) {
+        self.aborted.push(entry);
+        self.indexes_on_disk = false;
     }
 
     /// Reserves disk blocks ahead of the writes (`fallocate` with `FALLOC_FL_KEEP_SIZE`, so the
@@ -329,13 +352,16 @@ impl Segment {
             &self.path("timeindex"),
             &index::encode_times(&self.time_index),
         )?;
+        if !self.aborted.is_empty() {
+            write_atomic(&self.path("txnindex"), &txn::encode_index(&self.aborted))?;
+        }
         self.indexes_on_disk = true;
         Ok(())
     }
 
     /// Removes the segment's files.
     pub fn delete_files(&self) -> io::Result<()> {
-        for ext in ["log", "index", "timeindex"] {
+        for ext in ["log", "index", "timeindex", "txnindex"] {
             match std::fs::remove_file(self.path(ext)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -543,7 +569,7 @@ mod tests {
         file.write_all_at(&torn, good_len).expect("write");
         drop(file);
         drop(seg);
-        let seg = Segment::open(dir.path(), 100, true, 512, 0, &mut |_| {}).expect("open");
+        let seg = Segment::open(dir.path(), 100, true, 512, 0, &mut |_, _| None).expect("open");
         assert_eq!(seg.len, good_len);
         assert_eq!(seg.next_offset, 160);
         assert_eq!(
@@ -568,7 +594,7 @@ mod tests {
             .expect("write");
         drop(file);
         drop(seg);
-        let seg = Segment::open(dir.path(), 0, true, 512, 0, &mut |_| {}).expect("open");
+        let seg = Segment::open(dir.path(), 0, true, 512, 0, &mut |_, _| None).expect("open");
         assert_eq!(seg.next_offset, 4);
         assert_eq!(seg.len, batch_len * 4);
     }
@@ -583,7 +609,7 @@ mod tests {
         seg.write_indexes().expect("write");
         let idx = seg.index.clone();
         drop(seg);
-        let seg = Segment::open(dir.path(), 0, false, 512, 0, &mut |_| {}).expect("open");
+        let seg = Segment::open(dir.path(), 0, false, 512, 0, &mut |_, _| None).expect("open");
         assert!(seg.indexes_on_disk);
         assert_eq!(seg.index, idx);
         assert!(
@@ -632,7 +658,7 @@ mod recovery_props {
             data.truncate(cut);
             data.extend(garbage);
             std::fs::write(dir.path().join(format!("{}.log", file_stem(0))), &data).expect("write");
-            let seg = Segment::open(dir.path(), 0, true, 512, 0, &mut |_| {}).expect("open");
+            let seg = Segment::open(dir.path(), 0, true, 512, 0, &mut |_, _| None).expect("open");
             let kept = seg.len as usize;
             prop_assert!(ends.contains(&kept), "kept {} is a batch boundary", kept);
             // every kept batch is whole and passes its CRC

@@ -77,6 +77,13 @@ apis! {
     IncrementalAlterConfigs: IncrementalAlterConfigsRequest => IncrementalAlterConfigsResponse,
     DeleteRecords: DeleteRecordsRequest => DeleteRecordsResponse,
     DescribeLogDirs: DescribeLogDirsRequest => DescribeLogDirsResponse,
+    AddPartitionsToTxn: AddPartitionsToTxnRequest => AddPartitionsToTxnResponse,
+    AddOffsetsToTxn: AddOffsetsToTxnRequest => AddOffsetsToTxnResponse,
+    EndTxn: EndTxnRequest => EndTxnResponse,
+    TxnOffsetCommit: TxnOffsetCommitRequest => TxnOffsetCommitResponse,
+    DescribeProducers: DescribeProducersRequest => DescribeProducersResponse,
+    DescribeTransactions: DescribeTransactionsRequest => DescribeTransactionsResponse,
+    ListTransactions: ListTransactionsRequest => ListTransactionsResponse,
 }
 
 /// What identifies a request on its connection.

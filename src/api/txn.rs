@@ -1,0 +1,484 @@
+//! Transactions: InitProducerId, AddPartitionsToTxn (v0-v3 and the v4+ batched form),
+//! AddOffsetsToTxn, TxnOffsetCommit, EndTxn, and the operator views DescribeProducers,
+//! DescribeTransactions and ListTransactions. The work is the coordinator's (`crate::txn`);
+//! this file maps it to the wire.
+
+use super::errors::answered;
+use super::offsets::commit_error;
+use super::{Handler, Pending, Reply};
+use crate::protocol::Response;
+use crate::txn::state::TxnMeta;
+use crate::txn::TxnError;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+use kafka_protocol::messages::add_partitions_to_txn_response::{
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+};
+use kafka_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::list_transactions_response::TransactionState as ListedTxn;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The coordinator's refusal as a Kafka error. `fenced` is how this API version spells a stale
+/// epoch: PRODUCER_FENCED from the versions that know it (KIP-588), INVALID_PRODUCER_EPOCH before.
+fn txn_error(e: TxnError, fenced: ResponseError) -> ResponseError {
+    answered(match e {
+        TxnError::InvalidTimeout => ResponseError::InvalidTransactionTimeout,
+        TxnError::Fenced => fenced,
+        TxnError::InvalidMapping => ResponseError::InvalidProducerIdMapping,
+        TxnError::Concurrent => ResponseError::ConcurrentTransactions,
+        TxnError::InvalidState => ResponseError::InvalidTxnState,
+        // retriable: the client tries again, as it would while a coordinator moves
+        TxnError::Storage => ResponseError::CoordinatorNotAvailable,
+    })
+}
+
+fn fenced_from(v: i16, first: i16) -> ResponseError {
+    if v >= first {
+        ResponseError::ProducerFenced
+    } else {
+        ResponseError::InvalidProducerEpoch
+    }
+}
+
+fn code(r: Result<(), TxnError>, fenced: ResponseError) -> i16 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => txn_error(e, fenced).code(),
+    }
+}
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+
+impl Handler {
+    pub(super) fn init_producer_id(
+        self: &Arc<Self>,
+        req: InitProducerIdRequest,
+        v: i16,
+    ) -> Pending {
+        let me = self.clone();
+        Box::pin(async move {
+            let mut resp = InitProducerIdResponse::default();
+            resp.producer_id = ProducerId(-1);
+            resp.producer_epoch = -1;
+            let Some(id) = req.transactional_id.as_ref().map(|t| t.0.to_string()) else {
+                // without a transactional id every call gets a fresh id with epoch 0 (as in
+                // Kafka; an idempotent producer recovering from UNKNOWN_PRODUCER_ID starts over)
+                match me.producer_ids.next() {
+                    Ok(id) => {
+                        resp.producer_id = ProducerId(id);
+                        resp.producer_epoch = 0;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "allocating a producer id failed");
+                        resp.error_code = answered(ResponseError::KafkaStorageError).code();
+                    }
+                }
+                return Reply::Send(Response::InitProducerId(resp));
+            };
+            if id.is_empty() {
+                resp.error_code = answered(ResponseError::InvalidRequest).code();
+                return Reply::Send(Response::InitProducerId(resp));
+            }
+            let expected = (v >= 3 && req.producer_id.0 >= 0)
+                .then_some((req.producer_id.0, req.producer_epoch));
+            match me
+                .txns
+                .init_producer_id(&id, req.transaction_timeout_ms, expected)
+                .await
+            {
+                Ok((pid, epoch)) => {
+                    resp.producer_id = ProducerId(pid);
+                    resp.producer_epoch = epoch;
+                }
+                Err(e) => resp.error_code = txn_error(e, fenced_from(v, 4)).code(),
+            }
+            Reply::Send(Response::InitProducerId(resp))
+        })
+    }
+
+    pub(super) fn add_partitions_to_txn(
+        self: &Arc<Self>,
+        req: AddPartitionsToTxnRequest,
+        v: i16,
+    ) -> Pending {
+        let me = self.clone();
+        Box::pin(async move {
+            let mut resp = AddPartitionsToTxnResponse::default();
+            let fenced = fenced_from(v, 2);
+            if v <= 3 {
+                resp.results_by_topic_v3_and_below = me
+                    .add_partitions(
+                        &req.v3_and_below_transactional_id.0,
+                        req.v3_and_below_producer_id.0,
+                        req.v3_and_below_producer_epoch,
+                        &req.v3_and_below_topics,
+                        false,
+                        fenced,
+                    )
+                    .await;
+            } else {
+                for t in &req.transactions {
+                    let mut r = AddPartitionsToTxnResult::default();
+                    r.transactional_id = t.transactional_id.clone();
+                    r.topic_results = me
+                        .add_partitions(
+                            &t.transactional_id.0,
+                            t.producer_id.0,
+                            t.producer_epoch,
+                            &t.topics,
+                            t.verify_only,
+                            fenced,
+                        )
+                        .await;
+                    resp.results_by_transaction.push(r);
+                }
+            }
+            Reply::Send(Response::AddPartitionsToTxn(resp))
+        })
+    }
+
+    /// One transaction's AddPartitionsToTxn: unknown partitions fail the whole request
+    /// (UNKNOWN_TOPIC_OR_PARTITION on them, OPERATION_NOT_ATTEMPTED on the rest), as in Kafka.
+    async fn add_partitions(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        topics: &[AddPartitionsToTxnTopic],
+        verify_only: bool,
+        fenced: ResponseError,
+    ) -> Vec<AddPartitionsToTxnTopicResult> {
+        let wanted: Vec<(String, i32)> = topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
+            .collect();
+        let unknown: Vec<bool> = wanted
+            .iter()
+            .map(|(t, p)| self.logs.get(t, *p).is_none())
+            .collect();
+        let codes: Vec<i16> = if unknown.iter().any(|u| *u) {
+            unknown
+                .iter()
+                .map(|u| {
+                    answered(if *u {
+                        ResponseError::UnknownTopicOrPartition
+                    } else {
+                        ResponseError::OperationNotAttempted
+                    })
+                    .code()
+                })
+                .collect()
+        } else if verify_only {
+            match self.txns.holds(id, producer_id, epoch, &wanted) {
+                Ok(held) => held
+                    .iter()
+                    .map(|h| {
+                        if *h {
+                            0
+                        } else {
+                            answered(ResponseError::InvalidTxnState).code()
+                        }
+                    })
+                    .collect(),
+                Err(e) => vec![txn_error(e, fenced).code(); wanted.len()],
+            }
+        } else {
+            let c = code(
+                self.txns.add(id, producer_id, epoch, &wanted, &[]).await,
+                fenced,
+            );
+            vec![c; wanted.len()]
+        };
+        let mut by_topic: BTreeMap<String, Vec<AddPartitionsToTxnPartitionResult>> =
+            BTreeMap::new();
+        for ((topic, partition), c) in wanted.into_iter().zip(codes) {
+            let mut pr = AddPartitionsToTxnPartitionResult::default();
+            pr.partition_index = partition;
+            pr.partition_error_code = c;
+            by_topic.entry(topic).or_default().push(pr);
+        }
+        by_topic
+            .into_iter()
+            .map(|(name, results)| {
+                let mut tr = AddPartitionsToTxnTopicResult::default();
+                tr.name = TopicName(s(name));
+                tr.results_by_partition = results;
+                tr
+            })
+            .collect()
+    }
+
+    pub(super) fn add_offsets_to_txn(
+        self: &Arc<Self>,
+        req: AddOffsetsToTxnRequest,
+        v: i16,
+    ) -> Pending {
+        let me = self.clone();
+        Box::pin(async move {
+            let mut resp = AddOffsetsToTxnResponse::default();
+            let group = req.group_id.0.to_string();
+            resp.error_code = if super::groups::valid_group_id(&group) {
+                code(
+                    me.txns
+                        .add(
+                            &req.transactional_id.0,
+                            req.producer_id.0,
+                            req.producer_epoch,
+                            &[],
+                            &[group],
+                        )
+                        .await,
+                    fenced_from(v, 2),
+                )
+            } else {
+                answered(ResponseError::InvalidGroupId).code()
+            };
+            Reply::Send(Response::AddOffsetsToTxn(resp))
+        })
+    }
+
+    pub(super) fn end_txn(self: &Arc<Self>, req: EndTxnRequest, v: i16) -> Pending {
+        let me = self.clone();
+        Box::pin(async move {
+            let mut resp = EndTxnResponse::default();
+            resp.error_code = code(
+                me.txns
+                    .end(
+                        &req.transactional_id.0,
+                        req.producer_id.0,
+                        req.producer_epoch,
+                        req.committed,
+                    )
+                    .await,
+                fenced_from(v, 2),
+            );
+            Reply::Send(Response::EndTxn(resp))
+        })
+    }
+
+    pub(super) fn txn_offset_commit(
+        self: &Arc<Self>,
+        req: TxnOffsetCommitRequest,
+        v: i16,
+    ) -> Pending {
+        let me = self.clone();
+        Box::pin(async move {
+            let group = req.group_id.0.to_string();
+            let offsets: Vec<(String, i32, i64, i32, Option<String>)> = req
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions.iter().map(|p| {
+                        (
+                            t.name.0.to_string(),
+                            p.partition_index,
+                            p.committed_offset,
+                            if v >= 2 { p.committed_leader_epoch } else { -1 },
+                            p.committed_metadata.as_ref().map(|m| m.to_string()),
+                        )
+                    })
+                })
+                .collect();
+            let checked = if !super::groups::valid_group_id(&group) {
+                Err(answered(ResponseError::InvalidGroupId))
+            } else {
+                me.txns
+                    .check_offsets(
+                        &req.transactional_id.0,
+                        req.producer_id.0,
+                        req.producer_epoch,
+                        &group,
+                    )
+                    .map_err(|e| txn_error(e, ResponseError::InvalidProducerEpoch))
+            };
+            let (generation, member, instance) = if v >= 3 {
+                (
+                    req.generation_id,
+                    req.member_id.to_string(),
+                    req.group_instance_id.as_ref().map(|i| i.to_string()),
+                )
+            } else {
+                (-1, String::new(), None)
+            };
+            let outcome = match checked {
+                Err(e) => Err(e),
+                Ok(()) => me
+                    .groups
+                    .commit_transactional(
+                        &group,
+                        req.producer_id.0,
+                        generation,
+                        &member,
+                        instance.as_deref(),
+                        offsets,
+                    )
+                    .await
+                    .map_err(|e| answered(commit_error(e))),
+            };
+            let mut per_partition = match &outcome {
+                Ok(results) => results.clone().into_iter(),
+                Err(_) => Vec::new().into_iter(),
+            };
+            let mut resp = TxnOffsetCommitResponse::default();
+            for t in &req.topics {
+                let mut tr = TxnOffsetCommitResponseTopic::default();
+                tr.name = t.name.clone();
+                for p in &t.partitions {
+                    let mut pr = TxnOffsetCommitResponsePartition::default();
+                    pr.partition_index = p.partition_index;
+                    pr.error_code = match &outcome {
+                        Err(e) => e.code(),
+                        Ok(_) => per_partition
+                            .next()
+                            .and_then(|r| r.err())
+                            .map(|e| answered(commit_error(e)).code())
+                            .unwrap_or(0),
+                    };
+                    tr.partitions.push(pr);
+                }
+                resp.topics.push(tr);
+            }
+            Reply::Send(Response::TxnOffsetCommit(resp))
+        })
+    }
+
+    pub(super) fn describe_producers(
+        &self,
+        req: DescribeProducersRequest,
+    ) -> DescribeProducersResponse {
+        let mut resp = DescribeProducersResponse::default();
+        for t in &req.topics {
+            let mut tr = TopicResponse::default();
+            tr.name = t.name.clone();
+            for &index in &t.partition_indexes {
+                let mut pr = PartitionResponse::default();
+                pr.partition_index = index;
+                match self.logs.get(&t.name.0, index) {
+                    None => {
+                        pr.error_code = answered(ResponseError::UnknownTopicOrPartition).code();
+                    }
+                    Some(p) => {
+                        pr.active_producers = p
+                            .producers()
+                            .into_iter()
+                            .map(|v| {
+                                let mut ps = ProducerState::default();
+                                ps.producer_id = ProducerId(v.producer_id);
+                                ps.producer_epoch = v.epoch as i32;
+                                ps.last_sequence = v.last_sequence;
+                                ps.last_timestamp = v.last_timestamp;
+                                ps.coordinator_epoch = -1;
+                                ps.current_txn_start_offset = v.current_txn_start_offset;
+                                ps
+                            })
+                            .collect();
+                    }
+                }
+                tr.partitions.push(pr);
+            }
+            resp.topics.push(tr);
+        }
+        resp
+    }
+
+    pub(super) fn describe_transactions(
+        &self,
+        req: DescribeTransactionsRequest,
+    ) -> DescribeTransactionsResponse {
+        let mut resp = DescribeTransactionsResponse::default();
+        for id in req.transactional_ids {
+            let mut st = TransactionState::default();
+            match self.txns.get(&id.0) {
+                None => {
+                    st.error_code = answered(ResponseError::TransactionalIdNotFound).code();
+                    st.transaction_state = s("");
+                    st.producer_id = ProducerId(-1);
+                    st.producer_epoch = -1;
+                    st.transaction_start_time_ms = -1;
+                }
+                Some(m) => {
+                    st.transaction_state = s(m.state.name());
+                    st.transaction_timeout_ms = m.timeout_ms;
+                    st.transaction_start_time_ms = m.started_ms;
+                    st.producer_id = ProducerId(m.producer_id);
+                    st.producer_epoch = m.epoch;
+                    st.topics = topics_of(&m);
+                }
+            }
+            st.transactional_id = id;
+            resp.transaction_states.push(st);
+        }
+        resp
+    }
+
+    pub(super) fn list_transactions(
+        &self,
+        req: ListTransactionsRequest,
+        v: i16,
+    ) -> ListTransactionsResponse {
+        const STATES: [&str; 6] = [
+            "Empty",
+            "Ongoing",
+            "PrepareCommit",
+            "PrepareAbort",
+            "CompleteCommit",
+            "CompleteAbort",
+        ];
+        let mut resp = ListTransactionsResponse::default();
+        resp.unknown_state_filters = req
+            .state_filters
+            .iter()
+            .filter(|f| !STATES.contains(&f.as_str()))
+            .cloned()
+            .collect();
+        let now = self.txns.now_ms();
+        for (id, m) in self.txns.list() {
+            let state_ok = req.state_filters.is_empty()
+                || req
+                    .state_filters
+                    .iter()
+                    .any(|f| f.as_str() == m.state.name());
+            let pid_ok = req.producer_id_filters.is_empty()
+                || req.producer_id_filters.contains(&ProducerId(m.producer_id));
+            // v1: only transactions open longer than the filter
+            let duration_ok = v < 1
+                || req.duration_filter < 0
+                || (m.started_ms >= 0 && now - m.started_ms > req.duration_filter);
+            if state_ok && pid_ok && duration_ok {
+                let mut t = ListedTxn::default();
+                t.transactional_id = TransactionalId(s(id));
+                t.producer_id = ProducerId(m.producer_id);
+                t.transaction_state = s(m.state.name());
+                resp.transaction_states.push(t);
+            }
+        }
+        resp
+    }
+}
+
+fn topics_of(m: &TxnMeta) -> Vec<TopicData> {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in &m.partitions {
+        by_topic.entry(t).or_default().push(*p);
+    }
+    by_topic
+        .into_iter()
+        .map(|(t, ps)| {
+            let mut d = TopicData::default();
+            d.topic = TopicName(s(t));
+            d.partitions = ps;
+            d
+        })
+        .collect()
+}

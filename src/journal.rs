@@ -1,0 +1,202 @@
+//! A small durable state machine on one append-only file: the group offsets and the transaction
+//! log are both kept this way.
+//!
+//! The file is a sequence of framed records (`u32 length, u32 CRC-32C, JSON`). A dedicated writer
+//! thread takes batches of records in order, appends them, `fdatasync`s once for the whole batch
+//! and only then applies them to the in-memory state and answers: an acknowledged record survives
+//! `kill -9`. When the file holds far more records than the state needs to be rebuilt, it is
+//! rewritten from a snapshot of the state (temp file, fsync, rename), so storage stays
+//! proportional to the live state. Start-up reads the valid prefix and truncates a torn tail.
+
+use crate::log::segment::write_atomic;
+use parking_lot::{RwLock, RwLockReadGuard};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// The state a journal rebuilds by applying its records in order.
+pub trait Journaled: Default + Send + Sync + 'static {
+    type Record: Serialize + DeserializeOwned + Send + Sync + 'static;
+    fn apply(&mut self, r: &Self::Record);
+    /// The records that rebuild the current state (what compaction writes).
+    fn snapshot(&self) -> Vec<Self::Record>;
+    /// How many records a snapshot holds (compaction runs when the file has far more).
+    fn live(&self) -> usize;
+}
+
+pub fn encode<R: Serialize>(r: &R, out: &mut Vec<u8>) -> io::Result<()> {
+    let json = serde_json::to_vec(r).map_err(io::Error::other)?;
+    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&json).to_be_bytes());
+    out.extend_from_slice(&json);
+    Ok(())
+}
+
+/// Decodes the valid prefix of a file: the records and the length they span.
+pub fn decode_prefix<R: DeserializeOwned>(bytes: &[u8]) -> (Vec<R>, usize) {
+    let mut pos = 0;
+    let mut out = Vec::new();
+    while bytes.len() - pos >= 8 {
+        let word = |at: usize| {
+            u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+        };
+        let (len, crc) = (word(pos) as usize, word(pos + 4));
+        let Some(body) = bytes.get(pos + 8..pos + 8 + len) else {
+            break;
+        };
+        if crc32c::crc32c(body) != crc {
+            break;
+        }
+        let Ok(r) = serde_json::from_slice::<R>(body) else {
+            break;
+        };
+        out.push(r);
+        pos += 8 + len;
+    }
+    (out, pos)
+}
+
+type Job<R> = (Vec<R>, oneshot::Sender<io::Result<()>>);
+
+pub struct Journal<S: Journaled> {
+    state: Arc<RwLock<S>>,
+    tx: mpsc::UnboundedSender<Job<S::Record>>,
+}
+
+impl<S: Journaled> Journal<S> {
+    /// Loads `path` (truncating a torn tail) and starts the writer thread.
+    pub fn open(path: PathBuf) -> io::Result<Journal<S>> {
+        let mut bytes = Vec::new();
+        match File::open(&path) {
+            Ok(mut f) => {
+                f.read_to_end(&mut bytes)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let (records, valid) = decode_prefix::<S::Record>(&bytes);
+        let mut state = S::default();
+        for r in &records {
+            state.apply(r);
+        }
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        if valid < bytes.len() {
+            tracing::warn!(path = %path.display(), valid, len = bytes.len(), "truncating torn tail of a journal");
+            file.set_len(valid as u64)?;
+            file.sync_all()?;
+        }
+        let state = Arc::new(RwLock::new(state));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("journal")
+            .to_string();
+        let writer = Writer {
+            path,
+            file,
+            state: state.clone(),
+            records: records.len(),
+        };
+        std::thread::Builder::new()
+            .name(format!("{name}-writer"))
+            .spawn(move || writer.run(rx))?;
+        Ok(Journal { state, tx })
+    }
+
+    /// Appends records durably, then applies them. Resolves once they survive a crash.
+    pub async fn write(&self, records: Vec<S::Record>) -> io::Result<()> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send((records, done))
+            .map_err(|_| io::Error::other("journal writer stopped"))?;
+        rx.await
+            .map_err(|_| io::Error::other("journal writer stopped"))?
+    }
+
+    /// The state as of the last acknowledged write.
+    pub fn read(&self) -> RwLockReadGuard<'_, S> {
+        self.state.read()
+    }
+}
+
+struct Writer<S: Journaled> {
+    path: PathBuf,
+    file: File,
+    state: Arc<RwLock<S>>,
+    /// Records in the file, live or not.
+    records: usize,
+}
+
+impl<S: Journaled> Writer<S> {
+    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Job<S::Record>>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut jobs = vec![first];
+            while let Ok(j) = rx.try_recv() {
+                jobs.push(j);
+            }
+            let result = self.append(&jobs);
+            for (records, done) in jobs {
+                let r = match &result {
+                    Ok(()) => {
+                        let mut state = self.state.write();
+                        for rec in &records {
+                            state.apply(rec);
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                };
+                let _ = done.send(r);
+            }
+            if result.is_ok() {
+                if let Err(e) = self.maybe_compact() {
+                    tracing::warn!(path = %self.path.display(), error = %e, "journal compaction failed; will retry");
+                }
+            }
+        }
+    }
+
+    fn append(&mut self, jobs: &[Job<S::Record>]) -> io::Result<()> {
+        let mut buf = Vec::new();
+        let mut n = 0;
+        for (records, _) in jobs {
+            for r in records {
+                encode(r, &mut buf)?;
+                n += 1;
+            }
+        }
+        let before = self.file.metadata()?.len();
+        if let Err(e) = self
+            .file
+            .write_all(&buf)
+            .and_then(|_| self.file.sync_data())
+        {
+            let _ = self.file.set_len(before);
+            tracing::error!(path = %self.path.display(), error = %e, "journal write failed");
+            return Err(e);
+        }
+        self.records += n;
+        Ok(())
+    }
+
+    fn maybe_compact(&mut self) -> io::Result<()> {
+        let live = self.state.read().live();
+        if self.records <= 2 * live + 1000 {
+            return Ok(());
+        }
+        let mut buf = Vec::new();
+        let snapshot = self.state.read().snapshot();
+        for r in &snapshot {
+            encode(r, &mut buf)?;
+        }
+        write_atomic(&self.path, &buf)?;
+        self.file = OpenOptions::new().append(true).open(&self.path)?;
+        self.records = snapshot.len();
+        Ok(())
+    }
+}

@@ -1,0 +1,117 @@
+//! A partition's side of transactions: coordinator markers, `read_committed` reads and the
+//! producer view operators ask for (DescribeProducers). See [`super::txn`] for the model.
+
+use super::partition::{Partition, ReadResult};
+use super::txn::{self, AbortedTxn};
+use super::LogError;
+use crate::batch;
+
+/// One producer as DescribeProducers shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerView {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    /// The first offset of the producer's open transaction here, or -1.
+    pub current_txn_start_offset: i64,
+}
+
+impl Partition {
+    /// Appends the coordinator's commit or abort marker for `producer_id` and returns its
+    /// offset. A marker from an epoch older than the partition has seen is refused.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+    ) -> Result<i64, LogError> {
+        self.check_usable()?;
+        let config = self.config();
+        let now = self.clock.now_ms();
+        let data = txn::marker_batch(producer_id, epoch, commit, coordinator_epoch, now);
+        let h = batch::validate(&data)?;
+        let mut inner = self.inner.lock();
+        inner.producers.check_marker(producer_id, epoch)?;
+        let info = self.append_locked(&mut inner, &data, h, &config, now, Some(commit))?;
+        Ok(info.last_offset)
+    }
+
+    /// A `read_committed` fetch: whole batches below the last stable offset, and the aborted
+    /// transactions that overlap them (the client drops their records).
+    pub async fn fetch_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<(ReadResult, Vec<AbortedTxn>), LogError> {
+        let mut r = self.fetch(offset, max_bytes, min_one).await?;
+        r.records = txn::below(&r.records, r.offsets.last_stable_offset);
+        let end = last_offset(&r.records).map_or(offset, |l| l + 1);
+        let aborted = if end > offset {
+            self.aborted_between(offset, end)
+        } else {
+            Vec::new()
+        };
+        Ok((r, aborted))
+    }
+
+    /// Aborted transactions with records in `[from, to)`. A transaction's marker never comes
+    /// before its records, so only segments from the one holding `from` onwards are searched.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let inner = self.inner.lock();
+        let start = inner
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(i64::MIN, |(k, _)| *k);
+        inner
+            .segments
+            .range(start..)
+            .flat_map(|(_, s)| s.aborted.iter())
+            .filter(|e| e.last_offset >= from && e.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// The producers this partition remembers, with their open transactions.
+    pub fn producers(&self) -> Vec<ProducerView> {
+        let inner = self.inner.lock();
+        inner
+            .producers
+            .view()
+            .into_iter()
+            .map(
+                |(producer_id, epoch, last_sequence, last_timestamp)| ProducerView {
+                    producer_id,
+                    epoch,
+                    last_sequence,
+                    last_timestamp,
+                    current_txn_start_offset: inner.txns.open_at(producer_id).unwrap_or(-1),
+                },
+            )
+            .collect()
+    }
+}
+
+/// The last offset of the last whole batch in `data`.
+fn last_offset(mut data: &[u8]) -> Option<i64> {
+    let mut last = None;
+    while data.len() >= batch::HEADER_LEN {
+        let Ok(h) = batch::BatchHeader::parse(&data[..batch::HEADER_LEN]) else {
+            break;
+        };
+        let len = h.total_len();
+        if len > data.len() {
+            break;
+        }
+        last = Some(h.last_offset());
+        data = &data[len..];
+    }
+    last
+}
+
+#[cfg(test)]
+#[path = "txn_tests.rs"]
+mod tests;

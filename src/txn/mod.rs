@@ -1,0 +1,467 @@
+//! Transaction coordinator: transactional ids, their producer ids and epochs, and the two-phase
+//! end of every transaction.
+//!
+//! Every state change is written to the transaction log (`state`, fsynced) before it is
+//! answered. Ending a transaction first records the decision (PrepareCommit / PrepareAbort),
+//! then writes a marker into every partition of the transaction and waits until they are
+//! durable, ends the transactional offsets in every group, and finally records CompleteCommit /
+//! CompleteAbort. A crash anywhere in between leaves the decision in the log; the coordinator's
+//! tick finishes it after restart, so a transaction is either committed in full or aborted in
+//! full, never half visible. Writing a marker twice (a retried finish) is harmless.
+//!
+//! Producers are fenced by epoch: InitProducerId for a transactional id bumps the epoch and
+//! aborts whatever the previous holder left open (with the bumped epoch, so its late writes are
+//! refused); a transaction open past its timeout is aborted the same way. Produce is verified
+//! against the coordinator under the partition lock: a transactional batch is appended only
+//! while its producer's transaction is Ongoing and holds that partition, so no batch can land
+//! after its transaction's marker (no hanging transactions).
+
+pub mod state;
+
+use crate::clock::SharedClock;
+use crate::group::Coordinator;
+use crate::journal::Journal;
+use crate::log::producer::ProducerIdAllocator;
+use crate::log::{LogError, LogManager};
+use parking_lot::Mutex;
+use state::{TxnLog, TxnMeta, TxnRecord, TxnState};
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TxnError {
+    #[error("transaction timeout outside 1..=transaction_max_timeout_ms")]
+    InvalidTimeout,
+    #[error("the producer's epoch is not the transactional id's current one")]
+    Fenced,
+    #[error("unknown transactional id or producer id")]
+    InvalidMapping,
+    #[error("the previous transaction is still being completed")]
+    Concurrent,
+    #[error("the request does not fit the transaction's state")]
+    InvalidState,
+    #[error("the transaction log or a partition could not be written")]
+    Storage,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TxnConfig {
+    /// Longest transaction timeout a producer may ask for (transaction.max.timeout.ms).
+    pub max_timeout_ms: i32,
+    /// How long an idle transactional id is remembered (transactional.id.expiration.ms).
+    pub id_expiration_ms: i64,
+}
+
+pub struct TxnCoordinator {
+    journal: Journal<TxnLog>,
+    /// Serializes the operations on one transactional id.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    ids: Arc<ProducerIdAllocator>,
+    logs: Arc<LogManager>,
+    groups: Arc<Coordinator>,
+    clock: SharedClock,
+    cfg: TxnConfig,
+}
+
+/// Marker epochs are written with this coordinator epoch (one coordinator, never moved).
+const COORDINATOR_EPOCH: i32 = 0;
+
+impl TxnCoordinator {
+    pub fn open(
+        data_dir: &Path,
+        cfg: TxnConfig,
+        ids: Arc<ProducerIdAllocator>,
+        logs: Arc<LogManager>,
+        groups: Arc<Coordinator>,
+        clock: SharedClock,
+    ) -> std::io::Result<TxnCoordinator> {
+        Ok(TxnCoordinator {
+            journal: Journal::open(data_dir.join("transactions.log"))?,
+            locks: Mutex::new(HashMap::new()),
+            ids,
+            logs,
+            groups,
+            clock,
+            cfg,
+        })
+    }
+
+    async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = self.locks.lock().entry(id.to_string()).or_default().clone();
+        m.lock_owned().await
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub fn get(&self, id: &str) -> Option<TxnMeta> {
+        self.journal.read().txns.get(id).cloned()
+    }
+
+    /// Every transactional id with its state.
+    pub fn list(&self) -> Vec<(String, TxnMeta)> {
+        let log = self.journal.read();
+        log.txns
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    async fn put(&self, id: &str, meta: TxnMeta) -> Result<(), TxnError> {
+        self.journal
+            .write(vec![TxnRecord::Put {
+                id: id.to_string(),
+                meta,
+            }])
+            .await
+            .map_err(|e| {
+                tracing::error!(transactional_id = id, error = %e, "writing the transaction log failed");
+                TxnError::Storage
+            })
+    }
+
+    /// InitProducerId with a transactional id: a producer id and a new epoch, fencing the
+    /// previous holder. `expected` is the producer id and epoch a recovering producer (KIP-360)
+    /// still holds.
+    pub async fn init_producer_id(
+        &self,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+    ) -> Result<(i64, i16), TxnError> {
+        if timeout_ms <= 0 || timeout_ms > self.cfg.max_timeout_ms {
+            return Err(TxnError::InvalidTimeout);
+        }
+        let _guard = self.lock(id).await;
+        let now = self.clock.now_ms();
+        let Some(mut meta) = self.get(id) else {
+            let pid = self.ids.next().map_err(|e| {
+                tracing::error!(error = %e, "allocating a producer id failed");
+                TxnError::Storage
+            })?;
+            let meta = TxnMeta {
+                producer_id: pid,
+                last_producer_id: -1,
+                epoch: 0,
+                last_epoch: -1,
+                timeout_ms,
+                state: TxnState::Empty,
+                partitions: BTreeSet::new(),
+                groups: BTreeSet::new(),
+                started_ms: -1,
+                updated_ms: now,
+            };
+            self.put(id, meta).await?;
+            tracing::info!(
+                transactional_id = id,
+                producer_id = pid,
+                "new transactional id"
+            );
+            return Ok((pid, 0));
+        };
+        if let Some((pid, epoch)) = expected {
+            let current = pid == meta.producer_id && epoch == meta.epoch;
+            let retried = pid == meta.last_producer_id && epoch == meta.last_epoch;
+            if retried && !meta.state.is_prepare() {
+                // the answer to an earlier InitProducerId was lost: give it again
+                return Ok((meta.producer_id, meta.epoch));
+            }
+            if !current && !retried {
+                return Err(TxnError::Fenced);
+            }
+        }
+        match meta.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                return Err(TxnError::Concurrent);
+            }
+            TxnState::Ongoing => {
+                tracing::info!(
+                    transactional_id = id,
+                    producer_id = meta.producer_id,
+                    epoch = meta.epoch,
+                    "new producer instance: aborting the previous one's open transaction"
+                );
+                meta = self.fence_and_abort(id, meta).await?;
+            }
+            _ => {}
+        }
+        let (pid, epoch) = if meta.epoch >= i16::MAX - 1 {
+            let pid = self.ids.next().map_err(|_| TxnError::Storage)?;
+            (pid, 0)
+        } else {
+            (meta.producer_id, meta.epoch + 1)
+        };
+        let next = TxnMeta {
+            producer_id: pid,
+            last_producer_id: meta.producer_id,
+            epoch,
+            last_epoch: meta.epoch,
+            timeout_ms,
+            state: TxnState::Empty,
+            partitions: BTreeSet::new(),
+            groups: BTreeSet::new(),
+            started_ms: -1,
+            updated_ms: now,
+        };
+        self.put(id, next).await?;
+        Ok((pid, epoch))
+    }
+
+    /// The transactional id's state if `producer_id` and `epoch` are its current ones.
+    fn current(&self, id: &str, producer_id: i64, epoch: i16) -> Result<TxnMeta, TxnError> {
+        let meta = self.get(id).ok_or(TxnError::InvalidMapping)?;
+        if meta.producer_id != producer_id {
+            return Err(TxnError::InvalidMapping);
+        }
+        if meta.epoch != epoch {
+            return Err(TxnError::Fenced);
+        }
+        Ok(meta)
+    }
+
+    /// AddPartitionsToTxn (and AddOffsetsToTxn with `groups`): the transaction is Ongoing
+    /// and holds them, durably, once this returns.
+    pub async fn add(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+        groups: &[String],
+    ) -> Result<(), TxnError> {
+        let _guard = self.lock(id).await;
+        let meta = self.current(id, producer_id, epoch)?;
+        if meta.state.is_prepare() {
+            return Err(TxnError::Concurrent);
+        }
+        let ongoing = meta.state == TxnState::Ongoing;
+        if ongoing
+            && partitions.iter().all(|p| meta.partitions.contains(p))
+            && groups.iter().all(|g| meta.groups.contains(g))
+        {
+            return Ok(());
+        }
+        let now = self.clock.now_ms();
+        let mut next = meta;
+        next.partitions.extend(partitions.iter().cloned());
+        next.groups.extend(groups.iter().cloned());
+        next.state = TxnState::Ongoing;
+        if !ongoing {
+            next.started_ms = now;
+        }
+        next.updated_ms = now;
+        self.put(id, next).await
+    }
+
+    /// AddPartitionsToTxn's verify-only form: whether each partition is in the open transaction.
+    pub fn holds(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<bool>, TxnError> {
+        let meta = self.current(id, producer_id, epoch)?;
+        let ongoing = meta.state == TxnState::Ongoing;
+        Ok(partitions
+            .iter()
+            .map(|p| ongoing && meta.partitions.contains(p))
+            .collect())
+    }
+
+    /// TxnOffsetCommit's check: the producer is current and its transaction holds the group.
+    pub fn check_offsets(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        group: &str,
+    ) -> Result<(), TxnError> {
+        let meta = self.current(id, producer_id, epoch)?;
+        if meta.state != TxnState::Ongoing || !meta.groups.contains(group) {
+            return Err(TxnError::InvalidState);
+        }
+        Ok(())
+    }
+
+    /// The produce-time check for a transactional batch (run under the partition lock).
+    pub fn verify_produce(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), LogError> {
+        let log = self.journal.read();
+        let meta = log
+            .by_producer
+            .get(&producer_id)
+            .and_then(|id| log.txns.get(id))
+            .ok_or(LogError::InvalidTxnState)?;
+        if epoch != meta.epoch {
+            return Err(LogError::InvalidProducerEpoch {
+                epoch,
+                current: meta.epoch,
+            });
+        }
+        if meta.state != TxnState::Ongoing
+            || !meta.partitions.contains(&(topic.to_string(), partition))
+        {
+            return Err(LogError::InvalidTxnState);
+        }
+        Ok(())
+    }
+
+    /// EndTxn: commits or aborts the open transaction. Returns once every marker is durable
+    /// and the outcome is in the transaction log.
+    pub async fn end(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), TxnError> {
+        let _guard = self.lock(id).await;
+        let meta = self.current(id, producer_id, epoch)?;
+        match (meta.state, commit) {
+            (TxnState::Ongoing, _) => {
+                let mut prepared = meta;
+                prepared.state = if commit {
+                    TxnState::PrepareCommit
+                } else {
+                    TxnState::PrepareAbort
+                };
+                prepared.updated_ms = self.clock.now_ms();
+                self.put(id, prepared.clone()).await?;
+                self.finish(id, prepared).await.map(|_| ())
+            }
+            // a retry of an EndTxn that already completed
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                Err(TxnError::Concurrent)
+            }
+            _ => Err(TxnError::InvalidState),
+        }
+    }
+
+    /// Aborts an Ongoing transaction with the epoch bumped, so its producer is fenced.
+    async fn fence_and_abort(&self, id: &str, meta: TxnMeta) -> Result<TxnMeta, TxnError> {
+        let mut fenced = meta;
+        fenced.epoch = fenced.epoch.saturating_add(1);
+        fenced.state = TxnState::PrepareAbort;
+        fenced.updated_ms = self.clock.now_ms();
+        self.put(id, fenced.clone()).await?;
+        self.finish(id, fenced).await
+    }
+
+    /// Writes the markers of a decided transaction, ends its group offsets and records the
+    /// outcome.
+    async fn finish(&self, id: &str, meta: TxnMeta) -> Result<TxnMeta, TxnError> {
+        let commit = meta.state == TxnState::PrepareCommit;
+        let mut written = Vec::new();
+        for (topic, index) in &meta.partitions {
+            let Some(p) = self.logs.get(topic, *index) else {
+                continue; // the topic was deleted
+            };
+            match p.append_marker(meta.producer_id, meta.epoch, commit, COORDINATOR_EPOCH) {
+                Ok(offset) => written.push((p, offset + 1)),
+                Err(LogError::Deleted) => {}
+                Err(e) => {
+                    tracing::error!(transactional_id = id, topic = %topic, partition = index, error = %e, "writing a transaction marker failed; will retry");
+                    return Err(TxnError::Storage);
+                }
+            }
+        }
+        for (p, end) in written {
+            match p.wait_durable(end).await {
+                Ok(()) | Err(LogError::Deleted) => {}
+                Err(e) => {
+                    tracing::error!(transactional_id = id, topic = %p.topic, partition = p.index, error = %e, "a transaction marker did not become durable; will retry");
+                    return Err(TxnError::Storage);
+                }
+            }
+        }
+        for group in &meta.groups {
+            if let Err(e) = self
+                .groups
+                .end_transaction(group, meta.producer_id, commit)
+                .await
+            {
+                tracing::error!(transactional_id = id, group = %group, error = %e, "ending transactional offsets failed; will retry");
+                return Err(TxnError::Storage);
+            }
+        }
+        let mut done = meta;
+        done.state = if commit {
+            TxnState::CompleteCommit
+        } else {
+            TxnState::CompleteAbort
+        };
+        done.partitions.clear();
+        done.groups.clear();
+        done.started_ms = -1;
+        done.updated_ms = self.clock.now_ms();
+        self.put(id, done.clone()).await?;
+        crate::metrics::transaction_ended(commit);
+        Ok(done)
+    }
+
+    /// Aborts transactions open past their timeout, finishes decided ones (after a crash or a
+    /// failed marker write) and forgets transactional ids idle past their expiration.
+    pub async fn tick(&self) {
+        let now = self.clock.now_ms();
+        for (id, meta) in self.list() {
+            let timed_out =
+                meta.state == TxnState::Ongoing && now - meta.started_ms > meta.timeout_ms as i64;
+            let idle = matches!(
+                meta.state,
+                TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+            ) && now - meta.updated_ms > self.cfg.id_expiration_ms;
+            if !(timed_out || idle || meta.state.is_prepare()) {
+                continue;
+            }
+            let _guard = self.lock(&id).await;
+            // look again under the lock: a request may have moved it on
+            let Some(meta) = self.get(&id) else { continue };
+            let now = self.clock.now_ms();
+            let result = match meta.state {
+                TxnState::Ongoing if now - meta.started_ms > meta.timeout_ms as i64 => {
+                    tracing::info!(transactional_id = %id, producer_id = meta.producer_id, timeout_ms = meta.timeout_ms, "transaction timed out: aborting it and fencing its producer");
+                    self.fence_and_abort(&id, meta).await.map(|_| ())
+                }
+                TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                    tracing::info!(transactional_id = %id, state = meta.state.name(), "finishing a decided transaction");
+                    self.finish(&id, meta).await.map(|_| ())
+                }
+                TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                    if now - meta.updated_ms > self.cfg.id_expiration_ms =>
+                {
+                    self.journal
+                        .write(vec![TxnRecord::Remove { id: id.clone() }])
+                        .await
+                        .map_err(|_| TxnError::Storage)
+                }
+                _ => Ok(()),
+            };
+            if let Err(e) = result {
+                tracing::warn!(transactional_id = %id, error = %e, "transaction housekeeping failed; will retry");
+            }
+        }
+    }
+
+    /// Ticks every `interval` until cancelled (the first tick at once: it finishes what a crash
+    /// left decided).
+    pub async fn run(self: Arc<Self>, interval: Duration, cancel: CancellationToken) {
+        loop {
+            self.tick().await;
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = cancel.cancelled() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The transaction log's records and the state they rebuild: one [`TxnMeta`] per
+//! transactional id, kept in a [`crate::journal::Journal`] at `<data_dir>/transactions.log`.
+
+use crate::journal::Journaled;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Kafka's transaction states (the fencing state is PrepareAbort with the bumped epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnState {
+    Empty,
+    Ongoing,
+    PrepareCommit,
+    PrepareAbort,
+    CompleteCommit,
+    CompleteAbort,
+}
+
+impl TxnState {
+    /// The name DescribeTransactions and ListTransactions use.
+    pub fn name(self) -> &'static str {
+        match self {
+            TxnState::Empty => "Empty",
+            TxnState::Ongoing => "Ongoing",
+            TxnState::PrepareCommit => "PrepareCommit",
+            TxnState::PrepareAbort => "PrepareAbort",
+            TxnState::CompleteCommit => "CompleteCommit",
+            TxnState::CompleteAbort => "CompleteAbort",
+        }
+    }
+
+    /// Markers are being written: the transaction is decided but not finished.
+    pub fn is_prepare(self) -> bool {
+        matches!(self, TxnState::PrepareCommit | TxnState::PrepareAbort)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxnMeta {
+    pub producer_id: i64,
+    /// The producer id and epoch before the last InitProducerId (KIP-360 retries), or -1.
+    pub last_producer_id: i64,
+    pub epoch: i16,
+    pub last_epoch: i16,
+    pub timeout_ms: i32,
+    pub state: TxnState,
+    pub partitions: BTreeSet<(String, i32)>,
+    pub groups: BTreeSet<String>,
+    /// When the open transaction started, -1 when none is open.
+    pub started_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum TxnRecord {
+    Put { id: String, meta: TxnMeta },
+    Remove { id: String },
+}
+
+#[derive(Debug, Default)]
+pub struct TxnLog {
+    pub txns: BTreeMap<String, TxnMeta>,
+    /// Current producer id → transactional id.
+    pub by_producer: HashMap<i64, String>,
+}
+
+impl Journaled for TxnLog {
+    type Record = TxnRecord;
+
+    fn apply(&mut self, r: &TxnRecord) {
+        match r {
+            TxnRecord::Put { id, meta } => {
+                if let Some(old) = self.txns.insert(id.clone(), meta.clone()) {
+                    if old.producer_id != meta.producer_id {
+                        self.by_producer.remove(&old.producer_id);
+                    }
+                }
+                self.by_producer.insert(meta.producer_id, id.clone());
+            }
+            TxnRecord::Remove { id } => {
+                if let Some(old) = self.txns.remove(id) {
+                    self.by_producer.remove(&old.producer_id);
+                }
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Vec<TxnRecord> {
+        self.txns
+            .iter()
+            .map(|(id, meta)| TxnRecord::Put {
+                id: id.clone(),
+                meta: meta.clone(),
+            })
+            .collect()
+    }
+
+    fn live(&self) -> usize {
+        self.txns.len()
+    }
+}

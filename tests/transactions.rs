@@ -1,0 +1,405 @@
+//! Transactions end to end with librdkafka (rdkafka): commit and abort under both isolation
+//! levels, the last stable offset, fencing by a new producer instance, transaction timeouts,
+//! offsets committed inside a transaction, and the operator APIs.
+
+mod common;
+
+use common::{connect, create_topic, roundtrip, TestBroker};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(20);
+
+fn txn_producer(bootstrap: &str, id: &str, extra: &[(&str, &str)]) -> BaseProducer {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("transactional.id", id)
+        .set("linger.ms", "5");
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    let p: BaseProducer = c.create().expect("producer");
+    p.init_transactions(T).expect("init_transactions");
+    p
+}
+
+fn send(p: &BaseProducer, topic: &str, partition: i32, value: &str) {
+    p.send(
+        BaseRecord::to(topic)
+            .partition(partition)
+            .key(value)
+            .payload(value),
+    )
+    .expect("enqueue");
+}
+
+/// Every value readable from the start of `topic` under `isolation`, waiting until `want`
+/// arrived and then a moment more for anything beyond it.
+fn read(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    isolation: &str,
+    want: usize,
+) -> Vec<String> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("reader-{isolation}"))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", isolation)
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + T;
+    let mut quiet_until = None;
+    while Instant::now() < deadline {
+        if out.len() >= want && quiet_until.is_none() {
+            quiet_until = Some(Instant::now() + Duration::from_millis(700));
+        }
+        if quiet_until.is_some_and(|q| Instant::now() > q) {
+            break;
+        }
+        if let Some(m) = c.poll(Duration::from_millis(50)) {
+            let m = m.expect("consume");
+            out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+        }
+    }
+    out.sort();
+    out
+}
+
+fn list_offset(b: &TestBroker, topic: &str, partition: i32, isolation: i8) -> i64 {
+    let mut s = connect(b);
+    let mut req = ListOffsetsRequest::default();
+    req.replica_id = BrokerId(-1);
+    req.isolation_level = isolation;
+    let mut t = ListOffsetsTopic::default();
+    t.name = TopicName(StrBytes::from_string(topic.into()));
+    let mut p = ListOffsetsPartition::default();
+    p.partition_index = partition;
+    p.timestamp = -1;
+    t.partitions.push(p);
+    req.topics.push(t);
+    let resp: ListOffsetsResponse = roundtrip(&mut s, 2, 5, 1, &req);
+    resp.topics[0].partitions[0].offset
+}
+
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    tokio::task::spawn_blocking(f).await.expect("client thread")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_records_are_read_once_and_aborted_ones_only_by_read_uncommitted() {
+    let b = TestBroker::start().await;
+    create_topic(&b, "tx", 2).await;
+    let bs = b.bootstrap();
+    blocking(move || {
+        let p = txn_producer(&bs, "tx-basic", &[]);
+        for (round, commit) in [("c1", true), ("ab", false), ("c2", true)] {
+            p.begin_transaction().expect("begin");
+            for i in 0..10 {
+                send(&p, "tx", i % 2, &format!("{round}-{i}"));
+            }
+            p.flush(T).expect("flush");
+            if commit {
+                p.commit_transaction(T).expect("commit");
+            } else {
+                p.abort_transaction(T).expect("abort");
+            }
+        }
+    })
+    .await;
+    let bs = b.bootstrap();
+    let (committed, all) = blocking(move || {
+        (
+            read(&bs, "tx", 2, "read_committed", 20),
+            read(&bs, "tx", 2, "read_uncommitted", 30),
+        )
+    })
+    .await;
+    assert_eq!(committed.len(), 20, "{committed:?}");
+    assert!(
+        committed.iter().all(|v| v.starts_with('c')),
+        "{committed:?}"
+    );
+    assert_eq!(
+        all.len(),
+        30,
+        "read_uncommitted sees the aborted records too"
+    );
+    // the markers took offsets: 5 records + 3 markers per partition
+    assert_eq!(list_offset(&b, "tx", 0, 0), 18);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_stable_offset_holds_read_committed_back_until_the_commit() {
+    let b = TestBroker::start().await;
+    create_topic(&b, "lso", 1).await;
+    let bs = b.bootstrap();
+    let p = blocking(move || {
+        let p = txn_producer(&bs, "tx-lso", &[]);
+        p.begin_transaction().expect("begin");
+        for i in 0..5 {
+            send(&p, "lso", 0, &format!("t-{i}"));
+        }
+        p.flush(T).expect("flush");
+        p
+    })
+    .await;
+    // plain records after the open transaction's: still behind the LSO
+    let plain = b.producer(&[]);
+    for i in 0..3 {
+        plain
+            .send(
+                rdkafka::producer::FutureRecord::to("lso")
+                    .partition(0)
+                    .key("k")
+                    .payload(&format!("plain-{i}")),
+                T,
+            )
+            .await
+            .expect("plain send");
+    }
+    assert_eq!(list_offset(&b, "lso", 0, 0), 8, "high watermark");
+    assert_eq!(
+        list_offset(&b, "lso", 0, 1),
+        0,
+        "LSO at the open transaction"
+    );
+    let bs = b.bootstrap();
+    let (before, p) = blocking(move || (read(&bs, "lso", 1, "read_committed", 0), p)).await;
+    assert!(before.is_empty(), "nothing past the LSO: {before:?}");
+    blocking(move || p.commit_transaction(T).expect("commit")).await;
+    assert_eq!(list_offset(&b, "lso", 0, 1), 9, "LSO = HW once committed");
+    let bs = b.bootstrap();
+    let after = blocking(move || read(&bs, "lso", 1, "read_committed", 8)).await;
+    assert_eq!(after.len(), 8, "{after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_instance_fences_the_old_one_and_aborts_its_transaction() {
+    let b = TestBroker::start().await;
+    create_topic(&b, "fence", 1).await;
+    let bs = b.bootstrap();
+    blocking(move || {
+        let old = txn_producer(&bs, "tx-fence", &[]);
+        old.begin_transaction().expect("begin");
+        send(&old, "fence", 0, "zombie");
+        old.flush(T).expect("flush");
+        let new = txn_producer(&bs, "tx-fence", &[]);
+        let err = old
+            .commit_transaction(T)
+            .expect_err("the old instance is fenced");
+        use rdkafka::types::RDKafkaErrorCode as E;
+        assert!(
+            matches!(
+                err.rdkafka_error_code(),
+                Some(E::Fenced | E::ProducerFenced | E::InvalidProducerEpoch)
+            ),
+            "{err:?}"
+        );
+        new.begin_transaction().expect("begin");
+        send(&new, "fence", 0, "live");
+        new.commit_transaction(T).expect("commit");
+    })
+    .await;
+    let bs = b.bootstrap();
+    let (committed, all) = blocking(move || {
+        (
+            read(&bs, "fence", 1, "read_committed", 1),
+            read(&bs, "fence", 1, "read_uncommitted", 2),
+        )
+    })
+    .await;
+    assert_eq!(committed, vec!["live".to_string()]);
+    assert_eq!(all, vec!["live".to_string(), "zombie".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_open_past_its_timeout_is_aborted() {
+    let b = TestBroker::start_with(|c| c.transaction_abort_interval_ms = 100).await;
+    create_topic(&b, "slow", 1).await;
+    let bs = b.bootstrap();
+    let p = blocking(move || {
+        let p = txn_producer(&bs, "tx-slow", &[("transaction.timeout.ms", "1000")]);
+        p.begin_transaction().expect("begin");
+        send(&p, "slow", 0, "late");
+        p.flush(T).expect("flush");
+        p
+    })
+    .await;
+    assert_eq!(list_offset(&b, "slow", 0, 1), 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while list_offset(&b, "slow", 0, 1) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the timed-out transaction was never aborted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(list_offset(&b, "slow", 0, 1), 2, "record + abort marker");
+    blocking(move || {
+        assert!(p.commit_transaction(T).is_err(), "the producer was fenced");
+    })
+    .await;
+    let bs = b.bootstrap();
+    let committed = blocking(move || read(&bs, "slow", 1, "read_committed", 0)).await;
+    assert!(committed.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_sent_to_a_transaction_commit_and_abort_with_it() {
+    let b = TestBroker::start().await;
+    create_topic(&b, "in", 1).await;
+    create_topic(&b, "out", 1).await;
+    let plain = b.producer(&[]);
+    for i in 0..10 {
+        plain
+            .send(
+                rdkafka::producer::FutureRecord::to("in")
+                    .partition(0)
+                    .key("k")
+                    .payload(&format!("in-{i}")),
+                T,
+            )
+            .await
+            .expect("seed");
+    }
+    let bs = b.bootstrap();
+    let addr = b.addr;
+    blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &bs)
+            .set("group.id", "ctp")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()
+            .expect("consumer");
+        let p = txn_producer(&bs, "tx-ctp", &[]);
+        let offsets = |next: i64| {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset("in", 0, Offset::Offset(next))
+                .expect("tpl");
+            tpl
+        };
+        // aborted: the group's offset does not move
+        p.begin_transaction().expect("begin");
+        send(&p, "out", 0, "x");
+        p.send_offsets_to_transaction(&offsets(5), &consumer.group_metadata().expect("cgm"), T)
+            .expect("send offsets");
+        p.flush(T).expect("flush");
+        p.abort_transaction(T).expect("abort");
+        let committed = consumer
+            .committed_offsets(offsets(0), T)
+            .expect("committed");
+        assert_eq!(committed.elements()[0].offset(), Offset::Invalid);
+        // open with offsets: OffsetFetch with require_stable answers UNSTABLE_OFFSET_COMMIT
+        p.begin_transaction().expect("begin");
+        send(&p, "out", 0, "y");
+        p.send_offsets_to_transaction(&offsets(10), &consumer.group_metadata().expect("cgm"), T)
+            .expect("send offsets");
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(T)).expect("timeout");
+        let mut req = OffsetFetchRequest::default();
+        req.group_id = GroupId(StrBytes::from_static_str("ctp"));
+        let mut t =
+            kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic::default();
+        t.name = TopicName(StrBytes::from_static_str("in"));
+        t.partition_indexes = vec![0];
+        req.topics = Some(vec![t]);
+        req.require_stable = true;
+        let resp: OffsetFetchResponse = roundtrip(&mut s, 9, 7, 1, &req);
+        assert_eq!(
+            resp.topics[0].partitions[0].error_code, 88,
+            "UNSTABLE_OFFSET_COMMIT"
+        );
+        p.commit_transaction(T).expect("commit");
+        let committed = consumer
+            .committed_offsets(offsets(0), T)
+            .expect("committed");
+        assert_eq!(committed.elements()[0].offset(), Offset::Offset(10));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_can_list_and_describe_transactions_and_producers() {
+    let b = TestBroker::start().await;
+    create_topic(&b, "ops", 1).await;
+    let bs = b.bootstrap();
+    let p = blocking(move || {
+        let p = txn_producer(&bs, "tx-ops", &[]);
+        p.begin_transaction().expect("begin");
+        send(&p, "ops", 0, "v");
+        p.flush(T).expect("flush");
+        p
+    })
+    .await;
+    let mut s = connect(&b);
+    let mut req = ListTransactionsRequest::default();
+    req.state_filters = vec![
+        StrBytes::from_static_str("Ongoing"),
+        StrBytes::from_static_str("Bogus"),
+    ];
+    req.duration_filter = -1;
+    let resp: ListTransactionsResponse = roundtrip(&mut s, 66, 1, 1, &req);
+    assert_eq!(
+        resp.unknown_state_filters,
+        vec![StrBytes::from_static_str("Bogus")]
+    );
+    assert_eq!(resp.transaction_states.len(), 1);
+    assert_eq!(
+        resp.transaction_states[0].transactional_id.0.as_str(),
+        "tx-ops"
+    );
+    let pid = resp.transaction_states[0].producer_id;
+
+    let mut req = DescribeTransactionsRequest::default();
+    req.transactional_ids = vec![
+        TransactionalId(StrBytes::from_static_str("tx-ops")),
+        TransactionalId(StrBytes::from_static_str("nope")),
+    ];
+    let resp: DescribeTransactionsResponse = roundtrip(&mut s, 65, 0, 2, &req);
+    let st = &resp.transaction_states[0];
+    assert_eq!(
+        (st.error_code, st.transaction_state.as_str()),
+        (0, "Ongoing")
+    );
+    assert_eq!(st.producer_id, pid);
+    assert_eq!(st.topics[0].topic.0.as_str(), "ops");
+    assert_eq!(st.topics[0].partitions, vec![0]);
+    assert_eq!(
+        resp.transaction_states[1].error_code, 105,
+        "TRANSACTIONAL_ID_NOT_FOUND"
+    );
+
+    let mut req = DescribeProducersRequest::default();
+    let mut t = kafka_protocol::messages::describe_producers_request::TopicRequest::default();
+    t.name = TopicName(StrBytes::from_static_str("ops"));
+    t.partition_indexes = vec![0];
+    req.topics.push(t);
+    let resp: DescribeProducersResponse = roundtrip(&mut s, 61, 0, 3, &req);
+    let ps = &resp.topics[0].partitions[0].active_producers;
+    assert_eq!(ps.len(), 1);
+    assert_eq!(ps[0].producer_id, pid);
+    assert_eq!(ps[0].current_txn_start_offset, 0);
+    blocking(move || p.commit_transaction(T).expect("commit")).await;
+    let resp: DescribeProducersResponse = roundtrip(&mut s, 61, 0, 4, &req);
+    assert_eq!(
+        resp.topics[0].partitions[0].active_producers[0].current_txn_start_offset,
+        -1
+    );
+}
