@@ -8,38 +8,21 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 fn spawn(dir: &std::path::Path, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_tiercel"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.join("data"))
-        .args(["--log-segment-bytes", "65536", "--num-partitions", "2"])
-        .args(["--metrics-listen", &common::free_addr().to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn tiercel");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "broker did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+    common::spawn_binary(
+        dir,
+        port,
+        &["--log-segment-bytes", "65536", "--num-partitions", "2"],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_acks_all_loses_no_acknowledged_record() {
     let dir = tempfile::tempdir().expect("tmp");
-    let port = free_port();
+    let port = common::free_port();
     let mut broker = spawn(dir.path(), port);
     let bootstrap = format!("127.0.0.1:{port}");
     let producer: FutureProducer = ClientConfig::new()

@@ -281,3 +281,31 @@ pub fn free_addr() -> SocketAddr {
         .and_then(|l| l.local_addr())
         .expect("free port")
 }
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Runs the built binary on `port` over `<dir>/data` (plus `extra` flags) and waits until it
+/// accepts connections. The caller kills it (`kill -9` tests) or lets it drop.
+pub fn spawn_binary(dir: &std::path::Path, port: u16, extra: &[&str]) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    let child = Command::new(env!("CARGO_BIN_EXE_tiercel"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.join("data"))
+        .args(["--metrics-listen", &free_addr().to_string()])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn tiercel");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "broker did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
