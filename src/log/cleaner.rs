@@ -9,9 +9,14 @@
 //! A batch whose records all survive is copied byte for byte (compressed or not); a batch that
 //! loses records is rebuilt uncompressed with its base offset, last offset delta, producer fields
 //! and timestamps, so offsets and idempotent-producer state stay as they were.
+//!
+//! Transactions: cleaning stops before the last stable offset (an open transaction's records are
+//! never touched), records of aborted transactions are removed and never count as a key's latest
+//! value, and markers are kept.
 
 use super::partition::Partition;
 use super::segment::{self, Segment};
+use super::txn::AbortedTxn;
 use super::LogError;
 use crate::batch::{self, BatchHeader};
 use crate::records;
@@ -55,10 +60,16 @@ impl Partition {
         }
         let now = self.clock.now_ms();
         let checkpoint = read_checkpoint(&self.dir)?;
-        let closed: Vec<Closed> = {
+        let (closed, aborted, lso) = {
             let inner = self.inner.lock();
+            let aborted: Vec<AbortedTxn> = inner
+                .segments
+                .values()
+                .flat_map(|s| s.aborted.iter().copied())
+                .collect();
+            let lso = inner.offsets().last_stable_offset;
             let n = inner.segments.len().saturating_sub(1);
-            inner
+            let closed = inner
                 .segments
                 .values()
                 .take(n)
@@ -70,12 +81,23 @@ impl Partition {
                     file: s.file(),
                     stem: s.stem().to_path_buf(),
                 })
-                .collect()
+                .collect::<Vec<_>>();
+            (closed, aborted, lso)
+        };
+        let is_aborted = |h: &BatchHeader| {
+            h.is_transactional()
+                && !h.is_control()
+                && aborted.iter().any(|a| {
+                    a.producer_id == h.producer_id
+                        && (a.first_offset..=a.last_offset).contains(&h.base_offset)
+                })
         };
         // cleanable: closed segments up to the first one still inside the compaction lag
         let cleanable: Vec<Closed> = closed
             .into_iter()
-            .take_while(|s| now - s.max_timestamp.max(0) >= config.min_compaction_lag_ms)
+            .take_while(|s| {
+                now - s.max_timestamp.max(0) >= config.min_compaction_lag_ms && s.next_offset <= lso
+            })
             .collect();
         let total: u64 = cleanable.iter().map(|s| s.len).sum();
         let dirty: u64 = cleanable
@@ -95,6 +117,9 @@ impl Partition {
         let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
         for seg in &cleanable {
             for_each_batch(&seg.file, seg.len, |h, bytes| {
+                if h.is_control() || is_aborted(&h) {
+                    return Ok(());
+                }
                 let section = records::records_section(bytes, DECOMPRESS_LIMIT)?;
                 for r in records::parse(&section, h.record_count)? {
                     if let Some(k) = r.key {
@@ -114,7 +139,7 @@ impl Partition {
         let interval = config.index_interval_bytes as u64;
         for seg in &cleanable {
             let cleaned = seg.stem.with_extension("log.cleaned");
-            let (len, removed) = rewrite(seg, &cleaned, &latest, horizon)?;
+            let (len, removed) = rewrite(seg, &cleaned, &latest, horizon, &is_aborted)?;
             stats.bytes_before += seg.len;
             if removed == 0 {
                 let _ = std::fs::remove_file(&cleaned);
@@ -183,6 +208,7 @@ fn rewrite(
     out: &Path,
     latest: &HashMap<Vec<u8>, i64>,
     horizon: i64,
+    is_aborted: &dyn Fn(&BatchHeader) -> bool,
 ) -> Result<(u64, u64), LogError> {
     use std::io::Write;
     let mut w = std::io::BufWriter::new(std::fs::File::create(out)?);
@@ -191,6 +217,10 @@ fn rewrite(
         if h.is_control() {
             w.write_all(bytes)?;
             written += bytes.len() as u64;
+            return Ok(());
+        }
+        if is_aborted(&h) {
+            removed += h.record_count.max(0) as u64;
             return Ok(());
         }
         let section = records::records_section(bytes, DECOMPRESS_LIMIT)?;
@@ -506,5 +536,77 @@ mod tests {
                 .base_offset,
             19
         );
+    }
+
+    /// `keyed` as a transactional batch of `pid` (epoch 0, sequence 0).
+    fn transactional(pid: i64, recs: &[(Option<&str>, Option<&str>)]) -> Vec<u8> {
+        let mut b = keyed(NOW, recs);
+        b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        b[51..53].copy_from_slice(&0i16.to_be_bytes());
+        b[53..57].copy_from_slice(&0i32.to_be_bytes());
+        let crc = batch::compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[tokio::test]
+    async fn compaction_drops_aborted_records_and_stops_at_the_last_stable_offset() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let clock = Arc::new(ManualClock::new(NOW));
+        let p = Partition::open("c", 0, dir.path().join("c-0"), config(), clock, false, None)
+            .expect("open");
+        let allow: &dyn Fn(&BatchHeader) -> Result<(), LogError> = &|_| Ok(());
+        p.append_verified(&transactional(7, &[(Some("a"), Some("committed"))]), allow)
+            .expect("txn 7"); // 0
+        p.append_marker(7, 0, true, 0).expect("commit"); // 1
+        p.append_verified(&transactional(8, &[(Some("a"), Some("aborted"))]), allow)
+            .expect("txn 8"); // 2
+        p.append_marker(8, 0, false, 0).expect("abort"); // 3
+        let filler = |p: &Partition, n: usize| {
+            for i in 0..n {
+                p.append(&keyed(NOW, &[(Some("z"), Some(&format!("z{i}")))]))
+                    .expect("filler");
+            }
+        };
+        filler(&p, 6);
+        let open_at = p.offsets().log_end_offset;
+        p.append_verified(&transactional(9, &[(Some("z"), Some("open"))]), allow)
+            .expect("txn 9 stays open");
+        filler(&p, 6);
+        p.flush_once().await;
+        assert_eq!(p.offsets().last_stable_offset, open_at);
+        let stats = p.compact(true).expect("compact").expect("cleaned");
+        assert!(stats.records_removed > 0, "{stats:?}");
+        // what is left below the LSO: the committed a, no aborted a, the last filler before it
+        let mut kept = Vec::new();
+        let mut next = 0;
+        while next < p.offsets().high_watermark {
+            let r = p.fetch(next, 1 << 20, true).await.expect("read");
+            let mut pos = 0;
+            while pos < r.records.len() {
+                let (_, len) = batch::peek_frame(&r.records[pos..]).expect("frame");
+                let b = &r.records[pos..pos + len];
+                let h = batch::validate_stored(b).expect("stored");
+                if !h.is_control() {
+                    let sec = records::records_section(b, 1 << 20).expect("section");
+                    for rec in records::parse(&sec, h.record_count).expect("records") {
+                        let v = rec.value.map(|v| String::from_utf8_lossy(v).into_owned());
+                        let offset = h.base_offset + rec.offset_delta as i64;
+                        kept.push((offset, v.unwrap_or_default()));
+                    }
+                }
+                next = h.last_offset() + 1;
+                pos += len;
+            }
+        }
+        assert!(kept.contains(&(0, "committed".to_string())), "{kept:?}");
+        assert!(!kept.iter().any(|(_, v)| v == "aborted"), "{kept:?}");
+        assert!(
+            kept.contains(&(open_at, "open".to_string())),
+            "an open transaction's record is never cleaned: {kept:?}"
+        );
+        let after_lso = kept.iter().filter(|(o, _)| *o > open_at).count();
+        assert_eq!(after_lso, 6, "nothing past the LSO is cleaned: {kept:?}");
     }
 }
