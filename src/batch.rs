@@ -236,6 +236,18 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// `b` made a transactional batch of `pid` at `epoch` with first sequence `seq` (CRC redone).
+    pub(crate) fn transactional(mut b: Vec<u8>, pid: i64, epoch: i16, seq: i32) -> Vec<u8> {
+        let attrs = i16::from_be_bytes([b[21], b[22]]) | ATTR_TRANSACTIONAL;
+        b[21..23].copy_from_slice(&attrs.to_be_bytes());
+        b[43..51].copy_from_slice(&pid.to_be_bytes());
+        b[51..53].copy_from_slice(&epoch.to_be_bytes());
+        b[53..57].copy_from_slice(&seq.to_be_bytes());
+        let crc = compute_crc(&b);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
     /// Builds a valid uncompressed batch holding `n` records with the given value size.
     pub(crate) fn make_batch(base_offset: i64, n: i32, value_len: usize, ts: i64) -> Vec<u8> {
         let mut records = Vec::new();

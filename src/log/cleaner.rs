@@ -540,14 +540,7 @@ mod tests {
 
     /// `keyed` as a transactional batch of `pid` (epoch 0, sequence 0).
     fn transactional(pid: i64, recs: &[(Option<&str>, Option<&str>)]) -> Vec<u8> {
-        let mut b = keyed(NOW, recs);
-        b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
-        b[43..51].copy_from_slice(&pid.to_be_bytes());
-        b[51..53].copy_from_slice(&0i16.to_be_bytes());
-        b[53..57].copy_from_slice(&0i32.to_be_bytes());
-        let crc = batch::compute_crc(&b);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        b
+        crate::batch::tests::transactional(keyed(NOW, recs), pid, 0, 0)
     }
 
     #[tokio::test]

@@ -49,11 +49,36 @@ impl Partition {
         let mut r = self.fetch(offset, max_bytes, min_one).await?;
         r.records = txn::below(&r.records, r.offsets.last_stable_offset);
         let end = last_offset(&r.records).map_or(offset, |l| l + 1);
-        let aborted = if end > offset {
-            self.aborted_between(offset, end)
-        } else {
-            Vec::new()
-        };
+        if end <= offset {
+            return Ok((r, Vec::new()));
+        }
+        let mut aborted = Vec::new();
+        if let Some(remote) = self.remote() {
+            if offset < self.local_start_offset() {
+                // the read came from the bucket: so may the transactions it overlaps
+                for bytes in remote.txn_indexes(offset).await? {
+                    let entries = txn::decode_index(&bytes).ok_or_else(|| {
+                        LogError::Io(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!(
+                                "{}-{}: a remote .txnindex is not whole entries",
+                                self.topic, self.index
+                            ),
+                        ))
+                    })?;
+                    aborted.extend(
+                        entries
+                            .into_iter()
+                            .filter(|e| e.last_offset >= offset && e.first_offset < end),
+                    );
+                }
+            }
+        }
+        for e in self.aborted_between(offset, end) {
+            if !aborted.contains(&e) {
+                aborted.push(e);
+            }
+        }
         Ok((r, aborted))
     }
 

@@ -481,3 +481,45 @@ async fn delete_records_reaches_into_the_bucket() {
     let p = open(&s, dir.path()).await;
     assert_eq!(p.offsets().log_start_offset, target);
 }
+
+#[tokio::test]
+async fn read_committed_below_the_local_log_finds_aborted_transactions_in_the_bucket() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = open(&s, dir.path()).await;
+    let allow: &dyn Fn(&batch::BatchHeader) -> Result<(), LogError> = &|_| Ok(());
+    let aborted = batch::tests::transactional(make_batch(0, 5, 100, NOW), 42, 0, 0);
+    p.append_verified(&aborted, allow).expect("txn"); // 0..=4
+    p.append_marker(42, 0, false, 0).expect("abort"); // 5
+    produce(&p, &s.clock, 40).await;
+    wait_for("uploads", || p.upload_lag() == (0, 0)).await;
+    p.enforce_retention().expect("retention");
+    assert!(
+        p.local_start_offset() > 6,
+        "the transaction is only in the bucket now"
+    );
+    let key = format!(
+        "pfx/topics/t-{}/0/00000000000000000000.txnindex",
+        TOPIC_ID.simple()
+    );
+    assert!(
+        s.inner.head(&key.as_str().into()).await.is_ok(),
+        "{key} uploaded"
+    );
+    let (r, list) = p.fetch_committed(0, 1 << 20, true).await.expect("read");
+    assert!(!r.records.is_empty());
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(
+        (
+            list[0].producer_id,
+            list[0].first_offset,
+            list[0].last_offset
+        ),
+        (42, 0, 5)
+    );
+    let (_, later) = p.fetch_committed(6, 1 << 20, true).await.expect("read");
+    assert!(
+        later.is_empty(),
+        "nothing aborted after the marker: {later:?}"
+    );
+}

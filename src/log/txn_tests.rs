@@ -2,7 +2,7 @@
 //! across restarts, and epoch fencing.
 use super::super::partition::Partition;
 use super::super::{LogConfig, LogError};
-use crate::batch::{self, tests::make_batch};
+use crate::batch::{self, tests::make_batch, tests::transactional};
 use crate::clock::ManualClock;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,14 +21,7 @@ fn open(dir: &Path, recover: bool) -> Arc<Partition> {
 
 /// A transactional batch of `n` records from `pid` at `epoch`, first sequence `seq`.
 fn txn_batch(pid: i64, epoch: i16, seq: i32, n: i32) -> Vec<u8> {
-    let mut b = make_batch(0, n, 10, NOW);
-    b[21..23].copy_from_slice(&0x10i16.to_be_bytes());
-    b[43..51].copy_from_slice(&pid.to_be_bytes());
-    b[51..53].copy_from_slice(&epoch.to_be_bytes());
-    b[53..57].copy_from_slice(&seq.to_be_bytes());
-    let crc = batch::compute_crc(&b);
-    b[17..21].copy_from_slice(&crc.to_be_bytes());
-    b
+    transactional(make_batch(0, n, 10, NOW), pid, epoch, seq)
 }
 
 /// Base offsets of the batches in a read.

@@ -29,6 +29,9 @@ pub struct RemoteSegment {
     pub max_timestamp: i64,
     pub offset_of_max_timestamp: i64,
     pub state: SegmentState,
+    /// Whether a `.txnindex` object (transactions aborted in the segment) was uploaded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub txn_index: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -133,6 +136,7 @@ mod tests {
             max_timestamp: base,
             offset_of_max_timestamp: next - 1,
             state,
+            txn_index: false,
         }
     }
 

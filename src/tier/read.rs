@@ -105,6 +105,23 @@ impl RemoteLog {
         Ok(None)
     }
 
+    /// The aborted-transaction indexes (`.txnindex` objects, Kafka's format) of the remote
+    /// segments from the one holding `offset` onwards: a transaction's abort marker never comes
+    /// before its records. Segments without aborted transactions have none and cost no request.
+    pub async fn txn_indexes(&self, offset: i64) -> Result<Vec<Bytes>, TierError> {
+        let keys: Vec<String> = self
+            .manifest()
+            .readable()
+            .filter(|s| s.next_offset > offset && s.txn_index)
+            .map(|s| segment_key(&self.dir, s.base_offset, "txnindex"))
+            .collect();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.whole(&key).await?);
+        }
+        Ok(out)
+    }
+
     /// Where to start walking for `offset`: the floor entry of the segment's offset index.
     async fn index_position(&self, seg: &RemoteSegment, offset: i64) -> Result<u64, TierError> {
         let index = self

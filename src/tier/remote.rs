@@ -231,12 +231,21 @@ impl RemoteLog {
             Err(e) => Err(StoreError::Local(e)),
         };
         let (index, timeindex) = (read_index("index")?, read_index("timeindex")?);
+        let txnindex = read_index("txnindex")?;
+        let txn_index = !txnindex.is_empty();
         let key = |ext: &str| manifest::segment_key(&self.dir, job.base_offset, ext);
-        // the three objects go up together; the manifest only after all of them
-        futures::future::try_join3(
+        // the objects go up together; the manifest only after all of them
+        futures::future::try_join4(
             store.put_file(&key("log"), log, job.size_bytes),
             store.put(&key("index"), index, false),
             store.put(&key("timeindex"), timeindex, false),
+            async {
+                if txn_index {
+                    store.put(&key("txnindex"), txnindex, false).await
+                } else {
+                    Ok(())
+                }
+            },
         )
         .await?;
         let seg = RemoteSegment {
@@ -246,6 +255,7 @@ impl RemoteLog {
             max_timestamp: job.max_timestamp,
             offset_of_max_timestamp: job.offset_of_max_timestamp,
             state: SegmentState::CopyFinished,
+            txn_index,
         };
         self.update_manifest(|m| {
             if m.end_offset().unwrap_or(i64::MIN) < seg.next_offset {
@@ -384,15 +394,20 @@ impl RemoteLog {
             })
             .await?;
         }
-        let deleting: Vec<i64> = self
+        let deleting: Vec<(i64, bool)> = self
             .manifest()
             .segments
             .iter()
             .filter(|s| s.state == SegmentState::DeleteStarted)
-            .map(|s| s.base_offset)
+            .map(|s| (s.base_offset, s.txn_index))
             .collect();
-        for base in &deleting {
-            for ext in ["log", "index", "timeindex"] {
+        for (base, txn_index) in &deleting {
+            let exts: &[&str] = if *txn_index {
+                &["log", "index", "timeindex", "txnindex"]
+            } else {
+                &["log", "index", "timeindex"]
+            };
+            for ext in exts {
                 let key = manifest::segment_key(&self.dir, *base, ext);
                 self.shared.store.delete(&key).await?;
             }
@@ -402,7 +417,8 @@ impl RemoteLog {
         }
         self.update_manifest(|m| {
             m.uploaded_end = m.end_offset();
-            m.segments.retain(|s| !deleting.contains(&s.base_offset));
+            m.segments
+                .retain(|s| !deleting.iter().any(|(base, _)| *base == s.base_offset));
         })
         .await?;
         tracing::info!(topic = %self.topic, partition = self.partition, segments = deleting.len(), range = ?self.range(), "remote retention deleted segments");
