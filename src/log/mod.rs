@@ -10,6 +10,7 @@ pub mod index;
 pub mod partition;
 mod partition_txn;
 pub mod producer;
+mod retention;
 pub mod segment;
 #[cfg(test)]
 mod tiered_tests;

@@ -33,7 +33,7 @@ pub struct Partition {
     pub index: i32,
     pub(super) dir: PathBuf,
     pub(super) inner: Mutex<Inner>,
-    config: RwLock<LogConfig>,
+    pub(super) config: RwLock<LogConfig>,
     pub(super) clock: SharedClock,
     /// Broadcasts the high watermark; fetch long-polls and acks=all producers wait on it.
     hw_tx: watch::Sender<i64>,
@@ -47,7 +47,7 @@ pub struct Partition {
     deleted: CancellationToken,
     /// The partition's history in the object store, when tiered. Set at open, or later when
     /// the object store was unreachable at start-up ([`Partition::attach_remote`]).
-    remote: std::sync::OnceLock<Arc<RemoteLog>>,
+    pub(super) remote: std::sync::OnceLock<Arc<RemoteLog>>,
 }
 
 pub struct Inner {
@@ -57,10 +57,10 @@ pub struct Inner {
     /// Open transactions (they hold the last stable offset back), rebuilt from the log at open.
     pub(super) txns: OpenTxns,
     /// The first local offset (the remote log, when tiered, may reach further back).
-    log_start_offset: i64,
+    pub(super) log_start_offset: i64,
     /// Nothing below this offset is readable (DeleteRecords); persisted in `LOG_START_FILE`.
-    records_start: i64,
-    high_watermark: i64,
+    pub(super) records_start: i64,
+    pub(super) high_watermark: i64,
 }
 
 impl Inner {
@@ -286,54 +286,6 @@ impl Partition {
             o.log_start_offset = o.log_start_offset.min(start).max(floor);
         }
         o
-    }
-
-    /// DeleteRecords: makes everything below `offset` (-1: the high watermark) unreadable and
-    /// deletes the segments wholly below it, locally now and remotely through retention.
-    /// Returns the new log start offset.
-    pub fn delete_records(&self, offset: i64) -> Result<i64, LogError> {
-        self.check_usable()?;
-        let current = self.offsets();
-        let target = if offset == -1 {
-            current.high_watermark
-        } else {
-            offset
-        };
-        if target < 0 || target > current.high_watermark {
-            return Err(LogError::OffsetOutOfRange {
-                offset: target,
-                log_start: current.log_start_offset,
-                log_end: current.high_watermark,
-            });
-        }
-        if target <= current.log_start_offset {
-            return Ok(current.log_start_offset);
-        }
-        {
-            let mut inner = self.inner.lock();
-            segment::write_atomic(
-                &self.dir.join(LOG_START_FILE),
-                target.to_string().as_bytes(),
-            )?;
-            inner.records_start = target;
-            inner.log_start_offset = inner.log_start_offset.max(target);
-            let closed = inner.segments.len().saturating_sub(1);
-            let doomed: Vec<i64> = inner
-                .segments
-                .values()
-                .take(closed)
-                .filter(|s| s.next_offset <= target)
-                .map(|s| s.base_offset)
-                .collect();
-            for base in doomed {
-                if let Some(seg) = inner.segments.remove(&base) {
-                    seg.delete_files()?;
-                }
-            }
-        }
-        tracing::info!(topic = %self.topic, partition = self.index, log_start_offset = target, "records deleted");
-        self.enforce_retention()?;
-        Ok(target)
     }
 
     /// The first offset on local disk (ListOffsets -4).
@@ -740,88 +692,6 @@ impl Partition {
         }
     }
 
-    /// Deletes closed local segments beyond `retention.ms` / `retention.bytes` (the whole log,
-    /// remote history included) and, once uploaded, beyond `local.retention.ms/bytes`; then
-    /// starts remote retention. Returns how many local segments were deleted.
-    pub fn enforce_retention(&self) -> Result<usize, LogError> {
-        let config = self.config();
-        let now = self.clock.now_ms();
-        let uploaded = self.remote.get().and_then(|r| r.uploaded_end());
-        let local_ms = config.effective_local_retention_ms();
-        let local_bytes = config.effective_local_retention_bytes();
-        let mut inner = self.inner.lock();
-        let local_first = inner.segments.keys().next().copied().unwrap_or(0);
-        let mut local: i64 = inner.segments.values().map(|s| s.len as i64).sum();
-        let remote_only = self
-            .remote
-            .get()
-            .map_or(0, |r| r.bytes_below(local_first) as i64);
-        let mut total = local + remote_only;
-        let mut doomed = Vec::new();
-        let closed: Vec<i64> = inner.segments.keys().copied().collect();
-        for base in closed.iter().take(closed.len().saturating_sub(1)) {
-            let seg = &inner.segments[base];
-            let len = seg.len as i64;
-            let newest = if seg.max_timestamp >= 0 {
-                seg.max_timestamp
-            } else {
-                seg.created_ms
-            };
-            let by_time = config.cleanup_delete
-                && config.retention_ms >= 0
-                && now - newest > config.retention_ms;
-            let by_size = config.cleanup_delete
-                && config.retention_bytes >= 0
-                && total - len >= config.retention_bytes;
-            let is_uploaded = uploaded.is_some_and(|u| seg.next_offset <= u);
-            let by_local = is_uploaded
-                && ((local_ms >= 0 && now - newest > local_ms)
-                    || (local_bytes >= 0 && local - len >= local_bytes));
-            if !(by_time || by_size || by_local) {
-                break;
-            }
-            if by_time || by_size {
-                total -= len;
-            }
-            local -= len;
-            doomed.push(*base);
-        }
-        for base in &doomed {
-            if let Some(seg) = inner.segments.remove(base) {
-                seg.delete_files()?;
-            }
-        }
-        if let Some(first) = inner.segments.keys().next().copied() {
-            inner.log_start_offset = inner.log_start_offset.max(first);
-        }
-        if !doomed.is_empty() {
-            tracing::info!(topic = %self.topic, partition = self.index, segments = doomed.len(), local_start_offset = inner.log_start_offset, "retention deleted local segments");
-        }
-        let records_start = inner.records_start;
-        let local_only: u64 = inner
-            .segments
-            .values()
-            .filter(|s| uploaded.is_none_or(|u| s.next_offset > u))
-            .map(|s| s.len)
-            .sum();
-        drop(inner);
-        if let Some(remote) = self.remote.get() {
-            remote.schedule_retention(
-                config.retention_ms,
-                config.retention_bytes,
-                records_start,
-                local_only,
-                now,
-            );
-        }
-        Ok(doomed.len())
-    }
-
-    /// Forgets idempotent producers idle since before `cutoff_ms`.
-    pub fn expire_producers(&self, cutoff_ms: i64) -> usize {
-        self.inner.lock().producers.expire(cutoff_ms)
-    }
-
     /// Flushes everything and writes every segment's indexes (clean shutdown).
     pub fn close(&self) -> Result<(), LogError> {
         let mut inner = self.inner.lock();
@@ -839,7 +709,7 @@ impl Partition {
 const RECOMPRESS_LIMIT: usize = 256 << 20;
 
 /// Where DeleteRecords keeps the partition's log start offset (as decimal text).
-const LOG_START_FILE: &str = "log-start-offset";
+pub(super) const LOG_START_FILE: &str = "log-start-offset";
 
 fn read_records_start(dir: &Path) -> Result<i64, LogError> {
     match std::fs::read_to_string(dir.join(LOG_START_FILE)) {
