@@ -34,15 +34,16 @@ async function createTopic(topic, partitions = 1) {
   }
 }
 
-/** Reads `n` messages from the beginning with a fresh group. */
-async function consume(topic, n) {
-  const consumer = kafka.consumer({ groupId: name('g'), rebalanceTimeout: 10000 });
+/** Reads `n` messages from the beginning with a fresh group (then `settle` ms for any extra). */
+async function consume(topic, n, opts = {}, settle = 0) {
+  const consumer = kafka.consumer({ groupId: name('g'), rebalanceTimeout: 10000, ...opts });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   const got = [];
   await consumer.run({ eachMessage: async ({ message }) => { got.push(message); } });
   const deadline = Date.now() + 30000;
   while (got.length < n && Date.now() < deadline) await sleep(100);
+  await sleep(settle);
   await consumer.disconnect();
   return got;
 }
@@ -141,6 +142,37 @@ async function idempotent() {
   expectEq(got.map((m) => Number(m.value.toString())), [...Array(500).keys()], 'exactly once, in order');
 }
 
+async function transactions() {
+  const topic = name('kjs-txn');
+  const src = name('kjs-txn-in');
+  const group = name('g');
+  await createTopic(topic);
+  await createTopic(src);
+  const producer = kafka.producer({ transactionalId: name('kjs-tx'), idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  let txn = await producer.transaction();
+  await txn.send({ topic, messages: [...Array(5).keys()].map((i) => ({ value: `c-${i}` })) });
+  await txn.sendOffsets({ consumerGroupId: group, topics: [{ topic: src, partitions: [{ partition: 0, offset: '5' }] }] });
+  await txn.commit();
+  txn = await producer.transaction();
+  await txn.send({ topic, messages: [...Array(5).keys()].map((i) => ({ value: `a-${i}` })) });
+  await txn.abort();
+  await producer.disconnect();
+  // kafkajs reads committed data by default
+  const committed = await consume(topic, 5, {}, 1500);
+  expectEq(committed.map((m) => m.value.toString()), [...Array(5).keys()].map((i) => `c-${i}`), 'read_committed');
+  const all = await consume(topic, 10, { readUncommitted: true });
+  expectEq(all.length, 10, 'read_uncommitted sees the aborted records');
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const offsets = await admin.fetchOffsets({ groupId: group, topics: [src] });
+    expectEq(offsets[0].partitions[0].offset, '5', 'offset committed');
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 (async () => {
   await record('produce/consume none', () => produceConsume('none'));
   await record('produce/consume gzip', () => produceConsume('gzip'));
@@ -151,7 +183,7 @@ async function idempotent() {
   await record('consumer group (2 members, commits, restart)', group);
   await record('admin create/describe/alter/delete', adminOps);
   await record('idempotent producer', idempotent);
-  await record('transactions', async () => 'n/a');
+  await record('transactions', transactions);
   for (const [status, cap, detail] of results) {
     console.log(`${status.padEnd(4)} ${'kafkajs'.padEnd(16)} ${cap}${detail ? `  -- ${detail}` : ''}`);
   }

@@ -158,7 +158,37 @@ def confluent():
         expect([int(m.value()) for m in got], list(range(500)), "exactly once, in order")
 
     record("confluent-kafka", "idempotent producer", idempotent)
-    record("confluent-kafka", "transactions", lambda: "n/a")
+    def transactions():
+        topic, src, group = name("ck-txn"), name("ck-txn-in"), name("g")
+        create(topic)
+        create(src)
+        c = Consumer({"bootstrap.servers": BOOT, "group.id": group})
+        p = Producer({"bootstrap.servers": BOOT, "transactional.id": name("ck-tx")})
+        p.init_transactions(30)
+        p.begin_transaction()
+        for i in range(5):
+            p.produce(topic, value=f"c-{i}".encode())
+        p.send_offsets_to_transaction([TopicPartition(src, 0, 5)],
+                                      c.consumer_group_metadata(), 30)
+        p.commit_transaction(30)
+        p.begin_transaction()
+        for i in range(5):
+            p.produce(topic, value=f"a-{i}".encode())
+        p.flush(30)
+        p.abort_transaction(30)
+        rc, got = consume_all(topic, 5, extra={"isolation.level": "read_committed"})
+        time.sleep(1)
+        m = rc.poll(1)
+        rc.close()
+        expect([x.value() for x in got], [f"c-{i}".encode() for i in range(5)], "read_committed")
+        expect(m is None or m.error() is not None, True, "nothing past the committed records")
+        ru, got = consume_all(topic, 10, extra={"isolation.level": "read_uncommitted"})
+        ru.close()
+        expect(len(got), 10, "read_uncommitted sees the aborted records")
+        expect(c.committed([TopicPartition(src, 0)], 10)[0].offset, 5, "offset committed")
+        c.close()
+
+    record("confluent-kafka", "transactions", transactions)
 
 
 # ---------------------------------------------------------------- kafka-python
@@ -172,8 +202,8 @@ def kafka_python():
         admin.create_topics([NewTopic(topic, partitions, 1)])
 
     def consume(topic, n, **kw):
-        c = KafkaConsumer(topic, bootstrap_servers=BOOT, auto_offset_reset="earliest",
-                          consumer_timeout_ms=10000, **kw)
+        kw.setdefault("consumer_timeout_ms", 10000)
+        c = KafkaConsumer(topic, bootstrap_servers=BOOT, auto_offset_reset="earliest", **kw)
         out = []
         for m in c:
             out.append(m)
@@ -283,7 +313,38 @@ def kafka_python():
         expect([int(m.value) for m in got], list(range(500)), "exactly once, in order")
 
     record("kafka-python", "idempotent producer", idempotent)
-    record("kafka-python", "transactions", lambda: "n/a")
+    def transactions():
+        from kafka.structs import OffsetAndMetadata
+        topic, src, group = name("kp-txn"), name("kp-txn-in"), name("g")
+        create(topic)
+        create(src)
+        p = KafkaProducer(bootstrap_servers=BOOT, transactional_id=name("kp-tx"))
+        p.init_transactions()
+        p.begin_transaction()
+        for i in range(5):
+            p.send(topic, value=f"c-{i}".encode())
+        p.send_offsets_to_transaction({TopicPartition(src, 0): OffsetAndMetadata(5, "", -1)},
+                                      group)
+        p.commit_transaction()
+        p.begin_transaction()
+        for i in range(5):
+            p.send(topic, value=f"a-{i}".encode())
+        p.flush()
+        p.abort_transaction()
+        p.close()
+        # no group (no join delay): wait 3 s past the last record for anything beyond it
+        c, got = consume(topic, 10, group_id=None, isolation_level="read_committed",
+                         consumer_timeout_ms=3000)
+        c.close()
+        expect([m.value for m in got], [f"c-{i}".encode() for i in range(5)], "read_committed")
+        c, got = consume(topic, 10, group_id=name("g"), isolation_level="read_uncommitted")
+        c.close()
+        expect(len(got), 10, "read_uncommitted sees the aborted records")
+        c = KafkaConsumer(bootstrap_servers=BOOT, group_id=group)
+        expect(c.committed(TopicPartition(src, 0)), 5, "offset committed")
+        c.close()
+
+    record("kafka-python", "transactions", transactions)
 
 
 # ---------------------------------------------------------------- aiokafka
@@ -417,7 +478,51 @@ def aio():
         expect([int(m.value) for m in got], list(range(500)), "exactly once, in order")
 
     record("aiokafka", "idempotent producer", idempotent)
-    record("aiokafka", "transactions", lambda: "n/a")
+    async def transactions():
+        from aiokafka.structs import TopicPartition
+        topic, src, group = name("ak-txn"), name("ak-txn-in"), name("g")
+        await create(topic)
+        await create(src)
+        p = AIOKafkaProducer(bootstrap_servers=BOOT, transactional_id=name("ak-tx"))
+        await p.start()
+        try:
+            async with p.transaction():
+                for i in range(5):
+                    await p.send(topic, value=f"c-{i}".encode())
+                await p.send_offsets_to_transaction({TopicPartition(src, 0): 5}, group)
+            await p.begin_transaction()
+            for i in range(5):
+                await p.send_and_wait(topic, value=f"a-{i}".encode())
+            await p.abort_transaction()
+        finally:
+            await p.stop()
+
+        async def read(isolation, n, wait):
+            c = AIOKafkaConsumer(topic, bootstrap_servers=BOOT, group_id=name("g"),
+                                 auto_offset_reset="earliest", isolation_level=isolation)
+            await c.start()
+            out = []
+            try:
+                deadline = time.time() + wait
+                while time.time() < deadline and len(out) < n:
+                    for ms in (await c.getmany(timeout_ms=300)).values():
+                        out.extend(ms)
+            finally:
+                await c.stop()
+            return out
+
+        got = await read("read_committed", 10, 4)
+        expect([m.value for m in got], [f"c-{i}".encode() for i in range(5)], "read_committed")
+        got = await read("read_uncommitted", 10, 30)
+        expect(len(got), 10, "read_uncommitted sees the aborted records")
+        c = AIOKafkaConsumer(bootstrap_servers=BOOT, group_id=group)
+        await c.start()
+        try:
+            expect(await c.committed(TopicPartition(src, 0)), 5, "offset committed")
+        finally:
+            await c.stop()
+
+    record("aiokafka", "transactions", transactions)
 
 
 SUITES = {"confluent-kafka": confluent, "kafka-python": kafka_python, "aiokafka": aio}
