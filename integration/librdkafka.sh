@@ -7,7 +7,7 @@
 #   integration/librdkafka.sh [path/to/tiercel] [quick|full]
 #
 # quick (CI): a fixed set of fast tests across produce, consume, offsets, groups, admin and
-#   idempotence. full (on demand, ~10 minutes): every test that talks to a broker, except the
+#   idempotence, transactions. full (on demand, ~10 minutes): every test that talks to a broker, except the
 #   excluded ones below. Prints one line per test (PASS / FAIL / SKIP / EXCLUDED) and a pass rate
 #   over the applicable tests; fails if an applicable test fails.
 set -euo pipefail
@@ -25,9 +25,8 @@ declare -A EXCLUDED=(
   [0115_producer_auth]="runs Kafka's kafka-acls shell tool (needs an authorizer)"
   [0119_consumer_auth]="runs Kafka's kafka-acls shell tool (needs an authorizer)"
   [0081_admin]="its ACL sub-tests need an authorizer (CreateAcls/DescribeAcls/DeleteAcls are not served)"
-  [0103_transactions]="transactions are not implemented yet"
-  [0129_fetch_aborted_msgs]="transactions are not implemented yet"
-  [0098_consumer_txn]="transactions are not implemented yet"
+  [0103_transactions]="creates its topics with replication factor 3 (a three-broker cluster; one Kafka broker refuses them too)"
+  [0098_consumer_txn]="creates its topics with replication factor 3 (a three-broker cluster) and drives Kafka's Java launcher"
 )
 QUICK="0001_multiobj 0002_unkpart 0003_msgmaxsize 0005_order 0007_autotopic 0008_reqacks
 0011_produce_batch 0012_produce_consume 0013_null_msgs 0014_reconsume_191 0015_offsets_seek
@@ -35,7 +34,7 @@ QUICK="0001_multiobj 0002_unkpart 0003_msgmaxsize 0005_order 0007_autotopic 0008
 0031_get_offsets 0034_offset_reset 0035_api_version 0036_partial_fetch 0041_fetch_max_bytes
 0044_partition_cnt 0048_partitioner 0054_offset_time 0057_invalid_topic 0060_op_prio
 0063_clusterid 0067_empty_topic 0070_null_empty 0073_headers 0085_headers 0090_idempotence
-0099_commit_metadata 0130_store_offsets"
+0099_commit_metadata 0129_fetch_aborted_msgs 0130_store_offsets"
 
 if [ ! -x "$src/tests/test-runner" ]; then
   echo "building librdkafka and its test suite ..."

@@ -403,3 +403,67 @@ async fn operators_can_list_and_describe_transactions_and_producers() {
         -1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_decided_before_a_crash_is_finished_at_start_up() {
+    use tiercel::journal::{decode_prefix, encode};
+    use tiercel::txn::state::{TxnRecord, TxnState};
+    let b = TestBroker::start().await;
+    create_topic(&b, "decided", 1).await;
+    let bs = b.bootstrap();
+    let p = blocking(move || {
+        let p = txn_producer(&bs, "tx-decided", &[]);
+        p.begin_transaction().expect("begin");
+        for i in 0..3 {
+            send(&p, "decided", 0, &format!("d-{i}"));
+        }
+        p.flush(T).expect("flush");
+        p
+    })
+    .await;
+    let dir = b.stop().await;
+    // the coordinator had written PrepareCommit when the broker died: only the markers and
+    // the completion are missing
+    let path = dir.path().join("data").join("transactions.log");
+    let bytes = std::fs::read(&path).expect("transaction log");
+    let (records, _) = decode_prefix::<TxnRecord>(&bytes);
+    let mut meta = records
+        .iter()
+        .rev()
+        .find_map(|r| match r {
+            TxnRecord::Put { id, meta } if id == "tx-decided" => Some(meta.clone()),
+            _ => None,
+        })
+        .expect("the transaction is in the log");
+    assert_eq!(meta.state, TxnState::Ongoing);
+    meta.state = TxnState::PrepareCommit;
+    let mut tail = Vec::new();
+    encode(
+        &TxnRecord::Put {
+            id: "tx-decided".into(),
+            meta,
+        },
+        &mut tail,
+    )
+    .expect("encode");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open");
+    std::io::Write::write_all(&mut f, &tail).expect("append");
+    drop(f);
+
+    let b = TestBroker::start_in(dir, |_| {}).await;
+    let bs = b.bootstrap();
+    let committed = blocking(move || read(&bs, "decided", 1, "read_committed", 3)).await;
+    assert_eq!(committed, vec!["d-0", "d-1", "d-2"]);
+    let mut s = connect(&b);
+    let mut req = DescribeTransactionsRequest::default();
+    req.transactional_ids = vec![TransactionalId(StrBytes::from_static_str("tx-decided"))];
+    let resp: DescribeTransactionsResponse = roundtrip(&mut s, 65, 0, 1, &req);
+    assert_eq!(
+        resp.transaction_states[0].transaction_state.as_str(),
+        "CompleteCommit"
+    );
+    blocking(move || drop(p)).await;
+}
