@@ -45,7 +45,7 @@ pid=$!
 trap 'kill -TERM $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 
-versions=$(python3 -c 'import confluent_kafka as c, kafka, aiokafka; print(f"confluent-kafka {c.version()[0]} (librdkafka {c.libversion()[0]}), kafka-python {kafka.__version__}, aiokafka {aiokafka.__version__}")')
+versions=$(python3 -c 'import confluent_kafka as c, kafka, aiokafka; print(f"confluent-kafka {c.version()} (librdkafka {c.libversion()[0]}), kafka-python {kafka.__version__}, aiokafka {aiokafka.__version__}")')
 kjs=$(node -p "require('$node_dir/node_modules/kafkajs/package.json').version")
 ckjs=$(NODE_PATH="$node_dir/node_modules" node -p "const k=require('@confluentinc/kafka-javascript'); require('@confluentinc/kafka-javascript/package.json').version + ' (librdkafka ' + k.librdkafkaVersion + ')'")
 sv=$(dpkg-query -W -f '${Version}' golang-github-shopify-sarama-dev 2>/dev/null || echo "?")
