@@ -3,6 +3,8 @@
 # rdkafka-sys crate's librdkafka source (the version the Rust tests use); it is built once into
 # target/bench-tools (shared with benches/run.sh) and run against a fresh broker configured like
 # librdkafka's "default" test scenario on one broker (auto-created topics, num.partitions=4).
+# With rapidjson-dev installed when the suite is built (.ci/run installs it), the tests that
+# check JSON statistics (0053, 0110) run too.
 #
 #   integration/librdkafka.sh [path/to/tiercel] [quick|full]
 #
@@ -26,6 +28,7 @@ declare -A EXCLUDED=(
   [0119_consumer_auth]="runs Kafka's kafka-acls shell tool (needs an authorizer)"
   [0081_admin]="its ACL sub-tests need an authorizer (CreateAcls/DescribeAcls/DeleteAcls are not served)"
   [0103_transactions]="creates its topics with replication factor 3 (a three-broker cluster; one Kafka broker refuses them too)"
+  [0101_fetch_from_follower]="creates its topic with replication factor 3 and reads from a follower (a three-broker cluster with racks)"
   [0098_consumer_txn]="creates its topics with replication factor 3 (a three-broker cluster) and drives Kafka's Java launcher"
 )
 QUICK="0001_multiobj 0002_unkpart 0003_msgmaxsize 0005_order 0007_autotopic 0008_reqacks
