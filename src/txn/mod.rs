@@ -451,6 +451,12 @@ impl TxnCoordinator {
                 tracing::warn!(transactional_id = %id, error = %e, "transaction housekeeping failed; will retry");
             }
         }
+        // forget the locks of expired ids nobody holds or waits for (a new request clones the
+        // lock under the map's mutex, so none can be between lookup and use)
+        let live = self.journal.read();
+        self.locks
+            .lock()
+            .retain(|id, m| live.txns.contains_key(id) || Arc::strong_count(m) > 1);
     }
 
     /// Ticks every `interval` until cancelled (the first tick at once: it finishes what a crash
