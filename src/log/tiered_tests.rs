@@ -523,3 +523,36 @@ async fn read_committed_below_the_local_log_finds_aborted_transactions_in_the_bu
         "nothing aborted after the marker: {later:?}"
     );
 }
+
+#[tokio::test]
+async fn local_retention_keeps_an_open_transaction_on_disk() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = open(&s, dir.path()).await;
+    produce(&p, &s.clock, 10).await; // 0..50
+    let allow: &dyn Fn(&batch::BatchHeader) -> Result<(), LogError> = &|_| Ok(());
+    let open_txn = batch::tests::transactional(make_batch(0, 5, 100, NOW), 42, 0, 0);
+    p.append_verified(&open_txn, allow).expect("txn"); // 50..=54
+    produce(&p, &s.clock, 30).await;
+    wait_for("uploads", || p.upload_lag() == (0, 0)).await;
+    p.enforce_retention().expect("retention");
+    let start = p.local_start_offset();
+    assert!(
+        start > 0 && start <= 50,
+        "uploaded segments before the transaction go ({start})"
+    );
+    // after a restart the transaction still holds the last stable offset
+    drop(p);
+    let p = open(&s, dir.path()).await;
+    assert_eq!(p.offsets().last_stable_offset, 50);
+    p.append_marker(42, 0, true, 0).expect("commit");
+    p.flush_once().await;
+    // the marker's segment is still open, so the rest waits for it to roll and upload
+    produce(&p, &s.clock, 10).await;
+    wait_for("uploads", || p.upload_lag() == (0, 0)).await;
+    p.enforce_retention().expect("retention");
+    assert!(
+        p.local_start_offset() > 55,
+        "once committed, retention moves on"
+    );
+}
