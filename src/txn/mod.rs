@@ -25,7 +25,7 @@ use crate::log::producer::ProducerIdAllocator;
 use crate::log::{LogError, LogManager};
 use parking_lot::Mutex;
 use state::{TxnLog, TxnMeta, TxnRecord, TxnState};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -143,19 +143,8 @@ impl TxnCoordinator {
                 tracing::error!(error = %e, "allocating a producer id failed");
                 TxnError::Storage
             })?;
-            let meta = TxnMeta {
-                producer_id: pid,
-                last_producer_id: -1,
-                epoch: 0,
-                last_epoch: -1,
-                timeout_ms,
-                state: TxnState::Empty,
-                partitions: BTreeSet::new(),
-                groups: BTreeSet::new(),
-                started_ms: -1,
-                updated_ms: now,
-            };
-            self.put(id, meta).await?;
+            self.put(id, TxnMeta::empty((pid, 0), (-1, -1), timeout_ms, now))
+                .await?;
             tracing::info!(
                 transactional_id = id,
                 producer_id = pid,
@@ -195,19 +184,9 @@ impl TxnCoordinator {
         } else {
             (meta.producer_id, meta.epoch + 1)
         };
-        let next = TxnMeta {
-            producer_id: pid,
-            last_producer_id: meta.producer_id,
-            epoch,
-            last_epoch: meta.epoch,
-            timeout_ms,
-            state: TxnState::Empty,
-            partitions: BTreeSet::new(),
-            groups: BTreeSet::new(),
-            started_ms: -1,
-            updated_ms: now,
-        };
-        self.put(id, next).await?;
+        let last = (meta.producer_id, meta.epoch);
+        self.put(id, TxnMeta::empty((pid, epoch), last, timeout_ms, now))
+            .await?;
         Ok((pid, epoch))
     }
 

@@ -51,6 +51,25 @@ pub struct TxnMeta {
     pub updated_ms: i64,
 }
 
+impl TxnMeta {
+    /// A transactional id with no transaction open, holding `(producer id, epoch)` and
+    /// remembering the `last` pair it replaces.
+    pub fn empty(current: (i64, i16), last: (i64, i16), timeout_ms: i32, now_ms: i64) -> TxnMeta {
+        TxnMeta {
+            producer_id: current.0,
+            last_producer_id: last.0,
+            epoch: current.1,
+            last_epoch: last.1,
+            timeout_ms,
+            state: TxnState::Empty,
+            partitions: BTreeSet::new(),
+            groups: BTreeSet::new(),
+            started_ms: -1,
+            updated_ms: now_ms,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TxnRecord {
     Put { id: String, meta: TxnMeta },
