@@ -467,3 +467,113 @@ async fn a_commit_decided_before_a_crash_is_finished_at_start_up() {
     );
     blocking(move || drop(p)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_transactional_requests_get_kafka_errors() {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    let b = TestBroker::start().await;
+    create_topic(&b, "bad-txn", 1).await;
+    let mut s = connect(&b);
+    let tid = |v: &'static str| TransactionalId(StrBytes::from_static_str(v));
+    let init = |s: &mut std::net::TcpStream, timeout: i32| {
+        let mut req = InitProducerIdRequest::default();
+        req.transactional_id = Some(tid("bad"));
+        req.transaction_timeout_ms = timeout;
+        req.producer_id = ProducerId(-1);
+        req.producer_epoch = -1;
+        let resp: InitProducerIdResponse = roundtrip(s, 22, 4, 1, &req);
+        resp
+    };
+    assert_eq!(
+        init(&mut s, 0).error_code,
+        50,
+        "INVALID_TRANSACTION_TIMEOUT"
+    );
+    assert_eq!(
+        init(&mut s, 1_000_000_000).error_code,
+        50,
+        "above transaction_max_timeout_ms"
+    );
+    let ok = init(&mut s, 10_000);
+    assert_eq!(ok.error_code, 0);
+    let (pid, epoch) = (ok.producer_id, ok.producer_epoch);
+
+    let end = |s: &mut std::net::TcpStream, id: &'static str, epoch: i16| {
+        let mut req = EndTxnRequest::default();
+        req.transactional_id = tid(id);
+        req.producer_id = pid;
+        req.producer_epoch = epoch;
+        req.committed = true;
+        let resp: EndTxnResponse = roundtrip(s, 26, 3, 2, &req);
+        resp.error_code
+    };
+    assert_eq!(
+        end(&mut s, "nope", epoch),
+        49,
+        "INVALID_PRODUCER_ID_MAPPING"
+    );
+    assert_eq!(
+        end(&mut s, "bad", epoch),
+        48,
+        "nothing open: INVALID_TXN_STATE"
+    );
+    assert_eq!(end(&mut s, "bad", epoch + 1), 90, "PRODUCER_FENCED (v2+)");
+
+    let add = |s: &mut std::net::TcpStream, topics: &[(&'static str, i32)], epoch: i16| {
+        let mut req = AddPartitionsToTxnRequest::default();
+        req.v3_and_below_transactional_id = tid("bad");
+        req.v3_and_below_producer_id = pid;
+        req.v3_and_below_producer_epoch = epoch;
+        for (t, p) in topics {
+            let mut tt = AddPartitionsToTxnTopic::default();
+            tt.name = TopicName(StrBytes::from_static_str(t));
+            tt.partitions = vec![*p];
+            req.v3_and_below_topics.push(tt);
+        }
+        let resp: AddPartitionsToTxnResponse = roundtrip(s, 24, 3, 3, &req);
+        resp.results_by_topic_v3_and_below
+            .iter()
+            .map(|t| {
+                (
+                    t.name.0.to_string(),
+                    t.results_by_partition[0].partition_error_code,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut codes = add(&mut s, &[("bad-txn", 0), ("missing", 0)], epoch);
+    codes.sort();
+    assert_eq!(
+        codes,
+        vec![("bad-txn".to_string(), 55), ("missing".to_string(), 3)],
+        "OPERATION_NOT_ATTEMPTED beside UNKNOWN_TOPIC_OR_PARTITION"
+    );
+    assert_eq!(
+        add(&mut s, &[("bad-txn", 0)], epoch - 1)[0].1,
+        90,
+        "stale epoch"
+    );
+    assert_eq!(add(&mut s, &[("bad-txn", 0)], epoch)[0].1, 0);
+
+    // offsets for a group the transaction never added
+    let mut req = TxnOffsetCommitRequest::default();
+    req.transactional_id = tid("bad");
+    req.group_id = GroupId(StrBytes::from_static_str("g"));
+    req.producer_id = pid;
+    req.producer_epoch = epoch;
+    req.generation_id = -1;
+    let mut t =
+        kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestTopic::default();
+    t.name = TopicName(StrBytes::from_static_str("bad-txn"));
+    let mut p = kafka_protocol::messages::txn_offset_commit_request::TxnOffsetCommitRequestPartition::default();
+    p.committed_offset = 1;
+    t.partitions.push(p);
+    req.topics.push(t);
+    let resp: TxnOffsetCommitResponse = roundtrip(&mut s, 28, 3, 4, &req);
+    assert_eq!(
+        resp.topics[0].partitions[0].error_code, 48,
+        "INVALID_TXN_STATE"
+    );
+    // and the broker still answers
+    assert_eq!(end(&mut s, "bad", epoch), 0, "the open transaction commits");
+}
