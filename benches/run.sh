@@ -11,7 +11,9 @@
 # shows the median of each column. BIN=path/to/tiercel measures another build with the same
 # harness (for before/after ratios).
 #
-# Usage: [REPEAT=3] [BIN=...] benches/run.sh [records]   (default 1000000)   Results: bench-results/
+# SIZES="1024" PARTS="1" narrow it to some configurations (for a quick A/B).
+#
+# Usage: [REPEAT=3] [BIN=...] [SIZES=...] [PARTS=...] benches/run.sh [records]   (default 1000000)   Results: bench-results/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
@@ -46,8 +48,8 @@ table=$out/results.md
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$table"
 
-for size in 100 1024; do
-  for parts in 1 8; do
+for size in ${SIZES:-100 1024}; do
+  for parts in ${PARTS:-1 8}; do
    rows=$(mktemp)
    for _ in $(seq "$REPEAT"); do
     work=$(mktemp -d)
