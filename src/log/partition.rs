@@ -230,14 +230,21 @@ impl Partition {
     }
 
     /// Queues every closed segment the remote manifest does not list yet.
-    fn schedule_uploads(&self) {
+    /// Only segments wholly below the oldest open transaction go up (as in Kafka): the bucket
+    /// never holds records whose transaction may still abort without their marker being
+    /// uploadable after them.
+    pub(super) fn schedule_uploads(&self) {
         let Some(remote) = self.remote.get() else {
             return;
         };
         let uploaded = remote.uploaded_end().unwrap_or(i64::MIN);
         let inner = self.inner.lock();
+        let first_open = inner.txns.first_open().unwrap_or(i64::MAX);
         let closed = inner.segments.len().saturating_sub(1);
         for seg in inner.segments.values().take(closed) {
+            if seg.next_offset > first_open {
+                break;
+            }
             if seg.next_offset > uploaded && !seg.is_empty() {
                 remote.schedule(upload_job(seg));
             }
@@ -424,7 +431,10 @@ impl Partition {
         segment::sync_dir(&self.dir)?;
         inner.segments.insert(base, seg);
         if let Some(remote) = self.remote.get() {
-            remote.schedule(job);
+            // a segment an open transaction reaches into waits for its end (append_marker)
+            if inner.txns.first_open().is_none_or(|f| synced_to <= f) {
+                remote.schedule(job);
+            }
         }
         if synced_to > inner.high_watermark {
             inner.high_watermark = synced_to;

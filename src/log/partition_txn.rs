@@ -35,6 +35,9 @@ impl Partition {
         let mut inner = self.inner.lock();
         inner.producers.check_marker(producer_id, epoch)?;
         let info = self.append_locked(&mut inner, &data, h, &config, now, Some(commit))?;
+        drop(inner);
+        // segments this transaction held back from the bucket may go up now
+        self.schedule_uploads();
         Ok(info.last_offset)
     }
 

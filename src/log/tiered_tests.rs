@@ -525,7 +525,7 @@ async fn read_committed_below_the_local_log_finds_aborted_transactions_in_the_bu
 }
 
 #[tokio::test]
-async fn local_retention_keeps_an_open_transaction_on_disk() {
+async fn segments_an_open_transaction_reaches_into_stay_local_and_out_of_the_bucket() {
     let s = setup();
     let dir = tempfile::tempdir().expect("tmp");
     let p = open(&s, dir.path()).await;
@@ -534,7 +534,18 @@ async fn local_retention_keeps_an_open_transaction_on_disk() {
     let open_txn = batch::tests::transactional(make_batch(0, 5, 100, NOW), 42, 0, 0);
     p.append_verified(&open_txn, allow).expect("txn"); // 50..=54
     produce(&p, &s.clock, 30).await;
-    wait_for("uploads", || p.upload_lag() == (0, 0)).await;
+    let remote = p.remote().expect("tiered").clone();
+    wait_for("uploads below the transaction", || {
+        remote.uploaded_end().is_some_and(|e| e > 0)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let uploaded = remote.uploaded_end().expect("some uploaded");
+    assert!(
+        uploaded <= 50,
+        "nothing at or past the open transaction is uploaded ({uploaded})"
+    );
+    assert!(p.upload_lag().1 > 0, "the segments it reaches into wait");
     p.enforce_retention().expect("retention");
     let start = p.local_start_offset();
     assert!(
@@ -547,9 +558,10 @@ async fn local_retention_keeps_an_open_transaction_on_disk() {
     assert_eq!(p.offsets().last_stable_offset, 50);
     p.append_marker(42, 0, true, 0).expect("commit");
     p.flush_once().await;
-    // the marker's segment is still open, so the rest waits for it to roll and upload
-    produce(&p, &s.clock, 10).await;
-    wait_for("uploads", || p.upload_lag() == (0, 0)).await;
+    wait_for("the held-back segments to go up", || {
+        p.upload_lag() == (0, 0)
+    })
+    .await;
     p.enforce_retention().expect("retention");
     assert!(
         p.local_start_offset() > 55,
