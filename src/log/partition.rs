@@ -246,7 +246,7 @@ impl Partition {
                 break;
             }
             if seg.next_offset > uploaded && !seg.is_empty() {
-                remote.schedule(upload_job(seg));
+                remote.schedule(upload_job(&inner, seg));
             }
         }
     }
@@ -426,13 +426,16 @@ impl Partition {
         active.durable_len = active.len;
         active.write_indexes()?;
         let synced_to = active.next_offset;
-        let job = upload_job(active);
+        let rolled = active.base_offset;
+        let job = inner.segments.get(&rolled).map(|s| upload_job(inner, s));
         let seg = Segment::create(&self.dir, base, now)?;
         segment::sync_dir(&self.dir)?;
         inner.segments.insert(base, seg);
         if let Some(remote) = self.remote.get() {
             // a segment an open transaction reaches into waits for its end (append_marker)
-            if inner.txns.first_open().is_none_or(|f| synced_to <= f) {
+            if let Some(job) =
+                job.filter(|_| inner.txns.first_open().is_none_or(|f| synced_to <= f))
+            {
                 remote.schedule(job);
             }
         }
@@ -737,8 +740,18 @@ fn read_records_start(dir: &Path) -> Result<i64, LogError> {
     }
 }
 
-fn upload_job(seg: &Segment) -> UploadJob {
+/// What uploading `seg` takes, including the aborted transactions that reach into it (their
+/// markers may be in later segments, all still local: segments go up in order).
+fn upload_job(inner: &Inner, seg: &Segment) -> UploadJob {
+    let aborted: Vec<super::txn::AbortedTxn> = inner
+        .segments
+        .range(seg.base_offset..)
+        .flat_map(|(_, s)| s.aborted.iter())
+        .filter(|a| a.first_offset < seg.next_offset && a.last_offset >= seg.base_offset)
+        .copied()
+        .collect();
     UploadJob {
+        txn_index: bytes::Bytes::from(super::txn::encode_index(&aborted)),
         base_offset: seg.base_offset,
         next_offset: seg.next_offset,
         size_bytes: seg.len,

@@ -69,11 +69,12 @@ impl Partition {
                             ),
                         ))
                     })?;
-                    aborted.extend(
-                        entries
-                            .into_iter()
-                            .filter(|e| e.last_offset >= offset && e.first_offset < end),
-                    );
+                    for e in entries {
+                        if e.last_offset >= offset && e.first_offset < end && !aborted.contains(&e)
+                        {
+                            aborted.push(e);
+                        }
+                    }
                 }
             }
         }

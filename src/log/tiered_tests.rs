@@ -568,3 +568,37 @@ async fn segments_an_open_transaction_reaches_into_stay_local_and_out_of_the_buc
         "once committed, retention moves on"
     );
 }
+
+#[tokio::test]
+async fn a_data_dir_restored_from_the_bucket_still_knows_its_aborted_transactions() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = open(&s, dir.path()).await;
+    let allow: &dyn Fn(&batch::BatchHeader) -> Result<(), LogError> = &|_| Ok(());
+    // an aborted transaction across several segments, its marker in the active one
+    for seq in 0..12 {
+        let b = batch::tests::transactional(make_batch(0, 5, 100, NOW), 42, 0, seq * 5);
+        p.append_verified(&b, allow).expect("txn");
+    }
+    p.flush_once().await;
+    let marker = p.append_marker(42, 0, false, 0).expect("abort");
+    p.flush_once().await;
+    wait_for("uploads", || p.upload_lag() == (0, 0)).await;
+    let uploaded = p
+        .remote()
+        .expect("tiered")
+        .uploaded_end()
+        .expect("uploaded");
+    assert!(
+        uploaded <= marker,
+        "the marker's segment is the active one, not in the bucket"
+    );
+    drop(p);
+    // the disk is lost: only the bucket is left
+    let fresh = tempfile::tempdir().expect("tmp");
+    let p = open(&s, fresh.path()).await;
+    let (r, aborted) = p.fetch_committed(0, 1 << 20, true).await.expect("read");
+    assert!(!r.records.is_empty(), "the history is in the bucket");
+    assert_eq!(aborted.len(), 1, "{aborted:?}");
+    assert_eq!((aborted[0].producer_id, aborted[0].first_offset), (42, 0));
+}

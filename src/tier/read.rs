@@ -105,9 +105,10 @@ impl RemoteLog {
         Ok(None)
     }
 
-    /// The aborted-transaction indexes (`.txnindex` objects, Kafka's format) of the remote
-    /// segments from the one holding `offset` onwards: a transaction's abort marker never comes
-    /// before its records. Segments without aborted transactions have none and cost no request.
+    /// The aborted-transaction indexes (`.txnindex` objects, Kafka's entry format) of the remote
+    /// segments from the one holding `offset` onwards. Each lists every aborted transaction with
+    /// records in its segment (see `UploadJob::txn_index`). Segments without aborted
+    /// transactions have none and cost no request.
     pub async fn txn_indexes(&self, offset: i64) -> Result<Vec<Bytes>, TierError> {
         let keys: Vec<String> = self
             .manifest()

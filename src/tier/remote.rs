@@ -31,6 +31,10 @@ pub struct UploadJob {
     pub offset_of_max_timestamp: i64,
     /// `<dir>/<base offset>` without extension.
     pub stem: PathBuf,
+    /// The `.txnindex` object to upload with the segment (empty: none): every aborted
+    /// transaction with records in the segment, wherever its marker is, so the bucket alone
+    /// can answer read_committed reads (segments go up only once their transactions ended).
+    pub txn_index: Bytes,
 }
 
 pub struct RemoteLog {
@@ -231,7 +235,7 @@ impl RemoteLog {
             Err(e) => Err(StoreError::Local(e)),
         };
         let (index, timeindex) = (read_index("index")?, read_index("timeindex")?);
-        let txnindex = read_index("txnindex")?;
+        let txnindex = job.txn_index.clone();
         let txn_index = !txnindex.is_empty();
         let key = |ext: &str| manifest::segment_key(&self.dir, job.base_offset, ext);
         // the objects go up together; the manifest only after all of them
