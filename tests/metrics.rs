@@ -1,4 +1,5 @@
-//! The Prometheus endpoint: scraped over real HTTP while real clients produce and consume.
+//! The Prometheus endpoint: scraped over real HTTP while real clients produce and consume
+//! (transactions included).
 //! (One test in its own binary: the metrics recorder is process-wide.)
 
 mod common;
@@ -152,5 +153,65 @@ async fn metrics_move_with_traffic() {
         ),
         Some(6.0)
     );
+
+    // transactions: one committed, one aborted; the LSO follows the HW once both ended, and an
+    // open one holds it back
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let bs = b.bootstrap();
+    let txp = tokio::task::spawn_blocking(move || {
+        let t = Duration::from_secs(20);
+        let p: BaseProducer = rdkafka::config::ClientConfig::new()
+            .set("bootstrap.servers", &bs)
+            .set("transactional.id", "metrics-tx")
+            .create()
+            .expect("producer");
+        p.init_transactions(t).expect("init");
+        for commit in [true, false, true] {
+            p.begin_transaction().expect("begin");
+            p.send(BaseRecord::<(), str>::to("mt").partition(0).payload("x"))
+                .expect("send");
+            p.flush(t).expect("flush");
+            if commit {
+                p.commit_transaction(t).expect("commit");
+            } else {
+                p.abort_transaction(t).expect("abort");
+            }
+        }
+        p.begin_transaction().expect("begin");
+        p.send(BaseRecord::<(), str>::to("mt").partition(0).payload("open"))
+            .expect("send");
+        p.flush(t).expect("flush");
+        p
+    })
+    .await
+    .expect("transactional producer");
+    tokio::time::sleep(Duration::from_millis(1500)).await; // one gauge refresh
+    let body = tokio::task::block_in_place(|| scrape(metrics_addr));
+    let tx = |result: &str| {
+        value(
+            &body,
+            "tiercel_transactions_total",
+            &[&format!("result=\"{result}\"")],
+        )
+    };
+    assert_eq!(
+        (tx("commit"), tx("abort")),
+        (Some(2.0), Some(1.0)),
+        "{body}"
+    );
+    assert_eq!(value(&body, "tiercel_transactions_open", &[]), Some(1.0));
+    let mt = ["topic=\"mt\"", "partition=\"0\""];
+    // 3 records + 3 markers before the open transaction's record at offset 6
+    assert_eq!(
+        value(&body, "tiercel_partition_last_stable_offset", &mt),
+        Some(6.0)
+    );
+    assert_eq!(
+        value(&body, "tiercel_partition_high_watermark", &mt),
+        Some(7.0)
+    );
+    tokio::task::spawn_blocking(move || drop(txp))
+        .await
+        .expect("drop");
     b.stop().await;
 }
