@@ -170,6 +170,10 @@ fn bytes_field<'a>(b: &'a [u8], pos: &mut usize) -> Option<Option<&'a [u8]>> {
     Some(Some(s))
 }
 
+/// Largest records section the broker decompresses from one batch (recompression, compaction,
+/// timestamp lookups); a larger one is refused or left as it is.
+pub const MAX_SECTION: usize = 256 << 20;
+
 /// A new uncompressed batch holding `records` (raw encodings from a batch with header `h`). The
 /// base offset, last offset delta, producer fields and base timestamp stay as they were, so every
 /// retained record keeps its offset and timestamp; the max timestamp is recomputed for

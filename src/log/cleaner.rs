@@ -27,8 +27,6 @@ use std::sync::Arc;
 
 /// Where the end of the last cleaned range is kept (decimal offset).
 const CHECKPOINT: &str = "cleaner-offset-checkpoint";
-/// Largest records section the cleaner decompresses from one batch.
-const DECOMPRESS_LIMIT: usize = 256 << 20;
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +118,7 @@ impl Partition {
                 if h.is_control() || is_aborted(&h) {
                     return Ok(());
                 }
-                let section = records::records_section(bytes, DECOMPRESS_LIMIT)?;
+                let section = records::records_section(bytes, records::MAX_SECTION)?;
                 for r in records::parse(&section, h.record_count)? {
                     if let Some(k) = r.key {
                         latest.insert(k.to_vec(), h.base_offset + r.offset_delta as i64);
@@ -223,7 +221,7 @@ fn rewrite(
             removed += h.record_count.max(0) as u64;
             return Ok(());
         }
-        let section = records::records_section(bytes, DECOMPRESS_LIMIT)?;
+        let section = records::records_section(bytes, records::MAX_SECTION)?;
         let all = records::parse(&section, h.record_count)?;
         let total = all.len();
         let kept: Vec<records::Record> = all
@@ -311,7 +309,7 @@ pub fn check_keys(
     topic: &str,
     partition: i32,
 ) -> Result<(), LogError> {
-    let section = records::records_section(data, DECOMPRESS_LIMIT)
+    let section = records::records_section(data, records::MAX_SECTION)
         .map_err(|e| LogError::InvalidRecord(e.to_string()))?;
     let recs = records::parse(&section, h.record_count)
         .map_err(|e| LogError::InvalidRecord(e.to_string()))?;

@@ -33,7 +33,7 @@ pub struct Partition {
     pub index: i32,
     pub(super) dir: PathBuf,
     pub(super) inner: Mutex<Inner>,
-    pub(super) config: RwLock<LogConfig>,
+    config: RwLock<LogConfig>,
     pub(super) clock: SharedClock,
     /// Broadcasts the high watermark; fetch long-polls and acks=all producers wait on it.
     hw_tx: watch::Sender<i64>,
@@ -50,7 +50,7 @@ pub struct Partition {
     pub(super) remote: std::sync::OnceLock<Arc<RemoteLog>>,
 }
 
-pub struct Inner {
+pub(super) struct Inner {
     pub(super) segments: BTreeMap<i64, Segment>,
     /// Idempotent producers' recent batches, rebuilt from the log at open.
     pub(super) producers: ProducerStates,
@@ -334,7 +334,7 @@ impl Partition {
         let recompressed;
         let data = match config.compression {
             Some(codec) if codec != h.compression() => {
-                recompressed = crate::records::recompress(data, codec, RECOMPRESS_LIMIT)
+                recompressed = crate::records::recompress(data, codec, crate::records::MAX_SECTION)
                     .map_err(|e| LogError::InvalidRecord(e.to_string()))?;
                 recompressed.as_slice()
             }
@@ -718,9 +718,6 @@ impl Partition {
     }
 }
 
-/// Largest records section decompressed to recompress a batch.
-const RECOMPRESS_LIMIT: usize = 256 << 20;
-
 /// Where DeleteRecords keeps the partition's log start offset (as decimal text).
 pub(super) const LOG_START_FILE: &str = "log-start-offset";
 
@@ -810,8 +807,7 @@ fn first_record_at_or_after(bytes: &[u8], h: &BatchHeader, ts: i64) -> (i64, i64
     if h.is_log_append_time() {
         return (h.base_offset, h.max_timestamp);
     }
-    const LIMIT: usize = 256 << 20;
-    let found = crate::records::records_section(bytes, LIMIT)
+    let found = crate::records::records_section(bytes, crate::records::MAX_SECTION)
         .ok()
         .and_then(|section| {
             let recs = crate::records::parse(&section, h.record_count).ok()?;
