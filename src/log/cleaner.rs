@@ -16,7 +16,6 @@
 
 use super::partition::Partition;
 use super::segment::{self, Segment};
-use super::txn::AbortedTxn;
 use super::LogError;
 use crate::batch::{self, BatchHeader};
 use crate::records;
@@ -60,11 +59,14 @@ impl Partition {
         let checkpoint = read_checkpoint(&self.dir)?;
         let (closed, aborted, lso) = {
             let inner = self.inner.lock();
-            let aborted: Vec<AbortedTxn> = inner
-                .segments
-                .values()
-                .flat_map(|s| s.aborted.iter().copied())
-                .collect();
+            // aborted offset ranges by producer id
+            let mut aborted: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+            for a in inner.segments.values().flat_map(|s| s.aborted.iter()) {
+                aborted
+                    .entry(a.producer_id)
+                    .or_default()
+                    .push((a.first_offset, a.last_offset));
+            }
             let lso = inner.offsets().last_stable_offset;
             let n = inner.segments.len().saturating_sub(1);
             let closed = inner
@@ -85,9 +87,10 @@ impl Partition {
         let is_aborted = |h: &BatchHeader| {
             h.is_transactional()
                 && !h.is_control()
-                && aborted.iter().any(|a| {
-                    a.producer_id == h.producer_id
-                        && (a.first_offset..=a.last_offset).contains(&h.base_offset)
+                && aborted.get(&h.producer_id).is_some_and(|ranges| {
+                    ranges
+                        .iter()
+                        .any(|(first, last)| (*first..=*last).contains(&h.base_offset))
                 })
         };
         // cleanable: closed segments up to the first one still inside the compaction lag

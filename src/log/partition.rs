@@ -744,7 +744,7 @@ fn upload_job(inner: &Inner, seg: &Segment) -> UploadJob {
         .segments
         .range(seg.base_offset..)
         .flat_map(|(_, s)| s.aborted.iter())
-        .filter(|a| a.first_offset < seg.next_offset && a.last_offset >= seg.base_offset)
+        .filter(|a| a.overlaps(seg.base_offset, seg.next_offset))
         .copied()
         .collect();
     UploadJob {

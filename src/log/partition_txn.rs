@@ -50,8 +50,9 @@ impl Partition {
         min_one: bool,
     ) -> Result<(ReadResult, Vec<AbortedTxn>), LogError> {
         let mut r = self.fetch(offset, max_bytes, min_one).await?;
-        r.records = txn::below(&r.records, r.offsets.last_stable_offset);
-        let end = last_offset(&r.records).map_or(offset, |l| l + 1);
+        let (records, last) = txn::below(&r.records, r.offsets.last_stable_offset);
+        r.records = records;
+        let end = last.map_or(offset, |l| l + 1);
         if end <= offset {
             return Ok((r, Vec::new()));
         }
@@ -70,8 +71,7 @@ impl Partition {
                         ))
                     })?;
                     for e in entries {
-                        if e.last_offset >= offset && e.first_offset < end && !aborted.contains(&e)
-                        {
+                        if e.overlaps(offset, end) && !aborted.contains(&e) {
                             aborted.push(e);
                         }
                     }
@@ -99,7 +99,7 @@ impl Partition {
             .segments
             .range(start..)
             .flat_map(|(_, s)| s.aborted.iter())
-            .filter(|e| e.last_offset >= from && e.first_offset < to)
+            .filter(|e| e.overlaps(from, to))
             .copied()
             .collect()
     }
@@ -122,23 +122,6 @@ impl Partition {
             )
             .collect()
     }
-}
-
-/// The last offset of the last whole batch in `data`.
-fn last_offset(mut data: &[u8]) -> Option<i64> {
-    let mut last = None;
-    while data.len() >= batch::HEADER_LEN {
-        let Ok(h) = batch::BatchHeader::parse(&data[..batch::HEADER_LEN]) else {
-            break;
-        };
-        let len = h.total_len();
-        if len > data.len() {
-            break;
-        }
-        last = Some(h.last_offset());
-        data = &data[len..];
-    }
-    last
 }
 
 #[cfg(test)]

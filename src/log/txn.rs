@@ -32,6 +32,13 @@ pub struct AbortedTxn {
     pub last_stable_offset: i64,
 }
 
+impl AbortedTxn {
+    /// Whether the transaction has records (or its marker) in `[from, to)`.
+    pub fn overlaps(&self, from: i64, to: i64) -> bool {
+        self.first_offset < to && self.last_offset >= from
+    }
+}
+
 /// A control batch ending `producer_id`'s transaction (offset 0; the log assigns the real one).
 pub fn marker_batch(
     producer_id: i64,
@@ -181,19 +188,21 @@ pub fn decode_index(bytes: &[u8]) -> Option<Vec<AbortedTxn>> {
         .collect()
 }
 
-/// The batches of `data` (whole batches, as a read returns them) that start below `end`.
-pub fn below(data: &bytes::Bytes, end: i64) -> bytes::Bytes {
-    let mut pos = 0;
-    while pos < data.len() {
-        let Ok((base, len)) = batch::peek_frame(&data[pos..]) else {
+/// The batches of `data` (whole batches, as a read returns them) that start below `end`, and
+/// the last offset they hold.
+pub fn below(data: &bytes::Bytes, end: i64) -> (bytes::Bytes, Option<i64>) {
+    let (mut pos, mut last) = (0, None);
+    while let Some(head) = data.get(pos..pos + HEADER_LEN) {
+        let Ok(h) = BatchHeader::parse(head) else {
             break;
         };
-        if base >= end || pos + len > data.len() {
+        if h.base_offset >= end || pos + h.total_len() > data.len() {
             break;
         }
-        pos += len;
+        last = Some(h.last_offset());
+        pos += h.total_len();
     }
-    data.slice(..pos)
+    (data.slice(..pos), last)
 }
 
 #[cfg(test)]
