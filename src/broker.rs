@@ -256,12 +256,7 @@ async fn refresh_gauges(
     cancel: CancellationToken,
 ) {
     loop {
-        let open = txns
-            .list()
-            .iter()
-            .filter(|(_, m)| m.state == crate::txn::state::TxnState::Ongoing)
-            .count();
-        crate::metrics::transactions_open(open);
+        crate::metrics::transactions_open(txns.ongoing());
         for p in logs.all() {
             if let Some(r) = p.remote() {
                 let (lag_bytes, lag_segments) = p.upload_lag();

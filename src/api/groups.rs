@@ -37,7 +37,7 @@ pub(super) fn group_error(e: GroupError) -> ResponseError {
     })
 }
 
-fn s(v: impl Into<String>) -> StrBytes {
+pub(super) fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
 

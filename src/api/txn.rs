@@ -4,6 +4,7 @@
 //! this file maps it to the wire.
 
 use super::errors::answered;
+use super::groups::s;
 use super::offsets::commit_error;
 use super::{Handler, Pending, Reply};
 use crate::protocol::Response;
@@ -23,7 +24,6 @@ use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -54,10 +54,6 @@ fn code(r: Result<(), TxnError>, fenced: ResponseError) -> i16 {
         Ok(()) => 0,
         Err(e) => txn_error(e, fenced).code(),
     }
-}
-
-fn s(v: impl Into<String>) -> StrBytes {
-    StrBytes::from_string(v.into())
 }
 
 impl Handler {

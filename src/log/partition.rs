@@ -229,10 +229,9 @@ impl Partition {
         }
     }
 
-    /// Queues every closed segment the remote manifest does not list yet.
-    /// Only segments wholly below the oldest open transaction go up (as in Kafka): the bucket
-    /// never holds records whose transaction may still abort without their marker being
-    /// uploadable after them.
+    /// Queues every closed segment the remote manifest does not list yet, up to the oldest open
+    /// transaction: as in Kafka, only segments below the last stable offset go up, so the
+    /// bucket never holds records of an undecided transaction.
     pub(super) fn schedule_uploads(&self) {
         let Some(remote) = self.remote.get() else {
             return;
@@ -427,17 +426,19 @@ impl Partition {
         active.write_indexes()?;
         let synced_to = active.next_offset;
         let rolled = active.base_offset;
-        let job = inner.segments.get(&rolled).map(|s| upload_job(inner, s));
+        // a segment an open transaction reaches into waits for its end (append_marker)
+        let upload = match self.remote.get() {
+            Some(remote) if inner.txns.first_open().is_none_or(|f| synced_to <= f) => inner
+                .segments
+                .get(&rolled)
+                .map(|s| (remote, upload_job(inner, s))),
+            _ => None,
+        };
         let seg = Segment::create(&self.dir, base, now)?;
         segment::sync_dir(&self.dir)?;
         inner.segments.insert(base, seg);
-        if let Some(remote) = self.remote.get() {
-            // a segment an open transaction reaches into waits for its end (append_marker)
-            if let Some(job) =
-                job.filter(|_| inner.txns.first_open().is_none_or(|f| synced_to <= f))
-            {
-                remote.schedule(job);
-            }
+        if let Some((remote, job)) = upload {
+            remote.schedule(job);
         }
         if synced_to > inner.high_watermark {
             inner.high_watermark = synced_to;

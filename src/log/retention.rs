@@ -65,7 +65,6 @@ impl Partition {
         let local_ms = config.effective_local_retention_ms();
         let local_bytes = config.effective_local_retention_bytes();
         let mut inner = self.inner.lock();
-        let first_open = inner.txns.first_open().unwrap_or(i64::MAX);
         let local_first = inner.segments.keys().next().copied().unwrap_or(0);
         let mut local: i64 = inner.segments.values().map(|s| s.len as i64).sum();
         let remote_only = self
@@ -90,10 +89,9 @@ impl Partition {
                 && config.retention_bytes >= 0
                 && total - len >= config.retention_bytes;
             let is_uploaded = uploaded.is_some_and(|u| seg.next_offset <= u);
-            // an open transaction's records stay local: start-up rebuilds open transactions
-            // (and so the last stable offset) from the local segments
+            // (an open transaction's segments are never uploaded, so they stay local: start-up
+            // rebuilds open transactions, and so the last stable offset, from local segments)
             let by_local = is_uploaded
-                && seg.next_offset <= first_open
                 && ((local_ms >= 0 && now - newest > local_ms)
                     || (local_bytes >= 0 && local - len >= local_bytes));
             if !(by_time || by_size || by_local) {

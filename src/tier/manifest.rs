@@ -29,7 +29,8 @@ pub struct RemoteSegment {
     pub max_timestamp: i64,
     pub offset_of_max_timestamp: i64,
     pub state: SegmentState,
-    /// Whether a `.txnindex` object (transactions aborted in the segment) was uploaded.
+    /// Whether a `.txnindex` object (every aborted transaction with records in the segment)
+    /// was uploaded.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub txn_index: bool,
 }

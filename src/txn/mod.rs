@@ -111,6 +111,15 @@ impl TxnCoordinator {
             .collect()
     }
 
+    /// How many transactions are open (Ongoing).
+    pub fn ongoing(&self) -> usize {
+        let log = self.journal.read();
+        log.txns
+            .values()
+            .filter(|m| m.state == TxnState::Ongoing)
+            .count()
+    }
+
     async fn put(&self, id: &str, meta: TxnMeta) -> Result<(), TxnError> {
         self.journal
             .write(vec![TxnRecord::Put {
