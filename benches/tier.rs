@@ -12,12 +12,12 @@
 use object_store::ObjectStoreExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tiercel::batch::put_varint;
 use tiercel::clock::{Clock, SystemClock};
+use tiercel::config::{LogConfig, StoreConfig, TierConfig};
+use tiercel::format::batch::put_varint;
 use tiercel::log::partition::Partition;
-use tiercel::log::LogConfig;
-use tiercel::tier::store::{self, StoreOptions};
-use tiercel::tier::{Tier, TierOptions};
+use tiercel::tier::store;
+use tiercel::tier::Tier;
 
 const SEGMENT: i64 = 8 << 20;
 const TOTAL: usize = 128 << 20;
@@ -53,7 +53,7 @@ fn batch(ts: i64) -> Vec<u8> {
     b.extend_from_slice(&(-1i32).to_be_bytes());
     b.extend_from_slice(&(RECORDS_PER_BATCH as i32).to_be_bytes());
     b.extend(records);
-    let crc = tiercel::batch::compute_crc(&b);
+    let crc = tiercel::format::batch::compute_crc(&b);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
     b
 }
@@ -74,17 +74,18 @@ fn log_config() -> LogConfig {
 }
 
 fn tier(url: &str, prefix: &str) -> Arc<Tier> {
-    let opts = TierOptions {
+    let opts = TierConfig {
+        url: url.to_string(),
         cache_bytes: 256 << 20,
         upload_concurrency: 4,
-        store: StoreOptions {
+        store: StoreConfig {
             request_timeout: Duration::from_secs(30),
             max_attempts: 3,
-            ..StoreOptions::default()
+            ..StoreConfig::default()
         },
     };
     let (s, _) = store::build(url, &opts.store).expect("store");
-    Tier::with_store(s, prefix.into(), url, opts)
+    Tier::with_store(s, prefix.into(), &opts)
 }
 
 /// A new tier (empty cache) over the bucket and the partition reopened on it.
@@ -164,10 +165,10 @@ async fn main() {
     // baseline: sequential PUTs of the same objects through the same client
     let (raw, _) = store::build(
         &url,
-        &StoreOptions {
+        &StoreConfig {
             request_timeout: Duration::from_secs(30),
             max_attempts: 1,
-            ..StoreOptions::default()
+            ..StoreConfig::default()
         },
     )
     .expect("store");
@@ -201,8 +202,8 @@ async fn main() {
         let r = p.fetch(next, 1 << 20, true).await.expect("remote fetch");
         let mut pos = 0;
         while pos < r.records.len() {
-            let (_, len) = tiercel::batch::peek_frame(&r.records[pos..]).expect("frame");
-            let h = tiercel::batch::validate(&r.records[pos..pos + len]).expect("batch");
+            let (_, len) = tiercel::format::batch::peek_frame(&r.records[pos..]).expect("frame");
+            let h = tiercel::format::batch::validate(&r.records[pos..pos + len]).expect("batch");
             next = h.last_offset() + 1;
             pos += len;
         }

@@ -7,13 +7,12 @@ use crate::api::Handler;
 use crate::catalog::{Catalog, CatalogError};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
-use crate::group::state::{GroupConfig, GroupState};
+use crate::group::state::GroupState;
 use crate::group::Coordinator;
-use crate::log::producer::ProducerIdAllocator;
 use crate::log::{LogError, LogManager};
 use crate::server::Server;
 use crate::tier::Tier;
-use crate::txn::{TxnConfig, TxnCoordinator};
+use crate::txn::{GroupOffsets, TxnCoordinator};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,7 +67,10 @@ impl Broker {
         config: Config,
         clock: SharedClock,
     ) -> Result<Broker, BrokerError> {
-        let tier = Tier::from_config(&config).map_err(BrokerError::Tier)?;
+        let tier = match config.tier().map_err(BrokerError::Tier)? {
+            Some(t) => Some(Tier::from_config(&t).map_err(BrokerError::Tier)?),
+            None => None,
+        };
         Self::bind_with(config, clock, tier).await
     }
 
@@ -78,12 +80,15 @@ impl Broker {
         clock: SharedClock,
         tier: Option<Arc<Tier>>,
     ) -> Result<Broker, BrokerError> {
+        let mut restore = None;
         if let Some(t) = &tier {
-            t.restore_catalog(&config.data_dir).await.map_err(|e| {
-                BrokerError::Tier(format!("restoring the catalog from {}: {e}", t.url()))
-            })?;
+            if !Catalog::exists(&config.data_dir) {
+                restore = t.fetch_catalog().await.map_err(|e| {
+                    BrokerError::Tier(format!("restoring the catalog from {}: {e}", t.url()))
+                })?;
+            }
         }
-        let catalog = Arc::new(Catalog::open(&config.data_dir, &config)?);
+        let catalog = Arc::new(Catalog::open(&config.data_dir, &config, restore)?);
         let logs = Arc::new(LogManager::new(
             &config.data_dir,
             clock.clone(),
@@ -111,7 +116,7 @@ impl Broker {
             }
         }
         if let Some(t) = &tier {
-            t.mirror_catalog(catalog.clone());
+            t.mirror_catalog(catalog.snapshots());
             let live: Vec<(String, uuid::Uuid)> = catalog
                 .topics()
                 .into_iter()
@@ -130,35 +135,21 @@ impl Broker {
             Duration::from_millis(config.log_retention_check_interval_ms),
             config.producer_id_expiration_ms,
         );
-        let producer_ids = Arc::new(
-            ProducerIdAllocator::open(&config.data_dir)
+        let groups = Arc::new(
+            Coordinator::open(&config.data_dir, config.groups(), clock.clone())
                 .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
         );
-        let groups = Arc::new(
-            Coordinator::open(
-                &config.data_dir,
-                GroupConfig {
-                    min_session_timeout_ms: config.group_min_session_timeout_ms,
-                    max_session_timeout_ms: config.group_max_session_timeout_ms,
-                    initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
-                    max_size: config.group_max_size,
-                },
-                config.offsets_retention_minutes.saturating_mul(60_000),
-                config.offset_metadata_max_bytes,
-                clock.clone(),
-            )
-            .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
-        );
+        let legacy_ids =
+            crate::fs::read_if_exists(&config.data_dir.join(crate::format::PRODUCER_IDS_FILE))
+                .map_err(|e| BrokerError::Log(LogError::Io(e)))?
+                .map_or(0, |b| crate::format::parse_decimal(&b).unwrap_or(0));
         let txns = Arc::new(
             TxnCoordinator::open(
                 &config.data_dir,
-                TxnConfig {
-                    max_timeout_ms: config.transaction_max_timeout_ms,
-                    id_expiration_ms: config.transactional_id_expiration_ms,
-                },
-                producer_ids.clone(),
+                config.transactions(),
+                legacy_ids,
                 logs.clone(),
-                groups.clone(),
+                Arc::new(TxnGroupOffsets(groups.clone())),
                 clock,
             )
             .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
@@ -188,7 +179,6 @@ impl Broker {
             logs: logs.clone(),
             groups: groups.clone(),
             txns: txns.clone(),
-            producer_ids,
             config: config.clone(),
         });
         let server = Arc::new(Server {
@@ -218,10 +208,7 @@ impl Broker {
             conns.clone(),
         ));
         let ticker = tokio::spawn(self.groups.clone().run(GROUP_TICK, cancel.clone()));
-        let txn_ticker = tokio::spawn(self.txns.clone().run(
-            Duration::from_millis(self.server.handler.config.transaction_abort_interval_ms),
-            cancel.clone(),
-        ));
+        let txn_ticker = tokio::spawn(self.txns.clone().run(cancel.clone()));
         let gauges = tokio::spawn(refresh_gauges(
             self.logs.clone(),
             self.groups.clone(),
@@ -248,6 +235,21 @@ impl Broker {
     }
 }
 
+/// The group coordinator as the transaction coordinator sees it.
+struct TxnGroupOffsets(Arc<Coordinator>);
+
+#[async_trait::async_trait]
+impl GroupOffsets for TxnGroupOffsets {
+    async fn end_transaction(
+        &self,
+        group: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> std::io::Result<()> {
+        self.0.end_transaction(group, producer_id, commit).await
+    }
+}
+
 /// Mirrors partition, group and process state into gauges every second.
 async fn refresh_gauges(
     logs: Arc<LogManager>,
@@ -269,7 +271,17 @@ async fn refresh_gauges(
                 );
             }
             let o = p.offsets();
-            crate::metrics::partition(&p.topic, p.index, &o, p.size_bytes());
+            crate::metrics::partition(
+                &p.topic,
+                p.index,
+                crate::metrics::PartitionGauges {
+                    log_start_offset: o.log_start_offset,
+                    high_watermark: o.high_watermark,
+                    last_stable_offset: o.last_stable_offset,
+                    log_end_offset: o.log_end_offset,
+                    size_bytes: p.size_bytes(),
+                },
+            );
         }
         for (group, _, state) in groups.list() {
             crate::metrics::group_members(&group, groups.describe(&group).members.len());

@@ -1,14 +1,15 @@
 //! A small durable state machine on one append-only file: the group offsets and the transaction
 //! log are both kept this way.
 //!
-//! The file is a sequence of framed records (`u32 length, u32 CRC-32C, JSON`). A dedicated writer
+//! The file is a sequence of framed records ([`crate::format::journal`]). A dedicated writer
 //! thread takes batches of records in order, appends them, `fdatasync`s once for the whole batch
 //! and only then applies them to the in-memory state and answers: an acknowledged record survives
 //! `kill -9`. When the file holds far more records than the state needs to be rebuilt, it is
 //! rewritten from a snapshot of the state (temp file, fsync, rename), so storage stays
 //! proportional to the live state. Start-up reads the valid prefix and truncates a torn tail.
 
-use crate::log::segment::write_atomic;
+use crate::format::journal::{decode_prefix, encode};
+use crate::fs::write_atomic;
 use parking_lot::{RwLock, RwLockReadGuard};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -26,38 +27,6 @@ pub trait Journaled: Default + Send + Sync + 'static {
     fn snapshot(&self) -> Vec<Self::Record>;
     /// How many records a snapshot holds (compaction runs when the file has far more).
     fn live(&self) -> usize;
-}
-
-pub fn encode<R: Serialize>(r: &R, out: &mut Vec<u8>) -> io::Result<()> {
-    let json = serde_json::to_vec(r).map_err(io::Error::other)?;
-    out.extend_from_slice(&(json.len() as u32).to_be_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&json).to_be_bytes());
-    out.extend_from_slice(&json);
-    Ok(())
-}
-
-/// Decodes the valid prefix of a file: the records and the length they span.
-pub fn decode_prefix<R: DeserializeOwned>(bytes: &[u8]) -> (Vec<R>, usize) {
-    let mut pos = 0;
-    let mut out = Vec::new();
-    while bytes.len() - pos >= 8 {
-        let word = |at: usize| {
-            u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
-        };
-        let (len, crc) = (word(pos) as usize, word(pos + 4));
-        let Some(body) = bytes.get(pos + 8..pos + 8 + len) else {
-            break;
-        };
-        if crc32c::crc32c(body) != crc {
-            break;
-        }
-        let Ok(r) = serde_json::from_slice::<R>(body) else {
-            break;
-        };
-        out.push(r);
-        pos += 8 + len;
-    }
-    (out, pos)
 }
 
 type Job<R> = (Vec<R>, oneshot::Sender<io::Result<()>>);

@@ -9,17 +9,18 @@
 
 pub mod alloc;
 pub mod api;
-pub mod batch;
+pub mod backoff;
 pub mod broker;
 pub mod catalog;
 pub mod clock;
 pub mod config;
+pub mod format;
+pub mod fs;
 pub mod group;
 pub mod journal;
 pub mod log;
 pub mod metrics;
 pub mod protocol;
-pub mod records;
 pub mod server;
 pub mod tier;
 pub mod txn;

@@ -260,17 +260,27 @@ pub fn fetched(topic: &str, bytes: usize) {
     metrics::counter!(FETCH_BYTES, "topic" => topic.to_string()).increment(bytes as u64);
 }
 
+/// One partition's offsets and size, as mirrored into gauges.
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionGauges {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    pub last_stable_offset: i64,
+    pub log_end_offset: i64,
+    pub size_bytes: u64,
+}
+
 /// State mirrored into gauges: one partition.
-pub fn partition(topic: &str, partition: i32, o: &crate::log::partition::Offsets, size: u64) {
+pub fn partition(topic: &str, partition: i32, g: PartitionGauges) {
     let labels = [
         ("topic", topic.to_string()),
         ("partition", partition.to_string()),
     ];
-    metrics::gauge!(LOG_START, &labels).set(o.log_start_offset as f64);
-    metrics::gauge!(LOG_END, &labels).set(o.log_end_offset as f64);
-    metrics::gauge!(HIGH_WATERMARK, &labels).set(o.high_watermark as f64);
-    metrics::gauge!(LAST_STABLE_OFFSET, &labels).set(o.last_stable_offset as f64);
-    metrics::gauge!(PARTITION_BYTES, &labels).set(size as f64);
+    metrics::gauge!(LOG_START, &labels).set(g.log_start_offset as f64);
+    metrics::gauge!(LOG_END, &labels).set(g.log_end_offset as f64);
+    metrics::gauge!(HIGH_WATERMARK, &labels).set(g.high_watermark as f64);
+    metrics::gauge!(LAST_STABLE_OFFSET, &labels).set(g.last_stable_offset as f64);
+    metrics::gauge!(PARTITION_BYTES, &labels).set(g.size_bytes as f64);
 }
 
 pub fn transaction_ended(commit: bool) {

@@ -406,8 +406,8 @@ async fn operators_can_list_and_describe_transactions_and_producers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_decided_before_a_crash_is_finished_at_start_up() {
-    use tiercel::journal::{decode_prefix, encode};
-    use tiercel::txn::state::{TxnRecord, TxnState};
+    use tiercel::format::journal::{decode_prefix, encode};
+    use tiercel::txn::txn_log::{TxnRecord, TxnState};
     let b = TestBroker::start().await;
     create_topic(&b, "decided", 1).await;
     let bs = b.bootstrap();

@@ -4,7 +4,8 @@
 
 use super::errors::{catalog_error, code_and_message};
 use super::Handler;
-use crate::catalog::{CatalogError, ConfigType};
+use crate::catalog::CatalogError;
+use crate::config::topic::ConfigType;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,

@@ -2,7 +2,7 @@
 
 use super::errors::code_and_message;
 use super::Handler;
-use crate::catalog::ConfigEntry;
+use crate::config::topic::ConfigEntry;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,

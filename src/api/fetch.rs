@@ -120,11 +120,11 @@ fn count_fetched(resp: FetchResponse) -> FetchResponse {
 /// Records in a run of whole batches (from their headers).
 fn record_count(mut data: &[u8]) -> u64 {
     let mut n = 0u64;
-    while let Ok((_, len)) = crate::batch::peek_frame(data) {
-        if len > data.len() || len < crate::batch::HEADER_LEN {
+    while let Ok((_, len)) = crate::format::batch::peek_frame(data) {
+        if len > data.len() || len < crate::format::batch::HEADER_LEN {
             break;
         }
-        if let Ok(h) = crate::batch::BatchHeader::parse(&data[..len]) {
+        if let Ok(h) = crate::format::batch::BatchHeader::parse(&data[..len]) {
             n += h.record_count.max(0) as u64;
         }
         data = &data[len..];

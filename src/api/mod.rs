@@ -59,7 +59,6 @@ pub struct Handler {
     pub logs: Arc<LogManager>,
     pub groups: Arc<Coordinator>,
     pub txns: Arc<crate::txn::TxnCoordinator>,
-    pub producer_ids: Arc<crate::log::producer::ProducerIdAllocator>,
     /// Host and port advertised to clients.
     pub advertised: (String, i32),
     /// The address actually bound.

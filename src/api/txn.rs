@@ -8,7 +8,7 @@ use super::groups::s;
 use super::offsets::commit_error;
 use super::{Handler, Pending, Reply};
 use crate::protocol::Response;
-use crate::txn::state::TxnMeta;
+use crate::txn::txn_log::TxnMeta;
 use crate::txn::TxnError;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
@@ -70,15 +70,12 @@ impl Handler {
             let Some(id) = req.transactional_id.as_ref().map(|t| t.0.to_string()) else {
                 // without a transactional id every call gets a fresh id with epoch 0 (as in
                 // Kafka; an idempotent producer recovering from UNKNOWN_PRODUCER_ID starts over)
-                match me.producer_ids.next() {
+                match me.txns.new_producer_id().await {
                     Ok(id) => {
                         resp.producer_id = ProducerId(id);
                         resp.producer_epoch = 0;
                     }
-                    Err(e) => {
-                        tracing::error!(error = %e, "allocating a producer id failed");
-                        resp.error_code = answered(ResponseError::KafkaStorageError).code();
-                    }
+                    Err(_) => resp.error_code = answered(ResponseError::KafkaStorageError).code(),
                 }
                 return Reply::Send(Response::InitProducerId(resp));
             };

@@ -2,24 +2,16 @@
 //!
 //! Persisted as `<data_dir>/catalog.json`, rewritten atomically (temp file, fsync, rename, fsync
 //! dir) before any change becomes visible, so a crash leaves either the old or the new catalog.
-//! Also owns topic-config semantics: which keys exist, their validation, their broker-level
-//! defaults and how a topic's effective [`LogConfig`] is resolved.
+//! Topic-config semantics (keys, rules, resolution) are the config's ([`crate::config::topic`]).
 
-mod topic_config;
-
-use crate::config::Config;
-use crate::log::segment::write_atomic;
-use crate::log::LogConfig;
+use crate::config::topic::{self as topic_config, BrokerDefaults, ConfigEntry, TopicConfigError};
+use crate::config::{Config, LogConfig};
+use crate::fs::write_atomic;
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
-
-pub use topic_config::{
-    broker_config_entries, check_cleanup_policy, check_compression, topic_config_entries,
-    BrokerDefaults, ConfigEntry, ConfigSource, ConfigType, TOPIC_CONFIG_KEYS,
-};
 
 /// Upper bound on partitions per topic: each one is a directory, files and a flusher task.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
@@ -50,6 +42,15 @@ pub enum CatalogError {
     Corrupt { path: PathBuf, reason: String },
 }
 
+impl From<TopicConfigError> for CatalogError {
+    fn from(e: TopicConfigError) -> Self {
+        match e {
+            TopicConfigError::Invalid(m) => CatalogError::InvalidConfig(m),
+            TopicConfigError::NotDynamic(m) => CatalogError::InvalidRequest(m),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TopicMeta {
     pub name: String,
@@ -77,14 +78,31 @@ pub struct Catalog {
     /// Serialises writers so each rewrite starts from the latest state.
     write: Mutex<()>,
     broker: Config,
-    /// Bumped after every committed change (the tier mirrors the catalog to the bucket).
-    changes: tokio::sync::watch::Sender<u64>,
+    /// The catalog's bytes after every committed change (the tier mirrors them to the bucket).
+    snapshots: tokio::sync::watch::Sender<bytes::Bytes>,
 }
 
 impl Catalog {
-    /// Loads `catalog.json` from `data_dir`, or creates one with a new cluster id.
-    pub fn open(data_dir: &Path, broker: &Config) -> Result<Catalog, CatalogError> {
-        let path = data_dir.join("catalog.json");
+    /// Whether `data_dir` holds a catalog.
+    pub fn exists(data_dir: &Path) -> bool {
+        data_dir.join(crate::format::CATALOG_FILE).exists()
+    }
+
+    /// Loads `catalog.json` from `data_dir`, or creates one: from `restore` (the copy in the
+    /// bucket, when the data dir was lost) or new, with a new cluster id.
+    pub fn open(
+        data_dir: &Path,
+        broker: &Config,
+        restore: Option<bytes::Bytes>,
+    ) -> Result<Catalog, CatalogError> {
+        let path = data_dir.join(crate::format::CATALOG_FILE);
+        if let Some(bytes) = restore {
+            if !path.exists() {
+                std::fs::create_dir_all(data_dir)?;
+                write_atomic(&path, &bytes)?;
+                tracing::warn!(data_dir = %data_dir.display(), "no local catalog: restored topics from the object store");
+            }
+        }
         let state = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| CatalogError::Corrupt {
                 path: path.clone(),
@@ -103,12 +121,13 @@ impl Catalog {
             }
             Err(e) => return Err(e.into()),
         };
+        let snapshot = bytes::Bytes::from(to_json(&state)?);
         Ok(Catalog {
             path,
             state: RwLock::new(state),
             write: Mutex::new(()),
             broker: broker.clone(),
-            changes: tokio::sync::watch::Sender::new(0),
+            snapshots: tokio::sync::watch::Sender::new(snapshot),
         })
     }
 
@@ -317,20 +336,16 @@ impl Catalog {
     fn commit(&self, change: impl FnOnce(&mut State)) -> Result<(), CatalogError> {
         let mut next = self.state.read().clone();
         change(&mut next);
-        write_atomic(&self.path, &to_json(&next)?)?;
+        let bytes = bytes::Bytes::from(to_json(&next)?);
+        write_atomic(&self.path, &bytes)?;
         *self.state.write() = next;
-        self.changes.send_modify(|v| *v += 1);
+        self.snapshots.send_replace(bytes);
         Ok(())
     }
 
-    /// Notified after every committed change.
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.changes.subscribe()
-    }
-
-    /// The catalog as stored in `catalog.json`.
-    pub fn to_json(&self) -> Vec<u8> {
-        to_json(&self.state.read()).unwrap_or_default()
+    /// The catalog's bytes, now and after every committed change.
+    pub fn snapshots(&self) -> tokio::sync::watch::Receiver<bytes::Bytes> {
+        self.snapshots.subscribe()
     }
 }
 
@@ -401,7 +416,7 @@ mod tests {
     fn catalog_persists_and_rejects_duplicates_and_collisions() {
         let dir = tempfile::tempdir().expect("tmp");
         let cfg = Config::default();
-        let c = Catalog::open(dir.path(), &cfg).expect("open");
+        let c = Catalog::open(dir.path(), &cfg, None).expect("open");
         let id = c.cluster_id();
         assert_eq!(id.len(), 22);
         let t = c
@@ -425,13 +440,13 @@ mod tests {
         ));
         c.add_partitions("a.b", 5, true).expect("grow");
         drop(c);
-        let c = Catalog::open(dir.path(), &cfg).expect("reopen");
+        let c = Catalog::open(dir.path(), &cfg, None).expect("reopen");
         assert_eq!(c.cluster_id(), id);
         let again = c.get("a.b").expect("persisted");
         assert_eq!(again.id, t.id);
         assert_eq!(again.partitions, 5);
         c.delete_topic("a.b").expect("delete");
-        assert!(Catalog::open(dir.path(), &cfg)
+        assert!(Catalog::open(dir.path(), &cfg, None)
             .expect("reopen")
             .get("a.b")
             .is_none());
@@ -441,7 +456,7 @@ mod tests {
     fn corrupt_catalog_is_a_clear_error() {
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::write(dir.path().join("catalog.json"), b"{not json").expect("write");
-        let e = Catalog::open(dir.path(), &Config::default())
+        let e = Catalog::open(dir.path(), &Config::default(), None)
             .err()
             .expect("error");
         assert!(e.to_string().contains("catalog.json"), "{e}");

@@ -85,16 +85,12 @@ pub struct Coordinator {
     store: OffsetStore,
     cfg: GroupConfig,
     clock: SharedClock,
-    offsets_retention_ms: i64,
-    metadata_max_bytes: usize,
 }
 
 impl Coordinator {
     pub fn open(
         data_dir: &Path,
         cfg: GroupConfig,
-        offsets_retention_ms: i64,
-        metadata_max_bytes: usize,
         clock: SharedClock,
     ) -> std::io::Result<Coordinator> {
         let store = OffsetStore::open(data_dir)?;
@@ -125,8 +121,6 @@ impl Coordinator {
             store,
             cfg,
             clock,
-            offsets_retention_ms,
-            metadata_max_bytes,
         })
     }
 
@@ -388,7 +382,7 @@ impl Coordinator {
         for (topic, partition, offset, leader_epoch, metadata) in offsets {
             if metadata
                 .as_ref()
-                .is_some_and(|m| m.len() > self.metadata_max_bytes)
+                .is_some_and(|m| m.len() > self.cfg.offset_metadata_max_bytes)
             {
                 results.push(Err(CommitError::MetadataTooLarge));
                 continue;
@@ -569,7 +563,7 @@ impl Coordinator {
             e.group.tick(now, &self.cfg, &mut out);
             e.deliver(out);
             if e.group.state == GroupState::Empty
-                && now - e.group.empty_since_ms >= self.offsets_retention_ms
+                && now - e.group.empty_since_ms >= self.cfg.offsets_retention_ms
             {
                 e.group.mark_dead();
                 expired.push(e.group.id.clone());
@@ -643,8 +637,10 @@ mod tests {
             max_session_timeout_ms: 60_000,
             initial_rebalance_delay_ms: 0,
             max_size: 10,
+            offsets_retention_ms: 60_000,
+            offset_metadata_max_bytes: 100,
         };
-        Coordinator::open(dir, cfg, 60_000, 100, clock).expect("open")
+        Coordinator::open(dir, cfg, clock).expect("open")
     }
 
     fn offsets(o: i64) -> Vec<(String, i32, i64, i32, Option<String>)> {

@@ -174,7 +174,7 @@ impl OffsetStore {
     /// Loads the file (truncating a torn tail) and starts the writer thread.
     pub fn open(data_dir: &Path) -> io::Result<OffsetStore> {
         Ok(OffsetStore {
-            journal: Journal::open(data_dir.join("group-offsets.log"))?,
+            journal: Journal::open(data_dir.join(crate::format::GROUP_OFFSETS_FILE))?,
         })
     }
 
@@ -231,7 +231,7 @@ impl OffsetStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::{decode_prefix, encode};
+    use crate::format::journal::{decode_prefix, encode};
     use std::fs::OpenOptions;
     use std::io::Write;
 
@@ -260,7 +260,7 @@ mod tests {
             s.write(vec![commit("g", 0, 9)]).await.expect("write");
             assert_eq!(s.get("g", "t", 0).map(|c| c.offset), Some(9));
         }
-        let path = dir.path().join("group-offsets.log");
+        let path = dir.path().join(crate::format::GROUP_OFFSETS_FILE);
         let mut f = OpenOptions::new().append(true).open(&path).expect("open");
         f.write_all(&[0, 0, 0, 40, 1, 2, 3]).expect("torn");
         drop(f);
@@ -282,7 +282,7 @@ mod tests {
                 .await
                 .expect("write");
         }
-        let len = std::fs::metadata(dir.path().join("group-offsets.log"))
+        let len = std::fs::metadata(dir.path().join(crate::format::GROUP_OFFSETS_FILE))
             .expect("meta")
             .len();
         assert!(

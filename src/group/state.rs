@@ -54,14 +54,7 @@ pub enum GroupError {
     GroupMaxSizeReached,
 }
 
-/// Limits and timings, from the broker config.
-#[derive(Debug, Clone)]
-pub struct GroupConfig {
-    pub min_session_timeout_ms: i32,
-    pub max_session_timeout_ms: i32,
-    pub initial_rebalance_delay_ms: i64,
-    pub max_size: usize,
-}
+pub use crate::config::GroupConfig;
 
 #[derive(Debug, Clone)]
 pub struct Member {

@@ -14,18 +14,17 @@
 //! never touched), records of aborted transactions are removed and never count as a key's latest
 //! value, and markers are kept.
 
+use super::error::LogError;
 use super::partition::Partition;
-use super::segment::{self, Segment};
-use super::LogError;
-use crate::batch::{self, BatchHeader};
-use crate::records;
+use super::segment::Segment;
+use crate::format::batch::{self, BatchHeader};
+use crate::format::records;
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Where the end of the last cleaned range is kept (decimal offset).
-const CHECKPOINT: &str = "cleaner-offset-checkpoint";
+use crate::format::CLEANER_CHECKPOINT_FILE as CHECKPOINT;
 
 /// What one pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,7 +152,7 @@ impl Partition {
             self.swap(seg, &cleaned, len, interval, now)?;
         }
         let end = cleanable.last().map_or(checkpoint, |s| s.next_offset);
-        segment::write_atomic(&self.dir.join(CHECKPOINT), end.to_string().as_bytes())?;
+        crate::fs::write_atomic(&self.dir.join(CHECKPOINT), end.to_string().as_bytes())?;
         tracing::info!(topic = %self.topic, partition = self.index, segments = stats.segments, records_removed = stats.records_removed, bytes_before = stats.bytes_before, bytes_after = stats.bytes_after, "compacted");
         crate::metrics::compacted(stats.bytes_before.saturating_sub(stats.bytes_after));
         Ok(Some(stats))
@@ -189,7 +188,7 @@ impl Partition {
             return Ok(());
         }
         std::fs::rename(cleaned, seg.stem.with_extension("log"))?;
-        segment::sync_dir(&self.dir)?;
+        crate::fs::sync_dir(&self.dir)?;
         let mut fresh = Segment::open(&self.dir, seg.base, true, interval, now, &mut |_, _| None)?;
         // markers stay where they were, so the aborted-transaction entries do too
         if let Some(old) = inner.segments.get(&seg.base) {
@@ -305,40 +304,12 @@ fn read_checkpoint(dir: &Path) -> Result<i64, LogError> {
     }
 }
 
-/// Keyless records are refused on compacted topics, as in Kafka.
-pub fn check_keys(
-    data: &[u8],
-    h: &BatchHeader,
-    topic: &str,
-    partition: i32,
-) -> Result<(), LogError> {
-    let section = records::records_section(data, records::MAX_SECTION)
-        .map_err(|e| LogError::InvalidRecord(e.to_string()))?;
-    let recs = records::parse(&section, h.record_count)
-        .map_err(|e| LogError::InvalidRecord(e.to_string()))?;
-    let keyless: Vec<i32> = recs
-        .iter()
-        .enumerate()
-        .filter(|(_, r)| r.key.is_none())
-        .map(|(i, _)| i as i32)
-        .collect();
-    if !keyless.is_empty() {
-        return Err(LogError::InvalidRecords {
-            indexes: keyless,
-            message: format!(
-                "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
-            ),
-        });
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::put_varint;
     use crate::clock::{Clock, ManualClock};
-    use crate::log::LogConfig;
+    use crate::config::LogConfig;
+    use crate::format::batch::put_varint;
 
     const NOW: i64 = 1_700_000_000_000;
 
@@ -541,7 +512,7 @@ mod tests {
 
     /// `keyed` as a transactional batch of `pid` (epoch 0, sequence 0).
     fn transactional(pid: i64, recs: &[(Option<&str>, Option<&str>)]) -> Vec<u8> {
-        crate::batch::tests::transactional(keyed(NOW, recs), pid, 0, 0)
+        crate::format::batch::tests::transactional(keyed(NOW, recs), pid, 0, 0)
     }
 
     #[tokio::test]

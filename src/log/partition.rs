@@ -10,13 +10,14 @@
 //! Cancellation: `append` does its I/O synchronously under the lock and cannot be torn by a
 //! dropped future; a dropped `wait_durable` only stops waiting.
 
+use super::error::LogError;
 use super::producer::{Check, ProducerStates};
-use super::segment::{self, locate, read_batches, Segment, Target};
-use super::txn::OpenTxns;
-use super::{LogConfig, LogError};
-use crate::batch::{self, BatchHeader};
+use super::segment::{locate, read_batches, Segment, Target};
+use super::txn_index::OpenTxns;
 use crate::clock::SharedClock;
+use crate::config::LogConfig;
 use crate::config::TimestampType;
+use crate::format::batch::{self, BatchHeader};
 use crate::tier::{RemoteLog, UploadJob};
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -176,7 +177,7 @@ impl Partition {
         if segments.is_empty() {
             let base = remote_end.unwrap_or(0);
             segments.insert(base, Segment::create(&dir, base, now)?);
-            segment::sync_dir(&dir)?;
+            crate::fs::sync_dir(&dir)?;
         }
         let records_start = read_records_start(&dir)?;
         let log_start_offset = segments
@@ -325,16 +326,20 @@ impl Partition {
     ) -> Result<AppendInfo, LogError> {
         let config = self.config();
         let now = self.clock.now_ms();
-        let h = validate_client_batch(data, &config, now)?;
+        let h = super::validate::validate_client_batch(data, &config, now)?;
         if config.cleanup_compact {
-            super::cleaner::check_keys(data, &h, &self.topic, self.index)?;
+            super::validate::check_keys(data, &h, &self.topic, self.index)?;
         }
         // compression.type other than `producer`: the broker recompresses, as Kafka does
         let recompressed;
         let data = match config.compression {
             Some(codec) if codec != h.compression() => {
-                recompressed = crate::records::recompress(data, codec, crate::records::MAX_SECTION)
-                    .map_err(|e| LogError::InvalidRecord(e.to_string()))?;
+                recompressed = crate::format::records::recompress(
+                    data,
+                    codec,
+                    crate::format::records::MAX_SECTION,
+                )
+                .map_err(|e| LogError::InvalidRecord(e.to_string()))?;
                 recompressed.as_slice()
             }
             _ => data,
@@ -435,7 +440,7 @@ impl Partition {
             _ => None,
         };
         let seg = Segment::create(&self.dir, base, now)?;
-        segment::sync_dir(&self.dir)?;
+        crate::fs::sync_dir(&self.dir)?;
         inner.segments.insert(base, seg);
         if let Some((remote, job)) = upload {
             remote.schedule(job);
@@ -719,8 +724,7 @@ impl Partition {
     }
 }
 
-/// Where DeleteRecords keeps the partition's log start offset (as decimal text).
-pub(super) const LOG_START_FILE: &str = "log-start-offset";
+pub(super) use crate::format::LOG_START_FILE;
 
 fn read_records_start(dir: &Path) -> Result<i64, LogError> {
     match std::fs::read_to_string(dir.join(LOG_START_FILE)) {
@@ -741,7 +745,7 @@ fn read_records_start(dir: &Path) -> Result<i64, LogError> {
 /// What uploading `seg` takes, including the aborted transactions that reach into it (their
 /// markers may be in later segments, all still local: segments go up in order).
 fn upload_job(inner: &Inner, seg: &Segment) -> UploadJob {
-    let aborted: Vec<super::txn::AbortedTxn> = inner
+    let aborted: Vec<crate::format::txn_index::AbortedTxn> = inner
         .segments
         .range(seg.base_offset..)
         .flat_map(|(_, s)| s.aborted.iter())
@@ -749,56 +753,16 @@ fn upload_job(inner: &Inner, seg: &Segment) -> UploadJob {
         .copied()
         .collect();
     UploadJob {
-        txn_index: bytes::Bytes::from(super::txn::encode_index(&aborted)),
+        txn_index: bytes::Bytes::from(crate::format::txn_index::encode(&aborted)),
         base_offset: seg.base_offset,
         next_offset: seg.next_offset,
         size_bytes: seg.len,
         max_timestamp: seg.max_timestamp,
         offset_of_max_timestamp: seg.offset_of_max_timestamp,
-        stem: seg.stem().to_path_buf(),
+        data: seg.lend(),
+        index: seg.index_bytes(),
+        time_index: seg.time_index_bytes(),
     }
-}
-
-/// Kafka's produce-side batch rules for a client batch (LogValidator, header-level only).
-fn validate_client_batch(
-    data: &[u8],
-    config: &LogConfig,
-    now: i64,
-) -> Result<BatchHeader, LogError> {
-    if data.len() > config.max_message_bytes as usize {
-        return Err(LogError::RecordTooLarge {
-            size: data.len(),
-            max: config.max_message_bytes as usize,
-        });
-    }
-    let h = batch::validate(data)?;
-    if h.is_control() {
-        return Err(LogError::InvalidRecord(
-            "clients may not write control batches".into(),
-        ));
-    }
-    if h.is_transactional() && h.producer_id < 0 {
-        return Err(LogError::InvalidRecord(
-            "transactional batch without a producer id".into(),
-        ));
-    }
-    // CreateTime bounds, checked on the batch's first and max timestamps (LogAppendTime topics
-    // overwrite the timestamp, so Kafka skips the check there too)
-    if config.timestamp_type == TimestampType::CreateTime {
-        if h.max_timestamp > now.saturating_add(config.timestamp_after_max_ms) {
-            return Err(LogError::InvalidTimestamp(format!(
-                "timestamp {} is more than {} ms after broker time {now} (message.timestamp.after.max.ms)",
-                h.max_timestamp, config.timestamp_after_max_ms
-            )));
-        }
-        if h.base_timestamp < now.saturating_sub(config.timestamp_before_max_ms) {
-            return Err(LogError::InvalidTimestamp(format!(
-                "timestamp {} is more than {} ms before broker time {now} (message.timestamp.before.max.ms)",
-                h.base_timestamp, config.timestamp_before_max_ms
-            )));
-        }
-    }
-    Ok(h)
 }
 
 /// Within one batch, the offset and timestamp of the first record with timestamp `>= ts`.
@@ -808,10 +772,10 @@ fn first_record_at_or_after(bytes: &[u8], h: &BatchHeader, ts: i64) -> (i64, i64
     if h.is_log_append_time() {
         return (h.base_offset, h.max_timestamp);
     }
-    let found = crate::records::records_section(bytes, crate::records::MAX_SECTION)
+    let found = crate::format::records::records_section(bytes, crate::format::records::MAX_SECTION)
         .ok()
         .and_then(|section| {
-            let recs = crate::records::parse(&section, h.record_count).ok()?;
+            let recs = crate::format::records::parse(&section, h.record_count).ok()?;
             recs.iter()
                 .map(|r| {
                     (

@@ -1,8 +1,8 @@
 //! Unit tests of one partition's log (no tier): offsets, flush, rolls, retention, recovery,
 //! idempotent producers.
 use super::*;
-use crate::batch::tests::make_batch;
 use crate::clock::{Clock, ManualClock};
+use crate::format::batch::tests::make_batch;
 
 const NOW: i64 = 1_700_000_000_000;
 
@@ -222,7 +222,7 @@ async fn unclean_reopen_keeps_every_flushed_batch_and_continues_offsets() {
     let active = dir
         .path()
         .join("t-0")
-        .join(format!("{}.log", segment::file_stem(0)));
+        .join(crate::format::segment_file(0, "log"));
     drop(p);
     // a torn write at the tail
     let mut f = std::fs::OpenOptions::new()
@@ -250,7 +250,7 @@ async fn timestamp_lookup_finds_the_record_inside_a_compressed_batch() {
     c.timestamp_before_max_ms = i64::MAX;
     c.timestamp_after_max_ms = i64::MAX;
     let p = Partition::open("t", 0, dir.path().join("t-0"), c, clock, false, None).expect("open");
-    p.append(&crate::records::tests::gzip_batch(5))
+    p.append(&crate::format::records::tests::gzip_batch(5))
         .expect("append");
     p.flush_once().await;
     // records at 1000, 1010, 1020, 1030, 1040: the first at or after 1025 is offset 3
@@ -279,6 +279,6 @@ async fn a_topic_compression_type_recompresses_batches() {
     let h = batch::validate(&r.records).expect("one whole batch");
     assert_eq!(h.compression(), 4, "stored as zstd");
     assert!(r.records.len() < sent.len(), "and smaller");
-    let stored = crate::records::records_section(&r.records, 1 << 20).expect("section");
+    let stored = crate::format::records::records_section(&r.records, 1 << 20).expect("section");
     assert_eq!(&*stored, &sent[batch::HEADER_LEN..], "the same records");
 }

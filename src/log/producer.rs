@@ -1,4 +1,4 @@
-//! Idempotent producers: per-partition sequence state and the broker's producer-id allocator.
+//! Idempotent producers: per-partition sequence state.
 //!
 //! For each producer id a partition remembers the epoch and the last five batches' sequence
 //! ranges with their offsets, as Kafka does. A retried batch that matches one of them is a
@@ -7,12 +7,9 @@
 //! at start-up from the batch headers the log walks anyway (every idempotent batch carries its
 //! producer id, epoch and sequences), so it survives restarts and `kill -9` without snapshots.
 
-use super::LogError;
-use crate::batch::BatchHeader;
-use crate::log::segment::write_atomic;
-use parking_lot::Mutex;
+use super::error::LogError;
+use crate::format::batch::BatchHeader;
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
 
 /// Batches remembered per producer (Kafka's max.in.flight limit for idempotence).
 const REMEMBERED: usize = 5;
@@ -197,49 +194,6 @@ impl ProducerStates {
     }
 }
 
-/// Hands out producer ids that stay unique across restarts: ids are reserved in blocks whose
-/// end is written (atomically, fsynced) to `<data_dir>/producer-ids` before any id of the block
-/// is used; after a restart allocation continues after the last reserved block.
-pub struct ProducerIdAllocator {
-    path: PathBuf,
-    state: Mutex<(i64, i64)>,
-}
-
-const BLOCK: i64 = 1000;
-
-impl ProducerIdAllocator {
-    pub fn open(data_dir: &Path) -> std::io::Result<ProducerIdAllocator> {
-        let path = data_dir.join("producer-ids");
-        let reserved_to = match std::fs::read_to_string(&path) {
-            Ok(s) => s.trim().parse::<i64>().map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: {e}", path.display()),
-                )
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(e),
-        };
-        Ok(ProducerIdAllocator {
-            path,
-            state: Mutex::new((reserved_to, reserved_to)),
-        })
-    }
-
-    /// The next unused producer id.
-    pub fn next(&self) -> std::io::Result<i64> {
-        let mut st = self.state.lock();
-        let (next, reserved_to) = *st;
-        if next >= reserved_to {
-            let end = next + BLOCK;
-            write_atomic(&self.path, end.to_string().as_bytes())?;
-            st.1 = end;
-        }
-        st.0 = next + 1;
-        Ok(next)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,19 +284,5 @@ mod tests {
         s.record(&header(2, 0, 0, 1), 9, 100);
         assert_eq!(s.expire(50), 1);
         assert_eq!(s.len(), 1);
-    }
-
-    #[test]
-    fn producer_ids_stay_unique_across_restarts() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let a = ProducerIdAllocator::open(dir.path()).expect("open");
-        let first: Vec<i64> = (0..3).map(|_| a.next().expect("id")).collect();
-        assert_eq!(first, vec![0, 1, 2]);
-        drop(a);
-        let b = ProducerIdAllocator::open(dir.path()).expect("reopen");
-        assert!(
-            b.next().expect("id") >= BLOCK,
-            "a restart never reuses a reserved block"
-        );
     }
 }

@@ -2,9 +2,8 @@
 //! `local.retention.ms/bytes` once segments are in the bucket, DeleteRecords, and idle
 //! idempotent producers.
 
+use super::error::LogError;
 use super::partition::{Partition, LOG_START_FILE};
-use super::segment;
-use super::LogError;
 
 impl Partition {
     /// DeleteRecords: makes everything below `offset` (-1: the high watermark) unreadable and
@@ -30,7 +29,7 @@ impl Partition {
         }
         {
             let mut inner = self.inner.lock();
-            segment::write_atomic(
+            crate::fs::write_atomic(
                 &self.dir.join(LOG_START_FILE),
                 target.to_string().as_bytes(),
             )?;

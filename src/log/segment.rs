@@ -6,23 +6,20 @@
 //! is what an `fdatasync` has covered. Appends write at `len` with `pwrite`; a failed write is
 //! cut off again (`set_len(len)`), so a full disk leaves no partial batch behind.
 
-use super::index::{self, OffsetEntry, TimeEntry};
-use super::txn::{self, AbortedTxn};
-use crate::batch::{self, BatchHeader, HEADER_LEN};
+use crate::format::batch::{self, BatchHeader, HEADER_LEN};
+use crate::format::index::{self, OffsetEntry, TimeEntry};
+use crate::format::markers;
+use crate::format::txn_index::{self, AbortedTxn};
+use crate::fs::{preallocate, write_all_vectored_at, write_atomic};
 use bytes::{Bytes, BytesMut};
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Disk space is reserved ahead of appends in steps of this size.
 const RESERVE_STEP: u64 = 8 << 20;
-
-/// File name stem for a base offset: 20 zero-padded digits, as Kafka names them.
-pub fn file_stem(base_offset: i64) -> String {
-    format!("{base_offset:020}")
-}
 
 pub struct Segment {
     pub base_offset: i64,
@@ -40,8 +37,9 @@ pub struct Segment {
     pub offset_of_max_timestamp: i64,
     /// When the segment was created (ms), for `segment.ms` rolling.
     pub created_ms: i64,
-    index: Vec<OffsetEntry>,
-    time_index: Vec<TimeEntry>,
+    /// The `.index` and `.timeindex` bytes ([`crate::format::index`]).
+    index: Vec<u8>,
+    time_index: Vec<u8>,
     bytes_since_index: u64,
     /// Transactions aborted by markers in this segment, in marker order.
     pub aborted: Vec<AbortedTxn>,
@@ -64,7 +62,7 @@ impl Segment {
 
     /// Creates a new empty segment. The directory entry is synced by the caller.
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
-        let stem = dir.join(file_stem(base_offset));
+        let stem = dir.join(crate::format::file_stem(base_offset));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -106,7 +104,7 @@ impl Segment {
         now_ms: i64,
         observe: &mut dyn FnMut(&BatchHeader, Option<bool>) -> Option<AbortedTxn>,
     ) -> io::Result<Segment> {
-        let stem = dir.join(file_stem(base_offset));
+        let stem = dir.join(crate::format::file_stem(base_offset));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -183,7 +181,7 @@ impl Segment {
                     break;
                 }
                 if h.is_control() {
-                    marker = txn::marker_kind(&buf);
+                    marker = markers::marker_kind(&buf);
                 }
             } else if reader.seek_relative(rest as i64).is_err() {
                 break;
@@ -202,16 +200,12 @@ impl Segment {
     /// shutdown need not rewrite them. (Start-up always walks the segment; trusting the files to
     /// skip that walk is a later optimisation.)
     fn load_indexes_if_valid(&mut self) {
-        let offsets = std::fs::read(self.path("index"))
-            .ok()
-            .and_then(|b| index::decode_offsets(&b, self.len));
-        let times = std::fs::read(self.path("timeindex"))
-            .ok()
-            .and_then(|b| index::decode_times(&b));
+        let offsets = std::fs::read(self.path("index")).ok();
+        let times = std::fs::read(self.path("timeindex")).ok();
         let aborted_current = self.aborted.is_empty()
             || std::fs::read(self.path("txnindex"))
                 .ok()
-                .and_then(|b| txn::decode_index(&b))
+                .and_then(|b| txn_index::decode(&b))
                 .is_some_and(|a| a == self.aborted);
         if let (Some(o), Some(t)) = (offsets, times) {
             if o == self.index && t == self.time_index && aborted_current {
@@ -225,10 +219,13 @@ impl Segment {
         let rel = (h.base_offset - self.base_offset) as u32;
         let total = h.total_len() as u64;
         if self.index.is_empty() || self.bytes_since_index >= index_interval {
-            self.index.push(OffsetEntry {
-                relative_offset: rel,
-                position: pos as u32,
-            });
+            index::push_offset(
+                &mut self.index,
+                OffsetEntry {
+                    relative_offset: rel,
+                    position: pos as u32,
+                },
+            );
             self.bytes_since_index = 0;
         }
         if h.max_timestamp > self.max_timestamp {
@@ -237,10 +234,13 @@ impl Segment {
             // time entries sit at offset-index points, so every batch before an entry has a
             // max timestamp below the entry's: a lookup may start its walk there
             if self.bytes_since_index == 0 {
-                self.time_index.push(TimeEntry {
-                    timestamp: h.max_timestamp,
-                    relative_offset: rel,
-                });
+                index::push_time(
+                    &mut self.time_index,
+                    TimeEntry {
+                        timestamp: h.max_timestamp,
+                        relative_offset: rel,
+                    },
+                );
             }
         }
         self.bytes_since_index += total;
@@ -283,20 +283,10 @@ impl Segment {
     /// system a block allocation per page written. Best effort: on file systems without
     /// fallocate, or when the disk is nearly full, writes simply allocate as they go.
     fn reserve(&mut self, end: u64) {
-        use std::os::fd::AsRawFd;
         let target = end.div_ceil(RESERVE_STEP) * RESERVE_STEP;
-        // SAFETY: plain syscall on an owned, open descriptor.
-        let rc = unsafe {
-            libc::fallocate(
-                self.file.as_raw_fd(),
-                libc::FALLOC_FL_KEEP_SIZE,
-                self.reserved_to as libc::off_t,
-                (target - self.reserved_to) as libc::off_t,
-            )
-        };
         // on failure, don't retry on every append: move on as if reserved
+        let _ = preallocate(&self.file, self.reserved_to, target);
         self.reserved_to = target;
-        let _ = rc;
     }
 
     /// Gives back blocks reserved past the end of the data (roll, clean shutdown).
@@ -310,6 +300,21 @@ impl Segment {
 
     pub fn file(&self) -> Arc<File> {
         self.file.clone()
+    }
+
+    /// The `.log` bytes lent to an upload (readable while the segment is in the log).
+    pub fn lend(&self) -> Arc<dyn crate::tier::SegmentData> {
+        Arc::new(Lent(Arc::downgrade(&self.file)))
+    }
+
+    /// The offset index as it is (or will be) on disk.
+    pub fn index_bytes(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.index)
+    }
+
+    /// The time index as it is (or will be) on disk.
+    pub fn time_index_bytes(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.time_index)
     }
 
     /// The files' common path without extension (`<dir>/<base offset>`).
@@ -329,17 +334,12 @@ impl Segment {
     /// Index position from which to walk to `offset`.
     pub fn index_position(&self, offset: i64) -> u64 {
         let rel = (offset - self.base_offset).clamp(0, u32::MAX as i64) as u32;
-        index::floor_offset(&self.index, rel)
-            .map(|e| e.position as u64)
-            .unwrap_or(0)
+        index::start_position(&self.index, rel, self.len.max(1))
     }
 
     /// Index position from which to walk to the first batch with a timestamp `>= ts`.
     pub fn time_position(&self, ts: i64) -> u64 {
-        match index::floor_time(&self.time_index, ts) {
-            Some(t) => self.index_position(self.base_offset + t.relative_offset as i64),
-            None => 0,
-        }
+        index::time_start_position(&self.index, &self.time_index, ts, self.len.max(1))
     }
 
     /// Writes `.index` and `.timeindex` (temp file, fsync, rename) unless already current.
@@ -347,13 +347,10 @@ impl Segment {
         if self.indexes_on_disk {
             return Ok(());
         }
-        write_atomic(&self.path("index"), &index::encode_offsets(&self.index))?;
-        write_atomic(
-            &self.path("timeindex"),
-            &index::encode_times(&self.time_index),
-        )?;
+        write_atomic(&self.path("index"), &self.index)?;
+        write_atomic(&self.path("timeindex"), &self.time_index)?;
         if !self.aborted.is_empty() {
-            write_atomic(&self.path("txnindex"), &txn::encode_index(&self.aborted))?;
+            write_atomic(&self.path("txnindex"), &txn_index::encode(&self.aborted))?;
         }
         self.indexes_on_disk = true;
         Ok(())
@@ -369,6 +366,20 @@ impl Segment {
             }
         }
         Ok(())
+    }
+}
+
+/// A segment's file as an upload sees it: gone (`NotFound`) once the log dropped the segment.
+struct Lent(std::sync::Weak<File>);
+
+impl crate::tier::SegmentData for Lent {
+    fn read_at(&self, pos: u64, len: usize) -> io::Result<Bytes> {
+        let file = self.0.upgrade().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, "the segment was deleted locally")
+        })?;
+        let mut buf = BytesMut::zeroed(len);
+        file.read_exact_at(&mut buf, pos)?;
+        Ok(buf.freeze())
     }
 }
 
@@ -446,81 +457,10 @@ pub fn read_batches(
     Ok(buf.freeze())
 }
 
-/// `pwritev` of all `parts` at `offset`, retrying short writes and EINTR.
-fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut offset: u64) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
-    while !parts.is_empty() {
-        let iov: Vec<libc::iovec> = parts
-            .iter()
-            .map(|p| libc::iovec {
-                iov_base: p.as_ptr() as *mut libc::c_void,
-                iov_len: p.len(),
-            })
-            .collect();
-        // SAFETY: every iovec points into a live slice of `parts` for the duration of the call.
-        let n = unsafe {
-            libc::pwritev(
-                file.as_raw_fd(),
-                iov.as_ptr(),
-                iov.len() as libc::c_int,
-                offset as libc::off_t,
-            )
-        };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::WriteZero,
-                "pwritev wrote nothing",
-            ));
-        }
-        offset += n as u64;
-        let mut done = n as usize;
-        while let Some(first) = parts.first_mut() {
-            if done >= first.len() {
-                done -= first.len();
-                parts.remove(0);
-            } else {
-                *first = &first[done..];
-                break;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Writes `data` to `path` atomically: temp file, fsync, rename, fsync directory.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
-    }
-    Ok(())
-}
-
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::tests::make_batch;
+    use crate::format::batch::tests::make_batch;
 
     fn append(seg: &mut Segment, offset: i64, n: i32, ts: i64) {
         let mut b = make_batch(0, n, 100, ts);
@@ -573,7 +513,7 @@ mod tests {
         assert_eq!(seg.len, good_len);
         assert_eq!(seg.next_offset, 160);
         assert_eq!(
-            std::fs::metadata(dir.path().join(format!("{}.log", file_stem(100))))
+            std::fs::metadata(dir.path().join(crate::format::segment_file(100, "log")))
                 .expect("meta")
                 .len(),
             good_len
@@ -613,9 +553,9 @@ mod tests {
         assert!(seg.indexes_on_disk);
         assert_eq!(seg.index, idx);
         assert!(
-            seg.index.len() > 5,
+            index::offset_entries(&seg.index) > 5,
             "sparse index has entries: {}",
-            seg.index.len()
+            index::offset_entries(&seg.index)
         );
     }
 }
@@ -623,7 +563,7 @@ mod tests {
 #[cfg(test)]
 mod recovery_props {
     use super::*;
-    use crate::batch::tests::make_batch;
+    use crate::format::batch::tests::make_batch;
     use proptest::prelude::*;
 
     proptest! {
@@ -657,7 +597,7 @@ mod recovery_props {
             let cut = cut % (data.len() + 1);
             data.truncate(cut);
             data.extend(garbage);
-            std::fs::write(dir.path().join(format!("{}.log", file_stem(0))), &data).expect("write");
+            std::fs::write(dir.path().join(crate::format::segment_file(0, "log")), &data).expect("write");
             let seg = Segment::open(dir.path(), 0, true, 512, 0, &mut |_, _| None).expect("open");
             let kept = seg.len as usize;
             prop_assert!(ends.contains(&kept), "kept {} is a batch boundary", kept);

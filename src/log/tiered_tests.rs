@@ -4,11 +4,11 @@
 
 use super::partition::Partition;
 use super::{LogConfig, LogError};
-use crate::batch::{self, tests::make_batch};
 use crate::clock::{Clock, ManualClock};
+use crate::config::{StoreConfig, TierConfig};
+use crate::format::batch::{self, tests::make_batch};
 use crate::tier::faults::{Fault, FaultSwitch, FaultyStore};
-use crate::tier::store::StoreOptions;
-use crate::tier::{RemoteLog, Tier, TierError, TierOptions};
+use crate::tier::{RemoteLog, Tier, TierError};
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::path::Path;
 use std::sync::Arc;
@@ -45,16 +45,17 @@ struct Setup {
 fn setup() -> Setup {
     let inner: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
     let (faulty, switch) = FaultyStore::new(inner.clone());
-    let opts = TierOptions {
+    let opts = TierConfig {
+        url: "memory://".into(),
         cache_bytes: 1 << 20,
         upload_concurrency: 2,
-        store: StoreOptions {
+        store: StoreConfig {
             request_timeout: Duration::from_secs(2),
             max_attempts: 2,
-            ..StoreOptions::default()
+            ..StoreConfig::default()
         },
     };
-    let tier = Tier::with_store(faulty, "pfx".into(), "memory://", opts);
+    let tier = Tier::with_store(faulty, "pfx".into(), &opts);
     Setup {
         tier,
         inner,

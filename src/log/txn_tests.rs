@@ -2,8 +2,8 @@
 //! across restarts, and epoch fencing.
 use super::super::partition::Partition;
 use super::super::{LogConfig, LogError};
-use crate::batch::{self, tests::make_batch, tests::transactional};
 use crate::clock::ManualClock;
+use crate::format::batch::{self, tests::make_batch, tests::transactional};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -102,7 +102,7 @@ async fn open_transactions_hold_the_lso_and_aborts_are_listed_across_restarts() 
     check(&p);
     p.close().expect("close");
     let txnindex = dir.path().join("t-0").join(format!("{:020}.txnindex", 0));
-    let on_disk = super::txn::decode_index(&std::fs::read(&txnindex).expect("txnindex"));
+    let on_disk = crate::format::txn_index::decode(&std::fs::read(&txnindex).expect("txnindex"));
     assert_eq!(
         on_disk.map(|v| v.len()),
         Some(1),

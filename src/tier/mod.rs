@@ -12,75 +12,30 @@
 
 pub mod cache;
 pub mod faults;
-pub mod manifest;
 mod read;
 pub mod remote;
+mod shared;
 pub mod store;
 
-use crate::catalog::Catalog;
-use crate::config::Config;
+use crate::backoff::Backoff;
+use crate::config::TierConfig;
+use crate::format::manifest::{self, CATALOG_OBJECT};
 use bytes::Bytes;
 use object_store::ObjectStore;
 use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{Store, StoreError, StoreOptions};
-use tokio::sync::Semaphore;
+use store::{Store, StoreError};
+use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 pub use remote::{RemoteLog, UploadJob};
-
-/// Remote segment data is fetched and cached in pieces of this size.
-pub const CHUNK: u64 = 1 << 20;
-
-const CATALOG_KEY: &str = "catalog.json";
-
-#[derive(Debug, thiserror::Error)]
-pub enum TierError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("remote segment {key} is corrupt: {reason}")]
-    Corrupt { key: String, reason: String },
-}
-
-#[derive(Debug, Clone)]
-pub struct TierOptions {
-    pub cache_bytes: u64,
-    pub upload_concurrency: usize,
-    pub store: StoreOptions,
-}
-
-impl TierOptions {
-    pub fn from_config(c: &Config) -> TierOptions {
-        TierOptions {
-            cache_bytes: c.tier_cache_bytes,
-            upload_concurrency: c.tier_upload_concurrency.max(1),
-            store: StoreOptions {
-                request_timeout: Duration::from_millis(c.tier_request_timeout_ms),
-                max_attempts: c.tier_request_attempts,
-                s3_endpoint: c.tier_s3_endpoint.clone(),
-                s3_region: c.tier_s3_region.clone(),
-                s3_access_key_id: c.tier_s3_access_key_id.clone(),
-                s3_secret_access_key: c.tier_s3_secret_access_key.clone(),
-                s3_allow_http: c.tier_s3_allow_http,
-                s3_virtual_hosted_style: c.tier_s3_virtual_hosted_style,
-            },
-        }
-    }
-}
-
-/// What every partition's remote log shares.
-pub(crate) struct Shared {
-    pub store: Store,
-    pub cache: cache::Cache,
-    pub upload_slots: Semaphore,
-    pub tasks: TaskTracker,
-    pub cancel: CancellationToken,
-}
+use shared::Shared;
+pub use shared::{TierError, CHUNK};
+pub use store::SegmentData;
 
 pub struct Tier {
     shared: Arc<Shared>,
@@ -90,23 +45,17 @@ pub struct Tier {
 }
 
 impl Tier {
-    /// The tier the config asks for: `None` for `tier_url = "none"`. An empty URL means the
-    /// embedded default, a directory `<data_dir>.tier` beside the data dir.
-    pub fn from_config(c: &Config) -> Result<Option<Arc<Tier>>, String> {
-        let Some(url) = c.effective_tier_url()? else {
-            return Ok(None);
-        };
-        let opts = TierOptions::from_config(c);
-        let (store, prefix) = store::build(&url, &opts.store)?;
-        Ok(Some(Tier::with_store(store, prefix, &url, opts)))
+    /// The tier a config section describes.
+    pub fn from_config(c: &TierConfig) -> Result<Arc<Tier>, String> {
+        let (store, prefix) = store::build(&c.url, &c.store)?;
+        Ok(Tier::with_store(store, prefix, c))
     }
 
     /// A tier over an already built store (tests wrap stores in fault layers this way).
     pub fn with_store(
         store: Arc<dyn ObjectStore>,
         prefix: object_store::path::Path,
-        url: &str,
-        opts: TierOptions,
+        opts: &TierConfig,
     ) -> Arc<Tier> {
         Arc::new(Tier {
             shared: Arc::new(Shared {
@@ -116,7 +65,7 @@ impl Tier {
                 tasks: TaskTracker::new(),
                 cancel: CancellationToken::new(),
             }),
-            url: url.to_string(),
+            url: opts.url.clone(),
             deleting: Mutex::new(HashSet::new()),
         })
     }
@@ -125,49 +74,38 @@ impl Tier {
         &self.url
     }
 
-    /// Restores `catalog.json` from the bucket when the data dir has none (a lost disk).
-    /// Returns whether a catalog was restored.
-    pub async fn restore_catalog(&self, data_dir: &Path) -> Result<bool, StoreError> {
-        let local = data_dir.join(CATALOG_KEY);
-        if local.exists() {
-            return Ok(false);
-        }
-        match self.shared.store.get(CATALOG_KEY).await {
-            Ok(bytes) => {
-                std::fs::create_dir_all(data_dir)?;
-                crate::log::segment::write_atomic(&local, &bytes)?;
-                tracing::warn!(data_dir = %data_dir.display(), url = %self.url, "no local catalog: restored topics from the object store");
-                Ok(true)
-            }
-            Err(StoreError::NotFound(_)) => Ok(false),
+    /// The catalog as last mirrored to the bucket (a lost data dir starts from it), `None`
+    /// when the bucket has none.
+    pub async fn fetch_catalog(&self) -> Result<Option<Bytes>, StoreError> {
+        match self.shared.store.get(CATALOG_OBJECT).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(StoreError::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// Keeps `catalog.json` in the bucket in step with the local catalog, so the topic list
-    /// (names, ids, configs, cluster id) survives the loss of the data dir.
-    pub fn mirror_catalog(&self, catalog: Arc<Catalog>) {
+    /// Keeps `catalog.json` in the bucket in step with the catalog's `snapshots` (its bytes
+    /// after every change), so the topic list (names, ids, configs, cluster id) survives the
+    /// loss of the data dir. Only the latest snapshot is written: versions in between are
+    /// skipped.
+    pub fn mirror_catalog(&self, mut snapshots: watch::Receiver<Bytes>) {
         let shared = self.shared.clone();
-        let mut changes = catalog.subscribe();
         self.shared.tasks.spawn(async move {
-            let mut backoff = Duration::from_millis(200);
+            let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
             loop {
-                changes.borrow_and_update();
-                let snapshot = Bytes::from(catalog.to_json());
-                match shared.store.put(CATALOG_KEY, snapshot, false).await {
-                    Ok(()) => backoff = Duration::from_millis(200),
+                let snapshot = snapshots.borrow_and_update().clone();
+                match shared.store.put(CATALOG_OBJECT, snapshot, false).await {
+                    Ok(()) => backoff.reset(),
                     Err(e) => {
                         tracing::warn!(error = %e, "could not mirror the catalog to the object store; retrying");
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
-                            _ = shared.cancel.cancelled() => return,
+                        if !backoff.wait(&shared.cancel).await {
+                            return;
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(30));
                         continue;
                     }
                 }
                 tokio::select! {
-                    r = changes.changed() => if r.is_err() { return },
+                    r = snapshots.changed() => if r.is_err() { return },
                     _ = shared.cancel.cancelled() => return,
                 }
             }
@@ -201,7 +139,7 @@ impl Tier {
         }
         let shared = self.shared.clone();
         self.shared.tasks.spawn(async move {
-            let mut backoff = Duration::from_millis(500);
+            let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
             loop {
                 match delete_prefix(&shared.store, &dir).await {
                     Ok(n) => {
@@ -215,11 +153,9 @@ impl Tier {
                     }
                     Err(e) => {
                         tracing::warn!(dir, error = %e, "deleting remote objects failed; retrying");
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff) => {}
-                            _ = shared.cancel.cancelled() => return,
+                        if !backoff.wait(&shared.cancel).await {
+                            return;
                         }
-                        backoff = (backoff * 2).min(Duration::from_secs(60));
                     }
                 }
             }

@@ -5,10 +5,11 @@
 //! Remote bytes are checked before they are served: every batch header must parse and every
 //! batch's CRC-32C must match, otherwise the read fails with [`TierError::Corrupt`].
 
-use super::manifest::{segment_key, RemoteSegment};
 use super::remote::RemoteLog;
-use super::{TierError, CHUNK};
-use crate::batch::{self, BatchHeader, HEADER_LEN};
+use super::shared::{TierError, CHUNK};
+use crate::format::batch::{self, BatchHeader, HEADER_LEN};
+use crate::format::index;
+use crate::format::manifest::{segment_key, RemoteSegment};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 
@@ -129,7 +130,7 @@ impl RemoteLog {
             .whole(&segment_key(&self.dir, seg.base_offset, "index"))
             .await?;
         let rel = (offset - seg.base_offset).clamp(0, u32::MAX as i64) as u32;
-        Ok(floor_position(&index, rel, seg.size_bytes))
+        Ok(index::start_position(&index, rel, seg.size_bytes))
     }
 
     /// Where to start walking for timestamp `ts`, through the time index then the offset index.
@@ -137,8 +138,7 @@ impl RemoteLog {
         let times = self
             .whole(&segment_key(&self.dir, seg.base_offset, "timeindex"))
             .await?;
-        let entries = crate::log::index::decode_times(&times).unwrap_or_default();
-        match crate::log::index::floor_time(&entries, ts) {
+        match index::floor_time(&times, ts) {
             Some(t) => {
                 self.index_position(seg, seg.base_offset + t.relative_offset as i64)
                     .await
@@ -220,32 +220,6 @@ impl RemoteLog {
     }
 }
 
-/// The floor entry's position in a raw Kafka offset index (8-byte big-endian entries), or 0 when
-/// the index is empty, malformed or points past the segment.
-fn floor_position(index: &[u8], rel: u32, size: u64) -> u64 {
-    let n = index.len() / 8;
-    let entry = |i: usize| {
-        let c = &index[i * 8..i * 8 + 8];
-        (
-            u32::from_be_bytes([c[0], c[1], c[2], c[3]]),
-            u32::from_be_bytes([c[4], c[5], c[6], c[7]]) as u64,
-        )
-    };
-    let (mut lo, mut hi) = (0usize, n);
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        if entry(mid).0 <= rel {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    match lo.checked_sub(1).map(entry) {
-        Some((_, pos)) if pos < size => pos,
-        _ => 0,
-    }
-}
-
 fn short_check(key: &str, data: Bytes, want: u64) -> Result<Bytes, TierError> {
     if (data.len() as u64) < want {
         return Err(TierError::Corrupt {
@@ -280,27 +254,4 @@ fn whole_checked_batches(key: &str, data: Bytes) -> Result<Bytes, TierError> {
         });
     }
     Ok(data.slice(..end))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn floor_position_searches_the_raw_index() {
-        let mut idx = Vec::new();
-        for (rel, pos) in [(0u32, 0u32), (10, 4096), (20, 8192)] {
-            idx.extend_from_slice(&rel.to_be_bytes());
-            idx.extend_from_slice(&pos.to_be_bytes());
-        }
-        assert_eq!(floor_position(&idx, 5, 10_000), 0);
-        assert_eq!(floor_position(&idx, 10, 10_000), 4096);
-        assert_eq!(floor_position(&idx, 25, 10_000), 8192);
-        assert_eq!(
-            floor_position(&idx, 25, 8000),
-            0,
-            "an entry past the end is ignored"
-        );
-        assert_eq!(floor_position(&[], 3, 100), 0);
-    }
 }

@@ -5,12 +5,12 @@
 //! is retried with a growing pause until it succeeds or the partition goes away: the local
 //! segment stays on disk meanwhile, because the log deletes only segments the manifest lists.
 
-use super::manifest::{self, Manifest, RemoteSegment, SegmentState};
-use super::store::StoreError;
-use super::{Shared, TierError};
+use super::shared::{Shared, TierError};
+use super::store::{SegmentData, StoreError};
+use crate::backoff::Backoff;
+use crate::format::manifest::{self, Manifest, RemoteSegment, SegmentState};
 use bytes::Bytes;
 use parking_lot::Mutex;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,20 +21,32 @@ use uuid::Uuid;
 /// How many manifest versions are kept in the bucket (older ones are deleted).
 const MANIFESTS_KEPT: u64 = 3;
 
-/// A closed, durable local segment ready to upload.
-#[derive(Debug, Clone)]
+/// A closed, durable local segment ready to upload: its data (lent by the log) and its
+/// indexes, in the formats of [`crate::format::index`] and [`crate::format::txn_index`].
+#[derive(Clone)]
 pub struct UploadJob {
     pub base_offset: i64,
     pub next_offset: i64,
     pub size_bytes: u64,
     pub max_timestamp: i64,
     pub offset_of_max_timestamp: i64,
-    /// `<dir>/<base offset>` without extension.
-    pub stem: PathBuf,
+    pub data: Arc<dyn SegmentData>,
+    pub index: Bytes,
+    pub time_index: Bytes,
     /// The `.txnindex` object to upload with the segment (empty: none): every aborted
     /// transaction with records in the segment, wherever its marker is, so the bucket alone
     /// can answer read_committed reads (segments go up only once their transactions ended).
     pub txn_index: Bytes,
+}
+
+impl std::fmt::Debug for UploadJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadJob")
+            .field("base_offset", &self.base_offset)
+            .field("next_offset", &self.next_offset)
+            .field("size_bytes", &self.size_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 pub struct RemoteLog {
@@ -186,7 +198,7 @@ impl RemoteLog {
                 j = rx.recv() => match j { Some(j) => j, None => return },
                 _ = self.cancel.cancelled() => return,
             };
-            let mut pause = Duration::from_millis(500);
+            let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
             loop {
                 if self.uploaded_end().unwrap_or(i64::MIN) >= job.next_offset {
                     break; // already in the manifest
@@ -210,12 +222,10 @@ impl RemoteLog {
                     }
                     Err(e) => {
                         crate::metrics::tier_upload_failed();
-                        tracing::warn!(topic = %self.topic, partition = self.partition, base_offset = job.base_offset, error = %e, retry_in_ms = pause.as_millis() as u64, "segment upload failed");
-                        tokio::select! {
-                            _ = tokio::time::sleep(pause) => {}
-                            _ = self.cancel.cancelled() => return,
+                        tracing::warn!(topic = %self.topic, partition = self.partition, base_offset = job.base_offset, error = %e, attempt = backoff.attempts() + 1, "segment upload failed; retrying");
+                        if !backoff.wait(&self.cancel).await {
+                            return;
                         }
-                        pause = (pause * 2).min(Duration::from_secs(30));
                     }
                 }
             }
@@ -226,21 +236,13 @@ impl RemoteLog {
     async fn upload(&self, job: &UploadJob) -> Result<(), TierError> {
         let started = std::time::Instant::now();
         let store = &self.shared.store;
-        let log = std::fs::File::open(job.stem.with_extension("log"))
-            .map(Arc::new)
-            .map_err(StoreError::Local)?;
-        let read_index = |ext: &str| match std::fs::read(job.stem.with_extension(ext)) {
-            Ok(d) => Ok(Bytes::from(d)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Bytes::new()),
-            Err(e) => Err(StoreError::Local(e)),
-        };
-        let (index, timeindex) = (read_index("index")?, read_index("timeindex")?);
+        let (index, timeindex) = (job.index.clone(), job.time_index.clone());
         let txnindex = job.txn_index.clone();
         let txn_index = !txnindex.is_empty();
         let key = |ext: &str| manifest::segment_key(&self.dir, job.base_offset, ext);
         // the objects go up together; the manifest only after all of them
         futures::future::try_join4(
-            store.put_file(&key("log"), log, job.size_bytes),
+            store.put_data(&key("log"), job.data.clone(), job.size_bytes),
             store.put(&key("index"), index, false),
             store.put(&key("timeindex"), timeindex, false),
             async {

@@ -6,6 +6,8 @@
 //! name a definite answer (not found, already exists, precondition, permission) are returned at
 //! once; everything else (5xx, slow-downs, connection resets, timeouts) is transient.
 
+use crate::backoff::Backoff;
+use crate::config::StoreConfig;
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path;
@@ -19,20 +21,6 @@ use std::time::Duration;
 
 /// Objects larger than this are uploaded in parts of this size.
 pub const PART_SIZE: usize = 16 << 20;
-
-/// Settings for building the store, from the broker config.
-#[derive(Debug, Clone, Default)]
-pub struct StoreOptions {
-    pub request_timeout: Duration,
-    pub max_attempts: u32,
-    /// S3 overrides (empty/false: keep what the URL and the `AWS_*` environment say).
-    pub s3_endpoint: String,
-    pub s3_region: String,
-    pub s3_access_key_id: String,
-    pub s3_secret_access_key: String,
-    pub s3_allow_http: bool,
-    pub s3_virtual_hosted_style: bool,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -58,7 +46,7 @@ pub enum StoreError {
 
 /// Builds the object store for a tier URL: `s3://bucket/prefix`, `gs://…`, `az://…`/`abfs://…`,
 /// `file:///dir`, `memory://`. Returns the store and the key prefix inside it.
-pub fn build(url: &str, o: &StoreOptions) -> Result<(Arc<dyn ObjectStore>, Path), String> {
+pub fn build(url: &str, o: &StoreConfig) -> Result<(Arc<dyn ObjectStore>, Path), String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
     let no_retry = RetryConfig {
         max_retries: 0,
@@ -140,6 +128,12 @@ pub fn build(url: &str, o: &StoreOptions) -> Result<(Arc<dyn ObjectStore>, Path)
     Ok((store, prefix))
 }
 
+/// The bytes of a closed local segment's `.log`, as the log lends them to an upload. Called on
+/// a blocking thread. A segment the log has deleted meanwhile answers `NotFound`.
+pub trait SegmentData: Send + Sync + 'static {
+    fn read_at(&self, pos: u64, len: usize) -> std::io::Result<Bytes>;
+}
+
 /// The store behind the retry and metrics layer. Keys are relative to the tier's prefix.
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
@@ -149,7 +143,7 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn new(inner: Arc<dyn ObjectStore>, prefix: Path, o: &StoreOptions) -> Store {
+    pub fn new(inner: Arc<dyn ObjectStore>, prefix: Path, o: &StoreConfig) -> Store {
         Store {
             inner,
             prefix,
@@ -178,7 +172,7 @@ impl Store {
         F: FnMut() -> Fut,
         Fut: Future<Output = object_store::Result<T>>,
     {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         let mut tries = 0;
         loop {
             tries += 1;
@@ -217,8 +211,7 @@ impl Store {
                 return Err(err);
             }
             tracing::debug!(op, key, attempt = tries, error = %err, "object store request failed; retrying");
-            tokio::time::sleep(jitter(backoff)).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
+            tokio::time::sleep(backoff.next_pause()).await;
         }
     }
 
@@ -241,16 +234,17 @@ impl Store {
         Ok(())
     }
 
-    /// Uploads a local file: in one request when small, otherwise in `PART_SIZE` parts. A part
-    /// that fails after its retries aborts the upload; the caller starts it again later.
-    pub async fn put_file(
+    /// Uploads `len` bytes of local data: in one request when small, otherwise in `PART_SIZE`
+    /// parts. A part that fails after its retries aborts the upload; the caller starts it again
+    /// later.
+    pub async fn put_data(
         &self,
         key: &str,
-        file: Arc<std::fs::File>,
+        source: Arc<dyn SegmentData>,
         len: u64,
     ) -> Result<(), StoreError> {
         if len as usize <= PART_SIZE {
-            let data = read_at(file, 0, len as usize).await?;
+            let data = read_at(source, 0, len as usize).await?;
             return self.put(key, data, false).await;
         }
         let path = self.path(key);
@@ -260,7 +254,7 @@ impl Store {
         let mut pos = 0u64;
         while pos < len {
             let n = (len - pos).min(PART_SIZE as u64) as usize;
-            let data = read_at(file.clone(), pos, n).await?;
+            let data = read_at(source.clone(), pos, n).await?;
             let part = upload.put_part(PutPayload::from(data));
             let started = std::time::Instant::now();
             let res = tokio::time::timeout(self.timeout, part).await;
@@ -387,19 +381,19 @@ fn is_transient(e: &object_store::Error) -> bool {
     )
 }
 
-/// Up to a quarter more or less than `d`, so retrying clients do not move in lockstep.
-fn jitter(d: Duration) -> Duration {
-    let r = uuid::Uuid::new_v4().as_u128() as u64 % 1000;
-    d.mul_f64(0.75 + r as f64 / 2000.0)
-}
-
-async fn read_at(file: Arc<std::fs::File>, pos: u64, len: usize) -> Result<Bytes, StoreError> {
-    let data = tokio::task::spawn_blocking(move || {
-        use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; len];
-        file.read_exact_at(&mut buf, pos).map(|_| buf)
-    })
-    .await
-    .map_err(|e| StoreError::Local(std::io::Error::other(e)))??;
-    Ok(Bytes::from(data))
+/// Reads local data on a blocking thread (the source does file I/O).
+async fn read_at(source: Arc<dyn SegmentData>, pos: u64, len: usize) -> Result<Bytes, StoreError> {
+    let data = tokio::task::spawn_blocking(move || source.read_at(pos, len))
+        .await
+        .map_err(|e| StoreError::Local(std::io::Error::other(e)))??;
+    if data.len() < len {
+        return Err(StoreError::Local(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "local segment has {} of the {len} bytes to upload",
+                data.len()
+            ),
+        )));
+    }
+    Ok(data)
 }

@@ -16,20 +16,34 @@
 //! while its producer's transaction is Ongoing and holds that partition, so no batch can land
 //! after its transaction's marker (no hanging transactions).
 
-pub mod state;
+mod producer_ids;
+pub mod txn_log;
 
 use crate::clock::SharedClock;
-use crate::group::Coordinator;
+use crate::config::TxnConfig;
 use crate::journal::Journal;
-use crate::log::producer::ProducerIdAllocator;
 use crate::log::{LogError, LogManager};
 use parking_lot::Mutex;
-use state::{TxnLog, TxnMeta, TxnRecord, TxnState};
+use producer_ids::ProducerIds;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+use txn_log::{TxnLog, TxnMeta, TxnRecord, TxnState};
+
+/// The consumer groups' side of a transaction: offsets sent with TxnOffsetCommit are pending
+/// until the transaction ends, then become committed offsets (commit) or vanish (abort). The
+/// broker wires the group coordinator in; the transaction coordinator knows only this.
+#[async_trait::async_trait]
+pub trait GroupOffsets: Send + Sync + 'static {
+    /// Ends `producer_id`'s transactional offsets in `group`, durably.
+    async fn end_transaction(
+        &self,
+        group: &str,
+        producer_id: i64,
+        commit: bool,
+    ) -> std::io::Result<()>;
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TxnError {
@@ -47,21 +61,13 @@ pub enum TxnError {
     Storage,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct TxnConfig {
-    /// Longest transaction timeout a producer may ask for (transaction.max.timeout.ms).
-    pub max_timeout_ms: i32,
-    /// How long an idle transactional id is remembered (transactional.id.expiration.ms).
-    pub id_expiration_ms: i64,
-}
-
 pub struct TxnCoordinator {
     journal: Journal<TxnLog>,
     /// Serializes the operations on one transactional id.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    ids: Arc<ProducerIdAllocator>,
+    ids: ProducerIds,
     logs: Arc<LogManager>,
-    groups: Arc<Coordinator>,
+    groups: Arc<dyn GroupOffsets>,
     clock: SharedClock,
     cfg: TxnConfig,
 }
@@ -70,22 +76,39 @@ pub struct TxnCoordinator {
 const COORDINATOR_EPOCH: i32 = 0;
 
 impl TxnCoordinator {
+    /// Opens the transaction log in `data_dir`. `legacy_reserved_to` is the end of the last
+    /// producer-id block a data dir of an earlier version recorded in its own file.
     pub fn open(
         data_dir: &Path,
         cfg: TxnConfig,
-        ids: Arc<ProducerIdAllocator>,
+        legacy_reserved_to: i64,
         logs: Arc<LogManager>,
-        groups: Arc<Coordinator>,
+        groups: Arc<dyn GroupOffsets>,
         clock: SharedClock,
     ) -> std::io::Result<TxnCoordinator> {
+        let journal: Journal<TxnLog> =
+            Journal::open(data_dir.join(crate::format::TRANSACTIONS_FILE))?;
+        let reserved_to = journal
+            .read()
+            .producer_ids_reserved_to
+            .max(legacy_reserved_to);
         Ok(TxnCoordinator {
-            journal: Journal::open(data_dir.join("transactions.log"))?,
+            journal,
             locks: Mutex::new(HashMap::new()),
-            ids,
+            ids: ProducerIds::new(reserved_to),
             logs,
             groups,
             clock,
             cfg,
+        })
+    }
+
+    /// A producer id never handed out before (for idempotent producers and new transactional
+    /// ids).
+    pub async fn new_producer_id(&self) -> Result<i64, TxnError> {
+        self.ids.next(&self.journal).await.map_err(|e| {
+            tracing::error!(error = %e, "allocating a producer id failed");
+            TxnError::Storage
         })
     }
 
@@ -148,10 +171,7 @@ impl TxnCoordinator {
         let _guard = self.lock(id).await;
         let now = self.clock.now_ms();
         let Some(mut meta) = self.get(id) else {
-            let pid = self.ids.next().map_err(|e| {
-                tracing::error!(error = %e, "allocating a producer id failed");
-                TxnError::Storage
-            })?;
+            let pid = self.new_producer_id().await?;
             self.put(id, TxnMeta::empty((pid, 0), (-1, -1), timeout_ms, now))
                 .await?;
             tracing::info!(
@@ -188,7 +208,7 @@ impl TxnCoordinator {
             _ => {}
         }
         let (pid, epoch) = if meta.epoch >= i16::MAX - 1 {
-            let pid = self.ids.next().map_err(|_| TxnError::Storage)?;
+            let pid = self.new_producer_id().await?;
             (pid, 0)
         } else {
             (meta.producer_id, meta.epoch + 1)
@@ -449,11 +469,11 @@ impl TxnCoordinator {
 
     /// Ticks every `interval` until cancelled (the first tick at once: it finishes what a crash
     /// left decided).
-    pub async fn run(self: Arc<Self>, interval: Duration, cancel: CancellationToken) {
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         loop {
             self.tick().await;
             tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
+                _ = tokio::time::sleep(self.cfg.abort_interval) => {}
                 _ = cancel.cancelled() => return,
             }
         }

@@ -3,7 +3,7 @@
 //! (gzip, snappy raw or xerial-framed, lz4 frame, zstd) with a cap on the output, so a small
 //! batch cannot expand into unbounded memory. The produce and fetch paths never come here.
 
-use crate::batch::{self, BatchHeader, HEADER_LEN};
+use crate::format::batch::{self, BatchHeader, HEADER_LEN};
 use std::borrow::Cow;
 use std::io::Read;
 
@@ -304,7 +304,7 @@ pub fn codec_of(name: &str) -> Option<Option<i16>> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::batch::put_varint;
+    use crate::format::batch::put_varint;
     use std::io::Write;
 
     /// Records with keys `k{i}` (None for `i` in `null_keys`) and values `v{i}`.

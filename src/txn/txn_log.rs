@@ -1,5 +1,6 @@
 //! The transaction log's records and the state they rebuild: one [`TxnMeta`] per
-//! transactional id, kept in a [`crate::journal::Journal`] at `<data_dir>/transactions.log`.
+//! transactional id, and the end of the last reserved producer-id block, kept in a
+//! [`crate::journal::Journal`] at `<data_dir>/transactions.log`.
 
 use crate::journal::Journaled;
 use serde::{Deserialize, Serialize};
@@ -72,8 +73,17 @@ impl TxnMeta {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum TxnRecord {
-    Put { id: String, meta: TxnMeta },
-    Remove { id: String },
+    Put {
+        id: String,
+        meta: TxnMeta,
+    },
+    Remove {
+        id: String,
+    },
+    /// Producer ids below `reserved_to` may have been handed out (see `producer_ids`).
+    ProducerIds {
+        reserved_to: i64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +91,8 @@ pub struct TxnLog {
     pub txns: BTreeMap<String, TxnMeta>,
     /// Current producer id → transactional id.
     pub by_producer: HashMap<i64, String>,
+    /// End of the last reserved producer-id block.
+    pub producer_ids_reserved_to: i64,
 }
 
 impl Journaled for TxnLog {
@@ -101,20 +113,25 @@ impl Journaled for TxnLog {
                     self.by_producer.remove(&old.producer_id);
                 }
             }
+            TxnRecord::ProducerIds { reserved_to } => {
+                self.producer_ids_reserved_to = self.producer_ids_reserved_to.max(*reserved_to);
+            }
         }
     }
 
     fn snapshot(&self) -> Vec<TxnRecord> {
-        self.txns
-            .iter()
-            .map(|(id, meta)| TxnRecord::Put {
+        let ids = TxnRecord::ProducerIds {
+            reserved_to: self.producer_ids_reserved_to,
+        };
+        std::iter::once(ids)
+            .chain(self.txns.iter().map(|(id, meta)| TxnRecord::Put {
                 id: id.clone(),
                 meta: meta.clone(),
-            })
+            }))
             .collect()
     }
 
     fn live(&self) -> usize {
-        self.txns.len()
+        self.txns.len() + 1
     }
 }

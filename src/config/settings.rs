@@ -1,12 +1,10 @@
-//! Typed configuration. Precedence: CLI flag > `TIERCEL_*` environment variable > config file >
-//! built-in default. Every setting is declared once in [`settings!`] below, which generates the
-//! clap flags (with their env names), the TOML file schema and the merge, so the three can never
-//! drift apart. `config/tiercel.toml` lists every key with its default; a test checks that.
+//! Every setting, declared once in [`settings!`]: the macro generates the clap flags (with
+//! their env names), the TOML file schema, the resolved [`Config`] and the merge of the three.
 
 use clap::Parser;
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 /// A configuration error: names the key and what is wrong with it.
@@ -89,7 +87,7 @@ macro_rules! settings {
             /// Every key, in declaration order, with its environment variable.
             pub const KEYS: &'static [(&'static str, &'static str)] = &[ $( (stringify!($field), $env), )* ];
 
-            fn merge(cli: Cli, file: FileConfig) -> Config {
+            pub(crate) fn merge(cli: Cli, file: FileConfig) -> Config {
                 let d = Config::default();
                 Config { $( $field: cli.$field.or(file.$field).unwrap_or(d.$field), )* }
             }
@@ -97,7 +95,7 @@ macro_rules! settings {
     };
 }
 
-fn addr(s: &str) -> SocketAddr {
+pub(crate) fn addr(s: &str) -> SocketAddr {
     s.parse()
         .unwrap_or_else(|_| unreachable!("built-in default address {s} parses"))
 }
@@ -208,169 +206,6 @@ settings! {
 }
 
 impl Config {
-    /// Resolves CLI/env (already parsed by clap) over the optional config file over defaults,
-    /// then validates.
-    pub fn load(cli: Cli) -> Result<Config, ConfigError> {
-        let file = match &cli.config {
-            Some(path) => Self::read_file(path)?,
-            None => FileConfig::default(),
-        };
-        let config = Config::merge(cli, file);
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Parses a config file (used by `load` and by the test that checks `config/tiercel.toml`).
-    pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-        toml::from_str(&text).map_err(|e| ConfigError::File {
-            path: path.to_owned(),
-            reason: e.message().to_string(),
-        })
-    }
-
-    /// Checks ranges and cross-field rules, naming the offending key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        fn bad(key: &'static str, reason: impl Into<String>) -> Result<(), ConfigError> {
-            Err(ConfigError::Invalid {
-                key,
-                reason: reason.into(),
-            })
-        }
-        if self.node_id < 0 {
-            return bad("node_id", "must be >= 0");
-        }
-        if self.num_partitions < 1 {
-            return bad("num_partitions", "must be >= 1");
-        }
-        if self.socket_request_max_bytes < 1024 {
-            return bad("socket_request_max_bytes", "must be >= 1024");
-        }
-        if self.max_connections == 0 {
-            return bad("max_connections", "must be >= 1");
-        }
-        if !(14..=i32::MAX as i64).contains(&self.log_segment_bytes) {
-            return bad("log_segment_bytes", "must be between 14 and 2147483647");
-        }
-        if self.log_segment_ms < 1 {
-            return bad("log_segment_ms", "must be >= 1");
-        }
-        if self.log_retention_ms < -1 {
-            return bad("log_retention_ms", "must be >= -1");
-        }
-        if self.log_retention_bytes < -1 {
-            return bad("log_retention_bytes", "must be >= -1");
-        }
-        if self.log_local_retention_ms < -2 {
-            return bad("log_local_retention_ms", "must be >= -2");
-        }
-        if self.log_local_retention_bytes < -2 {
-            return bad("log_local_retention_bytes", "must be >= -2");
-        }
-        crate::catalog::check_compression(&self.compression_type).map_err(|reason| {
-            ConfigError::Invalid {
-                key: "compression_type",
-                reason,
-            }
-        })?;
-        crate::catalog::check_cleanup_policy(&self.log_cleanup_policy).map_err(|reason| {
-            ConfigError::Invalid {
-                key: "log_cleanup_policy",
-                reason,
-            }
-        })?;
-        if self.log_cleaner_delete_retention_ms < 0 {
-            return bad("log_cleaner_delete_retention_ms", "must be >= 0");
-        }
-        if !(0.0..=1.0).contains(&self.log_cleaner_min_cleanable_ratio) {
-            return bad("log_cleaner_min_cleanable_ratio", "must be between 0 and 1");
-        }
-        if self.log_cleaner_min_compaction_lag_ms < 0 {
-            return bad("log_cleaner_min_compaction_lag_ms", "must be >= 0");
-        }
-        if self.log_cleaner_backoff_ms == 0 {
-            return bad("log_cleaner_backoff_ms", "must be >= 1");
-        }
-        if self.log_retention_check_interval_ms == 0 {
-            return bad("log_retention_check_interval_ms", "must be >= 1");
-        }
-        if self.message_max_bytes < 0 {
-            return bad("message_max_bytes", "must be >= 0");
-        }
-        if self.log_message_timestamp_before_max_ms < 0 {
-            return bad("log_message_timestamp_before_max_ms", "must be >= 0");
-        }
-        if self.log_message_timestamp_after_max_ms < 0 {
-            return bad("log_message_timestamp_after_max_ms", "must be >= 0");
-        }
-        if self.log_index_interval_bytes < 0 {
-            return bad("log_index_interval_bytes", "must be >= 0");
-        }
-        if self.producer_id_expiration_ms < 1 {
-            return bad("producer_id_expiration_ms", "must be >= 1");
-        }
-        if self.transaction_max_timeout_ms < 1 {
-            return bad("transaction_max_timeout_ms", "must be >= 1");
-        }
-        if self.transactional_id_expiration_ms < 1 {
-            return bad("transactional_id_expiration_ms", "must be >= 1");
-        }
-        if self.transaction_abort_interval_ms == 0 {
-            return bad("transaction_abort_interval_ms", "must be >= 1");
-        }
-        if self.group_min_session_timeout_ms < 1 {
-            return bad("group_min_session_timeout_ms", "must be >= 1");
-        }
-        if self.group_max_session_timeout_ms < self.group_min_session_timeout_ms {
-            return bad(
-                "group_max_session_timeout_ms",
-                "must be >= group_min_session_timeout_ms",
-            );
-        }
-        if self.group_initial_rebalance_delay_ms < 0 {
-            return bad("group_initial_rebalance_delay_ms", "must be >= 0");
-        }
-        if self.group_max_size == 0 {
-            return bad("group_max_size", "must be >= 1");
-        }
-        if self.offsets_retention_minutes < 1 {
-            return bad("offsets_retention_minutes", "must be >= 1");
-        }
-        if self.flush_interval_ms == 0 || self.flush_interval_ms > 60_000 {
-            return bad("flush_interval_ms", "must be between 1 and 60000");
-        }
-        self.effective_tier_url()
-            .map_err(|reason| ConfigError::Invalid {
-                key: "tier_url",
-                reason,
-            })?;
-        if self.tier_upload_concurrency == 0 {
-            return bad("tier_upload_concurrency", "must be >= 1");
-        }
-        if self.tier_request_timeout_ms == 0 {
-            return bad("tier_request_timeout_ms", "must be >= 1");
-        }
-        if self.tier_request_attempts == 0 {
-            return bad("tier_request_attempts", "must be >= 1");
-        }
-        if !self.advertised_listener.is_empty() {
-            parse_host_port(&self.advertised_listener).map_err(|reason| ConfigError::Invalid {
-                key: "advertised_listener",
-                reason,
-            })?;
-        }
-        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
-            return bad(
-                "log_level",
-                format!("`{}` is not a valid filter", self.log_level),
-            );
-        }
-        Ok(())
-    }
-
     /// The tier URL in effect: `None` when tiering is off, the embedded default directory when
     /// the key is empty.
     pub fn effective_tier_url(&self) -> Result<Option<String>, String> {
@@ -411,7 +246,7 @@ impl Config {
     }
 }
 
-fn parse_host_port(s: &str) -> Result<(String, i32), String> {
+pub(crate) fn parse_host_port(s: &str) -> Result<(String, i32), String> {
     let (host, port) = s
         .rsplit_once(':')
         .ok_or_else(|| format!("`{s}` is not HOST:PORT"))?;
@@ -423,77 +258,4 @@ fn parse_host_port(s: &str) -> Result<(String, i32), String> {
         return Err(format!("`{s}` has no host"));
     }
     Ok((host.to_string(), port as i32))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
-        let mut argv = vec!["tiercel"];
-        argv.extend_from_slice(args);
-        Config::load(Cli::try_parse_from(argv).expect("flags parse"))
-    }
-
-    #[test]
-    fn shipped_config_file_lists_every_key_with_its_default() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/tiercel.toml");
-        let text = std::fs::read_to_string(&path).expect("config/tiercel.toml exists");
-        for (key, _) in Config::KEYS {
-            let present = text.lines().any(|l| {
-                let l = l.trim_start_matches('#').trim_start();
-                l.starts_with(&format!("{key} ="))
-            });
-            assert!(present, "config/tiercel.toml does not mention `{key}`");
-        }
-        let file = Config::read_file(&path).expect("shipped file parses");
-        let merged = Config::merge(Cli::default(), file);
-        let d = Config::default();
-        assert_eq!(
-            format!("{merged:?}"),
-            format!("{d:?}"),
-            "file values differ from defaults"
-        );
-    }
-
-    #[test]
-    fn cli_beats_file_beats_default() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let f = dir.path().join("t.toml");
-        std::fs::write(&f, "node_id = 7\nnum_partitions = 3\n").expect("write");
-        let c = parse(&["--config", f.to_str().expect("utf8"), "--node-id", "9"]).expect("ok");
-        assert_eq!(c.node_id, 9);
-        assert_eq!(c.num_partitions, 3);
-        assert_eq!(c.log_segment_bytes, 1_073_741_824);
-    }
-
-    #[test]
-    fn bad_values_name_their_key() {
-        let e = parse(&["--num-partitions", "0"]).expect_err("invalid");
-        assert!(e.to_string().contains("`num_partitions`"), "{e}");
-        let e = parse(&["--advertised-listener", "nohost"]).expect_err("invalid");
-        assert!(e.to_string().contains("`advertised_listener`"), "{e}");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let f = dir.path().join("t.toml");
-        std::fs::write(&f, "no_such_key = 1\n").expect("write");
-        let e = parse(&["--config", f.to_str().expect("utf8")]).expect_err("unknown key");
-        assert!(e.to_string().contains("no_such_key"), "{e}");
-    }
-
-    #[test]
-    fn advertised_defaults_to_bound_address() {
-        let c = Config::default();
-        assert_eq!(
-            c.advertised(addr("127.0.0.1:1234")),
-            ("127.0.0.1".into(), 1234)
-        );
-        let c = Config {
-            advertised_listener: "kafka.example:19092".into(),
-            ..Config::default()
-        };
-        assert_eq!(
-            c.advertised(addr("0.0.0.0:1")),
-            ("kafka.example".into(), 19092)
-        );
-    }
 }

@@ -1,10 +1,121 @@
-//! Topic configuration keys: validation, defaults from the broker config, and what
-//! DescribeConfigs reports (value, source, type, synonyms).
+//! Topic configuration keys, declared once in [`TOPIC_KEYS`]: each key's Kafka name, its
+//! broker-level name and setting, its type and its rule. The same rule validates a topic
+//! override (CreateTopics, AlterConfigs), a dynamic broker default and the broker's own setting
+//! at start-up. Also here: how a topic's effective [`LogConfig`] is resolved from its overrides
+//! over the broker layers, and what DescribeConfigs reports (value, source, type, synonyms).
 
-use super::CatalogError;
-use crate::config::{Config, TimestampType};
-use crate::log::LogConfig;
+use super::settings::{Config, TimestampType};
 use std::collections::BTreeMap;
+
+/// A refused topic or dynamic broker config.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopicConfigError {
+    /// An unknown key or a bad value (INVALID_CONFIG).
+    #[error("{0}")]
+    Invalid(String),
+    /// A broker setting that cannot change at run time (INVALID_REQUEST).
+    #[error("{0}")]
+    NotDynamic(String),
+}
+
+/// The log settings of one topic, resolved from topic overrides and broker defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub segment_bytes: i64,
+    pub segment_ms: i64,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub max_message_bytes: i32,
+    pub timestamp_type: TimestampType,
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
+    pub index_interval_bytes: i64,
+    /// Tier this topic's closed segments (only when the broker has a tier).
+    pub remote_storage_enable: bool,
+    /// Local copies of uploaded segments beyond these are deleted; -2 means `retention.*`.
+    pub local_retention_ms: i64,
+    pub local_retention_bytes: i64,
+    /// `cleanup.policy` contains `compact`: the cleaner keeps the latest record per key.
+    pub cleanup_compact: bool,
+    /// `cleanup.policy` contains `delete`: time and size retention delete old segments.
+    pub cleanup_delete: bool,
+    /// How long tombstones stay readable after the cleaner reached them.
+    pub delete_retention_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
+    /// Records younger than this are never compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `compression.type`: the codec batches are stored with, `None` for `producer` (as sent).
+    pub compression: Option<i16>,
+}
+
+impl Default for LogConfig {
+    /// The built-in broker defaults.
+    fn default() -> Self {
+        Config::default().log_defaults()
+    }
+}
+
+impl LogConfig {
+    /// `local.retention.ms` in effect (never more than `retention.ms`).
+    pub fn effective_local_retention_ms(&self) -> i64 {
+        effective_local(self.local_retention_ms, self.retention_ms)
+    }
+
+    pub fn effective_local_retention_bytes(&self) -> i64 {
+        effective_local(self.local_retention_bytes, self.retention_bytes)
+    }
+}
+
+/// Kafka's rule: -2 follows the total retention; otherwise the smaller of the two (-1 being
+/// unlimited).
+fn effective_local(local: i64, total: i64) -> i64 {
+    match (local, total) {
+        (-2, t) => t,
+        (-1, t) => t,
+        (l, -1) => l,
+        (l, t) => l.min(t),
+    }
+}
+
+impl Config {
+    /// The log settings of a topic without overrides (the static broker settings).
+    pub fn log_defaults(&self) -> LogConfig {
+        let policy = &self.log_cleanup_policy;
+        LogConfig {
+            segment_bytes: self.log_segment_bytes,
+            segment_ms: self.log_segment_ms,
+            retention_ms: self.log_retention_ms,
+            retention_bytes: self.log_retention_bytes,
+            max_message_bytes: self.message_max_bytes,
+            timestamp_type: self.log_message_timestamp_type,
+            timestamp_before_max_ms: self.log_message_timestamp_before_max_ms,
+            timestamp_after_max_ms: self.log_message_timestamp_after_max_ms,
+            index_interval_bytes: self.log_index_interval_bytes,
+            remote_storage_enable: self.tier_url != "none",
+            local_retention_ms: self.log_local_retention_ms,
+            local_retention_bytes: self.log_local_retention_bytes,
+            cleanup_compact: policy.contains("compact"),
+            cleanup_delete: policy.contains("delete"),
+            delete_retention_ms: self.log_cleaner_delete_retention_ms,
+            min_cleanable_dirty_ratio: self.log_cleaner_min_cleanable_ratio,
+            min_compaction_lag_ms: self.log_cleaner_min_compaction_lag_ms,
+            compression: codec_of(&self.compression_type).flatten(),
+        }
+    }
+}
+
+/// Kafka's `compression.type` values and their codec numbers (`producer` keeps the batch's).
+pub fn codec_of(name: &str) -> Option<Option<i16>> {
+    match name {
+        "producer" => Some(None),
+        "uncompressed" => Some(Some(0)),
+        "gzip" => Some(Some(1)),
+        "snappy" => Some(Some(2)),
+        "lz4" => Some(Some(3)),
+        "zstd" => Some(Some(4)),
+        _ => None,
+    }
+}
 
 /// Kafka's `ConfigSource` values as sent in DescribeConfigs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,13 +186,17 @@ pub struct ConfigEntry {
     pub synonyms: Vec<(&'static str, String, ConfigSource)>,
 }
 
-struct TopicKey {
-    name: &'static str,
-    broker_name: &'static str,
-    ty: ConfigType,
+pub struct TopicKey {
+    /// The topic config's name (`retention.ms`).
+    pub name: &'static str,
+    /// The broker config it defaults to (`log.retention.ms`).
+    pub broker_name: &'static str,
+    /// The broker's own setting (flag, env and file key) holding that default, when it has one.
+    pub setting: Option<&'static str>,
+    pub ty: ConfigType,
     /// The broker-level value as a string.
-    broker_value: fn(&Config) -> String,
-    check: fn(&str) -> Result<(), String>,
+    pub broker_value: fn(&Config) -> String,
+    pub check: fn(&str) -> Result<(), String>,
 }
 
 fn long_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
@@ -92,10 +207,11 @@ fn long_at_least(min: i64) -> impl Fn(&str) -> Result<(), String> {
     }
 }
 
-const TOPIC_KEYS: &[TopicKey] = &[
+pub const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "cleanup.policy",
         broker_name: "log.cleanup.policy",
+        setting: Some("log_cleanup_policy"),
         ty: ConfigType::List,
         broker_value: |c| c.log_cleanup_policy.clone(),
         check: check_cleanup_policy,
@@ -103,6 +219,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "compression.type",
         broker_name: "compression.type",
+        setting: Some("compression_type"),
         ty: ConfigType::String,
         broker_value: |c| c.compression_type.clone(),
         check: check_compression,
@@ -110,6 +227,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "delete.retention.ms",
         broker_name: "log.cleaner.delete.retention.ms",
+        setting: Some("log_cleaner_delete_retention_ms"),
         ty: ConfigType::Long,
         broker_value: |c| c.log_cleaner_delete_retention_ms.to_string(),
         check: |v| long_at_least(0)(v),
@@ -117,6 +235,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "index.interval.bytes",
         broker_name: "log.index.interval.bytes",
+        setting: Some("log_index_interval_bytes"),
         ty: ConfigType::Int,
         broker_value: |c| c.log_index_interval_bytes.to_string(),
         check: |v| long_at_least(0)(v).and_then(|_| fits_i32(v)),
@@ -124,6 +243,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "local.retention.bytes",
         broker_name: "log.local.retention.bytes",
+        setting: Some("log_local_retention_bytes"),
         ty: ConfigType::Long,
         broker_value: |c| c.log_local_retention_bytes.to_string(),
         check: |v| long_at_least(-2)(v),
@@ -131,6 +251,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "local.retention.ms",
         broker_name: "log.local.retention.ms",
+        setting: Some("log_local_retention_ms"),
         ty: ConfigType::Long,
         broker_value: |c| c.log_local_retention_ms.to_string(),
         check: |v| long_at_least(-2)(v),
@@ -138,6 +259,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "max.message.bytes",
         broker_name: "message.max.bytes",
+        setting: Some("message_max_bytes"),
         ty: ConfigType::Int,
         broker_value: |c| c.message_max_bytes.to_string(),
         check: |v| long_at_least(0)(v).and_then(|_| fits_i32(v)),
@@ -145,6 +267,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "message.timestamp.after.max.ms",
         broker_name: "log.message.timestamp.after.max.ms",
+        setting: Some("log_message_timestamp_after_max_ms"),
         ty: ConfigType::Long,
         broker_value: |c| c.log_message_timestamp_after_max_ms.to_string(),
         check: |v| long_at_least(0)(v),
@@ -152,6 +275,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "message.timestamp.before.max.ms",
         broker_name: "log.message.timestamp.before.max.ms",
+        setting: Some("log_message_timestamp_before_max_ms"),
         ty: ConfigType::Long,
         broker_value: |c| c.log_message_timestamp_before_max_ms.to_string(),
         check: |v| long_at_least(0)(v),
@@ -159,6 +283,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "message.timestamp.type",
         broker_name: "log.message.timestamp.type",
+        setting: Some("log_message_timestamp_type"),
         ty: ConfigType::String,
         broker_value: |c| c.log_message_timestamp_type.to_string(),
         check: |v| v.parse::<TimestampType>().map(|_| ()),
@@ -166,6 +291,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "min.cleanable.dirty.ratio",
         broker_name: "log.cleaner.min.cleanable.ratio",
+        setting: Some("log_cleaner_min_cleanable_ratio"),
         ty: ConfigType::Double,
         broker_value: |c| c.log_cleaner_min_cleanable_ratio.to_string(),
         check: check_ratio,
@@ -173,6 +299,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "min.compaction.lag.ms",
         broker_name: "log.cleaner.min.compaction.lag.ms",
+        setting: Some("log_cleaner_min_compaction_lag_ms"),
         ty: ConfigType::Long,
         broker_value: |c| c.log_cleaner_min_compaction_lag_ms.to_string(),
         check: |v| long_at_least(0)(v),
@@ -180,6 +307,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "remote.storage.enable",
         broker_name: "remote.log.storage.system.enable",
+        setting: None,
         ty: ConfigType::Boolean,
         broker_value: |c| (c.tier_url != "none").to_string(),
         check: |v| match v {
@@ -190,6 +318,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "retention.bytes",
         broker_name: "log.retention.bytes",
+        setting: Some("log_retention_bytes"),
         ty: ConfigType::Long,
         broker_value: |c| c.log_retention_bytes.to_string(),
         check: |v| long_at_least(-1)(v),
@@ -197,6 +326,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "retention.ms",
         broker_name: "log.retention.ms",
+        setting: Some("log_retention_ms"),
         ty: ConfigType::Long,
         broker_value: |c| c.log_retention_ms.to_string(),
         check: |v| long_at_least(-1)(v),
@@ -204,6 +334,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "segment.bytes",
         broker_name: "log.segment.bytes",
+        setting: Some("log_segment_bytes"),
         ty: ConfigType::Int,
         broker_value: |c| c.log_segment_bytes.to_string(),
         check: |v| long_at_least(14)(v).and_then(|_| fits_i32(v)),
@@ -211,6 +342,7 @@ const TOPIC_KEYS: &[TopicKey] = &[
     TopicKey {
         name: "segment.ms",
         broker_name: "log.roll.ms",
+        setting: Some("log_segment_ms"),
         ty: ConfigType::Long,
         broker_value: |c| c.log_segment_ms.to_string(),
         check: |v| long_at_least(1)(v),
@@ -233,7 +365,7 @@ pub fn check_cleanup_policy(v: &str) -> Result<(), String> {
 
 /// `producer`, `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd`.
 pub fn check_compression(v: &str) -> Result<(), String> {
-    crate::records::codec_of(v).map(|_| ()).ok_or_else(|| {
+    codec_of(v).map(|_| ()).ok_or_else(|| {
         format!("`{v}` is not one of producer, uncompressed, gzip, snappy, lz4, zstd")
     })
 }
@@ -274,13 +406,14 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
 ];
 
 /// Validates topic overrides: known keys, well-formed values.
-pub fn validate_overrides(configs: &BTreeMap<String, String>) -> Result<(), CatalogError> {
+pub fn validate_overrides(configs: &BTreeMap<String, String>) -> Result<(), TopicConfigError> {
     for (k, v) in configs {
-        let key = TOPIC_KEYS.iter().find(|t| t.name == k).ok_or_else(|| {
-            CatalogError::InvalidConfig(format!("unknown topic config name: {k}"))
-        })?;
+        let key = TOPIC_KEYS
+            .iter()
+            .find(|t| t.name == k)
+            .ok_or_else(|| TopicConfigError::Invalid(format!("unknown topic config name: {k}")))?;
         (key.check)(v).map_err(|e| {
-            CatalogError::InvalidConfig(format!("invalid value {v} for configuration {k}: {e}"))
+            TopicConfigError::Invalid(format!("invalid value {v} for configuration {k}: {e}"))
         })?;
     }
     Ok(())
@@ -288,19 +421,32 @@ pub fn validate_overrides(configs: &BTreeMap<String, String>) -> Result<(), Cata
 
 /// Validates dynamic broker configs: only the broker-level names of topic configs
 /// (`log.retention.ms`, …) can change while the broker runs.
-pub fn validate_broker_overrides(configs: &BTreeMap<String, String>) -> Result<(), CatalogError> {
+pub fn validate_broker_overrides(
+    configs: &BTreeMap<String, String>,
+) -> Result<(), TopicConfigError> {
     for (k, v) in configs {
         let key = TOPIC_KEYS
             .iter()
             .find(|t| t.broker_name == k)
             .ok_or_else(|| {
-                CatalogError::InvalidRequest(format!(
+                TopicConfigError::NotDynamic(format!(
                 "{k} is not a dynamic broker config; change it in the config file or with its flag"
             ))
             })?;
         (key.check)(v).map_err(|e| {
-            CatalogError::InvalidConfig(format!("invalid value {v} for configuration {k}: {e}"))
+            TopicConfigError::Invalid(format!("invalid value {v} for configuration {k}: {e}"))
         })?;
+    }
+    Ok(())
+}
+
+/// Checks the broker's own settings of the topic defaults (`log_retention_ms`, …) with the
+/// same rules as the topic keys: `(setting, reason)` of the first that fails.
+pub fn check_broker_settings(c: &Config) -> Result<(), (&'static str, String)> {
+    for key in TOPIC_KEYS {
+        if let Some(setting) = key.setting {
+            (key.check)(&(key.broker_value)(c)).map_err(|reason| (setting, reason))?;
+        }
     }
     Ok(())
 }
@@ -318,7 +464,7 @@ fn value_of(configs: &BTreeMap<String, String>, b: &BrokerDefaults, name: &str) 
 /// The effective log settings for topic overrides on top of broker defaults. Overrides were
 /// validated when stored; a value that still fails to parse falls back to the broker default.
 pub fn resolve(configs: &BTreeMap<String, String>, b: &BrokerDefaults) -> LogConfig {
-    let base = LogConfig::from_broker(b.config);
+    let base = b.config.log_defaults();
     let get = |name: &str| value_of(configs, b, name);
     let policy = get("cleanup.policy");
     LogConfig {
@@ -358,7 +504,7 @@ pub fn resolve(configs: &BTreeMap<String, String>, b: &BrokerDefaults) -> LogCon
         min_compaction_lag_ms: get("min.compaction.lag.ms")
             .parse()
             .unwrap_or(base.min_compaction_lag_ms),
-        compression: crate::records::codec_of(&get("compression.type")).unwrap_or(base.compression),
+        compression: codec_of(&get("compression.type")).unwrap_or(base.compression),
         local_retention_ms: get("local.retention.ms")
             .parse()
             .unwrap_or(base.local_retention_ms),
@@ -573,13 +719,13 @@ mod tests {
         bad.insert("log.dirs".to_string(), "/x".to_string());
         assert!(matches!(
             validate_broker_overrides(&bad),
-            Err(CatalogError::InvalidRequest(_))
+            Err(TopicConfigError::NotDynamic(_))
         ));
         bad.clear();
         bad.insert("log.retention.ms".to_string(), "-7".to_string());
         assert!(matches!(
             validate_broker_overrides(&bad),
-            Err(CatalogError::InvalidConfig(_))
+            Err(TopicConfigError::Invalid(_))
         ));
     }
 }

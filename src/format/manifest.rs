@@ -10,6 +10,9 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// The catalog's copy in the bucket (at the tier's prefix).
+pub const CATALOG_OBJECT: &str = "catalog.json";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SegmentState {
@@ -119,10 +122,7 @@ pub fn manifest_version(key: &str) -> Option<u64> {
 
 /// `<dir>/<20-digit base offset>.<ext>` for `log`, `index` and `timeindex`.
 pub fn segment_key(dir: &str, base_offset: i64, ext: &str) -> String {
-    format!(
-        "{dir}/{}.{ext}",
-        crate::log::segment::file_stem(base_offset)
-    )
+    format!("{dir}/{}", super::segment_file(base_offset, ext))
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! A partition's side of transactions: coordinator markers, `read_committed` reads and the
-//! producer view operators ask for (DescribeProducers). See [`super::txn`] for the model.
+//! producer view operators ask for (DescribeProducers). See [`super::txn_index`] for the model.
 
+use super::error::LogError;
 use super::partition::{Partition, ReadResult};
-use super::txn::{self, AbortedTxn};
-use super::LogError;
-use crate::batch;
+use super::txn_index;
+use crate::format::batch;
+use crate::format::markers;
+use crate::format::txn_index::AbortedTxn;
 
 /// One producer as DescribeProducers shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +32,7 @@ impl Partition {
         self.check_usable()?;
         let config = self.config();
         let now = self.clock.now_ms();
-        let data = txn::marker_batch(producer_id, epoch, commit, coordinator_epoch, now);
+        let data = markers::marker_batch(producer_id, epoch, commit, coordinator_epoch, now);
         let h = batch::validate(&data)?;
         let mut inner = self.inner.lock();
         inner.producers.check_marker(producer_id, epoch)?;
@@ -50,7 +52,7 @@ impl Partition {
         min_one: bool,
     ) -> Result<(ReadResult, Vec<AbortedTxn>), LogError> {
         let mut r = self.fetch(offset, max_bytes, min_one).await?;
-        let (records, last) = txn::below(&r.records, r.offsets.last_stable_offset);
+        let (records, last) = txn_index::below(&r.records, r.offsets.last_stable_offset);
         r.records = records;
         let end = last.map_or(offset, |l| l + 1);
         if end <= offset {
@@ -61,7 +63,7 @@ impl Partition {
             if offset < self.local_start_offset() {
                 // the read came from the bucket: so may the transactions it overlaps
                 for bytes in remote.txn_indexes(offset).await? {
-                    let entries = txn::decode_index(&bytes).ok_or_else(|| {
+                    let entries = crate::format::txn_index::decode(&bytes).ok_or_else(|| {
                         LogError::Io(std::io::Error::new(
                             std::io::ErrorKind::InvalidData,
                             format!(

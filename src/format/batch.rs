@@ -333,8 +333,8 @@ pub(crate) mod tests {
             let _ = validate(&data);
             let _ = peek_frame(&data);
             let _ = BatchHeader::parse(&data);
-            let _ = crate::records::parse(&data, 1000);
-            let _ = crate::records::records_section(&data, 1 << 16);
+            let _ = crate::format::records::parse(&data, 1000);
+            let _ = crate::format::records::records_section(&data, 1 << 16);
         }
 
         #[test]

@@ -1,0 +1,98 @@
+//! The typed parts of the configuration each module takes: a module depends on its own section,
+//! not on the whole [`Config`].
+
+use super::settings::Config;
+use std::time::Duration;
+
+/// Tiered storage: where, and how hard to try.
+#[derive(Debug, Clone)]
+pub struct TierConfig {
+    /// The object store URL (the embedded default already resolved).
+    pub url: String,
+    /// Memory for cached remote segment chunks and indexes.
+    pub cache_bytes: u64,
+    /// Segments uploading at once, across partitions.
+    pub upload_concurrency: usize,
+    pub store: StoreConfig,
+}
+
+/// How the object store is reached.
+#[derive(Debug, Clone, Default)]
+pub struct StoreConfig {
+    pub request_timeout: Duration,
+    pub max_attempts: u32,
+    /// S3 overrides (empty/false: keep what the URL and the `AWS_*` environment say).
+    pub s3_endpoint: String,
+    pub s3_region: String,
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: String,
+    pub s3_allow_http: bool,
+    pub s3_virtual_hosted_style: bool,
+}
+
+/// Consumer groups: limits, timings and committed-offset retention.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub initial_rebalance_delay_ms: i64,
+    pub max_size: usize,
+    /// Committed offsets of an empty group are kept this long.
+    pub offsets_retention_ms: i64,
+    /// Largest metadata string stored with a commit.
+    pub offset_metadata_max_bytes: usize,
+}
+
+/// Transactions.
+#[derive(Debug, Clone, Copy)]
+pub struct TxnConfig {
+    /// Longest transaction timeout a producer may ask for (transaction.max.timeout.ms).
+    pub max_timeout_ms: i32,
+    /// How long an idle transactional id is remembered (transactional.id.expiration.ms).
+    pub id_expiration_ms: i64,
+    /// How often timed-out transactions are aborted.
+    pub abort_interval: Duration,
+}
+
+impl Config {
+    /// The tier section, `None` when tiering is off (`tier_url = "none"`).
+    pub fn tier(&self) -> Result<Option<TierConfig>, String> {
+        let Some(url) = self.effective_tier_url()? else {
+            return Ok(None);
+        };
+        Ok(Some(TierConfig {
+            url,
+            cache_bytes: self.tier_cache_bytes,
+            upload_concurrency: self.tier_upload_concurrency.max(1),
+            store: StoreConfig {
+                request_timeout: Duration::from_millis(self.tier_request_timeout_ms),
+                max_attempts: self.tier_request_attempts,
+                s3_endpoint: self.tier_s3_endpoint.clone(),
+                s3_region: self.tier_s3_region.clone(),
+                s3_access_key_id: self.tier_s3_access_key_id.clone(),
+                s3_secret_access_key: self.tier_s3_secret_access_key.clone(),
+                s3_allow_http: self.tier_s3_allow_http,
+                s3_virtual_hosted_style: self.tier_s3_virtual_hosted_style,
+            },
+        }))
+    }
+
+    pub fn groups(&self) -> GroupConfig {
+        GroupConfig {
+            min_session_timeout_ms: self.group_min_session_timeout_ms,
+            max_session_timeout_ms: self.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+            max_size: self.group_max_size,
+            offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
+            offset_metadata_max_bytes: self.offset_metadata_max_bytes,
+        }
+    }
+
+    pub fn transactions(&self) -> TxnConfig {
+        TxnConfig {
+            max_timeout_ms: self.transaction_max_timeout_ms,
+            id_expiration_ms: self.transactional_id_expiration_ms,
+            abort_interval: Duration::from_millis(self.transaction_abort_interval_ms),
+        }
+    }
+}
