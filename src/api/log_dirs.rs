@@ -1,51 +1,15 @@
-//! DeleteRecords (move a partition's log start offset forward) and DescribeLogDirs (the one data
-//! directory, its partitions' sizes and, in v4, the file system's total and usable bytes).
+//! DescribeLogDirs: the one data directory, its partitions' sizes and, in v4, the file system's
+//! total and usable bytes.
 
-use super::errors::{answered, log_error};
 use super::Handler;
-use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::delete_records_response::{
-    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
-};
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
-use kafka_protocol::messages::{
-    DeleteRecordsRequest, DeleteRecordsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse,
-    TopicName,
-};
+use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 
 impl Handler {
-    pub(super) fn delete_records(&self, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
-        let mut resp = DeleteRecordsResponse::default();
-        for t in req.topics {
-            let mut tr = DeleteRecordsTopicResult::default();
-            tr.name = t.name.clone();
-            for p in t.partitions {
-                let mut pr = DeleteRecordsPartitionResult::default();
-                pr.partition_index = p.partition_index;
-                pr.low_watermark = -1;
-                match self.logs.get(&t.name.0, p.partition_index) {
-                    None => pr.error_code = answered(ResponseError::UnknownTopicOrPartition).code(),
-                    Some(log) => match log.delete_records(p.offset) {
-                        Ok(low) => pr.low_watermark = low,
-                        Err(e) => {
-                            if !matches!(e, crate::log::LogError::OffsetOutOfRange { .. }) {
-                                tracing::warn!(topic = %log.topic, partition = log.index, error = %e, "DeleteRecords failed");
-                            }
-                            pr.error_code = log_error(&e).code();
-                        }
-                    },
-                }
-                tr.partitions.push(pr);
-            }
-            resp.topics.push(tr);
-        }
-        resp
-    }
-
     pub(super) fn describe_log_dirs(&self, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
         // which partitions: the requested ones that exist here, or all
         let mut wanted: BTreeMap<String, Vec<i32>> = BTreeMap::new();
@@ -66,7 +30,8 @@ impl Handler {
         let path = std::path::absolute(&self.config.data_dir)
             .unwrap_or_else(|_| self.config.data_dir.clone());
         dir.log_dir = StrBytes::from_string(path.display().to_string());
-        let (total, usable) = disk_space(&path);
+        let (total, usable) = crate::fs::disk_space(&path)
+            .map_or((-1, -1), |(t, u)| (t as i64, u as i64));
         dir.total_bytes = total;
         dir.usable_bytes = usable;
         for (topic, mut parts) in wanted {
@@ -91,22 +56,4 @@ impl Handler {
         resp.results.push(dir);
         resp
     }
-}
-
-/// Total and available bytes of the file system holding `path` (-1 when unknown).
-fn disk_space(path: &std::path::Path) -> (i64, i64) {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return (-1, -1);
-    };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return (-1, -1);
-    }
-    let frsize = st.f_frsize as i64;
-    (
-        (st.f_blocks as i64).saturating_mul(frsize),
-        (st.f_bavail as i64).saturating_mul(frsize),
-    )
 }

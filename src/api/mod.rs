@@ -9,7 +9,8 @@
 mod alter_configs;
 mod api_versions;
 mod cluster;
-mod configs;
+mod delete_records;
+mod describe_configs;
 pub mod errors;
 mod fetch;
 mod groups;

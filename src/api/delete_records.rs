@@ -1,0 +1,39 @@
+//! DeleteRecords: moves a partition's log start offset forward.
+
+use super::errors::{answered, log_error};
+use super::Handler;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+
+impl Handler {
+    pub(super) fn delete_records(&self, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+        let mut resp = DeleteRecordsResponse::default();
+        for t in req.topics {
+            let mut tr = DeleteRecordsTopicResult::default();
+            tr.name = t.name.clone();
+            for p in t.partitions {
+                let mut pr = DeleteRecordsPartitionResult::default();
+                pr.partition_index = p.partition_index;
+                pr.low_watermark = -1;
+                match self.logs.get(&t.name.0, p.partition_index) {
+                    None => pr.error_code = answered(ResponseError::UnknownTopicOrPartition).code(),
+                    Some(log) => match log.delete_records(p.offset) {
+                        Ok(low) => pr.low_watermark = low,
+                        Err(e) => {
+                            if !matches!(e, crate::log::LogError::OffsetOutOfRange { .. }) {
+                                tracing::warn!(topic = %log.topic, partition = log.index, error = %e, "DeleteRecords failed");
+                            }
+                            pr.error_code = log_error(&e).code();
+                        }
+                    },
+                }
+                tr.partitions.push(pr);
+            }
+            resp.topics.push(tr);
+        }
+        resp
+    }
+}
