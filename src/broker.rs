@@ -4,7 +4,7 @@
 //! their in-flight requests, flushes every partition and writes the clean-shutdown marker.
 
 use crate::api::Handler;
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{Catalog, CatalogError, FileCatalog};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::group::state::GroupState;
@@ -82,13 +82,14 @@ impl Broker {
     ) -> Result<Broker, BrokerError> {
         let mut restore = None;
         if let Some(t) = &tier {
-            if !Catalog::exists(&config.data_dir) {
+            if !FileCatalog::exists(&config.data_dir) {
                 restore = t.fetch_catalog().await.map_err(|e| {
                     BrokerError::Tier(format!("restoring the catalog from {}: {e}", t.url()))
                 })?;
             }
         }
-        let catalog = Arc::new(Catalog::open(&config.data_dir, &config, restore)?);
+        let store = FileCatalog::open(&config.data_dir, restore).await?;
+        let catalog = Arc::new(Catalog::new(store, &config));
         let logs = Arc::new(LogManager::new(
             &config.data_dir,
             clock.clone(),

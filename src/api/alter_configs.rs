@@ -35,7 +35,7 @@ impl Op {
 type Failure = (ResponseError, String);
 
 impl Handler {
-    pub(super) fn alter_configs(&self, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    pub(super) async fn alter_configs(&self, req: AlterConfigsRequest) -> AlterConfigsResponse {
         let mut resp = AlterConfigsResponse::default();
         for res in req.resources {
             let ops: Result<Vec<Op>, Failure> = res
@@ -49,15 +49,19 @@ impl Handler {
                     )),
                 })
                 .collect();
-            let outcome = ops.and_then(|ops| {
-                self.alter(
-                    res.resource_type,
-                    res.resource_name.as_str(),
-                    ops,
-                    true,
-                    req.validate_only,
-                )
-            });
+            let outcome = match ops {
+                Ok(ops) => {
+                    self.alter(
+                        res.resource_type,
+                        res.resource_name.as_str(),
+                        ops,
+                        true,
+                        req.validate_only,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
             let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
             r.resource_type = res.resource_type;
             r.resource_name = res.resource_name.clone();
@@ -69,7 +73,7 @@ impl Handler {
         resp
     }
 
-    pub(super) fn incremental_alter_configs(
+    pub(super) async fn incremental_alter_configs(
         &self,
         req: IncrementalAlterConfigsRequest,
     ) -> IncrementalAlterConfigsResponse {
@@ -97,15 +101,19 @@ impl Handler {
                     }
                 })
                 .collect();
-            let outcome = ops.and_then(|ops| {
-                self.alter(
-                    res.resource_type,
-                    res.resource_name.as_str(),
-                    ops,
-                    false,
-                    req.validate_only,
-                )
-            });
+            let outcome = match ops {
+                Ok(ops) => {
+                    self.alter(
+                        res.resource_type,
+                        res.resource_name.as_str(),
+                        ops,
+                        false,
+                        req.validate_only,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
             let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
             r.resource_type = res.resource_type;
             r.resource_name = res.resource_name.clone();
@@ -119,7 +127,7 @@ impl Handler {
 
     /// Applies `ops` to one resource. `replace` (AlterConfigs) drops every override the request
     /// does not name.
-    fn alter(
+    async fn alter(
         &self,
         resource_type: i8,
         name: &str,
@@ -150,10 +158,11 @@ impl Handler {
                                     .find(|e| e.name == n)
                                     .map(|e| (e.value.clone(), e.config_type))
                             };
-                            edit(configs, &ops, replace, effective)
+                            edit(configs, &ops, replace, &effective)
                         },
                         apply,
                     )
+                    .await
                     .map_err(failed)?;
                 if apply {
                     let lc = self.catalog.log_config(&meta);
@@ -180,9 +189,10 @@ impl Handler {
                 self.catalog
                     .alter_broker_configs(
                         default,
-                        |configs| edit(configs, &ops, replace, effective),
+                        |configs| edit(configs, &ops, replace, &effective),
                         apply,
                     )
+                    .await
                     .map_err(failed)?;
                 if apply {
                     for t in self.catalog.topics() {
@@ -207,7 +217,7 @@ fn edit(
     configs: &mut BTreeMap<String, String>,
     ops: &[Op],
     replace: bool,
-    effective: impl Fn(&str) -> Option<(String, ConfigType)>,
+    effective: &dyn Fn(&str) -> Option<(String, ConfigType)>,
 ) -> Result<(), CatalogError> {
     if replace {
         configs.clear();

@@ -55,6 +55,8 @@ fn catalog_error_code(e: &CatalogError) -> ResponseError {
         CatalogError::InvalidConfig(_) => ResponseError::InvalidConfig,
         CatalogError::InvalidRequest(_) => ResponseError::InvalidRequest,
         CatalogError::Io(_) | CatalogError::Corrupt { .. } => ResponseError::KafkaStorageError,
+        // lost every race with concurrent changes: retriable, the client tries again
+        CatalogError::Conflict => ResponseError::RequestTimedOut,
     }
 }
 

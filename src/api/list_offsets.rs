@@ -2,8 +2,8 @@
 //! timestamp through the time index.
 
 use super::errors::{answered, log_error};
-use super::metadata::LEADER_EPOCH;
 use super::{Handler, Pending, Reply};
+use crate::catalog::Catalog;
 use crate::log::LogManager;
 use crate::protocol::Response;
 use kafka_protocol::error::ResponseError;
@@ -20,26 +20,37 @@ pub const EARLIEST_LOCAL: i64 = -4;
 impl Handler {
     pub(super) fn list_offsets(&self, req: ListOffsetsRequest, v: i16) -> Pending {
         let logs = self.logs.clone();
-        Box::pin(
-            async move { Reply::Send(Response::ListOffsets(list_offsets(&logs, req, v).await)) },
-        )
+        let catalog = self.catalog.clone();
+        Box::pin(async move {
+            Reply::Send(Response::ListOffsets(
+                list_offsets(&logs, &catalog, req, v).await,
+            ))
+        })
     }
 }
 
 /// Every partition in order; a timestamp lookup may read remote segments.
-async fn list_offsets(logs: &LogManager, req: ListOffsetsRequest, v: i16) -> ListOffsetsResponse {
+async fn list_offsets(
+    logs: &LogManager,
+    catalog: &Catalog,
+    req: ListOffsetsRequest,
+    v: i16,
+) -> ListOffsetsResponse {
     let mut resp = ListOffsetsResponse::default();
     let req_isolation = req.isolation_level;
     for t in req.topics {
         let mut tr = ListOffsetsTopicResponse::default();
         tr.name = t.name.clone();
+        let meta = catalog.get(&t.name.0);
         for p in t.partitions {
             let mut pr = ListOffsetsPartitionResponse::default();
             pr.partition_index = p.partition_index;
             pr.timestamp = -1;
             pr.offset = -1;
             if v >= 4 {
-                pr.leader_epoch = LEADER_EPOCH;
+                pr.leader_epoch = meta
+                    .as_ref()
+                    .map_or(0, |m| m.leader_epoch(p.partition_index));
             }
             match logs.get(&t.name.0, p.partition_index) {
                 None => pr.error_code = answered(ResponseError::UnknownTopicOrPartition).code(),

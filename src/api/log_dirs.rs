@@ -30,8 +30,8 @@ impl Handler {
         let path = std::path::absolute(&self.config.data_dir)
             .unwrap_or_else(|_| self.config.data_dir.clone());
         dir.log_dir = StrBytes::from_string(path.display().to_string());
-        let (total, usable) = crate::fs::disk_space(&path)
-            .map_or((-1, -1), |(t, u)| (t as i64, u as i64));
+        let (total, usable) =
+            crate::fs::disk_space(&path).map_or((-1, -1), |(t, u)| (t as i64, u as i64));
         dir.total_bytes = total;
         dir.usable_bytes = usable;
         for (topic, mut parts) in wanted {

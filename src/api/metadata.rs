@@ -1,8 +1,8 @@
 //! Metadata: brokers, cluster id, topics and partitions; auto-creates topics when allowed.
 
-use super::errors::catalog_error;
+use super::errors::{answered, catalog_error};
 use super::Handler;
-use crate::catalog::{validate_topic_name, CatalogError, TopicMeta};
+use crate::catalog::{validate_topic_name, CatalogError, NewTopic, TopicMeta};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -12,11 +12,8 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-/// Leader epoch of every partition: one node that never changes leadership.
-pub const LEADER_EPOCH: i32 = 0;
-
 impl Handler {
-    pub(super) fn metadata(&self, req: MetadataRequest, v: i16) -> MetadataResponse {
+    pub(super) async fn metadata(&self, req: MetadataRequest, v: i16) -> MetadataResponse {
         let mut resp = MetadataResponse::default();
         let mut broker = MetadataResponseBroker::default();
         broker.node_id = self.node_id();
@@ -42,12 +39,45 @@ impl Handler {
         // v0–v3 always allow auto-creation; later versions say so in the request
         let allow_create =
             self.config.auto_create_topics_enable && (v < 4 || req.allow_auto_topic_creation);
-        for t in req.topics.unwrap_or_default() {
+        let requested = req.topics.unwrap_or_default();
+        // every unknown, valid name is created at once: one catalog write for the request
+        let missing: Vec<String> = if allow_create {
+            let mut names: Vec<String> = requested
+                .iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                .filter(|n| self.catalog.get(n).is_none() && validate_topic_name(n).is_ok())
+                .collect();
+            names.sort_unstable();
+            names.dedup();
+            names
+        } else {
+            Vec::new()
+        };
+        let mut failed: BTreeMap<String, CatalogError> = BTreeMap::new();
+        if !missing.is_empty() {
+            let news = missing.iter().map(|name| NewTopic {
+                name: name.clone(),
+                partitions: self.config.num_partitions,
+                replication_factor: -1,
+                configs: BTreeMap::new(),
+            });
+            for (name, r) in missing.iter().zip(self.create_topics(news.collect()).await) {
+                match r {
+                    // a concurrent request created it first
+                    Ok(_) | Err(CatalogError::TopicExists(_)) => {}
+                    Err(e) => {
+                        tracing::warn!(topic = %name, error = %e, "auto-creating topic failed");
+                        failed.insert(name.clone(), e);
+                    }
+                }
+            }
+        }
+        for t in requested {
             let entry = match t.name {
-                Some(name) => self.topic_by_name(&name.0, allow_create),
+                Some(name) => self.topic_by_name(&name.0, &failed),
                 None => match self.catalog.get_by_id(t.topic_id) {
                     Some(m) => self.topic_metadata(&m),
-                    None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
+                    None => error_topic(None, t.topic_id, answered(ResponseError::UnknownTopicId)),
                 },
             };
             resp.topics.push(entry);
@@ -55,35 +85,24 @@ impl Handler {
         resp
     }
 
-    fn topic_by_name(&self, name: &str, allow_create: bool) -> MetadataResponseTopic {
+    fn topic_by_name(
+        &self,
+        name: &str,
+        failed: &BTreeMap<String, CatalogError>,
+    ) -> MetadataResponseTopic {
         if let Some(m) = self.catalog.get(name) {
             return self.topic_metadata(&m);
         }
         if let Err(e) = validate_topic_name(name) {
             return error_topic(Some(name), Uuid::nil(), catalog_error(&e));
         }
-        if !allow_create {
-            return error_topic(
+        match failed.get(name) {
+            Some(e) => error_topic(Some(name), Uuid::nil(), catalog_error(e)),
+            None => error_topic(
                 Some(name),
                 Uuid::nil(),
-                ResponseError::UnknownTopicOrPartition,
-            );
-        }
-        match self.create_topic(name, self.config.num_partitions, -1, BTreeMap::new()) {
-            Ok(m) => self.topic_metadata(&m),
-            // a concurrent request created it first
-            Err(CatalogError::TopicExists(_)) => match self.catalog.get(name) {
-                Some(m) => self.topic_metadata(&m),
-                None => error_topic(
-                    Some(name),
-                    Uuid::nil(),
-                    ResponseError::UnknownTopicOrPartition,
-                ),
-            },
-            Err(e) => {
-                tracing::warn!(topic = name, error = %e, "auto-creating topic failed");
-                error_topic(Some(name), Uuid::nil(), catalog_error(&e))
-            }
+                answered(ResponseError::UnknownTopicOrPartition),
+            ),
         }
     }
 
@@ -97,7 +116,7 @@ impl Handler {
                 let mut p = MetadataResponsePartition::default();
                 p.partition_index = i;
                 p.leader_id = self.node_id();
-                p.leader_epoch = LEADER_EPOCH;
+                p.leader_epoch = m.leader_epoch(i);
                 p.replica_nodes = vec![self.node_id()];
                 p.isr_nodes = vec![self.node_id()];
                 p

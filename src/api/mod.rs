@@ -22,18 +22,20 @@ mod produce;
 mod topics;
 mod txn;
 
-use crate::catalog::{Catalog, CatalogError, TopicMeta};
+use crate::catalog::{Catalog, CatalogError, NewTopic, TopicMeta};
 use crate::config::Config;
 use crate::group::Coordinator;
 use crate::log::LogManager;
 use crate::protocol::{Request, RequestContext, Response};
 use kafka_protocol::messages::BrokerId;
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 pub use api_versions::api_versions_response;
+
+/// Topics whose partitions are being created at once by one request.
+const PARTITION_CREATIONS: usize = 8;
 
 /// How a request ends.
 #[derive(Debug)]
@@ -81,14 +83,18 @@ impl Handler {
         let v = ctx.api_version;
         match req {
             Request::ApiVersions(_) => ready(Response::ApiVersions(api_versions_response(0))),
-            Request::Metadata(r) => ready(Response::Metadata(self.metadata(r, v))),
+            Request::Metadata(r) => ready(Response::Metadata(self.metadata(r, v).await)),
             Request::Produce(r) => self.produce(r, v),
             Request::Fetch(r) => self.fetch(r, v),
             Request::ListOffsets(r) => self.list_offsets(r, v),
-            Request::CreateTopics(r) => ready(Response::CreateTopics(self.create_topics(r, v))),
-            Request::DeleteTopics(r) => ready(Response::DeleteTopics(self.delete_topics(r, v))),
+            Request::CreateTopics(r) => {
+                ready(Response::CreateTopics(self.handle_create_topics(r).await))
+            }
+            Request::DeleteTopics(r) => {
+                ready(Response::DeleteTopics(self.delete_topics(r, v).await))
+            }
             Request::CreatePartitions(r) => {
-                ready(Response::CreatePartitions(self.create_partitions(r)))
+                ready(Response::CreatePartitions(self.create_partitions(r).await))
             }
             Request::DescribeConfigs(r) => {
                 ready(Response::DescribeConfigs(self.describe_configs(r, v)))
@@ -126,9 +132,9 @@ impl Handler {
             Request::ListTransactions(r) => {
                 ready(Response::ListTransactions(self.list_transactions(r, v)))
             }
-            Request::AlterConfigs(r) => ready(Response::AlterConfigs(self.alter_configs(r))),
+            Request::AlterConfigs(r) => ready(Response::AlterConfigs(self.alter_configs(r).await)),
             Request::IncrementalAlterConfigs(r) => ready(Response::IncrementalAlterConfigs(
-                self.incremental_alter_configs(r),
+                self.incremental_alter_configs(r).await,
             )),
             Request::DeleteRecords(r) => ready(Response::DeleteRecords(self.delete_records(r))),
             Request::DescribeLogDirs(r) => {
@@ -137,24 +143,29 @@ impl Handler {
         }
     }
 
-    /// Creates a topic in the catalog and its partitions on disk (CreateTopics and auto-creation).
-    pub fn create_topic(
+    /// Creates topics in the catalog (one durable write for all of them) and their partitions
+    /// on disk (CreateTopics and auto-creation). Each topic succeeds or fails on its own.
+    pub async fn create_topics(
         &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: BTreeMap<String, String>,
-    ) -> Result<TopicMeta, CatalogError> {
-        let meta = self
-            .catalog
-            .create_topic(name, partitions, replication_factor, configs)?;
-        let log_config = self.catalog.log_config(&meta);
-        for p in 0..meta.partitions {
-            self.logs
-                .create_partition(name, meta.id, p, log_config.clone())
-                .map_err(errors::partition_storage)?;
-        }
-        tracing::info!(topic = name, partitions, id = %meta.id, "created topic");
-        Ok(meta)
+        topics: Vec<NewTopic>,
+    ) -> Vec<Result<TopicMeta, CatalogError>> {
+        use futures::StreamExt;
+        let created = self.catalog.create_topics(topics).await;
+        futures::stream::iter(created)
+            .map(|r| async move {
+                let meta = r?;
+                let log_config = self.catalog.log_config(&meta);
+                for p in 0..meta.partitions {
+                    self.logs
+                        .create_partition(&meta.name, meta.id, p, log_config.clone())
+                        .await
+                        .map_err(errors::partition_storage)?;
+                }
+                tracing::info!(topic = %meta.name, partitions = meta.partitions, id = %meta.id, "created topic");
+                Ok(meta)
+            })
+            .buffered(PARTITION_CREATIONS)
+            .collect()
+            .await
     }
 }

@@ -2,7 +2,7 @@
 
 use super::errors::{catalog_error, code_and_message, partition_storage};
 use super::Handler;
-use crate::catalog::CatalogError;
+use crate::catalog::{CatalogError, NewTopic};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
@@ -17,8 +17,14 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::{BTreeMap, HashSet};
 use uuid::Uuid;
 
+/// A created (or, validate-only, creatable) topic: id, partitions, configs.
+type Created = (Uuid, i32, BTreeMap<String, String>);
+
 impl Handler {
-    pub(super) fn create_topics(&self, req: CreateTopicsRequest, _v: i16) -> CreateTopicsResponse {
+    pub(super) async fn handle_create_topics(
+        &self,
+        req: CreateTopicsRequest,
+    ) -> CreateTopicsResponse {
         let mut resp = CreateTopicsResponse::default();
         let mut seen = HashSet::new();
         let duplicates: HashSet<String> = req
@@ -27,22 +33,40 @@ impl Handler {
             .filter(|t| !seen.insert(t.name.0.to_string()))
             .map(|t| t.name.0.to_string())
             .collect();
-        for t in req.topics {
+        // decide every topic first, then create the valid ones together (one catalog write)
+        let mut outcomes: Vec<Option<Result<Created, CatalogError>>> = Vec::new();
+        let mut to_create = Vec::new();
+        for t in &req.topics {
             let name = t.name.0.to_string();
+            if duplicates.contains(&name) {
+                outcomes.push(Some(Err(CatalogError::InvalidRequest(format!(
+                    "create topics request contains duplicate topic '{name}'"
+                )))));
+                continue;
+            }
+            match self.new_topic(&name, t) {
+                Err(e) => outcomes.push(Some(Err(e))),
+                Ok(new) if req.validate_only => outcomes.push(Some(
+                    self.catalog
+                        .check_new_topic(&new)
+                        .map(|()| (Uuid::nil(), new.partitions, new.configs)),
+                )),
+                Ok(new) => {
+                    to_create.push((outcomes.len(), new));
+                    outcomes.push(None);
+                }
+            }
+        }
+        let (slots, news): (Vec<usize>, Vec<NewTopic>) = to_create.into_iter().unzip();
+        for (slot, created) in slots.into_iter().zip(self.create_topics(news).await) {
+            outcomes[slot] = Some(created.map(|m| (m.id, m.partitions, m.configs)));
+        }
+        for (t, outcome) in req.topics.iter().zip(outcomes) {
             let mut r = CreatableTopicResult::default();
             r.name = t.name.clone();
             r.num_partitions = -1;
             r.replication_factor = -1;
-            let outcome = if duplicates.contains(&name) {
-                Err((
-                    ResponseError::InvalidRequest,
-                    format!("create topics request contains duplicate topic '{name}'"),
-                ))
-            } else {
-                self.create_one(&name, &t, req.validate_only)
-                    .map_err(|e| (catalog_error(&e), e.to_string()))
-            };
-            match outcome {
+            match outcome.unwrap_or(Err(CatalogError::Conflict)) {
                 Ok((id, partitions, configs)) => {
                     r.topic_id = id;
                     r.num_partitions = partitions;
@@ -62,8 +86,8 @@ impl Handler {
                             .collect(),
                     );
                 }
-                Err((code, msg)) => {
-                    (r.error_code, r.error_message) = code_and_message(code, msg);
+                Err(e) => {
+                    (r.error_code, r.error_message) = code_and_message(catalog_error(&e), &e);
                 }
             }
             resp.topics.push(r);
@@ -71,12 +95,13 @@ impl Handler {
         resp
     }
 
-    fn create_one(
+    /// A CreateTopics entry as a topic to create: configs, partition count and replication
+    /// factor (from the counts or from replica assignments to this broker).
+    fn new_topic(
         &self,
         name: &str,
         t: &kafka_protocol::messages::create_topics_request::CreatableTopic,
-        validate_only: bool,
-    ) -> Result<(Uuid, i32, BTreeMap<String, String>), CatalogError> {
+    ) -> Result<NewTopic, CatalogError> {
         let mut configs = BTreeMap::new();
         for c in &t.configs {
             let value = c.value.as_ref().ok_or_else(|| {
@@ -87,7 +112,7 @@ impl Handler {
             })?;
             configs.insert(c.name.to_string(), value.to_string());
         }
-        let (partitions, rf) = if t.assignments.is_empty() {
+        let (partitions, replication_factor) = if t.assignments.is_empty() {
             let p = if t.num_partitions == -1 {
                 self.config.num_partitions
             } else {
@@ -111,16 +136,19 @@ impl Handler {
             }
             (t.assignments.len() as i32, 1)
         };
-        if validate_only {
-            self.catalog
-                .check_new_topic(name, partitions, rf, &configs)?;
-            return Ok((Uuid::nil(), partitions, configs));
-        }
-        let meta = self.create_topic(name, partitions, rf, configs)?;
-        Ok((meta.id, meta.partitions, meta.configs))
+        Ok(NewTopic {
+            name: name.to_string(),
+            partitions,
+            replication_factor,
+            configs,
+        })
     }
 
-    pub(super) fn delete_topics(&self, req: DeleteTopicsRequest, v: i16) -> DeleteTopicsResponse {
+    pub(super) async fn delete_topics(
+        &self,
+        req: DeleteTopicsRequest,
+        v: i16,
+    ) -> DeleteTopicsResponse {
         let mut resp = DeleteTopicsResponse::default();
         let targets: Vec<(Option<String>, Uuid)> = if v >= 6 {
             req.topics
@@ -155,11 +183,14 @@ impl Handler {
                 continue;
             };
             r.topic_id = meta.id;
-            let result = self.catalog.delete_topic(&meta.name).and_then(|_| {
-                self.logs
+            let result = match self.catalog.delete_topic(&meta.name).await {
+                Ok(_) => self
+                    .logs
                     .delete_topic(&meta.name)
-                    .map_err(partition_storage)
-            });
+                    .await
+                    .map_err(partition_storage),
+                Err(e) => Err(e),
+            };
             match result {
                 Ok(()) => {
                     tracing::info!(topic = %meta.name, "deleted topic");
@@ -175,7 +206,7 @@ impl Handler {
         resp
     }
 
-    pub(super) fn create_partitions(
+    pub(super) async fn create_partitions(
         &self,
         req: CreatePartitionsRequest,
     ) -> CreatePartitionsResponse {
@@ -184,7 +215,9 @@ impl Handler {
             let mut r = CreatePartitionsTopicResult::default();
             r.name = t.name.clone();
             let name = t.name.0.to_string();
-            let result = self.grow(&name, t.count, t.assignments.as_deref(), req.validate_only);
+            let result = self
+                .grow(&name, t.count, t.assignments.as_deref(), req.validate_only)
+                .await;
             if let Err(e) = result {
                 (r.error_code, r.error_message) = code_and_message(catalog_error(&e), &e);
             }
@@ -193,7 +226,7 @@ impl Handler {
         resp
     }
 
-    fn grow(
+    async fn grow(
         &self,
         name: &str,
         count: i32,
@@ -217,7 +250,10 @@ impl Handler {
                 )));
             }
         }
-        let after = self.catalog.add_partitions(name, count, !validate_only)?;
+        let after = self
+            .catalog
+            .add_partitions(name, count, !validate_only)
+            .await?;
         if validate_only {
             return Ok(());
         }
@@ -225,6 +261,7 @@ impl Handler {
         for p in before.partitions..after.partitions {
             self.logs
                 .create_partition(name, after.id, p, config.clone())
+                .await
                 .map_err(partition_storage)?;
         }
         tracing::info!(

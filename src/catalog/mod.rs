@@ -1,46 +1,35 @@
-//! The catalog: cluster id and topics (name, topic id, partition count, config overrides).
+//! The catalog: cluster id and topics (name, topic id, partition count, config overrides,
+//! partition leader epochs) and the dynamic broker configs.
 //!
-//! Persisted as `<data_dir>/catalog.json`, rewritten atomically (temp file, fsync, rename, fsync
-//! dir) before any change becomes visible, so a crash leaves either the old or the new catalog.
-//! Topic-config semantics (keys, rules, resolution) are the config's ([`crate::config::topic`]).
+//! [`Catalog`] is the broker's view: it validates requests (topic names, partition counts,
+//! replication factors, configs through [`crate::config::topic`]) and turns them into
+//! [`Change`]s with preconditions, which a [`CatalogStore`] applies to its latest state and makes
+//! durable. Reads come from the store's last committed snapshot and never wait. A change that
+//! lost a race (`Conflict`) is decided again on the new state. The store in this process is
+//! [`FileCatalog`] (`catalog.json` in the data dir).
+
+mod file;
+mod state;
+mod store;
+
+pub use file::FileCatalog;
+pub use state::{CatalogError, CatalogState, Change, TopicMeta};
+pub use store::CatalogStore;
 
 use crate::config::topic::{self as topic_config, BrokerDefaults, ConfigEntry, TopicConfigError};
 use crate::config::{Config, LogConfig};
-use crate::fs::write_atomic;
-use parking_lot::{Mutex, RwLock};
-use serde::{Deserialize, Serialize};
+use bytes::Bytes;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 /// Upper bound on partitions per topic: each one is a directory, files and a flusher task.
 pub const MAX_PARTITIONS_PER_TOPIC: i32 = 10_000;
 /// Kafka's limit on topic name length.
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
-
-#[derive(Debug, thiserror::Error)]
-pub enum CatalogError {
-    #[error("topic '{0}' already exists")]
-    TopicExists(String),
-    #[error("topic '{0}' does not exist")]
-    UnknownTopic(String),
-    #[error("{0}")]
-    InvalidTopic(String),
-    #[error("{0}")]
-    InvalidPartitions(String),
-    #[error("{0}")]
-    InvalidReplicationFactor(String),
-    #[error("{0}")]
-    InvalidReplicaAssignment(String),
-    #[error("{0}")]
-    InvalidConfig(String),
-    #[error("{0}")]
-    InvalidRequest(String),
-    #[error("catalog i/o: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("catalog file {path} is unreadable: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
-}
+/// How often a change that lost a race is decided again before giving up.
+const ATTEMPTS: usize = 16;
 
 impl From<TopicConfigError> for CatalogError {
     fn from(e: TopicConfigError) -> Self {
@@ -51,101 +40,43 @@ impl From<TopicConfigError> for CatalogError {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct TopicMeta {
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
     pub name: String,
-    pub id: Uuid,
     pub partitions: i32,
-    /// Topic-level overrides only; defaults come from the broker config.
+    pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct State {
-    cluster_id: String,
-    topics: BTreeMap<String, TopicMeta>,
-    /// Dynamic broker configs set on this broker's id (AlterConfigs).
-    #[serde(default)]
-    broker_configs: BTreeMap<String, String>,
-    /// Dynamic broker configs set on the cluster default (empty resource name).
-    #[serde(default)]
-    broker_default_configs: BTreeMap<String, String>,
-}
-
 pub struct Catalog {
-    path: PathBuf,
-    state: RwLock<State>,
-    /// Serialises writers so each rewrite starts from the latest state.
-    write: Mutex<()>,
+    store: Arc<dyn CatalogStore>,
     broker: Config,
-    /// The catalog's bytes after every committed change (the tier mirrors them to the bucket).
-    snapshots: tokio::sync::watch::Sender<bytes::Bytes>,
 }
 
 impl Catalog {
-    /// Whether `data_dir` holds a catalog.
-    pub fn exists(data_dir: &Path) -> bool {
-        data_dir.join(crate::format::CATALOG_FILE).exists()
-    }
-
-    /// Loads `catalog.json` from `data_dir`, or creates one: from `restore` (the copy in the
-    /// bucket, when the data dir was lost) or new, with a new cluster id.
-    pub fn open(
-        data_dir: &Path,
-        broker: &Config,
-        restore: Option<bytes::Bytes>,
-    ) -> Result<Catalog, CatalogError> {
-        let path = data_dir.join(crate::format::CATALOG_FILE);
-        if let Some(bytes) = restore {
-            if !path.exists() {
-                std::fs::create_dir_all(data_dir)?;
-                write_atomic(&path, &bytes)?;
-                tracing::warn!(data_dir = %data_dir.display(), "no local catalog: restored topics from the object store");
-            }
-        }
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| CatalogError::Corrupt {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let state = State {
-                    cluster_id: new_cluster_id(),
-                    topics: BTreeMap::new(),
-                    broker_configs: BTreeMap::new(),
-                    broker_default_configs: BTreeMap::new(),
-                };
-                std::fs::create_dir_all(data_dir)?;
-                write_atomic(&path, &to_json(&state)?)?;
-                state
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let snapshot = bytes::Bytes::from(to_json(&state)?);
-        Ok(Catalog {
-            path,
-            state: RwLock::new(state),
-            write: Mutex::new(()),
+    pub fn new(store: Arc<dyn CatalogStore>, broker: &Config) -> Catalog {
+        Catalog {
+            store,
             broker: broker.clone(),
-            snapshots: tokio::sync::watch::Sender::new(snapshot),
-        })
+        }
     }
 
     pub fn cluster_id(&self) -> String {
-        self.state.read().cluster_id.clone()
+        self.store.state().cluster_id.clone()
     }
 
     pub fn topics(&self) -> Vec<TopicMeta> {
-        self.state.read().topics.values().cloned().collect()
+        self.store.state().topics.values().cloned().collect()
     }
 
     pub fn get(&self, name: &str) -> Option<TopicMeta> {
-        self.state.read().topics.get(name).cloned()
+        self.store.state().topics.get(name).cloned()
     }
 
     pub fn get_by_id(&self, id: Uuid) -> Option<TopicMeta> {
-        self.state
-            .read()
+        self.store
+            .state()
             .topics
             .values()
             .find(|t| t.id == id)
@@ -153,105 +84,215 @@ impl Catalog {
     }
 
     /// Checks a creation request without applying it (also used by validate-only requests).
-    pub fn check_new_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: &BTreeMap<String, String>,
-    ) -> Result<(), CatalogError> {
-        validate_topic_name(name)?;
-        let state = self.state.read();
-        if state.topics.contains_key(name) {
-            return Err(CatalogError::TopicExists(name.to_string()));
-        }
-        let collides = |a: &str| a.replace('.', "_");
-        if let Some(other) = state.topics.keys().find(|t| collides(t) == collides(name)) {
-            return Err(CatalogError::InvalidTopic(format!(
-                "topic '{name}' collides with existing topic '{other}' ('.' and '_' are equivalent in metric names)"
-            )));
-        }
-        drop(state);
-        check_partition_count(partitions)?;
-        if replication_factor != -1 && replication_factor != 1 {
+    pub fn check_new_topic(&self, t: &NewTopic) -> Result<(), CatalogError> {
+        validate_topic_name(&t.name)?;
+        self.store.state().check_name_free(&t.name)?;
+        check_partition_count(t.partitions)?;
+        if t.replication_factor != -1 && t.replication_factor != 1 {
+            let rf = t.replication_factor;
             return Err(CatalogError::InvalidReplicationFactor(format!(
-                "unable to replicate the partition {replication_factor} time(s): the target replication factor of {replication_factor} cannot be reached because only 1 broker(s) are registered"
+                "unable to replicate the partition {rf} time(s): the target replication factor of {rf} cannot be reached because only 1 broker(s) are registered"
             )));
         }
-        topic_config::validate_overrides(configs)?;
+        topic_config::validate_overrides(&t.configs)?;
         Ok(())
     }
 
-    /// Creates a topic and persists the catalog.
-    pub fn create_topic(
+    /// Creates topics, all in one durable write; each succeeds or fails on its own.
+    pub async fn create_topics(
         &self,
-        name: &str,
-        partitions: i32,
-        replication_factor: i16,
-        configs: BTreeMap<String, String>,
-    ) -> Result<TopicMeta, CatalogError> {
-        let _w = self.write.lock();
-        self.check_new_topic(name, partitions, replication_factor, &configs)?;
-        let meta = TopicMeta {
-            name: name.to_string(),
-            id: Uuid::new_v4(),
-            partitions,
-            configs,
-        };
-        self.commit(|s| {
-            s.topics.insert(name.to_string(), meta.clone());
-        })?;
-        Ok(meta)
+        topics: Vec<NewTopic>,
+    ) -> Vec<Result<TopicMeta, CatalogError>> {
+        let mut results: Vec<Option<Result<TopicMeta, CatalogError>>> = Vec::new();
+        let mut changes = Vec::new();
+        let mut waiting = Vec::new();
+        for t in topics {
+            match self.check_new_topic(&t) {
+                Ok(()) => {
+                    let meta = TopicMeta {
+                        id: Uuid::new_v4(),
+                        leader_epochs: vec![0; t.partitions as usize],
+                        name: t.name,
+                        partitions: t.partitions,
+                        configs: t.configs,
+                    };
+                    waiting.push((results.len(), meta.clone()));
+                    changes.push(Change::CreateTopic(meta));
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        if !changes.is_empty() {
+            match self.store.commit(changes).await {
+                Ok(outcomes) => {
+                    for ((i, meta), outcome) in waiting.into_iter().zip(outcomes) {
+                        results[i] = Some(outcome.map(|()| meta));
+                    }
+                }
+                Err(e) => {
+                    for (i, _) in waiting {
+                        results[i] =
+                            Some(Err(CatalogError::Io(std::io::Error::other(e.to_string()))));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(CatalogError::Conflict)))
+            .collect()
     }
 
-    pub fn delete_topic(&self, name: &str) -> Result<TopicMeta, CatalogError> {
-        let _w = self.write.lock();
+    /// Creates one topic.
+    pub async fn create_topic(&self, t: NewTopic) -> Result<TopicMeta, CatalogError> {
+        self.create_topics(vec![t])
+            .await
+            .pop()
+            .unwrap_or(Err(CatalogError::Conflict))
+    }
+
+    pub async fn delete_topic(&self, name: &str) -> Result<TopicMeta, CatalogError> {
         let meta = self
             .get(name)
             .ok_or_else(|| CatalogError::UnknownTopic(name.to_string()))?;
-        self.commit(|s| {
-            s.topics.remove(name);
-        })?;
+        self.commit_one(Change::DeleteTopic {
+            name: name.to_string(),
+            id: meta.id,
+        })
+        .await?;
         Ok(meta)
     }
 
     /// Raises a topic's partition count (validate-only when `apply` is false).
-    pub fn add_partitions(
+    pub async fn add_partitions(
         &self,
         name: &str,
         count: i32,
         apply: bool,
     ) -> Result<TopicMeta, CatalogError> {
-        let _w = self.write.lock();
-        let mut meta = self
-            .get(name)
-            .ok_or_else(|| CatalogError::UnknownTopic(name.to_string()))?;
-        if count <= meta.partitions {
-            return Err(CatalogError::InvalidPartitions(format!(
-                "topic currently has {} partitions, which is higher than the requested {count}",
-                meta.partitions
-            )));
+        self.update_topic(name, apply, |meta| {
+            if count <= meta.partitions {
+                return Err(CatalogError::InvalidPartitions(format!(
+                    "topic currently has {} partitions, which is higher than the requested {count}",
+                    meta.partitions
+                )));
+            }
+            check_partition_count(count)?;
+            meta.leader_epochs.resize(meta.partitions as usize, 0);
+            meta.leader_epochs.resize(count as usize, 0);
+            meta.partitions = count;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Changes a topic's overrides with `change`, validates the result and (with `apply`)
+    /// persists it. Returns the topic as it is (or would be) afterwards.
+    pub async fn alter_topic_configs(
+        &self,
+        name: &str,
+        change: impl Fn(&mut BTreeMap<String, String>) -> Result<(), CatalogError>,
+        apply: bool,
+    ) -> Result<TopicMeta, CatalogError> {
+        self.update_topic(name, apply, |meta| {
+            let before = meta.configs.clone();
+            change(&mut meta.configs)?;
+            topic_config::validate_overrides(&meta.configs)?;
+            if before.get("remote.storage.enable") != meta.configs.get("remote.storage.enable") {
+                return Err(CatalogError::InvalidConfig(
+                    "remote.storage.enable can only be set when the topic is created".into(),
+                ));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Changes the dynamic broker configs (this broker's, or with `default` the cluster
+    /// default) with `change`, validates and (with `apply`) persists them.
+    pub async fn alter_broker_configs(
+        &self,
+        default: bool,
+        change: impl Fn(&mut BTreeMap<String, String>) -> Result<(), CatalogError>,
+        apply: bool,
+    ) -> Result<(), CatalogError> {
+        for _ in 0..ATTEMPTS {
+            let state = self.store.state();
+            let expected = if default {
+                state.broker_default_configs.clone()
+            } else {
+                state.broker_configs.clone()
+            };
+            let mut next = expected.clone();
+            change(&mut next)?;
+            topic_config::validate_broker_overrides(&next)?;
+            if !apply {
+                return Ok(());
+            }
+            match self
+                .commit_one(Change::SetBrokerConfigs {
+                    default,
+                    expected,
+                    next,
+                })
+                .await
+            {
+                Err(CatalogError::Conflict) => continue,
+                other => return other,
+            }
         }
-        check_partition_count(count)?;
-        meta.partitions = count;
-        if apply {
-            let m = meta.clone();
-            self.commit(|s| {
-                s.topics.insert(m.name.clone(), m);
-            })?;
+        Err(CatalogError::Conflict)
+    }
+
+    /// Read-modify-write of one topic, decided again when another change got there first.
+    async fn update_topic(
+        &self,
+        name: &str,
+        apply: bool,
+        change: impl Fn(&mut TopicMeta) -> Result<(), CatalogError>,
+    ) -> Result<TopicMeta, CatalogError> {
+        for _ in 0..ATTEMPTS {
+            let expected = self
+                .get(name)
+                .ok_or_else(|| CatalogError::UnknownTopic(name.to_string()))?;
+            let mut next = expected.clone();
+            change(&mut next)?;
+            if !apply {
+                return Ok(next);
+            }
+            match self
+                .commit_one(Change::UpdateTopic {
+                    expected,
+                    next: next.clone(),
+                })
+                .await
+            {
+                Ok(()) => return Ok(next),
+                Err(CatalogError::Conflict) => continue,
+                Err(e) => return Err(e),
+            }
         }
-        Ok(meta)
+        Err(CatalogError::Conflict)
+    }
+
+    async fn commit_one(&self, change: Change) -> Result<(), CatalogError> {
+        self.store
+            .commit(vec![change])
+            .await?
+            .pop()
+            .unwrap_or(Err(CatalogError::Conflict))
     }
 
     /// The effective log settings of a topic.
     pub fn log_config(&self, meta: &TopicMeta) -> LogConfig {
-        let s = self.state.read();
-        topic_config::resolve(&meta.configs, &Self::defaults(&self.broker, &s))
+        let s = self.store.state();
+        topic_config::resolve(&meta.configs, &self.defaults(&s))
     }
 
-    fn defaults<'a>(broker: &'a Config, s: &'a State) -> BrokerDefaults<'a> {
+    fn defaults<'a>(&'a self, s: &'a CatalogState) -> BrokerDefaults<'a> {
         BrokerDefaults {
-            config: broker,
+            config: &self.broker,
             dynamic: &s.broker_configs,
             dynamic_default: &s.broker_default_configs,
         }
@@ -259,98 +300,24 @@ impl Catalog {
 
     /// DescribeConfigs entries for a topic's overrides.
     pub fn topic_entries(&self, configs: &BTreeMap<String, String>) -> Vec<ConfigEntry> {
-        let s = self.state.read();
-        topic_config::topic_config_entries(configs, &Self::defaults(&self.broker, &s))
+        let s = self.store.state();
+        topic_config::topic_config_entries(configs, &self.defaults(&s))
     }
 
     /// DescribeConfigs entries for this broker.
     pub fn broker_entries(&self, listen: &str, advertised: &str) -> Vec<ConfigEntry> {
-        let s = self.state.read();
-        topic_config::broker_config_entries(&Self::defaults(&self.broker, &s), listen, advertised)
-    }
-
-    /// Changes a topic's overrides with `change`, validates the result and (with `apply`)
-    /// persists it. Returns the topic as it is (or would be) afterwards.
-    pub fn alter_topic_configs(
-        &self,
-        name: &str,
-        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), CatalogError>,
-        apply: bool,
-    ) -> Result<TopicMeta, CatalogError> {
-        let _w = self.write.lock();
-        let mut meta = self
-            .get(name)
-            .ok_or_else(|| CatalogError::UnknownTopic(name.to_string()))?;
-        let before = meta.configs.clone();
-        change(&mut meta.configs)?;
-        topic_config::validate_overrides(&meta.configs)?;
-        if before.get("remote.storage.enable") != meta.configs.get("remote.storage.enable") {
-            return Err(CatalogError::InvalidConfig(
-                "remote.storage.enable can only be set when the topic is created".into(),
-            ));
-        }
-        if apply {
-            let m = meta.clone();
-            self.commit(|s| {
-                s.topics.insert(m.name.clone(), m);
-            })?;
-        }
-        Ok(meta)
-    }
-
-    /// Changes the dynamic broker configs (this broker's, or with `default` the cluster
-    /// default) with `change`, validates and (with `apply`) persists them.
-    pub fn alter_broker_configs(
-        &self,
-        default: bool,
-        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), CatalogError>,
-        apply: bool,
-    ) -> Result<(), CatalogError> {
-        let _w = self.write.lock();
-        let mut configs = {
-            let s = self.state.read();
-            if default {
-                s.broker_default_configs.clone()
-            } else {
-                s.broker_configs.clone()
-            }
-        };
-        change(&mut configs)?;
-        topic_config::validate_broker_overrides(&configs)?;
-        if apply {
-            self.commit(|s| {
-                if default {
-                    s.broker_default_configs = configs;
-                } else {
-                    s.broker_configs = configs;
-                }
-            })?;
-        }
-        Ok(())
+        let s = self.store.state();
+        topic_config::broker_config_entries(&self.defaults(&s), listen, advertised)
     }
 
     pub fn broker_config(&self) -> &Config {
         &self.broker
     }
 
-    fn commit(&self, change: impl FnOnce(&mut State)) -> Result<(), CatalogError> {
-        let mut next = self.state.read().clone();
-        change(&mut next);
-        let bytes = bytes::Bytes::from(to_json(&next)?);
-        write_atomic(&self.path, &bytes)?;
-        *self.state.write() = next;
-        self.snapshots.send_replace(bytes);
-        Ok(())
-    }
-
     /// The catalog's bytes, now and after every committed change.
-    pub fn snapshots(&self) -> tokio::sync::watch::Receiver<bytes::Bytes> {
-        self.snapshots.subscribe()
+    pub fn snapshots(&self) -> watch::Receiver<Bytes> {
+        self.store.snapshots()
     }
-}
-
-fn to_json(state: &State) -> Result<Vec<u8>, CatalogError> {
-    serde_json::to_vec_pretty(state).map_err(|e| CatalogError::Io(std::io::Error::other(e)))
 }
 
 fn check_partition_count(partitions: i32) -> Result<(), CatalogError> {
@@ -390,18 +357,23 @@ pub fn validate_topic_name(name: &str) -> Result<(), CatalogError> {
     Ok(())
 }
 
-/// A cluster id in Kafka's form: a random UUID as 22 characters of URL-safe base64.
-fn new_cluster_id() -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bits = Uuid::new_v4().as_u128();
-    (0..22)
-        .map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn new_topic(name: &str, partitions: i32, rf: i16) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor: rf,
+            configs: BTreeMap::new(),
+        }
+    }
+
+    async fn open(dir: &std::path::Path) -> Catalog {
+        let store = FileCatalog::open(dir, None).await.expect("open");
+        Catalog::new(store, &Config::default())
+    }
 
     #[test]
     fn topic_names_follow_kafka_rules() {
@@ -412,51 +384,112 @@ mod tests {
         assert!(validate_topic_name(&"x".repeat(249)).is_ok());
     }
 
-    #[test]
-    fn catalog_persists_and_rejects_duplicates_and_collisions() {
+    #[tokio::test]
+    async fn catalog_persists_and_rejects_duplicates_and_collisions() {
         let dir = tempfile::tempdir().expect("tmp");
-        let cfg = Config::default();
-        let c = Catalog::open(dir.path(), &cfg, None).expect("open");
+        let c = open(dir.path()).await;
         let id = c.cluster_id();
         assert_eq!(id.len(), 22);
         let t = c
-            .create_topic("a.b", 3, -1, BTreeMap::new())
+            .create_topic(new_topic("a.b", 3, -1))
+            .await
             .expect("create");
+        assert_eq!(t.leader_epochs, vec![0, 0, 0]);
         assert!(matches!(
-            c.create_topic("a.b", 1, 1, BTreeMap::new()),
+            c.create_topic(new_topic("a.b", 1, 1)).await,
             Err(CatalogError::TopicExists(_))
         ));
         assert!(matches!(
-            c.create_topic("a_b", 1, 1, BTreeMap::new()),
+            c.create_topic(new_topic("a_b", 1, 1)).await,
             Err(CatalogError::InvalidTopic(_))
         ));
         assert!(matches!(
-            c.create_topic("x", 1, 3, BTreeMap::new()),
+            c.create_topic(new_topic("x", 1, 3)).await,
             Err(CatalogError::InvalidReplicationFactor(_))
         ));
         assert!(matches!(
-            c.create_topic("x", 0, 1, BTreeMap::new()),
+            c.create_topic(new_topic("x", 0, 1)).await,
             Err(CatalogError::InvalidPartitions(_))
         ));
-        c.add_partitions("a.b", 5, true).expect("grow");
+        c.add_partitions("a.b", 5, true).await.expect("grow");
         drop(c);
-        let c = Catalog::open(dir.path(), &cfg, None).expect("reopen");
+        let c = open(dir.path()).await;
         assert_eq!(c.cluster_id(), id);
         let again = c.get("a.b").expect("persisted");
         assert_eq!(again.id, t.id);
         assert_eq!(again.partitions, 5);
-        c.delete_topic("a.b").expect("delete");
-        assert!(Catalog::open(dir.path(), &cfg, None)
-            .expect("reopen")
-            .get("a.b")
-            .is_none());
+        assert_eq!(again.leader_epochs.len(), 5);
+        c.delete_topic("a.b").await.expect("delete");
+        assert!(open(dir.path()).await.get("a.b").is_none());
     }
 
-    #[test]
-    fn corrupt_catalog_is_a_clear_error() {
+    #[tokio::test]
+    async fn concurrent_creations_are_batched_and_each_answered() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let c = Arc::new(open(dir.path()).await);
+        let batch = |prefix: &'static str| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let topics = (0..500).map(|i| new_topic(&format!("{prefix}{i}"), 1, -1));
+                c.create_topics(topics.collect()).await
+            })
+        };
+        let (a, b) = (batch("a"), batch("b"));
+        let (a, b) = (a.await.expect("join"), b.await.expect("join"));
+        assert!(a.iter().chain(b.iter()).all(Result::is_ok));
+        let again = c
+            .create_topics(vec![new_topic("a1", 1, -1), new_topic("fresh", 1, -1)])
+            .await;
+        assert!(matches!(again[0], Err(CatalogError::TopicExists(_))));
+        assert!(again[1].is_ok());
+        drop(c);
+        assert_eq!(open(dir.path()).await.topics().len(), 1001);
+    }
+
+    #[tokio::test]
+    async fn a_lost_race_is_decided_again() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let c = Arc::new(open(dir.path()).await);
+        c.create_topic(new_topic("t", 1, -1)).await.expect("create");
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    c.alter_topic_configs(
+                        "t",
+                        |m| {
+                            m.insert(format!("k{i}"), "v".into());
+                            Ok(())
+                        },
+                        false,
+                    )
+                    .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert!(t.await.expect("join").is_err(), "unknown keys are refused");
+        }
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let c = c.clone();
+                tokio::spawn(async move { c.add_partitions("t", 2 + i, true).await })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await.expect("join");
+        }
+        let t = c.get("t").expect("topic");
+        assert_eq!(t.partitions, 9, "the largest count wins, none is lost");
+        assert_eq!(t.leader_epochs.len(), 9);
+    }
+
+    #[tokio::test]
+    async fn corrupt_catalog_is_a_clear_error() {
         let dir = tempfile::tempdir().expect("tmp");
         std::fs::write(dir.path().join("catalog.json"), b"{not json").expect("write");
-        let e = Catalog::open(dir.path(), &Config::default(), None)
+        let e = FileCatalog::open(dir.path(), None)
+            .await
             .err()
             .expect("error");
         assert!(e.to_string().contains("catalog.json"), "{e}");

@@ -3,6 +3,7 @@
 //! shutdown that lets the next start skip recovery.
 
 use super::error::LogError;
+use super::io::Io;
 use super::partition::Partition;
 use crate::backoff::Backoff;
 use crate::clock::SharedClock;
@@ -19,6 +20,9 @@ use uuid::Uuid;
 use crate::tier::Tier;
 
 pub type TopicPartition = (String, i32);
+
+/// File-system calls of the log running at once.
+const IO_CONCURRENCY: usize = 64;
 
 /// Marker written at clean shutdown; its absence at start-up means recovery must scan.
 use crate::format::CLEAN_SHUTDOWN_FILE as CLEAN_SHUTDOWN;
@@ -68,6 +72,8 @@ pub struct LogManager {
     tasks: TaskTracker,
     recover: bool,
     tier: Option<Arc<Tier>>,
+    /// Where every file-system call of the log runs.
+    io: Io,
 }
 
 impl LogManager {
@@ -108,6 +114,7 @@ impl LogManager {
             tasks: TaskTracker::new(),
             recover: !clean,
             tier,
+            io: Io::new(IO_CONCURRENCY),
         })
     }
 
@@ -168,25 +175,44 @@ impl LogManager {
         Ok(p)
     }
 
-    /// Creates a brand-new partition. A directory left over from an earlier topic of the same
-    /// name is moved aside first so its data can never reappear.
-    pub fn create_partition(
-        &self,
+    /// Creates a brand-new partition (its files on the I/O executor). A directory left over
+    /// from an earlier topic of the same name is moved aside first so its data can never
+    /// reappear.
+    pub async fn create_partition(
+        self: &Arc<Self>,
         topic: &str,
         topic_id: Uuid,
         partition: i32,
         config: LogConfig,
     ) -> Result<Arc<Partition>, LogError> {
-        let dir = self.partition_dir(topic, partition);
-        if dir.exists() {
-            self.discard_dir(&dir)?;
-        }
         let remote = match &self.tier {
             Some(t) if config.remote_storage_enable => {
                 Some(t.new_partition(topic, topic_id, partition))
             }
             _ => None,
         };
+        let me = self.clone();
+        let topic = topic.to_string();
+        let p = self
+            .io
+            .run(move || me.create_partition_files(&topic, partition, config, remote))
+            .await?;
+        self.register(p.clone());
+        Ok(p)
+    }
+
+    fn create_partition_files(
+        &self,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+        remote: Option<Arc<crate::tier::RemoteLog>>,
+    ) -> Result<Arc<Partition>, LogError> {
+        let dir = self.partition_dir(topic, partition);
+        if dir.exists() {
+            let old = self.discard_dir(&dir)?;
+            self.remove_later(vec![old]);
+        }
         let p = Partition::open(
             topic,
             partition,
@@ -197,7 +223,6 @@ impl LogManager {
             remote,
         )?;
         crate::fs::sync_dir(&self.data_dir)?;
-        self.register(p.clone());
         Ok(p)
     }
 
@@ -229,7 +254,7 @@ impl LogManager {
 
     /// Drops a topic's partitions: renames each directory to `…-delete`, then removes it in the
     /// background. In-flight readers keep their open files until they finish.
-    pub fn delete_topic(&self, topic: &str) -> Result<(), LogError> {
+    pub async fn delete_topic(self: &Arc<Self>, topic: &str) -> Result<(), LogError> {
         let doomed: Vec<Arc<Partition>> = {
             let mut map = self.partitions.write();
             let keys: Vec<TopicPartition> =
@@ -237,13 +262,20 @@ impl LogManager {
             keys.iter().filter_map(|k| map.remove(k)).collect()
         };
         let mut remote_topics = std::collections::HashSet::new();
+        let mut dirs = Vec::new();
         for p in doomed {
             p.mark_deleted();
             if let Some(r) = p.remote() {
                 remote_topics.insert(r.topic_id);
             }
-            self.discard_dir(p.dir())?;
+            dirs.push(p.dir().to_owned());
         }
+        let me = self.clone();
+        let discarded = self
+            .io
+            .run(move || dirs.iter().map(|d| me.discard_dir(d)).collect())
+            .await?;
+        self.remove_later(discarded);
         if let Some(tier) = &self.tier {
             for id in remote_topics {
                 tier.delete_topic(topic, id);
@@ -252,7 +284,9 @@ impl LogManager {
         Ok(())
     }
 
-    fn discard_dir(&self, dir: &Path) -> Result<(), LogError> {
+    /// Moves a partition directory aside (`…-delete`, durable at once): it is no partition's
+    /// any more and is removed later. Returns where it went.
+    fn discard_dir(&self, dir: &Path) -> Result<PathBuf, LogError> {
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -264,12 +298,22 @@ impl LogManager {
         ));
         std::fs::rename(dir, &target)?;
         crate::fs::sync_dir(&self.data_dir)?;
+        Ok(target)
+    }
+
+    /// Removes discarded directories in the background (a large partition takes long); one
+    /// left behind by a crash is removed at the next start.
+    fn remove_later(&self, dirs: Vec<PathBuf>) {
+        if dirs.is_empty() {
+            return;
+        }
         self.tasks.spawn_blocking(move || {
-            if let Err(e) = std::fs::remove_dir_all(&target) {
-                tracing::warn!(dir = %target.display(), error = %e, "could not remove deleted partition");
+            for d in dirs {
+                if let Err(e) = std::fs::remove_dir_all(&d) {
+                    tracing::warn!(dir = %d.display(), error = %e, "could not remove deleted partition");
+                }
             }
         });
-        Ok(())
     }
 
     /// Runs retention (and idle-producer expiry) every `interval` until shutdown.

@@ -7,6 +7,7 @@
 
 mod cleaner;
 mod error;
+mod io;
 mod manager;
 mod markers;
 pub mod partition;

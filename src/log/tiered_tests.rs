@@ -396,15 +396,18 @@ async fn a_store_down_at_start_up_is_attached_once_it_answers() {
     let dir = tempfile::tempdir().expect("tmp");
     let mut c = config();
     c.local_retention_bytes = -2; // keep local copies: the restart has local data
-    let logs = LogManager::new(
-        dir.path(),
-        s.clock.clone(),
-        Duration::from_millis(5),
-        Some(s.tier.clone()),
-    )
-    .expect("logs");
+    let logs = Arc::new(
+        LogManager::new(
+            dir.path(),
+            s.clock.clone(),
+            Duration::from_millis(5),
+            Some(s.tier.clone()),
+        )
+        .expect("logs"),
+    );
     let p = logs
         .create_partition("t", TOPIC_ID, 0, c.clone())
+        .await
         .expect("create");
     produce(&p, &s.clock, 20).await;
     wait_for("uploads", || p.upload_lag() == (0, 0)).await;

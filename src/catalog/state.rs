@@ -1,0 +1,247 @@
+//! What the catalog holds and the changes it accepts: the cluster id, the topics (name, topic
+//! id, partition count, config overrides and each partition's leader epoch) and the dynamic
+//! broker configs; changes that either apply whole to the latest state or fail with the reason.
+//! Every store ([`super::store::CatalogStore`]) applies them with these same rules, so a change
+//! decided against a stale view can never overwrite a newer one.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use uuid::Uuid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("topic '{0}' does not exist")]
+    UnknownTopic(String),
+    #[error("{0}")]
+    InvalidTopic(String),
+    #[error("{0}")]
+    InvalidPartitions(String),
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    #[error("{0}")]
+    InvalidReplicaAssignment(String),
+    #[error("{0}")]
+    InvalidConfig(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The state changed since the change was decided; decide again.
+    #[error("the catalog changed meanwhile")]
+    Conflict,
+    #[error("catalog i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("catalog file {path} is unreadable: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TopicMeta {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: i32,
+    /// Topic-level overrides only; defaults come from the broker config.
+    pub configs: BTreeMap<String, String>,
+    /// Each partition's leader epoch (a partition not listed, from a catalog written before
+    /// epochs were stored, is at 0). An epoch only ever grows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leader_epochs: Vec<i32>,
+}
+
+impl TopicMeta {
+    pub fn leader_epoch(&self, partition: i32) -> i32 {
+        usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.leader_epochs.get(p))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// The whole catalog (the `catalog.json` document).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatalogState {
+    pub cluster_id: String,
+    pub topics: BTreeMap<String, TopicMeta>,
+    /// Dynamic broker configs set on this broker's id (AlterConfigs).
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, String>,
+    /// Dynamic broker configs set on the cluster default (empty resource name).
+    #[serde(default)]
+    pub broker_default_configs: BTreeMap<String, String>,
+}
+
+/// One change, with the precondition that makes it safe to apply to whatever state is latest.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Adds a topic; fails if the name (or one that collides with it) is taken.
+    CreateTopic(TopicMeta),
+    /// Replaces a topic, if it is still exactly `expected`.
+    UpdateTopic {
+        expected: TopicMeta,
+        next: TopicMeta,
+    },
+    /// Removes a topic, if it still has this id.
+    DeleteTopic { name: String, id: Uuid },
+    /// Replaces the dynamic broker configs (with `default`, the cluster default's), if they are
+    /// still `expected`.
+    SetBrokerConfigs {
+        default: bool,
+        expected: BTreeMap<String, String>,
+        next: BTreeMap<String, String>,
+    },
+}
+
+impl CatalogState {
+    pub fn new(cluster_id: String) -> CatalogState {
+        CatalogState {
+            cluster_id,
+            topics: BTreeMap::new(),
+            broker_configs: BTreeMap::new(),
+            broker_default_configs: BTreeMap::new(),
+        }
+    }
+
+    /// Applies `change` if its precondition holds.
+    pub fn apply(&mut self, change: Change) -> Result<(), CatalogError> {
+        match change {
+            Change::CreateTopic(meta) => {
+                self.check_name_free(&meta.name)?;
+                self.topics.insert(meta.name.clone(), meta);
+            }
+            Change::UpdateTopic { expected, next } => {
+                match self.topics.get(&expected.name) {
+                    None => return Err(CatalogError::UnknownTopic(expected.name)),
+                    Some(current) if *current != expected => return Err(CatalogError::Conflict),
+                    Some(_) => {}
+                }
+                self.topics.insert(next.name.clone(), next);
+            }
+            Change::DeleteTopic { name, id } => match self.topics.get(&name) {
+                Some(t) if t.id == id => {
+                    self.topics.remove(&name);
+                }
+                _ => return Err(CatalogError::UnknownTopic(name)),
+            },
+            Change::SetBrokerConfigs {
+                default,
+                expected,
+                next,
+            } => {
+                let current = if default {
+                    &mut self.broker_default_configs
+                } else {
+                    &mut self.broker_configs
+                };
+                if *current != expected {
+                    return Err(CatalogError::Conflict);
+                }
+                *current = next;
+            }
+        }
+        Ok(())
+    }
+
+    /// A new topic's name is free: not taken, and not equal to a topic's name with '.' and '_'
+    /// swapped (they collide in metric names, as Kafka says).
+    pub fn check_name_free(&self, name: &str) -> Result<(), CatalogError> {
+        if self.topics.contains_key(name) {
+            return Err(CatalogError::TopicExists(name.to_string()));
+        }
+        let collides = |a: &str| a.replace('.', "_");
+        if let Some(other) = self.topics.keys().find(|t| collides(t) == collides(name)) {
+            return Err(CatalogError::InvalidTopic(format!(
+                "topic '{name}' collides with existing topic '{other}' ('.' and '_' are equivalent in metric names)"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A cluster id in Kafka's form: a random UUID as 22 characters of URL-safe base64.
+pub fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bits = Uuid::new_v4().as_u128();
+    (0..22)
+        .map(|i| ALPHABET[((bits >> (i * 6)) & 63) as usize] as char)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic(name: &str, partitions: i32) -> TopicMeta {
+        TopicMeta {
+            name: name.into(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs: BTreeMap::new(),
+            leader_epochs: vec![0; partitions as usize],
+        }
+    }
+
+    #[test]
+    fn changes_apply_only_to_the_state_they_were_decided_on() {
+        let mut s = CatalogState::new(new_cluster_id());
+        let t = topic("a.b", 2);
+        s.apply(Change::CreateTopic(t.clone())).expect("create");
+        assert!(matches!(
+            s.apply(Change::CreateTopic(topic("a.b", 1))),
+            Err(CatalogError::TopicExists(_))
+        ));
+        assert!(matches!(
+            s.apply(Change::CreateTopic(topic("a_b", 1))),
+            Err(CatalogError::InvalidTopic(_))
+        ));
+        let mut grown = t.clone();
+        grown.partitions = 3;
+        s.apply(Change::UpdateTopic {
+            expected: t.clone(),
+            next: grown.clone(),
+        })
+        .expect("update");
+        assert!(
+            matches!(
+                s.apply(Change::UpdateTopic {
+                    expected: t.clone(),
+                    next: t.clone(),
+                }),
+                Err(CatalogError::Conflict)
+            ),
+            "a change decided on the old topic is refused"
+        );
+        assert!(matches!(
+            s.apply(Change::DeleteTopic {
+                name: "a.b".into(),
+                id: Uuid::new_v4(),
+            }),
+            Err(CatalogError::UnknownTopic(_))
+        ));
+        s.apply(Change::DeleteTopic {
+            name: "a.b".into(),
+            id: t.id,
+        })
+        .expect("delete");
+        assert!(s.topics.is_empty());
+        let mut next = BTreeMap::new();
+        next.insert("log.retention.ms".to_string(), "5".to_string());
+        s.apply(Change::SetBrokerConfigs {
+            default: true,
+            expected: BTreeMap::new(),
+            next: next.clone(),
+        })
+        .expect("set");
+        assert!(matches!(
+            s.apply(Change::SetBrokerConfigs {
+                default: true,
+                expected: BTreeMap::new(),
+                next,
+            }),
+            Err(CatalogError::Conflict)
+        ));
+        assert_eq!(grown.leader_epoch(2), 0);
+        assert_eq!(grown.leader_epoch(-1), 0);
+    }
+}
