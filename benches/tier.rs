@@ -109,6 +109,7 @@ async fn tiered(
         false,
         Some(remote),
     )
+    .await
     .expect("reopen");
     (t, p)
 }
@@ -136,15 +137,18 @@ async fn main() {
         false,
         None,
     )
+    .await
     .expect("open");
     let mut written = 0;
     while written < TOTAL {
         let b = batch(clock.now_ms());
-        p.append(&b).expect("append");
+        p.append(bytes::Bytes::copy_from_slice(&b))
+            .await
+            .expect("append");
         written += b.len();
     }
     p.flush_once().await;
-    p.close().expect("close");
+    p.close().await.expect("close");
     let end = p.offsets().log_end_offset;
     drop(p);
     let segment_files: Vec<std::path::PathBuf> = {
@@ -188,7 +192,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let upload_mbps = closed_bytes as f64 / 1e6 / started.elapsed().as_secs_f64();
-    p.enforce_retention().expect("retention");
+    p.enforce_retention().await.expect("retention");
     let remote_end = p.local_start_offset();
     assert!(remote_end > 0 && remote_end < end);
     drop(p);

@@ -90,12 +90,15 @@ impl Broker {
         }
         let store = FileCatalog::open(&config.data_dir, restore).await?;
         let catalog = Arc::new(Catalog::new(store, &config));
-        let logs = Arc::new(LogManager::new(
-            &config.data_dir,
-            clock.clone(),
-            Duration::from_millis(config.flush_interval_ms),
-            tier.clone(),
-        )?);
+        let logs = Arc::new(
+            LogManager::open(
+                &config.data_dir,
+                clock.clone(),
+                Duration::from_millis(config.flush_interval_ms),
+                tier.clone(),
+            )
+            .await?,
+        );
         let started = std::time::Instant::now();
         // partitions open concurrently: with a tier, each first reads its manifest
         let wanted: Vec<(crate::catalog::TopicMeta, i32)> = catalog

@@ -9,7 +9,7 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 impl Handler {
-    pub(super) fn delete_records(&self, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    pub(super) async fn delete_records(&self, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
         let mut resp = DeleteRecordsResponse::default();
         for t in req.topics {
             let mut tr = DeleteRecordsTopicResult::default();
@@ -20,7 +20,7 @@ impl Handler {
                 pr.low_watermark = -1;
                 match self.logs.get(&t.name.0, p.partition_index) {
                     None => pr.error_code = answered(ResponseError::UnknownTopicOrPartition).code(),
-                    Some(log) => match log.delete_records(p.offset) {
+                    Some(log) => match log.delete_records(p.offset).await {
                         Ok(low) => pr.low_watermark = low,
                         Err(e) => {
                             if !matches!(e, crate::log::LogError::OffsetOutOfRange { .. }) {

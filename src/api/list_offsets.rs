@@ -62,12 +62,14 @@ async fn list_offsets(
                         LATEST => pr.offset = o.high_watermark,
                         EARLIEST => pr.offset = o.log_start_offset,
                         EARLIEST_LOCAL => pr.offset = log.local_start_offset(),
-                        MAX_TIMESTAMP => {
-                            if let Some((off, ts)) = log.max_timestamp() {
+                        MAX_TIMESTAMP => match log.max_timestamp().await {
+                            Ok(Some((off, ts))) => {
                                 pr.offset = off;
                                 pr.timestamp = ts;
                             }
-                        }
+                            Ok(None) => {}
+                            Err(e) => pr.error_code = log_error(&e).code(),
+                        },
                         ts => match log.find_offset_for_timestamp(ts).await {
                             Ok(Some((off, found_ts))) => {
                                 pr.offset = off;

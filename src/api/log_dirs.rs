@@ -10,7 +10,10 @@ use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 
 impl Handler {
-    pub(super) fn describe_log_dirs(&self, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+    pub(super) async fn describe_log_dirs(
+        &self,
+        req: DescribeLogDirsRequest,
+    ) -> DescribeLogDirsResponse {
         // which partitions: the requested ones that exist here, or all
         let mut wanted: BTreeMap<String, Vec<i32>> = BTreeMap::new();
         match req.topics {

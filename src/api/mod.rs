@@ -84,7 +84,7 @@ impl Handler {
         match req {
             Request::ApiVersions(_) => ready(Response::ApiVersions(api_versions_response(0))),
             Request::Metadata(r) => ready(Response::Metadata(self.metadata(r, v).await)),
-            Request::Produce(r) => self.produce(r, v),
+            Request::Produce(r) => self.produce(r, v).await,
             Request::Fetch(r) => self.fetch(r, v),
             Request::ListOffsets(r) => self.list_offsets(r, v),
             Request::CreateTopics(r) => {
@@ -123,9 +123,9 @@ impl Handler {
             Request::AddOffsetsToTxn(r) => self.add_offsets_to_txn(r, v),
             Request::EndTxn(r) => self.end_txn(r, v),
             Request::TxnOffsetCommit(r) => self.txn_offset_commit(r, v),
-            Request::DescribeProducers(r) => {
-                ready(Response::DescribeProducers(self.describe_producers(r)))
-            }
+            Request::DescribeProducers(r) => ready(Response::DescribeProducers(
+                self.describe_producers(r).await,
+            )),
             Request::DescribeTransactions(r) => ready(Response::DescribeTransactions(
                 self.describe_transactions(r),
             )),
@@ -136,9 +136,11 @@ impl Handler {
             Request::IncrementalAlterConfigs(r) => ready(Response::IncrementalAlterConfigs(
                 self.incremental_alter_configs(r).await,
             )),
-            Request::DeleteRecords(r) => ready(Response::DeleteRecords(self.delete_records(r))),
+            Request::DeleteRecords(r) => {
+                ready(Response::DeleteRecords(self.delete_records(r).await))
+            }
             Request::DescribeLogDirs(r) => {
-                ready(Response::DescribeLogDirs(self.describe_log_dirs(r)))
+                ready(Response::DescribeLogDirs(self.describe_log_dirs(r).await))
             }
         }
     }

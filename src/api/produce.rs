@@ -1,8 +1,8 @@
 //! Produce: validate and append one batch per partition; acks=all waits for group-commit fsync.
 
-use super::errors::log_error;
+use super::errors::{answered, log_error};
 use super::{Handler, Pending, Reply};
-use crate::log::{partition::Partition, AppendInfo, LogError};
+use crate::log::{AppendInfo, LogError, Partition, Verify};
 use crate::protocol::Response;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -24,59 +24,18 @@ struct Outcome {
 }
 
 impl Handler {
-    pub(super) fn produce(&self, req: ProduceRequest, _v: i16) -> Pending {
+    /// Appends every partition's batch (the partitions of one request at once), then returns
+    /// the wait for durability (acks=all) and the response.
+    pub(super) async fn produce(&self, req: ProduceRequest, _v: i16) -> Pending {
         let acks = req.acks;
         let valid_acks = matches!(acks, -1..=1);
         let mut topics: Vec<(TopicName, Vec<Outcome>)> = Vec::new();
         for t in req.topic_data {
-            let mut outcomes = Vec::with_capacity(t.partition_data.len());
-            for pd in t.partition_data {
+            let appends = t.partition_data.into_iter().map(|pd| {
                 let partition = self.logs.get(&t.name.0, pd.index);
-                let mut record_errors = Vec::new();
-                let (result, message) = if !valid_acks {
-                    (Err(ResponseError::InvalidRequiredAcks), None)
-                } else {
-                    match (&partition, pd.records) {
-                        (None, _) => (Err(ResponseError::UnknownTopicOrPartition), None),
-                        (Some(_), None) => (
-                            Err(ResponseError::InvalidRecord),
-                            Some("records are null".to_string()),
-                        ),
-                        (Some(p), Some(records)) => match p.append_verified(&records, &|h| {
-                            self.txns.verify_produce(
-                                h.producer_id,
-                                h.producer_epoch,
-                                &p.topic,
-                                p.index,
-                            )
-                        }) {
-                            Ok(info) => {
-                                let n = (info.last_offset - info.base_offset + 1) as u64;
-                                crate::metrics::produced(&p.topic, records.len(), n);
-                                (Ok(info), None)
-                            }
-                            Err(e) => {
-                                log_rejection(p, &e);
-                                let message = match &e {
-                                    LogError::InvalidRecords { indexes, message } => {
-                                        record_errors.clone_from(indexes);
-                                        message.clone()
-                                    }
-                                    other => other.to_string(),
-                                };
-                                (Err(log_error(&e)), Some(message))
-                            }
-                        },
-                    }
-                };
-                outcomes.push(Outcome {
-                    index: pd.index,
-                    result,
-                    message,
-                    record_errors,
-                    partition,
-                });
-            }
+                self.append_one(partition, pd.index, pd.records, valid_acks)
+            });
+            let outcomes = futures::future::join_all(appends).await;
             // an owned copy: a slice would pin the whole request frame until the response is sent
             topics.push((
                 TopicName(StrBytes::from_string(t.name.0.to_string())),
@@ -114,7 +73,7 @@ impl Handler {
                                     o.message = Some(e.to_string());
                                     o.result = Err(log_error(&e));
                                 }
-                                Err(_) => o.result = Err(ResponseError::RequestTimedOut),
+                                Err(_) => o.result = Err(answered(ResponseError::RequestTimedOut)),
                             }
                         }
                     }
@@ -124,6 +83,60 @@ impl Handler {
             }
             Reply::Send(Response::Produce(resp))
         })
+    }
+}
+
+impl Handler {
+    /// One partition's append: its batch validated and written, or the error Kafka gives.
+    async fn append_one(
+        &self,
+        partition: Option<Arc<Partition>>,
+        index: i32,
+        records: Option<bytes::Bytes>,
+        valid_acks: bool,
+    ) -> Outcome {
+        let mut record_errors = Vec::new();
+        let (result, message) = match (valid_acks, &partition, records) {
+            (false, _, _) => (Err(answered(ResponseError::InvalidRequiredAcks)), None),
+            (true, None, _) => (Err(answered(ResponseError::UnknownTopicOrPartition)), None),
+            (true, Some(_), None) => (
+                Err(answered(ResponseError::InvalidRecord)),
+                Some("records are null".to_string()),
+            ),
+            (true, Some(p), Some(records)) => {
+                let size = records.len();
+                let txns = self.txns.clone();
+                let (topic, index) = (p.topic.clone(), p.index);
+                let verify: Verify = Arc::new(move |h| {
+                    txns.verify_produce(h.producer_id, h.producer_epoch, &topic, index)
+                });
+                match p.append_verified(records, verify).await {
+                    Ok(info) => {
+                        let n = (info.last_offset - info.base_offset + 1) as u64;
+                        crate::metrics::produced(&p.topic, size, n);
+                        (Ok(info), None)
+                    }
+                    Err(e) => {
+                        log_rejection(p, &e);
+                        let message = match &e {
+                            LogError::InvalidRecords { indexes, message } => {
+                                record_errors.clone_from(indexes);
+                                message.clone()
+                            }
+                            other => other.to_string(),
+                        };
+                        (Err(log_error(&e)), Some(message))
+                    }
+                }
+            }
+        };
+        Outcome {
+            index,
+            result,
+            message,
+            record_errors,
+            partition,
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! DescribeTransactions and ListTransactions. The work is the coordinator's (`crate::txn`);
 //! this file maps it to the wire.
 
-use super::errors::answered;
+use super::errors::{answered, log_error};
 use super::groups::s;
 use super::offsets::commit_error;
 use super::{Handler, Pending, Reply};
@@ -346,7 +346,7 @@ impl Handler {
         })
     }
 
-    pub(super) fn describe_producers(
+    pub(super) async fn describe_producers(
         &self,
         req: DescribeProducersRequest,
     ) -> DescribeProducersResponse {
@@ -361,22 +361,24 @@ impl Handler {
                     None => {
                         pr.error_code = answered(ResponseError::UnknownTopicOrPartition).code();
                     }
-                    Some(p) => {
-                        pr.active_producers = p
-                            .producers()
-                            .into_iter()
-                            .map(|v| {
-                                let mut ps = ProducerState::default();
-                                ps.producer_id = ProducerId(v.producer_id);
-                                ps.producer_epoch = v.epoch as i32;
-                                ps.last_sequence = v.last_sequence;
-                                ps.last_timestamp = v.last_timestamp;
-                                ps.coordinator_epoch = -1;
-                                ps.current_txn_start_offset = v.current_txn_start_offset;
-                                ps
-                            })
-                            .collect();
-                    }
+                    Some(p) => match p.producers().await {
+                        Err(e) => pr.error_code = log_error(&e).code(),
+                        Ok(producers) => {
+                            pr.active_producers = producers
+                                .into_iter()
+                                .map(|v| {
+                                    let mut ps = ProducerState::default();
+                                    ps.producer_id = ProducerId(v.producer_id);
+                                    ps.producer_epoch = v.epoch as i32;
+                                    ps.last_sequence = v.last_sequence;
+                                    ps.last_timestamp = v.last_timestamp;
+                                    ps.coordinator_epoch = -1;
+                                    ps.current_txn_start_offset = v.current_txn_start_offset;
+                                    ps
+                                })
+                                .collect();
+                        }
+                    },
                 }
                 tr.partitions.push(pr);
             }

@@ -9,13 +9,14 @@
 //! | `catalog.json` | topics, cluster id, dynamic broker configs | the catalog's JSON |
 //! | `group-offsets.log`, `transactions.log` | journals | [`journal`] |
 //! | `producer-ids` | end of the last reserved producer-id block (decimal) | text |
-//! | `.tiercel_clean_shutdown` | written last at a clean shutdown | empty |
+//! | `.tiercel_clean_shutdown` | written last at a clean shutdown: every segment's indexes and a snapshot at its log end are on disk | empty |
 //! | `<topic>-<partition>/` | a partition's directory | below |
 //! | `<topic>-<partition>.<uuid>-delete/` | a deleted partition being removed | — |
 //!
 //! A partition's directory: `<20-digit base offset>.log` (record batches as clients sent them,
 //! [`batch`]), `.index` and `.timeindex` ([`index`]), `.txnindex` ([`txn_index`]),
-//! `log-start-offset` (DeleteRecords' floor, decimal) and
+//! `<20-digit offset>.snapshot` (idempotent-producer and open-transaction state as of that
+//! offset, [`snapshot`]), `log-start-offset` (DeleteRecords' floor, decimal) and
 //! `cleaner-offset-checkpoint` (where compaction stopped, decimal). `*.tmp` and `*.cleaned` are
 //! temporary and removed at start-up.
 //!
@@ -26,7 +27,9 @@ pub mod index;
 pub mod journal;
 pub mod manifest;
 pub mod markers;
+pub mod read;
 pub mod records;
+pub mod snapshot;
 pub mod txn_index;
 
 pub const CATALOG_FILE: &str = "catalog.json";

@@ -301,6 +301,30 @@ pub fn codec_of(name: &str) -> Option<Option<i16>> {
     }
 }
 
+/// Within one batch, the offset and timestamp of the first record with timestamp `>= ts`.
+/// Compressed batches are decompressed (with a cap) to find it; a LogAppendTime batch has one
+/// timestamp for all its records, so its first offset answers.
+pub fn first_at_or_after(bytes: &[u8], h: &BatchHeader, ts: i64) -> (i64, i64) {
+    if h.is_log_append_time() {
+        return (h.base_offset, h.max_timestamp);
+    }
+    let found = records_section(bytes, MAX_SECTION)
+        .ok()
+        .and_then(|section| {
+            let recs = parse(&section, h.record_count).ok()?;
+            recs.iter()
+                .map(|r| {
+                    (
+                        r.offset_delta,
+                        h.base_timestamp.saturating_add(r.timestamp_delta),
+                    )
+                })
+                .find(|&(_, rts)| rts >= ts)
+                .map(|(d, rts)| (h.base_offset + d as i64, rts))
+        });
+    found.unwrap_or((h.base_offset, h.max_timestamp))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! All partitions of this broker: opening them at start-up (recovering after a crash),
 //! creating and deleting them, their flushers, the cleaner and retention tasks, and the clean
-//! shutdown that lets the next start skip recovery.
+//! shutdown that lets the next start read no log data. Every file-system call goes through the
+//! shared I/O executor ([`Io`]).
 
 use super::error::LogError;
 use super::io::Io;
@@ -8,6 +9,8 @@ use super::partition::Partition;
 use crate::backoff::Backoff;
 use crate::clock::SharedClock;
 use crate::config::LogConfig;
+use crate::format::{partition_dir_name, CLEAN_SHUTDOWN_FILE, DELETE_SUFFIX};
+use crate::tier::Tier;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,52 +20,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
-use crate::tier::Tier;
-
 pub type TopicPartition = (String, i32);
 
 /// File-system calls of the log running at once.
 const IO_CONCURRENCY: usize = 64;
 
-/// Marker written at clean shutdown; its absence at start-up means recovery must scan.
-use crate::format::CLEAN_SHUTDOWN_FILE as CLEAN_SHUTDOWN;
-
-/// Retries loading a partition's manifest with a growing pause, then attaches it.
-async fn attach_when_reachable(
-    tier: Arc<Tier>,
-    p: Arc<Partition>,
-    topic_id: Uuid,
-    cancel: CancellationToken,
-) {
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    loop {
-        if !backoff.wait(&cancel).await {
-            return;
-        }
-        match tier.open_partition(&p.topic, topic_id, p.index).await {
-            Ok(r) => {
-                tracing::info!(topic = %p.topic, partition = p.index, "remote log attached");
-                p.attach_remote(r);
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "remote manifest still unavailable");
-            }
-        }
-    }
-}
-
-fn has_segments(dir: &Path) -> bool {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().ends_with(".log"))
-        })
-        .unwrap_or(false)
-}
-
-/// All partitions of this broker, their flushers and the retention task.
+/// All partitions of this broker, their flushers and the retention and cleaner tasks.
 pub struct LogManager {
     data_dir: PathBuf,
     clock: SharedClock,
@@ -70,6 +33,8 @@ pub struct LogManager {
     flush_interval: Duration,
     cancel: CancellationToken,
     tasks: TaskTracker,
+    /// The last stop was not clean: partitions recover what was written after their recovery
+    /// point.
     recover: bool,
     tier: Option<Arc<Tier>>,
     /// Where every file-system call of the log runs.
@@ -78,32 +43,35 @@ pub struct LogManager {
 
 impl LogManager {
     /// Prepares the data dir. Consumes the clean-shutdown marker: from here on, a crash means
-    /// the next start recovers.
-    pub fn new(
+    /// the next start recovers. Finishes deletions a crash interrupted.
+    pub async fn open(
         data_dir: &Path,
         clock: SharedClock,
         flush_interval: Duration,
         tier: Option<Arc<Tier>>,
     ) -> Result<LogManager, LogError> {
-        std::fs::create_dir_all(data_dir)?;
-        let marker = data_dir.join(CLEAN_SHUTDOWN);
-        let clean = marker.exists();
-        if clean {
-            std::fs::remove_file(&marker)?;
-            crate::fs::sync_dir(data_dir)?;
-        } else {
+        let io = Io::new(IO_CONCURRENCY);
+        let dir = data_dir.to_owned();
+        let clean = io
+            .run(move || {
+                std::fs::create_dir_all(&dir)?;
+                let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+                let clean = marker.exists();
+                if clean {
+                    std::fs::remove_file(&marker)?;
+                    crate::fs::sync_dir(&dir)?;
+                }
+                for entry in std::fs::read_dir(&dir)? {
+                    let entry = entry?;
+                    if entry.file_name().to_string_lossy().ends_with(DELETE_SUFFIX) {
+                        let _ = std::fs::remove_dir_all(entry.path());
+                    }
+                }
+                Ok(clean)
+            })
+            .await?;
+        if !clean {
             tracing::info!(data_dir = %data_dir.display(), "no clean-shutdown marker: recovering partitions");
-        }
-        // finish deletions a crash interrupted
-        for entry in std::fs::read_dir(data_dir)? {
-            let entry = entry?;
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .ends_with(crate::format::DELETE_SUFFIX)
-            {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
         }
         Ok(LogManager {
             data_dir: data_dir.to_owned(),
@@ -114,17 +82,26 @@ impl LogManager {
             tasks: TaskTracker::new(),
             recover: !clean,
             tier,
-            io: Io::new(IO_CONCURRENCY),
+            io,
         })
     }
 
     pub fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
-        self.data_dir
-            .join(crate::format::partition_dir_name(topic, partition))
+        self.data_dir.join(partition_dir_name(topic, partition))
     }
 
     pub fn tier(&self) -> Option<&Arc<Tier>> {
         self.tier.as_ref()
+    }
+
+    /// Total and available bytes of the data dir's file system (`None` when unknown).
+    pub async fn disk_space(&self) -> Option<(u64, u64)> {
+        let dir = self.data_dir.clone();
+        self.io
+            .run(move || Ok(crate::fs::disk_space(&dir)))
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Opens an existing partition at start-up (recovering it after an unclean stop). A tiered
@@ -144,7 +121,7 @@ impl LogManager {
                     Ok(r) => Some(r),
                     // with local data the partition can serve without its remote history for
                     // now; with none, its offsets would restart where the bucket may have data
-                    Err(e) if has_segments(&dir) => {
+                    Err(e) if self.has_segments(&dir).await => {
                         tracing::error!(topic, partition, error = %e, "remote manifest unavailable: serving local data, attaching the remote log when the object store answers");
                         attach_later = Some(t.clone());
                         None
@@ -154,7 +131,8 @@ impl LogManager {
             }
             _ => None,
         };
-        let p = Partition::open(
+        let p = Partition::open_on(
+            self.io.clone(),
             topic,
             partition,
             dir,
@@ -162,7 +140,8 @@ impl LogManager {
             self.clock.clone(),
             self.recover,
             remote,
-        )?;
+        )
+        .await?;
         self.register(p.clone());
         if let Some(tier) = attach_later {
             self.tasks.spawn(attach_when_reachable(
@@ -175,9 +154,26 @@ impl LogManager {
         Ok(p)
     }
 
-    /// Creates a brand-new partition (its files on the I/O executor). A directory left over
-    /// from an earlier topic of the same name is moved aside first so its data can never
-    /// reappear.
+    async fn has_segments(&self, dir: &Path) -> bool {
+        let dir = dir.to_owned();
+        self.io
+            .run(move || {
+                Ok(std::fs::read_dir(&dir)
+                    .map(|entries| {
+                        entries
+                            .filter_map(Result::ok)
+                            .any(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                    })
+                    .unwrap_or(false))
+            })
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Creates a brand-new partition. A directory left over from an earlier topic of the same
+    /// name is moved aside first so its data can never reappear. Nothing is fsynced here: the
+    /// partition's first flush makes its directory durable, before anything in it is
+    /// acknowledged, so creating thousands of partitions costs no disk round trip each.
     pub async fn create_partition(
         self: &Arc<Self>,
         topic: &str,
@@ -191,29 +187,18 @@ impl LogManager {
             }
             _ => None,
         };
-        let me = self.clone();
-        let topic = topic.to_string();
-        let p = self
-            .io
-            .run(move || me.create_partition_files(&topic, partition, config, remote))
-            .await?;
-        self.register(p.clone());
-        Ok(p)
-    }
-
-    fn create_partition_files(
-        &self,
-        topic: &str,
-        partition: i32,
-        config: LogConfig,
-        remote: Option<Arc<crate::tier::RemoteLog>>,
-    ) -> Result<Arc<Partition>, LogError> {
         let dir = self.partition_dir(topic, partition);
-        if dir.exists() {
-            let old = self.discard_dir(&dir)?;
-            self.remove_later(vec![old]);
-        }
-        let p = Partition::open(
+        let (me, old) = (self.clone(), dir.clone());
+        let discarded = self
+            .io
+            .run(move || match old.exists() {
+                true => Ok(Some(me.discard_dir(&old)?)),
+                false => Ok(None),
+            })
+            .await?;
+        self.remove_later(discarded.into_iter().collect());
+        let p = Partition::open_on(
+            self.io.clone(),
             topic,
             partition,
             dir,
@@ -221,8 +206,9 @@ impl LogManager {
             self.clock.clone(),
             false,
             remote,
-        )?;
-        crate::fs::sync_dir(&self.data_dir)?;
+        )
+        .await?;
+        self.register(p.clone());
         Ok(p)
     }
 
@@ -292,9 +278,8 @@ impl LogManager {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let target = self.data_dir.join(format!(
-            "{name}.{}{}",
+            "{name}.{}{DELETE_SUFFIX}",
             uuid::Uuid::new_v4().simple(),
-            crate::format::DELETE_SUFFIX
         ));
         std::fs::rename(dir, &target)?;
         crate::fs::sync_dir(&self.data_dir)?;
@@ -307,12 +292,18 @@ impl LogManager {
         if dirs.is_empty() {
             return;
         }
-        self.tasks.spawn_blocking(move || {
-            for d in dirs {
-                if let Err(e) = std::fs::remove_dir_all(&d) {
-                    tracing::warn!(dir = %d.display(), error = %e, "could not remove deleted partition");
-                }
-            }
+        let io = self.io.clone();
+        self.tasks.spawn(async move {
+            let _ = io
+                .run(move || {
+                    for d in dirs {
+                        if let Err(e) = std::fs::remove_dir_all(&d) {
+                            tracing::warn!(dir = %d.display(), error = %e, "could not remove deleted partition");
+                        }
+                    }
+                    Ok(())
+                })
+                .await;
         });
     }
 
@@ -326,10 +317,12 @@ impl LogManager {
                     _ = tokio::time::sleep(interval) => {}
                     _ = cancel.cancelled() => return,
                 }
-                me.enforce_retention();
+                me.enforce_retention().await;
                 let cutoff = me.clock.now_ms().saturating_sub(producer_expiration_ms);
                 for p in me.all() {
-                    p.expire_producers(cutoff);
+                    if let Err(e) = p.expire_producers(cutoff).await {
+                        tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "producer expiry failed");
+                    }
                 }
             }
         });
@@ -346,19 +339,8 @@ impl LogManager {
                     _ = cancel.cancelled() => return,
                 }
                 for p in me.all().into_iter().filter(|p| p.config().cleanup_compact) {
-                    let res = tokio::task::spawn_blocking({
-                        let p = p.clone();
-                        move || p.compact(false)
-                    })
-                    .await;
-                    match res {
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) => {
-                            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "compaction failed")
-                        }
-                        Err(e) => {
-                            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "compaction task failed")
-                        }
+                    if let Err(e) = p.compact(false).await {
+                        tracing::error!(topic = %p.topic, partition = p.index, error = %e, "compaction failed");
                     }
                     if cancel.is_cancelled() {
                         return;
@@ -368,22 +350,27 @@ impl LogManager {
         });
     }
 
-    pub fn enforce_retention(&self) {
+    pub async fn enforce_retention(&self) {
         for p in self.all() {
-            if let Err(e) = p.enforce_retention() {
+            if let Err(e) = p.enforce_retention().await {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed");
             }
         }
     }
 
-    /// Stops flushers, syncs every partition, writes indexes and the clean-shutdown marker.
+    /// Stops flushers, syncs every partition, writes indexes, producer snapshots and the
+    /// clean-shutdown marker.
     pub async fn shutdown(&self) -> Result<(), LogError> {
+        use futures::StreamExt;
         self.cancel.cancel();
         self.tasks.close();
         self.tasks.wait().await;
         let mut clean = true;
-        for p in self.all() {
-            if let Err(e) = p.close() {
+        let mut closing = futures::stream::iter(self.all())
+            .map(|p| async move { (p.close().await, p) })
+            .buffer_unordered(IO_CONCURRENCY);
+        while let Some((res, p)) = closing.next().await {
+            if let Err(e) = res {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "close failed");
                 clean = false;
             }
@@ -392,9 +379,39 @@ impl LogManager {
             tier.shutdown().await;
         }
         if clean {
-            std::fs::write(self.data_dir.join(CLEAN_SHUTDOWN), b"")?;
-            crate::fs::sync_dir(&self.data_dir)?;
+            let dir = self.data_dir.clone();
+            self.io
+                .run(move || {
+                    std::fs::write(dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+                    Ok(crate::fs::sync_dir(&dir)?)
+                })
+                .await?;
         }
         Ok(())
+    }
+}
+
+/// Retries loading a partition's manifest with a growing pause, then attaches it.
+async fn attach_when_reachable(
+    tier: Arc<Tier>,
+    p: Arc<Partition>,
+    topic_id: Uuid,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        if !backoff.wait(&cancel).await {
+            return;
+        }
+        match tier.open_partition(&p.topic, topic_id, p.index).await {
+            Ok(r) => {
+                tracing::info!(topic = %p.topic, partition = p.index, "remote log attached");
+                p.attach_remote(r);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "remote manifest still unavailable");
+            }
+        }
     }
 }

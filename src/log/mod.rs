@@ -1,27 +1,38 @@
 //! The log: per-partition segment files, offset assignment, durability and retention.
 //!
 //! Owns `<data_dir>/<topic>-<partition>/` directories. Knows nothing of the Kafka wire beyond the
-//! record-batch format it stores (`crate::format::batch`). Guarantees on crash: every offset at or below
-//! a partition's high watermark was fsynced and survives `kill -9`; start-up after an unclean stop
-//! (no clean-shutdown marker) CRC-checks the active segment and truncates a torn tail.
+//! record-batch format it stores ([`crate::format`]). Guarantees on crash: every offset below a
+//! partition's high watermark was fsynced and survives `kill -9`; start-up after an unclean stop
+//! CRC-checks what was written after the last recovery point (the newest producer snapshot) and
+//! truncates a torn tail.
+//!
+//! The rooms, top down: [`manager`] (all partitions, start-up, shutdown) → [`partition`]
+//! (offsets, high watermark, producer and transaction state, flusher, tier hooks) →
+//! `local_log` (the segment files, synchronous, on the I/O executor `io`) → `segment` (one
+//! segment). Beside them: `cleaner` (compaction over the local log), `retention` (what to
+//! delete), `validate` (client batch rules), [`producer`] (idempotence), `open_txns`.
 
 mod cleaner;
 mod error;
 mod io;
+mod local_log;
 mod manager;
-mod markers;
+mod open_txns;
 pub mod partition;
 pub mod producer;
+mod results;
 mod retention;
-pub mod segment;
+mod segment;
+mod sequencer;
 #[cfg(test)]
 mod tiered_tests;
-pub mod txn_index;
 mod validate;
 
 pub use crate::config::LogConfig;
 pub use cleaner::CleanStats;
 pub use error::LogError;
+pub use io::Io;
 pub use manager::{LogManager, TopicPartition};
-pub use markers::ProducerView;
-pub use partition::{AppendInfo, Offsets, ReadResult};
+pub use partition::{Partition, Verify};
+pub use results::{AppendInfo, Offsets, ReadResult};
+pub use sequencer::ProducerView;

@@ -3,12 +3,14 @@
 //! For each producer id a partition remembers the epoch and the last five batches' sequence
 //! ranges with their offsets, as Kafka does. A retried batch that matches one of them is a
 //! duplicate and is answered with its original offsets without a second append; a gap is
-//! OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch is INVALID_PRODUCER_EPOCH. The state is rebuilt
-//! at start-up from the batch headers the log walks anyway (every idempotent batch carries its
-//! producer id, epoch and sequences), so it survives restarts and `kill -9` without snapshots.
+//! OUT_OF_ORDER_SEQUENCE_NUMBER; an older epoch is INVALID_PRODUCER_EPOCH. The state survives
+//! restarts and `kill -9` through producer snapshots (`<offset>.snapshot`, written as segments
+//! are finalized) and the batch headers after the newest one, which start-up replays (every
+//! idempotent batch carries its producer id, epoch and sequences).
 
 use super::error::LogError;
 use crate::format::batch::BatchHeader;
+use crate::format::snapshot::{SnapshotBatch, SnapshotProducer};
 use std::collections::{HashMap, VecDeque};
 
 /// Batches remembered per producer (Kafka's max.in.flight limit for idempotence).
@@ -187,6 +189,59 @@ impl ProducerStates {
 
     pub fn len(&self) -> usize {
         self.producers.len()
+    }
+
+    /// Every producer's state, for a producer snapshot.
+    pub fn to_snapshot(&self) -> Vec<SnapshotProducer> {
+        let mut v: Vec<SnapshotProducer> = self
+            .producers
+            .iter()
+            .map(|(id, e)| SnapshotProducer {
+                producer_id: *id,
+                epoch: e.epoch,
+                last_timestamp: e.last_timestamp,
+                batches: e
+                    .batches
+                    .iter()
+                    .map(|b| SnapshotBatch {
+                        first_seq: b.first_seq,
+                        last_seq: b.last_seq,
+                        base_offset: b.base_offset,
+                        last_offset: b.last_offset,
+                    })
+                    .collect(),
+            })
+            .collect();
+        v.sort_unstable_by_key(|p| p.producer_id);
+        v
+    }
+
+    pub fn from_snapshot(producers: &[SnapshotProducer]) -> ProducerStates {
+        let producers = producers
+            .iter()
+            .map(|p| {
+                let batches = p
+                    .batches
+                    .iter()
+                    .rev()
+                    .take(REMEMBERED)
+                    .rev()
+                    .map(|b| BatchMeta {
+                        first_seq: b.first_seq,
+                        last_seq: b.last_seq,
+                        base_offset: b.base_offset,
+                        last_offset: b.last_offset,
+                    })
+                    .collect();
+                let entry = Entry {
+                    epoch: p.epoch,
+                    batches,
+                    last_timestamp: p.last_timestamp,
+                };
+                (p.producer_id, entry)
+            })
+            .collect();
+        ProducerStates { producers }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -1,16 +1,24 @@
-//! One log segment: `<base offset>.log` with its sparse `.index` and `.timeindex`, and the
-//! `.txnindex` of transactions aborted by markers in it (written only when there are some).
+//! One log segment: `<base offset>.log` with its sparse `.index` and `.timeindex` (kept in
+//! memory as their file bytes) and the `.txnindex` of transactions aborted by markers in it
+//! (written only when there are some). Only [`super::local_log::LocalLog`] uses it, from the
+//! log's I/O executor: every method may block on the file system.
 //!
 //! Invariants: `len` is the number of valid bytes in the `.log` file and every byte below it is
 //! a sequence of whole, CRC-checked batches with strictly increasing offsets; `durable_len <= len`
 //! is what an `fdatasync` has covered. Appends write at `len` with `pwrite`; a failed write is
 //! cut off again (`set_len(len)`), so a full disk leaves no partial batch behind.
+//!
+//! A segment comes back at start-up in one of two ways: [`Segment::load`] trusts its index files
+//! (written when the segment was made durable) and reads only the batches after the last index
+//! entry; [`Segment::recover`] walks every batch from the start, rebuilding the indexes, and with
+//! `verify` checks every CRC and truncates a torn or corrupt tail.
 
 use crate::format::batch::{self, BatchHeader, HEADER_LEN};
 use crate::format::index::{self, OffsetEntry, TimeEntry};
 use crate::format::markers;
+use crate::format::read::{self, Found, Target, Walk};
 use crate::format::txn_index::{self, AbortedTxn};
-use crate::fs::{preallocate, write_all_vectored_at, write_atomic};
+use crate::fs::{preallocate, read_if_exists, remove_if_exists, write_atomic};
 use bytes::{Bytes, BytesMut};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -20,6 +28,11 @@ use std::sync::Arc;
 
 /// Disk space is reserved ahead of appends in steps of this size.
 const RESERVE_STEP: u64 = 8 << 20;
+
+/// What a start-up walk reports for each batch: its header and, for a control batch, whether
+/// it commits (`Some(true)`) or aborts a transaction. Returns the aborted-transaction entry an
+/// abort marker creates.
+pub type Observe<'a> = dyn FnMut(&BatchHeader, Option<bool>) -> Option<AbortedTxn> + 'a;
 
 pub struct Segment {
     pub base_offset: i64,
@@ -43,16 +56,14 @@ pub struct Segment {
     bytes_since_index: u64,
     /// Transactions aborted by markers in this segment, in marker order.
     pub aborted: Vec<AbortedTxn>,
-    /// Set once the indexes on disk match memory (a closed segment after roll or load).
+    /// Set once the indexes on disk match memory (a closed segment after it was finalized or
+    /// loaded).
     indexes_on_disk: bool,
+    /// Whether the `.log` file's directory entry is known durable (a new segment's is not
+    /// until its directory is synced).
+    pub entry_durable: bool,
     /// File blocks are reserved (fallocate, size unchanged) up to here.
     reserved_to: u64,
-}
-
-/// What a header walk found: the batch that holds an offset.
-pub struct Located {
-    pub position: u64,
-    pub batch_len: usize,
 }
 
 impl Segment {
@@ -60,7 +71,8 @@ impl Segment {
         self.stem.with_extension(ext)
     }
 
-    /// Creates a new empty segment. The directory entry is synced by the caller.
+    /// Creates a new empty segment. Its directory entry is synced later (before anything in it
+    /// is acknowledged).
     pub fn create(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Segment> {
         let stem = dir.join(crate::format::file_stem(base_offset));
         let file = OpenOptions::new()
@@ -69,7 +81,9 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(stem.with_extension("log"))?;
-        Ok(Segment::empty(base_offset, stem, file, now_ms))
+        let mut seg = Segment::empty(base_offset, stem, file, now_ms);
+        seg.entry_durable = false;
+        Ok(seg)
     }
 
     /// The in-memory state of a segment with nothing known about its contents yet.
@@ -89,36 +103,108 @@ impl Segment {
             bytes_since_index: 0,
             aborted: Vec::new(),
             indexes_on_disk: false,
+            entry_durable: true,
             reserved_to: 0,
         }
     }
 
-    /// Opens an existing segment. With `recover`, every batch is read and CRC-checked and the file
-    /// is truncated at the first torn or corrupt byte; otherwise the indexes on disk are trusted
-    /// when well-formed and the file is only walked batch header to batch header.
-    pub fn open(
-        dir: &Path,
-        base_offset: i64,
-        recover: bool,
-        index_interval: u64,
-        now_ms: i64,
-        observe: &mut dyn FnMut(&BatchHeader, Option<bool>) -> Option<AbortedTxn>,
-    ) -> io::Result<Segment> {
+    fn open_existing(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<(Segment, u64)> {
         let stem = dir.join(crate::format::file_stem(base_offset));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(stem.with_extension("log"))?;
-        let file_len = file.metadata()?.len();
-        let created_ms = file
-            .metadata()?
+        let meta = file.metadata()?;
+        let created_ms = meta
             .modified()
             .ok()
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map(|d| d.as_millis() as i64)
             .unwrap_or(now_ms);
-        let mut seg = Segment::empty(base_offset, stem, file, created_ms);
-        let valid_len = seg.scan(file_len, recover, index_interval, observe)?;
+        Ok((
+            Segment::empty(base_offset, stem, file, created_ms),
+            meta.len(),
+        ))
+    }
+
+    /// Opens a segment from its index files, reading only the batch headers after the last
+    /// offset-index entry. `None` when the index files are missing or do not fit the log (the
+    /// caller then walks the segment with [`Segment::recover`]).
+    pub fn load(dir: &Path, base_offset: i64, now_ms: i64) -> io::Result<Option<Segment>> {
+        let (mut seg, file_len) = Segment::open_existing(dir, base_offset, now_ms)?;
+        let (Some(offsets), Some(times)) = (
+            read_if_exists(&seg.path("index"))?,
+            read_if_exists(&seg.path("timeindex"))?,
+        ) else {
+            return Ok(None);
+        };
+        if !index::offsets_valid(&offsets, file_len.max(1)) || !index::times_valid(&times) {
+            return Ok(None);
+        }
+        let aborted = match read_if_exists(&seg.path("txnindex"))? {
+            Some(b) => match txn_index::decode(&b) {
+                Some(a) => a,
+                None => return Ok(None),
+            },
+            None => Vec::new(),
+        };
+        let last = index::last_offset(&offsets);
+        if file_len > 0 && last.is_none() {
+            return Ok(None);
+        }
+        let start = last.map_or(0, |e| e.position as u64);
+        let mut pos = start;
+        let mut head = [0u8; HEADER_LEN];
+        let (mut next, mut tail_max) = (base_offset, (-1i64, -1i64));
+        while pos + HEADER_LEN as u64 <= file_len {
+            seg.file.read_exact_at(&mut head, pos)?;
+            let Ok(h) = BatchHeader::parse(&head) else {
+                return Ok(None);
+            };
+            if h.base_offset < next || pos + h.total_len() as u64 > file_len {
+                return Ok(None);
+            }
+            if h.max_timestamp > tail_max.0 {
+                tail_max = (h.max_timestamp, h.last_offset());
+            }
+            next = h.last_offset() + 1;
+            pos += h.total_len() as u64;
+        }
+        if pos != file_len {
+            return Ok(None);
+        }
+        let (max_ts, at) = match index::last_time(&times) {
+            Some(t) if t.timestamp >= tail_max.0 => {
+                (t.timestamp, base_offset + t.relative_offset as i64)
+            }
+            _ => tail_max,
+        };
+        seg.len = file_len;
+        seg.durable_len = file_len;
+        seg.next_offset = next;
+        seg.max_timestamp = max_ts;
+        seg.offset_of_max_timestamp = at;
+        seg.bytes_since_index = file_len - start;
+        seg.index = offsets;
+        seg.time_index = times;
+        seg.aborted = aborted;
+        seg.indexes_on_disk = true;
+        Ok(Some(seg))
+    }
+
+    /// Opens a segment by walking it from the start, rebuilding its indexes. With `verify`,
+    /// every batch is read whole and CRC-checked and the file is truncated at the first torn or
+    /// corrupt byte; otherwise only batch headers are read. `observe` sees every batch.
+    pub fn recover(
+        dir: &Path,
+        base_offset: i64,
+        verify: bool,
+        index_interval: u64,
+        now_ms: i64,
+        observe: &mut Observe<'_>,
+    ) -> io::Result<Segment> {
+        let (mut seg, file_len) = Segment::open_existing(dir, base_offset, now_ms)?;
+        let valid_len = seg.scan(file_len, verify, index_interval, observe)?;
         if valid_len < file_len {
             tracing::warn!(
                 segment = %seg.path("log").display(),
@@ -131,9 +217,6 @@ impl Segment {
         }
         seg.len = valid_len;
         seg.durable_len = valid_len;
-        if !recover {
-            seg.load_indexes_if_valid();
-        }
         Ok(seg)
     }
 
@@ -144,7 +227,7 @@ impl Segment {
         file_len: u64,
         verify: bool,
         index_interval: u64,
-        observe: &mut dyn FnMut(&BatchHeader, Option<bool>) -> Option<AbortedTxn>,
+        observe: &mut Observe<'_>,
     ) -> io::Result<u64> {
         let file = self.file.clone();
         let mut reader = io::BufReader::with_capacity(1 << 20, &*file);
@@ -186,7 +269,7 @@ impl Segment {
             } else if reader.seek_relative(rest as i64).is_err() {
                 break;
             }
-            self.note_batch(&h, pos, index_interval);
+            self.note_batch(&h, pos, total, index_interval);
             if let Some(entry) = observe(&h, marker) {
                 self.aborted.push(entry);
             }
@@ -196,28 +279,9 @@ impl Segment {
         Ok(pos)
     }
 
-    /// Marks the indexes on disk as current when they equal the ones the scan rebuilt, so a clean
-    /// shutdown need not rewrite them. (Start-up always walks the segment; trusting the files to
-    /// skip that walk is a later optimisation.)
-    fn load_indexes_if_valid(&mut self) {
-        let offsets = std::fs::read(self.path("index")).ok();
-        let times = std::fs::read(self.path("timeindex")).ok();
-        let aborted_current = self.aborted.is_empty()
-            || std::fs::read(self.path("txnindex"))
-                .ok()
-                .and_then(|b| txn_index::decode(&b))
-                .is_some_and(|a| a == self.aborted);
-        if let (Some(o), Some(t)) = (offsets, times) {
-            if o == self.index && t == self.time_index && aborted_current {
-                self.indexes_on_disk = true;
-            }
-        }
-    }
-
     /// Records a batch appended at `pos` in the in-memory state and indexes.
-    fn note_batch(&mut self, h: &BatchHeader, pos: u64, index_interval: u64) {
+    fn note_batch(&mut self, h: &BatchHeader, pos: u64, total: u64, index_interval: u64) {
         let rel = (h.base_offset - self.base_offset) as u32;
-        let total = h.total_len() as u64;
         if self.index.is_empty() || self.bytes_since_index >= index_interval {
             index::push_offset(
                 &mut self.index,
@@ -232,13 +296,14 @@ impl Segment {
             self.max_timestamp = h.max_timestamp;
             self.offset_of_max_timestamp = h.last_offset();
             // time entries sit at offset-index points, so every batch before an entry has a
-            // max timestamp below the entry's: a lookup may start its walk there
+            // max timestamp below the entry's: a lookup may start its walk there. Each names
+            // the last offset of its batch, as Kafka's do (the offset of the max timestamp).
             if self.bytes_since_index == 0 {
                 index::push_time(
                     &mut self.time_index,
                     TimeEntry {
                         timestamp: h.max_timestamp,
-                        relative_offset: rel,
+                        relative_offset: (h.last_offset() - self.base_offset) as u32,
                     },
                 );
             }
@@ -248,8 +313,28 @@ impl Segment {
         self.indexes_on_disk = false;
     }
 
-    /// Appends one validated batch given as its (patched) header and the rest of its bytes,
-    /// written with one `pwritev` so the record bytes are never copied in user space.
+    /// Where the next append goes, with disk space reserved ahead of it.
+    pub fn prepare_append(&mut self, len: u64) -> (Arc<File>, u64) {
+        let end = self.len + len;
+        if end > self.reserved_to {
+            let target = end.div_ceil(RESERVE_STEP) * RESERVE_STEP;
+            // on failure, don't retry on every append: move on as if reserved
+            let _ = preallocate(&self.file, self.reserved_to, target);
+            self.reserved_to = target;
+        }
+        (self.file.clone(), self.len)
+    }
+
+    /// Records a batch of `len` bytes written at `pos` by [`Segment::prepare_append`]'s
+    /// caller.
+    pub fn appended(&mut self, h: &BatchHeader, pos: u64, len: u64, index_interval: u64) {
+        self.len = pos + len;
+        self.note_batch(h, pos, len, index_interval);
+    }
+
+    /// Appends one batch given as its (patched) header and the rest of its bytes, written with
+    /// one `pwritev` so the record bytes are never copied in user space.
+    #[cfg(test)]
     pub fn append(
         &mut self,
         head: &[u8],
@@ -257,18 +342,9 @@ impl Segment {
         h: &BatchHeader,
         index_interval: u64,
     ) -> io::Result<()> {
-        let end = self.len + (head.len() + body.len()) as u64;
-        if end > self.reserved_to {
-            self.reserve(end);
-        }
-        if let Err(e) = write_all_vectored_at(&self.file, &[head, body], self.len) {
-            // leave no partial batch behind: cut the file back to the last whole batch
-            let _ = self.file.set_len(self.len);
-            return Err(e);
-        }
-        let pos = self.len;
-        self.len += (head.len() + body.len()) as u64;
-        self.note_batch(h, pos, index_interval);
+        let (file, pos) = self.prepare_append((head.len() + body.len()) as u64);
+        write_at(&file, head, body, pos)?;
+        self.appended(h, pos, (head.len() + body.len()) as u64, index_interval);
         Ok(())
     }
 
@@ -276,17 +352,6 @@ impl Segment {
     pub fn note_aborted(&mut self, entry: AbortedTxn) {
         self.aborted.push(entry);
         self.indexes_on_disk = false;
-    }
-
-    /// Reserves disk blocks ahead of the writes (`fallocate` with `FALLOC_FL_KEEP_SIZE`, so the
-    /// file's length still ends at the last batch). Allocating in large steps spares the file
-    /// system a block allocation per page written. Best effort: on file systems without
-    /// fallocate, or when the disk is nearly full, writes simply allocate as they go.
-    fn reserve(&mut self, end: u64) {
-        let target = end.div_ceil(RESERVE_STEP) * RESERVE_STEP;
-        // on failure, don't retry on every append: move on as if reserved
-        let _ = preallocate(&self.file, self.reserved_to, target);
-        self.reserved_to = target;
     }
 
     /// Gives back blocks reserved past the end of the data (roll, clean shutdown).
@@ -342,31 +407,90 @@ impl Segment {
         index::time_start_position(&self.index, &self.time_index, ts, self.len.max(1))
     }
 
-    /// Writes `.index` and `.timeindex` (temp file, fsync, rename) unless already current.
-    pub fn write_indexes(&mut self) -> io::Result<()> {
+    /// The index files as they should be on disk, `None` when they already are. The time
+    /// index gets a last entry for the segment's largest timestamp (as Kafka writes on roll),
+    /// so a [`Segment::load`] knows it without reading the log.
+    pub fn index_files(&mut self) -> Option<IndexFiles> {
         if self.indexes_on_disk {
-            return Ok(());
+            return None;
         }
-        write_atomic(&self.path("index"), &self.index)?;
-        write_atomic(&self.path("timeindex"), &self.time_index)?;
-        if !self.aborted.is_empty() {
-            write_atomic(&self.path("txnindex"), &txn_index::encode(&self.aborted))?;
+        let last = index::last_time(&self.time_index).map_or(-1, |t| t.timestamp);
+        if self.max_timestamp > last {
+            index::push_time(
+                &mut self.time_index,
+                TimeEntry {
+                    timestamp: self.max_timestamp,
+                    relative_offset: (self.offset_of_max_timestamp - self.base_offset) as u32,
+                },
+            );
         }
-        self.indexes_on_disk = true;
+        Some(IndexFiles {
+            stem: self.stem.clone(),
+            index: self.index.clone(),
+            time_index: self.time_index.clone(),
+            aborted: self.aborted.clone(),
+        })
+    }
+
+    /// The index files were written as [`Segment::index_files`] gave them (unless the segment
+    /// changed since: then they are written again later).
+    pub fn indexes_written(&mut self, written: &IndexFiles) {
+        if written.index == self.index
+            && written.time_index == self.time_index
+            && written.aborted == self.aborted
+        {
+            self.indexes_on_disk = true;
+        }
+    }
+
+    /// Writes the index files now, unless already current.
+    pub fn write_indexes(&mut self) -> io::Result<()> {
+        if let Some(files) = self.index_files() {
+            files.write()?;
+            self.indexes_written(&files);
+        }
         Ok(())
     }
 
     /// Removes the segment's files.
     pub fn delete_files(&self) -> io::Result<()> {
         for ext in ["log", "index", "timeindex", "txnindex"] {
-            match std::fs::remove_file(self.path(ext)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+            remove_if_exists(&self.path(ext))?;
         }
         Ok(())
     }
+}
+
+/// A segment's index files, taken to be written without holding the log's lock.
+pub struct IndexFiles {
+    stem: PathBuf,
+    index: Vec<u8>,
+    time_index: Vec<u8>,
+    aborted: Vec<AbortedTxn>,
+}
+
+impl IndexFiles {
+    /// Writes `.index`, `.timeindex` and `.txnindex` (each: temp file, fsync, rename).
+    pub fn write(&self) -> io::Result<()> {
+        write_atomic(&self.stem.with_extension("index"), &self.index)?;
+        write_atomic(&self.stem.with_extension("timeindex"), &self.time_index)?;
+        let txn = self.stem.with_extension("txnindex");
+        if self.aborted.is_empty() {
+            remove_if_exists(&txn)
+        } else {
+            write_atomic(&txn, &txn_index::encode(&self.aborted))
+        }
+    }
+}
+
+/// `pwritev` of a batch's header and body at `pos`; a failed write is cut back so no partial
+/// batch stays behind.
+pub fn write_at(file: &File, head: &[u8], body: &[u8], pos: u64) -> io::Result<()> {
+    if let Err(e) = crate::fs::write_all_vectored_at(file, &[head, body], pos) {
+        let _ = file.set_len(pos);
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// A segment's file as an upload sees it: gone (`NotFound`) once the log dropped the segment.
@@ -383,236 +507,43 @@ impl crate::tier::SegmentData for Lent {
     }
 }
 
-/// Walks batch headers in `file` from `pos` up to `limit` and returns the first batch whose last
-/// offset is `>= offset` (or, with `by_time`, whose max timestamp is `>= ts`).
-pub fn locate(
-    file: &File,
-    mut pos: u64,
-    limit: u64,
-    target: Target,
-) -> io::Result<Option<(Located, BatchHeader)>> {
+/// Walks batch headers in `file` from `pos` up to `limit` to the batch `target` names.
+pub fn locate(file: &File, pos: u64, limit: u64, target: Target) -> io::Result<Option<Found>> {
+    let mut walk = Walk::new(pos, limit, target);
     let mut head = [0u8; HEADER_LEN];
-    while pos + HEADER_LEN as u64 <= limit {
-        file.read_exact_at(&mut head, pos)?;
-        let h = BatchHeader::parse(&head).map_err(|e| {
+    while let Some((at, len)) = walk.next() {
+        file.read_exact_at(&mut head[..len], at)?;
+        let found = walk.feed(&head).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("at position {pos}: {e}"),
+                format!("at position {}: {e}", walk.position()),
             )
         })?;
-        let total = h.total_len() as u64;
-        let hit = match target {
-            Target::Offset(o) => h.last_offset() >= o,
-            Target::Timestamp(ts) => h.max_timestamp >= ts,
-        };
-        if hit {
-            return Ok(Some((
-                Located {
-                    position: pos,
-                    batch_len: total as usize,
-                },
-                h,
-            )));
+        if found.is_some() {
+            return Ok(found);
         }
-        pos += total;
     }
     Ok(None)
 }
 
-#[derive(Debug, Clone, Copy)]
-pub enum Target {
-    Offset(i64),
-    Timestamp(i64),
-}
-
-/// Reads whole batches from `start` within `[start, limit)`: at most `max_bytes`, except that with
-/// `min_one` the first batch is returned whole even when larger. Never returns a partial batch.
+/// Reads whole batches from a found batch within `[start, limit)`: at most `max_bytes`, except
+/// that with `min_one` the first batch is returned whole even when larger.
 pub fn read_batches(
     file: &File,
-    start: Located,
+    found: &Found,
     limit: u64,
     max_bytes: usize,
     min_one: bool,
 ) -> io::Result<Bytes> {
-    let available = limit.saturating_sub(start.position) as usize;
-    let want = if min_one {
-        max_bytes.max(start.batch_len)
-    } else {
-        max_bytes
-    }
-    .min(available);
-    if want < start.batch_len {
+    let want = read::read_len(found, limit, max_bytes, min_one);
+    if want == 0 {
         return Ok(Bytes::new());
     }
-    let mut buf = BytesMut::zeroed(want);
-    file.read_exact_at(&mut buf, start.position)?;
-    let mut end = 0usize;
-    while end < buf.len() {
-        match batch::peek_frame(&buf[end..]) {
-            Ok((_, len)) if end + len <= buf.len() => end += len,
-            _ => break,
-        }
-    }
-    buf.truncate(end);
-    Ok(buf.freeze())
+    let mut buf = BytesMut::zeroed(want as usize);
+    file.read_exact_at(&mut buf, found.position)?;
+    Ok(read::whole_batches(buf.freeze()))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::format::batch::tests::make_batch;
-
-    fn append(seg: &mut Segment, offset: i64, n: i32, ts: i64) {
-        let mut b = make_batch(0, n, 100, ts);
-        batch::set_base_offset(&mut b, offset);
-        let h = batch::validate(&b).expect("valid");
-        // split anywhere: the two parts are written as one batch
-        let cut = b.len() / 3;
-        seg.append(&b[..cut], &b[cut..], &h, 512).expect("append");
-    }
-
-    #[test]
-    fn append_read_and_recover_truncates_torn_tail() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let mut seg = Segment::create(dir.path(), 100, 0).expect("create");
-        for i in 0..20 {
-            append(&mut seg, 100 + i * 3, 3, 1000 + i);
-        }
-        assert_eq!(seg.next_offset, 160);
-        let good_len = seg.len;
-        let file = seg.file();
-        // find and read the batch holding offset 131
-        let (loc, h) = locate(&file, seg.index_position(131), seg.len, Target::Offset(131))
-            .expect("io")
-            .expect("found");
-        assert_eq!(h.base_offset, 130);
-        let bytes = read_batches(&file, loc, seg.len, 1, true).expect("read");
-        assert_eq!(
-            batch::validate(&bytes)
-                .expect("one whole batch")
-                .base_offset,
-            130
-        );
-        // by timestamp: first batch with max ts >= 1005 is the sixth (base 115)
-        let (_, h) = locate(
-            &file,
-            seg.time_position(1005),
-            seg.len,
-            Target::Timestamp(1005),
-        )
-        .expect("io")
-        .expect("found");
-        assert_eq!(h.base_offset, 115);
-        // tear the tail: garbage after the last whole batch, and a half-written batch
-        let mut torn = make_batch(160, 2, 100, 5);
-        torn.truncate(torn.len() / 2);
-        file.write_all_at(&torn, good_len).expect("write");
-        drop(file);
-        drop(seg);
-        let seg = Segment::open(dir.path(), 100, true, 512, 0, &mut |_, _| None).expect("open");
-        assert_eq!(seg.len, good_len);
-        assert_eq!(seg.next_offset, 160);
-        assert_eq!(
-            std::fs::metadata(dir.path().join(crate::format::segment_file(100, "log")))
-                .expect("meta")
-                .len(),
-            good_len
-        );
-    }
-
-    #[test]
-    fn corrupt_byte_in_middle_truncates_from_that_batch() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let mut seg = Segment::create(dir.path(), 0, 0).expect("create");
-        for i in 0..10 {
-            append(&mut seg, i, 1, 1);
-        }
-        let batch_len = seg.len / 10;
-        let file = seg.file();
-        // flip a byte inside the 5th batch's records
-        file.write_all_at(&[0xAB], batch_len * 4 + 70)
-            .expect("write");
-        drop(file);
-        drop(seg);
-        let seg = Segment::open(dir.path(), 0, true, 512, 0, &mut |_, _| None).expect("open");
-        assert_eq!(seg.next_offset, 4);
-        assert_eq!(seg.len, batch_len * 4);
-    }
-
-    #[test]
-    fn indexes_persist_and_reload() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let mut seg = Segment::create(dir.path(), 0, 0).expect("create");
-        for i in 0..50 {
-            append(&mut seg, i * 2, 2, 10 + i);
-        }
-        seg.write_indexes().expect("write");
-        let idx = seg.index.clone();
-        drop(seg);
-        let seg = Segment::open(dir.path(), 0, false, 512, 0, &mut |_, _| None).expect("open");
-        assert!(seg.indexes_on_disk);
-        assert_eq!(seg.index, idx);
-        assert!(
-            index::offset_entries(&seg.index) > 5,
-            "sparse index has entries: {}",
-            index::offset_entries(&seg.index)
-        );
-    }
-}
-
-#[cfg(test)]
-mod recovery_props {
-    use super::*;
-    use crate::format::batch::tests::make_batch;
-    use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(64))]
-
-        /// Whatever happens to the bytes of a segment (flips, truncation, garbage appended),
-        /// recovery never panics and keeps exactly a prefix of whole, valid batches.
-        #[test]
-        fn recovery_keeps_a_valid_prefix(
-            batches in 1usize..12,
-            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
-            cut in any::<usize>(),
-            garbage in proptest::collection::vec(any::<u8>(), 0..100),
-        ) {
-            let dir = tempfile::tempdir().expect("tmp");
-            let mut data = Vec::new();
-            let mut ends = vec![0usize];
-            let mut off = 0i64;
-            for i in 0..batches {
-                let mut b = make_batch(0, (i % 3) as i32 + 1, 20 + i, 1000);
-                batch::set_base_offset(&mut b, off);
-                off += (i % 3) as i64 + 1;
-                data.extend_from_slice(&b);
-                ends.push(data.len());
-            }
-            let flipped = !flips.is_empty();
-            for (pos, x) in flips {
-                let n = data.len();
-                data[pos % n] ^= x;
-            }
-            let cut = cut % (data.len() + 1);
-            data.truncate(cut);
-            data.extend(garbage);
-            std::fs::write(dir.path().join(crate::format::segment_file(0, "log")), &data).expect("write");
-            let seg = Segment::open(dir.path(), 0, true, 512, 0, &mut |_, _| None).expect("open");
-            let kept = seg.len as usize;
-            prop_assert!(ends.contains(&kept), "kept {} is a batch boundary", kept);
-            // every kept batch is whole and passes its CRC
-            let mut pos = 0;
-            while pos < kept {
-                let (_, len) = batch::peek_frame(&data[pos..kept]).expect("frame");
-                prop_assert!(batch::validate(&data[pos..pos + len]).is_ok());
-                pos += len;
-            }
-            // with no corruption, exactly the whole batches before the cut survive
-            if !flipped {
-                let whole = ends.iter().copied().filter(|&e| e <= cut).max().unwrap_or(0);
-                prop_assert_eq!(kept, whole);
-            }
-        }
-    }
-}
+#[path = "segment_tests.rs"]
+mod tests;

@@ -2,7 +2,7 @@
 //! an empty data dir from the bucket, outages and corrupt remote objects. The store is the real
 //! in-memory `object_store`, under the fault-injecting layer where a test needs an outage.
 
-use super::partition::Partition;
+use super::partition::{Partition, Verify};
 use super::{LogConfig, LogError};
 use crate::clock::{Clock, ManualClock};
 use crate::config::{StoreConfig, TierConfig};
@@ -79,14 +79,21 @@ async fn open(s: &Setup, dir: &Path) -> Arc<Partition> {
         true,
         Some(remote),
     )
+    .await
     .expect("open")
 }
 
 /// Appends `batches` batches of 5 records (~600 bytes each, so segments roll every ~6).
-async fn produce(p: &Partition, clock: &ManualClock, batches: usize) {
+async fn produce(p: &Arc<Partition>, clock: &ManualClock, batches: usize) {
     for _ in 0..batches {
-        p.append(&make_batch(0, 5, 100, clock.now_ms()))
-            .expect("append");
+        p.append(bytes::Bytes::copy_from_slice(&make_batch(
+            0,
+            5,
+            100,
+            clock.now_ms(),
+        )))
+        .await
+        .expect("append");
         clock.advance(10);
     }
     p.flush_once().await;
@@ -103,7 +110,7 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// Every offset in `[from, to)` exactly once, reading as a consumer would.
-async fn read_all(p: &Partition, from: i64, to: i64) -> Vec<i64> {
+async fn read_all(p: &Arc<Partition>, from: i64, to: i64) -> Vec<i64> {
     let mut offsets = Vec::new();
     let mut next = from;
     while next < to {
@@ -137,7 +144,7 @@ async fn uploaded_segments_leave_local_disk_and_are_read_back_from_the_bucket() 
     wait_for("uploads", || p.upload_lag() == (0, 0)).await;
     let (start, remote_end) = remote.range().expect("remote history");
     assert_eq!(start, 0);
-    p.enforce_retention().expect("retention");
+    p.enforce_retention().await.expect("retention");
     assert_eq!(
         p.local_start_offset(),
         remote_end,
@@ -202,7 +209,13 @@ async fn an_empty_data_dir_continues_from_the_bucket() {
         (0..remote_end).collect::<Vec<_>>()
     );
     let next = p
-        .append(&make_batch(0, 1, 10, s.clock.now_ms()))
+        .append(bytes::Bytes::copy_from_slice(&make_batch(
+            0,
+            1,
+            10,
+            s.clock.now_ms(),
+        )))
+        .await
         .expect("append");
     assert_eq!(next.base_offset, remote_end);
 }
@@ -220,7 +233,7 @@ async fn an_outage_never_blocks_produce_and_uploads_resume_after_it() {
         "produce and flush unaffected"
     );
     wait_for("failed attempts", || s.switch.refused() >= 2).await;
-    p.enforce_retention().expect("retention");
+    p.enforce_retention().await.expect("retention");
     assert_eq!(
         p.local_start_offset(),
         0,
@@ -236,7 +249,7 @@ async fn an_outage_never_blocks_produce_and_uploads_resume_after_it() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(p.upload_lag(), (0, 0), "uploads resumed");
-    p.enforce_retention().expect("retention");
+    p.enforce_retention().await.expect("retention");
     assert!(p.local_start_offset() > 0);
     assert_eq!(read_all(&p, 0, 200).await, (0..200).collect::<Vec<_>>());
 }
@@ -248,7 +261,7 @@ async fn a_hanging_store_is_cut_off_by_the_request_timeout() {
     let p = open(&s, dir.path()).await;
     produce(&p, &s.clock, 20).await;
     wait_for("uploads", || p.upload_lag() == (0, 0)).await;
-    p.enforce_retention().expect("retention");
+    p.enforce_retention().await.expect("retention");
     s.switch.set(Fault::Hang);
     let started = std::time::Instant::now();
     let e = p.fetch(0, 1000, true).await.expect_err("store hangs");
@@ -274,7 +287,7 @@ async fn corrupt_or_missing_remote_objects_are_storage_errors() {
     let p = open(&s, dir.path()).await;
     produce(&p, &s.clock, 20).await;
     wait_for("uploads", || p.upload_lag() == (0, 0)).await;
-    p.enforce_retention().expect("retention");
+    p.enforce_retention().await.expect("retention");
     let key = format!(
         "pfx/topics/t-{}/0/00000000000000000000.log",
         TOPIC_ID.simple()
@@ -315,7 +328,7 @@ async fn corrupt_or_missing_remote_objects_are_storage_errors() {
     assert!(matches!(e, LogError::Tier(TierError::Store(_))), "{e}");
 }
 
-async fn loop_until_error(p: &Partition) -> LogError {
+async fn loop_until_error(p: &Arc<Partition>) -> LogError {
     let mut next = 0;
     for _ in 0..100 {
         match p.fetch(next, 100_000, true).await {
@@ -345,12 +358,12 @@ async fn remote_retention_drops_expired_segments_from_the_manifest_and_the_bucke
     let mut c = config();
     c.retention_ms = 3_600_000;
     p.set_config(c);
-    p.enforce_retention().expect("retention");
+    p.enforce_retention().await.expect("retention");
     let remote = p.remote().expect("tiered").clone();
     let (_, remote_end) = remote.range().expect("range");
     // an hour and a bit later, everything but the active segment has expired
     s.clock.advance(3_600_000 + 1);
-    p.enforce_retention().expect("retention");
+    p.enforce_retention().await.expect("retention");
     wait_for("remote retention", || remote.range().is_none()).await;
     assert_eq!(
         p.offsets().log_start_offset,
@@ -397,12 +410,13 @@ async fn a_store_down_at_start_up_is_attached_once_it_answers() {
     let mut c = config();
     c.local_retention_bytes = -2; // keep local copies: the restart has local data
     let logs = Arc::new(
-        LogManager::new(
+        LogManager::open(
             dir.path(),
             s.clock.clone(),
             Duration::from_millis(5),
             Some(s.tier.clone()),
         )
+        .await
         .expect("logs"),
     );
     let p = logs
@@ -417,12 +431,13 @@ async fn a_store_down_at_start_up_is_attached_once_it_answers() {
 
     // restart while the store is down: the partition serves its local data at once
     s.switch.set(Fault::Unavailable);
-    let logs = LogManager::new(
+    let logs = LogManager::open(
         dir.path(),
         s.clock.clone(),
         Duration::from_millis(5),
         Some(s.tier.clone()),
     )
+    .await
     .expect("logs");
     let p = logs
         .open_partition("t", TOPIC_ID, 0, c.clone())
@@ -455,11 +470,11 @@ async fn delete_records_reaches_into_the_bucket() {
     let p = open(&s, dir.path()).await;
     produce(&p, &s.clock, 40).await;
     wait_for("uploads", || p.upload_lag() == (0, 0)).await;
-    p.enforce_retention().expect("retention");
+    p.enforce_retention().await.expect("retention");
     let remote = p.remote().expect("tiered").clone();
     let second = remote.manifest().segments[1].clone();
     let target = second.base_offset + 2; // inside the second remote segment
-    assert_eq!(p.delete_records(target).expect("delete"), target);
+    assert_eq!(p.delete_records(target).await.expect("delete"), target);
     assert_eq!(p.offsets().log_start_offset, target);
     assert!(matches!(
         p.fetch(target - 1, 1000, true).await,
@@ -477,7 +492,7 @@ async fn delete_records_reaches_into_the_bucket() {
     })
     .await;
     assert!(matches!(
-        p.delete_records(1_000_000),
+        p.delete_records(1_000_000).await,
         Err(LogError::OffsetOutOfRange { .. })
     ));
     // persisted: a reopen keeps the start
@@ -491,13 +506,15 @@ async fn read_committed_below_the_local_log_finds_aborted_transactions_in_the_bu
     let s = setup();
     let dir = tempfile::tempdir().expect("tmp");
     let p = open(&s, dir.path()).await;
-    let allow: &dyn Fn(&batch::BatchHeader) -> Result<(), LogError> = &|_| Ok(());
+    let allow: Verify = Arc::new(|_| Ok(()));
     let aborted = batch::tests::transactional(make_batch(0, 5, 100, NOW), 42, 0, 0);
-    p.append_verified(&aborted, allow).expect("txn"); // 0..=4
-    p.append_marker(42, 0, false, 0).expect("abort"); // 5
+    p.append_verified(bytes::Bytes::copy_from_slice(&aborted), allow.clone())
+        .await
+        .expect("txn"); // 0..=4
+    p.append_marker(42, 0, false, 0).await.expect("abort"); // 5
     produce(&p, &s.clock, 40).await;
     wait_for("uploads", || p.upload_lag() == (0, 0)).await;
-    p.enforce_retention().expect("retention");
+    p.enforce_retention().await.expect("retention");
     assert!(
         p.local_start_offset() > 6,
         "the transaction is only in the bucket now"
@@ -534,9 +551,11 @@ async fn segments_an_open_transaction_reaches_into_stay_local_and_out_of_the_buc
     let dir = tempfile::tempdir().expect("tmp");
     let p = open(&s, dir.path()).await;
     produce(&p, &s.clock, 10).await; // 0..50
-    let allow: &dyn Fn(&batch::BatchHeader) -> Result<(), LogError> = &|_| Ok(());
+    let allow: Verify = Arc::new(|_| Ok(()));
     let open_txn = batch::tests::transactional(make_batch(0, 5, 100, NOW), 42, 0, 0);
-    p.append_verified(&open_txn, allow).expect("txn"); // 50..=54
+    p.append_verified(bytes::Bytes::copy_from_slice(&open_txn), allow.clone())
+        .await
+        .expect("txn"); // 50..=54
     produce(&p, &s.clock, 30).await;
     let remote = p.remote().expect("tiered").clone();
     wait_for("uploads below the transaction", || {
@@ -550,7 +569,7 @@ async fn segments_an_open_transaction_reaches_into_stay_local_and_out_of_the_buc
         "nothing at or past the open transaction is uploaded ({uploaded})"
     );
     assert!(p.upload_lag().1 > 0, "the segments it reaches into wait");
-    p.enforce_retention().expect("retention");
+    p.enforce_retention().await.expect("retention");
     let start = p.local_start_offset();
     assert!(
         start > 0 && start <= 50,
@@ -560,13 +579,13 @@ async fn segments_an_open_transaction_reaches_into_stay_local_and_out_of_the_buc
     drop(p);
     let p = open(&s, dir.path()).await;
     assert_eq!(p.offsets().last_stable_offset, 50);
-    p.append_marker(42, 0, true, 0).expect("commit");
+    p.append_marker(42, 0, true, 0).await.expect("commit");
     p.flush_once().await;
     wait_for("the held-back segments to go up", || {
         p.upload_lag() == (0, 0)
     })
     .await;
-    p.enforce_retention().expect("retention");
+    p.enforce_retention().await.expect("retention");
     assert!(
         p.local_start_offset() > 55,
         "once committed, retention moves on"
@@ -578,14 +597,16 @@ async fn a_data_dir_restored_from_the_bucket_still_knows_its_aborted_transaction
     let s = setup();
     let dir = tempfile::tempdir().expect("tmp");
     let p = open(&s, dir.path()).await;
-    let allow: &dyn Fn(&batch::BatchHeader) -> Result<(), LogError> = &|_| Ok(());
+    let allow: Verify = Arc::new(|_| Ok(()));
     // an aborted transaction across several segments, its marker in the active one
     for seq in 0..12 {
         let b = batch::tests::transactional(make_batch(0, 5, 100, NOW), 42, 0, seq * 5);
-        p.append_verified(&b, allow).expect("txn");
+        p.append_verified(bytes::Bytes::copy_from_slice(&b), allow.clone())
+            .await
+            .expect("txn");
     }
     p.flush_once().await;
-    let marker = p.append_marker(42, 0, false, 0).expect("abort");
+    let marker = p.append_marker(42, 0, false, 0).await.expect("abort");
     p.flush_once().await;
     wait_for("uploads", || p.upload_lag() == (0, 0)).await;
     let uploaded = p

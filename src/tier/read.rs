@@ -10,6 +10,7 @@ use super::shared::{TierError, CHUNK};
 use crate::format::batch::{self, BatchHeader, HEADER_LEN};
 use crate::format::index;
 use crate::format::manifest::{segment_key, RemoteSegment};
+use crate::format::txn_index::{self, AbortedTxn};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
 
@@ -106,20 +107,29 @@ impl RemoteLog {
         Ok(None)
     }
 
-    /// The aborted-transaction indexes (`.txnindex` objects, Kafka's entry format) of the remote
-    /// segments from the one holding `offset` onwards. Each lists every aborted transaction with
-    /// records in its segment (see `UploadJob::txn_index`). Segments without aborted
-    /// transactions have none and cost no request.
-    pub async fn txn_indexes(&self, offset: i64) -> Result<Vec<Bytes>, TierError> {
+    /// Aborted transactions with records in `[from, to)`, from the `.txnindex` objects of the
+    /// remote segments from the one holding `from` onwards. Each lists every aborted
+    /// transaction with records in its segment (see `UploadJob::txn_index`); segments without
+    /// aborted transactions have none and cost no request.
+    pub async fn aborted_between(&self, from: i64, to: i64) -> Result<Vec<AbortedTxn>, TierError> {
         let keys: Vec<String> = self
             .manifest()
             .readable()
-            .filter(|s| s.next_offset > offset && s.txn_index)
+            .filter(|s| s.next_offset > from && s.txn_index)
             .map(|s| segment_key(&self.dir, s.base_offset, "txnindex"))
             .collect();
-        let mut out = Vec::with_capacity(keys.len());
+        let mut out = Vec::new();
         for key in keys {
-            out.push(self.whole(&key).await?);
+            let bytes = self.whole(&key).await?;
+            let entries = txn_index::decode(&bytes).ok_or_else(|| TierError::Corrupt {
+                key: key.clone(),
+                reason: "not whole .txnindex entries".into(),
+            })?;
+            for e in entries {
+                if e.overlaps(from, to) && !out.contains(&e) {
+                    out.push(e);
+                }
+            }
         }
         Ok(out)
     }

@@ -375,7 +375,10 @@ impl TxnCoordinator {
             let Some(p) = self.logs.get(topic, *index) else {
                 continue; // the topic was deleted
             };
-            match p.append_marker(meta.producer_id, meta.epoch, commit, COORDINATOR_EPOCH) {
+            match p
+                .append_marker(meta.producer_id, meta.epoch, commit, COORDINATOR_EPOCH)
+                .await
+            {
                 Ok(offset) => written.push((p, offset + 1)),
                 Err(LogError::Deleted) => {}
                 Err(e) => {

@@ -292,8 +292,18 @@ pub fn free_port() -> u16 {
 /// Runs the built binary on `port` over `<dir>/data` (plus `extra` flags) and waits until it
 /// accepts connections. The caller kills it (`kill -9` tests) or lets it drop.
 pub fn spawn_binary(dir: &std::path::Path, port: u16, extra: &[&str]) -> std::process::Child {
+    spawn_binary_at(env!("CARGO_BIN_EXE_tiercel"), dir, port, extra)
+}
+
+/// As [`spawn_binary`], for the binary at `bin`.
+pub fn spawn_binary_at(
+    bin: &str,
+    dir: &std::path::Path,
+    port: u16,
+    extra: &[&str],
+) -> std::process::Child {
     use std::process::{Command, Stdio};
-    let child = Command::new(env!("CARGO_BIN_EXE_tiercel"))
+    let child = Command::new(bin)
         .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(dir.join("data"))
         .args(["--metrics-listen", &free_addr().to_string()])

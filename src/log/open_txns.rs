@@ -1,5 +1,5 @@
-//! Transactions inside one partition: control batches (commit and abort markers), the open
-//! transactions that hold the last stable offset back, and the aborted-transaction index.
+//! Transactions inside one partition: the open transactions that hold the last stable offset
+//! back, and the aborted-transaction index entries that abort markers create.
 //!
 //! A transactional producer's batches carry the transactional attribute. The first one a producer
 //! writes opens a transaction in the partition at its offset; the coordinator's marker (a control
@@ -13,7 +13,7 @@
 //! segment's index is written beside it as `<base>.txnindex` (Kafka's 34-byte entries) so it can
 //! travel with the segment.
 
-use crate::format::batch::{BatchHeader, HEADER_LEN};
+use crate::format::batch::BatchHeader;
 use crate::format::txn_index::AbortedTxn;
 use std::collections::HashMap;
 
@@ -56,30 +56,23 @@ impl OpenTxns {
         self.open.get(&producer_id).copied()
     }
 
-    pub fn len(&self) -> usize {
-        self.open.len()
+    /// (producer id, first offset) of every open transaction, for a producer snapshot.
+    pub fn to_snapshot(&self) -> Vec<(i64, i64)> {
+        let mut v: Vec<(i64, i64)> = self.open.iter().map(|(p, f)| (*p, *f)).collect();
+        v.sort_unstable();
+        v
     }
 
+    pub fn from_snapshot(open: &[(i64, i64)]) -> OpenTxns {
+        OpenTxns {
+            open: open.iter().copied().collect(),
+        }
+    }
+
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()
     }
-}
-
-/// The batches of `data` (whole batches, as a read returns them) that start below `end`, and
-/// the last offset they hold.
-pub fn below(data: &bytes::Bytes, end: i64) -> (bytes::Bytes, Option<i64>) {
-    let (mut pos, mut last) = (0, None);
-    while let Some(head) = data.get(pos..pos + HEADER_LEN) {
-        let Ok(h) = BatchHeader::parse(head) else {
-            break;
-        };
-        if h.base_offset >= end || pos + h.total_len() > data.len() {
-            break;
-        }
-        last = Some(h.last_offset());
-        pos += h.total_len();
-    }
-    (data.slice(..pos), last)
 }
 
 #[cfg(test)]
