@@ -18,30 +18,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
 root=$PWD
-tools=$root/target/bench-tools
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 out=$root/bench-results
-mkdir -p "$tools" "$out"
-perf=$tools/rdkafka_performance
-
-if [ ! -x "$perf" ]; then
-  echo "building rdkafka_performance ..."
-  cargo fetch -q
-  manifest=$(cargo metadata --format-version 1 | python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"]=="rdkafka-sys"))')
-  rm -rf "$tools/librdkafka"
-  cp -r "$(dirname "$manifest")/librdkafka" "$tools/librdkafka"
-  (cd "$tools/librdkafka" && ./configure --disable-ssl --disable-gssapi --disable-sasl --disable-curl --disable-zstd >/dev/null \
-     && make -j"$(nproc)" libs >/dev/null 2>&1 && make -C examples rdkafka_performance >/dev/null 2>&1)
-  cp "$tools/librdkafka/examples/rdkafka_performance" "$perf"
-fi
+mkdir -p "$out"
+build_perf
 REPEAT=${REPEAT:-3}
 if [ -z "${BIN:-}" ]; then cargo build --release -q; fi
 bin=${BIN:-$root/target/release/tiercel}
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 b=127.0.0.1:$port
-mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mport=$(free_port)
 table=$out/results.md
 {
   echo "| records | size | partitions | produce rec/s | produce MB/s | consume rec/s | consume MB/s | broker CPU-s/GB produced | broker CPU-s/GB consumed | peak RSS MiB | produce p50 ms | produce p99 ms |"

@@ -46,6 +46,8 @@ pub trait Replay {
     fn reset(&mut self);
     /// One batch after the snapshot, in log order, with a control batch's marker kind.
     fn batch(&mut self, h: &BatchHeader, marker: Option<bool>) -> Option<AbortedTxn>;
+    /// The state as of `offset` (every batch below it replayed), as a snapshot file's bytes.
+    fn snapshot(&self, offset: i64) -> Vec<u8>;
 }
 
 /// When to roll: the topic's segment size and age, and the index interval.
@@ -173,14 +175,16 @@ impl LocalLog {
         bases.sort_unstable();
         snapshots.sort_unstable();
         let mut map = BTreeMap::new();
+        let mut recovery_point = None;
         let mut trusted = load_snapshot(dir, &snapshots, replay)?;
         // with a snapshot, the segments below it load from their indexes; a segment below it
         // whose indexes fail to load means the snapshot cannot be trusted: replay everything
         for attempt in 0..2 {
             map.clear();
             match open_segments(dir, &bases, trusted, &o, replay)? {
-                Some(m) => {
+                Some((m, point)) => {
                     map = m;
+                    recovery_point = point;
                     break;
                 }
                 None if attempt == 0 => {
@@ -203,6 +207,13 @@ impl LocalLog {
                     remove_if_exists(&dir.join(format::segment_file(*at, "snapshot")))?;
                 }
                 replay.reset();
+            }
+        }
+        // a walk of closed segments ends with a recovery point at the active segment, so the
+        // next start after a crash does not walk them again
+        if let Some((at, bytes)) = recovery_point {
+            if map.contains_key(&at) {
+                write_atomic(&dir.join(format::segment_file(at, "snapshot")), &bytes)?;
             }
         }
         // a new (or emptied) directory's entries become durable with its first flush
@@ -733,15 +744,18 @@ fn load_snapshot(dir: &Path, offsets: &[i64], replay: &mut dyn Replay) -> io::Re
 /// Opens every segment: from its index files below the snapshot at `trusted` (and, after a
 /// clean stop, the active one too), otherwise by walking it (CRC-checked after an unclean
 /// stop) while `replay` sees the batches at or after the snapshot. `None` when a segment below
-/// the snapshot cannot be loaded from its indexes.
+/// the snapshot cannot be loaded from its indexes. When closed segments were walked, also the
+/// snapshot as of the active segment's base (a new recovery point) to write.
 fn open_segments(
     dir: &Path,
     bases: &[i64],
     trusted: Option<i64>,
     o: &OpenOptions,
     replay: &mut dyn Replay,
-) -> io::Result<Option<BTreeMap<i64, Segment>>> {
+) -> io::Result<Option<Opened>> {
     let mut map = BTreeMap::new();
+    let mut walked_closed = false;
+    let mut point = None;
     let from = trusted.unwrap_or(i64::MIN);
     for (i, &base) in bases.iter().enumerate() {
         let next_base = bases.get(i + 1).copied();
@@ -756,6 +770,9 @@ fn open_segments(
                 _ if below => return Ok(None),
                 _ => {}
             }
+        }
+        if is_last && walked_closed && trusted != Some(base) {
+            point = Some((base, replay.snapshot(base)));
         }
         let mut observe = |h: &BatchHeader, marker: Option<bool>| {
             if h.base_offset >= from {
@@ -772,8 +789,12 @@ fn open_segments(
                 seg.file().sync_data()?;
             }
             seg.write_indexes()?;
+            walked_closed = true;
         }
         map.insert(base, seg);
     }
-    Ok(Some(map))
+    Ok(Some((map, point)))
 }
+
+/// The opened segments, and a recovery point to write (offset, snapshot bytes).
+type Opened = (BTreeMap<i64, Segment>, Option<(i64, Vec<u8>)>);

@@ -532,4 +532,10 @@ async fn unusable_indexes_or_snapshots_fall_back_to_walking_the_log() {
             .exists(),
         "a walked closed segment gets its index back"
     );
+    let active = p.log.summary().active_base;
+    assert_eq!(
+        snapshots(dir.path()).last().copied(),
+        Some(active),
+        "and the walk leaves a recovery point at the active segment"
+    );
 }

@@ -76,4 +76,8 @@ impl Replay for Sequencer {
         self.producers.record(h, h.base_offset, h.max_timestamp);
         self.txns.observe(h, marker)
     }
+
+    fn snapshot(&self, offset: i64) -> Vec<u8> {
+        Sequencer::snapshot(self, offset)
+    }
 }

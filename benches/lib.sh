@@ -1,0 +1,59 @@
+# Shared by the benchmark scripts (sourced): librdkafka's load generator, free ports, waiting
+# for a broker, and where raw results go.
+
+# rdkafka_performance, built once from the librdkafka source bundled in the rdkafka-sys crate (the
+# version the tests use), into target/bench-tools. Sets $perf.
+build_perf() {
+  local tools=$root/target/bench-tools
+  perf=$tools/rdkafka_performance
+  mkdir -p "$tools"
+  if [ ! -x "$perf" ]; then
+    echo "building rdkafka_performance ..."
+    cargo fetch -q
+    local manifest
+    manifest=$(cargo metadata --format-version 1 | python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"]=="rdkafka-sys"))')
+    rm -rf "$tools/librdkafka"
+    cp -r "$(dirname "$manifest")/librdkafka" "$tools/librdkafka"
+    (cd "$tools/librdkafka" && ./configure --disable-ssl --disable-gssapi --disable-sasl --disable-curl --disable-zstd >/dev/null \
+       && make -j"$(nproc)" libs >/dev/null 2>&1 && make -C examples rdkafka_performance >/dev/null 2>&1)
+    cp "$tools/librdkafka/examples/rdkafka_performance" "$perf"
+  fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# The wall-clock time (epoch ms) at which the broker on port $1 first answers an ApiVersions
+# request (gives up after $2 seconds, default 600).
+ready_at() {
+  python3 - "$1" "${2:-600}" <<'PY'
+import socket, struct, sys, time
+port, limit = int(sys.argv[1]), float(sys.argv[2])
+start = time.monotonic()
+# ApiVersions v0: api key 18, version 0, correlation id 7, client id "bench"
+body = struct.pack(">hhih", 18, 0, 7, 5) + b"bench"
+while time.monotonic() - start < limit:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(struct.pack(">i", len(body)) + body)
+            head = s.recv(8)
+            if len(head) == 8 and struct.unpack(">ii", head)[1] == 7:
+                print(int(time.time() * 1000))
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.002)
+sys.exit(1)
+PY
+}
+
+# A line of raw results (CSV) with the commit, date and machine it was measured at.
+results_dir() {
+  mkdir -p "$root/benches/results"
+  echo "$root/benches/results"
+}
+
+machine() {
+  echo "$(nproc) cpu $(awk '/MemTotal/ {printf "%.0fGiB", $2/1048576}' /proc/meminfo) $(uname -r)"
+}
