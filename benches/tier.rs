@@ -9,6 +9,8 @@
 //!   (cold cache, read-ahead on);
 //! - `cold_read_ms_p50` / `_p90`: one fetch at a random remote offset with an empty cache.
 
+#![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
+
 use object_store::ObjectStoreExt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! through the kafka-protocol codec; changes are validated, applied to running partitions at
 //! once and survive a restart.
 
+#![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
+
 mod common;
 
 use common::{admin, connect, create_topic, roundtrip, TestBroker};

@@ -1,5 +1,7 @@
 //! The broker in-process, driven by librdkafka (the `rdkafka` crate) over real TCP.
 
+#![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
+
 mod common;
 
 use common::{admin, TestBroker};

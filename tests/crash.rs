@@ -1,6 +1,8 @@
 //! kill -9 the built binary during an acks=all produce stream: after a restart every
 //! acknowledged record is at its acknowledged offset and offsets continue without gaps.
 
+#![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
+
 mod common;
 
 use rdkafka::config::ClientConfig;

@@ -1,5 +1,7 @@
 //! Consumer groups through librdkafka's high-level consumer, and hostile group requests.
 
+#![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
+
 mod common;
 
 use common::TestBroker;

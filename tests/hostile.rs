@@ -1,6 +1,8 @@
 //! Bytes no client should send, over real TCP: the broker closes that connection (or answers
 //! with an error) and keeps serving everyone else.
 
+#![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
+
 mod common;
 
 use common::{connect, roundtrip, TestBroker};

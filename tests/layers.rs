@@ -9,6 +9,8 @@
 //! Test code (`#[cfg(test)]` items and the `*tests.rs` files they include) is left out: a test
 //! may reach anywhere. A new top-level module must be given a layer here.
 
+#![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,8 @@
 //! (transactions included).
 //! (One test in its own binary: the metrics recorder is process-wide.)
 
+#![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
+
 mod common;
 
 use common::TestBroker;

@@ -1,6 +1,8 @@
 //! rskafka (a pure-Rust client with its own protocol code) against the broker: topic admin,
 //! produce and fetch with keys, headers and every codec, offsets, DeleteRecords.
 
+#![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
+
 mod common;
 
 use common::TestBroker;

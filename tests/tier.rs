@@ -3,6 +3,8 @@
 //! record read back from offset 0, and a wiped data dir recovered from the bucket (everything
 //! that was tiered; the active segment was only ever local).
 
+#![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
+
 mod common;
 
 use common::{admin, TestBroker};

@@ -7,6 +7,8 @@
 //! the numbers the README quotes: `TIERCEL_BIN=target/release/tiercel cargo test --release
 //! --test topic_storm -- --nocapture`). `STORM_TOPICS` changes the 5,000.
 
+#![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
+
 mod common;
 
 use common::{admin, free_port, spawn_binary};

@@ -2,6 +2,8 @@
 //! levels, the last stable offset, fencing by a new producer instance, transaction timeouts,
 //! offsets committed inside a transaction, and the operator APIs.
 
+#![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
+
 mod common;
 
 use common::{connect, create_topic, roundtrip, TestBroker};

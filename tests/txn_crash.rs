@@ -6,6 +6,8 @@
 //! the committed offsets). In the end the output topic, read with read_committed, holds every
 //! input record exactly once.
 
+#![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
+
 mod common;
 
 use rdkafka::config::ClientConfig;

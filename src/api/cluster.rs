@@ -1,6 +1,6 @@
 //! DescribeCluster: this one broker and the cluster id.
 
-use super::errors::answered;
+use super::errors::code;
 use super::Handler;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -15,7 +15,7 @@ impl Handler {
         let mut resp = DescribeClusterResponse::default();
         resp.endpoint_type = req.endpoint_type;
         if req.endpoint_type != ENDPOINT_BROKERS {
-            resp.error_code = answered(ResponseError::UnsupportedEndpointType).code();
+            resp.error_code = code(ResponseError::UnsupportedEndpointType);
             resp.error_message = Some(StrBytes::from_static_str(
                 "only broker endpoints are served",
             ));

@@ -1,6 +1,6 @@
 //! DeleteRecords: moves a partition's log start offset forward.
 
-use super::errors::{answered, log_error};
+use super::errors::{code, log_error};
 use super::Handler;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
@@ -19,14 +19,14 @@ impl Handler {
                 pr.partition_index = p.partition_index;
                 pr.low_watermark = -1;
                 match self.logs.get(&t.name.0, p.partition_index) {
-                    None => pr.error_code = answered(ResponseError::UnknownTopicOrPartition).code(),
+                    None => pr.error_code = code(ResponseError::UnknownTopicOrPartition),
                     Some(log) => match log.delete_records(p.offset).await {
                         Ok(low) => pr.low_watermark = low,
                         Err(e) => {
                             if !matches!(e, crate::log::LogError::OffsetOutOfRange { .. }) {
                                 tracing::warn!(topic = %log.topic, partition = log.index, error = %e, "DeleteRecords failed");
                             }
-                            pr.error_code = log_error(&e).code();
+                            pr.error_code = code(log_error(&e));
                         }
                     },
                 }

@@ -2,7 +2,7 @@
 //! `min_bytes` and `max_wait_ms` (long poll woken by high-watermark advances). `read_committed`
 //! fetches stop at the last stable offset and list the aborted transactions they overlap.
 
-use super::errors::{answered, log_error};
+use super::errors::{code, log_error};
 use super::{Handler, Pending, Reply};
 use crate::log::partition::Partition;
 use crate::protocol::Response;
@@ -152,7 +152,7 @@ async fn read_all(
             pd.aborted_transactions = None;
             match &w.partition {
                 None => {
-                    pd.error_code = answered(ResponseError::UnknownTopicOrPartition).code();
+                    pd.error_code = code(ResponseError::UnknownTopicOrPartition);
                     pd.high_watermark = -1;
                     errors = true;
                 }
@@ -188,7 +188,7 @@ async fn read_all(
                         }
                         Err(e) => {
                             let o = p.offsets();
-                            pd.error_code = log_error(&e).code();
+                            pd.error_code = code(log_error(&e));
                             pd.high_watermark = o.high_watermark;
                             pd.last_stable_offset = o.last_stable_offset;
                             pd.log_start_offset = o.log_start_offset;

@@ -1,7 +1,7 @@
 //! Consumer-group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
 //! DescribeGroups, ListGroups, DeleteGroups.
 
-use super::errors::answered;
+use super::errors::code;
 use super::{Handler, Pending, Reply};
 use crate::group::state::{GroupError, JoinRequest};
 use crate::group::DeleteError;
@@ -24,7 +24,7 @@ const KEY_TRANSACTION: i8 = 1;
 const MAX_GROUP_ID_LEN: usize = 255;
 
 pub(super) fn group_error(e: GroupError) -> ResponseError {
-    answered(match e {
+    match e {
         GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
         GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
         GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
@@ -34,7 +34,7 @@ pub(super) fn group_error(e: GroupError) -> ResponseError {
         GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
         GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
         GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
-    })
+    }
 }
 
 pub(super) fn s(v: impl Into<String>) -> StrBytes {
@@ -57,7 +57,7 @@ impl Handler {
             if req.key_type == KEY_TRANSACTION {
                 if key.is_empty() {
                     (
-                        answered(ResponseError::InvalidRequest).code(),
+                        code(ResponseError::InvalidRequest),
                         Some(s("empty transactional id")),
                     )
                 } else {
@@ -65,12 +65,12 @@ impl Handler {
                 }
             } else if req.key_type != KEY_GROUP {
                 (
-                    answered(ResponseError::InvalidRequest).code(),
+                    code(ResponseError::InvalidRequest),
                     Some(s("unknown coordinator key type")),
                 )
             } else if !valid_group_id(key) {
                 (
-                    answered(ResponseError::InvalidGroupId).code(),
+                    code(ResponseError::InvalidGroupId),
                     Some(s("invalid group id")),
                 )
             } else {
@@ -127,7 +127,7 @@ impl Handler {
         let group_id = req.group_id.0.to_string();
         if !valid_group_id(&group_id) {
             let mut r = JoinGroupResponse::default();
-            r.error_code = answered(ResponseError::InvalidGroupId).code();
+            r.error_code = code(ResponseError::InvalidGroupId);
             r.generation_id = -1;
             return super::ready(Response::JoinGroup(r));
         }
@@ -158,7 +158,7 @@ impl Handler {
         Box::pin(async move {
             let r = me.groups.join(&group_id, join).await;
             let mut resp = JoinGroupResponse::default();
-            resp.error_code = r.error.map(|e| group_error(e).code()).unwrap_or(0);
+            resp.error_code = r.error.map(|e| code(group_error(e))).unwrap_or(0);
             resp.generation_id = r.generation;
             if v >= 7 {
                 resp.protocol_type = Some(s(r.protocol_type));
@@ -215,7 +215,7 @@ impl Handler {
                     }
                     resp.assignment = assignment;
                 }
-                Err(e) => resp.error_code = group_error(e).code(),
+                Err(e) => resp.error_code = code(group_error(e)),
             }
             Reply::Send(Response::SyncGroup(resp))
         })
@@ -234,7 +234,7 @@ impl Handler {
             instance.as_deref(),
             req.generation_id,
         ) {
-            resp.error_code = group_error(e).code();
+            resp.error_code = code(group_error(e));
         }
         resp
     }
@@ -263,12 +263,12 @@ impl Handler {
                     let mut m = MemberResponse::default();
                     m.member_id = s(id);
                     m.group_instance_id = inst.map(s);
-                    m.error_code = r.err().map(|e| group_error(e).code()).unwrap_or(0);
+                    m.error_code = r.err().map(|e| code(group_error(e))).unwrap_or(0);
                     m
                 })
                 .collect();
         } else if let Some(Err(e)) = results.into_iter().next() {
-            resp.error_code = group_error(e).code();
+            resp.error_code = code(group_error(e));
         }
         resp
     }
@@ -330,7 +330,7 @@ impl Handler {
                 let mut r = DeletableGroupResult::default();
                 r.error_code = match me.groups.delete_group(&id.0).await {
                     Ok(()) => 0,
-                    Err(e) => delete_error(e).code(),
+                    Err(e) => code(delete_error(e)),
                 };
                 r.group_id = id;
                 resp.results.push(r);

@@ -1,7 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4) and by
 //! timestamp through the time index.
 
-use super::errors::{answered, log_error};
+use super::errors::{code, log_error};
 use super::{Handler, Pending, Reply};
 use crate::catalog::Catalog;
 use crate::log::LogManager;
@@ -53,7 +53,7 @@ async fn list_offsets(
                     .map_or(0, |m| m.leader_epoch(p.partition_index));
             }
             match logs.get(&t.name.0, p.partition_index) {
-                None => pr.error_code = answered(ResponseError::UnknownTopicOrPartition).code(),
+                None => pr.error_code = code(ResponseError::UnknownTopicOrPartition),
                 Some(log) => {
                     let o = log.offsets();
                     match p.timestamp {
@@ -68,7 +68,7 @@ async fn list_offsets(
                                 pr.timestamp = ts;
                             }
                             Ok(None) => {}
-                            Err(e) => pr.error_code = log_error(&e).code(),
+                            Err(e) => pr.error_code = code(log_error(&e)),
                         },
                         ts => match log.find_offset_for_timestamp(ts).await {
                             Ok(Some((off, found_ts))) => {
@@ -78,7 +78,7 @@ async fn list_offsets(
                             Ok(None) => {}
                             Err(e) => {
                                 tracing::warn!(topic = %log.topic, partition = log.index, error = %e, "timestamp lookup failed");
-                                pr.error_code = log_error(&e).code();
+                                pr.error_code = code(log_error(&e));
                             }
                         },
                     }

@@ -1,6 +1,6 @@
 //! Metadata: brokers, cluster id, topics and partitions; auto-creates topics when allowed.
 
-use super::errors::{answered, catalog_error};
+use super::errors::{catalog_error, code};
 use super::Handler;
 use crate::catalog::{validate_topic_name, CatalogError, NewTopic, TopicMeta};
 use kafka_protocol::error::ResponseError;
@@ -77,7 +77,7 @@ impl Handler {
                 Some(name) => self.topic_by_name(&name.0, &failed),
                 None => match self.catalog.get_by_id(t.topic_id) {
                     Some(m) => self.topic_metadata(&m),
-                    None => error_topic(None, t.topic_id, answered(ResponseError::UnknownTopicId)),
+                    None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
                 },
             };
             resp.topics.push(entry);
@@ -101,7 +101,7 @@ impl Handler {
             None => error_topic(
                 Some(name),
                 Uuid::nil(),
-                answered(ResponseError::UnknownTopicOrPartition),
+                ResponseError::UnknownTopicOrPartition,
             ),
         }
     }
@@ -126,10 +126,10 @@ impl Handler {
     }
 }
 
-fn error_topic(name: Option<&str>, id: Uuid, code: ResponseError) -> MetadataResponseTopic {
+fn error_topic(name: Option<&str>, id: Uuid, e: ResponseError) -> MetadataResponseTopic {
     let mut t = MetadataResponseTopic::default();
     t.name = name.map(|n| TopicName(StrBytes::from_string(n.to_string())));
     t.topic_id = id;
-    t.error_code = code.code();
+    t.error_code = code(e);
     t
 }

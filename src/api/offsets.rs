@@ -1,6 +1,6 @@
 //! OffsetCommit, OffsetFetch, OffsetDelete.
 
-use super::errors::answered;
+use super::errors::code;
 use super::groups::{delete_error, group_error, valid_group_id};
 use super::{Handler, Pending, Reply};
 use crate::group::CommitError;
@@ -109,12 +109,12 @@ impl Handler {
                     let mut pr = OffsetCommitResponsePartition::default();
                     pr.partition_index = index;
                     pr.error_code = match (err, &outcome) {
-                        (Some(e), _) => e.code(),
-                        (None, Err(e)) => e.code(),
+                        (Some(e), _) => code(e),
+                        (None, Err(e)) => code(*e),
                         (None, Ok(_)) => per_partition
                             .next()
                             .and_then(|r| r.err())
-                            .map(|e| commit_error(e).code())
+                            .map(|e| code(commit_error(e)))
                             .unwrap_or(0),
                     };
                     tr.partitions.push(pr);
@@ -140,7 +140,7 @@ impl Handler {
                 offset: -1,
                 leader_epoch: -1,
                 metadata: String::new(),
-                error: answered(ResponseError::UnstableOffsetCommit).code(),
+                error: code(ResponseError::UnstableOffsetCommit),
             },
             Some(c) => Fetched {
                 partition: p,
@@ -253,14 +253,13 @@ impl Handler {
                             .map(|(p, r)| {
                                 let mut pr = OffsetDeleteResponsePartition::default();
                                 pr.partition_index = *p;
-                                pr.error_code =
-                                    r.err().map(|e| delete_error(e).code()).unwrap_or(0);
+                                pr.error_code = r.err().map(|e| code(delete_error(e))).unwrap_or(0);
                                 pr
                             })
                             .collect();
                     }
                     Err(e) => {
-                        resp.error_code = delete_error(e).code();
+                        resp.error_code = code(delete_error(e));
                         return Reply::Send(Response::OffsetDelete(resp));
                     }
                 }

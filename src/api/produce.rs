@@ -1,6 +1,6 @@
 //! Produce: validate and append one batch per partition; acks=all waits for group-commit fsync.
 
-use super::errors::{answered, log_error};
+use super::errors::{code, log_error};
 use super::{Handler, Pending, Reply};
 use crate::log::{AppendInfo, LogError, Partition, Verify};
 use crate::protocol::Response;
@@ -73,7 +73,7 @@ impl Handler {
                                     o.message = Some(e.to_string());
                                     o.result = Err(log_error(&e));
                                 }
-                                Err(_) => o.result = Err(answered(ResponseError::RequestTimedOut)),
+                                Err(_) => o.result = Err(ResponseError::RequestTimedOut),
                             }
                         }
                     }
@@ -97,10 +97,10 @@ impl Handler {
     ) -> Outcome {
         let mut record_errors = Vec::new();
         let (result, message) = match (valid_acks, &partition, records) {
-            (false, _, _) => (Err(answered(ResponseError::InvalidRequiredAcks)), None),
-            (true, None, _) => (Err(answered(ResponseError::UnknownTopicOrPartition)), None),
+            (false, _, _) => (Err(ResponseError::InvalidRequiredAcks), None),
+            (true, None, _) => (Err(ResponseError::UnknownTopicOrPartition), None),
             (true, Some(_), None) => (
-                Err(answered(ResponseError::InvalidRecord)),
+                Err(ResponseError::InvalidRecord),
                 Some("records are null".to_string()),
             ),
             (true, Some(p), Some(records)) => {
@@ -149,8 +149,8 @@ fn partition_response(o: Outcome) -> PartitionProduceResponse {
             r.log_append_time_ms = info.log_append_time;
             r.log_start_offset = info.log_start_offset;
         }
-        Err(code) => {
-            r.error_code = code.code();
+        Err(e) => {
+            r.error_code = code(e);
             r.base_offset = -1;
             r.log_append_time_ms = -1;
             r.log_start_offset = -1;

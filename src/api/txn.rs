@@ -3,7 +3,7 @@
 //! DescribeTransactions and ListTransactions. The work is the coordinator's (`crate::txn`);
 //! this file maps it to the wire.
 
-use super::errors::{answered, log_error};
+use super::errors::{code, log_error};
 use super::groups::s;
 use super::offsets::commit_error;
 use super::{Handler, Pending, Reply};
@@ -30,7 +30,7 @@ use std::sync::Arc;
 /// The coordinator's refusal as a Kafka error. `fenced` is how this API version spells a stale
 /// epoch: PRODUCER_FENCED from the versions that know it (KIP-588), INVALID_PRODUCER_EPOCH before.
 fn txn_error(e: TxnError, fenced: ResponseError) -> ResponseError {
-    answered(match e {
+    match e {
         TxnError::InvalidTimeout => ResponseError::InvalidTransactionTimeout,
         TxnError::Fenced => fenced,
         TxnError::InvalidMapping => ResponseError::InvalidProducerIdMapping,
@@ -38,7 +38,7 @@ fn txn_error(e: TxnError, fenced: ResponseError) -> ResponseError {
         TxnError::InvalidState => ResponseError::InvalidTxnState,
         // retriable: the client tries again, as it would while a coordinator moves
         TxnError::Storage => ResponseError::CoordinatorNotAvailable,
-    })
+    }
 }
 
 fn fenced_from(v: i16, first: i16) -> ResponseError {
@@ -49,10 +49,10 @@ fn fenced_from(v: i16, first: i16) -> ResponseError {
     }
 }
 
-fn code(r: Result<(), TxnError>, fenced: ResponseError) -> i16 {
+fn txn_code(r: Result<(), TxnError>, fenced: ResponseError) -> i16 {
     match r {
         Ok(()) => 0,
-        Err(e) => txn_error(e, fenced).code(),
+        Err(e) => code(txn_error(e, fenced)),
     }
 }
 
@@ -75,12 +75,12 @@ impl Handler {
                         resp.producer_id = ProducerId(id);
                         resp.producer_epoch = 0;
                     }
-                    Err(_) => resp.error_code = answered(ResponseError::KafkaStorageError).code(),
+                    Err(_) => resp.error_code = code(ResponseError::KafkaStorageError),
                 }
                 return Reply::Send(Response::InitProducerId(resp));
             };
             if id.is_empty() {
-                resp.error_code = answered(ResponseError::InvalidRequest).code();
+                resp.error_code = code(ResponseError::InvalidRequest);
                 return Reply::Send(Response::InitProducerId(resp));
             }
             let expected = (v >= 3 && req.producer_id.0 >= 0)
@@ -94,7 +94,7 @@ impl Handler {
                     resp.producer_id = ProducerId(pid);
                     resp.producer_epoch = epoch;
                 }
-                Err(e) => resp.error_code = txn_error(e, fenced_from(v, 4)).code(),
+                Err(e) => resp.error_code = code(txn_error(e, fenced_from(v, 4))),
             }
             Reply::Send(Response::InitProducerId(resp))
         })
@@ -164,12 +164,11 @@ impl Handler {
             unknown
                 .iter()
                 .map(|u| {
-                    answered(if *u {
+                    code(if *u {
                         ResponseError::UnknownTopicOrPartition
                     } else {
                         ResponseError::OperationNotAttempted
                     })
-                    .code()
                 })
                 .collect()
         } else if verify_only {
@@ -180,14 +179,14 @@ impl Handler {
                         if *h {
                             0
                         } else {
-                            answered(ResponseError::InvalidTxnState).code()
+                            code(ResponseError::InvalidTxnState)
                         }
                     })
                     .collect(),
-                Err(e) => vec![txn_error(e, fenced).code(); wanted.len()],
+                Err(e) => vec![code(txn_error(e, fenced)); wanted.len()],
             }
         } else {
-            let c = code(
+            let c = txn_code(
                 self.txns.add(id, producer_id, epoch, &wanted, &[]).await,
                 fenced,
             );
@@ -222,7 +221,7 @@ impl Handler {
             let mut resp = AddOffsetsToTxnResponse::default();
             let group = req.group_id.0.to_string();
             resp.error_code = if super::groups::valid_group_id(&group) {
-                code(
+                txn_code(
                     me.txns
                         .add(
                             &req.transactional_id.0,
@@ -235,7 +234,7 @@ impl Handler {
                     fenced_from(v, 2),
                 )
             } else {
-                answered(ResponseError::InvalidGroupId).code()
+                code(ResponseError::InvalidGroupId)
             };
             Reply::Send(Response::AddOffsetsToTxn(resp))
         })
@@ -245,7 +244,7 @@ impl Handler {
         let me = self.clone();
         Box::pin(async move {
             let mut resp = EndTxnResponse::default();
-            resp.error_code = code(
+            resp.error_code = txn_code(
                 me.txns
                     .end(
                         &req.transactional_id.0,
@@ -284,7 +283,7 @@ impl Handler {
                 })
                 .collect();
             let checked = if !super::groups::valid_group_id(&group) {
-                Err(answered(ResponseError::InvalidGroupId))
+                Err(ResponseError::InvalidGroupId)
             } else {
                 me.txns
                     .check_offsets(
@@ -317,7 +316,7 @@ impl Handler {
                         offsets,
                     )
                     .await
-                    .map_err(|e| answered(commit_error(e))),
+                    .map_err(commit_error),
             };
             let mut per_partition = match &outcome {
                 Ok(results) => results.clone().into_iter(),
@@ -331,11 +330,11 @@ impl Handler {
                     let mut pr = TxnOffsetCommitResponsePartition::default();
                     pr.partition_index = p.partition_index;
                     pr.error_code = match &outcome {
-                        Err(e) => e.code(),
+                        Err(e) => code(*e),
                         Ok(_) => per_partition
                             .next()
                             .and_then(|r| r.err())
-                            .map(|e| answered(commit_error(e)).code())
+                            .map(|e| code(commit_error(e)))
                             .unwrap_or(0),
                     };
                     tr.partitions.push(pr);
@@ -359,10 +358,10 @@ impl Handler {
                 pr.partition_index = index;
                 match self.logs.get(&t.name.0, index) {
                     None => {
-                        pr.error_code = answered(ResponseError::UnknownTopicOrPartition).code();
+                        pr.error_code = code(ResponseError::UnknownTopicOrPartition);
                     }
                     Some(p) => match p.producers().await {
-                        Err(e) => pr.error_code = log_error(&e).code(),
+                        Err(e) => pr.error_code = code(log_error(&e)),
                         Ok(producers) => {
                             pr.active_producers = producers
                                 .into_iter()
@@ -396,7 +395,7 @@ impl Handler {
             let mut st = TransactionState::default();
             match self.txns.get(&id.0) {
                 None => {
-                    st.error_code = answered(ResponseError::TransactionalIdNotFound).code();
+                    st.error_code = code(ResponseError::TransactionalIdNotFound);
                     st.transaction_state = s("");
                     st.producer_id = ProducerId(-1);
                     st.producer_epoch = -1;

@@ -8,6 +8,7 @@
 //! lost a race (`Conflict`) is decided again on the new state. The store in this process is
 //! [`FileCatalog`] (`catalog.json` in the data dir).
 
+#[allow(clippy::disallowed_methods)] // storage: the writer thread and start-up
 mod file;
 mod state;
 mod store;

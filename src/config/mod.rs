@@ -32,6 +32,8 @@ impl Config {
     }
 
     /// Parses a config file (used by `load` and by the test that checks `config/tiercel.toml`).
+    /// Read before the runtime starts.
+    #[allow(clippy::disallowed_methods)]
     pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
             path: path.to_owned(),

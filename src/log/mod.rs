@@ -12,16 +12,20 @@
 //! segment). Beside them: `cleaner` (compaction over the local log), `retention` (what to
 //! delete), `validate` (client batch rules), [`producer`] (idempotence), `open_txns`.
 
+#[allow(clippy::disallowed_methods)] // storage: runs on the I/O executor
 mod cleaner;
 mod error;
 mod io;
+#[allow(clippy::disallowed_methods)] // storage: runs on the I/O executor
 mod local_log;
+#[allow(clippy::disallowed_methods)] // storage: runs on the I/O executor
 mod manager;
 mod open_txns;
 pub mod partition;
 pub mod producer;
 mod results;
 mod retention;
+#[allow(clippy::disallowed_methods)] // storage: runs on the I/O executor
 mod segment;
 mod sequencer;
 #[cfg(test)]

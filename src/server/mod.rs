@@ -191,7 +191,9 @@ async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, pe
                 },
             },
             Outgoing::ApiVersionsFallback(correlation_id) => {
-                let body = api_versions_response(ResponseError::UnsupportedVersion.code());
+                let body = api_versions_response(crate::api::errors::code(
+                    ResponseError::UnsupportedVersion,
+                ));
                 match protocol::encode_api_versions_fallback(correlation_id, &body) {
                     Ok(b) => b,
                     Err(e) => {

@@ -110,6 +110,8 @@ pub fn build(url: &str, o: &StoreConfig) -> Result<(Arc<dyn ObjectStore>, Path),
             let dir = parsed
                 .to_file_path()
                 .map_err(|_| format!("`{url}` is not an absolute file URL"))?;
+            // once, when the broker starts
+            #[allow(clippy::disallowed_methods)]
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             let local = object_store::local::LocalFileSystem::new_with_prefix(&dir)
