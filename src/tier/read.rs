@@ -7,7 +7,8 @@
 
 use super::remote::RemoteLog;
 use super::shared::{TierError, CHUNK};
-use crate::format::batch::{self, BatchHeader, HEADER_LEN};
+use crate::format::batch::{self, BatchHeader};
+use crate::format::read::{self, Found, Target, Walk};
 use crate::format::index;
 use crate::format::manifest::{segment_key, RemoteSegment};
 use crate::format::txn_index::{self, AbortedTxn};
@@ -32,27 +33,18 @@ impl RemoteLog {
         };
         let key = segment_key(&self.dir, seg.base_offset, "log");
         let start = self.index_position(&seg, offset).await?;
-        let (pos, h) = match self
-            .walk(&seg, start, |h| h.last_offset() >= offset)
-            .await?
-        {
-            Some(found) => found,
-            None => return Ok(Some(Bytes::new())),
+        let Some(found) = self.walk(&seg, start, Target::Offset(offset)).await? else {
+            return Ok(Some(Bytes::new()));
         };
-        let batch_len = h.total_len() as u64;
-        let available = seg.size_bytes - pos;
-        let want = if min_one {
-            (max_bytes as u64).max(batch_len)
-        } else {
-            max_bytes as u64
-        }
-        .min(available);
-        if want < batch_len {
+        let want = read::read_len(&found, seg.size_bytes, max_bytes, min_one);
+        if want == 0 {
             return Ok(Some(Bytes::new()));
         }
-        let data = self.read_range(&key, seg.size_bytes, pos, want).await?;
+        let data = self
+            .read_range(&key, seg.size_bytes, found.position, want)
+            .await?;
         let data = whole_checked_batches(&key, data)?;
-        self.prefetch(&key, seg.size_bytes, pos + data.len() as u64);
+        self.prefetch(&key, seg.size_bytes, found.position + data.len() as u64);
         Ok(Some(data))
     }
 
@@ -72,37 +64,39 @@ impl RemoteLog {
         for seg in candidates {
             let key = segment_key(&self.dir, seg.base_offset, "log");
             let start = self.time_position(&seg, ts).await?;
-            if let Some((pos, h)) = self.walk(&seg, start, |h| h.max_timestamp >= ts).await? {
+            if let Some(found) = self.walk(&seg, start, Target::Timestamp(ts)).await? {
+                let len = found.header.total_len() as u64;
                 let data = self
-                    .read_range(&key, seg.size_bytes, pos, h.total_len() as u64)
+                    .read_range(&key, seg.size_bytes, found.position, len)
                     .await?;
                 let data = whole_checked_batches(&key, data)?;
-                return Ok(Some((h, data)));
+                return Ok(Some((found.header, data)));
             }
         }
         Ok(None)
     }
 
-    /// Walks batch headers from `pos` to the first batch that satisfies `hit`.
+    /// Walks batch headers from `start` to the batch `target` names ([`read::Walk`]: the same
+    /// rules as a local read), through the chunk cache.
     async fn walk(
         &self,
         seg: &RemoteSegment,
-        mut pos: u64,
-        hit: impl Fn(&BatchHeader) -> bool,
-    ) -> Result<Option<(u64, BatchHeader)>, TierError> {
+        start: u64,
+        target: Target,
+    ) -> Result<Option<Found>, TierError> {
         let key = segment_key(&self.dir, seg.base_offset, "log");
-        while pos + HEADER_LEN as u64 <= seg.size_bytes {
+        let mut walk = Walk::new(start, seg.size_bytes, target);
+        while let Some((pos, len)) = walk.next() {
             let head = self
-                .read_range(&key, seg.size_bytes, pos, HEADER_LEN as u64)
+                .read_range(&key, seg.size_bytes, pos, len as u64)
                 .await?;
-            let h = BatchHeader::parse(&head).map_err(|e| TierError::Corrupt {
+            let found = walk.feed(&head).map_err(|e| TierError::Corrupt {
                 key: key.clone(),
                 reason: format!("at position {pos}: {e}"),
             })?;
-            if hit(&h) {
-                return Ok(Some((pos, h)));
+            if found.is_some() {
+                return Ok(found);
             }
-            pos += h.total_len() as u64;
         }
         Ok(None)
     }
