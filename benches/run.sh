@@ -11,7 +11,8 @@
 # shows the median of each column. BIN=path/to/tiercel measures another build with the same
 # harness (for before/after ratios).
 #
-# SIZES="1024" PARTS="1" narrow it to some configurations (for a quick A/B).
+# SIZES="1024" PARTS="1" narrow it to some configurations (for a quick A/B). PIN=1 runs the
+# broker on CPU 0 and the client on CPU 1 (less noise between A/B runs on a shared machine).
 #
 # Usage: [REPEAT=3] [BIN=...] [SIZES=...] [PARTS=...] benches/run.sh [records]   (default 1000000)   Results: bench-results/
 set -euo pipefail
@@ -26,6 +27,12 @@ build_perf
 REPEAT=${REPEAT:-3}
 if [ -z "${BIN:-}" ]; then cargo build --release -q; fi
 bin=${BIN:-$root/target/release/tiercel}
+broker_cpu=()
+client_cpu=()
+if [ "${PIN:-0}" = 1 ]; then
+  broker_cpu=(taskset -c 0)
+  client_cpu=(taskset -c 1)
+fi
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
@@ -43,11 +50,11 @@ for size in ${SIZES:-100 1024}; do
    rows=$(mktemp)
    for _ in $(seq "$REPEAT"); do
     work=$(mktemp -d)
-    "$bin" --listen "$b" --metrics-listen "127.0.0.1:$mport" --data-dir "$work/data" --num-partitions "$parts" --log-level warn >"$work/broker.log" 2>&1 &
+    "${broker_cpu[@]}" "$bin" --listen "$b" --metrics-listen "127.0.0.1:$mport" --data-dir "$work/data" --num-partitions "$parts" --log-level warn >"$work/broker.log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
     t0=$(cpu_ticks $pid)
-    "$perf" -P -t bench -b "$b" -s "$size" -c "$N" -a -1 -l -A "$work/lat.txt" \
+    "${client_cpu[@]}" "$perf" -P -t bench -b "$b" -s "$size" -c "$N" -a -1 -l -A "$work/lat.txt" \
       -X linger.ms=5 -X queue.buffering.max.messages=1000000 -q >"$work/produce.txt" 2>&1
     t1=$(cpu_ticks $pid)
     line=$(grep "messages produced" "$work/produce.txt" | tail -1)
@@ -57,7 +64,7 @@ for size in ${SIZES:-100 1024}; do
     pflags=()
     for p in $(seq 0 $((parts - 1))); do pflags+=(-p "$p"); done
     start=$(date +%s%N)
-    "$perf" -C -t bench -b "$b" "${pflags[@]}" -o beginning -e -X enable.partition.eof=true -q >"$work/consume.txt" 2>&1
+    "${client_cpu[@]}" "$perf" -C -t bench -b "$b" "${pflags[@]}" -o beginning -e -X enable.partition.eof=true -q >"$work/consume.txt" 2>&1
     c_ms=$(( ($(date +%s%N) - start) / 1000000 ))
     consumed=$(grep "consumed in" "$work/consume.txt" | tail -1 | sed -E 's/^% ([0-9]+) messages.*/\1/')
     [ "$consumed" = "$N" ] || { echo "consumed $consumed of $N"; cat "$work/consume.txt"; exit 1; }

@@ -7,6 +7,7 @@ use tiercel::config::{Cli, Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
+    tiercel::alloc::limit_arenas();
     let cli = Cli::parse(); // bad flags: clap prints the error and exits with 2
     let config = match Config::load(cli) {
         Ok(c) => c,

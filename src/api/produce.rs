@@ -24,23 +24,66 @@ struct Outcome {
 }
 
 impl Handler {
-    /// Appends every partition's batch (the partitions of one request at once), then returns
-    /// the wait for durability (acks=all) and the response.
+    /// Checks every partition's batch, appends them all in one trip to the log's I/O executor,
+    /// then returns the wait for durability (acks=all) and the response.
     pub(super) async fn produce(&self, req: ProduceRequest, _v: i16) -> Pending {
         let acks = req.acks;
         let valid_acks = matches!(acks, -1..=1);
         let mut topics: Vec<(TopicName, Vec<Outcome>)> = Vec::new();
+        // (topic slot, partition slot, batch size) of each batch going to the log
+        let mut queued = Vec::new();
+        let mut batches = Vec::new();
         for t in req.topic_data {
-            let appends = t.partition_data.into_iter().map(|pd| {
+            let mut outcomes = Vec::with_capacity(t.partition_data.len());
+            for pd in t.partition_data {
                 let partition = self.logs.get(&t.name.0, pd.index);
-                self.append_one(partition, pd.index, pd.records, valid_acks)
-            });
-            let outcomes = futures::future::join_all(appends).await;
+                let mut o = Outcome {
+                    index: pd.index,
+                    // set below for every partition: refused here, or by the log's answer
+                    result: Err(ResponseError::UnknownServerError),
+                    message: None,
+                    record_errors: Vec::new(),
+                    partition: partition.clone(),
+                };
+                match (valid_acks, &partition, pd.records) {
+                    (false, _, _) => o.result = Err(ResponseError::InvalidRequiredAcks),
+                    (true, None, _) => o.result = Err(ResponseError::UnknownTopicOrPartition),
+                    (true, Some(_), None) => {
+                        o.result = Err(ResponseError::InvalidRecord);
+                        o.message = Some("records are null".to_string());
+                    }
+                    (true, Some(p), Some(records)) => {
+                        let size = records.len();
+                        match p.prepare(records, self.verifier(p)) {
+                            Ok(b) => {
+                                queued.push((topics.len(), outcomes.len(), size));
+                                batches.push((p.clone(), b));
+                            }
+                            Err(e) => o.refused(e),
+                        }
+                    }
+                }
+                outcomes.push(o);
+            }
             // an owned copy: a slice would pin the whole request frame until the response is sent
             topics.push((
                 TopicName(StrBytes::from_string(t.name.0.to_string())),
                 outcomes,
             ));
+        }
+        let appended = self.logs.append_all(batches).await;
+        for ((ti, pi, size), result) in queued.into_iter().zip(appended) {
+            let o = &mut topics[ti].1[pi];
+            match result {
+                Ok(info) => {
+                    if let Some(p) = &o.partition {
+                        let n = (info.last_offset - info.base_offset + 1) as u64;
+                        crate::metrics::produced(&p.topic, size, n);
+                    }
+                    o.result = Ok(info);
+                }
+                Err(e) => o.refused(e),
+            }
         }
         if acks == 0 {
             let failed = topics
@@ -87,56 +130,28 @@ impl Handler {
 }
 
 impl Handler {
-    /// One partition's append: its batch validated and written, or the error Kafka gives.
-    async fn append_one(
-        &self,
-        partition: Option<Arc<Partition>>,
-        index: i32,
-        records: Option<bytes::Bytes>,
-        valid_acks: bool,
-    ) -> Outcome {
-        let mut record_errors = Vec::new();
-        let (result, message) = match (valid_acks, &partition, records) {
-            (false, _, _) => (Err(ResponseError::InvalidRequiredAcks), None),
-            (true, None, _) => (Err(ResponseError::UnknownTopicOrPartition), None),
-            (true, Some(_), None) => (
-                Err(ResponseError::InvalidRecord),
-                Some("records are null".to_string()),
-            ),
-            (true, Some(p), Some(records)) => {
-                let size = records.len();
-                let txns = self.txns.clone();
-                let (topic, index) = (p.topic.clone(), p.index);
-                let verify: Verify = Arc::new(move |h| {
-                    txns.verify_produce(h.producer_id, h.producer_epoch, &topic, index)
-                });
-                match p.append_verified(records, verify).await {
-                    Ok(info) => {
-                        let n = (info.last_offset - info.base_offset + 1) as u64;
-                        crate::metrics::produced(&p.topic, size, n);
-                        (Ok(info), None)
-                    }
-                    Err(e) => {
-                        log_rejection(p, &e);
-                        let message = match &e {
-                            LogError::InvalidRecords { indexes, message } => {
-                                record_errors.clone_from(indexes);
-                                message.clone()
-                            }
-                            other => other.to_string(),
-                        };
-                        (Err(log_error(&e)), Some(message))
-                    }
-                }
-            }
-        };
-        Outcome {
-            index,
-            result,
-            message,
-            record_errors,
-            partition,
+    /// The transaction coordinator's check of a transactional batch for partition `p`.
+    fn verifier(&self, p: &Partition) -> Verify {
+        let txns = self.txns.clone();
+        let (topic, index) = (p.topic.clone(), p.index);
+        Arc::new(move |h| txns.verify_produce(h.producer_id, h.producer_epoch, &topic, index))
+    }
+}
+
+impl Outcome {
+    /// The log refused the batch: Kafka's error, its message and, for invalid records, which.
+    fn refused(&mut self, e: LogError) {
+        if let Some(p) = &self.partition {
+            log_rejection(p, &e);
         }
+        self.message = Some(match &e {
+            LogError::InvalidRecords { indexes, message } => {
+                self.record_errors.clone_from(indexes);
+                message.clone()
+            }
+            other => other.to_string(),
+        });
+        self.result = Err(log_error(&e));
     }
 }
 

@@ -5,7 +5,8 @@
 
 use super::error::LogError;
 use super::io::Io;
-use super::partition::Partition;
+use super::partition::{Partition, Prepared};
+use super::results::AppendInfo;
 use crate::backoff::Backoff;
 use crate::clock::SharedClock;
 use crate::config::LogConfig;
@@ -219,6 +220,33 @@ impl LogManager {
                 .run_flusher(self.flush_interval, self.cancel.child_token()),
         );
         self.partitions.write().insert(key, p);
+    }
+
+    /// Appends prepared batches to their partitions, in order, in one trip to the I/O
+    /// executor (a produce request's partitions): each succeeds or fails on its own.
+    pub async fn append_all(
+        &self,
+        batches: Vec<(Arc<Partition>, Prepared)>,
+    ) -> Vec<Result<AppendInfo, LogError>> {
+        let n = batches.len();
+        let res = self
+            .io
+            .run(move || {
+                Ok(batches
+                    .into_iter()
+                    .map(|(p, b)| p.append_prepared(b))
+                    .collect::<Vec<_>>())
+            })
+            .await;
+        match res {
+            Ok(results) => results,
+            Err(e) => {
+                let msg = e.to_string();
+                (0..n)
+                    .map(|_| Err(LogError::Io(std::io::Error::other(msg.clone()))))
+                    .collect()
+            }
+        }
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {

@@ -45,6 +45,15 @@ use tokio_util::sync::CancellationToken;
 /// the sequencing lock.
 pub type Verify = Arc<dyn Fn(&BatchHeader) -> Result<(), LogError> + Send + Sync>;
 
+/// A client batch ready to append ([`Partition::prepare`]).
+pub struct Prepared {
+    data: Bytes,
+    h: BatchHeader,
+    config: LogConfig,
+    now: i64,
+    verify: Verify,
+}
+
 /// I/O calls at once for a partition opened on an executor of its own.
 const OWN_IO: usize = 4;
 
@@ -276,6 +285,14 @@ impl Partition {
         data: Bytes,
         verify: Verify,
     ) -> Result<AppendInfo, LogError> {
+        let prepared = self.prepare(data, verify)?;
+        let me = self.clone();
+        self.io.run(move || me.append_prepared(prepared)).await
+    }
+
+    /// Checks a client batch (Kafka's batch rules, keys on compacted topics) and recompresses
+    /// it when the topic says so: the CPU part of an append, done before it is queued.
+    pub fn prepare(&self, data: Bytes, verify: Verify) -> Result<Prepared, LogError> {
         let config = self.config();
         let now = self.clock.now_ms();
         let h = validate_client_batch(&data, &config, now)?;
@@ -295,28 +312,36 @@ impl Partition {
             _ => (data, h),
         };
         self.check_usable()?;
-        let me = self.clone();
-        self.io
-            .run(move || {
-                let mut seq = me.seq.lock();
-                me.check_usable()?;
-                if h.producer_id >= 0 {
-                    if let Check::Duplicate(b) = seq.producers.check(&h)? {
-                        // a retry of a batch already in the log: its original offsets
-                        return Ok(AppendInfo {
-                            base_offset: b.base_offset,
-                            last_offset: b.last_offset,
-                            log_append_time: -1,
-                            log_start_offset: me.local_start_offset(),
-                        });
-                    }
-                }
-                if h.is_transactional() {
-                    verify(&h)?;
-                }
-                me.append_locked(&mut seq, &data, h, &config, now, None)
-            })
-            .await
+        Ok(Prepared {
+            data,
+            h,
+            config,
+            now,
+            verify,
+        })
+    }
+
+    /// The write part of an append: deduplication, the transaction check, offsets, the write.
+    /// Blocking: on the I/O executor (see [`crate::log::LogManager::append_all`]).
+    pub(super) fn append_prepared(&self, p: Prepared) -> Result<AppendInfo, LogError> {
+        let mut seq = self.seq.lock();
+        self.check_usable()?;
+        let h = p.h;
+        if h.producer_id >= 0 {
+            if let Check::Duplicate(b) = seq.producers.check(&h)? {
+                // a retry of a batch already in the log: its original offsets
+                return Ok(AppendInfo {
+                    base_offset: b.base_offset,
+                    last_offset: b.last_offset,
+                    log_append_time: -1,
+                    log_start_offset: self.local_start_offset(),
+                });
+            }
+        }
+        if h.is_transactional() {
+            (p.verify)(&h)?;
+        }
+        self.append_locked(&mut seq, &p.data, h, &p.config, p.now, None)
     }
 
     /// Appends the coordinator's commit or abort marker for `producer_id` and returns its
