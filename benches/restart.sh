@@ -9,7 +9,10 @@
 # Raw results are appended to benches/results/restart.csv (commit, date, machine, binary, kind,
 # ms, GB, segments); the medians are printed.
 #
-# Usage: [GB=10] [SEGMENT_MB=10] [REPEAT=3] [TIER=none|default] [BIN=...] [OLD_BIN=...] benches/restart.sh
+# The producer sends batches of 16 KiB (the Java client's default batch.size). COLD=1 drops the
+# page cache before every start (needs root): the restart then reads from the disk.
+#
+# Usage: [GB=10] [SEGMENT_MB=10] [REPEAT=3] [COLD=0] [TIER=none|default] [BIN=...] [OLD_BIN=...] benches/restart.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -32,46 +35,49 @@ tier_args=()
 if [ "$TIER" = none ]; then tier_args=(--tier-url none); fi
 csv=$(results_dir)/restart.csv
 [ -f "$csv" ] || echo "commit,date,machine,binary,kind,ms,gb,segments" >"$csv"
+cold=
+if [ "${COLD:-0}" = 1 ]; then cold=-cold; fi
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo "+dirty")
 
-# starts binary $1 and prints the milliseconds until it answers
+# starts binary $1; sets $pid and $ms (milliseconds until it answers)
 start() {
   local t0 ready
+  if [ "${COLD:-0}" = 1 ]; then sync; echo 3 >/proc/sys/vm/drop_caches; fi
   t0=$(date +%s%3N)
   "$1" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$mport" --data-dir "$work/data" \
     --log-segment-bytes $((SEGMENT_MB << 20)) --log-level warn "${tier_args[@]}" >>"$work/broker.log" 2>&1 &
   pid=$!
   ready=$(ready_at "$port") || { echo "broker did not start" >&2; tail -5 "$work/broker.log" >&2; exit 1; }
-  echo $((ready - t0))
+  ms=$((ready - t0))
 }
 crash() { kill -9 "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 stop() { kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=; }
 record() { # binary kind ms
   local segs
   segs=$(find "$work/data" -name '*.log' -path '*bench-0*' | wc -l)
-  echo "$commit,$(date -u +%FT%TZ),$(machine),$1,$2,$3,$GB,$segs" >>"$csv"
+  echo "$commit,$(date -u +%FT%TZ),$(machine),$1,$2$cold,$3,$GB,$segs" >>"$csv"
   echo "$1 $2 $3" >>"$work/rows"
 }
 
 n=$((GB * 1000000000 / 1024))
 producer=${old:-$bin}
-start "$producer" >/dev/null
+start "$producer"
 echo "producing $GB GB ($n records of 1 KiB) in segments of $SEGMENT_MB MiB ..."
-"$perf" -P -t bench -b "127.0.0.1:$port" -s 1024 -c "$n" -a 1 -X linger.ms=5 \
+"$perf" -P -t bench -b "127.0.0.1:$port" -s 1024 -c "$n" -a 1 -X linger.ms=5 -X batch.size=16384 \
   -X queue.buffering.max.messages=1000000 -q >"$work/produce.txt" 2>&1
 grep "messages produced" "$work/produce.txt" | tail -1
 crash
 measure() { # binary label
-  for _ in $(seq "$REPEAT"); do record "$2" crash "$(start "$1")"; crash; done
-  start "$1" >/dev/null
+  for _ in $(seq "$REPEAT"); do start "$1"; record "$2" crash "$ms"; crash; done
+  start "$1"
   stop
-  for _ in $(seq "$REPEAT"); do record "$2" clean "$(start "$1")"; stop; done
-  crash_after_clean=$(start "$1"); crash
-  record "$2" crash "$crash_after_clean"
+  for _ in $(seq "$REPEAT"); do start "$1"; record "$2" clean "$ms"; stop; done
+  start "$1"; crash
+  record "$2" crash "$ms"
 }
 if [ -n "$old" ]; then
   measure "$old" old
-  record new upgrade "$(start "$bin")"
+  start "$bin"; record new upgrade "$ms"
   crash
 fi
 measure "$bin" new

@@ -49,19 +49,15 @@ impl Handler {
                     )),
                 })
                 .collect();
-            let outcome = match ops {
-                Ok(ops) => {
-                    self.alter(
-                        res.resource_type,
-                        res.resource_name.as_str(),
-                        ops,
-                        true,
-                        req.validate_only,
-                    )
-                    .await
-                }
-                Err(e) => Err(e),
-            };
+            let outcome = self
+                .alter(
+                    res.resource_type,
+                    res.resource_name.as_str(),
+                    ops,
+                    true,
+                    req.validate_only,
+                )
+                .await;
             let mut r = alter_configs_response::AlterConfigsResourceResponse::default();
             r.resource_type = res.resource_type;
             r.resource_name = res.resource_name.clone();
@@ -101,19 +97,15 @@ impl Handler {
                     }
                 })
                 .collect();
-            let outcome = match ops {
-                Ok(ops) => {
-                    self.alter(
-                        res.resource_type,
-                        res.resource_name.as_str(),
-                        ops,
-                        false,
-                        req.validate_only,
-                    )
-                    .await
-                }
-                Err(e) => Err(e),
-            };
+            let outcome = self
+                .alter(
+                    res.resource_type,
+                    res.resource_name.as_str(),
+                    ops,
+                    false,
+                    req.validate_only,
+                )
+                .await;
             let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default();
             r.resource_type = res.resource_type;
             r.resource_name = res.resource_name.clone();
@@ -125,16 +117,17 @@ impl Handler {
         resp
     }
 
-    /// Applies `ops` to one resource. `replace` (AlterConfigs) drops every override the request
-    /// does not name.
+    /// Applies `ops` (unless reading them failed) to one resource. `replace` (AlterConfigs)
+    /// drops every override the request does not name.
     async fn alter(
         &self,
         resource_type: i8,
         name: &str,
-        ops: Vec<Op>,
+        ops: Result<Vec<Op>, Failure>,
         replace: bool,
         validate_only: bool,
     ) -> Result<(), Failure> {
+        let ops = ops?;
         let mut seen = HashSet::new();
         if let Some(dup) = ops.iter().find(|o| !seen.insert(o.name().to_string())) {
             return Err((

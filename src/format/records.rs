@@ -288,19 +288,6 @@ pub(crate) fn write_batch(
     b
 }
 
-/// Kafka's `compression.type` values and their codec numbers (`producer` keeps the batch's).
-pub fn codec_of(name: &str) -> Option<Option<i16>> {
-    match name {
-        "producer" => Some(None),
-        "uncompressed" => Some(Some(0)),
-        "gzip" => Some(Some(1)),
-        "snappy" => Some(Some(2)),
-        "lz4" => Some(Some(3)),
-        "zstd" => Some(Some(4)),
-        _ => None,
-    }
-}
-
 /// Within one batch, the offset and timestamp of the first record with timestamp `>= ts`.
 /// Compressed batches are decompressed (with a cap) to find it; a LogAppendTime batch has one
 /// timestamp for all its records, so its first offset answers.

@@ -372,19 +372,25 @@ fn snapshots(dir: &Path) -> Vec<i64> {
     v
 }
 
-#[tokio::test]
-async fn a_crash_restart_replays_only_what_follows_the_newest_snapshot() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let clock = Arc::new(ManualClock::new(NOW));
-    let p = open_rolling(dir.path(), clock.clone(), false).await;
+/// `batches` idempotent batches of two records, each flushed; the next sequence.
+async fn append_flushed(p: &Arc<Partition>, batches: i32) -> i32 {
     let mut seq = 0;
-    for _ in 0..12 {
+    for _ in 0..batches {
         p.append(bytes::Bytes::from(idempotent(seq, 2)))
             .await
             .expect("append");
         seq += 2;
         p.flush_once().await;
     }
+    seq
+}
+
+#[tokio::test]
+async fn a_crash_restart_replays_only_what_follows_the_newest_snapshot() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clock = Arc::new(ManualClock::new(NOW));
+    let p = open_rolling(dir.path(), clock.clone(), false).await;
+    let seq = append_flushed(&p, 12).await;
     let end = p.offsets().log_end_offset;
     assert_eq!(end, 24);
     let closed = p.log.summary().closed.clone();
@@ -495,14 +501,7 @@ async fn unusable_indexes_or_snapshots_fall_back_to_walking_the_log() {
     let dir = tempfile::tempdir().expect("tmp");
     let clock = Arc::new(ManualClock::new(NOW));
     let p = open_rolling(dir.path(), clock.clone(), false).await;
-    let mut seq = 0;
-    for _ in 0..10 {
-        p.append(bytes::Bytes::from(idempotent(seq, 2)))
-            .await
-            .expect("append");
-        seq += 2;
-        p.flush_once().await;
-    }
+    let seq = append_flushed(&p, 10).await;
     let end = p.offsets().log_end_offset;
     let first = p.log.summary().closed[0].base_offset;
     drop(p);

@@ -8,9 +8,9 @@
 use super::remote::RemoteLog;
 use super::shared::{TierError, CHUNK};
 use crate::format::batch::{self, BatchHeader};
-use crate::format::read::{self, Found, Target, Walk};
 use crate::format::index;
 use crate::format::manifest::{segment_key, RemoteSegment};
+use crate::format::read::{self, Found, Target, Walk};
 use crate::format::txn_index::{self, AbortedTxn};
 use bytes::{Bytes, BytesMut};
 use std::sync::Arc;
