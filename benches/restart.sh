@@ -12,7 +12,7 @@
 # The producer sends batches of 16 KiB (the Java client's default batch.size). COLD=1 drops the
 # page cache before every start (needs root): the restart then reads from the disk.
 #
-# Usage: [GB=10] [SEGMENT_MB=10] [REPEAT=3] [COLD=0] [TIER=none|default] [BIN=...] [OLD_BIN=...] benches/restart.sh
+# Usage: [GB=10] [SEGMENT_MB=10] [REPEAT=3] [COLD=0] [TIER=none|default] [BIN=...] [OLD_BIN=... [OLD_LABEL=...]] benches/restart.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -76,11 +76,11 @@ measure() { # binary label
   record "$2" crash "$ms"
 }
 if [ -n "$old" ]; then
-  measure "$old" old
-  start "$bin"; record new upgrade "$ms"
+  measure "$old" "${OLD_LABEL:-old}"
+  start "$bin"; record "$commit" upgrade "$ms"
   crash
 fi
-measure "$bin" new
+measure "$bin" "$commit"
 echo "data: $(du -sh "$work/data" | cut -f1), $(find "$work/data" -name '*.log' -path '*bench-0*' | wc -l) segments"
 python3 - "$work/rows" <<'PY'
 import sys, statistics, collections
