@@ -5,8 +5,9 @@
 
 use super::error::LogError;
 use super::io::Io;
-use super::partition::{Partition, Prepared};
+use super::partition::Partition;
 use super::results::AppendInfo;
+use super::validate::Prepared;
 use crate::backoff::Backoff;
 use crate::clock::SharedClock;
 use crate::config::LogConfig;

@@ -37,6 +37,7 @@ pub use cleaner::CleanStats;
 pub use error::LogError;
 pub use io::Io;
 pub use manager::{LogManager, TopicPartition};
-pub use partition::{Partition, Prepared, Verify};
+pub use partition::Partition;
 pub use results::{AppendInfo, Offsets, ReadResult};
 pub use sequencer::ProducerView;
+pub use validate::{Prepared, Verify};

@@ -25,7 +25,7 @@ use super::producer::Check;
 use super::results::{AppendInfo, Offsets, ReadResult};
 use super::retention;
 use super::sequencer::{ProducerView, Sequencer};
-use super::validate::{check_keys, validate_client_batch};
+use super::validate::{prepare, Prepared};
 use crate::clock::SharedClock;
 use crate::config::{LogConfig, TimestampType};
 use crate::format::batch::{self, BatchHeader};
@@ -41,18 +41,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-/// How a transactional batch is vouched for: the transaction coordinator's check, run under
-/// the sequencing lock.
-pub type Verify = Arc<dyn Fn(&BatchHeader) -> Result<(), LogError> + Send + Sync>;
-
-/// A client batch ready to append ([`Partition::prepare`]).
-pub struct Prepared {
-    data: Bytes,
-    h: BatchHeader,
-    config: LogConfig,
-    now: i64,
-    verify: Verify,
-}
+pub use super::validate::Verify;
 
 /// I/O calls at once for a partition opened on an executor of its own.
 const OWN_IO: usize = 4;
@@ -293,32 +282,15 @@ impl Partition {
     /// Checks a client batch (Kafka's batch rules, keys on compacted topics) and recompresses
     /// it when the topic says so: the CPU part of an append, done before it is queued.
     pub fn prepare(&self, data: Bytes, verify: Verify) -> Result<Prepared, LogError> {
-        let config = self.config();
-        let now = self.clock.now_ms();
-        let h = validate_client_batch(&data, &config, now)?;
-        if config.cleanup_compact {
-            check_keys(&data, &h, &self.topic, self.index)?;
-        }
-        // compression.type other than `producer`: the broker recompresses, as Kafka does
-        let (data, h) = match config.compression {
-            Some(codec) if codec != h.compression() => {
-                let data = Bytes::from(
-                    records::recompress(&data, codec, records::MAX_SECTION)
-                        .map_err(|e| LogError::InvalidRecord(e.to_string()))?,
-                );
-                let h = BatchHeader::parse(&data)?;
-                (data, h)
-            }
-            _ => (data, h),
-        };
-        self.check_usable()?;
-        Ok(Prepared {
+        let p = prepare(
             data,
-            h,
-            config,
-            now,
+            self.config(),
+            self.clock.now_ms(),
             verify,
-        })
+            (&self.topic, self.index),
+        )?;
+        self.check_usable()?;
+        Ok(p)
     }
 
     /// The write part of an append: deduplication, the transaction check, offsets, the write.
@@ -326,7 +298,7 @@ impl Partition {
     pub(super) fn append_prepared(&self, p: Prepared) -> Result<AppendInfo, LogError> {
         let mut seq = self.seq.lock();
         self.check_usable()?;
-        let h = p.h;
+        let h = p.header;
         if h.producer_id >= 0 {
             if let Check::Duplicate(b) = seq.producers.check(&h)? {
                 // a retry of a batch already in the log: its original offsets
