@@ -80,6 +80,12 @@ impl Broker {
         clock: SharedClock,
         tier: Option<Arc<Tier>>,
     ) -> Result<Broker, BrokerError> {
+        if let Some(kind) = crate::fs::skipped_fsync() {
+            tracing::warn!(
+                "{}={kind}: {kind} fsyncs are skipped; acknowledged data can be lost on power loss (a switch for testing the tests, never for use)",
+                crate::fs::SKIP_FSYNC_ENV
+            );
+        }
         let mut restore = None;
         if let Some(t) = &tier {
             if !FileCatalog::exists(&config.data_dir) {

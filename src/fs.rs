@@ -10,10 +10,63 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::path::Path;
+use std::sync::OnceLock;
+
+/// What an fsync makes durable. Every fsync of the broker goes through [`sync`] with its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durable {
+    /// A segment's records (the acks=all promise).
+    Segment,
+    /// A journal: committed group offsets, the transaction log.
+    Journal,
+    /// `catalog.json`.
+    Catalog,
+    /// A segment's index files, a producer snapshot, a partition's small state files.
+    Metadata,
+    /// A directory's entries.
+    Directory,
+}
+
+impl Durable {
+    pub fn name(self) -> &'static str {
+        match self {
+            Durable::Segment => "segment",
+            Durable::Journal => "journal",
+            Durable::Catalog => "catalog",
+            Durable::Metadata => "metadata",
+            Durable::Directory => "directory",
+        }
+    }
+}
+
+/// Names one kind of fsync ([`Durable::name`]) the broker then skips. It exists only to prove
+/// that the power-loss tests can fail: with it set, acknowledged data is lost on power loss.
+/// The broker says so loudly at start-up.
+pub const SKIP_FSYNC_ENV: &str = "TIERCEL_UNSAFE_SKIP_FSYNC";
+
+/// The kind of fsync [`SKIP_FSYNC_ENV`] names, read once.
+pub fn skipped_fsync() -> Option<&'static str> {
+    static SKIP: OnceLock<Option<String>> = OnceLock::new();
+    SKIP.get_or_init(|| std::env::var(SKIP_FSYNC_ENV).ok().filter(|v| !v.is_empty()))
+        .as_deref()
+}
+
+/// `fdatasync` (or, for a directory or with `all`, `fsync`) of `file`, unless the test-only
+/// switch skips this kind.
+pub fn sync(file: &File, what: Durable, all: bool) -> io::Result<()> {
+    if skipped_fsync() == Some(what.name()) {
+        return Ok(());
+    }
+    if all {
+        file.sync_all()
+    } else {
+        file.sync_data()
+    }
+}
 
 /// Writes `data` to `path` atomically: temp file, fsync, rename, fsync of the directory. A crash
 /// leaves either the old or the new contents, never a mix.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
+pub fn write_atomic(path: &Path, data: &[u8], what: Durable) -> io::Result<()> {
     let tmp = path.with_extension(format!(
         "{}.tmp",
         path.extension().and_then(|e| e.to_str()).unwrap_or("")
@@ -21,7 +74,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
     {
         let mut f = File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        sync(&f, what, true)?;
     }
     std::fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
@@ -32,7 +85,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
 
 /// Makes the directory's entries (created, renamed, removed files) durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    sync(&File::open(dir)?, Durable::Directory, true)
 }
 
 /// Reads a whole file, `None` when it does not exist.
@@ -145,8 +198,8 @@ mod tests {
     fn atomic_write_replaces_whole_and_vectored_write_lands_in_order() {
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("f.json");
-        write_atomic(&p, b"one").expect("write");
-        write_atomic(&p, b"two!").expect("rewrite");
+        write_atomic(&p, b"one", Durable::Metadata).expect("write");
+        write_atomic(&p, b"two!", Durable::Metadata).expect("rewrite");
         assert_eq!(read_if_exists(&p).expect("read"), Some(b"two!".to_vec()));
         assert_eq!(
             read_if_exists(&dir.path().join("nope")).expect("read"),

@@ -9,7 +9,7 @@
 //! proportional to the live state. Start-up reads the valid prefix and truncates a torn tail.
 
 use crate::format::journal::{decode_prefix, encode};
-use crate::fs::write_atomic;
+use crate::fs::{sync, write_atomic, Durable};
 use parking_lot::{RwLock, RwLockReadGuard};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -56,7 +56,7 @@ impl<S: Journaled> Journal<S> {
         if valid < bytes.len() {
             tracing::warn!(path = %path.display(), valid, len = bytes.len(), "truncating torn tail of a journal");
             file.set_len(valid as u64)?;
-            file.sync_all()?;
+            sync(&file, Durable::Journal, true)?;
         }
         let state = Arc::new(RwLock::new(state));
         let (tx, rx) = mpsc::unbounded_channel();
@@ -143,7 +143,7 @@ impl<S: Journaled> Writer<S> {
         if let Err(e) = self
             .file
             .write_all(&buf)
-            .and_then(|_| self.file.sync_data())
+            .and_then(|_| sync(&self.file, Durable::Journal, false))
         {
             let _ = self.file.set_len(before);
             tracing::error!(path = %self.path.display(), error = %e, "journal write failed");
@@ -163,7 +163,7 @@ impl<S: Journaled> Writer<S> {
         for r in &snapshot {
             encode(r, &mut buf)?;
         }
-        write_atomic(&self.path, &buf)?;
+        write_atomic(&self.path, &buf, Durable::Journal)?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
         self.records = snapshot.len();
         Ok(())

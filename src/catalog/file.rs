@@ -10,7 +10,7 @@
 use super::state::{new_cluster_id, CatalogError, CatalogState, Change};
 use super::store::CatalogStore;
 use crate::format::CATALOG_FILE;
-use crate::fs::write_atomic;
+use crate::fs::{write_atomic, Durable};
 use bytes::Bytes;
 use parking_lot::RwLock;
 use std::path::{Path, PathBuf};
@@ -76,7 +76,7 @@ fn load(dir: &Path, restore: Option<Bytes>) -> Result<(CatalogState, Bytes), Cat
     let bytes = Bytes::from(to_json(&state)?);
     if fresh {
         std::fs::create_dir_all(dir)?;
-        write_atomic(&path, &bytes)?;
+        write_atomic(&path, &bytes, Durable::Catalog)?;
     }
     Ok((state, bytes))
 }
@@ -136,7 +136,7 @@ impl Writer {
             }
             let written = if changed {
                 to_json(&next).and_then(|bytes| {
-                    write_atomic(&self.path, &bytes)?;
+                    write_atomic(&self.path, &bytes, Durable::Catalog)?;
                     Ok(Some(bytes))
                 })
             } else {

@@ -171,7 +171,7 @@ fn rewrite(
         Ok(())
     })?;
     let f = w.into_inner().map_err(|e| e.into_error())?;
-    f.sync_all()?;
+    crate::fs::sync(&f, crate::fs::Durable::Segment, true)?;
     Ok((written, removed))
 }
 

@@ -24,7 +24,7 @@ use crate::format::batch::BatchHeader;
 use crate::format::read::{Found, Target};
 use crate::format::txn_index::AbortedTxn;
 use crate::format::{self, offset_of_file};
-use crate::fs::{read_if_exists, remove_if_exists, sync_dir, write_atomic};
+use crate::fs::{read_if_exists, remove_if_exists, sync, sync_dir, write_atomic, Durable};
 use crate::tier::UploadJob;
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -213,7 +213,11 @@ impl LocalLog {
         // next start after a crash does not walk them again
         if let Some((at, bytes)) = recovery_point {
             if map.contains_key(&at) {
-                write_atomic(&dir.join(format::segment_file(at, "snapshot")), &bytes)?;
+                write_atomic(
+                    &dir.join(format::segment_file(at, "snapshot")),
+                    &bytes,
+                    Durable::Metadata,
+                )?;
             }
         }
         // a new (or emptied) directory's entries become durable with its first flush
@@ -349,7 +353,7 @@ impl LocalLog {
             (plan, s.active().next_offset, new_entries, !s.dir_durable)
         };
         for (_, file, _) in &plan {
-            file.sync_data()?;
+            sync(file, Durable::Segment, false)?;
         }
         if !new_entries.is_empty() || dir_new {
             sync_dir(&self.dir)?;
@@ -422,7 +426,11 @@ impl LocalLog {
 
     /// Writes `<at>.snapshot` and deletes all but the newest few.
     fn write_snapshot(&self, at: i64, bytes: &[u8]) -> io::Result<()> {
-        write_atomic(&self.dir.join(format::segment_file(at, "snapshot")), bytes)?;
+        write_atomic(
+            &self.dir.join(format::segment_file(at, "snapshot")),
+            bytes,
+            Durable::Metadata,
+        )?;
         let mut existing: Vec<i64> = std::fs::read_dir(&self.dir)?
             .filter_map(Result::ok)
             .filter_map(|e| offset_of_file(e.file_name().to_str()?, "snapshot"))
@@ -679,7 +687,11 @@ impl LocalLog {
     }
 
     pub fn write_number(&self, name: &str, value: i64) -> io::Result<()> {
-        write_atomic(&self.dir.join(name), value.to_string().as_bytes())
+        write_atomic(
+            &self.dir.join(name),
+            value.to_string().as_bytes(),
+            Durable::Metadata,
+        )
     }
 
     /// Clean shutdown: everything durable, every segment's index files written and the producer
@@ -700,7 +712,7 @@ impl LocalLog {
         };
         {
             let s = self.segments.lock();
-            s.active().file().sync_data()?;
+            sync(&s.active().file(), Durable::Segment, false)?;
         }
         for (_, f) in &files {
             f.write()?;
@@ -786,7 +798,7 @@ fn open_segments(
         if !is_last {
             // walked closed segments are finalized now: durable, with their index files
             if !o.clean {
-                seg.file().sync_data()?;
+                sync(&seg.file(), Durable::Segment, false)?;
             }
             seg.write_indexes()?;
             walked_closed = true;

@@ -18,7 +18,7 @@ use crate::format::index::{self, OffsetEntry, TimeEntry};
 use crate::format::markers;
 use crate::format::read::{self, Found, Target, Walk};
 use crate::format::txn_index::{self, AbortedTxn};
-use crate::fs::{preallocate, read_if_exists, remove_if_exists, write_atomic};
+use crate::fs::{preallocate, read_if_exists, remove_if_exists, sync, write_atomic, Durable};
 use bytes::{Bytes, BytesMut};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
@@ -213,7 +213,7 @@ impl Segment {
                 "truncating torn or corrupt segment tail"
             );
             seg.file.set_len(valid_len)?;
-            seg.file.sync_data()?;
+            sync(&seg.file, Durable::Segment, false)?;
         }
         seg.len = valid_len;
         seg.durable_len = valid_len;
@@ -472,13 +472,21 @@ pub struct IndexFiles {
 impl IndexFiles {
     /// Writes `.index`, `.timeindex` and `.txnindex` (each: temp file, fsync, rename).
     pub fn write(&self) -> io::Result<()> {
-        write_atomic(&self.stem.with_extension("index"), &self.index)?;
-        write_atomic(&self.stem.with_extension("timeindex"), &self.time_index)?;
+        write_atomic(
+            &self.stem.with_extension("index"),
+            &self.index,
+            Durable::Metadata,
+        )?;
+        write_atomic(
+            &self.stem.with_extension("timeindex"),
+            &self.time_index,
+            Durable::Metadata,
+        )?;
         let txn = self.stem.with_extension("txnindex");
         if self.aborted.is_empty() {
             remove_if_exists(&txn)
         } else {
-            write_atomic(&txn, &txn_index::encode(&self.aborted))
+            write_atomic(&txn, &txn_index::encode(&self.aborted), Durable::Metadata)
         }
     }
 }
