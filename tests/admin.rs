@@ -210,6 +210,25 @@ async fn configs_change_live_are_validated_and_persist() {
     let (code, _) = incremental(&b, 4, "0", &[("log.dirs", 0, Some("/elsewhere"))]);
     assert_eq!(code, 42, "static broker configs cannot change at run time");
 
+    // a tiered topic (the default tier is on) cannot become compacted, through either API, and
+    // the broker default cannot either: its history is in the bucket
+    assert_eq!(
+        raw_alter(&b, 2, "cfg", &[("cleanup.policy", "compact")]).0,
+        40,
+        "INVALID_CONFIG"
+    );
+    let (code, msg) = incremental(
+        &b,
+        2,
+        "cfg",
+        &[("cleanup.policy", 0, Some("compact,delete"))],
+    );
+    assert_eq!(code, 40, "{msg}");
+    assert!(msg.contains("cleanup.policy=delete"), "{msg}");
+    let (code, _) = incremental(&b, 4, "", &[("log.cleanup.policy", 0, Some("compact"))]);
+    assert_eq!(code, 40, "INVALID_CONFIG for the broker default too");
+    assert_eq!(describe(&b, topic(), "cleanup.policy").await.0, "delete");
+
     // everything survives a restart
     let dir = b.stop().await;
     let b = TestBroker::start_in(dir, |_| {}).await;

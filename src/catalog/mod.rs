@@ -96,6 +96,10 @@ impl Catalog {
             )));
         }
         topic_config::validate_overrides(&t.configs)?;
+        let explicit = t.configs.get("remote.storage.enable").map(String::as_str);
+        if explicit == Some("true") && self.log_config_of(&t.configs).cleanup_compact {
+            return Err(not_compactable(&t.name));
+        }
         Ok(())
     }
 
@@ -205,6 +209,13 @@ impl Catalog {
                     "remote.storage.enable can only be set when the topic is created".into(),
                 ));
             }
+            // a tiered topic's history is in the bucket: the cleaner cannot rewrite it there, and
+            // a compacted topic opens without its remote log (Kafka refuses this too)
+            if self.log_config_of(&before).remote_storage_enable
+                && self.log_config_of(&meta.configs).cleanup_compact
+            {
+                return Err(not_compactable(name));
+            }
             Ok(())
         })
         .await
@@ -228,6 +239,14 @@ impl Catalog {
             let mut next = expected.clone();
             change(&mut next)?;
             topic_config::validate_broker_overrides(&next)?;
+            let compact_default = next
+                .get("log.cleanup.policy")
+                .is_some_and(|p| p.contains("compact"));
+            if compact_default && self.broker.tier_url != "none" {
+                return Err(CatalogError::InvalidConfig(
+                    "log.cleanup.policy cannot include compact while the broker tiers topics: remote log storage is only supported for cleanup.policy=delete (tier_url=none turns tiering off)".into(),
+                ));
+            }
             if !apply {
                 return Ok(());
             }
@@ -287,8 +306,13 @@ impl Catalog {
 
     /// The effective log settings of a topic.
     pub fn log_config(&self, meta: &TopicMeta) -> LogConfig {
+        self.log_config_of(&meta.configs)
+    }
+
+    /// The effective log settings of a topic with these overrides.
+    fn log_config_of(&self, configs: &BTreeMap<String, String>) -> LogConfig {
         let s = self.store.state();
-        topic_config::resolve(&meta.configs, &self.defaults(&s))
+        topic_config::resolve(configs, &self.defaults(&s))
     }
 
     fn defaults<'a>(&'a self, s: &'a CatalogState) -> BrokerDefaults<'a> {
@@ -319,6 +343,13 @@ impl Catalog {
     pub fn snapshots(&self) -> watch::Receiver<Bytes> {
         self.store.snapshots()
     }
+}
+
+/// Kafka's refusal of compaction on a tiered topic.
+fn not_compactable(topic: &str) -> CatalogError {
+    CatalogError::InvalidConfig(format!(
+        "remote log storage is only supported for topics with cleanup.policy=delete: topic '{topic}' keeps its history in the object store"
+    ))
 }
 
 fn check_partition_count(partitions: i32) -> Result<(), CatalogError> {
@@ -483,6 +514,62 @@ mod tests {
         let t = c.get("t").expect("topic");
         assert_eq!(t.partitions, 9, "the largest count wins, none is lost");
         assert_eq!(t.leader_epochs.len(), 9);
+    }
+
+    #[tokio::test]
+    async fn a_tiered_topic_cannot_become_compacted() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let c = open(dir.path()).await; // the default config tiers topics
+        c.create_topic(new_topic("tiered", 1, -1))
+            .await
+            .expect("create");
+        assert!(
+            c.log_config(&c.get("tiered").expect("t"))
+                .remote_storage_enable
+        );
+        let compact = |m: &mut BTreeMap<String, String>| {
+            m.insert("cleanup.policy".into(), "compact".into());
+            Ok(())
+        };
+        assert!(matches!(
+            c.alter_topic_configs("tiered", compact, true).await,
+            Err(CatalogError::InvalidConfig(_))
+        ));
+        assert!(
+            matches!(
+                c.alter_topic_configs("tiered", compact, false).await,
+                Err(CatalogError::InvalidConfig(_))
+            ),
+            "validate-only says the same"
+        );
+        // a compacted topic is created local; asking for both is refused
+        let mut local = new_topic("local", 1, -1);
+        local
+            .configs
+            .insert("cleanup.policy".into(), "compact".into());
+        let t = c
+            .create_topic(local.clone())
+            .await
+            .expect("compacted topics stay local");
+        assert!(!c.log_config(&t).remote_storage_enable);
+        let mut both = local;
+        both.name = "both".into();
+        both.configs
+            .insert("remote.storage.enable".into(), "true".into());
+        assert!(matches!(
+            c.create_topic(both).await,
+            Err(CatalogError::InvalidConfig(_))
+        ));
+        // nor may the broker's default policy become compact while it tiers
+        let default_compact = |m: &mut BTreeMap<String, String>| {
+            m.insert("log.cleanup.policy".into(), "compact,delete".into());
+            Ok(())
+        };
+        assert!(matches!(
+            c.alter_broker_configs(true, default_compact, true).await,
+            Err(CatalogError::InvalidConfig(_))
+        ));
+        assert!(!c.log_config(&c.get("tiered").expect("t")).cleanup_compact);
     }
 
     #[tokio::test]

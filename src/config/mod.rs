@@ -106,11 +106,19 @@ impl Config {
         if self.flush_interval_ms == 0 || self.flush_interval_ms > 60_000 {
             return bad("flush_interval_ms", "must be between 1 and 60000");
         }
-        self.effective_tier_url()
+        let tiered = self
+            .effective_tier_url()
             .map_err(|reason| ConfigError::Invalid {
                 key: "tier_url",
                 reason,
-            })?;
+            })?
+            .is_some();
+        if tiered && self.log_cleanup_policy.contains("compact") {
+            return bad(
+                "log_cleanup_policy",
+                "cannot include compact while topics are tiered (remote log storage is only supported for cleanup.policy=delete); set tier_url=none, or set cleanup.policy=compact on the topics that need it",
+            );
+        }
         if self.tier_upload_concurrency == 0 {
             return bad("tier_upload_concurrency", "must be >= 1");
         }
@@ -186,6 +194,10 @@ mod tests {
         assert!(e.to_string().contains("`num_partitions`"), "{e}");
         let e = parse(&["--advertised-listener", "nohost"]).expect_err("invalid");
         assert!(e.to_string().contains("`advertised_listener`"), "{e}");
+        let e = parse(&["--log-cleanup-policy", "compact"]).expect_err("tiered by default");
+        assert!(e.to_string().contains("`log_cleanup_policy`"), "{e}");
+        let c = parse(&["--log-cleanup-policy", "compact", "--tier-url", "none"]);
+        assert!(c.is_ok(), "without a tier a compact default is fine");
         let dir = tempfile::tempdir().expect("tempdir");
         let f = dir.path().join("t.toml");
         std::fs::write(&f, "no_such_key = 1\n").expect("write");
