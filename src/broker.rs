@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::group::state::GroupState;
 use crate::group::Coordinator;
 use crate::log::{LogError, LogManager};
-use crate::server::Server;
+use crate::server::{http, Server};
 use crate::tier::Tier;
 use crate::txn::{GroupOffsets, TxnCoordinator};
 use std::future::Future;
@@ -46,15 +46,22 @@ pub enum BrokerError {
     Metrics(String),
     #[error("tiered storage: {0}")]
     Tier(String),
+    /// The object store refused the start-up probe for good (exit code 2).
+    #[error("the object store refuses the tier's requests: {0} (fix the bucket or credentials, or set tier_start_degraded to start on local data)")]
+    TierRefused(String),
 }
 
 pub struct Broker {
     listener: TcpListener,
+    /// `/metrics` and `/ready`.
+    http: TcpListener,
+    tier: Option<Arc<Tier>>,
     server: Arc<Server>,
     logs: Arc<LogManager>,
     groups: Arc<Coordinator>,
     txns: Arc<TxnCoordinator>,
     pub local_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
 }
 
 impl Broker {
@@ -67,8 +74,10 @@ impl Broker {
         config: Config,
         clock: SharedClock,
     ) -> Result<Broker, BrokerError> {
-        let tier = match config.tier().map_err(BrokerError::Tier)? {
-            Some(t) => Some(Tier::from_config(&t).map_err(BrokerError::Tier)?),
+        // a tier that cannot even be built (an unusable URL or directory) is the operator's to
+        // fix, like a bad flag
+        let tier = match config.tier().map_err(BrokerError::TierRefused)? {
+            Some(t) => Some(Tier::from_config(&t).map_err(BrokerError::TierRefused)?),
             None => None,
         };
         Self::bind_with(config, clock, tier).await
@@ -85,6 +94,17 @@ impl Broker {
                 "{}={kind}: {kind} fsyncs are skipped; acknowledged data can be lost on power loss (a switch for testing the tests, never for use)",
                 crate::fs::SKIP_FSYNC_ENV
             );
+        }
+        if let Some(t) = &tier {
+            match t.probe().await {
+                Ok(()) => tracing::info!(url = t.url(), "object store answers"),
+                Err(e) if e.is_permanent() && !config.tier_start_degraded => {
+                    return Err(BrokerError::TierRefused(format!("{}: {e}", t.url())));
+                }
+                Err(e) => {
+                    tracing::error!(url = t.url(), error = %e, permanent = e.is_permanent(), "object store unusable at start-up: serving local data; uploads keep retrying and /ready reports it")
+                }
+            }
         }
         let mut restore = None;
         if let Some(t) = &tier {
@@ -164,13 +184,17 @@ impl Broker {
             )
             .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
         );
-        match crate::metrics::install(config.metrics_listen) {
-            Ok(true) => {
-                tracing::info!(listen = %config.metrics_listen, "serving Prometheus metrics at /metrics")
-            }
-            Ok(false) => tracing::debug!("metrics recorder already installed in this process"),
-            Err(e) => return Err(BrokerError::Metrics(e)),
-        }
+        crate::metrics::install().map_err(BrokerError::Metrics)?;
+        let http = TcpListener::bind(config.metrics_listen)
+            .await
+            .map_err(|source| BrokerError::Bind {
+                addr: config.metrics_listen,
+                source,
+            })?;
+        let metrics_addr = http.local_addr().map_err(|source| BrokerError::Bind {
+            addr: config.metrics_listen,
+            source,
+        })?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -198,6 +222,9 @@ impl Broker {
         });
         Ok(Broker {
             listener,
+            http,
+            tier,
+            metrics_addr,
             server,
             logs,
             groups,
@@ -211,9 +238,15 @@ impl Broker {
         let cancel = CancellationToken::new();
         let conns = TaskTracker::new();
         let (h, c) = (self.server.handler.advertised.clone(), self.local_addr);
-        tracing::info!(listen = %c, advertised = %format!("{}:{}", h.0, h.1), cluster_id = %self.server.handler.catalog.cluster_id(), "tiercel ready");
+        tracing::info!(listen = %c, advertised = %format!("{}:{}", h.0, h.1), metrics = %format!("http://{}/metrics", self.metrics_addr), cluster_id = %self.server.handler.catalog.cluster_id(), "tiercel ready");
         let accept = tokio::spawn(self.server.clone().serve(
             self.listener,
+            cancel.clone(),
+            conns.clone(),
+        ));
+        let http = tokio::spawn(http::serve(
+            self.http,
+            readiness(self.tier.clone(), cancel.clone()),
             cancel.clone(),
             conns.clone(),
         ));
@@ -229,6 +262,7 @@ impl Broker {
         tracing::info!("shutting down: draining connections");
         cancel.cancel();
         let _ = accept.await;
+        let _ = http.await;
         let _ = ticker.await;
         let _ = txn_ticker.await;
         let _ = gauges.await;
@@ -243,6 +277,33 @@ impl Broker {
         tracing::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// `/ready`: the broker serves Kafka clients (until shutdown starts) and its object store, if
+/// it has one, answers.
+fn readiness(tier: Option<Arc<Tier>>, stopping: CancellationToken) -> http::ReadyCheck {
+    Arc::new(move || {
+        let mut ready = !stopping.is_cancelled();
+        let mut detail = String::from(if ready {
+            "kafka: serving\n"
+        } else {
+            "kafka: shutting down\n"
+        });
+        match tier.as_ref().map(|t| (t.url(), t.health())) {
+            None => detail.push_str("tier: off\n"),
+            Some((url, None)) => detail.push_str(&format!("tier: ok ({url})\n")),
+            Some((url, Some(f))) => {
+                ready = false;
+                let kind = if f.permanent { "refusing" } else { "failing" };
+                detail.push_str(&format!(
+                    "tier: {kind} for {} s ({url}): {}\n",
+                    f.since.elapsed().as_secs(),
+                    f.error
+                ));
+            }
+        }
+        http::Readiness { ready, detail }
+    })
 }
 
 /// The group coordinator as the transaction coordinator sees it.
@@ -306,6 +367,7 @@ async fn refresh_gauges(
             }
         }
         crate::metrics::process();
+        crate::metrics::upkeep();
         tokio::select! {
             _ = tokio::time::sleep(GAUGE_REFRESH) => {}
             _ = cancel.cancelled() => return,

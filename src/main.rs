@@ -42,7 +42,11 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!(error = %e, "broker failed");
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            match e {
+                // a configuration problem the operator has to fix, like a bad flag
+                tiercel::broker::BrokerError::TierRefused(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -1,9 +1,8 @@
-//! Every metric name in one place, described once, and the Prometheus exporter that serves them
-//! on `metrics_listen` (`GET /metrics`, text format). Durations are histograms with explicit
+//! Every metric name in one place, described once, and the Prometheus recorder whose text the
+//! broker serves on `metrics_listen` (`GET /metrics`, see `server::http`). Durations are histograms with explicit
 //! buckets, in seconds. Gauges that mirror state (partition offsets, group sizes, process
 //! memory) are refreshed by [`refresh`], which the broker calls every second.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 pub const REQUESTS: &str = "tiercel_requests_total";
@@ -47,26 +46,48 @@ pub const TIER_REMOTE_BYTES: &str = "tiercel_tier_remote_size_bytes";
 pub const TIER_CACHE_HITS: &str = "tiercel_tier_cache_hits_total";
 pub const TIER_CACHE_MISSES: &str = "tiercel_tier_cache_misses_total";
 pub const TIER_CACHE_BYTES: &str = "tiercel_tier_cache_size_bytes";
+pub const TIER_AVAILABLE: &str = "tiercel_tier_available";
 
 const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
-/// Installs the exporter and describes every metric. `Ok(false)` when this process already has
-/// a recorder (several brokers in one test process share the first one's endpoint).
-pub fn install(listen: SocketAddr) -> Result<bool, String> {
+/// The process's Prometheus recorder, once installed.
+static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+    std::sync::OnceLock::new();
+
+/// Installs the recorder (once per process: several brokers in one test process share it) and
+/// describes every metric. The broker serves [`render`] on its HTTP listener.
+pub fn install() -> Result<(), String> {
     use metrics_exporter_prometheus::{BuildError, PrometheusBuilder};
+    if HANDLE.get().is_some() {
+        return Ok(());
+    }
     let builder = PrometheusBuilder::new()
-        .with_http_listener(listen)
         .set_buckets(SECONDS_BUCKETS)
         .map_err(|e| e.to_string())?;
-    match builder.install() {
-        Ok(()) => {}
-        Err(BuildError::FailedToSetGlobalRecorder(_)) => return Ok(false),
-        Err(e) => return Err(format!("cannot serve metrics on {listen}: {e}")),
+    match builder.install_recorder() {
+        Ok(handle) => {
+            let _ = HANDLE.set(handle);
+            describe();
+            Ok(())
+        }
+        // another recorder (a test harness's): nothing to render
+        Err(BuildError::FailedToSetGlobalRecorder(_)) => Ok(()),
+        Err(e) => Err(format!("cannot install the metrics recorder: {e}")),
     }
-    describe();
-    Ok(true)
+}
+
+/// Every metric in Prometheus' text format.
+pub fn render() -> String {
+    HANDLE.get().map(|h| h.render()).unwrap_or_default()
+}
+
+/// Drains histogram samples into their buckets; the broker calls it every second.
+pub fn upkeep() {
+    if let Some(h) = HANDLE.get() {
+        h.run_upkeep();
+    }
 }
 
 fn describe() {
@@ -217,6 +238,10 @@ fn describe() {
         Unit::Bytes,
         "Bytes held by the remote-read cache"
     );
+    describe_gauge!(
+        TIER_AVAILABLE,
+        "1 while the object store answers the tier's requests, 0 since one failed after its retries"
+    );
 }
 
 /// Latency of one group-commit `fdatasync`.
@@ -366,6 +391,11 @@ pub fn tier_downloaded(bytes: usize) {
 pub fn tier_segment_uploaded(d: Duration) {
     metrics::counter!(TIER_SEGMENTS_UPLOADED).increment(1);
     metrics::histogram!(TIER_SEGMENT_UPLOAD_SECONDS).record(d.as_secs_f64());
+}
+
+/// Whether the object store answered the tier's last request.
+pub fn tier_available(up: bool) {
+    metrics::gauge!(TIER_AVAILABLE).set(if up { 1.0 } else { 0.0 });
 }
 
 pub fn tier_upload_failed() {

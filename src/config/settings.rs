@@ -133,6 +133,8 @@ settings! {
     tier_s3_allow_http: bool = false, env "TIERCEL_TIER_S3_ALLOW_HTTP";
     /// Virtual-hosted-style S3 requests (bucket in the host name) instead of path style
     tier_s3_virtual_hosted_style: bool = false, env "TIERCEL_TIER_S3_VIRTUAL_HOSTED_STYLE";
+    /// Start even when the object store refuses the start-up probe (missing bucket, bad credentials): serve local data, keep retrying, /ready says why
+    tier_start_degraded: bool = false, env "TIERCEL_TIER_START_DEGRADED";
     /// Create topics on first use by Metadata/Produce (auto.create.topics.enable)
     auto_create_topics_enable: bool = true, env "TIERCEL_AUTO_CREATE_TOPICS_ENABLE";
     /// Partitions of an auto-created topic (num.partitions)

@@ -6,6 +6,8 @@
 //! order and writes the response. A bad frame is logged with the peer address and the connection
 //! closed; nothing a client sends can take down more than its own connection.
 
+pub mod http;
+
 use crate::api::errors::CURRENT_API;
 use crate::api::{api_versions_response, Handler, Pending, Reply};
 use crate::protocol::{self, DecodeError, RequestContext};

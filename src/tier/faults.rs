@@ -1,5 +1,6 @@
 //! A fault-injecting object store layer for tests: an outage a real server cannot be made to
-//! produce on cue (every request failing like a 503, or hanging past the request timeout).
+//! produce on cue (every request failing like a 503, hanging past the request timeout, or
+//! refused like bad credentials).
 //! Switched at run time through a shared [`FaultSwitch`]; transparent while healthy.
 
 use async_trait::async_trait;
@@ -20,6 +21,8 @@ pub enum Fault {
     Unavailable = 1,
     /// Every request hangs (the caller's timeout ends it).
     Hang = 2,
+    /// Every request is refused for good, as a store refusing the credentials answers.
+    Denied = 3,
 }
 
 /// Flips the store between healthy and failing; counts the requests it refused.
@@ -49,6 +52,13 @@ impl FaultSwitch {
                 self.refused.fetch_add(1, Ordering::SeqCst);
                 std::future::pending::<()>().await;
                 unreachable!("a pending future never completes")
+            }
+            3 => {
+                self.refused.fetch_add(1, Ordering::SeqCst);
+                Err(object_store::Error::PermissionDenied {
+                    path: op.to_string(),
+                    source: "injected: access denied".into(),
+                })
             }
             _ => Ok(()),
         }

@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 pub use remote::{RemoteLog, UploadJob};
 use shared::Shared;
-pub use shared::{TierError, CHUNK};
+pub use shared::{Failing, TierError, CHUNK};
 pub use store::SegmentData;
 
 pub struct Tier {
@@ -64,6 +64,7 @@ impl Tier {
                 upload_slots: Semaphore::new(opts.upload_concurrency),
                 tasks: TaskTracker::new(),
                 cancel: CancellationToken::new(),
+                health: shared::Health::default(),
             }),
             url: opts.url.clone(),
             deleting: Mutex::new(HashSet::new()),
@@ -72,6 +73,35 @@ impl Tier {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Writes, reads back and deletes a small object: whether the store takes the tier's
+    /// requests at all (bucket, credentials, endpoint), before the broker relies on it.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        let key = format!("probe/{}", Uuid::new_v4().simple());
+        let body = Bytes::from_static(b"tiercel start-up probe");
+        let store = &self.shared.store;
+        let result = async {
+            store.put(&key, body.clone(), false).await?;
+            if store.get(&key).await? != body {
+                return Err(StoreError::Local(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "the probe object read back differs from what was written",
+                )));
+            }
+            store.delete(&key).await
+        }
+        .await;
+        match &result {
+            Ok(()) => self.shared.health.ok(),
+            Err(e) => self.shared.health.failed(e),
+        }
+        result
+    }
+
+    /// The object store's health as the tier last saw it: `None` when answering.
+    pub fn health(&self) -> Option<Failing> {
+        self.shared.health.get()
     }
 
     /// The catalog as last mirrored to the bucket (a lost data dir starts from it), `None`
@@ -95,8 +125,12 @@ impl Tier {
             loop {
                 let snapshot = snapshots.borrow_and_update().clone();
                 match shared.store.put(CATALOG_OBJECT, snapshot, false).await {
-                    Ok(()) => backoff.reset(),
+                    Ok(()) => {
+                        backoff.reset();
+                        shared.health.ok();
+                    }
                     Err(e) => {
+                        shared.health.failed(&e);
                         tracing::warn!(error = %e, "could not mirror the catalog to the object store; retrying");
                         if !backoff.wait(&shared.cancel).await {
                             return;

@@ -213,7 +213,10 @@ impl RemoteLog {
                 };
                 drop(permit);
                 match res {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        self.shared.health.ok();
+                        break;
+                    }
                     Err(TierError::Store(StoreError::Local(e)))
                         if e.kind() == std::io::ErrorKind::NotFound =>
                     {
@@ -221,6 +224,9 @@ impl RemoteLog {
                         break;
                     }
                     Err(e) => {
+                        if let TierError::Store(se) = &e {
+                            self.shared.health.failed(se);
+                        }
                         crate::metrics::tier_upload_failed();
                         tracing::warn!(topic = %self.topic, partition = self.partition, base_offset = job.base_offset, error = %e, attempt = backoff.attempts() + 1, "segment upload failed; retrying");
                         if !backoff.wait(&self.cancel).await {

@@ -44,6 +44,18 @@ pub enum StoreError {
     Local(#[from] std::io::Error),
 }
 
+impl StoreError {
+    /// A failure retrying will not fix: the object or bucket is missing, the credentials are
+    /// refused, the request is malformed. Timeouts, 5xx and slow-downs are transient.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            StoreError::NotFound(_) | StoreError::AlreadyExists(_) | StoreError::Local(_) => true,
+            StoreError::Failed { source, .. } => !is_transient(source),
+            StoreError::TimedOut { .. } => false,
+        }
+    }
+}
+
 /// Builds the object store for a tier URL: `s3://bucket/prefix`, `gs://…`, `az://…`/`abfs://…`,
 /// `file:///dir`, `memory://`. Returns the store and the key prefix inside it.
 pub fn build(url: &str, o: &StoreConfig) -> Result<(Arc<dyn ObjectStore>, Path), String> {
