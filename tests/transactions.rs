@@ -41,19 +41,16 @@ fn send(p: &BaseProducer, topic: &str, partition: i32, value: &str) {
     .expect("enqueue");
 }
 
-/// Every value readable from the start of `topic` under `isolation`, waiting until `want`
-/// arrived and then a moment more for anything beyond it.
-fn read(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    isolation: &str,
-    want: usize,
-) -> Vec<String> {
+/// Every value readable from the start of `topic` under `isolation`, in the order read: the
+/// reader goes on until every partition has reported its end (partition EOF: the high watermark
+/// for read_uncommitted, the last stable offset for read_committed) with nothing after it, so
+/// "nothing more" is what the broker answered, not what arrived before a timer ran out.
+fn read(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> Vec<String> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("reader-{isolation}"))
         .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
         .set("isolation.level", isolation)
         .set("fetch.wait.max.ms", "50")
         .create()
@@ -65,22 +62,34 @@ fn read(
     }
     c.assign(&tpl).expect("assign");
     let mut out = Vec::new();
+    let mut at_end = std::collections::HashSet::new();
     let deadline = Instant::now() + T;
-    let mut quiet_until = None;
-    while Instant::now() < deadline {
-        if out.len() >= want && quiet_until.is_none() {
-            quiet_until = Some(Instant::now() + Duration::from_millis(700));
-        }
-        if quiet_until.is_some_and(|q| Instant::now() > q) {
-            break;
-        }
-        if let Some(m) = c.poll(Duration::from_millis(50)) {
-            let m = m.expect("consume");
-            out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+    while at_end.len() < partitions as usize {
+        assert!(Instant::now() < deadline, "{topic}: no end reached: {out:?}");
+        match c.poll(Duration::from_millis(50)) {
+            None => {}
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => panic!("consume: {e}"),
+            Some(Ok(m)) => {
+                at_end.remove(&m.partition());
+                out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+            }
         }
     }
-    out.sort();
     out
+}
+
+/// `v` sorted (several partitions interleave in any order).
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// The values `<prefix>-0` .. `<prefix>-(n-1)`.
+fn values(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}-{i}")).collect()
 }
 
 fn list_offset(b: &TestBroker, topic: &str, partition: i32, isolation: i8) -> i64 {
@@ -127,20 +136,19 @@ async fn committed_records_are_read_once_and_aborted_ones_only_by_read_uncommitt
     let bs = b.bootstrap();
     let (committed, all) = blocking(move || {
         (
-            read(&bs, "tx", 2, "read_committed", 20),
-            read(&bs, "tx", 2, "read_uncommitted", 30),
+            read(&bs, "tx", 2, "read_committed"),
+            read(&bs, "tx", 2, "read_uncommitted"),
         )
     })
     .await;
-    assert_eq!(committed.len(), 20, "{committed:?}");
-    assert!(
-        committed.iter().all(|v| v.starts_with('c')),
-        "{committed:?}"
-    );
+    // exactly the committed records, each once
+    let want = sorted([values("c1", 10), values("c2", 10)].concat());
+    assert_eq!(sorted(committed), want);
+    let want_all = sorted([values("c1", 10), values("ab", 10), values("c2", 10)].concat());
     assert_eq!(
-        all.len(),
-        30,
-        "read_uncommitted sees the aborted records too"
+        sorted(all),
+        want_all,
+        "read_uncommitted sees the aborted records too, each once"
     );
     // the markers took offsets: 5 records + 3 markers per partition
     assert_eq!(list_offset(&b, "tx", 0, 0), 18);
@@ -182,13 +190,20 @@ async fn the_last_stable_offset_holds_read_committed_back_until_the_commit() {
         "LSO at the open transaction"
     );
     let bs = b.bootstrap();
-    let (before, p) = blocking(move || (read(&bs, "lso", 1, "read_committed", 0), p)).await;
-    assert!(before.is_empty(), "nothing past the LSO: {before:?}");
+    let (before, p) = blocking(move || (read(&bs, "lso", 1, "read_committed"), p)).await;
+    assert!(
+        before.is_empty(),
+        "the reader reached the LSO and got nothing: {before:?}"
+    );
     blocking(move || p.commit_transaction(T).expect("commit")).await;
     assert_eq!(list_offset(&b, "lso", 0, 1), 9, "LSO = HW once committed");
     let bs = b.bootstrap();
-    let after = blocking(move || read(&bs, "lso", 1, "read_committed", 8)).await;
-    assert_eq!(after.len(), 8, "{after:?}");
+    let after = blocking(move || read(&bs, "lso", 1, "read_committed")).await;
+    assert_eq!(
+        after,
+        [values("t", 5), values("plain", 3)].concat(),
+        "in log order, each once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,13 +236,13 @@ async fn a_new_instance_fences_the_old_one_and_aborts_its_transaction() {
     let bs = b.bootstrap();
     let (committed, all) = blocking(move || {
         (
-            read(&bs, "fence", 1, "read_committed", 1),
-            read(&bs, "fence", 1, "read_uncommitted", 2),
+            read(&bs, "fence", 1, "read_committed"),
+            read(&bs, "fence", 1, "read_uncommitted"),
         )
     })
     .await;
     assert_eq!(committed, vec!["live".to_string()]);
-    assert_eq!(all, vec!["live".to_string(), "zombie".to_string()]);
+    assert_eq!(all, vec!["zombie".to_string(), "live".to_string()]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -258,8 +273,8 @@ async fn a_transaction_open_past_its_timeout_is_aborted() {
     })
     .await;
     let bs = b.bootstrap();
-    let committed = blocking(move || read(&bs, "slow", 1, "read_committed", 0)).await;
-    assert!(committed.is_empty());
+    let committed = blocking(move || read(&bs, "slow", 1, "read_committed")).await;
+    assert!(committed.is_empty(), "{committed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -457,7 +472,7 @@ async fn a_commit_decided_before_a_crash_is_finished_at_start_up() {
 
     let b = TestBroker::start_in(dir, |_| {}).await;
     let bs = b.bootstrap();
-    let committed = blocking(move || read(&bs, "decided", 1, "read_committed", 3)).await;
+    let committed = blocking(move || read(&bs, "decided", 1, "read_committed")).await;
     assert_eq!(committed, vec!["d-0", "d-1", "d-2"]);
     let mut s = connect(&b);
     let mut req = DescribeTransactionsRequest::default();
