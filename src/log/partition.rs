@@ -49,7 +49,7 @@ const OWN_IO: usize = 4;
 pub struct Partition {
     pub topic: String,
     pub index: i32,
-    log: Arc<LocalLog>,
+    pub(super) log: Arc<LocalLog>,
     io: Io,
     config: RwLock<LogConfig>,
     clock: SharedClock,
@@ -170,25 +170,32 @@ impl Partition {
     /// oldest open transaction: as in Kafka, only segments below the last stable offset go up,
     /// so the bucket never holds records of an undecided transaction.
     pub fn schedule_uploads(self: &Arc<Self>) {
+        if self.remote.get().is_none() {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move { me.queue_uploads().await });
+    }
+
+    /// What [`Self::schedule_uploads`] does, awaited: once it returns, every segment that may go
+    /// up is in the uploader's queue.
+    pub async fn queue_uploads(&self) {
         let Some(remote) = self.remote.get().cloned() else {
             return;
         };
-        let me = self.clone();
-        tokio::spawn(async move {
-            let uploaded = remote.uploaded_end().unwrap_or(i64::MIN);
-            let below = me.state.lock().first_open.unwrap_or(i64::MAX);
-            let log = me.log.clone();
-            match me
-                .io
-                .run(move || Ok(log.upload_jobs(uploaded, below)))
-                .await
-            {
-                Ok(jobs) => jobs.into_iter().for_each(|j| remote.schedule(j)),
-                Err(e) => {
-                    tracing::warn!(topic = %me.topic, partition = me.index, error = %e, "could not queue uploads")
-                }
+        let uploaded = remote.uploaded_end().unwrap_or(i64::MIN);
+        let below = self.state.lock().first_open.unwrap_or(i64::MAX);
+        let log = self.log.clone();
+        match self
+            .io
+            .run(move || Ok(log.upload_jobs(uploaded, below)))
+            .await
+        {
+            Ok(jobs) => jobs.into_iter().for_each(|j| remote.schedule(j)),
+            Err(e) => {
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "could not queue uploads")
             }
-        });
+        }
     }
 
     pub fn remote(&self) -> Option<&Arc<RemoteLog>> {
@@ -342,7 +349,7 @@ impl Partition {
             })
             .await?;
         // segments this transaction held back from the bucket may go up now
-        self.schedule_uploads();
+        self.queue_uploads().await;
         Ok(offset)
     }
 
@@ -482,7 +489,7 @@ impl Partition {
                     }
                 }
                 if flushed.finalized > 0 {
-                    self.schedule_uploads();
+                    self.queue_uploads().await;
                 }
             }
             Ok(None) => {}

@@ -558,15 +558,23 @@ async fn segments_an_open_transaction_reaches_into_stay_local_and_out_of_the_buc
         .expect("txn"); // 50..=54
     produce(&p, &s.clock, 30).await;
     let remote = p.remote().expect("tiered").clone();
-    wait_for("uploads below the transaction", || {
-        remote.uploaded_end().is_some_and(|e| e > 0)
-    })
-    .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let uploaded = remote.uploaded_end().expect("some uploaded");
-    assert!(
-        uploaded <= 50,
-        "nothing at or past the open transaction is uploaded ({uploaded})"
+    // everything durable is queued once flush_once returns; wait until the uploader is idle
+    p.flush_once().await;
+    wait_for("the uploader to finish its queue", || remote.pending() == 0).await;
+    // the first closed segment reaching past offset 50 holds itself and all after it back
+    let held = p
+        .log
+        .summary()
+        .closed
+        .iter()
+        .find(|seg| seg.next_offset > 50)
+        .map(|seg| seg.base_offset)
+        .expect("a closed segment reaches into the transaction");
+    assert!(held > 0, "setup: segments below the transaction exist");
+    assert_eq!(
+        remote.uploaded_end(),
+        Some(held),
+        "exactly the segments below the open transaction are uploaded"
     );
     assert!(p.upload_lag().1 > 0, "the segments it reaches into wait");
     p.enforce_retention().await.expect("retention");

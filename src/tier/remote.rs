@@ -61,6 +61,8 @@ pub struct RemoteLog {
     commit: tokio::sync::Mutex<()>,
     queue: mpsc::UnboundedSender<UploadJob>,
     retention_running: AtomicBool,
+    /// Upload jobs queued or in progress.
+    pending: std::sync::atomic::AtomicUsize,
     /// Cancelled when the partition is deleted or the broker stops.
     cancel: CancellationToken,
 }
@@ -137,6 +139,7 @@ impl RemoteLog {
             commit: tokio::sync::Mutex::new(()),
             queue: tx,
             retention_running: AtomicBool::new(false),
+            pending: std::sync::atomic::AtomicUsize::new(0),
             shared: shared.clone(),
         });
         shared.tasks.spawn(me.clone().run_uploader(rx));
@@ -184,7 +187,15 @@ impl RemoteLog {
 
     /// Queues a closed segment for upload.
     pub fn schedule(&self, job: UploadJob) {
-        let _ = self.queue.send(job);
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        if self.queue.send(job).is_err() {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Upload jobs queued or in progress (0: the uploader has done everything it was given).
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
     }
 
     /// Stops uploads for good (the partition was deleted).
@@ -199,6 +210,8 @@ impl RemoteLog {
                 _ = self.cancel.cancelled() => return,
             };
             let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+            // the job counts as pending until this loop is left, whichever way
+            let _done = Done(&self.pending);
             loop {
                 if self.uploaded_end().unwrap_or(i64::MIN) >= job.next_offset {
                     break; // already in the manifest
@@ -435,5 +448,14 @@ impl RemoteLog {
         .await?;
         tracing::info!(topic = %self.topic, partition = self.partition, segments = deleting.len(), range = ?self.range(), "remote retention deleted segments");
         Ok(())
+    }
+}
+
+/// Decrements the pending-job count when an upload job is finished with.
+struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
