@@ -6,7 +6,9 @@ mod common;
 
 use common::TestBroker;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, RebalanceProtocol,
+};
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeSet;
@@ -41,7 +43,7 @@ fn member(b: &TestBroker, group: &str, extra: &[(&str, &str)]) -> BaseConsumer {
 /// The client object is leaked rather than dropped: rdkafka 0.39's drop of a group consumer
 /// can block in rd_kafka_destroy waiting for its broker thread (every request it sent was
 /// answered; kcat/librdkafka 2.0.2 closes the same way against this broker without delay).
-fn retire(c: BaseConsumer) {
+fn retire<C: ConsumerContext>(c: BaseConsumer<C>) {
     c.unsubscribe();
     let end = Instant::now() + Duration::from_millis(300);
     while Instant::now() < end {
@@ -77,8 +79,8 @@ async fn produce(b: &TestBroker, topic: &str, partitions: i32, per_partition: us
 
 /// Polls every consumer round-robin, committing each record after "processing" it, until
 /// `until` says stop. Returns what each consumer saw as (partition, offset).
-fn consume_round_robin(
-    cs: &[&BaseConsumer],
+fn consume_round_robin<C: ConsumerContext>(
+    cs: &[&BaseConsumer<C>],
     deadline: Duration,
     mut until: impl FnMut(&BTreeSet<(i32, i64)>) -> bool,
 ) -> BTreeSet<(i32, i64)> {
@@ -214,19 +216,75 @@ async fn committed_offsets_survive_a_restart() {
     b.stop().await;
 }
 
+/// Records every assignment change a member's client is told about: (assigned?, partitions).
+#[derive(Default)]
+struct Rebalances(std::sync::Mutex<Vec<(bool, BTreeSet<i32>)>>);
+
+impl rdkafka::ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, r: &Rebalance<'_>) {
+        let (assigned, tpl) = match r {
+            Rebalance::Assign(tpl) => (true, *tpl),
+            Rebalance::Revoke(tpl) => (false, *tpl),
+            Rebalance::Error(_) => return,
+        };
+        let parts = tpl.elements().iter().map(|e| e.partition()).collect();
+        if let Ok(mut log) = self.0.lock() {
+            log.push((assigned, parts));
+        }
+    }
+}
+
+impl Rebalances {
+    fn events(&self) -> Vec<(bool, BTreeSet<i32>)> {
+        self.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+fn parts<C: ConsumerContext>(c: &BaseConsumer<C>) -> BTreeSet<i32> {
+    c.assignment()
+        .expect("assignment")
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cooperative_sticky_rebalances_incrementally() {
     let b = quick_groups().await;
     common::create_topic(&b, "coop", 6).await;
     produce(&b, "coop", 6, 5, "c").await;
-    let cfg = [("partition.assignment.strategy", "cooperative-sticky")];
-    let m1 = member(&b, "g3", &cfg);
+    let cfg = |c: &mut ClientConfig| {
+        c.set("bootstrap.servers", b.bootstrap())
+            .set("group.id", "g3")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .set("heartbeat.interval.ms", "500")
+            .set("fetch.wait.max.ms", "100")
+            .set("partition.assignment.strategy", "cooperative-sticky");
+    };
+    let mut c = ClientConfig::new();
+    cfg(&mut c);
+    let m1: BaseConsumer<Rebalances> = c.create_with_context(Rebalances::default()).expect("m1");
     m1.subscribe(&["coop"]).expect("subscribe");
     let first = tokio::task::block_in_place(|| {
         consume_round_robin(&[&m1], Duration::from_secs(30), |s| s.len() >= 30)
     });
     assert_eq!(first.len(), 30);
-    let m2 = member(&b, "g3", &cfg);
+    assert!(
+        matches!(m1.rebalance_protocol(), RebalanceProtocol::Cooperative),
+        "the group runs the cooperative protocol"
+    );
+    let before = m1.context().events();
+    assert_eq!(
+        before,
+        vec![(true, (0..6).collect())],
+        "the first member is given all six partitions at once"
+    );
+    let m2: BaseConsumer<Rebalances> = c.create_with_context(Rebalances::default()).expect("m2");
     m2.subscribe(&["coop"]).expect("subscribe");
     produce(&b, "coop", 6, 5, "d").await;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -235,19 +293,42 @@ async fn cooperative_sticky_rebalances_incrementally() {
         seen.extend(tokio::task::block_in_place(|| {
             consume_round_robin(&[&m1, &m2], Duration::from_millis(500), |s| s.len() >= 30)
         }));
-        let a1 = m1.assignment().expect("a").count();
-        let a2 = m2.assignment().expect("a").count();
-        if a1 + a2 == 6 && a1 > 0 && a2 > 0 && seen.len() >= 30 {
+        let (a1, a2) = (parts(&m1), parts(&m2));
+        if a1.len() + a2.len() == 6 && !a1.is_empty() && !a2.is_empty() && seen.len() >= 30 {
             break;
         }
     }
+    let (kept, moved) = (parts(&m1), parts(&m2));
+    assert_eq!(kept.len() + moved.len(), 6, "{kept:?} + {moved:?}");
+    assert!(kept.is_disjoint(&moved), "{kept:?} and {moved:?} overlap");
+    assert!(!moved.is_empty(), "the new member received partitions");
+    // incremental: the first member was asked to give up exactly what moved, and never the
+    // partitions it kept (an eager rebalance revokes all six, then assigns some back)
+    let after = m1.context().events().split_off(before.len());
+    let revoked: BTreeSet<i32> = after
+        .iter()
+        .filter(|(assigned, _)| !assigned)
+        .flat_map(|(_, p)| p.iter().copied())
+        .collect();
     assert_eq!(
-        m1.assignment().expect("a").count() + m2.assignment().expect("a").count(),
-        6
+        revoked, moved,
+        "only the moved partitions are revoked: {after:?}"
     );
     assert!(
-        m2.assignment().expect("a").count() > 0,
-        "the new member received partitions"
+        after.iter().all(|(assigned, p)| !assigned || p.is_empty()),
+        "the first member gains nothing back: {after:?}"
+    );
+    // (its first generation assigns it nothing: the partitions are still being given up)
+    let joined: Vec<_> = m2
+        .context()
+        .events()
+        .into_iter()
+        .filter(|(_, p)| !p.is_empty())
+        .collect();
+    assert_eq!(
+        joined,
+        vec![(true, moved.clone())],
+        "the new member is assigned only what moved"
     );
     assert_eq!(
         seen.len(),

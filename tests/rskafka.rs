@@ -58,7 +58,14 @@ async fn rskafka_produces_fetches_and_administers() {
     }
     let mut got = Vec::new();
     let mut next = 0;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while got.len() < expected.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} of {} records fetched",
+            got.len(),
+            expected.len()
+        );
         let (batch, high) = p
             .fetch_records(next, 1..1_000_000, 1_000)
             .await

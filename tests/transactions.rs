@@ -65,7 +65,10 @@ fn read(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> Vec<S
     let mut at_end = std::collections::HashSet::new();
     let deadline = Instant::now() + T;
     while at_end.len() < partitions as usize {
-        assert!(Instant::now() < deadline, "{topic}: no end reached: {out:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: no end reached: {out:?}"
+        );
         match c.poll(Duration::from_millis(50)) {
             None => {}
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
