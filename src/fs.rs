@@ -85,7 +85,36 @@ pub fn write_atomic(path: &Path, data: &[u8], what: Durable) -> io::Result<()> {
 
 /// Makes the directory's entries (created, renamed, removed files) durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     sync(&File::open(dir)?, Durable::Directory, true)
+}
+
+/// Creates `dir` and any missing parents, like `create_dir_all`, and makes each new entry
+/// durable by syncing the directory that holds it: a directory created but never synced into its
+/// parent may vanish at a power loss with everything written in it since.
+pub fn create_dir_durable(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at {
+        if d.as_os_str().is_empty() || d.is_dir() {
+            break;
+        }
+        missing.push(d);
+        at = d.parent();
+    }
+    for d in missing.into_iter().rev() {
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && d.is_dir() => continue,
+            Err(e) => return Err(e),
+        }
+        sync_dir(d.parent().unwrap_or(Path::new(".")))?;
+    }
+    Ok(())
 }
 
 /// Reads a whole file, `None` when it does not exist.

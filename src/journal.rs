@@ -40,19 +40,27 @@ impl<S: Journaled> Journal<S> {
     /// Loads `path` (truncating a torn tail) and starts the writer thread.
     pub fn open(path: PathBuf) -> io::Result<Journal<S>> {
         let mut bytes = Vec::new();
-        match File::open(&path) {
+        let existed = match File::open(&path) {
             Ok(mut f) => {
                 f.read_to_end(&mut bytes)?;
+                true
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(e),
-        }
+        };
         let (records, valid) = decode_prefix::<S::Record>(&bytes);
         let mut state = S::default();
         for r in &records {
             state.apply(r);
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        if !existed {
+            // the new file's name must survive a power loss before anything in it is
+            // acknowledged (the writer syncs only the file)
+            if let Some(dir) = path.parent() {
+                crate::fs::sync_dir(dir)?;
+            }
+        }
         if valid < bytes.len() {
             tracing::warn!(path = %path.display(), valid, len = bytes.len(), "truncating torn tail of a journal");
             file.set_len(valid as u64)?;

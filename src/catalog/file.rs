@@ -75,7 +75,7 @@ fn load(dir: &Path, restore: Option<Bytes>) -> Result<(CatalogState, Bytes), Cat
     };
     let bytes = Bytes::from(to_json(&state)?);
     if fresh {
-        std::fs::create_dir_all(dir)?;
+        crate::fs::create_dir_durable(dir)?;
         write_atomic(&path, &bytes, Durable::Catalog)?;
     }
     Ok((state, bytes))

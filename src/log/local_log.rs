@@ -157,7 +157,7 @@ pub struct OpenOptions {
 impl LocalLog {
     /// Opens (or creates) the log in `dir`, rebuilding `replay`'s state.
     pub fn open(dir: &Path, o: OpenOptions, replay: &mut dyn Replay) -> io::Result<LocalLog> {
-        std::fs::create_dir_all(dir)?;
+        crate::fs::create_dir_durable(dir)?;
         let mut bases = Vec::new();
         let mut snapshots = Vec::new();
         for entry in std::fs::read_dir(dir)? {

@@ -56,7 +56,7 @@ impl LogManager {
         let dir = data_dir.to_owned();
         let clean = io
             .run(move || {
-                std::fs::create_dir_all(&dir)?;
+                crate::fs::create_dir_durable(&dir)?;
                 let marker = dir.join(CLEAN_SHUTDOWN_FILE);
                 let clean = marker.exists();
                 if clean {
