@@ -97,16 +97,12 @@ impl Coordinator {
         let now = clock.now_ms();
         let mut groups = HashMap::new();
         for g in store.groups() {
-            // groups with offsets but no members come back Empty; expiry counts from their
-            // newest commit
-            let newest = store
-                .group(&g)
-                .values()
-                .map(|c| c.commit_ms)
-                .max()
-                .unwrap_or(now);
-            let mut group = Group::new(&g, now);
-            group.empty_since_ms = newest;
+            // Groups come back Empty: membership is not journaled, so whether a group had
+            // members when the broker stopped is unknown. Expiry counts from now, never from
+            // the newest commit: a stable group that commits rarely would otherwise lose its
+            // offsets at the first tick, before its members could rejoin. A group that really
+            // was empty keeps its offsets one retention period longer; none is lost early.
+            let group = Group::new(&g, now);
             groups.insert(
                 g,
                 Arc::new(Mutex::new(Entry {
@@ -674,6 +670,37 @@ mod tests {
             "expired a retention period after the last commit"
         );
         assert!(c.list().is_empty());
+    }
+
+    #[tokio::test]
+    async fn offsets_expire_a_retention_period_after_a_restart_not_after_the_last_commit() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let clock = Arc::new(ManualClock::new(0));
+        let c = coordinator(dir.path(), clock.clone());
+        c.commit("g", -1, "", None, offsets(5))
+            .await
+            .expect("commit");
+        drop(c);
+        // the broker comes back long after the group's last commit (its members were live
+        // and had nothing new to commit)
+        clock.advance(200_000);
+        let c = coordinator(dir.path(), clock.clone());
+        c.tick().await;
+        assert_eq!(
+            c.committed("g", "t", 0).map(|x| x.offset),
+            Some(5),
+            "offsets survive the first tick after a restart"
+        );
+        clock.advance(59_000);
+        c.tick().await;
+        assert_eq!(c.committed("g", "t", 0).map(|x| x.offset), Some(5));
+        clock.advance(1_001);
+        c.tick().await;
+        assert_eq!(
+            c.committed("g", "t", 0),
+            None,
+            "an empty group's offsets expire a retention period after the restart"
+        );
     }
 
     #[tokio::test]
