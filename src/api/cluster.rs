@@ -7,18 +7,30 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-/// `endpoint_type` 1: brokers (2 would be controllers, which this broker does not expose).
+/// `endpoint_type` 1: brokers, the endpoint this listener is.
 const ENDPOINT_BROKERS: i8 = 1;
+/// `endpoint_type` 2: controllers, a known type this listener is not (as a Kafka broker
+/// listener answers, MISMATCHED_ENDPOINT_TYPE; any other type is UNSUPPORTED_ENDPOINT_TYPE).
+const ENDPOINT_CONTROLLERS: i8 = 2;
 
 impl Handler {
     pub(super) fn describe_cluster(&self, req: DescribeClusterRequest) -> DescribeClusterResponse {
         let mut resp = DescribeClusterResponse::default();
         resp.endpoint_type = req.endpoint_type;
         if req.endpoint_type != ENDPOINT_BROKERS {
-            resp.error_code = code(ResponseError::UnsupportedEndpointType);
-            resp.error_message = Some(StrBytes::from_static_str(
-                "only broker endpoints are served",
-            ));
+            let (error, message) = if req.endpoint_type == ENDPOINT_CONTROLLERS {
+                (
+                    ResponseError::MismatchedEndpointType,
+                    "this is a broker endpoint, not a controller endpoint",
+                )
+            } else {
+                (
+                    ResponseError::UnsupportedEndpointType,
+                    "unknown endpoint type; only broker endpoints are served",
+                )
+            };
+            resp.error_code = code(error);
+            resp.error_message = Some(StrBytes::from_static_str(message));
             return resp;
         }
         resp.cluster_id = StrBytes::from_string(self.catalog.cluster_id());

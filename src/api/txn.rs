@@ -176,10 +176,12 @@ impl Handler {
                 Ok(held) => held
                     .iter()
                     .map(|h| {
+                        // as Kafka's coordinator: a partition the transaction never
+                        // added makes it abortable
                         if *h {
                             0
                         } else {
-                            code(ResponseError::InvalidTxnState)
+                            code(ResponseError::TransactionAbortable)
                         }
                     })
                     .collect(),

@@ -651,12 +651,21 @@ impl Partition {
         let log = self.log.clone();
         let local = self.io.run(move || Ok(log.max_timestamp(hw))).await?;
         let remote = self.remote.get().and_then(|r| r.max_timestamp());
-        Ok(match (local, remote) {
+        let batch = match (local, remote) {
             // the earliest offset wins a tie, as in Kafka
             (Some(l), Some(r)) if r.1 >= l.1 => Some(r),
             (Some(l), _) => Some(l),
             (None, r) => r,
-        })
+        };
+        let Some((batch_offset, ts)) = batch else {
+            return Ok(None);
+        };
+        // Segments know the batch holding the max timestamp (its last offset); as Kafka 3.8+
+        // the answer names the record: the first one stamped `ts`, found inside that batch.
+        Ok(Some(match self.find_offset_for_timestamp(ts).await? {
+            Some((offset, found)) if found == ts && offset <= batch_offset => (offset, ts),
+            _ => (batch_offset, ts),
+        }))
     }
 
     /// DeleteRecords: makes everything below `offset` (-1: the high watermark) unreadable and

@@ -1,0 +1,26 @@
+//! Broker behaviours checked at the API level, each against what Apache Kafka answers:
+//! DescribeCluster, topic-id lookups and the connection limit (`cluster`); OffsetDelete and
+//! DeleteGroups (`groups`); the batched AddPartitionsToTxn, ListTransactions' duration filter,
+//! PrepareAbort recovery and transactional-id expiry (`txn`); ListOffsets' MAX_TIMESTAMP and
+//! EARLIEST_LOCAL, and LogAppendTime topics (`offsets`); validate_only and list operations of
+//! the config APIs (`configs`).
+//!
+//! Where Tiercel answers differently from Kafka the test asserts Kafka's answer and is marked
+//! `#[ignore = "why"]`: `cargo test --test api_behaviours -- --ignored` lists the differences.
+
+#![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
+
+mod common;
+
+#[path = "api_behaviours/cluster.rs"]
+mod cluster;
+#[path = "api_behaviours/configs.rs"]
+mod configs;
+#[path = "api_behaviours/groups.rs"]
+mod groups;
+#[path = "api_behaviours/offsets.rs"]
+mod offsets;
+#[path = "api_behaviours/txn.rs"]
+mod txn;
+#[path = "api_behaviours/util.rs"]
+mod util;
