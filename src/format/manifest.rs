@@ -49,6 +49,10 @@ pub struct Manifest {
     /// One past the last offset ever uploaded, kept when retention drops every segment.
     #[serde(default)]
     pub uploaded_end: Option<i64>,
+    /// The partition's log start set by DeleteRecords: records below it stay deleted even
+    /// where a segment still holds them (also for a broker rebuilding from the bucket alone).
+    #[serde(default)]
+    pub log_start_offset: Option<i64>,
 }
 
 impl Manifest {
@@ -60,6 +64,7 @@ impl Manifest {
             partition,
             segments: Vec::new(),
             uploaded_end: None,
+            log_start_offset: None,
         }
     }
 

@@ -155,7 +155,13 @@ impl Partition {
     /// Connects the partition to its remote log and queues what it has not uploaded yet.
     /// Only the first call has an effect.
     pub fn attach_remote(self: &Arc<Self>, remote: Arc<RemoteLog>) {
+        // a DeleteRecords floor the bucket knows (the local file may be gone with the disk)
+        let floor = remote.log_start_floor();
         if self.remote.set(remote).is_ok() {
+            {
+                let mut st = self.state.lock();
+                st.records_start = st.records_start.max(floor);
+            }
             if self.deleted.is_cancelled() {
                 if let Some(r) = self.remote.get() {
                     r.stop();
@@ -702,6 +708,13 @@ impl Partition {
             })
             .await?;
         tracing::info!(topic = %self.topic, partition = self.index, log_start_offset = target, "records deleted");
+        if let Some(remote) = self.remote.get() {
+            // the bucket learns the floor before the client hears of it; if the store is down
+            // the local file holds it and remote retention writes it once the store answers
+            if let Err(e) = remote.record_log_start(target).await {
+                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "could not record the log start in the remote manifest yet");
+            }
+        }
         self.enforce_retention().await?;
         Ok(target)
     }

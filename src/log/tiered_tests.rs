@@ -495,10 +495,31 @@ async fn delete_records_reaches_into_the_bucket() {
         p.delete_records(1_000_000).await,
         Err(LogError::OffsetOutOfRange { .. })
     ));
+    assert_eq!(
+        remote.manifest().log_start_offset,
+        Some(target),
+        "the manifest carries the floor"
+    );
     // persisted: a reopen keeps the start
     drop(p);
     let p = open(&s, dir.path()).await;
     assert_eq!(p.offsets().log_start_offset, target);
+    // and so does a broker whose disk is gone: the partition rebuilt from the bucket alone
+    // must not hand the deleted records below `target` out again
+    drop(p);
+    let wiped = tempfile::tempdir().expect("tmp");
+    let p = open(&s, wiped.path()).await;
+    assert_eq!(p.offsets().log_start_offset, target);
+    assert!(matches!(
+        p.fetch(target - 1, 1000, true).await,
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert!(!p
+        .fetch(target, 1000, true)
+        .await
+        .expect("readable")
+        .records
+        .is_empty());
 }
 
 #[tokio::test]

@@ -339,6 +339,35 @@ impl RemoteLog {
         }
     }
 
+    /// The DeleteRecords floor the manifest carries, within the uploaded history (0: none).
+    pub fn log_start_floor(&self) -> i64 {
+        let m = self.manifest.lock();
+        let floor = m.log_start_offset.unwrap_or(0);
+        m.end_offset().map_or(0, |end| floor.min(end))
+    }
+
+    /// Whether the manifest must learn a log start of `records_start`: it is past the floor
+    /// the manifest carries and some readable segment still holds records below it.
+    fn floor_stale(&self, records_start: i64) -> bool {
+        let m = self.manifest.lock();
+        records_start > m.log_start_offset.unwrap_or(0)
+            && m.readable()
+                .next()
+                .is_some_and(|s| s.base_offset < records_start)
+    }
+
+    /// Writes `records_start` (DeleteRecords' new log start) into the manifest, so records
+    /// below it stay deleted for a broker that rebuilds the partition from the bucket alone.
+    pub async fn record_log_start(&self, records_start: i64) -> Result<(), TierError> {
+        if !self.floor_stale(records_start) {
+            return Ok(());
+        }
+        self.update_manifest(|m| {
+            m.log_start_offset = Some(m.log_start_offset.unwrap_or(0).max(records_start));
+        })
+        .await
+    }
+
     /// Starts remote retention in the background unless a pass is already running: segments
     /// past `retention_ms` (by their newest timestamp) or beyond `retention_bytes` for the whole
     /// log (`local_only_bytes` is the part of the log not in the bucket) are deleted, manifest
@@ -364,7 +393,8 @@ impl RemoteLog {
             local_only_bytes,
             now_ms,
         );
-        if doomed.is_empty() && !pending_deletes {
+        let floor_stale = self.floor_stale(records_start);
+        if doomed.is_empty() && !pending_deletes && !floor_stale {
             return;
         }
         if self.retention_running.swap(true, Ordering::AcqRel) {
@@ -372,8 +402,13 @@ impl RemoteLog {
         }
         let me = self.clone();
         self.shared.tasks.spawn(async move {
+            let run = async {
+                // the floor first: a segment partly below it keeps its records in the bucket
+                me.record_log_start(records_start).await?;
+                me.delete_segments(doomed).await
+            };
             let res = tokio::select! {
-                r = me.delete_segments(doomed) => r,
+                r = run => r,
                 _ = me.cancel.cancelled() => Ok(()),
             };
             if let Err(e) = res {
