@@ -426,6 +426,16 @@ impl Partition {
         Ok(())
     }
 
+    /// Reads stop with the partition's disk: after a failed write or fsync (not a full disk)
+    /// what the files hold is unknown, so Fetch gets KAFKA_STORAGE_ERROR, as from a Kafka
+    /// broker whose log dir went offline.
+    fn check_readable(&self) -> Result<(), LogError> {
+        if self.offline.load(Ordering::Acquire) {
+            return Err(LogError::Offline);
+        }
+        Ok(())
+    }
+
     /// Marks the partition deleted: its flusher stops and everyone waiting on it is released.
     pub fn mark_deleted(&self) {
         self.deleted.cancel();
@@ -514,6 +524,7 @@ impl Partition {
         max_bytes: usize,
         min_one: bool,
     ) -> Result<ReadResult, LogError> {
+        self.check_readable()?;
         let local = self.local_offsets();
         if offset < local.log_start_offset || offset > local.log_end_offset {
             return Err(LogError::OffsetOutOfRange {
@@ -545,6 +556,7 @@ impl Partition {
         max_bytes: usize,
         min_one: bool,
     ) -> Result<ReadResult, LogError> {
+        self.check_readable()?;
         let Some(remote) = self.remote.get() else {
             return self.read(offset, max_bytes, min_one).await;
         };

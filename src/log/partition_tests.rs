@@ -197,6 +197,46 @@ async fn deleted_partition_refuses_appends_and_releases_waiters() {
     ));
 }
 
+#[tokio::test]
+async fn an_offline_partition_refuses_appends_reads_and_durability_waits() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = open(dir.path(), Arc::new(ManualClock::new(NOW)), false).await;
+    p.append(bytes::Bytes::copy_from_slice(&make_batch(0, 2, 10, NOW)))
+        .await
+        .expect("append");
+    p.flush_once().await;
+    assert!(!p
+        .fetch(0, 1000, true)
+        .await
+        .expect("read")
+        .records
+        .is_empty());
+    let waiter = {
+        let p = p.clone();
+        tokio::spawn(async move { p.wait_durable(3).await })
+    };
+    tokio::task::yield_now().await;
+    // what a failed write or fsync does
+    p.go_offline();
+    assert!(matches!(
+        waiter.await.expect("join"),
+        Err(LogError::Offline)
+    ));
+    assert!(matches!(
+        p.append(bytes::Bytes::copy_from_slice(&make_batch(0, 1, 10, NOW)))
+            .await,
+        Err(LogError::Offline)
+    ));
+    assert!(matches!(
+        p.fetch(0, 1000, true).await,
+        Err(LogError::Offline)
+    ));
+    assert!(matches!(
+        p.read(0, 1000, true).await,
+        Err(LogError::Offline)
+    ));
+}
+
 /// An idempotent batch: producer 42, epoch 0, sequences from `seq`.
 fn idempotent(seq: i32, n: i32) -> Vec<u8> {
     let mut b = make_batch(0, n, 10, NOW);
