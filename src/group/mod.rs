@@ -19,6 +19,7 @@ use state::{
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -85,6 +86,9 @@ pub struct Coordinator {
     store: OffsetStore,
     cfg: GroupConfig,
     clock: SharedClock,
+    /// Set at shutdown: joins and syncs are answered at once instead of waiting on a
+    /// rebalance this broker will not finish.
+    stopping: AtomicBool,
 }
 
 impl Coordinator {
@@ -117,6 +121,7 @@ impl Coordinator {
             store,
             cfg,
             clock,
+            stopping: AtomicBool::new(false),
         })
     }
 
@@ -146,6 +151,17 @@ impl Coordinator {
         let rx = {
             let mut e = entry.lock();
             let mut out = Vec::new();
+            if self.stopping.load(Ordering::Acquire) {
+                return JoinResult {
+                    error: Some(GroupError::RebalanceInProgress),
+                    generation: -1,
+                    protocol_type: String::new(),
+                    protocol_name: String::new(),
+                    leader: String::new(),
+                    member_id,
+                    members: Vec::new(),
+                };
+            }
             let answer = e.group.join(req, self.clock.now_ms(), &self.cfg, &mut out);
             e.deliver(out);
             match answer {
@@ -181,6 +197,9 @@ impl Coordinator {
         };
         let rx = {
             let mut e = entry.lock();
+            if self.stopping.load(Ordering::Acquire) {
+                return Err(GroupError::RebalanceInProgress);
+            }
             let mut out = Vec::new();
             let answer = e.group.sync(
                 member_id,
@@ -578,12 +597,29 @@ impl Coordinator {
         }
     }
 
+    /// Shutdown: every pending JoinGroup and SyncGroup is answered REBALANCE_IN_PROGRESS now,
+    /// and later ones at once (the members rejoin, with this broker once it is back), rather
+    /// than holding their connections until the rebalance timeout while the broker drains.
+    pub fn release_waiters(&self) {
+        self.stopping.store(true, Ordering::Release);
+        let entries: Vec<Arc<Mutex<Entry>>> = self.groups.lock().values().cloned().collect();
+        for entry in entries {
+            let mut e = entry.lock();
+            // a dropped sender answers REBALANCE_IN_PROGRESS (see `join` and `sync`)
+            e.joins.clear();
+            e.syncs.clear();
+        }
+    }
+
     /// Ticks every `interval` until `cancel`.
     pub async fn run(self: Arc<Self>, interval: Duration, cancel: CancellationToken) {
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => self.tick().await,
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => {
+                    self.release_waiters();
+                    return;
+                }
             }
         }
     }

@@ -107,22 +107,32 @@ impl Server {
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
         let mut writer = tokio::spawn(write_loop(wr, rx, peer));
         tokio::select! {
-            // the reader is done (or shutting down): the writer drains what was accepted
-            _ = self.read_loop(rd, tx, peer) => { let _ = writer.await; }
-            _ = cancel.cancelled() => { let _ = writer.await; }
+            // the reader is done (closed, or shutting down: it stops reading new requests but
+            // finishes handling the one it has): the writer answers everything accepted
+            _ = self.read_loop(rd, tx, peer, &cancel) => { let _ = writer.await; }
             // the writer closed the connection (write error, or a failed acks=0 produce)
             _ = &mut writer => {}
         }
     }
 
-    async fn read_loop(&self, mut rd: OwnedReadHalf, tx: mpsc::Sender<Outgoing>, peer: SocketAddr) {
+    async fn read_loop(
+        &self,
+        mut rd: OwnedReadHalf,
+        tx: mpsc::Sender<Outgoing>,
+        peer: SocketAddr,
+        stop: &CancellationToken,
+    ) {
         // One buffer per connection: each frame is split off and frozen; once the request is
         // handled and its bytes dropped, `reserve` reclaims the same allocation for the next.
         let mut buf = BytesMut::new();
         loop {
-            let len = match rd.read_i32().await {
-                Ok(n) => n,
-                Err(_) => return, // closed by the client
+            // shutdown stops the connection between requests, never inside one's handling
+            let len = tokio::select! {
+                r = rd.read_i32() => match r {
+                    Ok(n) => n,
+                    Err(_) => return, // closed by the client
+                },
+                _ = stop.cancelled() => return,
             };
             if len < 0 || len as usize > self.max_frame {
                 tracing::warn!(%peer, len, max = self.max_frame, "request frame size out of bounds (socket_request_max_bytes); closing connection");
@@ -133,7 +143,12 @@ impl Server {
             while buf.len() < len {
                 let want = (len - buf.len()).min(READ_CHUNK.max(buf.capacity() - buf.len()));
                 buf.reserve(want);
-                match (&mut rd).take(want as u64).read_buf(&mut buf).await {
+                let mut chunk = (&mut rd).take(want as u64);
+                let read = tokio::select! {
+                    r = chunk.read_buf(&mut buf) => r,
+                    _ = stop.cancelled() => return, // a request never received in full
+                };
+                match read {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {}
                 }

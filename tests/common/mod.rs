@@ -148,8 +148,17 @@ where
     Req: kafka_protocol::protocol::Encodable,
     Resp: kafka_protocol::protocol::Decodable,
 {
-    use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
-    use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+    send_request(s, api, version, corr, req);
+    read_response(s, api, version, corr).expect("response")
+}
+
+/// Writes one request frame (client id `tiercel-tests`) without waiting for its answer.
+pub fn send_request<Req>(s: &mut TcpStream, api: i16, version: i16, corr: i32, req: &Req)
+where
+    Req: kafka_protocol::protocol::Encodable,
+{
+    use kafka_protocol::messages::{ApiKey, RequestHeader};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
     let key = ApiKey::try_from(api).expect("api key");
     let mut body = bytes::BytesMut::new();
     let mut h = RequestHeader::default();
@@ -163,15 +172,30 @@ where
     let mut frame = (body.len() as i32).to_be_bytes().to_vec();
     frame.extend_from_slice(&body);
     s.write_all(&frame).expect("write");
+}
+
+/// Reads and decodes the response to `corr`; `Err` if the connection ends first.
+pub fn read_response<Resp>(
+    s: &mut TcpStream,
+    api: i16,
+    version: i16,
+    corr: i32,
+) -> std::io::Result<Resp>
+where
+    Resp: kafka_protocol::protocol::Decodable,
+{
+    use kafka_protocol::messages::{ApiKey, ResponseHeader};
+    use kafka_protocol::protocol::Decodable;
+    let key = ApiKey::try_from(api).expect("api key");
     let mut len = [0u8; 4];
-    s.read_exact(&mut len).expect("response length");
+    s.read_exact(&mut len)?;
     let mut resp = vec![0u8; i32::from_be_bytes(len) as usize];
-    s.read_exact(&mut resp).expect("response");
+    s.read_exact(&mut resp)?;
     let mut buf = bytes::Bytes::from(resp);
     let rh = ResponseHeader::decode(&mut buf, key.response_header_version(version))
         .expect("response header");
     assert_eq!(rh.correlation_id, corr);
-    Resp::decode(&mut buf, version).expect("response body")
+    Ok(Resp::decode(&mut buf, version).expect("response body"))
 }
 
 pub fn admin(
