@@ -2,6 +2,7 @@
 //! (a long-poll Fetch with its records, a JoinGroup waiting on a rebalance with
 //! REBALANCE_IN_PROGRESS so the member rejoins elsewhere or later), the process exits 0 and
 //! leaves its clean-shutdown marker.
+#![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
 
 mod common;
 
