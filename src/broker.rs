@@ -169,6 +169,9 @@ impl Broker {
             Coordinator::open(&config.data_dir, config.groups(), clock.clone())
                 .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
         );
+        groups
+            .forget_deleted_topics(|t| catalog.get(t).is_some())
+            .await;
         let legacy_ids =
             crate::fs::read_if_exists(&config.data_dir.join(crate::format::PRODUCER_IDS_FILE))
                 .map_err(|e| BrokerError::Log(LogError::Io(e)))?

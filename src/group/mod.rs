@@ -567,6 +567,33 @@ impl Coordinator {
         }
     }
 
+    /// Start-up: removes committed offsets of topics that no longer exist (`exists` says which
+    /// do). Deleting a topic removes its offsets after the catalog change; a crash in between
+    /// left them behind, to be read by a later topic of the same name. Returns how many topics
+    /// had offsets removed.
+    pub async fn forget_deleted_topics(&self, exists: impl Fn(&str) -> bool) -> usize {
+        let mut gone = std::collections::BTreeSet::new();
+        for g in self.store.groups() {
+            for (topic, _) in self.store.group(&g).into_keys() {
+                if !exists(&topic) {
+                    gone.insert(topic);
+                }
+            }
+        }
+        let records: Vec<Record> = gone
+            .iter()
+            .map(|t| Record::DeleteTopic { topic: t.clone() })
+            .collect();
+        if records.is_empty() {
+            return 0;
+        }
+        tracing::info!(topics = ?gone, "removing committed offsets of deleted topics");
+        if let Err(e) = self.store.write(records).await {
+            tracing::error!(error = %e, "removing committed offsets of deleted topics failed");
+        }
+        gone.len()
+    }
+
     /// One pass of timeouts over every group, and expiry of empty groups' offsets.
     pub async fn tick(&self) {
         let now = self.clock.now_ms();
@@ -706,6 +733,29 @@ mod tests {
             "expired a retention period after the last commit"
         );
         assert!(c.list().is_empty());
+    }
+
+    #[tokio::test]
+    async fn offsets_of_topics_deleted_before_a_crash_are_removed_at_start_up() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let clock = Arc::new(ManualClock::new(0));
+        let c = coordinator(dir.path(), clock.clone());
+        c.commit("g", -1, "", None, offsets(5))
+            .await
+            .expect("commit");
+        let mut other = offsets(7);
+        other[0].0 = "kept".into();
+        c.commit("g", -1, "", None, other).await.expect("commit");
+        drop(c);
+        // topic `t` was deleted; the broker died before its offsets were
+        let c = coordinator(dir.path(), clock.clone());
+        assert_eq!(c.forget_deleted_topics(|t| t == "kept").await, 1);
+        assert_eq!(c.committed("g", "t", 0), None);
+        assert_eq!(c.committed("g", "kept", 0).map(|x| x.offset), Some(7));
+        drop(c);
+        let c = coordinator(dir.path(), clock);
+        assert_eq!(c.committed("g", "t", 0), None, "removed durably");
+        assert_eq!(c.forget_deleted_topics(|t| t == "kept").await, 0);
     }
 
     #[tokio::test]
