@@ -34,18 +34,29 @@ public class JavaClient {
 
     static String name(String p) { return p + "-" + UUID.randomUUID().toString().substring(0, 8); }
 
+    /** Both members hold some of the four partitions, none twice, all four between them. */
+    static boolean split(List<Set<Integer>> shares) {
+        Set<Integer> a = new HashSet<>(shares.get(0)), b = new HashSet<>(shares.get(1)), both = new HashSet<>(a);
+        both.addAll(b);
+        return !a.isEmpty() && !b.isEmpty() && both.size() == 4 && a.size() + b.size() == 4;
+    }
+
     static void expect(Object got, Object want, String what) {
         if (!Objects.equals(got, want)) throw new AssertionError(what + ": expected " + want + ", got " + got);
     }
 
-    static Admin admin() {
+    static Admin admin() { return admin(boot); }
+
+    static Admin admin(String bootstrap) {
         Properties p = new Properties();
-        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         return Admin.create(p);
     }
 
-    static void create(String topic, int partitions) throws Exception {
-        try (Admin a = admin()) {
+    static void create(String topic, int partitions) throws Exception { create(boot, topic, partitions); }
+
+    static void create(String bootstrap, String topic, int partitions) throws Exception {
+        try (Admin a = admin(bootstrap)) {
             a.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all().get(30, TimeUnit.SECONDS);
         }
     }
@@ -65,19 +76,23 @@ public class JavaClient {
 
     static KafkaConsumer<String, String> consumer(String group, Properties extra) {
         Properties p = new Properties();
-        p.putAll(extra);
         p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
         p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
         p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        p.putAll(extra);
         return new KafkaConsumer<>(p);
     }
 
     static List<ConsumerRecord<String, String>> consume(String topic, int n) {
+        return consume(topic, n, name("g"), new Properties());
+    }
+
+    static List<ConsumerRecord<String, String>> consume(String topic, int n, String group, Properties extra) {
         List<ConsumerRecord<String, String>> out = new ArrayList<>();
-        try (KafkaConsumer<String, String> c = consumer(name("g"))) {
+        try (KafkaConsumer<String, String> c = consumer(group, extra)) {
             c.subscribe(List.of(topic));
             long deadline = System.currentTimeMillis() + 30_000;
             while (out.size() < n && System.currentTimeMillis() < deadline) {
@@ -117,17 +132,29 @@ public class JavaClient {
         }
         String g = name("grp");
         Set<String> seen = ConcurrentHashMap.newKeySet();
+        // each member's assignment as it last saw it
+        List<Set<Integer>> shares = List.of(ConcurrentHashMap.newKeySet(), ConcurrentHashMap.newKeySet());
         long deadline = System.currentTimeMillis() + 60_000;
+        AtomicBoolean done = new AtomicBoolean();
         ExecutorService pool = Executors.newFixedThreadPool(2);
         List<Future<?>> members = new ArrayList<>();
         for (int m = 0; m < 2; m++) {
+            Set<Integer> share = shares.get(m);
             members.add(pool.submit(() -> {
                 try (KafkaConsumer<String, String> c = consumer(g)) {
                     c.subscribe(List.of(topic));
-                    while (seen.size() < 40 && System.currentTimeMillis() < deadline) {
+                    // until every record was read and the members' latest assignments split the
+                    // partitions (the first member alone held all four)
+                    while (!done.get() && System.currentTimeMillis() < deadline) {
                         ConsumerRecords<String, String> rs = c.poll(Duration.ofMillis(200));
+                        if (done.get()) break; // the other member's leaving may move partitions here
+                        Set<Integer> now = new HashSet<>();
+                        for (TopicPartition tp : c.assignment()) now.add(tp.partition());
+                        share.retainAll(now);
+                        share.addAll(now);
                         for (ConsumerRecord<String, String> r : rs) seen.add(r.partition() + "/" + r.offset());
                         if (!rs.isEmpty()) c.commitSync();
+                        if (seen.size() >= 40 && split(shares)) done.set(true);
                     }
                 }
                 return null;
@@ -136,18 +163,75 @@ public class JavaClient {
         for (Future<?> f : members) f.get();
         pool.shutdown();
         expect(seen.size(), 40, "records consumed by the group");
+        if (!split(shares)) throw new AssertionError("the two members' assignments: " + shares);
+        // one more record per partition: a member resuming from the commits reads exactly these
         try (KafkaProducer<String, String> p = producer(Map.of())) {
-            p.send(new ProducerRecord<>(topic, 0, "late", "late")).get();
+            for (int part = 0; part < 4; part++) p.send(new ProducerRecord<>(topic, part, null, "late-" + part)).get();
         }
         List<String> got = new ArrayList<>();
         try (KafkaConsumer<String, String> c = consumer(g)) {
             c.subscribe(List.of(topic));
             long until = System.currentTimeMillis() + 30_000;
-            while (got.isEmpty() && System.currentTimeMillis() < until) {
+            while (got.size() < 4 && System.currentTimeMillis() < until) {
                 for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) got.add(r.value());
             }
         }
-        expect(got, List.of("late"), "after restart only the new record");
+        Collections.sort(got);
+        expect(got, List.of("late-0", "late-1", "late-2", "late-3"), "a new member resumes from the commits");
+        return "ok";
+    }
+
+    static String env(String name) {
+        String v = System.getenv(name);
+        if (v == null || v.isEmpty()) throw new AssertionError(name + " is not set: run through integration/clients.sh");
+        return v;
+    }
+
+    /** SIGKILLs the broker and waits until it listens again (integration/clients.sh's hook). */
+    static void restartBroker() throws Exception {
+        Process p = new ProcessBuilder(env("RESTART_BROKER"))
+            .redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.INHERIT).start();
+        if (!p.waitFor(60, TimeUnit.SECONDS) || p.exitValue() != 0) throw new AssertionError("broker restart failed");
+    }
+
+    /** Fails unless the fault proxy threw away at least one produce response of `clientId`. */
+    static void expectFaults(String clientId) throws Exception {
+        long lost = java.nio.file.Files.readAllLines(java.nio.file.Path.of(env("FAULT_LOG"))).stream()
+            .filter(l -> l.split(" ").length > 1 && l.split(" ")[1].equals(clientId)).count();
+        if (lost == 0) throw new AssertionError("the fault proxy lost no produce response of " + clientId);
+    }
+
+    static List<String> values(String tag) {
+        List<String> out = new ArrayList<>();
+        for (int i = 0; i < 10; i++) out.add(tag + "-" + i);
+        return out;
+    }
+
+    static String brokerRestart() throws Exception {
+        String topic = name("java-restart"), g = name("grp");
+        create(topic, 1);
+        try (KafkaProducer<String, String> p = producer(Map.of())) {
+            for (String v : values("before")) p.send(new ProducerRecord<>(topic, null, v)).get();
+            try (KafkaConsumer<String, String> c = consumer(g)) {
+                c.subscribe(List.of(topic));
+                int n = 0;
+                long deadline = System.currentTimeMillis() + 30_000;
+                while (n < 10 && System.currentTimeMillis() < deadline) n += c.poll(Duration.ofMillis(200)).count();
+                expect(n, 10, "records before the restart");
+                c.commitSync();
+            }
+            restartBroker();
+            // the same producer reconnects on its own; the group's commit survived the kill
+            for (String v : values("after")) p.send(new ProducerRecord<>(topic, null, v)).get(60, TimeUnit.SECONDS);
+        }
+        List<String> resumed = new ArrayList<>();
+        for (ConsumerRecord<String, String> r : consume(topic, 10, g, new Properties())) resumed.add(r.value());
+        expect(resumed, values("after"), "the group resumes at its commit");
+        List<String> all = new ArrayList<>();
+        for (ConsumerRecord<String, String> r : consume(topic, 20)) all.add(r.value());
+        List<String> want = values("before");
+        want.addAll(values("after"));
+        expect(all, want, "the whole log");
         return "ok";
     }
 
@@ -173,22 +257,35 @@ public class JavaClient {
     }
 
     static String idempotent() throws Exception {
-        String topic = name("java-idem");
-        create(topic, 1);
-        try (KafkaProducer<String, String> p = producer(Map.of(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true"))) {
-            for (int i = 0; i < 500; i++) p.send(new ProducerRecord<>(topic, null, "" + i));
-            p.flush();
+        String faulty = env("FAULTY_BOOTSTRAP"), clientId = "idem-java", topic = name("java-idem");
+        create(faulty, topic, 1);
+        try (KafkaProducer<String, String> p = producer(Map.of(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "true",
+                ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, faulty, ProducerConfig.CLIENT_ID_CONFIG, clientId))) {
+            // ten rounds, each flushed: enough produce requests for the proxy to lose some answers
+            for (int round = 0; round < 10; round++) {
+                List<Future<RecordMetadata>> sent = new ArrayList<>();
+                for (int i = 0; i < 50; i++) sent.add(p.send(new ProducerRecord<>(topic, null, "" + (round * 50 + i))));
+                p.flush();
+                for (Future<RecordMetadata> f : sent) f.get();
+            }
         }
-        List<ConsumerRecord<String, String>> got = consume(topic, 500);
+        expectFaults(clientId);
+        Properties at = new Properties();
+        at.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, faulty);
+        List<ConsumerRecord<String, String>> got = consume(topic, 500, name("g"), at);
         List<Integer> values = new ArrayList<>();
         for (ConsumerRecord<String, String> r : got) values.add(Integer.parseInt(r.value()));
         List<Integer> want = new ArrayList<>();
         for (int i = 0; i < 500; i++) want.add(i);
         expect(values, want, "exactly once, in order");
+        try (KafkaConsumer<String, String> c = consumer(name("g"), at)) {
+            TopicPartition tp = new TopicPartition(topic, 0);
+            expect(c.endOffsets(List.of(tp)).get(tp), 500L, "records in the log (a retried batch stored twice adds more)");
+        }
         return "ok";
     }
 
-    static List<String> readValues(String topic, String isolation, int n, long settleMs) {
+    static List<String> readValues(String topic, String isolation, int n) {
         List<String> out = new ArrayList<>();
         Properties p = new Properties();
         p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, isolation);
@@ -196,10 +293,6 @@ public class JavaClient {
             c.subscribe(List.of(topic));
             long deadline = System.currentTimeMillis() + 30_000;
             while (out.size() < n && System.currentTimeMillis() < deadline) {
-                for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) out.add(r.value());
-            }
-            long settle = System.currentTimeMillis() + settleMs;
-            while (System.currentTimeMillis() < settle) {
                 for (ConsumerRecord<String, String> r : c.poll(Duration.ofMillis(200))) out.add(r.value());
             }
         }
@@ -224,10 +317,18 @@ public class JavaClient {
             p.flush();
             p.abortTransaction();
         }
+        // a plain record after the aborted transaction: a reader that reaches it has read past
+        // everything the transactions wrote, so what it did not see was really filtered
+        try (KafkaProducer<String, String> p = producer(Map.of())) {
+            p.send(new ProducerRecord<>(topic, null, "end")).get();
+        }
         List<String> want = new ArrayList<>();
         for (int i = 0; i < 5; i++) want.add("c-" + i);
-        expect(readValues(topic, "read_committed", 5, 1500), want, "read_committed");
-        expect(readValues(topic, "read_uncommitted", 10, 0).size(), 10, "read_uncommitted sees the aborted records");
+        want.add("end");
+        expect(readValues(topic, "read_committed", 6), want, "read_committed: the committed records, then the plain one");
+        List<String> all = readValues(topic, "read_uncommitted", 11);
+        expect(all.size(), 11, "read_uncommitted sees the aborted records");
+        expect(all.get(10), "end", "read_uncommitted reads up to the end");
         try (KafkaConsumer<String, String> c = consumer(group)) {
             TopicPartition tp = new TopicPartition(src, 0);
             OffsetAndMetadata m = c.committed(Set.of(tp), Duration.ofSeconds(10)).get(tp);
@@ -241,7 +342,8 @@ public class JavaClient {
         for (String codec : List.of("none", "gzip", "snappy", "lz4", "zstd")) {
             record("produce/consume " + codec, () -> produceConsume(codec));
         }
-        record("consumer group (2 members, commits, restart)", JavaClient::group);
+        record("consumer group (2 members share, commits, resume)", JavaClient::group);
+        record("broker restart (kill -9)", JavaClient::brokerRestart);
         record("admin create/describe/alter/delete", JavaClient::adminOps);
         record("idempotent producer", JavaClient::idempotent);
         record("transactions", JavaClient::transactions);

@@ -10,6 +10,7 @@ const kafka = new Kafka({ kafkaJS: { brokers: [boot], logLevel: logLevel.NOTHING
 const results = [];
 const name = (p) => `${p}-${Math.random().toString(16).slice(2, 10)}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { expectFaults, restartBroker, faulty } = require('./harness');
 
 async function record(cap, fn) {
   try {
@@ -30,8 +31,8 @@ function expectEq(got, want, what) {
   }
 }
 
-async function createTopic(topic, partitions = 1) {
-  const admin = kafka.admin();
+async function createTopic(topic, partitions = 1, k = kafka) {
+  const admin = k.admin();
   await admin.connect();
   try {
     await admin.createTopics({ topics: [{ topic, numPartitions: partitions }] });
@@ -41,8 +42,8 @@ async function createTopic(topic, partitions = 1) {
 }
 
 /** Reads `n` messages from the beginning with a fresh group (then `settle` ms for any extra). */
-async function consume(topic, n, opts = {}, settle = 0) {
-  const consumer = kafka.consumer({ kafkaJS: { groupId: name('g'), fromBeginning: true, ...opts } });
+async function consume(topic, n, opts = {}, settle = 0, k = kafka) {
+  const consumer = k.consumer({ kafkaJS: { groupId: name('g'), fromBeginning: true, ...opts } });
   await consumer.connect();
   await consumer.subscribe({ topic });
   const got = [];
@@ -88,11 +89,21 @@ async function group() {
     await c.run({ eachMessage: async ({ partition, message }) => { seen.add(`${partition}/${message.offset}`); } });
   }
   const deadline = Date.now() + 40000;
-  while (seen.size < 40 && Date.now() < deadline) await sleep(100);
+  const shares = () => members.map((c) => c.assignment().map((tp) => tp.partition));
+  // both members hold some partitions, none twice, all four between them
+  const split = (held) => {
+    const all = held.flat();
+    return held.every((s) => s.length > 0) && new Set(all).size === all.length && all.length === 4;
+  };
+  // until every record was read and the rebalance that brought the second member in is over
+  while ((seen.size < 40 || !split(shares())) && Date.now() < deadline) await sleep(100);
+  const held = shares();
   await sleep(1000); // auto-commit interval
   for (const c of members) await c.disconnect();
   expectEq(seen.size, 40, 'records consumed by the group');
-  await producer.send({ topic, messages: [{ key: 'late', value: 'late', partition: 0 }] });
+  if (!split(held)) throw new Error(`the two members' assignments: ${JSON.stringify(held)}`);
+  // one more record per partition: a member resuming from the commits reads exactly these
+  await producer.send({ topic, messages: [0, 1, 2, 3].map((p) => ({ value: `late-${p}`, partition: p })) });
   await producer.disconnect();
   const again = kafka.consumer({ kafkaJS: { groupId, fromBeginning: true } });
   const got = [];
@@ -100,10 +111,29 @@ async function group() {
   await again.subscribe({ topic });
   await again.run({ eachMessage: async ({ message }) => { got.push(message.value.toString()); } });
   const until = Date.now() + 30000;
-  while (got.length < 1 && Date.now() < until) await sleep(100);
-  await sleep(500);
+  while (got.length < 4 && Date.now() < until) await sleep(100);
   await again.disconnect();
-  expectEq(got, ['late'], 'after restart only the new record');
+  expectEq(got.sort(), ['late-0', 'late-1', 'late-2', 'late-3'], 'a new member resumes from the commits');
+}
+
+async function brokerRestart() {
+  const topic = name('ckjs-restart');
+  const groupId = name('grp');
+  await createTopic(topic);
+  const producer = kafka.producer({ kafkaJS: { acks: -1 } });
+  await producer.connect();
+  const values = (tag) => [...Array(10).keys()].map((i) => `${tag}-${i}`);
+  await producer.send({ topic, messages: values('before').map((value) => ({ value })) });
+  const first = await consume(topic, 10, { groupId }, 1000); // (auto-commit interval)
+  expectEq(first.length, 10, 'records before the restart');
+  restartBroker();
+  // the same producer reconnects on its own; the group's commit survived the kill
+  await producer.send({ topic, messages: values('after').map((value) => ({ value })) });
+  await producer.disconnect();
+  const resumed = await consume(topic, 10, { groupId });
+  expectEq(resumed.map((m) => m.value.toString()), values('after'), 'the group resumes at its commit');
+  const all = await consume(topic, 20);
+  expectEq(all.map((m) => m.value.toString()), values('before').concat(values('after')), 'the whole log');
 }
 
 async function adminOps() {
@@ -125,16 +155,27 @@ async function adminOps() {
 }
 
 async function idempotent() {
+  const clientId = 'idem-kafka-javascript';
+  const k = new Kafka({ kafkaJS: { clientId, brokers: [faulty()], logLevel: logLevel.NOTHING } });
   const topic = name('ckjs-idem');
-  await createTopic(topic);
-  const producer = kafka.producer({ kafkaJS: { idempotent: true } });
+  await createTopic(topic, 1, k);
+  const producer = k.producer({ kafkaJS: { idempotent: true } });
   await producer.connect();
   for (let i = 0; i < 500; i += 50) {
     await producer.send({ topic, messages: [...Array(50).keys()].map((j) => ({ value: `${i + j}` })) });
   }
   await producer.disconnect();
-  const got = await consume(topic, 500);
+  expectFaults(clientId);
+  const got = await consume(topic, 500, {}, 0, k);
   expectEq(got.map((m) => Number(m.value.toString())), [...Array(500).keys()], 'exactly once, in order');
+  const admin = k.admin();
+  await admin.connect();
+  try {
+    const [p0] = await admin.fetchTopicOffsets(topic);
+    expectEq(String(p0.high), '500', 'records in the log (a retried batch stored twice adds more)');
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 async function transactions() {
@@ -159,10 +200,18 @@ async function transactions() {
     await producer.disconnect();
     await member.disconnect();
   }
-  const committed = await consume(topic, 5, {}, 1500); // read_committed is the default
-  expectEq(committed.map((m) => m.value.toString()), [...Array(5).keys()].map((i) => `c-${i}`), 'read_committed');
-  const all = await consume(topic, 10, { readUncommitted: true });
-  expectEq(all.length, 10, 'read_uncommitted sees the aborted records');
+  // a plain record after the aborted transaction: a reader that reaches it has read past
+  // everything the transactions wrote, so what it did not see was really filtered
+  const plain = kafka.producer();
+  await plain.connect();
+  await plain.send({ topic, messages: [{ value: 'end' }] });
+  await plain.disconnect();
+  const committed = await consume(topic, 6); // read_committed is the default
+  expectEq(committed.map((m) => m.value.toString()), [...Array(5).keys()].map((i) => `c-${i}`).concat(['end']),
+    'read_committed: the committed records, then the plain one');
+  const all = await consume(topic, 11, { readUncommitted: true });
+  expectEq(all.length, 11, 'read_uncommitted sees the aborted records');
+  expectEq(all[10].value.toString(), 'end', 'read_uncommitted reads up to the end');
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -177,7 +226,8 @@ async function transactions() {
   for (const codec of ['none', 'gzip', 'snappy', 'lz4', 'zstd']) {
     await record(`produce/consume ${codec}`, () => produceConsume(codec));
   }
-  await record('consumer group (2 members, commits, restart)', group);
+  await record('consumer group (2 members share, commits, resume)', group);
+  await record('broker restart (kill -9)', brokerRestart);
   await record('admin create/describe/alter/delete', adminOps);
   await record('idempotent producer', idempotent);
   await record('transactions', transactions);

@@ -8,6 +8,7 @@ const kafka = new Kafka({ clientId: 'tiercel-compat', brokers: [boot], logLevel:
 const results = [];
 const name = (p) => `${p}-${Math.random().toString(16).slice(2, 10)}`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { expectFaults, restartBroker, faulty } = require('./harness');
 
 async function record(cap, fn) {
   try {
@@ -24,8 +25,8 @@ function expectEq(got, want, what) {
   if (g !== w) throw new Error(`${what}: expected ${w.slice(0, 80)}, got ${g.slice(0, 80)}`);
 }
 
-async function createTopic(topic, partitions = 1) {
-  const admin = kafka.admin();
+async function createTopic(topic, partitions = 1, k = kafka) {
+  const admin = k.admin();
   await admin.connect();
   try {
     await admin.createTopics({ topics: [{ topic, numPartitions: partitions }], waitForLeaders: true });
@@ -35,8 +36,8 @@ async function createTopic(topic, partitions = 1) {
 }
 
 /** Reads `n` messages from the beginning with a fresh group (then `settle` ms for any extra). */
-async function consume(topic, n, opts = {}, settle = 0) {
-  const consumer = kafka.consumer({ groupId: name('g'), rebalanceTimeout: 10000, ...opts });
+async function consume(topic, n, opts = {}, settle = 0, k = kafka) {
+  const consumer = k.consumer({ groupId: name('g'), rebalanceTimeout: 10000, ...opts });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   const got = [];
@@ -76,16 +77,24 @@ async function group() {
   const groupId = name('grp');
   const seen = new Set();
   const members = [kafka.consumer({ groupId }), kafka.consumer({ groupId })];
-  for (const c of members) {
+  const shares = [[], []]; // each member's partitions as of its last join
+  for (const [i, c] of members.entries()) {
+    c.on(c.events.GROUP_JOIN, (e) => { shares[i] = e.payload.memberAssignment[topic] || []; });
     await c.connect();
     await c.subscribe({ topic, fromBeginning: true });
     await c.run({ eachMessage: async ({ partition, message }) => { seen.add(`${partition}/${message.offset}`); } });
   }
   const deadline = Date.now() + 40000;
-  while (seen.size < 40 && Date.now() < deadline) await sleep(100);
+  // until every record was read and the members' latest joins split the partitions between
+  // them (the first member's own join, before the second came, held all four)
+  while ((seen.size < 40 || !isShared(shares, 4)) && Date.now() < deadline) await sleep(100);
+  // as the members held them: the first one's leaving hands the second everything
+  const held = shares.map((s) => [...s]);
   for (const c of members) await c.disconnect(); // commits on the way out
   expectEq(seen.size, 40, 'records consumed by the group');
-  await producer.send({ topic, messages: [{ key: 'late', value: 'late', partition: 0 }] });
+  expectShared(held, 4);
+  // one more record per partition: a member resuming from the commits reads exactly these
+  await producer.send({ topic, messages: [0, 1, 2, 3].map((p) => ({ value: `late-${p}`, partition: p })) });
   await producer.disconnect();
   const again = kafka.consumer({ groupId });
   const got = [];
@@ -93,10 +102,39 @@ async function group() {
   await again.subscribe({ topic, fromBeginning: true });
   await again.run({ eachMessage: async ({ message }) => { got.push(message.value.toString()); } });
   const until = Date.now() + 30000;
-  while (got.length < 1 && Date.now() < until) await sleep(100);
-  await sleep(500);
+  while (got.length < 4 && Date.now() < until) await sleep(100);
   await again.disconnect();
-  expectEq(got, ['late'], 'after restart only the new record');
+  expectEq(got.sort(), ['late-0', 'late-1', 'late-2', 'late-3'], 'a new member resumes from the commits');
+}
+
+/** Both members hold some of the partitions, none twice, all of them between them. */
+function isShared(shares, partitions) {
+  const all = shares.flat();
+  return shares.every((s) => s.length > 0) && new Set(all).size === all.length && all.length === partitions;
+}
+
+function expectShared(shares, partitions) {
+  if (!isShared(shares, partitions)) throw new Error(`the two members' assignments: ${JSON.stringify(shares)}`);
+}
+
+async function brokerRestart() {
+  const topic = name('kjs-restart');
+  const groupId = name('grp');
+  await createTopic(topic);
+  const producer = kafka.producer();
+  await producer.connect();
+  const values = (tag) => [...Array(10).keys()].map((i) => `${tag}-${i}`);
+  await producer.send({ topic, acks: -1, messages: values('before').map((value) => ({ value })) });
+  const first = await consume(topic, 10, { groupId }); // commits as it leaves
+  expectEq(first.length, 10, 'records before the restart');
+  restartBroker();
+  // the same producer reconnects on its own; the group's commit survived the kill
+  await producer.send({ topic, acks: -1, messages: values('after').map((value) => ({ value })) });
+  await producer.disconnect();
+  const resumed = await consume(topic, 10, { groupId });
+  expectEq(resumed.map((m) => m.value.toString()), values('after'), 'the group resumes at its commit');
+  const all = await consume(topic, 20);
+  expectEq(all.map((m) => m.value.toString()), values('before').concat(values('after')), 'the whole log');
 }
 
 async function adminOps() {
@@ -130,16 +168,27 @@ async function adminOps() {
 }
 
 async function idempotent() {
+  const clientId = 'idem-kafkajs';
+  const k = new Kafka({ clientId, brokers: [faulty()], logLevel: logLevel.NOTHING });
   const topic = name('kjs-idem');
-  await createTopic(topic);
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await createTopic(topic, 1, k);
+  const producer = k.producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
   for (let i = 0; i < 500; i += 50) {
     await producer.send({ topic, messages: [...Array(50).keys()].map((j) => ({ value: `${i + j}` })) });
   }
   await producer.disconnect();
-  const got = await consume(topic, 500);
+  expectFaults(clientId);
+  const got = await consume(topic, 500, {}, 0, k);
   expectEq(got.map((m) => Number(m.value.toString())), [...Array(500).keys()], 'exactly once, in order');
+  const admin = k.admin();
+  await admin.connect();
+  try {
+    const [p0] = await admin.fetchTopicOffsets(topic);
+    expectEq(p0.high, '500', 'records in the log (a retried batch stored twice adds more)');
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 async function transactions() {
@@ -158,11 +207,19 @@ async function transactions() {
   await txn.send({ topic, messages: [...Array(5).keys()].map((i) => ({ value: `a-${i}` })) });
   await txn.abort();
   await producer.disconnect();
+  // a plain record after the aborted transaction: a reader that reaches it has read past
+  // everything the transactions wrote, so what it did not see was really filtered
+  const plain = kafka.producer();
+  await plain.connect();
+  await plain.send({ topic, messages: [{ value: 'end' }] });
+  await plain.disconnect();
   // kafkajs reads committed data by default
-  const committed = await consume(topic, 5, {}, 1500);
-  expectEq(committed.map((m) => m.value.toString()), [...Array(5).keys()].map((i) => `c-${i}`), 'read_committed');
-  const all = await consume(topic, 10, { readUncommitted: true });
-  expectEq(all.length, 10, 'read_uncommitted sees the aborted records');
+  const committed = await consume(topic, 6);
+  expectEq(committed.map((m) => m.value.toString()), [...Array(5).keys()].map((i) => `c-${i}`).concat(['end']),
+    'read_committed: the committed records, then the plain one');
+  const all = await consume(topic, 11, { readUncommitted: true });
+  expectEq(all.length, 11, 'read_uncommitted sees the aborted records');
+  expectEq(all[10].value.toString(), 'end', 'read_uncommitted reads up to the end');
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -180,7 +237,8 @@ async function transactions() {
     // kafkajs ships only gzip; the others need codec plugins the user installs
     await record(`produce/consume ${codec}`, async () => 'n/a');
   }
-  await record('consumer group (2 members, commits, restart)', group);
+  await record('consumer group (2 members share, commits, resume)', group);
+  await record('broker restart (kill -9)', brokerRestart);
   await record('admin create/describe/alter/delete', adminOps);
   await record('idempotent producer', idempotent);
   await record('transactions', transactions);

@@ -6,6 +6,8 @@ N/A (the client cannot do it), and exits non-zero on any FAIL.
 Usage: python_clients.py BOOTSTRAP [client ...]     clients: confluent-kafka kafka-python aiokafka
 """
 import asyncio
+import os
+import subprocess
 import sys
 import time
 import traceback
@@ -14,6 +16,38 @@ import uuid
 BOOT = sys.argv[1]
 WANT = sys.argv[2:] or ["confluent-kafka", "kafka-python", "aiokafka"]
 RESULTS = []
+# set by integration/clients.sh: a broker behind the fault proxy, the proxy's log of lost
+# produce responses, and a command that SIGKILLs and restarts the broker at BOOT
+FAULTY = os.environ.get("FAULTY_BOOTSTRAP", "")
+FAULT_LOG = os.environ.get("FAULT_LOG", "")
+RESTART = os.environ.get("RESTART_BROKER", "")
+# the idempotence cells send this many rounds of records, each round flushed: enough produce
+# requests for the proxy to lose several responses
+ROUNDS, PER_ROUND = 10, 50
+IDEMPOTENT_TOTAL = ROUNDS * PER_ROUND
+
+
+def expect_faults(client_id):
+    """Fails unless the fault proxy threw away at least one produce response of `client_id`."""
+    if not FAULT_LOG:
+        raise AssertionError("FAULT_LOG is not set: run through integration/clients.sh")
+    with open(FAULT_LOG) as f:
+        lost = sum(1 for line in f if line.split()[1:2] == [client_id])
+    if lost == 0:
+        raise AssertionError(f"the fault proxy lost no produce response of {client_id}")
+
+
+def restart_broker():
+    """SIGKILLs the broker at BOOT and waits until it listens again."""
+    if not RESTART:
+        raise AssertionError("RESTART_BROKER is not set: run through integration/clients.sh")
+    subprocess.run([RESTART], check=True, timeout=60, stdout=subprocess.DEVNULL)
+
+
+def need_faulty():
+    if not FAULTY:
+        raise AssertionError("FAULTY_BOOTSTRAP is not set: run through integration/clients.sh")
+    return FAULTY
 
 
 def record(client, capability, fn):
@@ -32,6 +66,11 @@ def name(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
+def split(shares):
+    """Both members hold some of the four partitions, none twice, all four between them."""
+    return all(shares) and not shares[0] & shares[1] and len(shares[0] | shares[1]) == 4
+
+
 def expect(got, want, what):
     if got != want:
         raise AssertionError(f"{what}: expected {want!r}, got {got!r}")
@@ -48,12 +87,13 @@ def confluent():
 
     admin = AdminClient({"bootstrap.servers": BOOT})
 
-    def create(topic, partitions=1):
-        for f in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+    def create(topic, partitions=1, boot=BOOT):
+        a = admin if boot == BOOT else AdminClient({"bootstrap.servers": boot})
+        for f in a.create_topics([NewTopic(topic, partitions, 1)]).values():
             f.result(10)
 
-    def consume_all(topic, n, group=None, extra=None):
-        conf = {"bootstrap.servers": BOOT, "group.id": group or name("g"),
+    def consume_all(topic, n, group=None, extra=None, boot=BOOT):
+        conf = {"bootstrap.servers": boot, "group.id": group or name("g"),
                 "auto.offset.reset": "earliest"}
         conf.update(extra or {})
         c = Consumer(conf)
@@ -104,8 +144,15 @@ def confluent():
                     seen[(m.partition(), m.offset())] = c
                     c.commit(m, asynchronous=False)
         expect(len(seen), 40, "records consumed by the group")
-        if len(a.assignment()) + len(b.assignment()) != 4:
-            raise AssertionError(f"assignment {a.assignment()} {b.assignment()}")
+        # both members hold a share of the four partitions
+        # until the rebalance that brought the second member in is over
+        shares = [set(), set()]
+        while time.time() < deadline and not split(shares):
+            for c in (a, b):
+                c.poll(0.2)
+            shares = [{tp.partition for tp in c.assignment()} for c in (a, b)]
+        if not split(shares):
+            raise AssertionError(f"the two members' assignments: {shares}")
         a.close()
         b.close()
         # a restarted member resumes from the commits: nothing new to read, then new records
@@ -119,9 +166,36 @@ def confluent():
             if m is not None and not m.error():
                 got.append(m.value())
         c.close()
-        expect(got, [b"late"], "after restart only the new record")
+        expect(got, [b"late"], "a new member resumes from the commits")
 
-    record("confluent-kafka", "consumer group (2 members, commits, restart)", group)
+    record("confluent-kafka", "consumer group (2 members share, commits, resume)", group)
+
+    def broker_restart():
+        topic, g = name("ck-restart"), name("grp")
+        create(topic)
+        p = Producer({"bootstrap.servers": BOOT, "acks": "all"})
+        for i in range(10):
+            p.produce(topic, value=f"before-{i}".encode())
+        expect(p.flush(30), 0, "undelivered")
+        c, got = consume_all(topic, 10, group=g, extra={"enable.auto.commit": False})
+        c.commit(got[-1], asynchronous=False)
+        c.close()
+        restart_broker()
+        # the same producer reconnects on its own; the group's commit survived the kill
+        for i in range(10):
+            p.produce(topic, value=f"after-{i}".encode())
+        expect(p.flush(30), 0, "undelivered after the restart")
+        c, got = consume_all(topic, 10, group=g)
+        c.close()
+        expect([m.value() for m in got], [f"after-{i}".encode() for i in range(10)],
+               "the group resumes at its commit")
+        c, got = consume_all(topic, 20)
+        c.close()
+        expect([m.value() for m in got],
+               [f"before-{i}".encode() for i in range(10)]
+               + [f"after-{i}".encode() for i in range(10)], "the whole log")
+
+    record("confluent-kafka", "broker restart (kill -9)", broker_restart)
 
     def admin_ops():
         topic = name("ck-admin")
@@ -147,15 +221,23 @@ def confluent():
     record("confluent-kafka", "admin create/describe/alter/delete", admin_ops)
 
     def idempotent():
-        topic = name("ck-idem")
-        create(topic)
-        p = Producer({"bootstrap.servers": BOOT, "enable.idempotence": True})
-        for i in range(500):
-            p.produce(topic, value=f"{i}".encode())
-        expect(p.flush(30), 0, "undelivered")
-        c, got = consume_all(topic, 500)
+        boot, cid, topic = need_faulty(), "idem-confluent-kafka", name("ck-idem")
+        create(topic, boot=boot)
+        p = Producer({"bootstrap.servers": boot, "enable.idempotence": True, "client.id": cid})
+        errors = []
+        for r in range(ROUNDS):
+            for i in range(PER_ROUND):
+                p.produce(topic, value=f"{r * PER_ROUND + i}".encode(),
+                          on_delivery=lambda e, _m: e and errors.append(e))
+            expect(p.flush(30), 0, "undelivered")
+        expect(errors, [], "delivery errors")
+        expect_faults(cid)
+        c, got = consume_all(topic, IDEMPOTENT_TOTAL, boot=boot)
+        _, high = c.get_watermark_offsets(TopicPartition(topic, 0), 10)
         c.close()
-        expect([int(m.value()) for m in got], list(range(500)), "exactly once, in order")
+        expect([int(m.value()) for m in got], list(range(IDEMPOTENT_TOTAL)),
+               "exactly once, in order")
+        expect(high, IDEMPOTENT_TOTAL, "records in the log (a retried batch stored twice adds more)")
 
     record("confluent-kafka", "idempotent producer", idempotent)
     def transactions():
@@ -176,15 +258,19 @@ def confluent():
             p.produce(topic, value=f"a-{i}".encode())
         p.flush(30)
         p.abort_transaction(30)
-        rc, got = consume_all(topic, 5, extra={"isolation.level": "read_committed"})
-        time.sleep(1)
-        m = rc.poll(1)
+        # a plain record after the aborted transaction: a reader that reaches it has read past
+        # everything the transactions wrote, so what it did not see was really filtered
+        plain = Producer({"bootstrap.servers": BOOT})
+        plain.produce(topic, value=b"end")
+        expect(plain.flush(30), 0, "undelivered")
+        rc, got = consume_all(topic, 6, extra={"isolation.level": "read_committed"})
         rc.close()
-        expect([x.value() for x in got], [f"c-{i}".encode() for i in range(5)], "read_committed")
-        expect(m is None or m.error() is not None, True, "nothing past the committed records")
-        ru, got = consume_all(topic, 10, extra={"isolation.level": "read_uncommitted"})
+        expect([x.value() for x in got], [f"c-{i}".encode() for i in range(5)] + [b"end"],
+               "read_committed: the committed records, then the plain one")
+        ru, got = consume_all(topic, 11, extra={"isolation.level": "read_uncommitted"})
         ru.close()
-        expect(len(got), 10, "read_uncommitted sees the aborted records")
+        expect([x.value() for x in got][-1:], [b"end"], "read_uncommitted reads up to the end")
+        expect(len(got), 11, "read_uncommitted sees the aborted records")
         expect(c.committed([TopicPartition(src, 0)], 10)[0].offset, 5, "offset committed")
         c.close()
 
@@ -198,12 +284,17 @@ def kafka_python():
 
     admin = KafkaAdminClient(bootstrap_servers=BOOT)
 
-    def create(topic, partitions=1):
-        admin.create_topics([NewTopic(topic, partitions, 1)])
+    def create(topic, partitions=1, boot=BOOT):
+        if boot == BOOT:
+            admin.create_topics([NewTopic(topic, partitions, 1)])
+            return
+        a = KafkaAdminClient(bootstrap_servers=boot)
+        a.create_topics([NewTopic(topic, partitions, 1)])
+        a.close()
 
-    def consume(topic, n, **kw):
+    def consume(topic, n, boot=BOOT, **kw):
         kw.setdefault("consumer_timeout_ms", 10000)
-        c = KafkaConsumer(topic, bootstrap_servers=BOOT, auto_offset_reset="earliest", **kw)
+        c = KafkaConsumer(topic, bootstrap_servers=boot, auto_offset_reset="earliest", **kw)
         out = []
         for m in c:
             out.append(m)
@@ -243,27 +334,36 @@ def kafka_python():
         # each member polls in its own thread: a kafka-python poll blocks while it rejoins
         import threading
         seen, lock, deadline = set(), threading.Lock(), time.time() + 60
+        shares = [set(), set()]  # each member's assignment as it last saw it
+        done = []  # non-empty once every record was read and the members split the partitions
 
-        def member():
+        def member(i):
             c = KafkaConsumer(topic, **kw)
             while time.time() < deadline:
                 with lock:
-                    if len(seen) >= 40:
+                    if done:
                         break
                 batch = c.poll(timeout_ms=200)
-                for tp, ms in batch.items():
-                    with lock:
+                with lock:
+                    if done:  # the other member's leaving may have moved partitions here
+                        break
+                    shares[i] = {tp.partition for tp in c.assignment()}
+                    for tp, ms in batch.items():
                         seen.update((tp.partition, m.offset) for m in ms)
+                    if len(seen) >= 40 and split(shares):
+                        done.append(True)
                 if batch:
                     c.commit()
             c.close()
 
-        threads = [threading.Thread(target=member) for _ in range(2)]
+        threads = [threading.Thread(target=member, args=(i,)) for i in range(2)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         expect(len(seen), 40, "records consumed by the group")
+        if not split(shares):
+            raise AssertionError(f"the two members' assignments: {shares}")
         p.send(topic, key=b"late", value=b"late", partition=0)
         p.flush(30)
         c = KafkaConsumer(topic, **kw)
@@ -272,9 +372,36 @@ def kafka_python():
             for tp, ms in c.poll(timeout_ms=500).items():
                 got.extend(m.value for m in ms)
         c.close()
-        expect(got, [b"late"], "after restart only the new record")
+        expect(got, [b"late"], "a new member resumes from the commits")
 
-    record("kafka-python", "consumer group (2 members, commits, restart)", group)
+    record("kafka-python", "consumer group (2 members share, commits, resume)", group)
+
+    def broker_restart():
+        topic, g = name("kp-restart"), name("grp")
+        create(topic)
+        p = KafkaProducer(bootstrap_servers=BOOT, acks="all")
+        for f in [p.send(topic, value=f"before-{i}".encode()) for i in range(10)]:
+            f.get(timeout=30)
+        c, got = consume(topic, 10, group_id=g, enable_auto_commit=False)
+        expect(len(got), 10, "records before the restart")
+        c.commit()
+        c.close()
+        restart_broker()
+        # the same producer reconnects on its own; the group's commit survived the kill
+        for f in [p.send(topic, value=f"after-{i}".encode()) for i in range(10)]:
+            f.get(timeout=30)
+        p.close()
+        c, got = consume(topic, 10, group_id=g)
+        c.close()
+        expect([m.value for m in got], [f"after-{i}".encode() for i in range(10)],
+               "the group resumes at its commit")
+        c, got = consume(topic, 20, group_id=name("g"))
+        c.close()
+        expect([m.value for m in got],
+               [f"before-{i}".encode() for i in range(10)]
+               + [f"after-{i}".encode() for i in range(10)], "the whole log")
+
+    record("kafka-python", "broker restart (kill -9)", broker_restart)
 
     def admin_ops():
         topic = name("kp-admin")
@@ -301,16 +428,23 @@ def kafka_python():
     record("kafka-python", "admin create/describe/alter/delete", admin_ops)
 
     def idempotent():
-        topic = name("kp-idem")
-        create(topic)
-        p = KafkaProducer(bootstrap_servers=BOOT, enable_idempotence=True, acks="all")
-        for i in range(500):
-            p.send(topic, value=f"{i}".encode())
-        p.flush(30)
+        boot, cid, topic = need_faulty(), "idem-kafka-python", name("kp-idem")
+        create(topic, boot=boot)
+        p = KafkaProducer(bootstrap_servers=boot, enable_idempotence=True, acks="all",
+                          client_id=cid)
+        for r in range(ROUNDS):
+            sent = [p.send(topic, value=f"{r * PER_ROUND + i}".encode()) for i in range(PER_ROUND)]
+            p.flush(30)
+            for f in sent:
+                f.get(timeout=30)
         p.close()
-        c, got = consume(topic, 500, group_id=name("g"))
+        expect_faults(cid)
+        c, got = consume(topic, IDEMPOTENT_TOTAL, boot=boot, group_id=name("g"))
+        high = c.end_offsets([TopicPartition(topic, 0)])[TopicPartition(topic, 0)]
         c.close()
-        expect([int(m.value) for m in got], list(range(500)), "exactly once, in order")
+        expect([int(m.value) for m in got], list(range(IDEMPOTENT_TOTAL)),
+               "exactly once, in order")
+        expect(high, IDEMPOTENT_TOTAL, "records in the log (a retried batch stored twice adds more)")
 
     record("kafka-python", "idempotent producer", idempotent)
     def transactions():
@@ -332,14 +466,19 @@ def kafka_python():
         p.flush()
         p.abort_transaction()
         p.close()
-        # no group (no join delay): wait 3 s past the last record for anything beyond it
-        c, got = consume(topic, 10, group_id=None, isolation_level="read_committed",
-                         consumer_timeout_ms=3000)
+        # a plain record after the aborted transaction: a reader that reaches it has read past
+        # everything the transactions wrote, so what it did not see was really filtered
+        plain = KafkaProducer(bootstrap_servers=BOOT)
+        plain.send(topic, value=b"end").get(timeout=30)
+        plain.close()
+        c, got = consume(topic, 6, group_id=None, isolation_level="read_committed")
         c.close()
-        expect([m.value for m in got], [f"c-{i}".encode() for i in range(5)], "read_committed")
-        c, got = consume(topic, 10, group_id=name("g"), isolation_level="read_uncommitted")
+        expect([m.value for m in got], [f"c-{i}".encode() for i in range(5)] + [b"end"],
+               "read_committed: the committed records, then the plain one")
+        c, got = consume(topic, 11, group_id=name("g"), isolation_level="read_uncommitted")
         c.close()
-        expect(len(got), 10, "read_uncommitted sees the aborted records")
+        expect([m.value for m in got][-1:], [b"end"], "read_uncommitted reads up to the end")
+        expect(len(got), 11, "read_uncommitted sees the aborted records")
         c = KafkaConsumer(bootstrap_servers=BOOT, group_id=group)
         expect(c.committed(TopicPartition(src, 0)), 5, "offset committed")
         c.close()
@@ -353,16 +492,17 @@ def aio():
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-    async def create(topic, partitions=1):
-        a = AIOKafkaAdminClient(bootstrap_servers=BOOT)
+    async def create(topic, partitions=1, boot=BOOT):
+        a = AIOKafkaAdminClient(bootstrap_servers=boot)
         await a.start()
         try:
             await a.create_topics([NewTopic(topic, partitions, 1)])
         finally:
             await a.close()
 
-    async def consume(topic, n, group):
-        c = AIOKafkaConsumer(topic, bootstrap_servers=BOOT, group_id=group,
+    async def consume(topic, n, group, boot=BOOT, end=None):
+        """Up to `n` records of `topic`; with `end` a list, the partition 0 log end goes in it."""
+        c = AIOKafkaConsumer(topic, bootstrap_servers=boot, group_id=group,
                              auto_offset_reset="earliest")
         await c.start()
         out = []
@@ -372,6 +512,10 @@ def aio():
                 batch = await c.getmany(timeout_ms=500)
                 for ms in batch.values():
                     out.extend(ms)
+            if end is not None:
+                from aiokafka.structs import TopicPartition
+                tp = TopicPartition(topic, 0)
+                end.append((await c.end_offsets([tp]))[tp])
         finally:
             await c.stop()
         return out
@@ -412,9 +556,11 @@ def aio():
         await a.start()
         await b.start()
         seen, deadline = set(), time.time() + 60
-        while len(seen) < 40 and time.time() < deadline:
-            for c in (a, b):
+        shares = [set(), set()]
+        while (len(seen) < 40 or not split(shares)) and time.time() < deadline:
+            for i, c in enumerate((a, b)):
                 batch = await c.getmany(timeout_ms=200)
+                shares[i] = {tp.partition for tp in c.assignment()}
                 for tp, ms in batch.items():
                     for m in ms:
                         seen.add((tp.partition, m.offset))
@@ -423,6 +569,8 @@ def aio():
         await a.stop()
         await b.stop()
         expect(len(seen), 40, "records consumed by the group")
+        if not split(shares):
+            raise AssertionError(f"the two members' assignments: {shares}")
         await p.send_and_wait(topic, key=b"late", value=b"late", partition=0)
         await p.stop()
         c = AIOKafkaConsumer(topic, **kw)
@@ -432,9 +580,43 @@ def aio():
             for ms in (await c.getmany(timeout_ms=500)).values():
                 got.extend(m.value for m in ms)
         await c.stop()
-        expect(got, [b"late"], "after restart only the new record")
+        expect(got, [b"late"], "a new member resumes from the commits")
 
-    record("aiokafka", "consumer group (2 members, commits, restart)", group)
+    record("aiokafka", "consumer group (2 members share, commits, resume)", group)
+
+    async def broker_restart():
+        topic, g = name("ak-restart"), name("grp")
+        await create(topic)
+        p = AIOKafkaProducer(bootstrap_servers=BOOT, acks="all")
+        await p.start()
+        try:
+            for i in range(10):
+                await p.send_and_wait(topic, value=f"before-{i}".encode())
+            c = AIOKafkaConsumer(topic, bootstrap_servers=BOOT, group_id=g,
+                                 auto_offset_reset="earliest", enable_auto_commit=False)
+            await c.start()
+            got, deadline = [], time.time() + 30
+            while len(got) < 10 and time.time() < deadline:
+                for ms in (await c.getmany(timeout_ms=500)).values():
+                    got.extend(ms)
+            expect(len(got), 10, "records before the restart")
+            await c.commit()
+            await c.stop()
+            await asyncio.to_thread(restart_broker)
+            # the same producer reconnects on its own; the group's commit survived the kill
+            for i in range(10):
+                await p.send_and_wait(topic, value=f"after-{i}".encode())
+        finally:
+            await p.stop()
+        got = await consume(topic, 10, g)
+        expect([m.value for m in got], [f"after-{i}".encode() for i in range(10)],
+               "the group resumes at its commit")
+        got = await consume(topic, 20, name("g"))
+        expect([m.value for m in got],
+               [f"before-{i}".encode() for i in range(10)]
+               + [f"after-{i}".encode() for i in range(10)], "the whole log")
+
+    record("aiokafka", "broker restart (kill -9)", broker_restart)
 
     async def admin_ops():
         topic = name("ak-admin")
@@ -464,18 +646,25 @@ def aio():
     record("aiokafka", "admin create/describe/alter/delete", admin_ops)
 
     async def idempotent():
-        topic = name("ak-idem")
-        await create(topic)
-        p = AIOKafkaProducer(bootstrap_servers=BOOT, enable_idempotence=True)
+        boot, cid, topic = need_faulty(), "idem-aiokafka", name("ak-idem")
+        await create(topic, boot=boot)
+        p = AIOKafkaProducer(bootstrap_servers=boot, enable_idempotence=True, client_id=cid)
         await p.start()
         try:
-            for i in range(500):
-                await p.send(topic, value=f"{i}".encode())
-            await p.flush()
+            for r in range(ROUNDS):
+                sent = [await p.send(topic, value=f"{r * PER_ROUND + i}".encode())
+                        for i in range(PER_ROUND)]
+                await p.flush()
+                for f in sent:
+                    await f
         finally:
             await p.stop()
-        got = await consume(topic, 500, name("g"))
-        expect([int(m.value) for m in got], list(range(500)), "exactly once, in order")
+        expect_faults(cid)
+        end = []
+        got = await consume(topic, IDEMPOTENT_TOTAL, name("g"), boot=boot, end=end)
+        expect([int(m.value) for m in got], list(range(IDEMPOTENT_TOTAL)),
+               "exactly once, in order")
+        expect(end, [IDEMPOTENT_TOTAL], "records in the log (a retried batch stored twice adds more)")
 
     record("aiokafka", "idempotent producer", idempotent)
     async def transactions():
@@ -494,8 +683,16 @@ def aio():
             for i in range(5):
                 await p.send_and_wait(topic, value=f"a-{i}".encode())
             await p.abort_transaction()
+            # a plain record after the aborted transaction: a reader that reaches it has read
+            # past everything the transactions wrote, so what it did not see was filtered
         finally:
             await p.stop()
+        plain = AIOKafkaProducer(bootstrap_servers=BOOT)
+        await plain.start()
+        try:
+            await plain.send_and_wait(topic, value=b"end")
+        finally:
+            await plain.stop()
 
         async def read(isolation, n, wait):
             c = AIOKafkaConsumer(topic, bootstrap_servers=BOOT, group_id=name("g"),
@@ -511,10 +708,12 @@ def aio():
                 await c.stop()
             return out
 
-        got = await read("read_committed", 10, 4)
-        expect([m.value for m in got], [f"c-{i}".encode() for i in range(5)], "read_committed")
-        got = await read("read_uncommitted", 10, 30)
-        expect(len(got), 10, "read_uncommitted sees the aborted records")
+        got = await read("read_committed", 6, 30)
+        expect([m.value for m in got], [f"c-{i}".encode() for i in range(5)] + [b"end"],
+               "read_committed: the committed records, then the plain one")
+        got = await read("read_uncommitted", 11, 30)
+        expect([m.value for m in got][-1:], [b"end"], "read_uncommitted reads up to the end")
+        expect(len(got), 11, "read_uncommitted sees the aborted records")
         c = AIOKafkaConsumer(bootstrap_servers=BOOT, group_id=group)
         await c.start()
         try:

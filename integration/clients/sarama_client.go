@@ -1,18 +1,22 @@
 // Sarama (Go) against a running broker. Debian's sarama is 1.22.1, whose default protocol
 // version is 0.8.2 (Produce v0, magic-v0 messages: refused by Kafka 4 as well), so the one
 // setting changed from the defaults is Version = V2_1_0_0, the newest it knows. Even then it
-// commits group offsets with OffsetCommit v1 and describes configs with DescribeConfigs v0,
-// versions Kafka 4 removed (KIP-896) and this broker does not serve either: those two steps are
-// reported as N/A with the reason, and everything else in their cases is still checked.
+// describes configs with DescribeConfigs v0, a version Kafka 4 removed (KIP-896) and this broker
+// does not serve either: that step is reported as N/A with the reason, and everything else in
+// the case is still checked. It commits group offsets with OffsetCommit v1 (also removed) unless
+// Consumer.Offsets.Retention is set, which makes it send v2: the group cases set it.
 // Prints one line per capability: PASS, FAIL (with the reason) or N/A; exits 1 on any FAIL.
 // Usage: GO111MODULE=off GOPATH=/usr/share/gocode go run sarama_client.go BOOTSTRAP
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand"
 	"os"
+	"os/exec"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -49,8 +53,56 @@ func config() *sarama.Config {
 	return c
 }
 
+// groupConfig commits offsets with OffsetCommit v2 (sarama 1.22 sends v2 only with a retention).
+func groupConfig() *sarama.Config {
+	c := config()
+	c.Consumer.Offsets.Retention = 7 * 24 * time.Hour
+	return c
+}
+
+func mustEnv(name string) (string, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return "", fmt.Errorf("%s is not set: run through integration/clients.sh", name)
+	}
+	return v, nil
+}
+
+// restartBroker SIGKILLs the broker and waits until it listens again (integration/clients.sh's hook).
+func restartBroker() error {
+	cmd, err := mustEnv("RESTART_BROKER")
+	if err != nil {
+		return err
+	}
+	c := exec.Command(cmd)
+	c.Stderr = os.Stderr
+	return c.Run()
+}
+
+// expectFaults fails unless the fault proxy threw away at least one produce response of clientID.
+func expectFaults(clientID string) error {
+	path, err := mustEnv("FAULT_LOG")
+	if err != nil {
+		return err
+	}
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(string(text), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == clientID {
+			return nil
+		}
+	}
+	return fmt.Errorf("the fault proxy lost no produce response of %s", clientID)
+}
+
 func create(topic string, partitions int32) error {
-	a, err := sarama.NewClusterAdmin(boot, config())
+	return createAt(boot, topic, partitions)
+}
+
+func createAt(at []string, topic string, partitions int32) error {
+	a, err := sarama.NewClusterAdmin(at, config())
 	if err != nil {
 		return err
 	}
@@ -60,7 +112,11 @@ func create(topic string, partitions int32) error {
 
 // consume reads n messages from the start of every partition of topic.
 func consume(topic string, n int) ([]*sarama.ConsumerMessage, error) {
-	c, err := sarama.NewConsumer(boot, config())
+	return consumeAt(boot, topic, n)
+}
+
+func consumeAt(at []string, topic string, n int) ([]*sarama.ConsumerMessage, error) {
+	c, err := sarama.NewConsumer(at, config())
 	if err != nil {
 		return nil, err
 	}
@@ -143,12 +199,64 @@ func produceConsume(codec sarama.CompressionCodec) func() (string, error) {
 }
 
 type handler struct {
-	mu   sync.Mutex
-	seen map[string]bool
+	mu     sync.Mutex
+	seen   map[string]bool
+	claims map[int][]int32 // each member's partitions in its current session
 }
 
-func (h *handler) Setup(sarama.ConsumerGroupSession) error   { return nil }
-func (h *handler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+// member is one group member's view of the shared handler.
+type member struct {
+	*handler
+	id int
+}
+
+func (m member) Setup(s sarama.ConsumerGroupSession) error {
+	var parts []int32
+	for _, ps := range s.Claims() {
+		parts = append(parts, ps...)
+	}
+	m.mu.Lock()
+	m.claims[m.id] = parts
+	m.mu.Unlock()
+	return nil
+}
+
+func (m member) Cleanup(sarama.ConsumerGroupSession) error {
+	m.mu.Lock()
+	delete(m.claims, m.id)
+	m.mu.Unlock()
+	return nil
+}
+
+// shared says whether every one of `members` holds partitions, none twice, `partitions` in all.
+func (h *handler) shared(members, partitions int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	held := map[int32]bool{}
+	total := 0
+	for i := 0; i < members; i++ {
+		if len(h.claims[i]) == 0 {
+			return false
+		}
+		for _, p := range h.claims[i] {
+			held[p] = true
+		}
+		total += len(h.claims[i])
+	}
+	return total == partitions && len(held) == partitions
+}
+
+func (h *handler) values() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for v := range h.seen {
+		out = append(out, v)
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (h *handler) ConsumeClaim(s sarama.ConsumerGroupSession, c sarama.ConsumerGroupClaim) error {
 	for m := range c.Messages() {
 		h.mu.Lock()
@@ -165,31 +273,39 @@ func (h *handler) count() int {
 	return len(h.seen)
 }
 
-// runMembers runs `members` group members until `want` distinct values were seen (or 60 s).
-func runMembers(group, topic string, members, want int) (*handler, error) {
-	h := &handler{seen: map[string]bool{}}
+// runMembers runs `members` group members until `want` distinct values were seen and, with
+// `partitions` > 0, the members share that many partitions between them (or 60 s). The members
+// commit with OffsetCommit v2 (groupConfig).
+func runMembers(group, topic string, members, want, partitions int) (*handler, error) {
+	h := &handler{seen: map[string]bool{}, claims: map[int][]int32{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var groups []sarama.ConsumerGroup
 	for i := 0; i < members; i++ {
-		g, err := sarama.NewConsumerGroup(boot, group, config())
+		g, err := sarama.NewConsumerGroup(boot, group, groupConfig())
 		if err != nil {
 			cancel()
 			return nil, err
 		}
 		groups = append(groups, g)
 		wg.Add(1)
+		m := member{h, i}
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
-				if err := g.Consume(ctx, []string{topic}, h); err != nil {
+				if err := g.Consume(ctx, []string{topic}, m); err != nil {
 					time.Sleep(100 * time.Millisecond)
 				}
 			}
 		}()
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for h.count() < want && time.Now().Before(deadline) {
+	sharedOK := false
+	for time.Now().Before(deadline) {
+		sharedOK = partitions == 0 || h.shared(members, partitions)
+		if h.count() >= want && sharedOK {
+			break
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	// let the auto-commit (every second) write the marked offsets
@@ -202,6 +318,9 @@ func runMembers(group, topic string, members, want int) (*handler, error) {
 	if h.count() < want {
 		return h, fmt.Errorf("group saw %d of %d", h.count(), want)
 	}
+	if !sharedOK {
+		return h, fmt.Errorf("the members did not share the %d partitions: %v", partitions, h.claims)
+	}
 	return h, nil
 }
 
@@ -210,21 +329,97 @@ func group() (string, error) {
 	if err := create(topic, 4); err != nil {
 		return "", err
 	}
-	p, err := sarama.NewSyncProducer(boot, config())
+	c := config()
+	c.Producer.Partitioner = sarama.NewManualPartitioner
+	p, err := sarama.NewSyncProducer(boot, c)
 	if err != nil {
 		return "", err
 	}
 	defer p.Close()
 	for i := 0; i < 200; i++ {
-		if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Key: sarama.StringEncoder(fmt.Sprint(i)), Value: sarama.StringEncoder(fmt.Sprintf("v%d", i))}); err != nil {
+		if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: int32(i % 4), Key: sarama.StringEncoder(fmt.Sprint(i)), Value: sarama.StringEncoder(fmt.Sprintf("v%d", i))}); err != nil {
 			return "", err
 		}
 	}
-	// two members join, share the four partitions and read every record between them
-	if _, err := runMembers(grp, topic, 2, 200); err != nil {
+	// two members join, share the four partitions, read every record and commit
+	if _, err := runMembers(grp, topic, 2, 200, 4); err != nil {
 		return "", err
 	}
-	return "n/a: join, sync, heartbeats and sharing the partitions pass; commits use OffsetCommit v1, removed in Kafka 4 (KIP-896)", nil
+	// one more record per partition: a member resuming from the commits reads exactly these
+	var late []string
+	for part := int32(0); part < 4; part++ {
+		v := fmt.Sprintf("late-%d", part)
+		late = append(late, v)
+		if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Partition: part, Value: sarama.StringEncoder(v)}); err != nil {
+			return "", err
+		}
+	}
+	h, err := runMembers(grp, topic, 1, 4, 4)
+	if err != nil {
+		return "", err
+	}
+	if got := h.values(); strings.Join(got, ",") != strings.Join(late, ",") {
+		return "", fmt.Errorf("a new member resumes from the commits: read %v", got)
+	}
+	return "ok", nil
+}
+
+func brokerRestart() (string, error) {
+	topic, grp := name("sarama-restart"), name("grp")
+	if err := create(topic, 1); err != nil {
+		return "", err
+	}
+	c := config()
+	c.Producer.RequiredAcks = sarama.WaitForAll
+	p, err := sarama.NewSyncProducer(boot, c)
+	if err != nil {
+		return "", err
+	}
+	defer p.Close()
+	send := func(tag string) ([]string, error) {
+		var vs []string
+		for i := 0; i < 10; i++ {
+			v := fmt.Sprintf("%s-%d", tag, i)
+			vs = append(vs, v)
+			if _, _, err := p.SendMessage(&sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(v)}); err != nil {
+				return nil, fmt.Errorf("%s: %w", tag, err)
+			}
+		}
+		return vs, nil
+	}
+	before, err := send("before")
+	if err != nil {
+		return "", err
+	}
+	if _, err := runMembers(grp, topic, 1, 10, 0); err != nil {
+		return "", err
+	}
+	if err := restartBroker(); err != nil {
+		return "", err
+	}
+	// the same producer reconnects on its own; the group's commit survived the kill
+	after, err := send("after")
+	if err != nil {
+		return "", err
+	}
+	h, err := runMembers(grp, topic, 1, 10, 0)
+	if err != nil {
+		return "", err
+	}
+	if got := h.values(); strings.Join(got, ",") != strings.Join(after, ",") {
+		return "", fmt.Errorf("the group resumes at its commit: read %v", got)
+	}
+	all, err := consume(topic, 20)
+	if err != nil {
+		return "", err
+	}
+	want := append(before, after...)
+	for i, m := range all {
+		if string(m.Value) != want[i] {
+			return "", fmt.Errorf("the whole log: record %d is %q", i, m.Value)
+		}
+	}
+	return "ok", nil
 }
 
 func adminOps() (string, error) {
@@ -278,36 +473,83 @@ func adminOps() (string, error) {
 	return "", fmt.Errorf("topic still listed after delete")
 }
 
-func idempotent() (string, error) {
-	topic := name("sarama-idem")
-	if err := create(topic, 1); err != nil {
-		return "", err
+// produceIdempotent writes 0..499 in ten flushed rounds of 50 with an idempotent producer
+// through `at` and checks the partition holds exactly those records, in order.
+func produceIdempotent(at []string, clientID, topic string) error {
+	if err := createAt(at, topic, 1); err != nil {
+		return err
 	}
 	c := config()
+	c.ClientID = clientID
 	c.Producer.Idempotent = true
 	c.Producer.RequiredAcks = sarama.WaitForAll
 	c.Net.MaxOpenRequests = 1
-	p, err := sarama.NewSyncProducer(boot, c)
+	p, err := sarama.NewSyncProducer(at, c)
 	if err != nil {
-		return "", err
+		return err
 	}
-	var msgs []*sarama.ProducerMessage
-	for i := 0; i < 500; i++ {
-		msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(fmt.Sprint(i))})
-	}
-	if err := p.SendMessages(msgs); err != nil {
-		p.Close()
-		return "", err
+	// ten rounds: enough produce requests for the fault proxy to lose some answers
+	for round := 0; round < 10; round++ {
+		var msgs []*sarama.ProducerMessage
+		for i := 0; i < 50; i++ {
+			msgs = append(msgs, &sarama.ProducerMessage{Topic: topic, Value: sarama.StringEncoder(fmt.Sprint(round*50 + i))})
+		}
+		if err := p.SendMessages(msgs); err != nil {
+			p.Close()
+			if errs, ok := err.(sarama.ProducerErrors); ok && len(errs) > 0 {
+				return fmt.Errorf("round %d: %d records not delivered, first: %w", round, len(errs), errs[0].Err)
+			}
+			return err
+		}
 	}
 	p.Close()
-	got, err := consume(topic, 500)
+	got, err := consumeAt(at, topic, 500)
 	if err != nil {
-		return "", err
+		return err
 	}
 	for i, m := range got {
 		if string(m.Value) != fmt.Sprint(i) {
-			return "", fmt.Errorf("record %d is %q", i, m.Value)
+			return fmt.Errorf("record %d is %q", i, m.Value)
 		}
+	}
+	client, err := sarama.NewClient(at, config())
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	end, err := client.GetOffset(topic, 0, sarama.OffsetNewest)
+	if err != nil {
+		return err
+	}
+	if end != 500 {
+		return fmt.Errorf("records in the log: %d (a retried batch stored twice adds more)", end)
+	}
+	return nil
+}
+
+// idempotent runs the producer twice: straight to the broker, then through the fault proxy,
+// which loses produce responses. sarama 1.22 re-batches the records it retries (a retried
+// batch starts at the lost batch's first sequence but runs on to records never sent), which a
+// Kafka broker refuses with OUT_OF_ORDER_SEQUENCE as it is neither the next batch nor a
+// duplicate of one it holds: that outcome is N/A, anything else under faults is a FAIL.
+func idempotent() (string, error) {
+	if err := produceIdempotent(boot, "idem-sarama-direct", name("sarama-idem")); err != nil {
+		return "", err
+	}
+	at, err := mustEnv("FAULTY_BOOTSTRAP")
+	if err != nil {
+		return "", err
+	}
+	clientID := "idem-sarama"
+	err = produceIdempotent([]string{at}, clientID, name("sarama-idem-faults"))
+	if ferr := expectFaults(clientID); ferr != nil {
+		return "", ferr
+	}
+	if errors.Is(err, sarama.ErrOutOfOrderSequenceNumber) {
+		return "n/a: 500 records in order, none twice; under lost responses sarama 1.22 re-batches its retries, refused with OUT_OF_ORDER_SEQUENCE as a Kafka broker does", nil
+	}
+	if err != nil {
+		return "", err
 	}
 	return "ok", nil
 }
@@ -318,7 +560,8 @@ func main() {
 	for _, codec := range []sarama.CompressionCodec{sarama.CompressionNone, sarama.CompressionGZIP, sarama.CompressionSnappy, sarama.CompressionLZ4, sarama.CompressionZSTD} {
 		record("produce/consume "+codec.String(), produceConsume(codec))
 	}
-	record("consumer group (2 members, commits, restart)", group)
+	record("consumer group (2 members share, commits, resume)", group)
+	record("broker restart (kill -9)", brokerRestart)
 	record("admin create/describe/alter/delete", adminOps)
 	record("idempotent producer", idempotent)
 	// sarama 1.22 has no transactional producer (it came in 1.37)
