@@ -656,3 +656,83 @@ async fn a_data_dir_restored_from_the_bucket_still_knows_its_aborted_transaction
     assert_eq!(aborted.len(), 1, "{aborted:?}");
     assert_eq!((aborted[0].producer_id, aborted[0].first_offset), (42, 0));
 }
+
+#[tokio::test]
+async fn a_partition_with_no_local_data_waits_for_the_bucket_instead_of_restarting_at_zero() {
+    use super::LogManager;
+    let s = setup();
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = open(&s, dir.path()).await;
+    produce(&p, &s.clock, 20).await;
+    wait_for("uploads", || p.upload_lag() == (0, 0)).await;
+    let uploaded = p.remote().and_then(|r| r.uploaded_end()).expect("uploaded");
+    assert!(uploaded > 0);
+    drop(p);
+
+    // the disk is lost and the store does not answer: the partition refuses to open rather
+    // than hand out offsets from 0 again, which the bucket already holds
+    let wiped = tempfile::tempdir().expect("tmp");
+    s.switch.set(Fault::Unavailable);
+    let logs = LogManager::open(
+        wiped.path(),
+        s.clock.clone(),
+        Duration::from_millis(5),
+        Some(s.tier.clone()),
+    )
+    .await
+    .expect("logs");
+    assert!(logs
+        .open_partition("t", TOPIC_ID, 0, config())
+        .await
+        .is_err());
+    // once the store answers it continues where the bucket ends
+    s.switch.set(Fault::Healthy);
+    let p = logs
+        .open_partition("t", TOPIC_ID, 0, config())
+        .await
+        .expect("opens from the bucket");
+    assert_eq!(p.offsets().high_watermark, uploaded);
+    assert_eq!(p.offsets().log_start_offset, 0);
+    assert_eq!(
+        read_all(&p, 0, uploaded).await,
+        (0..uploaded).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_manifest_version_another_writer_took_is_reloaded_and_built_upon() {
+    let s = setup();
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = open(&s, dir.path()).await;
+    produce(&p, &s.clock, 12).await;
+    wait_for("uploads", || p.upload_lag() == (0, 0)).await;
+    let remote = p.remote().expect("tiered").clone();
+    let before = remote.manifest();
+    // another writer puts the next version first (same segments, a different document)
+    let mut foreign = before.clone();
+    foreign.version += 1;
+    foreign.uploaded_end = before.end_offset();
+    let key = format!(
+        "pfx/{}",
+        crate::format::manifest::manifest_key(&remote.dir, foreign.version)
+    );
+    s.inner
+        .put(&key.as_str().into(), foreign.to_json().into())
+        .await
+        .expect("foreign manifest");
+    // the next upload finds its version taken, reloads, and writes on top of it
+    produce(&p, &s.clock, 12).await;
+    wait_for("uploads", || p.upload_lag() == (0, 0)).await;
+    let after = remote.manifest();
+    assert!(
+        after.version >= foreign.version + 1,
+        "written after the foreign version: {} vs {}",
+        after.version,
+        foreign.version
+    );
+    assert!(after.segments.len() > before.segments.len());
+    // nothing was lost: every uploaded offset reads back, from the bucket where local copies
+    // are gone
+    let end = after.end_offset().expect("end");
+    assert_eq!(read_all(&p, 0, end).await, (0..end).collect::<Vec<_>>());
+}
