@@ -3,10 +3,9 @@
 //! DeleteGroups (`groups`); the batched AddPartitionsToTxn, ListTransactions' duration filter,
 //! PrepareAbort recovery and transactional-id expiry (`txn`); ListOffsets' MAX_TIMESTAMP and
 //! EARLIEST_LOCAL, and LogAppendTime topics (`offsets`); validate_only and list operations of
-//! the config APIs (`configs`).
+//! the config APIs (`configs`); segment.ms and retention.ms on the wall clock (`retention`).
 //!
-//! Where Tiercel answers differently from Kafka the test asserts Kafka's answer and is marked
-//! `#[ignore = "why"]`: `cargo test --test api_behaviours -- --ignored` lists the differences.
+//! Each asserts Kafka's answer.
 
 #![allow(clippy::disallowed_methods)] // a test (or benchmark) reads and writes its files directly
 
@@ -20,6 +19,8 @@ mod configs;
 mod groups;
 #[path = "api_behaviours/offsets.rs"]
 mod offsets;
+#[path = "api_behaviours/retention.rs"]
+mod retention;
 #[path = "api_behaviours/txn.rs"]
 mod txn;
 #[path = "api_behaviours/util.rs"]
