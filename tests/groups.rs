@@ -376,3 +376,76 @@ async fn deleting_a_topic_removes_its_committed_offsets() {
     tokio::task::block_in_place(|| drop(c));
     b.stop().await;
 }
+
+/// Static members (group.instance.id) keep running through a broker restart on the same
+/// address, as in a rolling restart: membership is not journaled, so they rejoin the empty
+/// group; no member may be fenced, the two must share the partitions again, and they resume
+/// exactly at their commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_members_rejoin_after_a_broker_restart_and_resume_at_their_commits() {
+    let b = quick_groups().await;
+    let addr = b.addr;
+    common::create_topic(&b, "static", 4).await;
+    produce(&b, "static", 4, 5, "a").await;
+    let m1 = member(&b, "gs", &[("group.instance.id", "i1")]);
+    let m2 = member(&b, "gs", &[("group.instance.id", "i2")]);
+    m1.subscribe(&["static"]).expect("subscribe");
+    m2.subscribe(&["static"]).expect("subscribe");
+    let shared = |a: &BTreeSet<i32>, b: &BTreeSet<i32>| {
+        !a.is_empty() && !b.is_empty() && a.is_disjoint(b) && a.len() + b.len() == 4
+    };
+    let before = tokio::task::block_in_place(|| {
+        consume_round_robin(&[&m1, &m2], Duration::from_secs(30), |s| {
+            s.len() >= 20 && shared(&parts(&m1), &parts(&m2))
+        })
+    });
+    assert_eq!(before.len(), 20);
+    assert!(shared(&parts(&m1), &parts(&m2)));
+    // a commit refused during the first rebalance is redone by the partition's next owner:
+    // keep polling until every partition's commit is at its end
+    let mut all = TopicPartitionList::new();
+    for p in 0..4 {
+        all.add_partition("static", p);
+    }
+    let committed_all = || {
+        m1.committed_offsets(all.clone(), T)
+            .expect("committed offsets")
+            .elements()
+            .iter()
+            .all(|e| e.offset() == Offset::Offset(5))
+    };
+    let end = Instant::now() + Duration::from_secs(20);
+    while !committed_all() && Instant::now() < end {
+        tokio::task::block_in_place(|| {
+            consume_round_robin(&[&m1, &m2], Duration::from_millis(200), |_| false)
+        });
+    }
+    assert!(committed_all(), "every partition committed at 5");
+
+    let dir = b.stop().await;
+    let b = TestBroker::start_in(dir, |c| {
+        c.listen = addr; // the members reconnect to where they were
+        c.group_initial_rebalance_delay_ms = 300;
+        c.group_min_session_timeout_ms = 1000;
+    })
+    .await;
+    produce(&b, "static", 4, 5, "b").await;
+    let after = tokio::task::block_in_place(|| {
+        consume_round_robin(&[&m1, &m2], Duration::from_secs(40), |s| {
+            s.len() >= 20 && shared(&parts(&m1), &parts(&m2))
+        })
+    });
+    let expected: BTreeSet<(i32, i64)> =
+        (0..4).flat_map(|p| (5..10).map(move |o| (p, o))).collect();
+    assert_eq!(after, expected, "resumed exactly at the commits");
+    assert!(
+        shared(&parts(&m1), &parts(&m2)),
+        "the partitions shared again"
+    );
+    for m in [&m1, &m2] {
+        assert_eq!(m.client().fatal_error(), None, "no member was fenced");
+    }
+    retire(m1);
+    retire(m2);
+    b.stop().await;
+}
