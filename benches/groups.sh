@@ -4,9 +4,16 @@
 #    record (includes the group's initial rebalance delay, group_initial_rebalance_delay_ms);
 #  - 10 members joining at once: from starting 10 members of a new group on a 10-partition
 #    topic until every one of them has received a record.
+# Every run's raw row is appended to benches/results/groups.csv (commit, date, machine, delay, ms).
 # Usage: [REPEAT=5] benches/groups.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$PWD
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
+csv=$(results_dir)/groups.csv
+[ -f "$csv" ] || echo "commit,date,machine,group_initial_rebalance_delay_ms,subscribe_to_first_record_ms,ten_members_all_served_ms" >"$csv"
+commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo "+dirty")
 REPEAT=${REPEAT:-5}
 cargo build --release -q
 bin=$PWD/target/release/tiercel
@@ -29,6 +36,7 @@ run() { # delay
     done
     wait $(jobs -p | grep -v "^$pid$")
     ten+=($(( $(ms) - t0 )))
+    echo "$commit,$(date -u +%FT%TZ),$(machine),$1,${first[-1]},${ten[-1]}" >>"$csv"
   done
   kill -TERM $pid; wait $pid || true
   med() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -14,7 +14,10 @@
 # SIZES="1024" PARTS="1" narrow it to some configurations (for a quick A/B). PIN=1 runs the
 # broker on CPU 0 and the client on CPU 1 (less noise between A/B runs on a shared machine).
 #
-# Usage: [REPEAT=3] [BIN=...] [SIZES=...] [PARTS=...] benches/run.sh [records]   (default 1000000)   Results: bench-results/
+# Every run's raw row is appended to benches/results/run.csv (commit, date, machine, binary,
+# configuration and each measure); the table of medians goes to bench-results/results.md.
+#
+# Usage: [REPEAT=3] [BIN=...] [SIZES=...] [PARTS=...] benches/run.sh [records]   (default 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
@@ -40,6 +43,9 @@ port=$(free_port)
 b=127.0.0.1:$port
 mport=$(free_port)
 table=$out/results.md
+csv=$(results_dir)/run.csv
+[ -f "$csv" ] || echo "commit,date,machine,binary,pinned,records,size,partitions,produce_rps,produce_mbps,consume_rps,consume_mbps,broker_cpu_s_per_gb_produced,broker_cpu_s_per_gb_consumed,peak_rss_mib,produce_p50_ms,produce_p99_ms" >"$csv"
+commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo "+dirty")
 {
   echo "| records | size | partitions | produce rec/s | produce MB/s | consume rec/s | consume MB/s | broker CPU-s/GB produced | broker CPU-s/GB consumed | peak RSS MiB | produce p50 ms | produce p99 ms |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -80,6 +86,7 @@ gb = n * size / 1e9
 print(n*1000/p_ms, n*size/p_ms/1000, n*1000/max(c_ms,1), n*size/max(c_ms,1)/1000,
       (t1-t0)/hz/gb, (t2-t1)/hz/gb, rss, pct(0.5), pct(0.99))
 PY
+    echo "$commit,$(date -u +%FT%TZ),$(machine),$bin,${PIN:-0},$N,$size,$parts,$(tail -1 "$rows" | tr ' ' ',')" >>"$csv"
     rm -rf "$work"
     sync
    done
