@@ -16,15 +16,7 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(20);
 
 async fn create(b: &TestBroker, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    for (k, v) in configs {
-        t = t.set(k, v);
-    }
-    let res = admin(&b.bootstrap())
-        .create_topics([&t], &AdminOptions::new())
-        .await
-        .expect("create_topics");
-    assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
+    common::create_topic_with(b, name, partitions, configs).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

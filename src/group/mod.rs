@@ -152,15 +152,7 @@ impl Coordinator {
             let mut e = entry.lock();
             let mut out = Vec::new();
             if self.stopping.load(Ordering::Acquire) {
-                return JoinResult {
-                    error: Some(GroupError::RebalanceInProgress),
-                    generation: -1,
-                    protocol_type: String::new(),
-                    protocol_name: String::new(),
-                    leader: String::new(),
-                    member_id,
-                    members: Vec::new(),
-                };
+                return rebalancing(member_id);
             }
             let answer = e.group.join(req, self.clock.now_ms(), &self.cfg, &mut out);
             e.deliver(out);
@@ -173,15 +165,7 @@ impl Coordinator {
                 }
             }
         };
-        rx.await.unwrap_or_else(|_| JoinResult {
-            error: Some(GroupError::RebalanceInProgress),
-            generation: -1,
-            protocol_type: String::new(),
-            protocol_name: String::new(),
-            leader: String::new(),
-            member_id,
-            members: Vec::new(),
-        })
+        rx.await.unwrap_or_else(|_| rebalancing(member_id))
     }
 
     pub async fn sync(
@@ -683,6 +667,20 @@ fn subscription_topics(metadata: &[u8]) -> Vec<String> {
         pos += len.max(0) as usize;
     }
     out
+}
+
+/// The answer to a JoinGroup the coordinator will not complete (shutdown, a dropped waiter):
+/// REBALANCE_IN_PROGRESS, so the member joins again.
+fn rebalancing(member_id: String) -> JoinResult {
+    JoinResult {
+        error: Some(GroupError::RebalanceInProgress),
+        generation: -1,
+        protocol_type: String::new(),
+        protocol_name: String::new(),
+        leader: String::new(),
+        member_id,
+        members: Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -463,6 +463,21 @@ async fn a_store_down_at_start_up_is_attached_once_it_answers() {
     logs.shutdown().await.expect("shutdown");
 }
 
+/// The partition's log starts at `start`: the offset before it is out of range, it is readable.
+async fn assert_starts_at(p: &Arc<Partition>, start: i64) {
+    assert_eq!(p.offsets().log_start_offset, start);
+    assert!(matches!(
+        p.fetch(start - 1, 1000, true).await,
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert!(!p
+        .fetch(start, 1000, true)
+        .await
+        .expect("readable")
+        .records
+        .is_empty());
+}
+
 #[tokio::test]
 async fn delete_records_reaches_into_the_bucket() {
     let s = setup();
@@ -475,17 +490,7 @@ async fn delete_records_reaches_into_the_bucket() {
     let second = remote.manifest().segments[1].clone();
     let target = second.base_offset + 2; // inside the second remote segment
     assert_eq!(p.delete_records(target).await.expect("delete"), target);
-    assert_eq!(p.offsets().log_start_offset, target);
-    assert!(matches!(
-        p.fetch(target - 1, 1000, true).await,
-        Err(LogError::OffsetOutOfRange { .. })
-    ));
-    assert!(!p
-        .fetch(target, 1000, true)
-        .await
-        .expect("readable")
-        .records
-        .is_empty());
+    assert_starts_at(&p, target).await;
     // the first remote segment lies wholly below: remote retention removes it
     wait_for("first remote segment deleted", || {
         remote.manifest().segments.first().map(|s| s.base_offset) == Some(second.base_offset)
@@ -509,17 +514,7 @@ async fn delete_records_reaches_into_the_bucket() {
     drop(p);
     let wiped = tempfile::tempdir().expect("tmp");
     let p = open(&s, wiped.path()).await;
-    assert_eq!(p.offsets().log_start_offset, target);
-    assert!(matches!(
-        p.fetch(target - 1, 1000, true).await,
-        Err(LogError::OffsetOutOfRange { .. })
-    ));
-    assert!(!p
-        .fetch(target, 1000, true)
-        .await
-        .expect("readable")
-        .records
-        .is_empty());
+    assert_starts_at(&p, target).await;
 }
 
 #[tokio::test]

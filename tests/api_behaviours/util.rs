@@ -51,19 +51,7 @@ pub async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static)
     tokio::task::spawn_blocking(f).await.expect("client thread")
 }
 
-/// Creates a topic through CreateTopics (rdkafka) with topic configs.
-pub async fn create_topic_with(b: &TestBroker, name: &str, partitions: i32, cfg: &[(&str, &str)]) {
-    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
-    let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    for (k, v) in cfg {
-        t = t.set(k, v);
-    }
-    let res = admin(&b.bootstrap())
-        .create_topics([&t], &AdminOptions::new())
-        .await
-        .expect("create_topics");
-    assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
-}
+pub use crate::common::create_topic_with;
 
 /// A topic config's current value, through DescribeConfigs (rdkafka).
 pub async fn config_value(b: &TestBroker, topic: &str, key: &str) -> String {

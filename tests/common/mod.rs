@@ -209,12 +209,23 @@ pub fn admin(
 
 /// Creates a topic through the admin API and waits for the result.
 pub async fn create_topic(b: &TestBroker, name: &str, partitions: i32) {
+    create_topic_with(b, name, partitions, &[]).await
+}
+
+/// Creates a topic through CreateTopics (rdkafka) with topic configs.
+pub async fn create_topic_with(
+    b: &TestBroker,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
     use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    let mut t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        t = t.set(k, v);
+    }
     let res = admin(&b.bootstrap())
-        .create_topics(
-            [&NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
+        .create_topics([&t], &AdminOptions::new())
         .await
         .expect("create_topics");
     assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
