@@ -426,8 +426,7 @@ async fn operators_can_list_and_describe_transactions_and_producers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_decided_before_a_crash_is_finished_at_start_up() {
-    use tiercel::format::journal::{decode_prefix, encode};
-    use tiercel::txn::txn_log::{TxnRecord, TxnState};
+    use tiercel::txn::txn_log::TxnState;
     let b = TestBroker::start().await;
     create_topic(&b, "decided", 1).await;
     let bs = b.bootstrap();
@@ -444,34 +443,11 @@ async fn a_commit_decided_before_a_crash_is_finished_at_start_up() {
     let dir = b.stop().await;
     // the coordinator had written PrepareCommit when the broker died: only the markers and
     // the completion are missing
-    let path = dir.path().join("data").join("transactions.log");
-    let bytes = std::fs::read(&path).expect("transaction log");
-    let (records, _) = decode_prefix::<TxnRecord>(&bytes);
-    let mut meta = records
-        .iter()
-        .rev()
-        .find_map(|r| match r {
-            TxnRecord::Put { id, meta } if id == "tx-decided" => Some(meta.clone()),
-            _ => None,
-        })
-        .expect("the transaction is in the log");
-    assert_eq!(meta.state, TxnState::Ongoing);
-    meta.state = TxnState::PrepareCommit;
-    let mut tail = Vec::new();
-    encode(
-        &TxnRecord::Put {
-            id: "tx-decided".into(),
-            meta,
-        },
-        &mut tail,
-    )
-    .expect("encode");
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .expect("open");
-    std::io::Write::write_all(&mut f, &tail).expect("append");
-    drop(f);
+    common::decide_before_crash(
+        &dir.path().join("data"),
+        "tx-decided",
+        TxnState::PrepareCommit,
+    );
 
     let b = TestBroker::start_in(dir, |_| {}).await;
     let bs = b.bootstrap();

@@ -229,8 +229,7 @@ fn read(bootstrap: &str, t: &str, isolation: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abort_decided_before_a_crash_is_finished_at_start_up() {
-    use tiercel::format::journal::{decode_prefix, encode};
-    use tiercel::txn::txn_log::{TxnRecord, TxnState};
+    use tiercel::txn::txn_log::TxnState;
     let b = TestBroker::start().await;
     create_topic(&b, "undone", 1).await;
     let bs = b.bootstrap();
@@ -249,35 +248,12 @@ async fn an_abort_decided_before_a_crash_is_finished_at_start_up() {
     let dir = b.stop().await;
     // the coordinator had written PrepareAbort when the broker died: the markers and the
     // completion are missing
-    let path = dir.path().join("data").join("transactions.log");
-    let bytes = std::fs::read(&path).expect("transaction log");
-    let (records, _) = decode_prefix::<TxnRecord>(&bytes);
-    let mut meta = records
-        .iter()
-        .rev()
-        .find_map(|r| match r {
-            TxnRecord::Put { id, meta } if id == "tx-undone" => Some(meta.clone()),
-            _ => None,
-        })
-        .expect("the transaction is in the log");
-    assert_eq!(meta.state, TxnState::Ongoing);
-    assert!(meta.partitions.contains(&("undone".to_string(), 0)));
-    meta.state = TxnState::PrepareAbort;
-    let mut tail = Vec::new();
-    encode(
-        &TxnRecord::Put {
-            id: "tx-undone".into(),
-            meta,
-        },
-        &mut tail,
-    )
-    .expect("encode");
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .expect("open");
-    std::io::Write::write_all(&mut f, &tail).expect("append");
-    drop(f);
+    let ongoing = crate::common::decide_before_crash(
+        &dir.path().join("data"),
+        "tx-undone",
+        TxnState::PrepareAbort,
+    );
+    assert!(ongoing.partitions.contains(&("undone".to_string(), 0)));
 
     let b = TestBroker::start_in(dir, |_| {}).await;
     // the abort marker lands after the three records

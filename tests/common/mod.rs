@@ -354,3 +354,45 @@ pub fn spawn_binary_at(
     }
     child
 }
+
+/// Makes a stopped broker's transaction log say the coordinator had moved `txn_id`'s open
+/// transaction to `state` (PrepareCommit, PrepareAbort) when the broker died, before it wrote
+/// the markers: the record it would have appended, appended. Returns the transaction's
+/// metadata as it was (Ongoing).
+pub fn decide_before_crash(
+    data_dir: &std::path::Path,
+    txn_id: &str,
+    state: tiercel::txn::txn_log::TxnState,
+) -> tiercel::txn::txn_log::TxnMeta {
+    use tiercel::format::journal::{decode_prefix, encode};
+    use tiercel::txn::txn_log::{TxnRecord, TxnState};
+    let path = data_dir.join("transactions.log");
+    let bytes = std::fs::read(&path).expect("transaction log");
+    let (records, _) = decode_prefix::<TxnRecord>(&bytes);
+    let ongoing = records
+        .iter()
+        .rev()
+        .find_map(|r| match r {
+            TxnRecord::Put { id, meta } if id == txn_id => Some(meta.clone()),
+            _ => None,
+        })
+        .expect("the transaction is in the log");
+    assert_eq!(ongoing.state, TxnState::Ongoing);
+    let mut meta = ongoing.clone();
+    meta.state = state;
+    let mut tail = Vec::new();
+    encode(
+        &TxnRecord::Put {
+            id: txn_id.into(),
+            meta,
+        },
+        &mut tail,
+    )
+    .expect("encode");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open");
+    std::io::Write::write_all(&mut f, &tail).expect("append");
+    ongoing
+}
