@@ -150,3 +150,116 @@ async fn segments_tier_out_read_back_and_survive_a_lost_data_dir() {
     }
     b.stop().await;
 }
+
+fn watermarks(b: &TestBroker, topic: &str) -> (i64, i64) {
+    use rdkafka::consumer::Consumer;
+    b.consumer()
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .expect("watermarks")
+}
+
+/// DeleteRecords through the API into the history that only the bucket holds, then the data
+/// dir is lost: the broker rebuilt from the bucket keeps the deleted records deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_records_into_the_bucket_holds_after_the_data_dir_is_lost() {
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    let b = TestBroker::start_with(tweak).await;
+    common::create_topic_with(
+        &b,
+        "trimmed",
+        1,
+        &[("segment.bytes", "4096"), ("local.retention.bytes", "0")],
+    )
+    .await;
+    let p = b.producer(&[("linger.ms", "0")]);
+    for i in 0..200 {
+        p.send(
+            FutureRecord::<(), String>::to("trimmed").payload(&format!("{i:0>100}")),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("acked");
+    }
+    let bucket = b.dir.path().join("data.tier");
+    let data = b.dir.path().join("data").join("trimmed-0");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // closed segments uploaded and gone from local disk: offset 51 lives only in the bucket
+    while dir_bytes(&bucket, "log").1 < 5 || dir_bytes(&data, "log").1 > 2 {
+        assert!(Instant::now() < deadline, "segments did not tier out");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("trimmed", 0, Offset::Offset(51))
+        .expect("tpl");
+    let res = admin(&b.bootstrap())
+        .delete_records(&tpl, &AdminOptions::new())
+        .await
+        .expect("delete_records");
+    assert!(res.elements_for_topic("trimmed")[0].error().is_ok());
+    assert_eq!(watermarks(&b, "trimmed"), (51, 200));
+
+    let dir = b.stop().await;
+    std::fs::remove_dir_all(dir.path().join("data")).expect("wipe data dir");
+    let b = TestBroker::start_in(dir, tweak).await;
+    let (low, high) = watermarks(&b, "trimmed");
+    assert_eq!(low, 51, "the deleted records stay deleted");
+    assert!(high > 51, "the history after them is back: {high}");
+    let got = b.consume("trimmed", 1, (high - 51) as usize);
+    assert_eq!(got[0].offset(), 51);
+    assert_eq!(got[0].payload(), Some(format!("{:0>100}", 51).as_bytes()));
+    b.stop().await;
+}
+
+/// What a crash in the middle of a topic deletion leaves behind is cleaned up at the next
+/// start: a partition directory already moved aside and the objects of a topic the catalog no
+/// longer has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leftovers_of_an_interrupted_topic_deletion_are_removed_at_start_up() {
+    let b = TestBroker::start_with(tweak).await;
+    common::create_topic_with(&b, "kept", 1, &[("segment.bytes", "4096")]).await;
+    let p = b.producer(&[("linger.ms", "0")]);
+    for i in 0..100 {
+        p.send(
+            FutureRecord::<(), String>::to("kept").payload(&format!("{i:0>100}")),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("acked");
+    }
+    let bucket = b.dir.path().join("data.tier");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dir_bytes(&bucket, "log").1 < 2 {
+        assert!(Instant::now() < deadline, "segments did not tier out");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dir = b.stop().await;
+    // a partition directory moved aside by a deletion the crash cut short, and the objects of
+    // a deleted topic whose removal never ran
+    let aside = dir
+        .path()
+        .join("data")
+        .join("gone-0.0123456789abcdef0123456789abcdef-delete");
+    std::fs::create_dir_all(&aside).expect("mkdir");
+    std::fs::write(aside.join("00000000000000000000.log"), b"old").expect("write");
+    let orphan = dir
+        .path()
+        .join("data.tier/topics/gone-0123456789abcdef0123456789abcdef/0");
+    std::fs::create_dir_all(&orphan).expect("mkdir");
+    std::fs::write(orphan.join("00000000000000000000.log"), b"old").expect("write");
+
+    let b = TestBroker::start_in(dir, tweak).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while aside.exists() || orphan.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "leftovers remain: aside {}, orphan {}",
+            aside.exists(),
+            orphan.exists()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // the live topic is untouched
+    assert_eq!(watermarks(&b, "kept"), (0, 100));
+    assert!(dir_bytes(&b.dir.path().join("data.tier"), "log").1 >= 2);
+    b.stop().await;
+}

@@ -116,14 +116,33 @@ async fn earliest_local_moves_past_the_log_start_once_segments_are_tiered_out() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_append_time_stamps_every_record_of_compressed_batches() {
+    // the producer's lz4 batches kept as they are, and recompressed to the topic's gzip
+    for (topic, compression, stored) in [
+        ("lat", "producer", Compression::Lz4),
+        ("lat-gzip", "gzip", Compression::Gzip),
+    ] {
+        log_append_time_over(topic, compression, stored).await;
+    }
+}
+
+async fn log_append_time_over(topic: &str, compression: &str, stored: Compression) {
     let b = TestBroker::start().await;
-    create_topic_with(&b, "lat", 1, &[("message.timestamp.type", "LogAppendTime")]).await;
+    create_topic_with(
+        &b,
+        topic,
+        1,
+        &[
+            ("message.timestamp.type", "LogAppendTime"),
+            ("compression.type", compression),
+        ],
+    )
+    .await;
     let p = b.producer(&[("compression.type", "lz4"), ("linger.ms", "100")]);
     let before = now_ms();
     let mut acks = Vec::new();
     for i in 0..40 {
         let v = format!("value-{i}");
-        let rec = FutureRecord::<(), String>::to("lat")
+        let rec = FutureRecord::<(), String>::to(topic)
             .partition(0)
             .payload(&v)
             .timestamp(1000 + i);
@@ -134,28 +153,32 @@ async fn log_append_time_stamps_every_record_of_compressed_batches() {
     }
     let after = now_ms();
 
-    // what was stored: lz4 batches of several records, marked LogAppendTime
-    let batches = fetch_batches(&b, "lat", 0, 0);
+    // what was stored: batches of several records in the expected codec, marked LogAppendTime
+    let batches = fetch_batches(&b, topic, 0, 0);
     assert_eq!(batches.iter().map(|h| h.record_count).sum::<i32>(), 40);
     assert!(batches.iter().any(|h| h.record_count > 1), "{batches:?}");
     for h in &batches {
-        assert_eq!(h.compression, Compression::Lz4, "{h:?}");
-        assert_eq!(h.timestamp_type, TimestampType::LogAppend, "{h:?}");
+        assert_eq!(h.compression, stored, "{topic}: {h:?}");
+        assert_eq!(h.timestamp_type, TimestampType::LogAppend, "{topic}: {h:?}");
     }
-    // what a consumer sees: every record stamped by the broker, none with its create time
+    // what a consumer sees: every record stamped by the broker, none with its create time,
+    // the values intact
     let got = blocking({
         let bs = b.bootstrap();
-        move || read_all(&bs, "lat", 40)
+        let topic = topic.to_string();
+        move || read_all(&bs, &topic, 40)
     })
     .await;
-    for m in &got {
+    assert_eq!(got.len(), 40);
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(m.payload(), Some(format!("value-{i}").as_bytes()));
         match m.timestamp() {
             Timestamp::LogAppendTime(ts) => assert!(
                 (before..=after).contains(&ts),
-                "offset {}: {ts} outside [{before}, {after}]",
+                "{topic} offset {}: {ts} outside [{before}, {after}]",
                 m.offset()
             ),
-            other => panic!("offset {}: {other:?}", m.offset()),
+            other => panic!("{topic} offset {}: {other:?}", m.offset()),
         }
     }
     b.stop().await;
