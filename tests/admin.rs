@@ -210,23 +210,9 @@ async fn configs_change_live_are_validated_and_persist() {
     let (code, _) = incremental(&b, 4, "0", &[("log.dirs", 0, Some("/elsewhere"))]);
     assert_eq!(code, 42, "static broker configs cannot change at run time");
 
-    // a tiered topic (the default tier is on) cannot become compacted, through either API, and
-    // the broker default cannot either: its history is in the bucket
-    assert_eq!(
-        raw_alter(&b, 2, "cfg", &[("cleanup.policy", "compact")]).0,
-        40,
-        "INVALID_CONFIG"
-    );
-    let (code, msg) = incremental(
-        &b,
-        2,
-        "cfg",
-        &[("cleanup.policy", 0, Some("compact,delete"))],
-    );
-    assert_eq!(code, 40, "{msg}");
-    assert!(msg.contains("cleanup.policy=delete"), "{msg}");
+    // the broker default cannot become compact while the broker tiers topics
     let (code, _) = incremental(&b, 4, "", &[("log.cleanup.policy", 0, Some("compact"))]);
-    assert_eq!(code, 40, "INVALID_CONFIG for the broker default too");
+    assert_eq!(code, 40, "INVALID_CONFIG for the broker default");
     assert_eq!(describe(&b, topic(), "cleanup.policy").await.0, "delete");
 
     // everything survives a restart
@@ -425,4 +411,103 @@ fn read_all(b: &TestBroker, topic: &str) -> Vec<rdkafka::message::OwnedMessage> 
         }
     }
     panic!("did not reach the end of {topic}");
+}
+
+/// Compaction and tiering: a topic whose history is in the bucket cannot become compacted
+/// (INVALID_CONFIG through either API, as Kafka refuses compaction with remote storage); one
+/// tiered only by the broker's default with nothing uploaded yet becomes a local compacted topic,
+/// refuses keyless records at once and stays local across a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_topic_with_nothing_in_the_bucket_can_become_compacted() {
+    let b = TestBroker::start_with(|c| c.log_retention_check_interval_ms = 100).await;
+    let bucket = b.dir.path().join("data.tier");
+    common::create_topic_with(&b, "history", 1, &[("segment.bytes", "4096")]).await;
+    let p = b.producer(&[("linger.ms", "0")]);
+    for i in 0..100 {
+        p.send(
+            FutureRecord::<str, String>::to("history")
+                .key("k")
+                .payload(&format!("{i:0>100}")),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("acked");
+    }
+    let uploaded = || {
+        walk(&bucket)
+            .iter()
+            .any(|f| f.contains("/history-") && f.ends_with(".log"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !uploaded() {
+        assert!(std::time::Instant::now() < deadline, "nothing uploaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        raw_alter(&b, 2, "history", &[("cleanup.policy", "compact")]).0,
+        40,
+        "INVALID_CONFIG"
+    );
+    let (code, msg) = incremental(
+        &b,
+        2,
+        "history",
+        &[("cleanup.policy", 0, Some("compact,delete"))],
+    );
+    assert_eq!(code, 40, "{msg}");
+    assert!(msg.contains("cleanup.policy=delete"), "{msg}");
+
+    // nothing in the bucket yet: the topic becomes compacted and local
+    create_topic(&b, "fresh", 1).await;
+    let (code, msg) = incremental(&b, 2, "fresh", &[("cleanup.policy", 2, Some("compact"))]);
+    assert_eq!(code, 0, "{msg}");
+    let fresh = || ResourceSpecifier::Topic("fresh");
+    assert_eq!(
+        describe(&b, fresh(), "cleanup.policy").await.0,
+        "delete,compact"
+    );
+    assert_eq!(
+        describe(&b, fresh(), "remote.storage.enable").await.0,
+        "false"
+    );
+    let keyless = p
+        .send(
+            FutureRecord::<(), str>::to("fresh").payload("no key"),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect_err("keyless on a compacted topic");
+    assert_eq!(
+        keyless.0.rdkafka_error_code(),
+        Some(rdkafka::types::RDKafkaErrorCode::InvalidRecord)
+    );
+    let dir = b.stop().await;
+    let b = TestBroker::start_in(dir, |_| {}).await;
+    let fresh = || ResourceSpecifier::Topic("fresh");
+    assert_eq!(
+        describe(&b, fresh(), "cleanup.policy").await.0,
+        "delete,compact"
+    );
+    assert_eq!(
+        describe(&b, fresh(), "remote.storage.enable").await.0,
+        "false"
+    );
+    b.stop().await;
+}
+
+/// Every file below `dir`, as a path string.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out
 }

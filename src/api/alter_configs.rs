@@ -153,6 +153,7 @@ impl Handler {
                             };
                             edit(configs, &ops, replace, &effective)
                         },
+                        self.logs.has_remote_history(name),
                         apply,
                     )
                     .await

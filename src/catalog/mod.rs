@@ -193,28 +193,43 @@ impl Catalog {
     }
 
     /// Changes a topic's overrides with `change`, validates the result and (with `apply`)
-    /// persists it. Returns the topic as it is (or would be) afterwards.
+    /// persists it. Returns the topic as it is (or would be) afterwards. `bucket_has_history`:
+    /// whether any of the topic's records are in the bucket (or may be).
     pub async fn alter_topic_configs(
         &self,
         name: &str,
         change: impl Fn(&mut BTreeMap<String, String>) -> Result<(), CatalogError>,
+        bucket_has_history: bool,
         apply: bool,
     ) -> Result<TopicMeta, CatalogError> {
+        const REMOTE: &str = "remote.storage.enable";
         self.update_topic(name, apply, |meta| {
             let before = meta.configs.clone();
             change(&mut meta.configs)?;
             topic_config::validate_overrides(&meta.configs)?;
-            if before.get("remote.storage.enable") != meta.configs.get("remote.storage.enable") {
+            // set only when the topic is created: an AlterConfigs replacing every override
+            // keeps it
+            if let (None, Some(v)) = (meta.configs.get(REMOTE), before.get(REMOTE)) {
+                meta.configs.insert(REMOTE.into(), v.clone());
+            }
+            if before.get(REMOTE) != meta.configs.get(REMOTE) {
                 return Err(CatalogError::InvalidConfig(
                     "remote.storage.enable can only be set when the topic is created".into(),
                 ));
             }
-            // a tiered topic's history is in the bucket: the cleaner cannot rewrite it there, and
-            // a compacted topic opens without its remote log (Kafka refuses this too)
+            // A tiered topic's history is in the bucket, which the cleaner cannot rewrite, and a
+            // compacted topic opens without its remote log: Kafka refuses compaction on a topic
+            // with remote storage. Topics here are tiered by default, though, where Kafka's are
+            // not: a topic tiered only by that default, with nothing in the bucket yet, becomes a
+            // local compacted topic (as if created with remote.storage.enable=false).
             if self.log_config_of(&before).remote_storage_enable
                 && self.log_config_of(&meta.configs).cleanup_compact
             {
-                return Err(not_compactable(name));
+                let asked_for_tiering = before.get(REMOTE).map(String::as_str) == Some("true");
+                if asked_for_tiering || bucket_has_history {
+                    return Err(not_compactable(name));
+                }
+                meta.configs.insert(REMOTE.into(), "false".into());
             }
             Ok(())
         })
@@ -494,6 +509,7 @@ mod tests {
                             Ok(())
                         },
                         false,
+                        false,
                     )
                     .await
                 })
@@ -531,17 +547,53 @@ mod tests {
             m.insert("cleanup.policy".into(), "compact".into());
             Ok(())
         };
+        // with history in the bucket: refused, as Kafka refuses compaction with remote storage
         assert!(matches!(
-            c.alter_topic_configs("tiered", compact, true).await,
+            c.alter_topic_configs("tiered", compact, true, true).await,
             Err(CatalogError::InvalidConfig(_))
         ));
         assert!(
             matches!(
-                c.alter_topic_configs("tiered", compact, false).await,
+                c.alter_topic_configs("tiered", compact, true, false).await,
                 Err(CatalogError::InvalidConfig(_))
             ),
             "validate-only says the same"
         );
+        // a topic that asked for tiering when it was created: refused even with nothing uploaded
+        let mut asked = new_topic("asked", 1, -1);
+        asked
+            .configs
+            .insert("remote.storage.enable".into(), "true".into());
+        c.create_topic(asked).await.expect("create");
+        assert!(matches!(
+            c.alter_topic_configs("asked", compact, false, true).await,
+            Err(CatalogError::InvalidConfig(_))
+        ));
+        // tiered only by the broker's default, nothing in the bucket yet: it becomes a local
+        // compacted topic, and stays local
+        c.create_topic(new_topic("fresh", 1, -1))
+            .await
+            .expect("create");
+        let t = c
+            .alter_topic_configs("fresh", compact, false, true)
+            .await
+            .expect("compacted before anything was tiered");
+        let lc = c.log_config(&t);
+        assert!(lc.cleanup_compact && !lc.remote_storage_enable);
+        assert_eq!(
+            t.configs.get("remote.storage.enable").map(String::as_str),
+            Some("false")
+        );
+        let delete_again = |m: &mut BTreeMap<String, String>| {
+            m.clear();
+            m.insert("cleanup.policy".into(), "delete".into());
+            Ok(())
+        };
+        let t = c
+            .alter_topic_configs("fresh", delete_again, false, true)
+            .await
+            .expect("replace every override");
+        assert!(!c.log_config(&t).remote_storage_enable, "stays local");
         // a compacted topic is created local; asking for both is refused
         let mut local = new_topic("local", 1, -1);
         local

@@ -261,6 +261,14 @@ impl LogManager {
         self.partitions.read().values().cloned().collect()
     }
 
+    /// Whether any partition of `topic` has history in the bucket (or may have).
+    pub fn has_remote_history(&self, topic: &str) -> bool {
+        self.all()
+            .into_iter()
+            .filter(|p| p.topic == topic)
+            .any(|p| p.has_remote_history())
+    }
+
     pub fn set_topic_config(&self, topic: &str, config: &LogConfig) {
         for p in self.all().into_iter().filter(|p| p.topic == topic) {
             p.set_config(config.clone());

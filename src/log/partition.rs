@@ -231,7 +231,22 @@ impl Partition {
     }
 
     pub fn set_config(&self, config: LogConfig) {
+        if !config.remote_storage_enable {
+            // the topic stopped tiering (it became compacted before anything was uploaded)
+            if let Some(remote) = self.remote.get() {
+                remote.stop();
+            }
+        }
         *self.config.write() = config;
+    }
+
+    /// Whether any of the partition's history is in the bucket or on its way there (also when
+    /// it is tiered but its remote log is not attached yet: unknown counts as yes).
+    pub fn has_remote_history(&self) -> bool {
+        match self.remote.get() {
+            Some(r) => r.has_history(),
+            None => self.config().remote_storage_enable,
+        }
     }
 
     /// Log start (remote history included), high watermark, last stable offset and log end.
@@ -772,7 +787,8 @@ impl Partition {
     /// `force`, whenever anything is cleanable).
     pub async fn compact(self: &Arc<Self>, force: bool) -> Result<Option<CleanStats>, LogError> {
         let config = self.config();
-        if !config.cleanup_compact || self.remote().is_some() {
+        // the cleaner never rewrites what the bucket holds
+        if !config.cleanup_compact || self.remote().is_some_and(|r| r.has_history()) {
             return Ok(None);
         }
         let now = self.clock.now_ms();

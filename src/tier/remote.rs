@@ -198,7 +198,13 @@ impl RemoteLog {
         self.pending.load(Ordering::Acquire)
     }
 
-    /// Stops uploads for good (the partition was deleted).
+    /// Whether anything of the partition is in the bucket or on its way there.
+    pub fn has_history(&self) -> bool {
+        let m = self.manifest.lock();
+        !m.segments.is_empty() || m.uploaded_end.is_some() || self.pending() > 0
+    }
+
+    /// Stops uploads for good (the partition was deleted, or its topic stopped tiering).
     pub fn stop(&self) {
         self.cancel.cancel();
     }
