@@ -58,9 +58,9 @@ ENV_RUNS = {
 # CI set: whole test numbers (the runner selects tests by number), each run in full; about
 # three minutes on two cores.
 QUICK = """0001_multiobj 0002_unkpart 0003_msgmaxsize 0005_order 0007_autotopic 0008_reqacks
-0012_produce_consume 0013_null_msgs 0014_reconsume_191 0015_offsets_seek 0017_compression
-0021_rkt_destroy 0029_assign_offset 0030_offset_commit 0031_get_offsets 0034_offset_reset
-0035_api_version 0036_partial_fetch 0041_fetch_max_bytes 0044_partition_cnt 0048_partitioner
+0011_produce_batch 0012_produce_consume 0013_null_msgs 0014_reconsume_191 0015_offsets_seek
+0017_compression 0019_list_groups 0021_rkt_destroy 0029_assign_offset 0030_offset_commit
+0031_get_offsets 0034_offset_reset 0035_api_version 0036_partial_fetch 0041_fetch_max_bytes 0044_partition_cnt 0048_partitioner
 0054_offset_time 0057_invalid_topic 0060_op_prio 0063_clusterid 0067_empty_topic 0070_null_empty
 0073_headers 0085_headers 0090_idempotence 0099_commit_metadata 0129_fetch_aborted_msgs
 0130_store_offsets""".split()
@@ -69,11 +69,18 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def table():
-    """The runner's tests[] table: [(name, flags text)] in order."""
+    """The runner's tests[] table: [(name, flags text)] in order. Each _TEST(...) entry is read
+    to its balanced closing parenthesis: entries span lines and nest calls (TEST_BRKVER(...))."""
     t = open(os.path.join(TESTS_DIR, "test.c")).read()
     t = t[t.index("struct test tests[]"):]
-    return [(m.group(1), " ".join(m.group(2).split()))
-            for m in re.finditer(r"_TEST\(\s*([0-9a-z_]+)\s*,(.*?)\),?\s*\n", t, re.S)]
+    out = []
+    for m in re.finditer(r"\b_TEST\(\s*([0-9a-z_]+)\s*,", t):
+        depth, i = 1, m.end()
+        while depth and i < len(t):
+            depth += {"(": 1, ")": -1}.get(t[i], 0)
+            i += 1
+        out.append((m.group(1), " ".join(t[m.end():i - 1].split())))
+    return out
 
 
 def subtest_functions(path):
@@ -175,7 +182,9 @@ def main():
         if name in EXCLUDED:
             lines[name] = "EXCLUDED %s: %s" % (name, EXCLUDED[name]); counted[name] = "EXCLUDED"; continue
         m = re.search(r'\.scenario\s*=\s*"([^"]+)"', fl)
-        scenario = m.group(1) if m else "default"
+        # a test may name several scenarios ("default,ak23"): run it in the default one if listed
+        scenarios = m.group(1).split(",") if m else ["default"]
+        scenario = "default" if "default" in scenarios else scenarios[0]
         key = (name.split("_")[0], scenario, name if (name in SUBTEST_RUNS or name in ENV_RUNS) else "")
         if key not in by_number:
             by_number[key] = []; plan.append(key)
@@ -227,8 +236,9 @@ def main():
             print(lines[special], flush=True)
             continue
         env_extra, note = ENV_RUNS.get(special, ({}, ""))
-        res, wall, log = run(number + (("_" + special) if special else ""), number, group, conf, scenario,
-                             env_extra=env_extra)
+        label = number + (("_" + special) if special else "") + (
+            "" if scenario == "default" else "_" + scenario)
+        res, wall, log = run(label, number, group, conf, scenario, env_extra=env_extra)
         for n in group:
             st, why, s, (sp, ss) = res[n]
             extra = []
