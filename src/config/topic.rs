@@ -46,6 +46,11 @@ pub struct LogConfig {
     pub min_compaction_lag_ms: i64,
     /// `compression.type`: the codec batches are stored with, `None` for `producer` (as sent).
     pub compression: Option<i16>,
+    /// `flush.ms`: written data is synced within this (or the broker's flush interval, if
+    /// shorter).
+    pub flush_ms: i64,
+    /// `flush.messages`: this many unsynced records start a sync at once.
+    pub flush_messages: i64,
 }
 
 impl Default for LogConfig {
@@ -100,6 +105,8 @@ impl Config {
             min_cleanable_dirty_ratio: self.log_cleaner_min_cleanable_ratio,
             min_compaction_lag_ms: self.log_cleaner_min_compaction_lag_ms,
             compression: codec_of(&self.compression_type).flatten(),
+            flush_ms: i64::try_from(self.flush_interval_ms).unwrap_or(i64::MAX),
+            flush_messages: i64::MAX,
         }
     }
 }
@@ -230,6 +237,22 @@ pub const TOPIC_KEYS: &[TopicKey] = &[
         setting: Some("log_cleaner_delete_retention_ms"),
         ty: ConfigType::Long,
         broker_value: |c| c.log_cleaner_delete_retention_ms.to_string(),
+        check: |v| long_at_least(0)(v),
+    },
+    TopicKey {
+        name: "flush.messages",
+        broker_name: "log.flush.interval.messages",
+        setting: None,
+        ty: ConfigType::Long,
+        broker_value: |_| i64::MAX.to_string(),
+        check: |v| long_at_least(1)(v),
+    },
+    TopicKey {
+        name: "flush.ms",
+        broker_name: "log.flush.interval.ms",
+        setting: Some("flush_interval_ms"),
+        ty: ConfigType::Long,
+        broker_value: |c| c.flush_interval_ms.to_string(),
         check: |v| long_at_least(0)(v),
     },
     TopicKey {
@@ -389,6 +412,8 @@ pub const TOPIC_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
     "compression.type",
     "delete.retention.ms",
+    "flush.messages",
+    "flush.ms",
     "index.interval.bytes",
     "local.retention.bytes",
     "local.retention.ms",
@@ -505,6 +530,8 @@ pub fn resolve(configs: &BTreeMap<String, String>, b: &BrokerDefaults) -> LogCon
             .parse()
             .unwrap_or(base.min_compaction_lag_ms),
         compression: codec_of(&get("compression.type")).unwrap_or(base.compression),
+        flush_ms: get("flush.ms").parse().unwrap_or(base.flush_ms),
+        flush_messages: get("flush.messages").parse().unwrap_or(base.flush_messages),
         local_retention_ms: get("local.retention.ms")
             .parse()
             .unwrap_or(base.local_retention_ms),

@@ -61,6 +61,8 @@ pub struct Partition {
     hw_tx: watch::Sender<i64>,
     /// Wakes the flusher now (an acks=all producer is waiting).
     urgent: Notify,
+    /// Records appended since the last sync (for `flush.messages`).
+    unflushed: std::sync::atomic::AtomicI64,
     /// Tells the flusher there is unsynced data (flush within the interval).
     dirty: Notify,
     /// Set after an I/O error the partition cannot vouch past; every later append fails.
@@ -141,6 +143,7 @@ impl Partition {
             }),
             hw_tx: watch::Sender::new(hw),
             urgent: Notify::new(),
+            unflushed: std::sync::atomic::AtomicI64::new(0),
             dirty: Notify::new(),
             offline: AtomicBool::new(false),
             deleted: CancellationToken::new(),
@@ -422,6 +425,11 @@ impl Partition {
             self.log.note_aborted(aborted);
         }
         self.state.lock().first_open = seq.txns.first_open();
+        let unflushed =
+            self.unflushed.fetch_add(last - base + 1, Ordering::AcqRel) + last - base + 1;
+        if unflushed >= config.flush_messages {
+            self.urgent.notify_one();
+        }
         self.dirty.notify_one();
         Ok(AppendInfo {
             base_offset: base,
@@ -481,14 +489,17 @@ impl Partition {
         }
     }
 
-    /// The flusher: syncs on demand (urgent) or within `flush_interval` of a write (dirty).
+    /// The flusher: syncs on demand (urgent) or within `flush_interval` (or the topic's
+    /// `flush.ms`, if shorter) of a write (dirty).
     pub async fn run_flusher(self: Arc<Self>, flush_interval: Duration, cancel: CancellationToken) {
         loop {
             tokio::select! {
                 _ = self.urgent.notified() => {}
                 _ = self.dirty.notified() => {
+                    let topic_ms = u64::try_from(self.config().flush_ms).unwrap_or(0);
+                    let interval = flush_interval.min(Duration::from_millis(topic_ms));
                     tokio::select! {
-                        _ = tokio::time::sleep(flush_interval) => {}
+                        _ = tokio::time::sleep(interval) => {}
                         _ = self.urgent.notified() => {}
                         _ = cancel.cancelled() => {}
                     }
@@ -508,6 +519,8 @@ impl Partition {
         }
         let started = std::time::Instant::now();
         let log = self.log.clone();
+        // what is appended from here on waits for the next sync
+        self.unflushed.store(0, Ordering::Release);
         let res = self.io.run(move || Ok(log.flush()?)).await;
         crate::metrics::flush_latency(started.elapsed());
         match res {

@@ -578,3 +578,48 @@ async fn unusable_indexes_or_snapshots_fall_back_to_walking_the_log() {
         "and the walk leaves a recovery point at the active segment"
     );
 }
+
+/// With the broker's flush interval an hour long, the topic's `flush.messages` and `flush.ms`
+/// are what make appended records durable (and visible: the high watermark follows the sync).
+#[tokio::test]
+async fn flush_messages_and_flush_ms_sync_before_the_broker_interval() {
+    let hour = std::time::Duration::from_secs(3600);
+    let deadline = |what: &'static str, p: Arc<Partition>, hw: i64| async move {
+        for _ in 0..500 {
+            if p.offsets().high_watermark == hw {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("{what}: high watermark {}", p.offsets().high_watermark);
+    };
+    for (what, tweak) in [
+        ("flush.messages=3", (i64::MAX, 3)),
+        ("flush.ms=20", (20, i64::MAX)),
+    ] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let c = LogConfig {
+            flush_ms: tweak.0,
+            flush_messages: tweak.1,
+            ..config()
+        };
+        let p = Partition::open(
+            "t",
+            0,
+            dir.path().join("t-0"),
+            c,
+            Arc::new(ManualClock::new(NOW)),
+            false,
+            None,
+        )
+        .await
+        .expect("open");
+        let cancel = CancellationToken::new();
+        tokio::spawn(p.clone().run_flusher(hour, cancel.clone()));
+        p.append(bytes::Bytes::copy_from_slice(&make_batch(0, 3, 10, NOW)))
+            .await
+            .expect("append");
+        deadline(what, p.clone(), 3).await;
+        cancel.cancel();
+    }
+}
