@@ -34,6 +34,8 @@ impl Handler {
             return resp;
         }
         resp.cluster_id = StrBytes::from_string(self.catalog.cluster_id());
+        resp.cluster_authorized_operations =
+            super::authorized::cluster(req.include_cluster_authorized_operations);
         resp.controller_id = self.node_id();
         let mut b = DescribeClusterBroker::default();
         b.broker_id = self.node_id();

@@ -279,6 +279,7 @@ impl Handler {
             let view = self.groups.describe(&id.0);
             let mut g = DescribedGroup::default();
             g.group_id = id;
+            g.authorized_operations = super::authorized::group(req.include_authorized_operations);
             g.group_state = StrBytes::from_static_str(view.state.name());
             g.protocol_type = s(view.protocol_type);
             g.protocol_data = s(view.protocol_name);

@@ -1,5 +1,6 @@
 //! Metadata: brokers, cluster id, topics and partitions; auto-creates topics when allowed.
 
+use super::authorized;
 use super::errors::{catalog_error, code};
 use super::Handler;
 use crate::catalog::{validate_topic_name, CatalogError, NewTopic, TopicMeta};
@@ -22,6 +23,9 @@ impl Handler {
         resp.brokers = vec![broker];
         resp.cluster_id = Some(StrBytes::from_string(self.catalog.cluster_id()));
         resp.controller_id = self.node_id();
+        resp.cluster_authorized_operations =
+            authorized::cluster(req.include_cluster_authorized_operations);
+        let topic_ops = authorized::topic(req.include_topic_authorized_operations);
         // v0: an empty list means all topics; v1+: null means all
         let all = match &req.topics {
             None => true,
@@ -32,7 +36,7 @@ impl Handler {
                 .catalog
                 .topics()
                 .iter()
-                .map(|m| self.topic_metadata(m))
+                .map(|m| self.topic_metadata(m, topic_ops))
                 .collect();
             return resp;
         }
@@ -74,9 +78,9 @@ impl Handler {
         }
         for t in requested {
             let entry = match t.name {
-                Some(name) => self.topic_by_name(&name.0, &failed),
+                Some(name) => self.topic_by_name(&name.0, &failed, topic_ops),
                 None => match self.catalog.get_by_id(t.topic_id) {
-                    Some(m) => self.topic_metadata(&m),
+                    Some(m) => self.topic_metadata(&m, topic_ops),
                     None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
                 },
             };
@@ -89,9 +93,10 @@ impl Handler {
         &self,
         name: &str,
         failed: &BTreeMap<String, CatalogError>,
+        ops: i32,
     ) -> MetadataResponseTopic {
         if let Some(m) = self.catalog.get(name) {
-            return self.topic_metadata(&m);
+            return self.topic_metadata(&m, ops);
         }
         if let Err(e) = validate_topic_name(name) {
             return error_topic(Some(name), Uuid::nil(), catalog_error(&e));
@@ -106,9 +111,11 @@ impl Handler {
         }
     }
 
-    fn topic_metadata(&self, m: &TopicMeta) -> MetadataResponseTopic {
+    /// `ops`: the topic's authorized operations (or `authorized::NOT_REQUESTED`).
+    fn topic_metadata(&self, m: &TopicMeta, ops: i32) -> MetadataResponseTopic {
         let mut t = MetadataResponseTopic::default();
         t.name = Some(TopicName(StrBytes::from_string(m.name.clone())));
+        t.topic_authorized_operations = ops;
         t.topic_id = m.id;
         t.is_internal = m.name.starts_with("__");
         t.partitions = (0..m.partitions)

@@ -8,6 +8,7 @@
 
 mod alter_configs;
 mod api_versions;
+mod authorized;
 mod cluster;
 mod delete_records;
 mod describe_configs;

@@ -164,3 +164,53 @@ async fn connections_beyond_max_connections_wait_for_a_free_slot() {
     assert_eq!(read_api_versions(&mut third).expect("answered"), (3, 0));
     b.stop().await;
 }
+
+/// KIP-430: without an authorizer (this broker has none) every operation the resource type
+/// supports is authorized, as Kafka reports it; a request that does not ask gets i32::MIN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorized_operations_are_every_supported_operation_when_asked() {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    const READ: i32 = 1 << 3;
+    const CLUSTER_ACTION: i32 = 1 << 9;
+    let b = TestBroker::start().await;
+    create_topic(&b, "ops", 1).await;
+
+    let mut req = DescribeClusterRequest::default();
+    req.include_cluster_authorized_operations = true;
+    let resp: DescribeClusterResponse = roundtrip(&mut connect(&b), 60, 1, 1, &req);
+    let ops = resp.cluster_authorized_operations;
+    assert_eq!(ops.count_ones(), 7, "{ops:#b}");
+    assert!(ops & CLUSTER_ACTION != 0 && ops & READ == 0, "{ops:#b}");
+    assert_eq!(
+        describe_cluster(&b, 1, 1).cluster_authorized_operations,
+        i32::MIN
+    );
+
+    for (asked, version) in [(true, 8), (true, 12), (false, 12)] {
+        let mut req = MetadataRequest::default();
+        let mut t = MetadataRequestTopic::default();
+        t.name = Some(topic("ops"));
+        req.topics = Some(vec![t]);
+        req.include_topic_authorized_operations = asked;
+        let resp: MetadataResponse = roundtrip(&mut connect(&b), 3, version, 1, &req);
+        let ops = resp.topics[0].topic_authorized_operations;
+        if asked {
+            assert_eq!(ops.count_ones(), 8, "v{version}: {ops:#b}");
+            assert!(ops & READ != 0 && ops & CLUSTER_ACTION == 0, "{ops:#b}");
+        } else {
+            assert_eq!(ops, i32::MIN);
+        }
+    }
+
+    let mut req = DescribeGroupsRequest::default();
+    req.groups = vec![GroupId(
+        kafka_protocol::protocol::StrBytes::from_static_str("any"),
+    )];
+    req.include_authorized_operations = true;
+    let resp: DescribeGroupsResponse = roundtrip(&mut connect(&b), 15, 5, 1, &req);
+    assert_eq!(
+        resp.groups[0].authorized_operations,
+        (1 << 3) | (1 << 6) | (1 << 8)
+    );
+    b.stop().await;
+}
