@@ -483,6 +483,11 @@ impl Coordinator {
         let entry = self.entry(group_id).ok_or(DeleteError::NotFound)?;
         {
             let mut e = entry.lock();
+            // sessions that ran out since the last tick end now, as Kafka's per-member timers
+            // would have ended them: a group whose last member's session just expired is empty
+            let mut out = Vec::new();
+            e.group.tick(self.clock.now_ms(), &self.cfg, &mut out);
+            e.deliver(out);
             match e.group.state {
                 GroupState::Dead => return Err(DeleteError::NotFound),
                 GroupState::Empty => e.group.mark_dead(),

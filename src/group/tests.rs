@@ -155,6 +155,35 @@ async fn commits_are_validated_against_the_generation_and_metadata_size() {
     assert_eq!(c.delete_group("g").await, Err(DeleteError::NotFound));
 }
 
+#[tokio::test]
+async fn a_group_whose_last_session_ran_out_can_be_deleted_before_the_next_tick() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clock = Arc::new(ManualClock::new(0));
+    let c = coordinator(dir.path(), clock.clone());
+    // a static member closes without LeaveGroup, as KIP-345 members do
+    let join = JoinRequest {
+        member_id: String::new(),
+        instance_id: Some("i0".into()),
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 6_000,
+        rebalance_timeout_ms: 10_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes::new())],
+        require_known_member_id: false,
+    };
+    let r = c.join("g", join).await;
+    assert_eq!(r.error, None);
+    c.sync("g", &r.member_id, Some("i0"), r.generation, vec![])
+        .await
+        .expect("sync");
+    clock.advance(5_000);
+    assert_eq!(c.delete_group("g").await, Err(DeleteError::NotEmpty));
+    // its session has run out; no tick has run since
+    clock.advance(1_001);
+    assert_eq!(c.delete_group("g").await, Ok(()));
+}
+
 #[test]
 fn subscription_topics_are_read_from_consumer_metadata() {
     // version 1, two topics, then user data the parser must ignore
