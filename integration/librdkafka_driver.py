@@ -19,6 +19,8 @@ FLAGS = ["-p1", "-L", "-K"]
 EXCLUDED = {
     "0052_msg_timestamps": "creates its topics with Kafka's kafka-topics.sh (needs a Kafka installation)",
     "0077_compaction": "creates its topics with Kafka's kafka-topics.sh (needs a Kafka installation)",
+    "0045_subscribe_update_topic_remove": "deletes its topics with Kafka's kafka-topics.sh (needs a Kafka installation)",
+    "0045_subscribe_update_non_exist_and_partchange": "adds partitions with Kafka's kafka-topics.sh (needs a Kafka installation)",
     "0115_producer_auth": "denies a topic with Kafka's kafka-acls.sh (needs an authorizer; ACL APIs are not served)",
     "0119_consumer_auth": "denies topics and groups with Kafka's kafka-acls.sh (needs an authorizer; ACL APIs are not served)",
     "0098_consumer_txn": "every case creates its topic with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses it too) and half of them drive Kafka's Java TransactionProducerCli",
