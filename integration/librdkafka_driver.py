@@ -25,6 +25,8 @@ EXCLUDED = {
     "0119_consumer_auth": "denies topics and groups with Kafka's kafka-acls.sh (needs an authorizer; ACL APIs are not served)",
     "0098_consumer_txn": "every case creates its topic with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses it too) and half of them drive Kafka's Java TransactionProducerCli",
     "0101_fetch_from_follower": "creates its topic with replication factor 3 and reads from a follower (a three-broker cluster with racks)",
+    "0107_topic_recreate": "creates its topic with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses it too)",
+    "0111_delay_create_topics": "creates its topic with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses it too)",
 }
 # Not broker tests although not flagged TEST_F_LOCAL: they only talk to librdkafka's mock cluster.
 MOCK_ONLY = {
@@ -46,6 +48,7 @@ SUBTEST_RUNS = {
         "do_test_basic_producer_txn": RF3, "do_test_consumer_producer_txn": RF3,
         "do_test_fatal_idempo_error_without_kip360": RF3, "do_test_empty_txn": RF3,
         "do_test_wmark_isolation_level": RF3, "do_test_txn_abort_control_message_leader_epoch": RF3,
+        "do_test_txn_local": "belongs to 0103_transactions_local, which needs no broker",
     }),
 }
 # Tests run with a different environment, and why.
