@@ -433,10 +433,16 @@ async fn only_a_topic_with_nothing_in_the_bucket_can_become_compacted() {
         .await
         .expect("acked");
     }
+    // a segment of `history` in the bucket (`topics/history-<topic id>/…`)
     let uploaded = || {
-        walk(&bucket)
-            .iter()
-            .any(|f| f.contains("/history-") && f.ends_with(".log"))
+        std::fs::read_dir(bucket.join("topics"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                e.file_name().to_string_lossy().starts_with("history-")
+                    && common::dir_bytes(&e.path(), "log").1 > 0
+            })
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while !uploaded() {
@@ -461,15 +467,7 @@ async fn only_a_topic_with_nothing_in_the_bucket_can_become_compacted() {
     create_topic(&b, "fresh", 1).await;
     let (code, msg) = incremental(&b, 2, "fresh", &[("cleanup.policy", 2, Some("compact"))]);
     assert_eq!(code, 0, "{msg}");
-    let fresh = || ResourceSpecifier::Topic("fresh");
-    assert_eq!(
-        describe(&b, fresh(), "cleanup.policy").await.0,
-        "delete,compact"
-    );
-    assert_eq!(
-        describe(&b, fresh(), "remote.storage.enable").await.0,
-        "false"
-    );
+    assert_local_compacted(&b, "fresh").await;
     let keyless = p
         .send(
             FutureRecord::<(), str>::to("fresh").payload("no key"),
@@ -483,31 +481,19 @@ async fn only_a_topic_with_nothing_in_the_bucket_can_become_compacted() {
     );
     let dir = b.stop().await;
     let b = TestBroker::start_in(dir, |_| {}).await;
-    let fresh = || ResourceSpecifier::Topic("fresh");
-    assert_eq!(
-        describe(&b, fresh(), "cleanup.policy").await.0,
-        "delete,compact"
-    );
-    assert_eq!(
-        describe(&b, fresh(), "remote.storage.enable").await.0,
-        "false"
-    );
+    assert_local_compacted(&b, "fresh").await;
     b.stop().await;
 }
 
-/// Every file below `dir`, as a path string.
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = e.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path.to_string_lossy().into_owned());
-            }
-        }
-    }
-    out
+/// `topic` is compacted (on top of the default delete) and not tiered.
+async fn assert_local_compacted(b: &TestBroker, topic: &str) {
+    let spec = || ResourceSpecifier::Topic(topic);
+    assert_eq!(
+        describe(b, spec(), "cleanup.policy").await.0,
+        "delete,compact"
+    );
+    assert_eq!(
+        describe(b, spec(), "remote.storage.enable").await.0,
+        "false"
+    );
 }

@@ -7,31 +7,13 @@
 
 mod common;
 
-use common::{admin, TestBroker};
+use common::{admin, dir_bytes, TestBroker};
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::producer::FutureRecord;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const RECORDS: usize = 24_000;
 const VALUE: usize = 1024;
-
-fn dir_bytes(dir: &Path, ext: &str) -> (u64, usize) {
-    let mut total = (0, 0);
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                let (b, n) = dir_bytes(&p, ext);
-                total = (total.0 + b, total.1 + n);
-            } else if p.extension().is_some_and(|x| x == ext) {
-                total.0 += e.metadata().map(|m| m.len()).unwrap_or(0);
-                total.1 += 1;
-            }
-        }
-    }
-    total
-}
 
 fn value(i: usize) -> Vec<u8> {
     let mut v = format!("{i:08}-").into_bytes();

@@ -6,30 +6,17 @@
 
 mod common;
 
-use common::{connect, create_topic, roundtrip, TestBroker};
+use common::{connect, create_topic, read_to_end as read, roundtrip, txn_producer, TestBroker};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(20);
-
-fn txn_producer(bootstrap: &str, id: &str, extra: &[(&str, &str)]) -> BaseProducer {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("transactional.id", id)
-        .set("linger.ms", "5");
-    for (k, v) in extra {
-        c.set(*k, *v);
-    }
-    let p: BaseProducer = c.create().expect("producer");
-    p.init_transactions(T).expect("init_transactions");
-    p
-}
 
 fn send(p: &BaseProducer, topic: &str, partition: i32, value: &str) {
     p.send(
@@ -39,49 +26,6 @@ fn send(p: &BaseProducer, topic: &str, partition: i32, value: &str) {
             .payload(value),
     )
     .expect("enqueue");
-}
-
-/// Every value readable from the start of `topic` under `isolation`, in the order read: the
-/// reader goes on until every partition has reported its end (partition EOF: the high watermark
-/// for read_uncommitted, the last stable offset for read_committed) with nothing after it, so
-/// "nothing more" is what the broker answered, not what arrived before a timer ran out.
-fn read(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> Vec<String> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("reader-{isolation}"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", isolation)
-        .set("fetch.wait.max.ms", "50")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("tpl");
-    }
-    c.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let mut at_end = std::collections::HashSet::new();
-    let deadline = Instant::now() + T;
-    while at_end.len() < partitions as usize {
-        assert!(
-            Instant::now() < deadline,
-            "{topic}: no end reached: {out:?}"
-        );
-        match c.poll(Duration::from_millis(50)) {
-            None => {}
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                at_end.insert(p);
-            }
-            Some(Err(e)) => panic!("consume: {e}"),
-            Some(Ok(m)) => {
-                at_end.remove(&m.partition());
-                out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
-            }
-        }
-    }
-    out
 }
 
 /// `v` sorted (several partitions interleave in any order).

@@ -8,10 +8,7 @@ use kafka_protocol::messages::add_partitions_to_txn_request::{
     AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
 };
 use kafka_protocol::messages::*;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::producer::{BaseRecord, Producer};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -185,48 +182,6 @@ async fn list_transactions_duration_filter_lists_only_older_open_transactions() 
     b.stop().await;
 }
 
-fn txn_producer(bootstrap: &str, id: &str) -> BaseProducer {
-    let p: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("transactional.id", id)
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
-    p.init_transactions(T).expect("init_transactions");
-    p
-}
-
-/// Every value readable from the start of partition 0 under `isolation`, until the broker
-/// reports the end of the partition.
-fn read(bootstrap: &str, t: &str, isolation: &str) -> Vec<String> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("reader-{isolation}"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("isolation.level", isolation)
-        .set("fetch.wait.max.ms", "50")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(t, 0, Offset::Beginning)
-        .expect("tpl");
-    c.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let deadline = Instant::now() + T;
-    loop {
-        assert!(Instant::now() < deadline, "{t}: no end reached: {out:?}");
-        match c.poll(Duration::from_millis(50)) {
-            None => {}
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return out,
-            Some(Err(e)) => panic!("consume: {e}"),
-            Some(Ok(m)) => {
-                out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned())
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abort_decided_before_a_crash_is_finished_at_start_up() {
     use tiercel::txn::txn_log::TxnState;
@@ -234,7 +189,7 @@ async fn an_abort_decided_before_a_crash_is_finished_at_start_up() {
     create_topic(&b, "undone", 1).await;
     let bs = b.bootstrap();
     let p = blocking(move || {
-        let p = txn_producer(&bs, "tx-undone");
+        let p = crate::common::txn_producer(&bs, "tx-undone", &[]);
         p.begin_transaction().expect("begin");
         for i in 0..3 {
             let v = format!("u-{i}");
@@ -270,8 +225,8 @@ async fn an_abort_decided_before_a_crash_is_finished_at_start_up() {
     let bs = b.bootstrap();
     let (committed, all) = blocking(move || {
         (
-            read(&bs, "undone", "read_committed"),
-            read(&bs, "undone", "read_uncommitted"),
+            crate::common::read_to_end(&bs, "undone", 1, "read_committed"),
+            crate::common::read_to_end(&bs, "undone", 1, "read_uncommitted"),
         )
     })
     .await;

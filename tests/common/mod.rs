@@ -396,3 +396,83 @@ pub fn decide_before_crash(
     std::io::Write::write_all(&mut f, &tail).expect("append");
     ongoing
 }
+
+/// A transactional producer (`linger.ms` 5, then `extra`), its transactions initialised.
+pub fn txn_producer(
+    bootstrap: &str,
+    id: &str,
+    extra: &[(&str, &str)],
+) -> rdkafka::producer::BaseProducer {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("transactional.id", id)
+        .set("linger.ms", "5");
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    let p: rdkafka::producer::BaseProducer = c.create().expect("producer");
+    rdkafka::producer::Producer::init_transactions(&p, Duration::from_secs(20))
+        .expect("init_transactions");
+    p
+}
+
+/// Every value readable from the start of `topic` under `isolation`, in the order read: the
+/// reader goes on until every partition has reported its end (partition EOF: the high watermark
+/// for read_uncommitted, the last stable offset for read_committed) with nothing after it, so
+/// "nothing more" is what the broker answered, not what arrived before a timer ran out.
+pub fn read_to_end(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> Vec<String> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("reader-{isolation}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", isolation)
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
+    }
+    c.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let mut at_end = std::collections::HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while at_end.len() < partitions as usize {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: no end reached: {out:?}"
+        );
+        match c.poll(Duration::from_millis(50)) {
+            None => {}
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => panic!("consume: {e}"),
+            Some(Ok(m)) => {
+                at_end.remove(&m.partition());
+                out.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+            }
+        }
+    }
+    out
+}
+
+/// Total bytes and count of the files ending in `.{ext}` anywhere below `dir`.
+pub fn dir_bytes(dir: &std::path::Path, ext: &str) -> (u64, usize) {
+    let mut total = (0, 0);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                let (b, n) = dir_bytes(&p, ext);
+                total = (total.0 + b, total.1 + n);
+            } else if p.extension().is_some_and(|x| x == ext) {
+                total.0 += e.metadata().map(|m| m.len()).unwrap_or(0);
+                total.1 += 1;
+            }
+        }
+    }
+    total
+}
