@@ -425,9 +425,8 @@ impl Partition {
             self.log.note_aborted(aborted);
         }
         self.state.lock().first_open = seq.txns.first_open();
-        let unflushed =
-            self.unflushed.fetch_add(last - base + 1, Ordering::AcqRel) + last - base + 1;
-        if unflushed >= config.flush_messages {
+        let records = last - base + 1;
+        if self.unflushed.fetch_add(records, Ordering::AcqRel) + records >= config.flush_messages {
             self.urgent.notify_one();
         }
         self.dirty.notify_one();
@@ -443,10 +442,7 @@ impl Partition {
         if self.deleted.is_cancelled() {
             return Err(LogError::Deleted);
         }
-        if self.offline.load(Ordering::Acquire) {
-            return Err(LogError::Offline);
-        }
-        Ok(())
+        self.check_readable()
     }
 
     /// Reads stop with the partition's disk: after a failed write or fsync (not a full disk)

@@ -125,6 +125,9 @@ impl Server {
         // One buffer per connection: each frame is split off and frozen; once the request is
         // handled and its bytes dropped, `reserve` reclaims the same allocation for the next.
         let mut buf = BytesMut::new();
+        // one waiter for the connection's life, not one registered per read
+        let stopped = stop.cancelled();
+        tokio::pin!(stopped);
         loop {
             // shutdown stops the connection between requests, never inside one's handling
             let len = tokio::select! {
@@ -132,7 +135,7 @@ impl Server {
                     Ok(n) => n,
                     Err(_) => return, // closed by the client
                 },
-                _ = stop.cancelled() => return,
+                _ = &mut stopped => return,
             };
             if len < 0 || len as usize > self.max_frame {
                 tracing::warn!(%peer, len, max = self.max_frame, "request frame size out of bounds (socket_request_max_bytes); closing connection");
@@ -146,7 +149,7 @@ impl Server {
                 let mut chunk = (&mut rd).take(want as u64);
                 let read = tokio::select! {
                     r = chunk.read_buf(&mut buf) => r,
-                    _ = stop.cancelled() => return, // a request never received in full
+                    _ = &mut stopped => return, // a request never received in full
                 };
                 match read {
                     Ok(0) | Err(_) => return,
