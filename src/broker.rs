@@ -2,11 +2,19 @@
 //! recovery happens in [`Broker::bind`] before the listener accepts anything; [`Broker::run`]
 //! serves until the shutdown future resolves, then stops accepting, lets connections finish
 //! their in-flight requests, flushes every partition and writes the clean-shutdown marker.
+//!
+//! In a cluster (`etcd_endpoints` set) the catalog is in etcd, the node registers itself after
+//! binding its listener, and [`leadership`] opens and releases partitions as their leadership
+//! comes and goes; at shutdown the node hands its partitions to the others before it stops.
+
+mod leadership;
 
 use crate::api::Handler;
-use crate::catalog::{Catalog, CatalogError, FileCatalog};
+use crate::catalog::{Catalog, CatalogError, CatalogStore, EtcdCatalog, FileCatalog};
 use crate::clock::{SharedClock, SystemClock};
+use crate::cluster::{Cluster, ClusterError, NodeInfo};
 use crate::config::Config;
+use crate::etcd::Etcd;
 use crate::group::state::GroupState;
 use crate::group::Coordinator;
 use crate::log::{LogError, LogManager};
@@ -28,6 +36,9 @@ const GAUGE_REFRESH: Duration = Duration::from_secs(1);
 /// How often group session and rebalance timeouts are checked.
 const GROUP_TICK: Duration = Duration::from_millis(100);
 
+/// Time limit of one etcd request.
+const ETCD_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long shutdown waits for connections to finish in-flight requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -40,6 +51,9 @@ pub enum BrokerError {
     },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// This node cannot join the cluster as configured (exit code 2).
+    #[error("cluster: {0}")]
+    Cluster(String),
     #[error("log: {0}")]
     Log(#[from] LogError),
     #[error("{0}")]
@@ -60,6 +74,7 @@ pub struct Broker {
     logs: Arc<LogManager>,
     groups: Arc<Coordinator>,
     txns: Arc<TxnCoordinator>,
+    cluster: Option<Arc<Cluster>>,
     pub local_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
 }
@@ -106,16 +121,8 @@ impl Broker {
                 }
             }
         }
-        let mut restore = None;
-        if let Some(t) = &tier {
-            if !FileCatalog::exists(&config.data_dir) {
-                restore = t.fetch_catalog().await.map_err(|e| {
-                    BrokerError::Tier(format!("restoring the catalog from {}: {e}", t.url()))
-                })?;
-            }
-        }
-        let store = FileCatalog::open(&config.data_dir, restore).await?;
-        let catalog = Arc::new(Catalog::new(store, &config));
+        let (store, etcd) = open_catalog(&config, tier.as_ref()).await?;
+        let catalog = Arc::new(Catalog::new(store.clone(), &config));
         let logs = Arc::new(
             LogManager::open(
                 &config.data_dir,
@@ -132,6 +139,8 @@ impl Broker {
             .into_iter()
             .flat_map(|t| (0..t.partitions).map(move |p| (t.clone(), p)))
             .collect();
+        // a node of a cluster opens only the partitions it comes to lead
+        let wanted = if etcd.is_some() { Vec::new() } else { wanted };
         let partitions = wanted.len();
         {
             use futures::StreamExt;
@@ -146,7 +155,9 @@ impl Broker {
             }
         }
         if let Some(t) = &tier {
-            t.mirror_catalog(catalog.snapshots());
+            if etcd.is_none() {
+                t.mirror_catalog(catalog.snapshots());
+            }
             let live: Vec<(String, uuid::Uuid)> = catalog
                 .topics()
                 .into_iter()
@@ -209,8 +220,33 @@ impl Broker {
             addr: config.listen,
             source,
         })?;
+        let advertised = config.advertised(local_addr);
+        let cluster = match (etcd, &store) {
+            (Some((etcd, etcd_catalog)), _) => Some(
+                Cluster::join(
+                    etcd,
+                    &config.etcd_prefix,
+                    NodeInfo {
+                        id: config.node_id,
+                        host: advertised.0.clone(),
+                        port: advertised.1,
+                    },
+                    Duration::from_millis(config.cluster_lease_ttl_ms),
+                    etcd_catalog,
+                )
+                .await
+                .map_err(|e| match e {
+                    ClusterError::Etcd(e) => {
+                        BrokerError::Cluster(format!("etcd at {}: {e}", config.etcd_endpoints))
+                    }
+                    e => BrokerError::Cluster(e.to_string()),
+                })?,
+            ),
+            (None, _) => None,
+        };
         let handler = Arc::new(Handler {
-            advertised: config.advertised(local_addr),
+            cluster: cluster.clone(),
+            advertised,
             listen: local_addr,
             catalog,
             logs: logs.clone(),
@@ -232,6 +268,7 @@ impl Broker {
             logs,
             groups,
             txns,
+            cluster,
             local_addr,
         })
     }
@@ -255,6 +292,16 @@ impl Broker {
         ));
         let ticker = tokio::spawn(self.groups.clone().run(GROUP_TICK, cancel.clone()));
         let txn_ticker = tokio::spawn(self.txns.clone().run(cancel.clone()));
+        let mut cluster_tasks = Vec::new();
+        if let Some(c) = &self.cluster {
+            cluster_tasks = c.start(self.server.handler.catalog.clone(), cancel.clone());
+            cluster_tasks.push(tokio::spawn(leadership::run(
+                c.clone(),
+                self.server.handler.catalog.clone(),
+                self.logs.clone(),
+                cancel.clone(),
+            )));
+        }
         let gauges = tokio::spawn(refresh_gauges(
             self.logs.clone(),
             self.groups.clone(),
@@ -269,6 +316,12 @@ impl Broker {
         let _ = ticker.await;
         let _ = txn_ticker.await;
         let _ = gauges.await;
+        for t in cluster_tasks {
+            let _ = t.await;
+        }
+        if let Some(c) = &self.cluster {
+            leadership::leave(c, &self.logs).await;
+        }
         conns.close();
         if tokio::time::timeout(DRAIN_TIMEOUT, conns.wait())
             .await
@@ -280,6 +333,41 @@ impl Broker {
         tracing::info!("shutdown complete");
         Ok(())
     }
+}
+
+/// The catalog store: the file in the data dir (restored from the bucket if the data dir was
+/// lost), or in a cluster etcd (with the client to it).
+async fn open_catalog(
+    config: &Config,
+    tier: Option<&Arc<Tier>>,
+) -> Result<(Arc<dyn CatalogStore>, Option<(Arc<Etcd>, Arc<EtcdCatalog>)>), BrokerError> {
+    if config.clustered() {
+        let url = match config.effective_tier_url() {
+            Ok(Some(u)) => u,
+            _ => {
+                return Err(BrokerError::Cluster(
+                    "a cluster needs a shared tier_url".into(),
+                ))
+            }
+        };
+        let etcd = Arc::new(
+            Etcd::new(&config.etcd_endpoints, ETCD_TIMEOUT)
+                .map_err(|e| BrokerError::Cluster(e.to_string()))?,
+        );
+        let store = EtcdCatalog::open(etcd.clone(), &config.etcd_prefix, config.node_id, &url)
+            .await
+            .map_err(|e| BrokerError::Cluster(e.to_string()))?;
+        return Ok((store.clone(), Some((etcd, store))));
+    }
+    let mut restore = None;
+    if let Some(t) = tier {
+        if !FileCatalog::exists(&config.data_dir) {
+            restore = t.fetch_catalog().await.map_err(|e| {
+                BrokerError::Tier(format!("restoring the catalog from {}: {e}", t.url()))
+            })?;
+        }
+    }
+    Ok((FileCatalog::open(&config.data_dir, restore).await?, None))
 }
 
 /// `/ready`: the broker serves Kafka clients (until shutdown starts) and its object store, if

@@ -21,7 +21,9 @@ pub mod backoff;
 pub mod broker;
 pub mod catalog;
 pub mod clock;
+pub mod cluster;
 pub mod config;
+pub mod etcd;
 pub mod format;
 /// Storage module: the file-system primitives themselves.
 #[allow(clippy::disallowed_methods)]

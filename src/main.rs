@@ -44,7 +44,8 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             match e {
                 // a configuration problem the operator has to fix, like a bad flag
-                tiercel::broker::BrokerError::TierRefused(_) => ExitCode::from(2),
+                tiercel::broker::BrokerError::TierRefused(_)
+                | tiercel::broker::BrokerError::Cluster(_) => ExitCode::from(2),
                 _ => ExitCode::FAILURE,
             }
         }

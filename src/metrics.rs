@@ -47,6 +47,13 @@ pub const TIER_CACHE_HITS: &str = "tiercel_tier_cache_hits_total";
 pub const TIER_CACHE_MISSES: &str = "tiercel_tier_cache_misses_total";
 pub const TIER_CACHE_BYTES: &str = "tiercel_tier_cache_size_bytes";
 pub const TIER_AVAILABLE: &str = "tiercel_tier_available";
+pub const CLUSTER_LEADERSHIPS: &str = "tiercel_cluster_partitions_led";
+pub const CLUSTER_EPOCH_CHANGES: &str = "tiercel_cluster_leader_epoch_changes_total";
+pub const CLUSTER_CONTROLLER: &str = "tiercel_cluster_controller";
+pub const CLUSTER_LEASE: &str = "tiercel_cluster_lease_valid";
+pub const CLUSTER_NODES: &str = "tiercel_cluster_live_nodes";
+pub const ETCD_REQUEST_SECONDS: &str = "tiercel_etcd_request_duration_seconds";
+pub const ETCD_ERRORS: &str = "tiercel_etcd_errors_total";
 
 const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -93,6 +100,26 @@ pub fn upkeep() {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(REQUESTS, "Requests decoded, by API");
+    describe_gauge!(
+        CLUSTER_LEADERSHIPS,
+        "Partitions this node leads and serves (cluster mode)"
+    );
+    describe_counter!(
+        CLUSTER_EPOCH_CHANGES,
+        "Leader epoch changes this node wrote to etcd (as controller or handing a partition over)"
+    );
+    describe_gauge!(CLUSTER_CONTROLLER, "1 while this node is the controller");
+    describe_gauge!(
+        CLUSTER_LEASE,
+        "1 while this node's etcd lease is surely alive (it may lead partitions)"
+    );
+    describe_gauge!(CLUSTER_NODES, "Live nodes this node sees in etcd");
+    describe_histogram!(
+        ETCD_REQUEST_SECONDS,
+        Unit::Seconds,
+        "Duration of the cluster's etcd reads"
+    );
+    describe_counter!(ETCD_ERRORS, "Failed etcd requests, by operation");
     describe_histogram!(
         REQUEST_SECONDS,
         Unit::Seconds,
@@ -429,6 +456,32 @@ pub fn tier_partition(
     metrics::gauge!(TIER_UPLOAD_LAG_BYTES, &labels).set(lag_bytes as f64);
     metrics::gauge!(TIER_UPLOAD_LAG_SEGMENTS, &labels).set(lag_segments as f64);
     metrics::gauge!(TIER_REMOTE_BYTES, &labels).set(remote_bytes as f64);
+}
+
+/// Cluster mode: partitions led and live nodes.
+pub fn cluster_partitions(led: usize, live_nodes: usize) {
+    metrics::gauge!(CLUSTER_LEADERSHIPS).set(led as f64);
+    metrics::gauge!(CLUSTER_NODES).set(live_nodes as f64);
+}
+
+pub fn cluster_epoch_change() {
+    metrics::counter!(CLUSTER_EPOCH_CHANGES).increment(1);
+}
+
+pub fn cluster_controller(is: bool) {
+    metrics::gauge!(CLUSTER_CONTROLLER).set(if is { 1.0 } else { 0.0 });
+}
+
+pub fn cluster_lease(valid: bool) {
+    metrics::gauge!(CLUSTER_LEASE).set(if valid { 1.0 } else { 0.0 });
+}
+
+pub fn cluster_etcd_request(d: Duration) {
+    metrics::histogram!(ETCD_REQUEST_SECONDS).record(d.as_secs_f64());
+}
+
+pub fn cluster_etcd_error(op: &'static str) {
+    metrics::counter!(ETCD_ERRORS, "op" => op).increment(1);
 }
 
 #[cfg(test)]

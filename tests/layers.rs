@@ -26,6 +26,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("log", 4),
     ("journal", 3),
     ("tier", 2),
+    ("cluster", 2),
     ("catalog", 1),
     ("config", 0),
     ("format", 0),
@@ -34,6 +35,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("backoff", 0),
     ("metrics", 0),
     ("alloc", 0),
+    ("etcd", 0),
 ];
 
 #[derive(Debug, Clone, PartialEq)]

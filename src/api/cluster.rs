@@ -1,10 +1,10 @@
-//! DescribeCluster: this one broker and the cluster id.
+//! DescribeCluster: the live nodes, the controller and the cluster id.
 
 use super::errors::code;
 use super::Handler;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
-use kafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
+use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
 /// `endpoint_type` 1: brokers, the endpoint this listener is.
@@ -36,12 +36,18 @@ impl Handler {
         resp.cluster_id = StrBytes::from_string(self.catalog.cluster_id());
         resp.cluster_authorized_operations =
             super::authorized::cluster(req.include_cluster_authorized_operations);
-        resp.controller_id = self.node_id();
-        let mut b = DescribeClusterBroker::default();
-        b.broker_id = self.node_id();
-        b.host = StrBytes::from_string(self.advertised.0.clone());
-        b.port = self.advertised.1;
-        resp.brokers = vec![b];
+        let (nodes, controller) = self.nodes();
+        resp.controller_id = BrokerId(controller);
+        resp.brokers = nodes
+            .into_iter()
+            .map(|(id, host, port)| {
+                let mut b = DescribeClusterBroker::default();
+                b.broker_id = BrokerId(id);
+                b.host = StrBytes::from_string(host);
+                b.port = port;
+                b
+            })
+            .collect();
         resp
     }
 }

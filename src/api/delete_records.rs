@@ -2,7 +2,6 @@
 
 use super::errors::{code, log_error};
 use super::Handler;
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -19,7 +18,14 @@ impl Handler {
                 pr.partition_index = p.partition_index;
                 pr.low_watermark = -1;
                 match self.logs.get(&t.name.0, p.partition_index) {
-                    None => pr.error_code = code(ResponseError::UnknownTopicOrPartition),
+                    None => {
+                        pr.error_code = code(super::absent(
+                            self.cluster.as_deref(),
+                            &self.catalog,
+                            &t.name.0,
+                            p.partition_index,
+                        ))
+                    }
                     Some(log) => match log.delete_records(p.offset).await {
                         Ok(low) => pr.low_watermark = low,
                         Err(e) => {

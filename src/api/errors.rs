@@ -25,6 +25,7 @@ pub fn log_error(e: &LogError) -> ResponseError {
     match e {
         LogError::Io(_) | LogError::Offline | LogError::Tier(_) => ResponseError::KafkaStorageError,
         LogError::Deleted => ResponseError::UnknownTopicOrPartition,
+        LogError::NotLeader => ResponseError::NotLeaderOrFollower,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
         LogError::Corrupt(_) => ResponseError::CorruptMessage,
@@ -49,7 +50,9 @@ pub fn catalog_error(e: &CatalogError) -> ResponseError {
         CatalogError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
         CatalogError::InvalidConfig(_) => ResponseError::InvalidConfig,
         CatalogError::InvalidRequest(_) => ResponseError::InvalidRequest,
-        CatalogError::Io(_) | CatalogError::Corrupt { .. } => ResponseError::KafkaStorageError,
+        CatalogError::Io(_) | CatalogError::Corrupt { .. } | CatalogError::Refused(_) => {
+            ResponseError::KafkaStorageError
+        }
         // lost every race with concurrent changes: retriable, the client tries again
         CatalogError::Conflict => ResponseError::RequestTimedOut,
     }

@@ -23,6 +23,8 @@ struct Wanted {
     offset: i64,
     max_bytes: usize,
     partition: Option<Arc<Partition>>,
+    /// The error to answer when `partition` is `None`.
+    absent: ResponseError,
 }
 
 impl Handler {
@@ -39,6 +41,12 @@ impl Handler {
                         offset: p.fetch_offset,
                         max_bytes: p.partition_max_bytes.max(0) as usize,
                         partition: self.logs.get(&t.topic.0, p.partition),
+                        absent: super::absent(
+                            self.cluster.as_deref(),
+                            &self.catalog,
+                            &t.topic.0,
+                            p.partition,
+                        ),
                     })
                     .collect();
                 // owned: a slice would pin the request frame for the whole long poll
@@ -152,7 +160,7 @@ async fn read_all(
             pd.aborted_transactions = None;
             match &w.partition {
                 None => {
-                    pd.error_code = code(ResponseError::UnknownTopicOrPartition);
+                    pd.error_code = code(w.absent);
                     pd.high_watermark = -1;
                     errors = true;
                 }

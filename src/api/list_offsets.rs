@@ -4,9 +4,9 @@
 use super::errors::{code, log_error};
 use super::{Handler, Pending, Reply};
 use crate::catalog::Catalog;
+use crate::cluster::Cluster;
 use crate::log::LogManager;
 use crate::protocol::Response;
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -21,9 +21,10 @@ impl Handler {
     pub(super) fn list_offsets(&self, req: ListOffsetsRequest, v: i16) -> Pending {
         let logs = self.logs.clone();
         let catalog = self.catalog.clone();
+        let cluster = self.cluster.clone();
         Box::pin(async move {
             Reply::Send(Response::ListOffsets(
-                list_offsets(&logs, &catalog, req, v).await,
+                list_offsets(&logs, &catalog, cluster.as_deref(), req, v).await,
             ))
         })
     }
@@ -33,6 +34,7 @@ impl Handler {
 async fn list_offsets(
     logs: &LogManager,
     catalog: &Catalog,
+    cluster: Option<&Cluster>,
     req: ListOffsetsRequest,
     v: i16,
 ) -> ListOffsetsResponse {
@@ -50,10 +52,17 @@ async fn list_offsets(
             if v >= 4 {
                 pr.leader_epoch = meta
                     .as_ref()
-                    .map_or(0, |m| m.leader_epoch(p.partition_index));
+                    .map_or(0, |m| super::leader_epoch(cluster, m, p.partition_index));
             }
             match logs.get(&t.name.0, p.partition_index) {
-                None => pr.error_code = code(ResponseError::UnknownTopicOrPartition),
+                None => {
+                    pr.error_code = code(super::absent(
+                        cluster,
+                        catalog,
+                        &t.name.0,
+                        p.partition_index,
+                    ))
+                }
                 Some(log) => {
                     let o = log.offsets();
                     match p.timestamp {

@@ -8,7 +8,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use kafka_protocol::messages::{MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -16,13 +16,19 @@ use uuid::Uuid;
 impl Handler {
     pub(super) async fn metadata(&self, req: MetadataRequest, v: i16) -> MetadataResponse {
         let mut resp = MetadataResponse::default();
-        let mut broker = MetadataResponseBroker::default();
-        broker.node_id = self.node_id();
-        broker.host = StrBytes::from_string(self.advertised.0.clone());
-        broker.port = self.advertised.1;
-        resp.brokers = vec![broker];
+        let (nodes, controller) = self.nodes();
+        resp.brokers = nodes
+            .into_iter()
+            .map(|(id, host, port)| {
+                let mut b = MetadataResponseBroker::default();
+                b.node_id = BrokerId(id);
+                b.host = StrBytes::from_string(host);
+                b.port = port;
+                b
+            })
+            .collect();
         resp.cluster_id = Some(StrBytes::from_string(self.catalog.cluster_id()));
-        resp.controller_id = self.node_id();
+        resp.controller_id = BrokerId(controller);
         resp.cluster_authorized_operations =
             authorized::cluster(req.include_cluster_authorized_operations);
         let topic_ops = authorized::topic(req.include_topic_authorized_operations);
@@ -118,14 +124,31 @@ impl Handler {
         t.topic_authorized_operations = ops;
         t.topic_id = m.id;
         t.is_internal = m.name.starts_with("__");
+        let view = self.cluster.as_ref().map(|c| c.view());
         t.partitions = (0..m.partitions)
             .map(|i| {
                 let mut p = MetadataResponsePartition::default();
                 p.partition_index = i;
-                p.leader_id = self.node_id();
-                p.leader_epoch = m.leader_epoch(i);
-                p.replica_nodes = vec![self.node_id()];
-                p.isr_nodes = vec![self.node_id()];
+                let (leader, epoch) = match &view {
+                    None => (Some(self.node_id()), m.leader_epoch(i)),
+                    Some(v) => (
+                        v.live_leader(m.id, i).map(|(n, _)| BrokerId(n.id)),
+                        v.epoch(m.id, i).max(0),
+                    ),
+                };
+                p.leader_epoch = epoch;
+                match leader {
+                    Some(l) => {
+                        p.leader_id = l;
+                        p.replica_nodes = vec![l];
+                        p.isr_nodes = vec![l];
+                    }
+                    None => {
+                        // between a leader's loss and the controller's next decision
+                        p.error_code = code(ResponseError::LeaderNotAvailable);
+                        p.leader_id = BrokerId(-1);
+                    }
+                }
                 p
             })
             .collect();

@@ -24,6 +24,7 @@ mod topics;
 mod txn;
 
 use crate::catalog::{Catalog, CatalogError, NewTopic, TopicMeta};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::group::Coordinator;
 use crate::log::LogManager;
@@ -67,11 +68,66 @@ pub struct Handler {
     pub advertised: (String, i32),
     /// The address actually bound.
     pub listen: std::net::SocketAddr,
+    /// The cluster this node belongs to (`None`: it runs alone).
+    pub cluster: Option<Arc<Cluster>>,
+}
+
+/// Why a partition this node has no log for is not served here: it does not exist, or (in a
+/// cluster) another node leads it.
+pub(crate) fn absent(
+    cluster: Option<&Cluster>,
+    catalog: &Catalog,
+    topic: &str,
+    partition: i32,
+) -> kafka_protocol::error::ResponseError {
+    use kafka_protocol::error::ResponseError;
+    match (cluster, catalog.get(topic)) {
+        (Some(_), Some(m)) if (0..m.partitions).contains(&partition) => {
+            ResponseError::NotLeaderOrFollower
+        }
+        _ => ResponseError::UnknownTopicOrPartition,
+    }
+}
+
+/// A partition's leader epoch as clients are told it: the cluster's, or the catalog's alone.
+pub(crate) fn leader_epoch(cluster: Option<&Cluster>, meta: &TopicMeta, partition: i32) -> i32 {
+    match cluster {
+        Some(c) => c.view().epoch(meta.id, partition).max(0),
+        None => meta.leader_epoch(partition),
+    }
 }
 
 impl Handler {
     pub fn node_id(&self) -> BrokerId {
         BrokerId(self.config.node_id)
+    }
+
+    /// The live nodes (id, host, port) and the controller's id, as clients are told them.
+    pub fn nodes(&self) -> (Vec<(i32, String, i32)>, i32) {
+        let me = || {
+            (
+                self.config.node_id,
+                self.advertised.0.clone(),
+                self.advertised.1,
+            )
+        };
+        match &self.cluster {
+            None => (vec![me()], self.config.node_id),
+            Some(c) => {
+                let v = c.view();
+                let mut nodes: Vec<_> = v
+                    .nodes
+                    .values()
+                    .map(|n| (n.id, n.host.clone(), n.port))
+                    .collect();
+                if !v.nodes.contains_key(&self.config.node_id) {
+                    nodes.push(me()); // answering, so alive, even if etcd has not said so yet
+                }
+                // every node serves admin requests (the catalog is in etcd): before the first
+                // election this one stands in, so no client waits for a controller
+                (nodes, v.controller.unwrap_or(self.config.node_id))
+            }
+        }
     }
 
     /// Runs the ordered part of a request and returns the rest.
@@ -158,7 +214,9 @@ impl Handler {
             .map(|r| async move {
                 let meta = r?;
                 let log_config = self.catalog.log_config(&meta);
-                for p in 0..meta.partitions {
+                // in a cluster a partition is opened by the node that comes to lead it
+                let local = if self.cluster.is_some() { 0 } else { meta.partitions };
+                for p in 0..local {
                     self.logs
                         .create_partition(&meta.name, meta.id, p, log_config.clone())
                         .await

@@ -47,7 +47,14 @@ impl Handler {
                 };
                 match (valid_acks, &partition, pd.records) {
                     (false, _, _) => o.result = Err(ResponseError::InvalidRequiredAcks),
-                    (true, None, _) => o.result = Err(ResponseError::UnknownTopicOrPartition),
+                    (true, None, _) => {
+                        o.result = Err(super::absent(
+                            self.cluster.as_deref(),
+                            &self.catalog,
+                            &t.name.0,
+                            pd.index,
+                        ))
+                    }
                     (true, Some(_), None) => {
                         o.result = Err(ResponseError::InvalidRecord);
                         o.message = Some("records are null".to_string());

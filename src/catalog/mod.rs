@@ -5,14 +5,16 @@
 //! replication factors, configs through [`crate::config::topic`]) and turns them into
 //! [`Change`]s with preconditions, which a [`CatalogStore`] applies to its latest state and makes
 //! durable. Reads come from the store's last committed snapshot and never wait. A change that
-//! lost a race (`Conflict`) is decided again on the new state. The store in this process is
-//! [`FileCatalog`] (`catalog.json` in the data dir).
+//! lost a race (`Conflict`) is decided again on the new state. A node alone keeps it in
+//! [`FileCatalog`] (`catalog.json` in the data dir); a node of a cluster in [`EtcdCatalog`].
 
+mod etcd;
 #[allow(clippy::disallowed_methods)] // storage: the writer thread and start-up
 mod file;
 mod state;
 mod store;
 
+pub use etcd::{ClusterRecord, EtcdCatalog};
 pub use file::FileCatalog;
 pub use state::{CatalogError, CatalogState, Change, TopicMeta};
 pub use store::CatalogStore;
@@ -53,6 +55,8 @@ pub struct NewTopic {
 pub struct Catalog {
     store: Arc<dyn CatalogStore>,
     broker: Config,
+    /// Nodes alive in the cluster (1 alone): the highest replication factor accepted.
+    live_nodes: std::sync::atomic::AtomicUsize,
 }
 
 impl Catalog {
@@ -60,7 +64,14 @@ impl Catalog {
         Catalog {
             store,
             broker: broker.clone(),
+            live_nodes: std::sync::atomic::AtomicUsize::new(1),
         }
+    }
+
+    /// Sets how many nodes are alive (cluster mode), for replication-factor checks.
+    pub fn set_live_nodes(&self, n: usize) {
+        self.live_nodes
+            .store(n.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn cluster_id(&self) -> String {
@@ -89,10 +100,11 @@ impl Catalog {
         validate_topic_name(&t.name)?;
         self.store.state().check_name_free(&t.name)?;
         check_partition_count(t.partitions)?;
-        if t.replication_factor != -1 && t.replication_factor != 1 {
-            let rf = t.replication_factor;
+        let live = self.live_nodes.load(std::sync::atomic::Ordering::Relaxed);
+        let rf = t.replication_factor;
+        if rf != -1 && (rf < 1 || rf as usize > live) {
             return Err(CatalogError::InvalidReplicationFactor(format!(
-                "unable to replicate the partition {rf} time(s): the target replication factor of {rf} cannot be reached because only 1 broker(s) are registered"
+                "unable to replicate the partition {rf} time(s): the target replication factor of {rf} cannot be reached because only {live} broker(s) are registered"
             )));
         }
         topic_config::validate_overrides(&t.configs)?;

@@ -30,6 +30,9 @@ pub enum CatalogError {
     /// The state changed since the change was decided; decide again.
     #[error("the catalog changed meanwhile")]
     Conflict,
+    /// This node may not use the catalog (a cluster it does not belong to).
+    #[error("{0}")]
+    Refused(String),
     #[error("catalog i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("catalog file {path} is unreadable: {reason}")]

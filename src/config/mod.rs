@@ -19,6 +19,11 @@ use settings::parse_host_port;
 use std::path::Path;
 
 impl Config {
+    /// Whether this node is one of a cluster (`etcd_endpoints` set).
+    pub fn clustered(&self) -> bool {
+        !self.etcd_endpoints.trim().is_empty()
+    }
+
     /// Resolves CLI/env (already parsed by clap) over the optional config file over defaults,
     /// then validates.
     pub fn load(cli: Cli) -> Result<Config, ConfigError> {
@@ -127,6 +132,23 @@ impl Config {
         }
         if self.tier_request_attempts == 0 {
             return bad("tier_request_attempts", "must be >= 1");
+        }
+        if self.clustered() {
+            if self.tier_url.is_empty() || self.tier_url == "none" {
+                return bad(
+                    "tier_url",
+                    "a cluster (etcd_endpoints set) needs the bucket every node shares: set tier_url to it",
+                );
+            }
+            if !self.etcd_prefix.starts_with('/') || self.etcd_prefix.ends_with('/') {
+                return bad(
+                    "etcd_prefix",
+                    "must start with '/' and not end with one (e.g. /tiercel/prod)",
+                );
+            }
+            if !(1000..=600_000).contains(&self.cluster_lease_ttl_ms) {
+                return bad("cluster_lease_ttl_ms", "must be between 1000 and 600000");
+            }
         }
         if !self.advertised_listener.is_empty() {
             parse_host_port(&self.advertised_listener).map_err(|reason| ConfigError::Invalid {

@@ -201,6 +201,12 @@ settings! {
     offset_metadata_max_bytes: usize = 4096, env "TIERCEL_OFFSET_METADATA_MAX_BYTES";
     /// Longest time written data waits for the background fdatasync that makes it visible to consumers, ms
     flush_interval_ms: u64 = 5, env "TIERCEL_FLUSH_INTERVAL_MS";
+    /// etcd endpoints (http://host:port, comma-separated) of the cluster this node joins; empty: run alone
+    etcd_endpoints: String = String::new(), env "TIERCEL_ETCD_ENDPOINTS";
+    /// Prefix of every key this cluster keeps in etcd (one etcd can hold several clusters)
+    etcd_prefix: String = "/tiercel".to_string(), env "TIERCEL_ETCD_PREFIX";
+    /// Time-to-live of this node's etcd lease, ms: a node silent this long loses its partitions
+    cluster_lease_ttl_ms: u64 = 6000, env "TIERCEL_CLUSTER_LEASE_TTL_MS";
     /// Log filter when RUST_LOG is unset (e.g. info, tiercel=debug)
     log_level: String = "info".to_string(), env "TIERCEL_LOG_LEVEL";
     /// Log format: text or json

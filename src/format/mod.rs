@@ -17,12 +17,14 @@
 //! [`batch`]), `.index` and `.timeindex` ([`index`]), `.txnindex` ([`txn_index`]),
 //! `<20-digit offset>.snapshot` (idempotent-producer and open-transaction state as of that
 //! offset, [`snapshot`]), `log-start-offset` (DeleteRecords' floor, decimal) and
-//! `cleaner-offset-checkpoint` (where compaction stopped, decimal). `*.tmp` and `*.cleaned` are
+//! `cleaner-offset-checkpoint` (where compaction stopped, decimal) and, in cluster mode,
+//! `leader-epoch-checkpoint` ([`epochs`]). `*.tmp` and `*.cleaned` are
 //! temporary and removed at start-up.
 //!
 //! The bucket: see [`manifest`] (`topics/<topic>-<id>/<partition>/…`) and `catalog.json`.
 
 pub mod batch;
+pub mod epochs;
 pub mod index;
 pub mod journal;
 pub mod manifest;
@@ -41,6 +43,8 @@ pub const CLEAN_SHUTDOWN_FILE: &str = ".tiercel_clean_shutdown";
 pub const DELETE_SUFFIX: &str = "-delete";
 /// In a partition directory: the DeleteRecords floor.
 pub const LOG_START_FILE: &str = "log-start-offset";
+/// In a partition directory: the leader epochs of its log ([`epochs`]), in cluster mode.
+pub const LEADER_EPOCH_FILE: &str = "leader-epoch-checkpoint";
 /// In a partition directory: the end of the last compacted range.
 pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 

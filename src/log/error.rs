@@ -11,6 +11,8 @@ pub enum LogError {
     Offline,
     #[error("the topic was deleted")]
     Deleted,
+    #[error("this node no longer leads the partition")]
+    NotLeader,
     #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
     OffsetOutOfRange {
         offset: i64,

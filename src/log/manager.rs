@@ -11,7 +11,9 @@ use super::validate::Prepared;
 use crate::backoff::Backoff;
 use crate::clock::SharedClock;
 use crate::config::LogConfig;
-use crate::format::{partition_dir_name, CLEAN_SHUTDOWN_FILE, DELETE_SUFFIX};
+use crate::format::epochs::{self, EpochEntry};
+use crate::format::{partition_dir_name, CLEAN_SHUTDOWN_FILE, DELETE_SUFFIX, LEADER_EPOCH_FILE};
+use crate::fs::{write_atomic, Durable};
 use crate::tier::Tier;
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -305,6 +307,73 @@ impl LogManager {
             }
         }
         Ok(())
+    }
+
+    /// Stops serving a partition that another node leads now (cluster mode): appends and
+    /// waiters get [`LogError::NotLeader`], and its files are synced and closed as at shutdown,
+    /// so this node can continue from them if the partition comes back at the next epoch.
+    pub async fn release(&self, topic: &str, partition: i32) -> Result<(), LogError> {
+        let Some(p) = self
+            .partitions
+            .write()
+            .remove(&(topic.to_string(), partition))
+        else {
+            return Ok(());
+        };
+        p.mark_moved();
+        p.close().await
+    }
+
+    /// The leader epochs of the partition's local copy (cluster mode), if it has a readable
+    /// checkpoint.
+    pub async fn local_epochs(&self, topic: &str, partition: i32) -> Option<Vec<EpochEntry>> {
+        let path = self.partition_dir(topic, partition).join(LEADER_EPOCH_FILE);
+        self.io
+            .run(move || Ok(crate::fs::read_if_exists(&path)?))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|b| epochs::decode(&b))
+    }
+
+    /// Records that the partition's log continues at `epoch` from its current end.
+    pub async fn begin_epoch(&self, p: &Arc<Partition>, epoch: i32) -> Result<(), LogError> {
+        let path = p.dir().join(LEADER_EPOCH_FILE);
+        let end = p.offsets().log_end_offset;
+        self.io
+            .run(move || {
+                let old = crate::fs::read_if_exists(&path)?
+                    .and_then(|b| epochs::decode(&b))
+                    .unwrap_or_default();
+                let next = epochs::begin(&old, epoch, end);
+                Ok(write_atomic(
+                    &path,
+                    &epochs::encode(&next),
+                    Durable::Metadata,
+                )?)
+            })
+            .await
+    }
+
+    /// Moves a partition's local directory aside, if there is one (cluster mode: the copy is
+    /// from an epoch another node continued, so it must never be served again).
+    pub async fn discard_local(
+        self: &Arc<Self>,
+        topic: &str,
+        partition: i32,
+    ) -> Result<bool, LogError> {
+        let dir = self.partition_dir(topic, partition);
+        let me = self.clone();
+        let discarded = self
+            .io
+            .run(move || match dir.exists() {
+                true => Ok(Some(me.discard_dir(&dir)?)),
+                false => Ok(None),
+            })
+            .await?;
+        let found = discarded.is_some();
+        self.remove_later(discarded.into_iter().collect());
+        Ok(found)
     }
 
     /// Moves a partition directory aside (`…-delete`, durable at once): it is no partition's

@@ -69,6 +69,8 @@ pub struct Partition {
     offline: AtomicBool,
     /// Set when the topic is deleted: appends and waiters fail, the flusher exits.
     deleted: CancellationToken,
+    /// With `deleted`: the partition is not gone, another node serves it now.
+    moved: AtomicBool,
     /// The partition's history in the object store, when tiered. Set at open, or later when
     /// the object store was unreachable at start-up ([`Partition::attach_remote`]).
     remote: std::sync::OnceLock<Arc<RemoteLog>>,
@@ -147,6 +149,7 @@ impl Partition {
             dirty: Notify::new(),
             offline: AtomicBool::new(false),
             deleted: CancellationToken::new(),
+            moved: AtomicBool::new(false),
             remote: std::sync::OnceLock::new(),
         });
         if let Some(r) = remote {
@@ -440,6 +443,9 @@ impl Partition {
 
     pub(super) fn check_usable(&self) -> Result<(), LogError> {
         if self.deleted.is_cancelled() {
+            if self.moved.load(Ordering::Acquire) {
+                return Err(LogError::NotLeader);
+            }
             return Err(LogError::Deleted);
         }
         self.check_readable()
@@ -453,6 +459,13 @@ impl Partition {
             return Err(LogError::Offline);
         }
         Ok(())
+    }
+
+    /// Marks the partition as served elsewhere now (cluster mode): appends and waiters fail
+    /// with [`LogError::NotLeader`], the flusher stops.
+    pub fn mark_moved(&self) {
+        self.moved.store(true, Ordering::Release);
+        self.mark_deleted();
     }
 
     /// Marks the partition deleted: its flusher stops and everyone waiting on it is released.

@@ -1,0 +1,281 @@
+//! The controller: one node, elected by creating `/controller` under its lease, that keeps every
+//! partition led by a live node and the leaderships spread evenly.
+//!
+//! Every change is one etcd transaction with guards, so a controller acting on a stale view (or
+//! two controllers for a moment) can never undo a newer decision:
+//! - a partition that never had a leader gets one at epoch 0 (guard: its key does not exist);
+//! - a partition whose leader's node key is gone moves to the least loaded live node at the
+//!   next epoch (guards: the leadership key is unchanged and the old node is still gone);
+//! - when leaderships are uneven by more than one, the controller marks a partition of the most
+//!   loaded node `moving_to` the least loaded one; the owner hands it over itself once it has
+//!   stopped serving it ([`super::Cluster::hand_over`]);
+//! - leadership keys of deleted topics and partitions are removed.
+
+use super::{to_json, Cluster, Leadership, View};
+use crate::catalog::Catalog;
+use crate::etcd::{Compare, Op};
+use futures::StreamExt;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// How often the controller looks again without a change in the view.
+const RECHECK: Duration = Duration::from_secs(1);
+/// Leadership transactions in flight at once.
+const CONCURRENCY: usize = 32;
+
+pub(super) async fn run(c: Arc<Cluster>, catalog: Arc<Catalog>, cancel: CancellationToken) {
+    let mut views = c.subscribe();
+    loop {
+        tokio::select! {
+            _ = views.changed() => {}
+            _ = tokio::time::sleep(RECHECK) => {}
+            _ = cancel.cancelled() => return,
+        }
+        if !c.lease_valid() {
+            continue;
+        }
+        let v = c.view();
+        crate::metrics::cluster_controller(v.controller == Some(c.me.id));
+        match v.controller {
+            None => claim(&c).await,
+            Some(id) if id == c.me.id => reconcile(&c, &catalog, &v).await,
+            Some(_) => {}
+        }
+    }
+}
+
+/// Tries to become the controller.
+async fn claim(c: &Cluster) {
+    let key = c.key("controller");
+    let lease = c.lease.lock().id;
+    let r = c
+        .etcd
+        .txn(
+            &[Compare::CreateRevision(key.clone(), 0)],
+            &[Op::Put {
+                key,
+                value: c.me.id.to_string().into_bytes(),
+                lease,
+            }],
+            &[],
+        )
+        .await;
+    match r {
+        Ok(r) if r.succeeded => tracing::info!(node = c.me.id, "this node is the controller"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "claiming the controller failed"),
+    }
+}
+
+/// One leadership change: the key to write (or delete) and its guards.
+struct Move {
+    guards: Vec<Compare>,
+    op: Op,
+    what: String,
+    /// Whether it changes a leader epoch.
+    bumps: bool,
+}
+
+/// Decides what the view needs, then applies it.
+async fn reconcile(c: &Cluster, catalog: &Catalog, v: &View) {
+    let moves = plan(c, catalog, v);
+    if moves.is_empty() {
+        return;
+    }
+    futures::stream::iter(moves)
+        .map(|m| async move {
+            match c.etcd.txn(&m.guards, &[m.op], &[]).await {
+                Ok(r) if r.succeeded => {
+                    tracing::info!("{}", m.what);
+                    if m.bumps {
+                        crate::metrics::cluster_epoch_change();
+                    }
+                }
+                Ok(_) => {} // the view was stale: decided again on the next one
+                Err(e) => {
+                    crate::metrics::cluster_etcd_error("txn");
+                    tracing::warn!(error = %e, "a leadership change failed");
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect::<Vec<()>>()
+        .await;
+}
+
+fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
+    let mut moves = Vec::new();
+    let live: Vec<i32> = v.nodes.keys().copied().collect();
+    if live.is_empty() {
+        return moves;
+    }
+    let wanted: HashSet<(Uuid, i32)> = catalog
+        .topics()
+        .iter()
+        .flat_map(|t| (0..t.partitions).map(move |p| (t.id, p)))
+        .collect();
+    // leaderships per live node, counting a partition on its way to a node as that node's
+    let mut load: HashMap<i32, usize> = live.iter().map(|n| (*n, 0)).collect();
+    let mut moving = false;
+    for (tp, (l, _)) in &v.leaders {
+        if !wanted.contains(tp) {
+            continue;
+        }
+        let owner = l
+            .moving_to
+            .filter(|t| v.nodes.contains_key(t))
+            .unwrap_or(l.node);
+        moving |= l.moving_to.is_some();
+        if let Some(n) = load.get_mut(&owner) {
+            *n += 1;
+        }
+    }
+    let least = |load: &HashMap<i32, usize>| -> i32 {
+        load.iter()
+            .min_by_key(|(n, c)| (**c, **n))
+            .map_or(live[0], |(n, _)| *n)
+    };
+    let guard_alive =
+        |n: i32| Compare::CreateRevision(c.node_key(n), v.node_revs.get(&n).copied().unwrap_or(0));
+    // deleted topics and partitions
+    for ((t, p), (_, rev)) in &v.leaders {
+        if !wanted.contains(&(*t, *p)) {
+            let key = c.leader_key(*t, *p);
+            moves.push(Move {
+                guards: vec![Compare::ModRevision(key.clone(), *rev)],
+                op: Op::Delete(key),
+                what: format!("leadership of deleted partition {t}/{p} removed"),
+                bumps: false,
+            });
+        }
+    }
+    let mut wanted: Vec<(Uuid, i32)> = wanted.into_iter().collect();
+    wanted.sort_unstable();
+    for (t, p) in wanted {
+        let key = c.leader_key(t, p);
+        match v.leaders.get(&(t, p)) {
+            None => {
+                let to = least(&load);
+                *load.entry(to).or_default() += 1;
+                let l = Leadership {
+                    node: to,
+                    epoch: 0,
+                    previous: -1,
+                    moving_to: None,
+                };
+                moves.push(Move {
+                    guards: vec![Compare::CreateRevision(key.clone(), 0), guard_alive(to)],
+                    op: Op::Put {
+                        key,
+                        value: to_json(&l),
+                        lease: 0,
+                    },
+                    what: format!("partition {t}/{p}: leader {to} at epoch 0"),
+                    bumps: true,
+                });
+            }
+            Some((l, rev)) if !v.nodes.contains_key(&l.node) => {
+                let to = least(&load);
+                *load.entry(to).or_default() += 1;
+                let next = Leadership {
+                    node: to,
+                    epoch: l.epoch + 1,
+                    previous: l.node,
+                    moving_to: None,
+                };
+                moves.push(Move {
+                    guards: vec![
+                        Compare::ModRevision(key.clone(), *rev),
+                        Compare::CreateRevision(c.node_key(l.node), 0),
+                        guard_alive(to),
+                    ],
+                    op: Op::Put {
+                        key,
+                        value: to_json(&next),
+                        lease: 0,
+                    },
+                    what: format!(
+                        "partition {t}/{p}: leader {} is gone, leader {to} at epoch {}",
+                        l.node, next.epoch
+                    ),
+                    bumps: true,
+                });
+            }
+            Some((l, rev)) if l.moving_to.is_some_and(|m| !v.nodes.contains_key(&m)) => {
+                // the node it was moving to went away: it stays
+                let stay = Leadership {
+                    moving_to: None,
+                    ..*l
+                };
+                moves.push(Move {
+                    guards: vec![Compare::ModRevision(key.clone(), *rev)],
+                    op: Op::Put {
+                        key,
+                        value: to_json(&stay),
+                        lease: 0,
+                    },
+                    what: format!("partition {t}/{p}: move cancelled, its target left"),
+                    bumps: false,
+                });
+            }
+            Some(_) => {}
+        }
+    }
+    if moves.is_empty() && !moving {
+        moves.extend(balance(c, v, &load));
+    }
+    moves
+}
+
+/// Marks partitions of the most loaded nodes to move to the least loaded ones, until no node
+/// leads more than one partition more than another.
+fn balance(c: &Cluster, v: &View, load: &HashMap<i32, usize>) -> Vec<Move> {
+    let mut load = load.clone();
+    let mut moves = Vec::new();
+    let mut owned: HashMap<i32, Vec<(Uuid, i32)>> = HashMap::new();
+    for ((t, p), (l, _)) in &v.leaders {
+        if load.contains_key(&l.node) {
+            owned.entry(l.node).or_default().push((*t, *p));
+        }
+    }
+    for list in owned.values_mut() {
+        list.sort_unstable();
+    }
+    while let (Some((&max_n, &max_c)), Some((&min_n, &min_c))) = (
+        load.iter().max_by_key(|(n, c)| (**c, -**n)),
+        load.iter().min_by_key(|(n, c)| (**c, **n)),
+    ) {
+        if max_c <= min_c + 1 {
+            break;
+        }
+        let Some((t, p)) = owned.get_mut(&max_n).and_then(|l| l.pop()) else {
+            break;
+        };
+        let Some((l, rev)) = v.leaders.get(&(t, p)) else {
+            break;
+        };
+        let key = c.leader_key(t, p);
+        let marked = Leadership {
+            moving_to: Some(min_n),
+            ..*l
+        };
+        moves.push(Move {
+            guards: vec![Compare::ModRevision(key.clone(), *rev)],
+            op: Op::Put {
+                key,
+                value: to_json(&marked),
+                lease: 0,
+            },
+            what: format!(
+                "partition {t}/{p}: moving from {max_n} to {min_n} to even out leaderships"
+            ),
+            bumps: false,
+        });
+        *load.entry(max_n).or_default() -= 1;
+        *load.entry(min_n).or_default() += 1;
+    }
+    moves
+}

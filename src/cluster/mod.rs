@@ -1,0 +1,463 @@
+//! Cluster membership and partition leadership, kept in etcd.
+//!
+//! Keys, under the cluster's prefix:
+//!
+//! | key | value | lifetime |
+//! |---|---|---|
+//! | `/cluster` | [`ClusterRecord`]: cluster id, the shared bucket, key format | forever |
+//! | `/nodes/<id>` | [`NodeInfo`]: the node's advertised address | the node's lease |
+//! | `/controller` | the controller's node id | the controller's lease |
+//! | `/leaders/<topic id>/<partition>` | [`Leadership`]: leader node and epoch | until the topic is deleted |
+//! | `/catalog/…` | topics and dynamic configs ([`crate::catalog::EtcdCatalog`]) | |
+//!
+//! A node is live while its key exists: the key is attached to a lease that the node renews
+//! every third of its TTL, so a node that dies, hangs or loses etcd for a TTL disappears. A
+//! node also counts its own lease as lost once a TTL has passed since the last renewal etcd
+//! confirmed (measured from when the renewal was *sent*), and from then on leads nothing, even
+//! if its partitions have not moved yet: a paused node that wakes up cannot act on stale
+//! leadership.
+//!
+//! One node is the controller (the first to create `/controller`, attached to its lease). It
+//! gives every partition without a live leader to the live node that leads the fewest, in one
+//! etcd transaction per partition that checks the old leader is still gone and bumps the
+//! epoch; epochs only grow. When a node joins, the controller asks the most loaded nodes to
+//! hand partitions over (`moving_to`); the owner stops serving the partition first and then
+//! writes the new leader itself ([`Cluster::hand_over`]), so no two nodes ever serve one
+//! partition. A node that stops does the same for all of its partitions.
+//!
+//! Every node polls etcd's revision (a few times a second) and re-reads the prefix when it moved;
+//! the view it builds ([`View`]) is what Metadata answers and what decides which partitions the
+//! node serves.
+
+mod controller;
+
+use crate::catalog::{Catalog, EtcdCatalog};
+use crate::etcd::{Compare, Etcd, EtcdError, Kv, Op};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub use crate::catalog::ClusterRecord;
+
+/// How often etcd's revision is polled for changes.
+const POLL: Duration = Duration::from_millis(200);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+    #[error("node id {0} is in use by another live node of this cluster")]
+    NodeIdInUse(i32),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A live node as registered under `/nodes/<id>`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub id: i32,
+    pub host: String,
+    pub port: i32,
+}
+
+/// A partition's leader, `/leaders/<topic id>/<partition>`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Leadership {
+    pub node: i32,
+    pub epoch: i32,
+    /// The node that led the epoch before (-1: none): a new leader that was not it knows its
+    /// own copy of the partition, if any, is from an older epoch.
+    #[serde(default = "no_node")]
+    pub previous: i32,
+    /// Set by the controller: the leader should hand the partition to this node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving_to: Option<i32>,
+}
+
+fn no_node() -> i32 {
+    -1
+}
+
+/// What this node knows of the cluster, as of an etcd revision.
+#[derive(Debug, Default)]
+pub struct View {
+    pub revision: i64,
+    /// Live nodes.
+    pub nodes: BTreeMap<i32, NodeInfo>,
+    /// Creation revision of each live node's key (the controller's guard that a node is the
+    /// same registration it saw).
+    pub node_revs: HashMap<i32, i64>,
+    pub controller: Option<i32>,
+    /// Each partition's leadership and the modification revision of its key.
+    pub leaders: HashMap<(Uuid, i32), (Leadership, i64)>,
+}
+
+impl View {
+    /// The partition's leader, if it is live.
+    pub fn live_leader(&self, topic: Uuid, partition: i32) -> Option<(&NodeInfo, i32)> {
+        let (l, _) = self.leaders.get(&(topic, partition))?;
+        self.nodes.get(&l.node).map(|n| (n, l.epoch))
+    }
+
+    /// The partition's leader epoch (-1 before it ever had a leader).
+    pub fn epoch(&self, topic: Uuid, partition: i32) -> i32 {
+        self.leaders
+            .get(&(topic, partition))
+            .map_or(-1, |(l, _)| l.epoch)
+    }
+}
+
+struct Lease {
+    id: i64,
+    /// Until when the lease is surely alive (last confirmed renewal's send time + TTL).
+    valid_until: Instant,
+}
+
+pub struct Cluster {
+    etcd: Arc<Etcd>,
+    prefix: String,
+    me: NodeInfo,
+    ttl: Duration,
+    lease: Mutex<Lease>,
+    view: watch::Sender<Arc<View>>,
+    catalog: Arc<EtcdCatalog>,
+}
+
+impl Cluster {
+    /// Registers this node: a new lease and the node key, created only if no live node has the
+    /// same id.
+    pub async fn join(
+        etcd: Arc<Etcd>,
+        prefix: &str,
+        me: NodeInfo,
+        ttl: Duration,
+        catalog: Arc<EtcdCatalog>,
+    ) -> Result<Arc<Cluster>, ClusterError> {
+        let c = Arc::new(Cluster {
+            etcd,
+            prefix: prefix.to_string(),
+            me,
+            ttl,
+            lease: Mutex::new(Lease {
+                id: 0,
+                valid_until: Instant::now(),
+            }),
+            view: watch::Sender::new(Arc::new(View::default())),
+            catalog,
+        });
+        c.register().await?;
+        c.poll_once().await?;
+        tracing::info!(
+            node = c.me.id,
+            prefix,
+            lease_ttl_ms = ttl.as_millis() as u64,
+            "joined the cluster"
+        );
+        Ok(c)
+    }
+
+    pub fn node_id(&self) -> i32 {
+        self.me.id
+    }
+
+    pub fn view(&self) -> Arc<View> {
+        self.view.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Arc<View>> {
+        self.view.subscribe()
+    }
+
+    /// Whether this node's lease is surely alive now.
+    pub fn lease_valid(&self) -> bool {
+        Instant::now() < self.lease.lock().valid_until
+    }
+
+    /// The epoch at which this node leads the partition, if it does (and its lease is alive).
+    pub fn leads(&self, topic: Uuid, partition: i32) -> Option<i32> {
+        if !self.lease_valid() {
+            return None;
+        }
+        let v = self.view();
+        match v.leaders.get(&(topic, partition)) {
+            Some((l, _)) if l.node == self.me.id => Some(l.epoch),
+            _ => None,
+        }
+    }
+
+    fn key(&self, rest: &str) -> Vec<u8> {
+        format!("{}/{rest}", self.prefix).into_bytes()
+    }
+
+    fn node_key(&self, id: i32) -> Vec<u8> {
+        self.key(&format!("nodes/{id}"))
+    }
+
+    fn leader_key(&self, topic: Uuid, partition: i32) -> Vec<u8> {
+        self.key(&format!("leaders/{topic}/{partition}"))
+    }
+
+    /// A new lease and this node's key under it.
+    async fn register(&self) -> Result<(), ClusterError> {
+        let ttl_s = self.ttl.as_secs().max(1) as i64;
+        let sent = Instant::now();
+        let id = self.etcd.lease_grant(ttl_s).await?;
+        let key = self.node_key(self.me.id);
+        let value =
+            serde_json::to_vec(&self.me).map_err(|e| ClusterError::Invalid(e.to_string()))?;
+        let r = self
+            .etcd
+            .txn(
+                &[Compare::CreateRevision(key.clone(), 0)],
+                &[Op::Put {
+                    key: key.clone(),
+                    value,
+                    lease: id,
+                }],
+                &[],
+            )
+            .await?;
+        if !r.succeeded {
+            let _ = self.etcd.lease_revoke(id).await;
+            return Err(ClusterError::NodeIdInUse(self.me.id));
+        }
+        *self.lease.lock() = Lease {
+            id,
+            valid_until: sent + self.ttl,
+        };
+        Ok(())
+    }
+
+    /// Renews the lease every third of its TTL; registers again after losing it.
+    async fn keep_alive(self: Arc<Self>, cancel: CancellationToken) {
+        let every = self.ttl / 3;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = cancel.cancelled() => return,
+            }
+            let id = self.lease.lock().id;
+            let sent = Instant::now();
+            match self.etcd.lease_keepalive(id).await {
+                Ok(ttl) if ttl > 0 => {
+                    self.lease.lock().valid_until = sent + self.ttl;
+                    crate::metrics::cluster_lease(true);
+                }
+                Ok(_) => {
+                    tracing::error!(node = self.me.id, "this node's etcd lease expired: it leads nothing until it is registered again");
+                    crate::metrics::cluster_lease(false);
+                    if let Err(e) = self.register().await {
+                        tracing::error!(node = self.me.id, error = %e, "registering again failed; retrying");
+                    } else {
+                        tracing::info!(node = self.me.id, "registered again with a new lease");
+                    }
+                }
+                Err(e) => {
+                    crate::metrics::cluster_etcd_error("keepalive");
+                    crate::metrics::cluster_lease(self.lease_valid());
+                    tracing::warn!(node = self.me.id, error = %e, "renewing the etcd lease failed");
+                }
+            }
+        }
+    }
+
+    /// Reads the whole prefix again and publishes the view (and the catalog).
+    async fn poll_once(&self) -> Result<(), ClusterError> {
+        let started = Instant::now();
+        let (revision, kvs) = self.etcd.range_prefix(&self.key("")).await?;
+        crate::metrics::cluster_etcd_request(started.elapsed());
+        let catalog_prefix = self.catalog.key_prefix().into_bytes();
+        let catalog_kvs: Vec<Kv> = kvs
+            .iter()
+            .filter(|kv| kv.key.starts_with(&catalog_prefix))
+            .cloned()
+            .collect();
+        self.catalog.load(revision, &catalog_kvs);
+        let view = self.parse_view(revision, &kvs);
+        let old = self.view();
+        if view.controller != old.controller {
+            tracing::info!(controller = ?view.controller, "controller");
+        }
+        self.view.send_replace(Arc::new(view));
+        Ok(())
+    }
+
+    fn parse_view(&self, revision: i64, kvs: &[Kv]) -> View {
+        let nodes_prefix = self.key("nodes/");
+        let leaders_prefix = self.key("leaders/");
+        let controller = self.key("controller");
+        let mut v = View {
+            revision,
+            ..View::default()
+        };
+        for kv in kvs {
+            if let Some(rest) = kv.key.strip_prefix(nodes_prefix.as_slice()) {
+                if let Ok(n) = serde_json::from_slice::<NodeInfo>(&kv.value) {
+                    if String::from_utf8_lossy(rest) == n.id.to_string() {
+                        v.node_revs.insert(n.id, kv.create_revision);
+                        v.nodes.insert(n.id, n);
+                    }
+                }
+            } else if let Some(rest) = kv.key.strip_prefix(leaders_prefix.as_slice()) {
+                let rest = String::from_utf8_lossy(rest);
+                let parsed = rest
+                    .split_once('/')
+                    .and_then(|(t, p)| Some((Uuid::parse_str(t).ok()?, p.parse::<i32>().ok()?)));
+                match (parsed, serde_json::from_slice::<Leadership>(&kv.value)) {
+                    (Some(tp), Ok(l)) => {
+                        v.leaders.insert(tp, (l, kv.mod_revision));
+                    }
+                    _ => {
+                        tracing::warn!(key = %String::from_utf8_lossy(&kv.key), "unreadable leadership key in etcd: ignored")
+                    }
+                }
+            } else if kv.key == controller {
+                v.controller = String::from_utf8_lossy(&kv.value).parse().ok();
+            }
+        }
+        v
+    }
+
+    /// Re-reads the prefix whenever etcd's revision moves.
+    async fn watch(self: Arc<Self>, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = cancel.cancelled() => return,
+            }
+            let started = Instant::now();
+            match self.etcd.revision().await {
+                Ok(rev) => {
+                    crate::metrics::cluster_etcd_request(started.elapsed());
+                    if rev == self.view().revision {
+                        continue;
+                    }
+                    if let Err(e) = self.poll_once().await {
+                        crate::metrics::cluster_etcd_error("range");
+                        tracing::warn!(error = %e, "reading the cluster state from etcd failed");
+                    }
+                }
+                Err(e) => {
+                    crate::metrics::cluster_etcd_error("revision");
+                    tracing::warn!(error = %e, "etcd unreachable");
+                }
+            }
+        }
+    }
+
+    /// Starts the lease renewal, the poller and the controller loop.
+    pub fn start(
+        self: &Arc<Self>,
+        catalog: Arc<Catalog>,
+        cancel: CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        vec![
+            tokio::spawn(self.clone().keep_alive(cancel.clone())),
+            tokio::spawn(self.clone().watch(cancel.clone())),
+            tokio::spawn(controller::run(self.clone(), catalog, cancel)),
+        ]
+    }
+
+    /// Hands a partition this node leads (and no longer serves) to `to`, at the next epoch.
+    /// Fails without effect if the leadership changed since `seen` (its key's revision).
+    pub async fn hand_over(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        from: Leadership,
+        seen: i64,
+        to: i32,
+    ) -> Result<bool, ClusterError> {
+        let key = self.leader_key(topic, partition);
+        let next = Leadership {
+            node: to,
+            epoch: from.epoch + 1,
+            previous: self.me.id,
+            moving_to: None,
+        };
+        let r = self
+            .etcd
+            .txn(
+                &[Compare::ModRevision(key.clone(), seen)],
+                &[Op::Put {
+                    key,
+                    value: to_json(&next),
+                    lease: 0,
+                }],
+                &[],
+            )
+            .await?;
+        if r.succeeded {
+            crate::metrics::cluster_epoch_change();
+            tracing::info!(%topic, partition, to, epoch = next.epoch, "handed the partition over");
+        }
+        Ok(r.succeeded)
+    }
+
+    /// Leaves the cluster: hands every partition this node leads to the other live nodes
+    /// (the caller stopped serving them), then ends the lease so the node key and, if this node
+    /// was the controller, the controller key go at once.
+    pub async fn leave(&self) {
+        let view = self.view();
+        let others: Vec<i32> = view
+            .nodes
+            .keys()
+            .copied()
+            .filter(|n| *n != self.me.id)
+            .collect();
+        if !others.is_empty() {
+            let mut load: HashMap<i32, usize> = others.iter().map(|n| (*n, 0)).collect();
+            for (l, _) in view.leaders.values() {
+                if let Some(c) = load.get_mut(&l.node) {
+                    *c += 1;
+                }
+            }
+            let mine: Vec<_> = view
+                .leaders
+                .iter()
+                .filter(|(_, (l, _))| l.node == self.me.id)
+                .map(|(k, v)| (*k, *v))
+                .collect();
+            for ((t, p), (l, rev)) in mine {
+                let Some((&to, _)) = load.iter().min_by_key(|(n, c)| (**c, **n)) else {
+                    break;
+                };
+                match self.hand_over(t, p, l, rev, to).await {
+                    Ok(true) => *load.entry(to).or_default() += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "handing partitions over at shutdown failed");
+                        break;
+                    }
+                }
+            }
+        }
+        let id = self.lease.lock().id;
+        if let Err(e) = self.etcd.lease_revoke(id).await {
+            tracing::warn!(error = %e, "ending the etcd lease failed: the node key expires with it");
+        }
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    // the cluster's own small structs: serializing them cannot fail
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leadership_written_before_previous_existed_reads_as_none() {
+        let l: Leadership = serde_json::from_slice(br#"{"node":2,"epoch":5}"#).unwrap();
+        assert_eq!((l.node, l.epoch, l.previous, l.moving_to), (2, 5, -1, None));
+        let again: Leadership = serde_json::from_slice(&to_json(&l)).unwrap();
+        assert_eq!(again, l);
+    }
+}

@@ -1,0 +1,581 @@
+//! Cluster mode against a real etcd (the `etcd` binary, Debian's `etcd-server`) and several
+//! Tiercel processes (the built binary) sharing one bucket (a local directory): topics created
+//! on one node are seen by all, partitions are spread over the live nodes, a node answers
+//! NOT_LEADER_OR_FOLLOWER for partitions it does not lead, a killed node's partitions move
+//! with a higher epoch, and a node that comes back takes its share again.
+//!
+//! These need etcd, so they are ignored by a plain `cargo test`; `.ci/run` installs etcd and
+//! runs them with `cargo test --test cluster -- --ignored`.
+
+#![allow(clippy::disallowed_methods)] // a test reads and writes its files directly
+
+mod common;
+
+use common::{free_addr, free_port, read_response, send_request};
+use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::collections::BTreeMap;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LEASE_MS: u64 = 3000;
+
+struct Etcd {
+    child: Child,
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn etcd() -> Etcd {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (client, peer) = (free_port(), free_port());
+    let endpoint = format!("http://127.0.0.1:{client}");
+    let child = Command::new("etcd")
+        .arg("--data-dir")
+        .arg(dir.path().join("etcd"))
+        .args(["--listen-client-urls", &endpoint])
+        .args(["--advertise-client-urls", &endpoint])
+        .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
+        .args([
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
+        .args([
+            "--initial-cluster",
+            &format!("default=http://127.0.0.1:{peer}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("etcd is not installed (Debian: apt-get install etcd-server)");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", client)).is_err() {
+        assert!(Instant::now() < deadline, "etcd did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Etcd {
+        child,
+        endpoint,
+        _dir: dir,
+    }
+}
+
+struct Node {
+    id: i32,
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill(); // SIGKILL
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the process to end.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Cluster {
+    etcd: Etcd,
+    tier: tempfile::TempDir,
+    root: tempfile::TempDir,
+    nodes: Vec<Node>,
+}
+
+impl Cluster {
+    fn start(n: i32) -> Cluster {
+        let mut c = Cluster {
+            etcd: etcd(),
+            tier: tempfile::tempdir().expect("tempdir"),
+            root: tempfile::tempdir().expect("tempdir"),
+            nodes: Vec::new(),
+        };
+        for id in 1..=n {
+            let node = Node {
+                id,
+                port: free_port(),
+                dir: c.root.path().join(format!("node{id}")),
+                child: None,
+            };
+            c.nodes.push(node);
+            c.launch(id);
+        }
+        c
+    }
+
+    fn node(&mut self, id: i32) -> &mut Node {
+        self.nodes.iter_mut().find(|n| n.id == id).expect("node id")
+    }
+
+    /// Starts (or restarts) node `id` on its port and data dir.
+    fn launch(&mut self, id: i32) {
+        let tier = url_of(self.tier.path());
+        let endpoint = self.etcd.endpoint.clone();
+        let node = self.node(id);
+        std::fs::create_dir_all(&node.dir).expect("node dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.dir.join("tiercel.log"))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_tiercel"))
+            .args(["--listen", &node.addr()])
+            .arg("--data-dir")
+            .arg(node.dir.join("data"))
+            .args(["--metrics-listen", &free_addr().to_string()])
+            .args(["--node-id", &id.to_string()])
+            .args(["--etcd-endpoints", &endpoint])
+            .args(["--etcd-prefix", "/test"])
+            .args(["--tier-url", &tier])
+            .args(["--cluster-lease-ttl-ms", &LEASE_MS.to_string()])
+            .args(["--num-partitions", "6"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn tiercel");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", node.port)).is_err() {
+            assert!(Instant::now() < deadline, "node {id} did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        node.child = Some(child);
+    }
+
+    fn bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(Node::addr)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let log = std::fs::read_to_string(n.dir.join("tiercel.log")).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(40).collect();
+                format!(
+                    "--- node {} ---\n{}\n",
+                    n.id,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect()
+    }
+}
+
+fn url_of(dir: &Path) -> String {
+    format!("file://{}/", dir.display())
+}
+
+/// One partition as a Metadata answer shows it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Placement {
+    leader: i32,
+    epoch: i32,
+    error: i16,
+}
+
+/// Metadata v12 for `topic` from the node at `addr`: live node ids and each partition.
+fn metadata(addr: &str, topic: &str) -> Option<(Vec<i32>, BTreeMap<i32, Placement>)> {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::protocol::StrBytes;
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let mut req = MetadataRequest::default();
+    let mut t = MetadataRequestTopic::default();
+    t.name = Some(TopicName(StrBytes::from_string(topic.to_string())));
+    req.topics = Some(vec![t]);
+    req.allow_auto_topic_creation = false;
+    send_request(&mut s, 3, 12, 1, &req);
+    let resp: MetadataResponse = read_response(&mut s, 3, 12, 1).ok()?;
+    let nodes = resp.brokers.iter().map(|b| b.node_id.0).collect();
+    let t = resp.topics.first()?;
+    if t.error_code != 0 {
+        return None;
+    }
+    let parts = t
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.partition_index,
+                Placement {
+                    leader: p.leader_id.0,
+                    epoch: p.leader_epoch,
+                    error: p.error_code,
+                },
+            )
+        })
+        .collect();
+    Some((nodes, parts))
+}
+
+/// Waits until `addr` shows `topic` with every partition led by a live node and `check` holds.
+fn wait_placement(
+    c: &Cluster,
+    addr: &str,
+    topic: &str,
+    what: &str,
+    check: impl Fn(&[i32], &BTreeMap<i32, Placement>) -> bool,
+) -> BTreeMap<i32, Placement> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = None;
+    loop {
+        if let Some((nodes, parts)) = metadata(addr, topic) {
+            let led = parts
+                .values()
+                .all(|p| p.error == 0 && nodes.contains(&p.leader));
+            if led && check(&nodes, &parts) {
+                return parts;
+            }
+            last = Some((nodes, parts));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: last metadata {last:?}\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn per_node(parts: &BTreeMap<i32, Placement>) -> BTreeMap<i32, usize> {
+    let mut m = BTreeMap::new();
+    for p in parts.values() {
+        *m.entry(p.leader).or_default() += 1;
+    }
+    m
+}
+
+fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let t = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let res = common::admin(bootstrap)
+            .create_topics([&t], &AdminOptions::new())
+            .await
+            .expect("create_topics");
+        assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
+    });
+}
+
+/// Produces `n` records to each partition (acks=all, idempotent) and returns each record's
+/// (partition, offset, value).
+fn produce(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    n: usize,
+    tag: &str,
+) -> Vec<(i32, i64, String)> {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let producer: FutureProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "60000")
+            .set("topic.metadata.refresh.interval.ms", "500")
+            .create()
+            .expect("producer");
+        let mut out = Vec::new();
+        for i in 0..n {
+            for p in 0..partitions {
+                let value = format!("{tag}-{p}-{i}");
+                let d = producer
+                    .send(
+                        FutureRecord::<(), _>::to(topic)
+                            .partition(p)
+                            .payload(&value),
+                        Duration::from_secs(60),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+                    .expect("delivered");
+                assert_eq!(d.partition, p);
+                out.push((p, d.offset, value));
+            }
+        }
+        out
+    })
+}
+
+/// Reads every partition of `topic` from the start to its end (through any node).
+fn consume_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, i64, String)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "cluster-test-reader")
+        .set("enable.auto.commit", "false")
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create()
+        .expect("consumer");
+    let mut ends = BTreeMap::new();
+    for p in 0..partitions {
+        let (_, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(30))
+            .expect("watermarks");
+        ends.insert(p, high);
+    }
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut out = Vec::new();
+    let mut done = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while done.len() < partitions as usize {
+        for p in 0..partitions {
+            if ends[&p] == 0 {
+                done.insert(p);
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "consuming timed out: {} of {partitions} done",
+            done.len()
+        );
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+            out.push((m.partition(), m.offset(), v));
+            if m.offset() + 1 >= ends[&m.partition()] {
+                done.insert(m.partition());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+#[ignore = "needs etcd: cargo test --test cluster -- --ignored"]
+fn three_nodes_share_topics_and_spread_partitions() {
+    let c = Cluster::start(3);
+    let (a, b) = (c.nodes[0].addr(), c.nodes[2].addr());
+    create_topic(&a, "spread", 6);
+    // created on node 1, led across all three, seen the same from node 3
+    let parts = wait_placement(&c, &b, "spread", "even spread", |nodes, parts| {
+        nodes.len() == 3 && per_node(parts).values().all(|n| *n == 2)
+    });
+    assert_eq!(parts.len(), 6);
+    assert!(parts.values().all(|p| p.epoch >= 0));
+
+    // a node that does not lead a partition refuses produce with NOT_LEADER_OR_FOLLOWER
+    let (p, placement) = parts
+        .iter()
+        .next()
+        .map(|(p, pl)| (*p, *pl))
+        .expect("a partition");
+    let other = c
+        .nodes
+        .iter()
+        .find(|n| n.id != placement.leader)
+        .expect("a non-leader");
+    let code = raw_produce(&other.addr(), "spread", p);
+    assert_eq!(code, 6, "NOT_LEADER_OR_FOLLOWER from node {}", other.id);
+    let leader = c
+        .nodes
+        .iter()
+        .find(|n| n.id == placement.leader)
+        .expect("the leader");
+    assert_eq!(raw_produce(&leader.addr(), "spread", p), 0);
+
+    // a client bootstrapped from one node writes to and reads from all of them
+    let written = produce(&c.nodes[1].addr(), "spread", 6, 20, "x");
+    let read = consume_all(&c.bootstrap(), "spread", 6);
+    let read_x: Vec<_> = read
+        .iter()
+        .filter(|r| r.2.starts_with("x-"))
+        .cloned()
+        .collect();
+    let mut written = written;
+    written.sort();
+    assert_eq!(read_x, written);
+}
+
+/// Produce v8 of one record to `topic`/`partition` on the node at `addr`; the error code.
+fn raw_produce(addr: &str, topic: &str, partition: i32) -> i16 {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let record = Record {
+        transactional: false,
+        control: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: 0,
+        key: None,
+        value: Some(bytes::Bytes::from_static(b"raw")),
+        headers: Default::default(),
+        delete_horizon: false,
+    };
+    let mut buf = bytes::BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        [&record],
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode");
+    let mut pd = PartitionProduceData::default();
+    pd.index = partition;
+    pd.records = Some(buf.freeze());
+    let mut td = TopicProduceData::default();
+    td.name = TopicName(StrBytes::from_string(topic.to_string()));
+    td.partition_data = vec![pd];
+    let mut req = ProduceRequest::default();
+    req.acks = -1;
+    req.timeout_ms = 10_000;
+    req.topic_data = vec![td];
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    send_request(&mut s, 0, 8, 7, &req);
+    let resp: ProduceResponse = read_response(&mut s, 0, 8, 7).expect("produce response");
+    resp.responses[0].partition_responses[0].error_code
+}
+
+#[test]
+#[ignore = "needs etcd: cargo test --test cluster -- --ignored"]
+fn a_killed_node_s_partitions_move_at_a_higher_epoch_and_come_back() {
+    let mut c = Cluster::start(3);
+    let a = c.nodes[0].addr();
+    create_topic(&a, "moves", 6);
+    let before = wait_placement(&c, &a, "moves", "even spread", |nodes, parts| {
+        nodes.len() == 3 && per_node(parts).values().all(|n| *n == 2)
+    });
+    produce(&c.bootstrap(), "moves", 6, 5, "before");
+
+    // kill -9 node 3: its partitions go to nodes 1 and 2 at the next epoch
+    let victim = 3;
+    c.node(victim).kill();
+    let killed = Instant::now();
+    let moved = wait_placement(&c, &a, "moves", "failover", |nodes, parts| {
+        !nodes.contains(&victim) && parts.values().all(|p| p.leader != victim)
+    });
+    let failover = killed.elapsed();
+    for (p, old) in &before {
+        let new = moved[p];
+        assert!(
+            new.epoch >= old.epoch,
+            "epoch went back on {p}: {old:?} -> {new:?}"
+        );
+        if old.leader == victim {
+            assert!(
+                new.epoch > old.epoch,
+                "partition {p} moved without a new epoch"
+            );
+        }
+    }
+    assert!(
+        failover < Duration::from_millis(LEASE_MS) + Duration::from_secs(5),
+        "failover took {failover:?}"
+    );
+    eprintln!("failover after kill -9: {failover:?}");
+    // the survivors take writes for every partition
+    produce(&c.bootstrap(), "moves", 6, 5, "during");
+
+    // node 3 comes back and takes its share again, at higher epochs still
+    c.launch(victim);
+    let back = wait_placement(&c, &a, "moves", "rebalance", |nodes, parts| {
+        nodes.len() == 3 && per_node(parts).values().all(|n| *n == 2)
+    });
+    for (p, m) in &moved {
+        assert!(back[p].epoch >= m.epoch, "epoch went back on {p}");
+    }
+    produce(&c.bootstrap(), "moves", 6, 5, "after");
+    let read = consume_all(&c.bootstrap(), "moves", 6);
+    for tag in ["during-", "after-"] {
+        let n = read.iter().filter(|r| r.2.starts_with(tag)).count();
+        assert_eq!(n, 30, "records {tag}* read back: {n}");
+    }
+    // offsets stay unique within each partition
+    let mut seen = std::collections::BTreeSet::new();
+    for (p, o, _) in &read {
+        assert!(seen.insert((*p, *o)), "offset {o} twice in partition {p}");
+    }
+
+    // a node stopped with SIGTERM hands its partitions over before it exits
+    c.node(2).stop();
+    let after_stop = metadata(&a, "moves").expect("metadata");
+    eprintln!("right after SIGTERM of node 2: {after_stop:?}");
+    wait_placement(&c, &a, "moves", "controlled shutdown", |nodes, parts| {
+        !nodes.contains(&2) && parts.values().all(|p| p.leader != 2)
+    });
+}
+
+#[test]
+#[ignore = "needs etcd: cargo test --test cluster -- --ignored"]
+fn a_second_node_with_the_same_id_or_another_bucket_is_refused() {
+    let c = Cluster::start(1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |id: &str, tier: &str| {
+        Command::new(env!("CARGO_BIN_EXE_tiercel"))
+            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .arg("--data-dir")
+            .arg(dir.path().join(format!("d{id}")))
+            .args(["--metrics-listen", &free_addr().to_string()])
+            .args(["--node-id", id])
+            .args(["--etcd-endpoints", &c.etcd.endpoint])
+            .args(["--etcd-prefix", "/test"])
+            .args(["--tier-url", tier])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run tiercel")
+    };
+    let same_id = run("1", &url_of(c.tier.path()));
+    assert_eq!(same_id.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&same_id.stderr);
+    assert!(err.contains("node id 1 is in use"), "{err}");
+    let other_bucket = run("2", &url_of(dir.path()));
+    assert_eq!(other_bucket.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&other_bucket.stderr);
+    assert!(err.contains("is not the cluster's bucket"), "{err}");
+}
