@@ -12,6 +12,7 @@ mod leadership;
 use crate::api::Handler;
 use crate::catalog::{Catalog, CatalogError, CatalogStore, EtcdCatalog, FileCatalog};
 use crate::clock::{SharedClock, SystemClock};
+use crate::cluster::wal::Wal;
 use crate::cluster::{Cluster, ClusterError, NodeInfo};
 use crate::config::Config;
 use crate::etcd::Etcd;
@@ -74,7 +75,7 @@ pub struct Broker {
     logs: Arc<LogManager>,
     groups: Arc<Coordinator>,
     txns: Arc<TxnCoordinator>,
-    cluster: Option<Arc<Cluster>>,
+    cluster: Option<(Arc<Cluster>, Arc<Wal>)>,
     pub local_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
 }
@@ -183,21 +184,6 @@ impl Broker {
         groups
             .forget_deleted_topics(|t| catalog.get(t).is_some())
             .await;
-        let legacy_ids =
-            crate::fs::read_if_exists(&config.data_dir.join(crate::format::PRODUCER_IDS_FILE))
-                .map_err(|e| BrokerError::Log(LogError::Io(e)))?
-                .map_or(0, |b| crate::format::parse_decimal(&b).unwrap_or(0));
-        let txns = Arc::new(
-            TxnCoordinator::open(
-                &config.data_dir,
-                config.transactions(),
-                legacy_ids,
-                logs.clone(),
-                Arc::new(TxnGroupOffsets(groups.clone())),
-                clock,
-            )
-            .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
-        );
         crate::metrics::install().map_err(BrokerError::Metrics)?;
         let http = TcpListener::bind(config.metrics_listen)
             .await
@@ -244,8 +230,33 @@ impl Broker {
             ),
             (None, _) => None,
         };
+        let cluster = match (cluster, &tier) {
+            (Some(c), Some(t)) => Some((c.clone(), Wal::new(c, t.clone()))),
+            (Some(_), None) => {
+                return Err(BrokerError::Cluster(
+                    "a cluster needs the shared bucket (tier_url)".into(),
+                ))
+            }
+            (None, _) => None,
+        };
+        let legacy_ids =
+            crate::fs::read_if_exists(&config.data_dir.join(crate::format::PRODUCER_IDS_FILE))
+                .map_err(|e| BrokerError::Log(LogError::Io(e)))?
+                .map_or(0, |b| crate::format::parse_decimal(&b).unwrap_or(0));
+        let txns = Arc::new(
+            TxnCoordinator::open(
+                &config.data_dir,
+                config.transactions(),
+                legacy_ids,
+                cluster.as_ref().map(|(c, _)| c.clone()),
+                logs.clone(),
+                Arc::new(TxnGroupOffsets(groups.clone())),
+                clock,
+            )
+            .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
+        );
         let handler = Arc::new(Handler {
-            cluster: cluster.clone(),
+            cluster: cluster.as_ref().map(|(c, _)| c.clone()),
             advertised,
             listen: local_addr,
             catalog,
@@ -293,12 +304,18 @@ impl Broker {
         let ticker = tokio::spawn(self.groups.clone().run(GROUP_TICK, cancel.clone()));
         let txn_ticker = tokio::spawn(self.txns.clone().run(cancel.clone()));
         let mut cluster_tasks = Vec::new();
-        if let Some(c) = &self.cluster {
-            cluster_tasks = c.start(self.server.handler.catalog.clone(), cancel.clone());
+        if let Some((c, wal)) = &self.cluster {
+            let catalog = self.server.handler.catalog.clone();
+            cluster_tasks = c.start(catalog.clone(), cancel.clone());
+            cluster_tasks.push(tokio::spawn(wal.clone().run(cancel.clone())));
+            cluster_tasks.push(tokio::spawn(
+                wal.clone().run_collector(catalog.clone(), cancel.clone()),
+            ));
             cluster_tasks.push(tokio::spawn(leadership::run(
                 c.clone(),
-                self.server.handler.catalog.clone(),
+                catalog,
                 self.logs.clone(),
+                wal.clone(),
                 cancel.clone(),
             )));
         }
@@ -319,7 +336,7 @@ impl Broker {
         for t in cluster_tasks {
             let _ = t.await;
         }
-        if let Some(c) = &self.cluster {
+        if let Some((c, _)) = &self.cluster {
             leadership::leave(c, &self.logs).await;
         }
         conns.close();

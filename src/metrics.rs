@@ -54,6 +54,9 @@ pub const CLUSTER_LEASE: &str = "tiercel_cluster_lease_valid";
 pub const CLUSTER_NODES: &str = "tiercel_cluster_live_nodes";
 pub const ETCD_REQUEST_SECONDS: &str = "tiercel_etcd_request_duration_seconds";
 pub const ETCD_ERRORS: &str = "tiercel_etcd_errors_total";
+pub const WAL_COMMIT_SECONDS: &str = "tiercel_cluster_wal_commit_duration_seconds";
+pub const WAL_OBJECTS: &str = "tiercel_cluster_wal_objects_total";
+pub const WAL_BYTES: &str = "tiercel_cluster_wal_bytes_total";
 
 const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -120,6 +123,20 @@ fn describe() {
         "Duration of the cluster's etcd reads"
     );
     describe_counter!(ETCD_ERRORS, "Failed etcd requests, by operation");
+    describe_histogram!(
+        WAL_COMMIT_SECONDS,
+        Unit::Seconds,
+        "Time to write one WAL object to the bucket and commit it in etcd (acks=all waits for it)"
+    );
+    describe_counter!(
+        WAL_OBJECTS,
+        "WAL objects written to the bucket (one PUT each)"
+    );
+    describe_counter!(
+        WAL_BYTES,
+        Unit::Bytes,
+        "Bytes written to the bucket as WAL objects"
+    );
     describe_histogram!(
         REQUEST_SECONDS,
         Unit::Seconds,
@@ -478,6 +495,12 @@ pub fn cluster_lease(valid: bool) {
 
 pub fn cluster_etcd_request(d: Duration) {
     metrics::histogram!(ETCD_REQUEST_SECONDS).record(d.as_secs_f64());
+}
+
+pub fn cluster_wal_commit(d: Duration, bytes: usize) {
+    metrics::histogram!(WAL_COMMIT_SECONDS).record(d.as_secs_f64());
+    metrics::counter!(WAL_OBJECTS).increment(1);
+    metrics::counter!(WAL_BYTES).increment(bytes as u64);
 }
 
 pub fn cluster_etcd_error(op: &'static str) {

@@ -158,7 +158,8 @@ impl Cluster {
             .args(["--cluster-lease-ttl-ms", &LEASE_MS.to_string()])
             .args(["--num-partitions", "6"])
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
             .expect("spawn tiercel");
@@ -415,7 +416,14 @@ fn three_nodes_share_topics_and_spread_partitions() {
         .iter()
         .find(|n| n.id == placement.leader)
         .expect("the leader");
-    assert_eq!(raw_produce(&leader.addr(), "spread", p), 0);
+    // the leader serves it once it has caught up (a moment after etcd says it leads)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut code = raw_produce(&leader.addr(), "spread", p);
+    while code == 6 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        code = raw_produce(&leader.addr(), "spread", p);
+    }
+    assert_eq!(code, 0, "{}", c.logs());
 
     // a client bootstrapped from one node writes to and reads from all of them
     let written = produce(&c.nodes[1].addr(), "spread", 6, 20, "x");
@@ -533,7 +541,12 @@ fn a_killed_node_s_partitions_move_at_a_higher_epoch_and_come_back() {
     let read = consume_all(&c.bootstrap(), "moves", 6);
     for tag in ["during-", "after-"] {
         let n = read.iter().filter(|r| r.2.starts_with(tag)).count();
-        assert_eq!(n, 30, "records {tag}* read back: {n}");
+        assert_eq!(
+            n,
+            30,
+            "records {tag}* read back: {n}: {read:?}\n{}",
+            c.logs()
+        );
     }
     // offsets stay unique within each partition
     let mut seen = std::collections::BTreeSet::new();

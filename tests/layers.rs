@@ -26,7 +26,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("log", 4),
     ("journal", 3),
     ("tier", 2),
-    ("cluster", 2),
+    ("cluster", 3),
     ("catalog", 1),
     ("config", 0),
     ("format", 0),

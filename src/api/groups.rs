@@ -77,7 +77,8 @@ impl Handler {
                 (0, None)
             }
         };
-        let (host, port) = (s(self.advertised.0.clone()), self.advertised.1);
+        let (id, host, port) = self.coordinator();
+        let (host, port) = (s(host), port);
         if v >= 4 {
             resp.coordinators = req
                 .coordinator_keys
@@ -89,7 +90,7 @@ impl Handler {
                     c.error_code = code;
                     c.error_message = msg;
                     if code == 0 {
-                        c.node_id = self.node_id();
+                        c.node_id = BrokerId(id);
                         c.host = host.clone();
                         c.port = port;
                     } else {
@@ -106,7 +107,7 @@ impl Handler {
                 resp.error_message = msg;
             }
             if code == 0 {
-                resp.node_id = self.node_id();
+                resp.node_id = BrokerId(id);
                 resp.host = host;
                 resp.port = port;
             } else {

@@ -102,6 +102,22 @@ impl Handler {
         BrokerId(self.config.node_id)
     }
 
+    /// The node that coordinates groups and transactions: this one alone; in a cluster, for
+    /// now, the controller (one node for every group and transactional id, so members that
+    /// bootstrap from different nodes meet in one group; the coordinators' state stays on that
+    /// node's disk).
+    pub fn coordinator(&self) -> (i32, String, i32) {
+        let (nodes, controller) = self.nodes();
+        nodes
+            .into_iter()
+            .find(|(id, _, _)| *id == controller)
+            .unwrap_or((
+                self.config.node_id,
+                self.advertised.0.clone(),
+                self.advertised.1,
+            ))
+    }
+
     /// The live nodes (id, host, port) and the controller's id, as clients are told them.
     pub fn nodes(&self) -> (Vec<(i32, String, i32)>, i32) {
         let me = || {

@@ -12,8 +12,10 @@
 //!    moved aside, and the partition starts from the bucket's manifest.
 
 use crate::catalog::Catalog;
-use crate::cluster::Cluster;
-use crate::log::LogManager;
+use crate::catalog::TopicMeta;
+use crate::cluster::wal::{Wal, WalLink};
+use crate::cluster::{Cluster, Leadership};
+use crate::log::{LogError, LogManager, Partition};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,12 +31,14 @@ pub(super) async fn run(
     cluster: Arc<Cluster>,
     catalog: Arc<Catalog>,
     logs: Arc<LogManager>,
+    wal: Arc<Wal>,
     cancel: CancellationToken,
 ) {
     let mut views = cluster.subscribe();
     let mut serving = Serving::new();
+    let mut tiered = HashMap::new();
     loop {
-        sync(&cluster, &catalog, &logs, &mut serving).await;
+        sync(&cluster, &catalog, &logs, &wal, &mut serving, &mut tiered).await;
         tokio::select! {
             _ = views.changed() => {}
             _ = tokio::time::sleep(RECHECK) => {}
@@ -43,12 +47,19 @@ pub(super) async fn run(
     }
 }
 
-async fn sync(cluster: &Cluster, catalog: &Catalog, logs: &Arc<LogManager>, serving: &mut Serving) {
+async fn sync(
+    cluster: &Cluster,
+    catalog: &Catalog,
+    logs: &Arc<LogManager>,
+    wal: &Arc<Wal>,
+    serving: &mut Serving,
+    tiered: &mut HashMap<(Uuid, i32), i64>,
+) {
     let view = cluster.view();
     let me = cluster.node_id();
     let lease = cluster.lease_valid();
     catalog.set_live_nodes(view.nodes.len());
-    let topics: HashMap<Uuid, crate::catalog::TopicMeta> =
+    let topics: HashMap<Uuid, TopicMeta> =
         catalog.topics().into_iter().map(|t| (t.id, t)).collect();
     // 1. what this node must stop serving
     let stale: Vec<((Uuid, i32), (String, i32))> = serving
@@ -110,39 +121,24 @@ async fn sync(cluster: &Cluster, catalog: &Catalog, logs: &Arc<LogManager>, serv
         if serving.contains_key(&(t, p)) {
             continue;
         }
-        let local = logs.local_epochs(&meta.name, p).await;
-        let last = local.as_ref().and_then(|e| e.last()).map(|e| e.epoch);
-        let continues = last == Some(l.epoch) || (l.previous == me && last == Some(l.epoch - 1));
-        if !continues {
-            match logs.discard_local(&meta.name, p).await {
-                Ok(true) => {
-                    tracing::warn!(topic = %meta.name, partition = p, local_epoch = ?last, epoch = l.epoch, "the local copy is from an epoch another node continued: moved aside, starting from the bucket")
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::error!(topic = %meta.name, partition = p, error = %e, "cannot move a stale copy aside");
-                    continue;
-                }
-            }
-        }
-        let opened = logs
-            .open_partition(&meta.name, t, p, catalog.log_config(meta))
-            .await;
-        match opened {
-            Ok(part) => {
-                if let Err(e) = logs.begin_epoch(&part, l.epoch).await {
-                    tracing::error!(topic = %meta.name, partition = p, error = %e, "recording the leader epoch failed: not serving the partition");
-                    let _ = logs.release(&meta.name, p).await;
-                    continue;
-                }
-                tracing::info!(topic = %meta.name, partition = p, epoch = l.epoch, log_end_offset = part.offsets().log_end_offset, "leading the partition");
+        let link = WalLink {
+            wal: wal.clone(),
+            topic: t,
+            partition: p,
+            epoch: l.epoch,
+            guard: rev,
+        };
+        match take_over(logs, catalog, meta, p, l, me, link).await {
+            Ok(end) => {
+                tracing::info!(topic = %meta.name, partition = p, epoch = l.epoch, log_end_offset = end, "leading the partition");
                 serving.insert((t, p), (meta.name.clone(), l.epoch));
             }
             Err(e) => {
-                tracing::error!(topic = %meta.name, partition = p, error = %e, "opening the partition failed; retrying");
+                tracing::error!(topic = %meta.name, partition = p, epoch = l.epoch, error = %e, "taking the partition over failed; retrying");
             }
         }
     }
+    publish_tiered(logs, wal, serving, tiered).await;
     crate::metrics::cluster_partitions(serving.len(), view.nodes.len());
 }
 
@@ -156,4 +152,153 @@ pub(super) async fn leave(cluster: &Cluster, logs: &LogManager) {
     }
     cluster.leave().await;
     tracing::info!("left the cluster: partitions handed over");
+}
+
+/// Makes this node the partition's leader: loads its local copy if that belongs to the epoch
+/// chain that leads here (else moves it aside and starts from the bucket's manifest), appends
+/// what the WAL committed beyond it, records the epoch and serves. Returns the log end.
+async fn take_over(
+    logs: &Arc<LogManager>,
+    catalog: &Catalog,
+    meta: &TopicMeta,
+    p: i32,
+    l: Leadership,
+    me: i32,
+    link: WalLink,
+) -> Result<i64, String> {
+    let committed = link
+        .wal
+        .committed(meta.id, p)
+        .await
+        .map_err(|e| format!("reading the WAL records: {e}"))?;
+    let local = logs.local_epochs(&meta.name, p).await;
+    let last = local.as_ref().and_then(|e| e.last()).map(|e| e.epoch);
+    let continues = last == Some(l.epoch) || (l.previous == me && last == Some(l.epoch - 1));
+    if !continues {
+        discard(
+            logs,
+            meta,
+            p,
+            format!("its last epoch {last:?} is not in the chain to {}", l.epoch),
+        )
+        .await?;
+    }
+    let config = catalog.log_config(meta);
+    let mut part = load(logs, meta, p, config.clone()).await?;
+    let committed_end = committed
+        .last()
+        .map(|(_, e)| e.last + 1)
+        .max(part.remote().and_then(|r| r.uploaded_end()));
+    if let Some(end) = committed_end {
+        if part.offsets().log_end_offset > end {
+            // written here but never committed (not acknowledged): the committed history wins
+            let _ = part.close().await;
+            drop(part);
+            discard(
+                logs,
+                meta,
+                p,
+                format!("it holds uncommitted records past {end}"),
+            )
+            .await?;
+            part = load(logs, meta, p, config).await?;
+        }
+    }
+    if let Err(e) = catch_up(&part, &link, &committed).await {
+        let _ = part.close().await;
+        return Err(e);
+    }
+    let end = part.offsets().log_end_offset;
+    if let Some(want) = committed_end {
+        if end < want {
+            let _ = part.close().await;
+            return Err(format!(
+                "the log ends at {end} but the committed history reaches {want}: a gap between the bucket's manifest and the WAL"
+            ));
+        }
+    }
+    if let Err(e) = logs.begin_epoch(&part, l.epoch).await {
+        let _ = part.close().await;
+        return Err(format!("recording the leader epoch: {e}"));
+    }
+    part.attach_wal(link);
+    logs.serve(part);
+    Ok(end)
+}
+
+async fn load(
+    logs: &Arc<LogManager>,
+    meta: &TopicMeta,
+    p: i32,
+    config: crate::log::LogConfig,
+) -> Result<Arc<Partition>, String> {
+    logs.load_partition(&meta.name, meta.id, p, config)
+        .await
+        .map_err(|e| format!("opening the partition: {e}"))
+}
+
+async fn discard(
+    logs: &Arc<LogManager>,
+    meta: &TopicMeta,
+    p: i32,
+    why: String,
+) -> Result<(), String> {
+    match logs.discard_local(&meta.name, p).await {
+        Ok(true) => {
+            tracing::warn!(topic = %meta.name, partition = p, "local copy moved aside: {why}");
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(e) => Err(format!("moving the local copy aside: {e}")),
+    }
+}
+
+/// Appends every committed WAL batch past the log end, in offset order.
+async fn catch_up(
+    part: &Arc<Partition>,
+    link: &WalLink,
+    committed: &[(String, crate::format::wal::WalEntry)],
+) -> Result<(), String> {
+    let mut replayed = 0usize;
+    for (object, e) in committed {
+        if e.last < part.offsets().log_end_offset {
+            continue;
+        }
+        let data = link
+            .wal
+            .read(object, e)
+            .await
+            .map_err(|err| format!("reading WAL object {object}: {err}"))?;
+        match part.append_committed(data).await {
+            Ok(()) => replayed += 1,
+            Err(LogError::InvalidRecord(m)) => return Err(m),
+            Err(err) => return Err(format!("appending a committed batch: {err}")),
+        }
+    }
+    if replayed > 0 {
+        tracing::info!(topic = %part.topic, partition = part.index, batches = replayed, "caught up from the WAL");
+    }
+    Ok(())
+}
+
+/// Tells the cluster how far each partition this node serves is tiered, so WAL records the
+/// manifests cover can go.
+async fn publish_tiered(
+    logs: &LogManager,
+    wal: &Wal,
+    serving: &Serving,
+    published: &mut HashMap<(Uuid, i32), i64>,
+) {
+    published.retain(|k, _| serving.contains_key(k));
+    for ((t, p), (name, _)) in serving {
+        let Some(end) = logs
+            .get(name, *p)
+            .and_then(|part| part.remote().and_then(|r| r.uploaded_end()))
+        else {
+            continue;
+        };
+        if published.get(&(*t, *p)) != Some(&end) && wal.publish_tiered(*t, *p, end).await {
+            published.insert((*t, *p), end);
+        }
+    }
 }

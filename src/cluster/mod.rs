@@ -30,6 +30,7 @@
 //! node serves.
 
 mod controller;
+pub mod wal;
 
 use crate::catalog::{Catalog, EtcdCatalog};
 use crate::etcd::{Compare, Etcd, EtcdError, Kv, Op};
@@ -114,6 +115,10 @@ impl View {
 
 struct Lease {
     id: i64,
+    /// Creation revision of this node's key under that lease: the WAL's commits are guarded
+    /// by it, so a node whose key was re-created (it lost its lease meanwhile) cannot commit
+    /// on the strength of an old decision.
+    node_rev: i64,
     /// Until when the lease is surely alive (last confirmed renewal's send time + TTL).
     valid_until: Instant,
 }
@@ -145,6 +150,7 @@ impl Cluster {
             ttl,
             lease: Mutex::new(Lease {
                 id: 0,
+                node_rev: 0,
                 valid_until: Instant::now(),
             }),
             view: watch::Sender::new(Arc::new(View::default())),
@@ -214,11 +220,14 @@ impl Cluster {
             .etcd
             .txn(
                 &[Compare::CreateRevision(key.clone(), 0)],
-                &[Op::Put {
-                    key: key.clone(),
-                    value,
-                    lease: id,
-                }],
+                &[
+                    Op::Put {
+                        key: key.clone(),
+                        value,
+                        lease: id,
+                    },
+                    Op::Get(key.clone()),
+                ],
                 &[],
             )
             .await?;
@@ -226,8 +235,14 @@ impl Cluster {
             let _ = self.etcd.lease_revoke(id).await;
             return Err(ClusterError::NodeIdInUse(self.me.id));
         }
+        let node_rev = r
+            .gets
+            .first()
+            .and_then(|g| g.first())
+            .map_or(r.revision, |kv| kv.create_revision);
         *self.lease.lock() = Lease {
             id,
+            node_rev,
             valid_until: sent + self.ttl,
         };
         Ok(())
@@ -266,10 +281,20 @@ impl Cluster {
         }
     }
 
-    /// Reads the whole prefix again and publishes the view (and the catalog).
+    /// Reads the membership, leadership and catalog keys again and publishes the view (and the
+    /// catalog). WAL records are not read here: only a new leader and the collector need them.
     async fn poll_once(&self) -> Result<(), ClusterError> {
         let started = Instant::now();
-        let (revision, kvs) = self.etcd.range_prefix(&self.key("")).await?;
+        let mut kvs = Vec::new();
+        let mut revision = i64::MAX;
+        for part in ["nodes/", "leaders/", "catalog/"] {
+            let (rev, mut found) = self.etcd.range_prefix(&self.key(part)).await?;
+            revision = revision.min(rev);
+            kvs.append(&mut found);
+        }
+        let (rev, mut found) = self.etcd.range(&self.key("controller"), None).await?;
+        revision = revision.min(rev);
+        kvs.append(&mut found);
         crate::metrics::cluster_etcd_request(started.elapsed());
         let catalog_prefix = self.catalog.key_prefix().into_bytes();
         let catalog_kvs: Vec<Kv> = kvs
@@ -397,6 +422,47 @@ impl Cluster {
             tracing::info!(%topic, partition, to, epoch = next.epoch, "handed the partition over");
         }
         Ok(r.succeeded)
+    }
+
+    /// Reserves `size` producer ids no node of the cluster has handed out: `[start, end)`.
+    pub async fn reserve_producer_ids(&self, size: i64) -> Result<(i64, i64), ClusterError> {
+        let key = self.key("producer-ids");
+        for _ in 0..64 {
+            let (_, kvs) = self.etcd.range(&key, None).await?;
+            let (start, rev) = match kvs.first() {
+                Some(kv) => (
+                    String::from_utf8_lossy(&kv.value)
+                        .parse::<i64>()
+                        .map_err(|_| {
+                            ClusterError::Invalid(format!(
+                                "{} is not a number",
+                                String::from_utf8_lossy(&kv.value)
+                            ))
+                        })?,
+                    kv.mod_revision,
+                ),
+                None => (0, 0),
+            };
+            let end = start + size;
+            let r = self
+                .etcd
+                .txn(
+                    &[Compare::ModRevision(key.clone(), rev)],
+                    &[Op::Put {
+                        key: key.clone(),
+                        value: end.to_string().into_bytes(),
+                        lease: 0,
+                    }],
+                    &[],
+                )
+                .await?;
+            if r.succeeded {
+                return Ok((start, end));
+            }
+        }
+        Err(ClusterError::Invalid(
+            "reserving producer ids kept losing races".into(),
+        ))
     }
 
     /// Leaves the cluster: hands every partition this node leads to the other live nodes

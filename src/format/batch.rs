@@ -187,6 +187,12 @@ pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
 }
 
+/// Stamps the leader epoch the batch was appended in. Like the base offset it lies outside the
+/// CRC.
+pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
+    batch[12..16].copy_from_slice(&epoch.to_be_bytes());
+}
+
 /// Marks a batch as LogAppendTime with `now_ms` as its max timestamp and recomputes the CRC, as
 /// Kafka does for topics with `message.timestamp.type=LogAppendTime`. Works on a copy of the
 /// header so the (possibly large, shared) record bytes in `body` are never copied.

@@ -21,7 +21,8 @@
 //! `leader-epoch-checkpoint` ([`epochs`]). `*.tmp` and `*.cleaned` are
 //! temporary and removed at start-up.
 //!
-//! The bucket: see [`manifest`] (`topics/<topic>-<id>/<partition>/…`) and `catalog.json`.
+//! The bucket: see [`manifest`] (`topics/<topic>-<id>/<partition>/…`), `catalog.json` and, in
+//! cluster mode, the write-ahead log objects ([`wal`]).
 
 pub mod batch;
 pub mod epochs;
@@ -33,6 +34,7 @@ pub mod read;
 pub mod records;
 pub mod snapshot;
 pub mod txn_index;
+pub mod wal;
 
 pub const CATALOG_FILE: &str = "catalog.json";
 pub const GROUP_OFFSETS_FILE: &str = "group-offsets.log";

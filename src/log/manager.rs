@@ -117,6 +117,22 @@ impl LogManager {
         partition: i32,
         config: LogConfig,
     ) -> Result<Arc<Partition>, LogError> {
+        let p = self
+            .load_partition(topic, topic_id, partition, config)
+            .await?;
+        self.register(p.clone());
+        Ok(p)
+    }
+
+    /// As [`LogManager::open_partition`] without serving it yet (cluster mode: a new leader
+    /// catches up from the WAL first, then [`LogManager::serve`]s it).
+    pub async fn load_partition(
+        &self,
+        topic: &str,
+        topic_id: Uuid,
+        partition: i32,
+        config: LogConfig,
+    ) -> Result<Arc<Partition>, LogError> {
         let dir = self.partition_dir(topic, partition);
         let mut attach_later = None;
         let remote = match &self.tier {
@@ -146,7 +162,6 @@ impl LogManager {
             remote,
         )
         .await?;
-        self.register(p.clone());
         if let Some(tier) = attach_later {
             self.tasks.spawn(attach_when_reachable(
                 tier,
@@ -214,6 +229,11 @@ impl LogManager {
         .await?;
         self.register(p.clone());
         Ok(p)
+    }
+
+    /// Serves a partition loaded with [`LogManager::load_partition`].
+    pub fn serve(&self, p: Arc<Partition>) {
+        self.register(p)
     }
 
     fn register(&self, p: Arc<Partition>) {

@@ -27,6 +27,7 @@ use super::retention;
 use super::sequencer::{ProducerView, Sequencer};
 use super::validate::{prepare, Prepared};
 use crate::clock::SharedClock;
+use crate::cluster::wal::WalLink;
 use crate::config::{LogConfig, TimestampType};
 use crate::format::batch::{self, BatchHeader};
 use crate::format::txn_index::AbortedTxn;
@@ -74,6 +75,15 @@ pub struct Partition {
     /// The partition's history in the object store, when tiered. Set at open, or later when
     /// the object store was unreachable at start-up ([`Partition::attach_remote`]).
     remote: std::sync::OnceLock<Arc<RemoteLog>>,
+    /// Itself, for callbacks that outlive a call.
+    me: std::sync::Weak<Partition>,
+    /// Cluster mode: the bucket WAL every append also goes to; the high watermark then follows
+    /// what is committed there as well as what is synced here.
+    wal: std::sync::OnceLock<WalLink>,
+    /// End of what the last sync made durable locally.
+    durable_end: std::sync::atomic::AtomicI64,
+    /// End of what the WAL committed (cluster mode).
+    committed_end: std::sync::atomic::AtomicI64,
 }
 
 struct State {
@@ -130,7 +140,11 @@ impl Partition {
             .await?;
         let hw = log.summary().end_offset;
         let first_open = seq.txns.first_open();
-        let p = Arc::new(Partition {
+        let p = Arc::new_cyclic(|me| Partition {
+            me: me.clone(),
+            wal: std::sync::OnceLock::new(),
+            durable_end: std::sync::atomic::AtomicI64::new(hw),
+            committed_end: std::sync::atomic::AtomicI64::new(hw),
             topic: topic.to_string(),
             index,
             log: Arc::new(log),
@@ -196,7 +210,15 @@ impl Partition {
             return;
         };
         let uploaded = remote.uploaded_end().unwrap_or(i64::MIN);
-        let below = self.state.lock().first_open.unwrap_or(i64::MAX);
+        let below = {
+            let st = self.state.lock();
+            let lso = st.first_open.unwrap_or(i64::MAX);
+            // a cluster's leader tiers only what the WAL committed: nothing it could lose
+            match self.wal.get() {
+                Some(_) => lso.min(st.high_watermark),
+                None => lso,
+            }
+        };
         let log = self.log.clone();
         match self
             .io
@@ -347,7 +369,7 @@ impl Partition {
         if h.is_transactional() {
             (p.verify)(&h)?;
         }
-        self.append_locked(&mut seq, &p.data, h, &p.config, p.now, None)
+        self.append_locked(&mut seq, &p.data, h, &p.config, p.now, None, false)
     }
 
     /// Appends the coordinator's commit or abort marker for `producer_id` and returns its
@@ -371,7 +393,7 @@ impl Partition {
                 let mut seq = me.seq.lock();
                 me.check_usable()?;
                 seq.producers.check_marker(producer_id, epoch)?;
-                me.append_locked(&mut seq, &data, h, &config, now, Some(commit))
+                me.append_locked(&mut seq, &data, h, &config, now, Some(commit), false)
                     .map(|info| info.last_offset)
             })
             .await?;
@@ -381,7 +403,10 @@ impl Partition {
     }
 
     /// Assigns offsets to a validated batch and writes it; `marker` is a control batch's kind.
-    /// Runs on the I/O executor under the sequencing lock.
+    /// With `replay`, the batch is one the WAL committed (a new leader catching up): it keeps
+    /// its offsets, timestamps and epoch and is not sent to the WAL again. Runs on the I/O
+    /// executor under the sequencing lock.
+    #[allow(clippy::too_many_arguments)]
     fn append_locked(
         &self,
         seq: &mut Sequencer,
@@ -390,12 +415,19 @@ impl Partition {
         config: &LogConfig,
         now: i64,
         marker: Option<bool>,
+        replay: bool,
     ) -> Result<AppendInfo, LogError> {
         let base = self.log.summary().end_offset;
         let last = base + h.last_offset_delta as i64;
         let (mut head, body) = (batch::header_copy(data), &data[batch::HEADER_LEN..]);
         batch::set_base_offset(&mut head, base);
-        let log_append_time = if config.timestamp_type == TimestampType::LogAppendTime {
+        let wal = if replay { None } else { self.wal.get() };
+        if let Some(link) = wal {
+            batch::set_partition_leader_epoch(&mut head, link.epoch);
+        }
+        let log_append_time = if replay {
+            -1
+        } else if config.timestamp_type == TimestampType::LogAppendTime {
             batch::set_log_append_time(&mut head, body, now);
             now
         } else {
@@ -422,6 +454,9 @@ impl Partition {
             }
             tracing::error!(topic = %self.topic, partition = self.index, error = %e, "append failed");
             return Err(LogError::Io(e));
+        }
+        if let Some(link) = wal {
+            self.submit_to_wal(link, &head, body, base, last);
         }
         seq.producers.record(&stored, base, now);
         if let Some(aborted) = seq.txns.observe(&stored, marker) {
@@ -534,13 +569,9 @@ impl Partition {
         crate::metrics::flush_latency(started.elapsed());
         match res {
             Ok(Some(flushed)) => {
-                {
-                    let mut st = self.state.lock();
-                    if flushed.durable_end > st.high_watermark {
-                        st.high_watermark = flushed.durable_end;
-                        self.hw_tx.send_replace(flushed.durable_end);
-                    }
-                }
+                self.durable_end
+                    .fetch_max(flushed.durable_end, Ordering::AcqRel);
+                self.advance_hw();
                 if flushed.finalized > 0 {
                     self.queue_uploads().await;
                 }
@@ -855,6 +886,8 @@ impl Partition {
             .await
     }
 }
+
+mod replicated;
 
 #[cfg(test)]
 #[path = "partition_tests.rs"]

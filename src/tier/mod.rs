@@ -71,6 +71,12 @@ impl Tier {
         })
     }
 
+    /// The object store behind its retry, timeout and metrics layer (the cluster's WAL objects
+    /// go through it).
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }

@@ -82,6 +82,7 @@ impl TxnCoordinator {
         data_dir: &Path,
         cfg: TxnConfig,
         legacy_reserved_to: i64,
+        cluster: Option<Arc<crate::cluster::Cluster>>,
         logs: Arc<LogManager>,
         groups: Arc<dyn GroupOffsets>,
         clock: SharedClock,
@@ -95,7 +96,7 @@ impl TxnCoordinator {
         Ok(TxnCoordinator {
             journal,
             locks: Mutex::new(HashMap::new()),
-            ids: ProducerIds::new(reserved_to),
+            ids: ProducerIds::new(reserved_to, cluster),
             logs,
             groups,
             clock,

@@ -1,0 +1,422 @@
+//! The node's write-ahead log in the bucket: what makes an acknowledged record survive the loss
+//! of the node that took it.
+//!
+//! Every batch a partition leader appends is also handed to [`Wal::submit`]. One committer task
+//! takes everything queued, writes it as one create-only object ([`crate::format::wal`]) and
+//! then commits the object in one etcd transaction guarded by this node's registration and by
+//! each partition's leadership key as it was when the node began leading it. Only then is the
+//! batch reported committed (the partition's high watermark, and with it acks=all, follows).
+//! A node that lost its lease or a partition fails the guard and can never acknowledge: the
+//! batch is reported fenced. While one commit is in flight the next batches queue, so the
+//! number of objects and etcd writes follows the commit latency, not the request rate.
+//!
+//! The records stay until the partition's manifest covers them: leaders publish how far their
+//! partitions are tiered (`<prefix>/tiered/<topic id>/<partition>`), and the controller deletes
+//! WAL objects and records whose batches are all below that (or of deleted topics).
+
+use super::Cluster;
+use crate::backoff::Backoff;
+use crate::etcd::{Compare, Op};
+use crate::format::wal::{object_key, record_key, WalEntry, WalRecord};
+use crate::tier::Tier;
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// Partitions guarded by one etcd record (etcd allows 128 compares in a transaction).
+const PARTITIONS_PER_RECORD: usize = 100;
+/// How often the controller looks for WAL objects the bucket's manifests cover.
+const GC_EVERY: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WalError {
+    /// This node no longer leads the partition (or lost its lease): never acknowledged.
+    #[error("fenced: this node no longer leads the partition")]
+    Fenced,
+}
+
+/// A partition's tie to the WAL: where its batches go and what guards their commits.
+#[derive(Clone)]
+pub struct WalLink {
+    pub wal: Arc<Wal>,
+    pub topic: Uuid,
+    pub partition: i32,
+    pub epoch: i32,
+    /// Modification revision of the partition's leadership key when this node began leading it.
+    pub guard: i64,
+}
+
+/// A partition of one commit: its leadership guard and which queued batches are its.
+type Guarded = ((Uuid, i32), (i64, Vec<usize>));
+
+/// Called once a submitted batch is committed (or fenced).
+pub type Done = Box<dyn FnOnce(Result<(), WalError>) + Send>;
+
+struct Pending {
+    topic: Uuid,
+    partition: i32,
+    epoch: i32,
+    guard: i64,
+    base: i64,
+    last: i64,
+    data: Bytes,
+    done: Done,
+}
+
+pub struct Wal {
+    cluster: Arc<Cluster>,
+    tier: Arc<Tier>,
+    queue: Mutex<Vec<Pending>>,
+    wake: Notify,
+}
+
+impl Wal {
+    pub fn new(cluster: Arc<Cluster>, tier: Arc<Tier>) -> Arc<Wal> {
+        Arc::new(Wal {
+            cluster,
+            tier,
+            queue: Mutex::new(Vec::new()),
+            wake: Notify::new(),
+        })
+    }
+
+    /// Queues a batch (its stored bytes, offsets assigned) for the next commit. Never blocks.
+    pub fn submit(&self, link: &WalLink, base: i64, last: i64, data: Bytes, done: Done) {
+        self.queue.lock().push(Pending {
+            topic: link.topic,
+            partition: link.partition,
+            epoch: link.epoch,
+            guard: link.guard,
+            base,
+            last,
+            data,
+            done,
+        });
+        self.wake.notify_one();
+    }
+
+    /// The committer: one commit at a time, each taking everything queued.
+    pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = cancel.cancelled() => {
+                    for p in std::mem::take(&mut *self.queue.lock()) {
+                        (p.done)(Err(WalError::Fenced));
+                    }
+                    return;
+                }
+            }
+            loop {
+                let batch = std::mem::take(&mut *self.queue.lock());
+                if batch.is_empty() {
+                    break;
+                }
+                self.commit(batch, &cancel).await;
+            }
+        }
+    }
+
+    async fn commit(&self, batch: Vec<Pending>, cancel: &CancellationToken) {
+        let started = Instant::now();
+        let node = self.cluster.node_id();
+        let mut object = BytesMut::with_capacity(batch.iter().map(|p| p.data.len()).sum());
+        let mut entries = Vec::with_capacity(batch.len());
+        for p in &batch {
+            entries.push(WalEntry {
+                topic: p.topic,
+                partition: p.partition,
+                epoch: p.epoch,
+                base: p.base,
+                last: p.last,
+                pos: object.len() as u64,
+                len: p.data.len() as u64,
+            });
+            object.extend_from_slice(&p.data);
+        }
+        let key = object_key(node);
+        let data = object.freeze();
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+        loop {
+            match self.tier.store().put(&key, data.clone(), true).await {
+                Ok(()) => break,
+                Err(e) => {
+                    if !self.cluster.lease_valid() || cancel.is_cancelled() {
+                        tracing::warn!(error = %e, "WAL object not written before the lease ran out");
+                        return fence_all(batch);
+                    }
+                    tracing::warn!(error = %e, "writing a WAL object failed; retrying");
+                    if !backoff.wait(cancel).await {
+                        return fence_all(batch);
+                    }
+                }
+            }
+        }
+        // one record per group of partitions, each guarded by those partitions' leadership
+        let mut by_partition: BTreeMap<(Uuid, i32), (i64, Vec<usize>)> = BTreeMap::new();
+        for (i, p) in batch.iter().enumerate() {
+            by_partition
+                .entry((p.topic, p.partition))
+                .or_insert((p.guard, Vec::new()))
+                .1
+                .push(i);
+        }
+        let groups: Vec<Vec<Guarded>> = by_partition
+            .into_iter()
+            .collect::<Vec<_>>()
+            .chunks(PARTITIONS_PER_RECORD)
+            .map(<[_]>::to_vec)
+            .collect();
+        let mut outcome: Vec<Option<bool>> = vec![None; batch.len()];
+        let mut committed_any = false;
+        for (chunk, group) in groups.into_iter().enumerate() {
+            let mut guards = vec![Compare::CreateRevision(
+                self.cluster.node_key(node),
+                self.cluster.lease.lock().node_rev,
+            )];
+            let mut record = WalRecord {
+                object: key.clone(),
+                entries: Vec::new(),
+            };
+            for ((t, p), (guard, idx)) in &group {
+                guards.push(Compare::ModRevision(
+                    self.cluster.leader_key(*t, *p),
+                    *guard,
+                ));
+                record.entries.extend(idx.iter().map(|i| entries[*i]));
+            }
+            let rkey = self.cluster.key(&record_key(&key, chunk));
+            let ok = self.commit_record(rkey, &record, &guards, cancel).await;
+            if ok {
+                committed_any = true;
+            }
+            for (_, (_, idx)) in group {
+                for i in idx {
+                    outcome[i] = Some(ok);
+                }
+            }
+        }
+        crate::metrics::cluster_wal_commit(started.elapsed(), data.len());
+        if !committed_any {
+            let _ = self.tier.store().delete(&key).await;
+        }
+        for (p, ok) in batch.into_iter().zip(outcome) {
+            (p.done)(if ok == Some(true) {
+                Ok(())
+            } else {
+                Err(WalError::Fenced)
+            });
+        }
+    }
+
+    /// Writes one WAL record if its guards hold; retries while etcd is unreachable and this
+    /// node's lease may still be alive.
+    async fn commit_record(
+        &self,
+        key: Vec<u8>,
+        record: &WalRecord,
+        guards: &[Compare],
+        cancel: &CancellationToken,
+    ) -> bool {
+        let value = super::to_json(record);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
+        loop {
+            let r = self
+                .cluster
+                .etcd
+                .txn(
+                    guards,
+                    &[Op::Put {
+                        key: key.clone(),
+                        value: value.clone(),
+                        lease: 0,
+                    }],
+                    &[],
+                )
+                .await;
+            match r {
+                Ok(r) => {
+                    if !r.succeeded {
+                        tracing::warn!(
+                            "a WAL commit was fenced: this node lost its lease or a partition"
+                        );
+                    }
+                    return r.succeeded;
+                }
+                Err(e) => {
+                    crate::metrics::cluster_etcd_error("wal");
+                    if !self.cluster.lease_valid() {
+                        tracing::warn!(error = %e, "WAL commit not written before the lease ran out");
+                        return false;
+                    }
+                    tracing::warn!(error = %e, "committing a WAL record failed; retrying");
+                    if !backoff.wait(cancel).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every committed WAL batch of a partition, in offset order, with its object's key.
+    pub async fn committed(
+        &self,
+        topic: Uuid,
+        partition: i32,
+    ) -> Result<Vec<(String, WalEntry)>, super::ClusterError> {
+        let (_, kvs) = self
+            .cluster
+            .etcd
+            .range_prefix(&self.cluster.key("wal/"))
+            .await?;
+        let mut out = Vec::new();
+        for kv in kvs {
+            let Ok(r) = serde_json::from_slice::<WalRecord>(&kv.value) else {
+                tracing::error!(key = %String::from_utf8_lossy(&kv.key), "unreadable WAL record: ignored");
+                continue;
+            };
+            for e in r.entries {
+                if e.topic == topic && e.partition == partition {
+                    out.push((r.object.clone(), e));
+                }
+            }
+        }
+        out.sort_by_key(|(_, e)| e.base);
+        Ok(out)
+    }
+
+    /// The bytes of one committed batch.
+    pub async fn read(
+        &self,
+        object: &str,
+        e: &WalEntry,
+    ) -> Result<Bytes, crate::tier::store::StoreError> {
+        self.tier
+            .store()
+            .get_range(object, e.pos..e.pos + e.len)
+            .await
+    }
+
+    /// Publishes how far a partition this node leads is in the bucket's manifest.
+    pub async fn publish_tiered(&self, topic: Uuid, partition: i32, end: i64) -> bool {
+        let key = self.cluster.key(&format!("tiered/{topic}/{partition}"));
+        self.cluster
+            .etcd
+            .txn(
+                &[],
+                &[Op::Put {
+                    key,
+                    value: end.to_string().into_bytes(),
+                    lease: 0,
+                }],
+                &[],
+            )
+            .await
+            .is_ok()
+    }
+
+    /// The controller's sweep: every WAL record whose batches the manifests cover (or whose
+    /// topics are gone) is deleted with its object.
+    pub async fn collect(&self, live_topics: &HashSet<Uuid>) -> Result<usize, super::ClusterError> {
+        let etcd = &self.cluster.etcd;
+        let (_, tiered) = etcd.range_prefix(&self.cluster.key("tiered/")).await?;
+        let tiered_prefix = self.cluster.key("tiered/");
+        let mut ends: HashMap<(Uuid, i32), i64> = HashMap::new();
+        for kv in &tiered {
+            let rest = String::from_utf8_lossy(&kv.key[tiered_prefix.len()..]).into_owned();
+            let parsed = rest
+                .split_once('/')
+                .and_then(|(t, p)| Some((Uuid::parse_str(t).ok()?, p.parse::<i32>().ok()?)));
+            let end = String::from_utf8_lossy(&kv.value).parse::<i64>().ok();
+            if let (Some(tp), Some(end)) = (parsed, end) {
+                if live_topics.contains(&tp.0) {
+                    ends.insert(tp, end);
+                } else {
+                    let _ = etcd.txn(&[], &[Op::Delete(kv.key.clone())], &[]).await;
+                }
+            }
+        }
+        let (_, records) = etcd.range_prefix(&self.cluster.key("wal/")).await?;
+        let mut removed = 0;
+        for kv in records {
+            let Ok(r) = serde_json::from_slice::<WalRecord>(&kv.value) else {
+                continue;
+            };
+            let covered = r.entries.iter().all(|e| {
+                !live_topics.contains(&e.topic)
+                    || ends
+                        .get(&(e.topic, e.partition))
+                        .is_some_and(|end| *end > e.last)
+            });
+            if !covered {
+                continue;
+            }
+            let gone = etcd
+                .txn(
+                    &[Compare::ModRevision(kv.key.clone(), kv.mod_revision)],
+                    &[Op::Delete(kv.key.clone())],
+                    &[],
+                )
+                .await?;
+            if gone.succeeded {
+                // other records (other groups of the same object) may still name it: the
+                // object goes when none does
+                removed += 1;
+                let others = self.object_still_named(&r.object).await?;
+                if !others {
+                    if let Err(e) = self.tier.store().delete(&r.object).await {
+                        tracing::warn!(object = %r.object, error = %e, "deleting a WAL object failed");
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn object_still_named(&self, object: &str) -> Result<bool, super::ClusterError> {
+        let (_, kvs) = self
+            .cluster
+            .etcd
+            .range_prefix(&self.cluster.key(&format!("{object}-")))
+            .await?;
+        Ok(!kvs.is_empty())
+    }
+
+    /// Runs [`Wal::collect`] while this node is the controller.
+    pub async fn run_collector(
+        self: Arc<Self>,
+        catalog: Arc<crate::catalog::Catalog>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(GC_EVERY) => {}
+                _ = cancel.cancelled() => return,
+            }
+            let me = self.cluster.node_id();
+            if self.cluster.view().controller != Some(me) || !self.cluster.lease_valid() {
+                continue;
+            }
+            let live: HashSet<Uuid> = catalog.topics().iter().map(|t| t.id).collect();
+            match self.collect(&live).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(
+                    records = n,
+                    "WAL records the bucket's manifests cover removed"
+                ),
+                Err(e) => tracing::warn!(error = %e, "collecting WAL records failed"),
+            }
+        }
+    }
+}
+
+fn fence_all(batch: Vec<Pending>) {
+    for p in batch {
+        (p.done)(Err(WalError::Fenced));
+    }
+}

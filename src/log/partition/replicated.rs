@@ -1,0 +1,111 @@
+//! A partition's side of the cluster's WAL ([`crate::cluster::wal`]): its appends also go to the
+//! bucket, its high watermark waits for their commit, and a new leader catches up from what the
+//! WAL committed before it serves.
+
+use super::{LogError, Partition};
+use crate::cluster::wal::{WalError, WalLink};
+use crate::format::{batch, markers};
+use bytes::{Bytes, BytesMut};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+impl Partition {
+    /// Ties the partition to the WAL before it serves anything as a cluster's leader: from now
+    /// on every append is stamped with `link.epoch` and counts as written only once the WAL
+    /// committed it. What the log holds now is committed (it was caught up from the WAL).
+    pub fn attach_wal(&self, link: WalLink) {
+        let end = self.log.summary().end_offset;
+        self.committed_end.fetch_max(end, Ordering::AcqRel);
+        let _ = self.wal.set(link);
+        self.advance_hw();
+    }
+
+    /// The epoch this node leads the partition at (cluster mode).
+    pub fn leader_epoch(&self) -> Option<i32> {
+        self.wal.get().map(|l| l.epoch)
+    }
+
+    /// Hands a just-written batch to the WAL; its commit advances the high watermark, a fence
+    /// stops the partition here (another node leads it now). Under the sequencing lock, so
+    /// batches reach the WAL in offset order.
+    pub(super) fn submit_to_wal(
+        &self,
+        link: &WalLink,
+        head: &[u8],
+        body: &[u8],
+        base: i64,
+        last: i64,
+    ) {
+        let mut data = BytesMut::with_capacity(head.len() + body.len());
+        data.extend_from_slice(head);
+        data.extend_from_slice(body);
+        let me = self.me.clone();
+        link.wal.submit(
+            link,
+            base,
+            last,
+            data.freeze(),
+            Box::new(move |r| {
+                let Some(p) = me.upgrade() else { return };
+                match r {
+                    Ok(()) => {
+                        p.committed_end.fetch_max(last + 1, Ordering::AcqRel);
+                        p.advance_hw();
+                    }
+                    Err(WalError::Fenced) => {
+                        tracing::warn!(topic = %p.topic, partition = p.index, "WAL commit fenced: another node leads the partition now");
+                        p.mark_moved();
+                    }
+                }
+            }),
+        );
+    }
+
+    /// Raises the high watermark to what is both synced here and (in a cluster) committed to
+    /// the WAL, and wakes whoever waits on it.
+    pub(super) fn advance_hw(&self) {
+        let mut target = self.durable_end.load(Ordering::Acquire);
+        if self.wal.get().is_some() {
+            target = target.min(self.committed_end.load(Ordering::Acquire));
+        }
+        let mut st = self.state.lock();
+        if target > st.high_watermark {
+            st.high_watermark = target;
+            self.hw_tx.send_replace(target);
+        }
+    }
+
+    /// Appends a batch the WAL committed, at its own offsets, while catching up as a new
+    /// leader. A batch wholly below the log end is already here and skipped; one that does not
+    /// start at the log end is refused (a gap or an overlap means the history is not this
+    /// log's).
+    pub async fn append_committed(self: &Arc<Self>, data: Bytes) -> Result<(), LogError> {
+        let h = batch::validate_stored(&data).map_err(LogError::Corrupt)?;
+        let config = self.config();
+        let now = self.clock.now_ms();
+        let marker = if h.is_control() {
+            markers::marker_kind(&data)
+        } else {
+            None
+        };
+        let me = self.clone();
+        self.io
+            .run(move || {
+                let mut seq = me.seq.lock();
+                me.check_usable()?;
+                let end = me.log.summary().end_offset;
+                if h.last_offset() < end {
+                    return Ok(());
+                }
+                if h.base_offset != end {
+                    return Err(LogError::InvalidRecord(format!(
+                        "committed batch at {} does not continue the log at {end}",
+                        h.base_offset
+                    )));
+                }
+                me.append_locked(&mut seq, &data, h, &config, now, marker, true)
+                    .map(|_| ())
+            })
+            .await
+    }
+}
