@@ -411,6 +411,19 @@ fn three_nodes_share_topics_and_spread_partitions() {
         .expect("a non-leader");
     let code = raw_produce(&other.addr(), "spread", p);
     assert_eq!(code, 6, "NOT_LEADER_OR_FOLLOWER from node {}", other.id);
+    // with the KIP-951 hint from v10: who leads it, at which epoch, and where it listens
+    let (code, hint, endpoints) = raw_produce_v(&other.addr(), "spread", p, 10);
+    assert_eq!(code, 6);
+    assert_eq!(hint, (placement.leader, placement.epoch));
+    let leader_port = c
+        .nodes
+        .iter()
+        .find(|n| n.id == placement.leader)
+        .map(|n| n.port as i32);
+    assert_eq!(
+        endpoints,
+        vec![(placement.leader, leader_port.unwrap_or(-1))]
+    );
     let leader = c
         .nodes
         .iter()
@@ -440,6 +453,17 @@ fn three_nodes_share_topics_and_spread_partitions() {
 
 /// Produce v8 of one record to `topic`/`partition` on the node at `addr`; the error code.
 fn raw_produce(addr: &str, topic: &str, partition: i32) -> i16 {
+    raw_produce_v(addr, topic, partition, 8).0
+}
+
+/// Produce at `version`: the error code, the KIP-951 current leader (id, epoch) and the node
+/// endpoints the answer carries.
+fn raw_produce_v(
+    addr: &str,
+    topic: &str,
+    partition: i32,
+    version: i16,
+) -> (i16, (i32, i32), Vec<(i32, i32)>) {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
     use kafka_protocol::protocol::StrBytes;
@@ -484,9 +508,17 @@ fn raw_produce(addr: &str, topic: &str, partition: i32) -> i16 {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(15)))
         .expect("timeout");
-    send_request(&mut s, 0, 8, 7, &req);
-    let resp: ProduceResponse = read_response(&mut s, 0, 8, 7).expect("produce response");
-    resp.responses[0].partition_responses[0].error_code
+    send_request(&mut s, 0, version, 7, &req);
+    let resp: ProduceResponse = read_response(&mut s, 0, version, 7).expect("produce response");
+    let r = &resp.responses[0].partition_responses[0];
+    (
+        r.error_code,
+        (r.current_leader.leader_id.0, r.current_leader.leader_epoch),
+        resp.node_endpoints
+            .iter()
+            .map(|n| (n.node_id.0, n.port))
+            .collect(),
+    )
 }
 
 #[test]
@@ -528,6 +560,32 @@ fn a_killed_node_s_partitions_move_at_a_higher_epoch_and_come_back() {
     eprintln!("failover after kill -9: {failover:?}");
     // the survivors take writes for every partition
     produce(&c.bootstrap(), "moves", 6, 5, "during");
+    // KIP-320 across the failover: epoch 0 of a moved partition ended where the new leader
+    // went on (after the 5 records written before the kill); the current epoch at the log end
+    let (p, old) = before
+        .iter()
+        .find(|(_, pl)| pl.leader == victim)
+        .map(|(p, pl)| (*p, *pl))
+        .expect("a partition of the victim");
+    let now = moved[&p];
+    let leader = c
+        .nodes
+        .iter()
+        .find(|n| n.id == now.leader)
+        .map(Node::addr)
+        .expect("new leader");
+    use common::offset_for_leader_epoch as ofle;
+    assert_eq!(
+        ofle(&leader, "moves", p, now.epoch, old.epoch, 4),
+        (0, old.epoch, 5)
+    );
+    assert_eq!(
+        ofle(&leader, "moves", p, now.epoch, now.epoch, 4),
+        (0, now.epoch, 10)
+    );
+    // a client still on the old epoch is fenced, one ahead of the node is told to wait
+    assert_eq!(ofle(&leader, "moves", p, old.epoch, old.epoch, 4).0, 74);
+    assert_eq!(ofle(&leader, "moves", p, now.epoch + 1, old.epoch, 4).0, 75);
 
     // node 3 comes back and takes its share again, at higher epochs still
     c.launch(victim);

@@ -10,7 +10,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, TopicName};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +25,8 @@ struct Wanted {
     partition: Option<Arc<Partition>>,
     /// The error to answer when `partition` is `None`.
     absent: ResponseError,
+    /// KIP-951: the partition's leader (id, epoch), when another node leads it.
+    leader: Option<(i32, i32)>,
 }
 
 impl Handler {
@@ -36,17 +38,41 @@ impl Handler {
                 let parts = t
                     .partitions
                     .iter()
-                    .map(|p| Wanted {
-                        index: p.partition,
-                        offset: p.fetch_offset,
-                        max_bytes: p.partition_max_bytes.max(0) as usize,
-                        partition: self.logs.get(&t.topic.0, p.partition),
-                        absent: super::absent(
+                    .map(|p| {
+                        let mut partition = self.logs.get(&t.topic.0, p.partition);
+                        let mut absent = super::absent(
                             self.cluster.as_deref(),
                             &self.catalog,
                             &t.topic.0,
                             p.partition,
-                        ),
+                        );
+                        // KIP-320: a fetch from a consumer with another idea of the epoch
+                        if let (Some(log), Some(meta)) = (&partition, self.catalog.get(&t.topic.0))
+                        {
+                            let serving = self.serving_epoch(&meta, log);
+                            if let Some(e) = super::epoch_error(p.current_leader_epoch, serving) {
+                                absent = e;
+                                partition = None;
+                            }
+                        }
+                        let leader = match (&partition, absent) {
+                            (None, ResponseError::NotLeaderOrFollower) => super::leader_hint(
+                                self.cluster.as_deref(),
+                                &self.catalog,
+                                &t.topic.0,
+                                p.partition,
+                            )
+                            .map(|(id, epoch, _, _)| (id, epoch)),
+                            _ => None,
+                        };
+                        Wanted {
+                            index: p.partition,
+                            offset: p.fetch_offset,
+                            max_bytes: p.partition_max_bytes.max(0) as usize,
+                            partition,
+                            absent,
+                            leader,
+                        }
                     })
                     .collect();
                 // owned: a slice would pin the request frame for the whole long poll
@@ -162,6 +188,10 @@ async fn read_all(
                 None => {
                     pd.error_code = code(w.absent);
                     pd.high_watermark = -1;
+                    if let Some((id, epoch)) = w.leader {
+                        pd.current_leader.leader_id = BrokerId(id);
+                        pd.current_leader.leader_epoch = epoch;
+                    }
                     errors = true;
                 }
                 Some(p) => {

@@ -7,6 +7,7 @@ use crate::catalog::Catalog;
 use crate::cluster::Cluster;
 use crate::log::LogManager;
 use crate::protocol::Response;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -54,7 +55,20 @@ async fn list_offsets(
                     .as_ref()
                     .map_or(0, |m| super::leader_epoch(cluster, m, p.partition_index));
             }
-            match logs.get(&t.name.0, p.partition_index) {
+            let log = logs.get(&t.name.0, p.partition_index);
+            // KIP-320: a client with another idea of the leader epoch is refused
+            let refused = match (&log, &meta) {
+                (Some(l), Some(m)) => super::epoch_error(
+                    p.current_leader_epoch,
+                    l.leader_epoch()
+                        .unwrap_or_else(|| m.leader_epoch(p.partition_index)),
+                ),
+                _ => None,
+            };
+            match log.filter(|_| refused.is_none()) {
+                None if refused.is_some() => {
+                    pr.error_code = code(refused.unwrap_or(ResponseError::UnknownServerError))
+                }
                 None => {
                     pr.error_code = code(super::absent(
                         cluster,

@@ -15,6 +15,7 @@ mod describe_configs;
 pub mod errors;
 mod fetch;
 mod groups;
+mod leader_epochs;
 mod list_offsets;
 mod log_dirs;
 mod metadata;
@@ -89,6 +90,36 @@ pub(crate) fn absent(
     }
 }
 
+/// KIP-320: a client's `current_leader_epoch` (-1: none given) against the epoch the partition
+/// is served at here: older is FENCED_LEADER_EPOCH (the client must refresh its metadata),
+/// newer UNKNOWN_LEADER_EPOCH (this node has not caught up with the change yet).
+pub(crate) fn epoch_error(
+    current: i32,
+    serving: i32,
+) -> Option<kafka_protocol::error::ResponseError> {
+    use kafka_protocol::error::ResponseError;
+    match current {
+        c if c < 0 => None,
+        c if c < serving => Some(ResponseError::FencedLeaderEpoch),
+        c if c > serving => Some(ResponseError::UnknownLeaderEpoch),
+        _ => None,
+    }
+}
+
+/// KIP-951: the leader clients should go to for a partition this node does not lead, as
+/// (leader id, epoch, host, port); `None` when no live node leads it.
+pub(crate) fn leader_hint(
+    cluster: Option<&Cluster>,
+    catalog: &Catalog,
+    topic: &str,
+    partition: i32,
+) -> Option<(i32, i32, String, i32)> {
+    let meta = catalog.get(topic)?;
+    let view = cluster?.view();
+    let (node, epoch) = view.live_leader(meta.id, partition)?;
+    Some((node.id, epoch, node.host.clone(), node.port))
+}
+
 /// A partition's leader epoch as clients are told it: the cluster's, or the catalog's alone.
 pub(crate) fn leader_epoch(cluster: Option<&Cluster>, meta: &TopicMeta, partition: i32) -> i32 {
     match cluster {
@@ -100,6 +131,13 @@ pub(crate) fn leader_epoch(cluster: Option<&Cluster>, meta: &TopicMeta, partitio
 impl Handler {
     pub fn node_id(&self) -> BrokerId {
         BrokerId(self.config.node_id)
+    }
+
+    /// The epoch a partition this node serves is led at: the one it took it over at (cluster),
+    /// or the catalog's.
+    pub(crate) fn serving_epoch(&self, meta: &TopicMeta, log: &crate::log::Partition) -> i32 {
+        log.leader_epoch()
+            .unwrap_or_else(|| meta.leader_epoch(log.index))
     }
 
     /// The node that coordinates groups and transactions: this one alone; in a cluster, for
@@ -212,6 +250,9 @@ impl Handler {
             Request::DeleteRecords(r) => {
                 ready(Response::DeleteRecords(self.delete_records(r).await))
             }
+            Request::OffsetForLeaderEpoch(r) => ready(Response::OffsetForLeaderEpoch(
+                self.offset_for_leader_epoch(r).await,
+            )),
             Request::DescribeLogDirs(r) => {
                 ready(Response::DescribeLogDirs(self.describe_log_dirs(r).await))
             }

@@ -6,9 +6,9 @@ use crate::log::{AppendInfo, LogError, Partition, Verify};
 use crate::protocol::Response;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,6 +104,7 @@ impl Handler {
             }));
         }
         let timeout = Duration::from_millis(req.timeout_ms.max(0) as u64);
+        let (cluster, catalog) = (self.cluster.clone(), self.catalog.clone());
         Box::pin(async move {
             let mut resp = ProduceResponse::default();
             for (name, outcomes) in topics {
@@ -127,7 +128,26 @@ impl Handler {
                             }
                         }
                     }
-                    tr.partition_responses.push(partition_response(o));
+                    let not_leader = matches!(o.result, Err(ResponseError::NotLeaderOrFollower));
+                    let mut r = partition_response(o);
+                    if not_leader {
+                        // KIP-951: where the partition is led now, so the client need not
+                        // ask for metadata first
+                        let hint =
+                            super::leader_hint(cluster.as_deref(), &catalog, &tr.name.0, r.index);
+                        if let Some((id, epoch, host, port)) = hint {
+                            r.current_leader.leader_id = BrokerId(id);
+                            r.current_leader.leader_epoch = epoch;
+                            if !resp.node_endpoints.iter().any(|n| n.node_id.0 == id) {
+                                let mut n = NodeEndpoint::default();
+                                n.node_id = BrokerId(id);
+                                n.host = StrBytes::from_string(host);
+                                n.port = port;
+                                resp.node_endpoints.push(n);
+                            }
+                        }
+                    }
+                    tr.partition_responses.push(r);
                 }
                 resp.responses.push(tr);
             }

@@ -128,7 +128,7 @@ async fn sync(
             epoch: l.epoch,
             guard: rev,
         };
-        match take_over(logs, catalog, meta, p, l, me, link).await {
+        match take_over(cluster, logs, catalog, meta, p, l, link).await {
             Ok(end) => {
                 tracing::info!(topic = %meta.name, partition = p, epoch = l.epoch, log_end_offset = end, "leading the partition");
                 serving.insert((t, p), (meta.name.clone(), l.epoch));
@@ -158,14 +158,15 @@ pub(super) async fn leave(cluster: &Cluster, logs: &LogManager) {
 /// chain that leads here (else moves it aside and starts from the bucket's manifest), appends
 /// what the WAL committed beyond it, records the epoch and serves. Returns the log end.
 async fn take_over(
+    cluster: &Cluster,
     logs: &Arc<LogManager>,
     catalog: &Catalog,
     meta: &TopicMeta,
     p: i32,
     l: Leadership,
-    me: i32,
     link: WalLink,
 ) -> Result<i64, String> {
+    let me = cluster.node_id();
     let committed = link
         .wal
         .committed(meta.id, p)
@@ -217,9 +218,19 @@ async fn take_over(
             ));
         }
     }
-    if let Err(e) = logs.begin_epoch(&part, l.epoch).await {
+    let history = match cluster
+        .record_epoch(meta.id, p, l.epoch, end, link.guard)
+        .await
+    {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = part.close().await;
+            return Err(format!("recording the leader epoch: {e}"));
+        }
+    };
+    if let Err(e) = logs.write_epochs(&part, &history).await {
         let _ = part.close().await;
-        return Err(format!("recording the leader epoch: {e}"));
+        return Err(format!("writing the leader-epoch checkpoint: {e}"));
     }
     part.attach_wal(link);
     logs.serve(part);

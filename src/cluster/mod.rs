@@ -34,6 +34,7 @@ pub mod wal;
 
 use crate::catalog::{Catalog, EtcdCatalog};
 use crate::etcd::{Compare, Etcd, EtcdError, Kv, Op};
+use crate::format::epochs::{self, EpochEntry};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -422,6 +423,62 @@ impl Cluster {
             tracing::info!(%topic, partition, to, epoch = next.epoch, "handed the partition over");
         }
         Ok(r.succeeded)
+    }
+
+    /// Records that this node leads the partition at `epoch` from offset `start`, in the
+    /// partition's leader-epoch history kept in etcd (`/epochs/<topic id>/<partition>`, the
+    /// checkpoint's text), guarded by the leadership this node holds (`guard`: its key's
+    /// revision). Returns the whole history, for the local checkpoint and OffsetForLeaderEpoch.
+    pub async fn record_epoch(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        epoch: i32,
+        start: i64,
+        guard: i64,
+    ) -> Result<Vec<EpochEntry>, ClusterError> {
+        let key = self.key(&format!("epochs/{topic}/{partition}"));
+        for _ in 0..16 {
+            let (_, kvs) = self.etcd.range(&key, None).await?;
+            let (old, rev) = kvs.first().map_or((Vec::new(), 0), |kv| {
+                (
+                    epochs::decode(&kv.value).unwrap_or_default(),
+                    kv.mod_revision,
+                )
+            });
+            let next = epochs::begin(&old, epoch, start);
+            let r = self
+                .etcd
+                .txn(
+                    &[
+                        Compare::ModRevision(key.clone(), rev),
+                        Compare::ModRevision(self.leader_key(topic, partition), guard),
+                    ],
+                    &[Op::Put {
+                        key: key.clone(),
+                        value: epochs::encode(&next),
+                        lease: 0,
+                    }],
+                    &[Op::Get(self.leader_key(topic, partition))],
+                )
+                .await?;
+            if r.succeeded {
+                return Ok(next);
+            }
+            if r.gets
+                .first()
+                .and_then(|g| g.first())
+                .map(|kv| kv.mod_revision)
+                != Some(guard)
+            {
+                return Err(ClusterError::Invalid(
+                    "the partition's leadership changed while taking it over".into(),
+                ));
+            }
+        }
+        Err(ClusterError::Invalid(
+            "recording the leader epoch kept losing races".into(),
+        ))
     }
 
     /// Reserves `size` producer ids no node of the cluster has handed out: `[start, end)`.

@@ -321,7 +321,8 @@ impl Wal {
     }
 
     /// The controller's sweep: every WAL record whose batches the manifests cover (or whose
-    /// topics are gone) is deleted with its object.
+    /// topics are gone) is deleted with its object; so are the tiering marks and leader-epoch
+    /// histories of deleted topics.
     pub async fn collect(&self, live_topics: &HashSet<Uuid>) -> Result<usize, super::ClusterError> {
         let etcd = &self.cluster.etcd;
         let (_, tiered) = etcd.range_prefix(&self.cluster.key("tiered/")).await?;
@@ -339,6 +340,16 @@ impl Wal {
                 } else {
                     let _ = etcd.txn(&[], &[Op::Delete(kv.key.clone())], &[]).await;
                 }
+            }
+        }
+        // leader-epoch histories of deleted topics
+        let epochs_prefix = self.cluster.key("epochs/");
+        let (_, histories) = etcd.range_prefix(&epochs_prefix).await?;
+        for kv in histories {
+            let rest = String::from_utf8_lossy(&kv.key[epochs_prefix.len()..]).into_owned();
+            let topic = rest.split('/').next().and_then(|t| Uuid::parse_str(t).ok());
+            if topic.is_some_and(|t| !live_topics.contains(&t)) {
+                let _ = etcd.txn(&[], &[Op::Delete(kv.key.clone())], &[]).await;
             }
         }
         let (_, records) = etcd.range_prefix(&self.cluster.key("wal/")).await?;

@@ -61,6 +61,26 @@ pub fn begin(entries: &[EpochEntry], epoch: i32, start_offset: i64) -> Vec<Epoch
     out
 }
 
+/// OffsetForLeaderEpoch's answer as Kafka's leader-epoch cache gives it: for the current epoch,
+/// the log end; for an older one, the start of the next epoch this log knows (with the largest
+/// known epoch not above the one asked); `(-1, -1)` for an unknown future epoch.
+pub fn end_offset_for(entries: &[EpochEntry], requested: i32, log_end: i64) -> (i32, i64) {
+    const UNDEFINED: (i32, i64) = (-1, -1);
+    if requested < 0 {
+        return UNDEFINED;
+    }
+    if entries.last().is_some_and(|e| e.epoch == requested) {
+        return (requested, log_end);
+    }
+    let Some(higher) = entries.iter().find(|e| e.epoch > requested) else {
+        return UNDEFINED;
+    };
+    match entries.iter().rev().find(|e| e.epoch <= requested) {
+        Some(floor) => (floor.epoch, higher.start_offset),
+        None => (requested, higher.start_offset),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +96,38 @@ mod tests {
         assert_eq!(decode(b"0\n2\n3 0\n1 5\n"), None, "epochs must grow");
         assert_eq!(decode(b"0\n1\nx y\n"), None);
         assert_eq!(decode(b"0\n0\n"), Some(vec![]));
+    }
+
+    #[test]
+    fn end_offsets_follow_kafkas_leader_epoch_cache() {
+        let e = begin(&begin(&begin(&[], 1, 0), 3, 40), 6, 90);
+        assert_eq!(
+            end_offset_for(&e, 6, 120),
+            (6, 120),
+            "current epoch: the log end"
+        );
+        assert_eq!(
+            end_offset_for(&e, 3, 120),
+            (3, 90),
+            "ends where epoch 6 starts"
+        );
+        assert_eq!(
+            end_offset_for(&e, 4, 120),
+            (3, 90),
+            "unknown epoch between: its floor"
+        );
+        assert_eq!(
+            end_offset_for(&e, 0, 120),
+            (0, 0),
+            "older than any: where the first starts"
+        );
+        assert_eq!(
+            end_offset_for(&e, 7, 120),
+            (-1, -1),
+            "a future epoch is undefined"
+        );
+        assert_eq!(end_offset_for(&e, -1, 120), (-1, -1));
+        assert_eq!(end_offset_for(&[], 0, 5), (-1, -1));
     }
 
     #[test]

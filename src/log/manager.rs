@@ -356,22 +356,16 @@ impl LogManager {
             .and_then(|b| epochs::decode(&b))
     }
 
-    /// Records that the partition's log continues at `epoch` from its current end.
-    pub async fn begin_epoch(&self, p: &Arc<Partition>, epoch: i32) -> Result<(), LogError> {
+    /// Writes the partition's leader-epoch checkpoint (cluster mode: the history as etcd has it).
+    pub async fn write_epochs(
+        &self,
+        p: &Arc<Partition>,
+        entries: &[EpochEntry],
+    ) -> Result<(), LogError> {
         let path = p.dir().join(LEADER_EPOCH_FILE);
-        let end = p.offsets().log_end_offset;
+        let bytes = epochs::encode(entries);
         self.io
-            .run(move || {
-                let old = crate::fs::read_if_exists(&path)?
-                    .and_then(|b| epochs::decode(&b))
-                    .unwrap_or_default();
-                let next = epochs::begin(&old, epoch, end);
-                Ok(write_atomic(
-                    &path,
-                    &epochs::encode(&next),
-                    Durable::Metadata,
-                )?)
-            })
+            .run(move || Ok(write_atomic(&path, &bytes, Durable::Metadata)?))
             .await
     }
 

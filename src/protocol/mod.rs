@@ -84,6 +84,7 @@ apis! {
     DescribeProducers: DescribeProducersRequest => DescribeProducersResponse,
     DescribeTransactions: DescribeTransactionsRequest => DescribeTransactionsResponse,
     ListTransactions: ListTransactionsRequest => ListTransactionsResponse,
+    OffsetForLeaderEpoch: OffsetForLeaderEpochRequest => OffsetForLeaderEpochResponse,
 }
 
 /// What identifies a request on its connection.

@@ -8,6 +8,32 @@ use rdkafka::message::Timestamp;
 use rdkafka::producer::FutureRecord;
 use rdkafka::Message;
 
+/// OffsetForLeaderEpoch alone: one epoch (0) from the start; a consumer's current epoch is
+/// checked as Kafka does (KIP-320).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_for_leader_epoch_answers_from_the_one_epoch() {
+    use crate::common::offset_for_leader_epoch as ofle;
+    let b = TestBroker::start().await;
+    create_topic_with(&b, "epochs", 1, &[]).await;
+    for i in 0..3 {
+        assert_eq!(produce(&b, "epochs", 0, &[(1000, "v")]), (0, i));
+    }
+    let addr = b.addr.to_string();
+    for v in 2..=4 {
+        let (err, epoch, end) = ofle(&addr, "epochs", 0, -1, 0, v);
+        assert_eq!((err, epoch), (0, 0), "v{v}");
+        assert_eq!(end, 3, "v{v}: the current epoch ends at the log end");
+    }
+    // a future epoch is unknown to the log: undefined, as Kafka answers
+    assert_eq!(ofle(&addr, "epochs", 0, -1, 5, 4), (0, -1, -1));
+    // a consumer that believes in a newer leader epoch than the broker's: UNKNOWN_LEADER_EPOCH
+    assert_eq!(ofle(&addr, "epochs", 0, 1, 0, 4).0, 75);
+    assert_eq!(ofle(&addr, "epochs", 0, 0, 0, 4).0, 0);
+    // no such partition
+    assert_eq!(ofle(&addr, "epochs", 3, -1, 0, 4).0, 3);
+    b.stop().await;
+}
+
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;

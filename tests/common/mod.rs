@@ -476,3 +476,38 @@ pub fn dir_bytes(dir: &std::path::Path, ext: &str) -> (u64, usize) {
     }
     total
 }
+
+/// OffsetForLeaderEpoch (`version`) for one partition on the node at `addr`: (error code,
+/// leader epoch, end offset).
+pub fn offset_for_leader_epoch(
+    addr: &str,
+    topic: &str,
+    partition: i32,
+    current_leader_epoch: i32,
+    leader_epoch: i32,
+    version: i16,
+) -> (i16, i32, i64) {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::messages::{
+        BrokerId, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    let mut p = OffsetForLeaderPartition::default();
+    p.partition = partition;
+    p.current_leader_epoch = current_leader_epoch;
+    p.leader_epoch = leader_epoch;
+    let mut t = OffsetForLeaderTopic::default();
+    t.topic = TopicName(StrBytes::from_string(topic.to_string()));
+    t.partitions = vec![p];
+    let mut req = OffsetForLeaderEpochRequest::default();
+    req.replica_id = BrokerId(-1);
+    req.topics = vec![t];
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let resp: OffsetForLeaderEpochResponse = roundtrip(&mut s, 23, version, 9, &req);
+    let r = &resp.topics[0].partitions[0];
+    (r.error_code, r.leader_epoch, r.end_offset)
+}
