@@ -25,7 +25,8 @@ const LEASE_MS: u64 = 3000;
 struct Etcd {
     child: Child,
     endpoint: String,
-    _dir: tempfile::TempDir,
+    ports: (u16, u16),
+    dir: tempfile::TempDir,
 }
 
 impl Drop for Etcd {
@@ -37,11 +38,33 @@ impl Drop for Etcd {
 
 fn etcd() -> Etcd {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (client, peer) = (free_port(), free_port());
+    let ports = (free_port(), free_port());
+    let child = spawn_etcd(dir.path(), ports);
+    Etcd {
+        child,
+        endpoint: format!("http://127.0.0.1:{}", ports.0),
+        ports,
+        dir,
+    }
+}
+
+impl Etcd {
+    /// Kills etcd; `restart` brings it back on the same data and ports.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn restart(&mut self) {
+        self.child = spawn_etcd(self.dir.path(), self.ports);
+    }
+}
+
+fn spawn_etcd(dir: &Path, (client, peer): (u16, u16)) -> Child {
     let endpoint = format!("http://127.0.0.1:{client}");
     let child = Command::new("etcd")
         .arg("--data-dir")
-        .arg(dir.path().join("etcd"))
+        .arg(dir.join("etcd"))
         .args(["--listen-client-urls", &endpoint])
         .args(["--advertise-client-urls", &endpoint])
         .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
@@ -62,11 +85,7 @@ fn etcd() -> Etcd {
         assert!(Instant::now() < deadline, "etcd did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Etcd {
-        child,
-        endpoint,
-        _dir: dir,
-    }
+    child
 }
 
 struct Node {
@@ -348,9 +367,18 @@ fn consume_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, i64, 
         .expect("consumer");
     let mut ends = BTreeMap::new();
     for p in 0..partitions {
-        let (_, high) = consumer
-            .fetch_watermarks(topic, p, Duration::from_secs(30))
-            .expect("watermarks");
+        // a metadata answer during a leadership change may lack the partition's leader
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let high = loop {
+            match consumer.fetch_watermarks(topic, p, Duration::from_secs(10)) {
+                Ok((_, high)) => break high,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("watermarks of {topic}/{p}: {e}; retrying");
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                Err(e) => panic!("watermarks of {topic}/{p}: {e}"),
+            }
+        };
         ends.insert(p, high);
     }
     let mut tpl = TopicPartitionList::new();
@@ -649,4 +677,88 @@ fn a_second_node_with_the_same_id_or_another_bucket_is_refused() {
     assert_eq!(other_bucket.status.code(), Some(2));
     let err = String::from_utf8_lossy(&other_bucket.stderr);
     assert!(err.contains("is not the cluster's bucket"), "{err}");
+}
+
+#[test]
+#[ignore = "needs etcd: cargo test --test cluster -- --ignored"]
+fn a_leader_paused_past_its_lease_is_fenced_when_it_wakes() {
+    let mut c = Cluster::start(3);
+    let a = c.nodes[0].addr();
+    create_topic(&a, "paused", 3);
+    let before = wait_placement(&c, &a, "paused", "one each", |nodes, parts| {
+        nodes.len() == 3 && per_node(parts).values().all(|n| *n == 1)
+    });
+    produce(&c.bootstrap(), "paused", 3, 3, "before");
+    let victim = 2;
+    let (p, _) = before
+        .iter()
+        .find(|(_, pl)| pl.leader == victim)
+        .map(|(p, pl)| (*p, *pl))
+        .expect("a partition of node 2");
+    let pid = c
+        .node(victim)
+        .child
+        .as_ref()
+        .map(|ch| ch.id())
+        .expect("pid") as i32;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    wait_placement(
+        &c,
+        &a,
+        "paused",
+        "failover from the paused node",
+        |_, parts| parts[&p].leader != victim,
+    );
+    // it wakes up believing it still leads: whatever it is sent now must not be acknowledged
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let addr = c.node(victim).addr();
+    let code = raw_produce(&addr, "paused", p);
+    assert_ne!(code, 0, "a fenced node acknowledged a write");
+    assert!(
+        code == 6 || code == 7,
+        "NOT_LEADER_OR_FOLLOWER or REQUEST_TIMED_OUT, got {code}"
+    );
+    // nothing it took in is in the partition's history
+    let read = consume_all(&c.bootstrap(), "paused", 3);
+    assert!(
+        read.iter().all(|r| r.2 != "raw"),
+        "a record the fenced node took in was committed: {read:?}"
+    );
+    assert_eq!(read.len(), 9, "{read:?}");
+    // and the cluster goes on with it as a member again
+    wait_placement(&c, &a, "paused", "rejoined", |nodes, parts| {
+        nodes.len() == 3 && per_node(parts).values().all(|n| *n == 1)
+    });
+    produce(&c.bootstrap(), "paused", 3, 2, "after");
+    assert_eq!(consume_all(&c.bootstrap(), "paused", 3).len(), 15);
+}
+
+#[test]
+#[ignore = "needs etcd: cargo test --test cluster -- --ignored"]
+fn without_etcd_nothing_is_acknowledged_and_service_resumes_when_it_returns() {
+    let mut c = Cluster::start(3);
+    let a = c.nodes[0].addr();
+    create_topic(&a, "outage", 3);
+    let placed = wait_placement(&c, &a, "outage", "one each", |nodes, parts| {
+        nodes.len() == 3 && per_node(parts).values().all(|n| *n == 1)
+    });
+    produce(&c.bootstrap(), "outage", 3, 3, "before");
+    c.etcd.kill();
+    // a write to a leader cannot be committed: it is refused, never acknowledged
+    let leader = c
+        .nodes
+        .iter()
+        .find(|n| n.id == placed[&0].leader)
+        .map(Node::addr)
+        .expect("leader");
+    let code = raw_produce(&leader, "outage", 0);
+    assert!(code == 6 || code == 7, "without etcd: {code}\n{}", c.logs());
+    c.etcd.restart();
+    wait_placement(&c, &a, "outage", "back after the outage", |nodes, parts| {
+        nodes.len() == 3 && parts.len() == 3
+    });
+    produce(&c.bootstrap(), "outage", 3, 2, "after");
+    let read = consume_all(&c.bootstrap(), "outage", 3);
+    assert!(read.iter().all(|r| r.2 != "raw"), "{read:?}\n{}", c.logs());
+    assert_eq!(read.len(), 15, "{read:?}");
 }

@@ -180,6 +180,11 @@ impl Cluster {
         self.view.subscribe()
     }
 
+    /// Until when this node's lease is surely alive, as of the last renewal etcd confirmed.
+    pub fn lease_deadline(&self) -> Instant {
+        self.lease.lock().valid_until
+    }
+
     /// Whether this node's lease is surely alive now.
     pub fn lease_valid(&self) -> bool {
         Instant::now() < self.lease.lock().valid_until

@@ -141,12 +141,15 @@ impl Wal {
         }
         let key = object_key(node);
         let data = object.freeze();
+        // a commit is tried only while the lease it started under is surely alive: a lapse
+        // ends it, even if the lease is renewed meanwhile (etcd may even have kept it)
+        let deadline = self.cluster.lease_deadline();
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         loop {
             match self.tier.store().put(&key, data.clone(), true).await {
                 Ok(()) => break,
                 Err(e) => {
-                    if !self.cluster.lease_valid() || cancel.is_cancelled() {
+                    if Instant::now() >= deadline || cancel.is_cancelled() {
                         tracing::warn!(error = %e, "WAL object not written before the lease ran out");
                         return fence_all(batch);
                     }
@@ -191,7 +194,9 @@ impl Wal {
                 record.entries.extend(idx.iter().map(|i| entries[*i]));
             }
             let rkey = self.cluster.key(&record_key(&key, chunk));
-            let ok = self.commit_record(rkey, &record, &guards, cancel).await;
+            let ok = self
+                .commit_record(rkey, &record, &guards, deadline, cancel)
+                .await;
             if ok {
                 committed_any = true;
             }
@@ -214,18 +219,23 @@ impl Wal {
         }
     }
 
-    /// Writes one WAL record if its guards hold; retries while etcd is unreachable and this
-    /// node's lease may still be alive.
+    /// Writes one WAL record if its guards hold; retries while etcd is unreachable, until
+    /// `deadline` (the lease the commit started under).
     async fn commit_record(
         &self,
         key: Vec<u8>,
         record: &WalRecord,
         guards: &[Compare],
+        deadline: Instant,
         cancel: &CancellationToken,
     ) -> bool {
         let value = super::to_json(record);
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
         loop {
+            if Instant::now() >= deadline {
+                tracing::warn!("WAL commit not written before the lease ran out");
+                return false;
+            }
             let r = self
                 .cluster
                 .etcd
@@ -250,10 +260,6 @@ impl Wal {
                 }
                 Err(e) => {
                     crate::metrics::cluster_etcd_error("wal");
-                    if !self.cluster.lease_valid() {
-                        tracing::warn!(error = %e, "WAL commit not written before the lease ran out");
-                        return false;
-                    }
                     tracing::warn!(error = %e, "committing a WAL record failed; retrying");
                     if !backoff.wait(cancel).await {
                         return false;
