@@ -222,6 +222,26 @@ impl Etcd {
         self.range(prefix, Some(&prefix_end(prefix))).await
     }
 
+    /// The highest modification revision among the keys starting with `prefix` (`None` when
+    /// there are none): tells whether any of them changed since a read.
+    pub async fn latest_mod_revision(&self, prefix: &[u8]) -> Result<Option<i64>, EtcdError> {
+        let v = self
+            .call(
+                "/v3/kv/range",
+                json!({
+                    "key": B64.encode(prefix),
+                    "range_end": B64.encode(prefix_end(prefix)),
+                    "sort_order": "DESCEND",
+                    "sort_target": "MOD",
+                    "limit": "1",
+                    "keys_only": true,
+                }),
+            )
+            .await?;
+        let r: RangeResponse = decode(v)?;
+        Ok(kvs(r.kvs)?.first().map(|kv| kv.mod_revision))
+    }
+
     /// The store's current revision (any write anywhere raises it).
     pub async fn revision(&self) -> Result<i64, EtcdError> {
         let v = self

@@ -16,6 +16,9 @@ use uuid::Uuid;
 impl Handler {
     pub(super) async fn metadata(&self, req: MetadataRequest, v: i16) -> MetadataResponse {
         let mut resp = MetadataResponse::default();
+        if let Some(c) = &self.cluster {
+            c.fresh_view().await;
+        }
         let (nodes, controller) = self.nodes();
         resp.brokers = nodes
             .into_iter()

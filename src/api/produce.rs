@@ -107,6 +107,14 @@ impl Handler {
         let (cluster, catalog) = (self.cluster.clone(), self.catalog.clone());
         Box::pin(async move {
             let mut resp = ProduceResponse::default();
+            // hints name the current leader: read it again if a leadership changed meanwhile
+            let refused_here = topics
+                .iter()
+                .flat_map(|(_, o)| o.iter())
+                .any(|o| matches!(o.result, Err(ResponseError::NotLeaderOrFollower)));
+            if let (true, Some(c)) = (refused_here, &cluster) {
+                c.fresh_view().await;
+            }
             for (name, outcomes) in topics {
                 let mut tr = TopicProduceResponse::default();
                 tr.name = name;

@@ -4,7 +4,8 @@
 //! 1. releases every partition it serves but no longer leads at the epoch it opened it with
 //!    (another node took it, the topic went, the controller asked to move it, or this node's
 //!    lease lapsed): appends and waiters get NOT_LEADER_OR_FOLLOWER, the files are synced;
-//! 2. hands partitions marked `moving_to` another node over to it (after releasing them);
+//! 2. hands partitions the controller asked to move (`/moves/`) to their target (after
+//!    releasing them);
 //! 3. opens every partition it leads and does not serve yet. Its local copy is used only if it
 //!    belongs to the epoch chain that leads here: the copy's last epoch (from its
 //!    `leader-epoch-checkpoint`) is the current epoch (a restart), or the one before when this
@@ -64,13 +65,16 @@ async fn sync(
     // 1. what this node must stop serving
     let stale: Vec<((Uuid, i32), (String, i32))> = serving
         .iter()
-        .filter(|((t, p), (_, epoch))| {
+        .filter(|((t, p), (name, epoch))| {
             let exists = topics.get(t).is_some_and(|m| *p < m.partitions);
+            // a fenced WAL commit stopped it: taken over again from what was committed
+            let fenced = logs.get(name, *p).is_none_or(|part| part.is_moved());
             let still = view
                 .leaders
                 .get(&(*t, *p))
-                .is_some_and(|(l, _)| l.node == me && l.epoch == *epoch && l.moving_to.is_none());
-            !(lease && exists && still)
+                .is_some_and(|(l, _)| l.node == me && l.epoch == *epoch)
+                && !view.moves.contains_key(&(*t, *p));
+            !(lease && exists && still) || fenced
         })
         .map(|(k, v)| (*k, v.clone()))
         .collect();
@@ -110,7 +114,7 @@ async fn sync(
         let Some(meta) = topics.get(&t).filter(|m| p < m.partitions) else {
             continue;
         };
-        if let Some(to) = l.moving_to {
+        if let Some((to, _)) = view.moves.get(&(t, p)).copied() {
             if !serving.contains_key(&(t, p)) {
                 if let Err(e) = cluster.hand_over(t, p, l, rev, to).await {
                     tracing::warn!(topic = %meta.name, partition = p, error = %e, "handing the partition over failed");
@@ -232,6 +236,7 @@ async fn take_over(
         let _ = part.close().await;
         return Err(format!("writing the leader-epoch checkpoint: {e}"));
     }
+    link.wal.forget_fenced(meta.id, p);
     part.attach_wal(link);
     logs.serve(part);
     Ok(end)
@@ -264,23 +269,34 @@ async fn discard(
     }
 }
 
-/// Appends every committed WAL batch past the log end, in offset order.
+/// Batches read from the bucket at once while catching up.
+const CATCH_UP_READS: usize = 32;
+
+/// Appends every committed WAL batch past the log end, in offset order (read from the bucket
+/// [`CATCH_UP_READS`] at a time: one partition's batches are spread over many objects).
 async fn catch_up(
     part: &Arc<Partition>,
     link: &WalLink,
     committed: &[(String, crate::format::wal::WalEntry)],
 ) -> Result<(), String> {
+    use futures::StreamExt;
+    let from = part.offsets().log_end_offset;
+    let reads: Vec<_> = committed
+        .iter()
+        .filter(|(_, e)| e.last >= from)
+        .map(|(object, e)| {
+            let (wal, object, e) = (link.wal.clone(), object.clone(), *e);
+            async move {
+                wal.read(&object, &e)
+                    .await
+                    .map_err(|err| format!("reading WAL object {object}: {err}"))
+            }
+        })
+        .collect();
+    let mut reads = futures::stream::iter(reads).buffered(CATCH_UP_READS);
     let mut replayed = 0usize;
-    for (object, e) in committed {
-        if e.last < part.offsets().log_end_offset {
-            continue;
-        }
-        let data = link
-            .wal
-            .read(object, e)
-            .await
-            .map_err(|err| format!("reading WAL object {object}: {err}"))?;
-        match part.append_committed(data).await {
+    while let Some(data) = reads.next().await {
+        match part.append_committed(data?).await {
             Ok(()) => replayed += 1,
             Err(LogError::InvalidRecord(m)) => return Err(m),
             Err(err) => return Err(format!("appending a committed batch: {err}")),

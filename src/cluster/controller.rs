@@ -7,7 +7,7 @@
 //! - a partition whose leader's node key is gone moves to the least loaded live node at the
 //!   next epoch (guards: the leadership key is unchanged and the old node is still gone);
 //! - when leaderships are uneven by more than one, the controller marks a partition of the most
-//!   loaded node `moving_to` the least loaded one; the owner hands it over itself once it has
+//!   loaded node to move to the least loaded one (`/moves/`); the owner hands it over once it has
 //!   stopped serving it ([`super::Cluster::hand_over`]);
 //! - leadership keys of deleted topics and partitions are removed.
 
@@ -119,18 +119,35 @@ fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
         .collect();
     // leaderships per live node, counting a partition on its way to a node as that node's
     let mut load: HashMap<i32, usize> = live.iter().map(|n| (*n, 0)).collect();
-    let mut moving = false;
+    let moving = !v.moves.is_empty();
     for (tp, (l, _)) in &v.leaders {
         if !wanted.contains(tp) {
             continue;
         }
-        let owner = l
-            .moving_to
+        let owner = v
+            .moves
+            .get(tp)
+            .map(|(to, _)| *to)
             .filter(|t| v.nodes.contains_key(t))
             .unwrap_or(l.node);
-        moving |= l.moving_to.is_some();
         if let Some(n) = load.get_mut(&owner) {
             *n += 1;
+        }
+    }
+    // moves whose target left, or whose partition went or changed hands meanwhile
+    for ((t, p), (to, rev)) in &v.moves {
+        let owner_alive = v
+            .leaders
+            .get(&(*t, *p))
+            .is_some_and(|(l, _)| v.nodes.contains_key(&l.node));
+        if !v.nodes.contains_key(to) || !wanted.contains(&(*t, *p)) || !owner_alive {
+            let key = c.move_key(*t, *p);
+            moves.push(Move {
+                guards: vec![Compare::ModRevision(key.clone(), *rev)],
+                op: Op::Delete(key),
+                what: format!("partition {t}/{p}: move to {to} cancelled"),
+                bumps: false,
+            });
         }
     }
     let least = |load: &HashMap<i32, usize>| -> i32 {
@@ -164,7 +181,6 @@ fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
                     node: to,
                     epoch: 0,
                     previous: -1,
-                    moving_to: None,
                 };
                 moves.push(Move {
                     guards: vec![Compare::CreateRevision(key.clone(), 0), guard_alive(to)],
@@ -184,7 +200,6 @@ fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
                     node: to,
                     epoch: l.epoch + 1,
                     previous: l.node,
-                    moving_to: None,
                 };
                 moves.push(Move {
                     guards: vec![
@@ -202,23 +217,6 @@ fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
                         l.node, next.epoch
                     ),
                     bumps: true,
-                });
-            }
-            Some((l, rev)) if l.moving_to.is_some_and(|m| !v.nodes.contains_key(&m)) => {
-                // the node it was moving to went away: it stays
-                let stay = Leadership {
-                    moving_to: None,
-                    ..*l
-                };
-                moves.push(Move {
-                    guards: vec![Compare::ModRevision(key.clone(), *rev)],
-                    op: Op::Put {
-                        key,
-                        value: to_json(&stay),
-                        lease: 0,
-                    },
-                    what: format!("partition {t}/{p}: move cancelled, its target left"),
-                    bumps: false,
                 });
             }
             Some(_) => {}
@@ -254,19 +252,18 @@ fn balance(c: &Cluster, v: &View, load: &HashMap<i32, usize>) -> Vec<Move> {
         let Some((t, p)) = owned.get_mut(&max_n).and_then(|l| l.pop()) else {
             break;
         };
-        let Some((l, rev)) = v.leaders.get(&(t, p)) else {
+        let Some((_, rev)) = v.leaders.get(&(t, p)) else {
             break;
         };
-        let key = c.leader_key(t, p);
-        let marked = Leadership {
-            moving_to: Some(min_n),
-            ..*l
-        };
+        let key = c.move_key(t, p);
         moves.push(Move {
-            guards: vec![Compare::ModRevision(key.clone(), *rev)],
+            guards: vec![
+                Compare::ModRevision(c.leader_key(t, p), *rev),
+                Compare::CreateRevision(key.clone(), 0),
+            ],
             op: Op::Put {
                 key,
-                value: to_json(&marked),
+                value: min_n.to_string().into_bytes(),
                 lease: 0,
             },
             what: format!(

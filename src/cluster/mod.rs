@@ -8,6 +8,10 @@
 //! | `/nodes/<id>` | [`NodeInfo`]: the node's advertised address | the node's lease |
 //! | `/controller` | the controller's node id | the controller's lease |
 //! | `/leaders/<topic id>/<partition>` | [`Leadership`]: leader node and epoch | until the topic is deleted |
+//! | `/moves/<topic id>/<partition>` | the node the controller asks the leader to hand over to | until handed over |
+//! | `/epochs/<topic id>/<partition>` | the partition's leader-epoch history | until the topic is deleted |
+//! | `/wal/<node>/<object>-<n>`, `/tiered/…` | committed WAL batches and how far manifests reach ([`wal`]) | until the manifests cover them |
+//! | `/producer-ids` | the next unreserved producer id | forever |
 //! | `/catalog/…` | topics and dynamic configs ([`crate::catalog::EtcdCatalog`]) | |
 //!
 //! A node is live while its key exists: the key is attached to a lease that the node renews
@@ -21,9 +25,10 @@
 //! gives every partition without a live leader to the live node that leads the fewest, in one
 //! etcd transaction per partition that checks the old leader is still gone and bumps the
 //! epoch; epochs only grow. When a node joins, the controller asks the most loaded nodes to
-//! hand partitions over (`moving_to`); the owner stops serving the partition first and then
-//! writes the new leader itself ([`Cluster::hand_over`]), so no two nodes ever serve one
-//! partition. A node that stops does the same for all of its partitions.
+//! hand partitions over (a `/moves/` key, apart from the leadership key so that asking does not
+//! disturb the leader's WAL commits, which are guarded by that key); the owner stops serving the
+//! partition first and then writes the new leader itself ([`Cluster::hand_over`]), so no two
+//! nodes ever serve one partition. A node that stops does the same for all of its partitions.
 //!
 //! Every node polls etcd's revision (a few times a second) and re-reads the prefix when it moved;
 //! the view it builds ([`View`]) is what Metadata answers and what decides which partitions the
@@ -76,9 +81,6 @@ pub struct Leadership {
     /// own copy of the partition, if any, is from an older epoch.
     #[serde(default = "no_node")]
     pub previous: i32,
-    /// Set by the controller: the leader should hand the partition to this node.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub moving_to: Option<i32>,
 }
 
 fn no_node() -> i32 {
@@ -97,6 +99,10 @@ pub struct View {
     pub controller: Option<i32>,
     /// Each partition's leadership and the modification revision of its key.
     pub leaders: HashMap<(Uuid, i32), (Leadership, i64)>,
+    /// Moves the controller asked for: partition → (target node, the move key's revision).
+    pub moves: HashMap<(Uuid, i32), (i32, i64)>,
+    /// The highest modification revision among the leadership keys read.
+    pub leaders_rev: i64,
 }
 
 impl View {
@@ -214,6 +220,10 @@ impl Cluster {
         self.key(&format!("leaders/{topic}/{partition}"))
     }
 
+    fn move_key(&self, topic: Uuid, partition: i32) -> Vec<u8> {
+        self.key(&format!("moves/{topic}/{partition}"))
+    }
+
     /// A new lease and this node's key under it.
     async fn register(&self) -> Result<(), ClusterError> {
         let ttl_s = self.ttl.as_secs().max(1) as i64;
@@ -293,7 +303,7 @@ impl Cluster {
         let started = Instant::now();
         let mut kvs = Vec::new();
         let mut revision = i64::MAX;
-        for part in ["nodes/", "leaders/", "catalog/"] {
+        for part in ["nodes/", "leaders/", "moves/", "catalog/"] {
             let (rev, mut found) = self.etcd.range_prefix(&self.key(part)).await?;
             revision = revision.min(rev);
             kvs.append(&mut found);
@@ -310,17 +320,40 @@ impl Cluster {
             .collect();
         self.catalog.load(revision, &catalog_kvs);
         let view = self.parse_view(revision, &kvs);
-        let old = self.view();
-        if view.controller != old.controller {
-            tracing::info!(controller = ?view.controller, "controller");
-        }
-        self.view.send_replace(Arc::new(view));
+        // two reads at once (the poller and a Metadata request) publish in revision order
+        self.view.send_if_modified(|old| {
+            if view.revision < old.revision {
+                return false;
+            }
+            if view.controller != old.controller {
+                tracing::info!(controller = ?view.controller, "controller");
+            }
+            *old = Arc::new(view);
+            true
+        });
         Ok(())
+    }
+
+    /// The view, read again first if a leadership changed since it was read: what Metadata
+    /// answers, so no node ever shows an older leader epoch than one any node showed before
+    /// (falls back to the last view when etcd does not answer).
+    pub async fn fresh_view(&self) -> Arc<View> {
+        let v = self.view();
+        match self.etcd.latest_mod_revision(&self.key("leaders/")).await {
+            Ok(Some(rev)) if rev > v.leaders_rev => {
+                if let Err(e) = self.poll_once().await {
+                    tracing::debug!(error = %e, "reading the cluster state for Metadata failed");
+                }
+                self.view()
+            }
+            _ => v,
+        }
     }
 
     fn parse_view(&self, revision: i64, kvs: &[Kv]) -> View {
         let nodes_prefix = self.key("nodes/");
         let leaders_prefix = self.key("leaders/");
+        let moves_prefix = self.key("moves/");
         let controller = self.key("controller");
         let mut v = View {
             revision,
@@ -341,11 +374,17 @@ impl Cluster {
                     .and_then(|(t, p)| Some((Uuid::parse_str(t).ok()?, p.parse::<i32>().ok()?)));
                 match (parsed, serde_json::from_slice::<Leadership>(&kv.value)) {
                     (Some(tp), Ok(l)) => {
+                        v.leaders_rev = v.leaders_rev.max(kv.mod_revision);
                         v.leaders.insert(tp, (l, kv.mod_revision));
                     }
                     _ => {
                         tracing::warn!(key = %String::from_utf8_lossy(&kv.key), "unreadable leadership key in etcd: ignored")
                     }
+                }
+            } else if let Some(rest) = kv.key.strip_prefix(moves_prefix.as_slice()) {
+                let to = String::from_utf8_lossy(&kv.value).parse::<i32>().ok();
+                if let (Some(tp), Some(to)) = (partition_of(rest), to) {
+                    v.moves.insert(tp, (to, kv.mod_revision));
                 }
             } else if kv.key == controller {
                 v.controller = String::from_utf8_lossy(&kv.value).parse().ok();
@@ -409,17 +448,19 @@ impl Cluster {
             node: to,
             epoch: from.epoch + 1,
             previous: self.me.id,
-            moving_to: None,
         };
         let r = self
             .etcd
             .txn(
                 &[Compare::ModRevision(key.clone(), seen)],
-                &[Op::Put {
-                    key,
-                    value: to_json(&next),
-                    lease: 0,
-                }],
+                &[
+                    Op::Put {
+                        key,
+                        value: to_json(&next),
+                        lease: 0,
+                    },
+                    Op::Delete(self.move_key(topic, partition)),
+                ],
                 &[],
             )
             .await?;
@@ -572,6 +613,13 @@ impl Cluster {
     }
 }
 
+/// `<topic id>/<partition>` (the end of a per-partition key).
+fn partition_of(rest: &[u8]) -> Option<(Uuid, i32)> {
+    let rest = String::from_utf8_lossy(rest);
+    let (t, p) = rest.split_once('/')?;
+    Some((Uuid::parse_str(t).ok()?, p.parse::<i32>().ok()?))
+}
+
 fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     // the cluster's own small structs: serializing them cannot fail
     serde_json::to_vec(v).unwrap_or_default()
@@ -584,7 +632,7 @@ mod tests {
     #[test]
     fn leadership_written_before_previous_existed_reads_as_none() {
         let l: Leadership = serde_json::from_slice(br#"{"node":2,"epoch":5}"#).unwrap();
-        assert_eq!((l.node, l.epoch, l.previous, l.moving_to), (2, 5, -1, None));
+        assert_eq!((l.node, l.epoch, l.previous), (2, 5, -1));
         let again: Leadership = serde_json::from_slice(&to_json(&l)).unwrap();
         assert_eq!(again, l);
     }

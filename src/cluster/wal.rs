@@ -18,6 +18,7 @@ use super::Cluster;
 use crate::backoff::Backoff;
 use crate::etcd::{Compare, Op};
 use crate::format::wal::{object_key, record_key, WalEntry, WalRecord};
+use crate::tier::store::StoreError;
 use crate::tier::Tier;
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
@@ -73,6 +74,9 @@ pub struct Wal {
     tier: Arc<Tier>,
     queue: Mutex<Vec<Pending>>,
     wake: Notify,
+    /// Leaderships (topic, partition, guard) with a batch that was not committed: their later
+    /// batches are fenced without trying, so a partition's committed batches never have a gap.
+    fenced: Mutex<HashSet<(Uuid, i32, i64)>>,
 }
 
 impl Wal {
@@ -82,6 +86,7 @@ impl Wal {
             tier,
             queue: Mutex::new(Vec::new()),
             wake: Notify::new(),
+            fenced: Mutex::new(HashSet::new()),
         })
     }
 
@@ -124,6 +129,16 @@ impl Wal {
 
     async fn commit(&self, batch: Vec<Pending>, cancel: &CancellationToken) {
         let started = Instant::now();
+        let (batch, doomed): (Vec<Pending>, Vec<Pending>) = {
+            let fenced = self.fenced.lock();
+            batch
+                .into_iter()
+                .partition(|p| !fenced.contains(&(p.topic, p.partition, p.guard)))
+        };
+        fence_all(doomed);
+        if batch.is_empty() {
+            return;
+        }
         let node = self.cluster.node_id();
         let mut object = BytesMut::with_capacity(batch.iter().map(|p| p.data.len()).sum());
         let mut entries = Vec::with_capacity(batch.len());
@@ -147,15 +162,16 @@ impl Wal {
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
         loop {
             match self.tier.store().put(&key, data.clone(), true).await {
-                Ok(()) => break,
+                // the key is this commit's own: an attempt that timed out had written it
+                Ok(()) | Err(StoreError::AlreadyExists(_)) => break,
                 Err(e) => {
                     if Instant::now() >= deadline || cancel.is_cancelled() {
                         tracing::warn!(error = %e, "WAL object not written before the lease ran out");
-                        return fence_all(batch);
+                        return self.fence(batch);
                     }
                     tracing::warn!(error = %e, "writing a WAL object failed; retrying");
                     if !backoff.wait(cancel).await {
-                        return fence_all(batch);
+                        return self.fence(batch);
                     }
                 }
             }
@@ -175,34 +191,22 @@ impl Wal {
             .chunks(PARTITIONS_PER_RECORD)
             .map(<[_]>::to_vec)
             .collect();
-        let mut outcome: Vec<Option<bool>> = vec![None; batch.len()];
+        let mut outcome: Vec<bool> = vec![false; batch.len()];
         let mut committed_any = false;
         for (chunk, group) in groups.into_iter().enumerate() {
-            let mut guards = vec![Compare::CreateRevision(
-                self.cluster.node_key(node),
-                self.cluster.lease.lock().node_rev,
-            )];
-            let mut record = WalRecord {
-                object: key.clone(),
-                entries: Vec::new(),
-            };
-            for ((t, p), (guard, idx)) in &group {
-                guards.push(Compare::ModRevision(
-                    self.cluster.leader_key(*t, *p),
-                    *guard,
-                ));
-                record.entries.extend(idx.iter().map(|i| entries[*i]));
-            }
             let rkey = self.cluster.key(&record_key(&key, chunk));
-            let ok = self
-                .commit_record(rkey, &record, &guards, deadline, cancel)
+            let committed = self
+                .commit_record(rkey, &key, &entries, group.clone(), deadline, cancel)
                 .await;
-            if ok {
-                committed_any = true;
-            }
-            for (_, (_, idx)) in group {
+            for ((t, p), (guard, idx)) in group {
+                let ok = committed.contains(&(t, p));
+                committed_any |= ok;
+                if !ok {
+                    // nothing of this leadership may be committed after a batch that was not
+                    self.fenced.lock().insert((t, p, guard));
+                }
                 for i in idx {
-                    outcome[i] = Some(ok);
+                    outcome[i] = ok;
                 }
             }
         }
@@ -211,62 +215,115 @@ impl Wal {
             let _ = self.tier.store().delete(&key).await;
         }
         for (p, ok) in batch.into_iter().zip(outcome) {
-            (p.done)(if ok == Some(true) {
-                Ok(())
-            } else {
-                Err(WalError::Fenced)
-            });
+            (p.done)(if ok { Ok(()) } else { Err(WalError::Fenced) });
         }
     }
 
-    /// Writes one WAL record if its guards hold; retries while etcd is unreachable, until
-    /// `deadline` (the lease the commit started under).
+    /// Writes one WAL record for the batches of `group` whose partitions this node still leads
+    /// (their leadership keys unchanged) while its registration holds; a partition whose guard
+    /// fails is dropped from the record and the rest tried again. Retries while etcd is
+    /// unreachable, until `deadline` (the lease the commit started under). Returns the
+    /// partitions committed.
     async fn commit_record(
         &self,
         key: Vec<u8>,
-        record: &WalRecord,
-        guards: &[Compare],
+        object: &str,
+        entries: &[WalEntry],
+        mut group: Vec<Guarded>,
         deadline: Instant,
         cancel: &CancellationToken,
-    ) -> bool {
-        let value = super::to_json(record);
+    ) -> HashSet<(Uuid, i32)> {
+        let node = self.cluster.node_id();
+        let node_key = self.cluster.node_key(node);
+        let node_rev = self.cluster.lease.lock().node_rev;
         let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(1));
-        loop {
+        while !group.is_empty() {
             if Instant::now() >= deadline {
                 tracing::warn!("WAL commit not written before the lease ran out");
-                return false;
+                break;
             }
-            let r = self
-                .cluster
-                .etcd
-                .txn(
-                    guards,
-                    &[Op::Put {
-                        key: key.clone(),
-                        value: value.clone(),
-                        lease: 0,
-                    }],
-                    &[],
-                )
-                .await;
-            match r {
+            let mut guards = vec![Compare::CreateRevision(node_key.clone(), node_rev)];
+            let mut current = vec![Op::Get(node_key.clone())];
+            let mut record = WalRecord {
+                object: object.to_string(),
+                entries: Vec::new(),
+            };
+            for ((t, p), (guard, idx)) in &group {
+                let leader_key = self.cluster.leader_key(*t, *p);
+                guards.push(Compare::ModRevision(leader_key.clone(), *guard));
+                current.push(Op::Get(leader_key));
+                record.entries.extend(idx.iter().map(|i| entries[*i]));
+            }
+            let put = Op::Put {
+                key: key.clone(),
+                value: super::to_json(&record),
+                lease: 0,
+            };
+            match self.cluster.etcd.txn(&guards, &[put], &current).await {
+                Ok(r) if r.succeeded => return group.iter().map(|(tp, _)| *tp).collect(),
                 Ok(r) => {
-                    if !r.succeeded {
-                        tracing::warn!(
-                            "a WAL commit was fenced: this node lost its lease or a partition"
-                        );
+                    let rev_of = |i: usize| {
+                        r.gets
+                            .get(i)
+                            .and_then(|g| g.first())
+                            .map_or(0, |kv| kv.mod_revision)
+                    };
+                    let node_now = r
+                        .gets
+                        .first()
+                        .and_then(|g| g.first())
+                        .map_or(0, |kv| kv.create_revision);
+                    if node_now != node_rev {
+                        tracing::warn!("a WAL commit was fenced: this node's registration is gone");
+                        break;
                     }
-                    return r.succeeded;
+                    let before = group.len();
+                    let kept: Vec<Guarded> = group
+                        .iter()
+                        .enumerate()
+                        .filter(|(i, (_, (guard, _)))| rev_of(i + 1) == *guard)
+                        .map(|(_, g)| g.clone())
+                        .collect();
+                    for ((t, p), _) in group.iter().filter(|g| !kept.contains(g)) {
+                        tracing::warn!(topic = %t, partition = p, "a WAL commit was fenced: another node leads the partition now");
+                    }
+                    group = kept;
+                    if group.len() == before {
+                        // the guards changed back and forth meanwhile: look again
+                        if !backoff.wait(cancel).await {
+                            break;
+                        }
+                    }
                 }
                 Err(e) => {
                     crate::metrics::cluster_etcd_error("wal");
                     tracing::warn!(error = %e, "committing a WAL record failed; retrying");
                     if !backoff.wait(cancel).await {
-                        return false;
+                        break;
                     }
                 }
             }
         }
+        HashSet::new()
+    }
+
+    /// Fails batches for good: their leaderships commit nothing more.
+    fn fence(&self, batch: Vec<Pending>) {
+        {
+            let mut fenced = self.fenced.lock();
+            for p in &batch {
+                fenced.insert((p.topic, p.partition, p.guard));
+            }
+        }
+        fence_all(batch);
+    }
+
+    /// Forgets that a partition's earlier leadership was fenced (it is led again, under a new
+    /// guard).
+    pub fn forget_fenced(&self, topic: Uuid, partition: i32) {
+        self.fenced
+            .lock()
+            .retain(|(t, p, _)| (*t, *p) != (topic, partition));
     }
 
     /// Every committed WAL batch of a partition, in offset order, with its object's key.

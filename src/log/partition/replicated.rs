@@ -20,6 +20,12 @@ impl Partition {
         self.advance_hw();
     }
 
+    /// Whether the partition stopped serving here because another node leads it now (or a WAL
+    /// commit of it was fenced).
+    pub fn is_moved(&self) -> bool {
+        self.moved.load(Ordering::Acquire)
+    }
+
     /// The epoch this node leads the partition at (cluster mode).
     pub fn leader_epoch(&self) -> Option<i32> {
         self.wal.get().map(|l| l.epoch)

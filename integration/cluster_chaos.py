@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Helpers of integration/cluster.sh (the cluster chaos run).
+
+  produce BOOT TOPIC ACKS STOP      idempotent acks=all producer (librdkafka through
+                                    confluent-kafka): writes unique values round-robin over the
+                                    topic's partitions until STOP exists; every acknowledged
+                                    record goes to ACKS as "time partition offset value"
+  epochs NODES TOPIC OUT STOP       asks every node (host:port,...) for Metadata v7 every 200 ms
+                                    and writes to OUT every answer in which a partition's leader
+                                    epoch is lower than one seen before ("DECREASE ...")
+  leaders NODES TOPIC               "partition leader" lines from the first node that answers
+  check BOOT TOPIC ACKS EVENTS CONSUMED
+                                    reads every partition from the start and checks: each
+                                    acknowledged record is at its offset, no value twice,
+                                    offsets without gaps, the consumer group saw every
+                                    acknowledged value; reports how long produce took to
+                                    resume after each kill (EVENTS: "time kill|pause node
+                                    partitions...")
+"""
+import os
+import socket
+import struct
+import sys
+import time
+
+
+def produce(boot, topic, acks_path, stop):
+    from confluent_kafka import Producer
+
+    p = Producer({
+        "bootstrap.servers": boot,
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "message.timeout.ms": 120000,
+        "topic.metadata.refresh.interval.ms": 1000,
+    })
+    parts = len(p.list_topics(topic, timeout=30).topics[topic].partitions)
+    out = open(acks_path, "a", buffering=1)
+    failed = [0]
+
+    def done(err, msg):
+        if err is not None:
+            failed[0] += 1
+            print(f"delivery failed: {err}", file=sys.stderr)
+        else:
+            out.write(f"{time.time():.3f} {msg.partition()} {msg.offset()} {msg.value().decode()}\n")
+
+    n = 0
+    while not os.path.exists(stop):
+        for _ in range(20):
+            try:
+                p.produce(topic, value=f"v{n:09d}".encode(), partition=n % parts, on_delivery=done)
+                n += 1
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0.01)
+        time.sleep(0.005)
+    left = p.flush(120)
+    print(f"producer: {n} sent, {failed[0]} failed, {left} unflushed", file=sys.stderr)
+
+
+def metadata_v7(addr, topic):
+    """(partition -> (leader, epoch)) from one node, or None."""
+    host, port = addr.rsplit(":", 1)
+    client = b"tiercel-chaos"
+    name = topic.encode()
+    body = struct.pack(">hhih", 3, 7, 1, len(client)) + client
+    body += struct.pack(">ih", 1, len(name)) + name + b"\x00"
+    try:
+        with socket.create_connection((host, int(port)), timeout=2) as s:
+            s.sendall(struct.pack(">i", len(body)) + body)
+            size = struct.unpack(">i", recv(s, 4))[0]
+            buf = recv(s, size)
+    except OSError:
+        return None
+    r = Reader(buf)
+    r.i32()  # correlation id
+    r.i32()  # throttle
+    for _ in range(r.i32()):  # brokers
+        r.i32(); r.string(); r.i32(); r.string()
+    r.string()  # cluster id
+    r.i32()  # controller
+    out = {}
+    for _ in range(r.i32()):
+        err = r.i16(); r.string(); r.i8()
+        for _ in range(r.i32()):
+            perr, index, leader, epoch = r.i16(), r.i32(), r.i32(), r.i32()
+            for _ in range(3):
+                for _ in range(r.i32()):
+                    r.i32()
+            if err == 0 and perr == 0:
+                out[index] = (leader, epoch)
+    return out
+
+
+def recv(s, n):
+    b = b""
+    while len(b) < n:
+        chunk = s.recv(n - len(b))
+        if not chunk:
+            raise OSError("closed")
+        b += chunk
+    return b
+
+
+class Reader:
+    def __init__(self, b):
+        self.b, self.at = b, 0
+
+    def take(self, fmt):
+        v = struct.unpack_from(fmt, self.b, self.at)[0]
+        self.at += struct.calcsize(fmt)
+        return v
+
+    def i8(self): return self.take(">b")
+    def i16(self): return self.take(">h")
+    def i32(self): return self.take(">i")
+
+    def string(self):
+        n = self.i16()
+        if n < 0:
+            return None
+        v = self.b[self.at:self.at + n]
+        self.at += n
+        return v.decode()
+
+
+def epochs(nodes, topic, out_path, stop):
+    seen = {}
+    answers = 0
+    with open(out_path, "a", buffering=1) as out:
+        while not os.path.exists(stop):
+            for addr in nodes.split(","):
+                m = metadata_v7(addr, topic)
+                if m is None:
+                    continue
+                answers += 1
+                for p, (leader, epoch) in m.items():
+                    if epoch < seen.get(p, -1):
+                        out.write(f"DECREASE partition {p}: epoch {epoch} from {addr} after {seen[p]}\n")
+                    seen[p] = max(seen.get(p, -1), epoch)
+            time.sleep(0.2)
+        out.write(f"answers {answers} final epochs {sorted(seen.items())}\n")
+
+
+def check(boot, topic, acks_path, events_path, consumed_path):
+    from confluent_kafka import Consumer, TopicPartition
+
+    acked = {}
+    ack_times = {}
+    for line in open(acks_path):
+        t, p, o, v = line.split()
+        acked[(int(p), int(o))] = v
+        ack_times.setdefault(int(p), []).append(float(t))
+    c = Consumer({"bootstrap.servers": boot, "group.id": "chaos-check", "enable.auto.commit": False,
+                  "enable.partition.eof": True, "topic.metadata.refresh.interval.ms": 1000})
+    parts = len(c.list_topics(topic, timeout=30).topics[topic].partitions)
+    c.assign([TopicPartition(topic, p, 0) for p in range(parts)])
+    log = {}
+    eof = set()
+    deadline = time.time() + 300
+    while len(eof) < parts and time.time() < deadline:
+        m = c.poll(1.0)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == -191:  # partition EOF
+                eof.add(m.partition())
+            continue
+        log[(m.partition(), m.offset())] = m.value().decode()
+    c.close()
+    problems = []
+    if len(eof) < parts:
+        problems.append(f"read only {len(eof)} of {parts} partitions to their end")
+    lost = [(k, v) for k, v in acked.items() if log.get(k) != v]
+    if lost:
+        problems.append(f"{len(lost)} acknowledged records not at their offsets, e.g. {lost[:5]}")
+    values = {}
+    for k, v in log.items():
+        values.setdefault(v, []).append(k)
+    dups = [(v, ks) for v, ks in values.items() if len(ks) > 1]
+    if dups:
+        problems.append(f"{len(dups)} values written twice, e.g. {dups[:5]}")
+    for p in range(parts):
+        offs = sorted(o for (q, o) in log if q == p)
+        if offs and offs != list(range(offs[0], offs[0] + len(offs))):
+            problems.append(f"partition {p}: offsets with gaps")
+    consumed = set(open(consumed_path).read().split())
+    missed = [v for v in acked.values() if v not in consumed]
+    if missed:
+        problems.append(f"the consumer group never received {len(missed)} acknowledged values, e.g. {missed[:5]}")
+    # produce resumption after each kill: first ack on each of the victim's partitions
+    resumes = []
+    for line in open(events_path):
+        f = line.split()
+        t, kind, node, victims = float(f[0]), f[1], f[2], [int(x) for x in f[3:]]
+        if kind != "kill" or not victims:
+            continue
+        waits = []
+        for p in victims:
+            after = [a for a in ack_times.get(p, []) if a > t]
+            waits.append(min(after) - t if after else float("inf"))
+        resumes.append(max(waits))
+    print(f"records acknowledged: {len(acked)}, in the log: {len(log)}, consumed by the group (distinct): {len(consumed)}")
+    if resumes:
+        fin = sorted(r for r in resumes if r != float("inf"))
+        print(f"produce resumed after each kill (s): " + " ".join(f"{r:.1f}" for r in resumes)
+              + (f"; median {fin[len(fin)//2]:.1f}, max {fin[-1]:.1f}" if fin else ""))
+    for pr in problems:
+        print("PROBLEM: " + pr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "produce":
+        produce(*args)
+    elif cmd == "epochs":
+        epochs(*args)
+    elif cmd == "leaders":
+        for addr in args[0].split(","):
+            m = metadata_v7(addr, args[1])
+            if m:
+                for p, (leader, _) in sorted(m.items()):
+                    print(p, leader)
+                break
+    elif cmd == "check":
+        sys.exit(check(*args))
+    else:
+        sys.exit(f"unknown command {cmd}")
