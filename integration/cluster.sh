@@ -120,7 +120,7 @@ touch "$work/events"
 touch "$work/stop-producer"
 wait $producer || true
 # the group catches up with everything acknowledged, then stops
-acked=$(wc -l <"$work/acks")
+acked=$(awk '{print $4}' "$work/acks" | sort -u | wc -l)
 for _ in $(seq 120); do
   [ "$(sort -u "$work/consumed" 2>/dev/null | wc -l)" -ge "$acked" ] && break
   sleep 1

@@ -148,10 +148,14 @@ def check(boot, topic, acks_path, events_path, consumed_path):
     from confluent_kafka import Consumer, TopicPartition
 
     acked = {}
+    unplaced = []  # acknowledged without an offset (librdkafka does that for some retries)
     ack_times = {}
     for line in open(acks_path):
         t, p, o, v = line.split()
-        acked[(int(p), int(o))] = v
+        if o == "None":
+            unplaced.append(v)
+        else:
+            acked[(int(p), int(o))] = v
         ack_times.setdefault(int(p), []).append(float(t))
     c = Consumer({"bootstrap.servers": boot, "group.id": "chaos-check", "enable.auto.commit": False,
                   "enable.partition.eof": True, "topic.metadata.refresh.interval.ms": 1000})
@@ -182,12 +186,15 @@ def check(boot, topic, acks_path, events_path, consumed_path):
     dups = [(v, ks) for v, ks in values.items() if len(ks) > 1]
     if dups:
         problems.append(f"{len(dups)} values written twice, e.g. {dups[:5]}")
+    missing = [v for v in unplaced if v not in values]
+    if missing:
+        problems.append(f"{len(missing)} records acknowledged without an offset are not in the log, e.g. {missing[:5]}")
     for p in range(parts):
         offs = sorted(o for (q, o) in log if q == p)
         if offs and offs != list(range(offs[0], offs[0] + len(offs))):
             problems.append(f"partition {p}: offsets with gaps")
     consumed = set(open(consumed_path).read().split())
-    missed = [v for v in acked.values() if v not in consumed]
+    missed = [v for v in list(acked.values()) + unplaced if v not in consumed]
     if missed:
         problems.append(f"the consumer group never received {len(missed)} acknowledged values, e.g. {missed[:5]}")
     # produce resumption after each kill: first ack on each of the victim's partitions
@@ -202,7 +209,7 @@ def check(boot, topic, acks_path, events_path, consumed_path):
             after = [a for a in ack_times.get(p, []) if a > t]
             waits.append(min(after) - t if after else float("inf"))
         resumes.append(max(waits))
-    print(f"records acknowledged: {len(acked)}, in the log: {len(log)}, consumed by the group (distinct): {len(consumed)}")
+    print(f"records acknowledged: {len(acked) + len(unplaced)} ({len(unplaced)} without an offset), in the log: {len(log)}, consumed by the group (distinct): {len(consumed)}")
     if resumes:
         fin = sorted(r for r in resumes if r != float("inf"))
         print(f"produce resumed after each kill (s): " + " ".join(f"{r:.1f}" for r in resumes)

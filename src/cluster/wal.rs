@@ -193,11 +193,13 @@ impl Wal {
             .collect();
         let mut outcome: Vec<bool> = vec![false; batch.len()];
         let mut committed_any = false;
+        let mut uncertain = false;
         for (chunk, group) in groups.into_iter().enumerate() {
             let rkey = self.cluster.key(&record_key(&key, chunk));
-            let committed = self
+            let (committed, unknown) = self
                 .commit_record(rkey, &key, &entries, group.clone(), deadline, cancel)
                 .await;
+            uncertain |= unknown;
             for ((t, p), (guard, idx)) in group {
                 let ok = committed.contains(&(t, p));
                 committed_any |= ok;
@@ -211,7 +213,9 @@ impl Wal {
             }
         }
         crate::metrics::cluster_wal_commit(started.elapsed(), data.len());
-        if !committed_any {
+        // an object no record names is garbage, unless an attempt whose answer was lost may
+        // have committed one (then it stays: a record may name it)
+        if !committed_any && !uncertain {
             let _ = self.tier.store().delete(&key).await;
         }
         for (p, ok) in batch.into_iter().zip(outcome) {
@@ -223,7 +227,8 @@ impl Wal {
     /// (their leadership keys unchanged) while its registration holds; a partition whose guard
     /// fails is dropped from the record and the rest tried again. Retries while etcd is
     /// unreachable, until `deadline` (the lease the commit started under). Returns the
-    /// partitions committed.
+    /// partitions committed, and whether an attempt's outcome is unknown (its answer was lost:
+    /// the record may be committed even though it is reported fenced).
     async fn commit_record(
         &self,
         key: Vec<u8>,
@@ -232,7 +237,8 @@ impl Wal {
         mut group: Vec<Guarded>,
         deadline: Instant,
         cancel: &CancellationToken,
-    ) -> HashSet<(Uuid, i32)> {
+    ) -> (HashSet<(Uuid, i32)>, bool) {
+        let mut unknown = false;
         let node = self.cluster.node_id();
         let node_key = self.cluster.node_key(node);
         let node_rev = self.cluster.lease.lock().node_rev;
@@ -260,7 +266,9 @@ impl Wal {
                 lease: 0,
             };
             match self.cluster.etcd.txn(&guards, &[put], &current).await {
-                Ok(r) if r.succeeded => return group.iter().map(|(tp, _)| *tp).collect(),
+                Ok(r) if r.succeeded => {
+                    return (group.iter().map(|(tp, _)| *tp).collect(), unknown)
+                }
                 Ok(r) => {
                     let rev_of = |i: usize| {
                         r.gets
@@ -297,6 +305,7 @@ impl Wal {
                 }
                 Err(e) => {
                     crate::metrics::cluster_etcd_error("wal");
+                    unknown = true;
                     tracing::warn!(error = %e, "committing a WAL record failed; retrying");
                     if !backoff.wait(cancel).await {
                         break;
@@ -304,7 +313,7 @@ impl Wal {
                 }
             }
         }
-        HashSet::new()
+        (HashSet::new(), unknown)
     }
 
     /// Fails batches for good: their leaderships commit nothing more.
