@@ -80,11 +80,7 @@ fn spawn_etcd(dir: &Path, (client, peer): (u16, u16)) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("etcd is not installed (Debian: apt-get install etcd-server)");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", client)).is_err() {
-        assert!(Instant::now() < deadline, "etcd did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_listening(client, "etcd");
     child
 }
 
@@ -182,11 +178,7 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .expect("spawn tiercel");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", node.port)).is_err() {
-            assert!(Instant::now() < deadline, "node {id} did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        common::wait_listening(node.port, &format!("node {id}"));
         node.child = Some(child);
     }
 

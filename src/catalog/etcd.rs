@@ -244,32 +244,27 @@ impl EtcdCatalog {
     ) -> Result<(Vec<Compare>, Vec<Op>), CatalogError> {
         let mut compares = Vec::new();
         let mut ops = Vec::new();
-        let mut guard = |key: Vec<u8>, op: Op, compares: &mut Vec<Compare>| {
-            compares.push(Compare::ModRevision(
-                key.clone(),
-                revs.get(&key).copied().unwrap_or(0),
-            ));
-            ops.push(op);
+        // each write (a value, or None to delete) is guarded by the key's revision as read
+        let mut write = |key: Vec<u8>, value: Option<Vec<u8>>| {
+            let rev = revs.get(&key).copied().unwrap_or(0);
+            compares.push(Compare::ModRevision(key.clone(), rev));
+            ops.push(match value {
+                Some(value) => Op::Put {
+                    key,
+                    value,
+                    lease: 0,
+                },
+                None => Op::Delete(key),
+            });
         };
         for (name, t) in &next.topics {
             if base.topics.get(name) != Some(t) {
-                let key = self.topic_key(name);
-                let value = to_json(t)?;
-                guard(
-                    key.clone(),
-                    Op::Put {
-                        key,
-                        value,
-                        lease: 0,
-                    },
-                    &mut compares,
-                );
+                write(self.topic_key(name), Some(to_json(t)?));
             }
         }
         for name in base.topics.keys() {
             if !next.topics.contains_key(name) {
-                let key = self.topic_key(name);
-                guard(key.clone(), Op::Delete(key), &mut compares);
+                write(self.topic_key(name), None);
             }
         }
         for (default, b, n) in [
@@ -281,17 +276,7 @@ impl EtcdCatalog {
             ),
         ] {
             if b != n {
-                let key = self.broker_key(default);
-                let value = to_json(n)?;
-                guard(
-                    key.clone(),
-                    Op::Put {
-                        key,
-                        value,
-                        lease: 0,
-                    },
-                    &mut compares,
-                );
+                write(self.broker_key(default), Some(to_json(n)?));
             }
         }
         Ok((compares, ops))

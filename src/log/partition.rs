@@ -8,11 +8,12 @@
 //! transaction state) for the whole append: deduplication, the transaction check, offset
 //! assignment and the write happen in one total order, and no marker can slip in between.
 //!
-//! Durability. The high watermark only covers data an `fdatasync` has made durable: the
-//! flusher syncs when an `acks=all` producer asks (immediately) or when data has been written
-//! (within `flush_interval_ms`); one sync covers every producer waiting at that moment (group
-//! commit). Rolled segments are made durable and finalized (indexes, producer snapshot) by the
-//! flusher too, off the append path.
+//! Durability (`durability.rs`). The high watermark only covers data an `fdatasync` has made
+//! durable: the flusher syncs when an `acks=all` producer asks (immediately) or when data has
+//! been written (within `flush_interval_ms`); one sync covers every producer waiting at that
+//! moment (group commit). Rolled segments are made durable and finalized (indexes, producer
+//! snapshot) by the flusher too, off the append path. In a cluster the high watermark also waits
+//! for the bucket WAL's commit (`replicated.rs`); tier hooks are in `tiering.rs`.
 //!
 //! Cancellation: an append, once handed to the executor, completes even if its caller goes
 //! away; a dropped `wait_durable` only stops waiting.
@@ -38,7 +39,6 @@ use parking_lot::{Mutex, RwLock};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -170,84 +170,6 @@ impl Partition {
             p.attach_remote(r);
         }
         Ok(p)
-    }
-
-    /// Connects the partition to its remote log and queues what it has not uploaded yet.
-    /// Only the first call has an effect.
-    pub fn attach_remote(self: &Arc<Self>, remote: Arc<RemoteLog>) {
-        // a DeleteRecords floor the bucket knows (the local file may be gone with the disk)
-        let floor = remote.log_start_floor();
-        if self.remote.set(remote).is_ok() {
-            {
-                let mut st = self.state.lock();
-                st.records_start = st.records_start.max(floor);
-            }
-            if self.deleted.is_cancelled() {
-                if let Some(r) = self.remote.get() {
-                    r.stop();
-                }
-                return;
-            }
-            self.schedule_uploads();
-        }
-    }
-
-    /// Queues every finalized closed segment the remote manifest does not list yet, up to the
-    /// oldest open transaction: as in Kafka, only segments below the last stable offset go up,
-    /// so the bucket never holds records of an undecided transaction.
-    pub fn schedule_uploads(self: &Arc<Self>) {
-        if self.remote.get().is_none() {
-            return;
-        }
-        let me = self.clone();
-        tokio::spawn(async move { me.queue_uploads().await });
-    }
-
-    /// What [`Self::schedule_uploads`] does, awaited: once it returns, every segment that may go
-    /// up is in the uploader's queue.
-    pub async fn queue_uploads(&self) {
-        let Some(remote) = self.remote.get().cloned() else {
-            return;
-        };
-        let uploaded = remote.uploaded_end().unwrap_or(i64::MIN);
-        let below = {
-            let st = self.state.lock();
-            let lso = st.first_open.unwrap_or(i64::MAX);
-            // a cluster's leader tiers only what the WAL committed: nothing it could lose
-            match self.wal.get() {
-                Some(_) => lso.min(st.high_watermark),
-                None => lso,
-            }
-        };
-        let log = self.log.clone();
-        match self
-            .io
-            .run(move || Ok(log.upload_jobs(uploaded, below)))
-            .await
-        {
-            Ok(jobs) => jobs.into_iter().for_each(|j| remote.schedule(j)),
-            Err(e) => {
-                tracing::warn!(topic = %self.topic, partition = self.index, error = %e, "could not queue uploads")
-            }
-        }
-    }
-
-    pub fn remote(&self) -> Option<&Arc<RemoteLog>> {
-        self.remote.get()
-    }
-
-    /// Closed local segments not in the bucket yet: (bytes, segments).
-    pub fn upload_lag(&self) -> (u64, usize) {
-        let Some(remote) = self.remote.get() else {
-            return (0, 0);
-        };
-        let uploaded = remote.uploaded_end().unwrap_or(i64::MIN);
-        self.log
-            .summary()
-            .closed
-            .iter()
-            .filter(|s| s.next_offset > uploaded && s.len > 0)
-            .fold((0, 0), |(b, n), s| (b + s.len, n + 1))
     }
 
     pub fn dir(&self) -> &Path {
@@ -516,72 +438,6 @@ impl Partition {
         self.offline.store(true, Ordering::Release);
         // wake waiters so they see the failure
         self.hw_tx.send_modify(|_| {});
-    }
-
-    /// Waits until every offset below `end` is durable (for acks=all).
-    pub async fn wait_durable(&self, end: i64) -> Result<(), LogError> {
-        let mut rx = self.hw_tx.subscribe();
-        self.urgent.notify_one();
-        loop {
-            self.check_usable()?;
-            if *rx.borrow_and_update() >= end {
-                return Ok(());
-            }
-            if rx.changed().await.is_err() {
-                return Err(LogError::Offline);
-            }
-        }
-    }
-
-    /// The flusher: syncs on demand (urgent) or within `flush_interval` (or the topic's
-    /// `flush.ms`, if shorter) of a write (dirty).
-    pub async fn run_flusher(self: Arc<Self>, flush_interval: Duration, cancel: CancellationToken) {
-        loop {
-            tokio::select! {
-                _ = self.urgent.notified() => {}
-                _ = self.dirty.notified() => {
-                    let topic_ms = u64::try_from(self.config().flush_ms).unwrap_or(0);
-                    let interval = flush_interval.min(Duration::from_millis(topic_ms));
-                    tokio::select! {
-                        _ = tokio::time::sleep(interval) => {}
-                        _ = self.urgent.notified() => {}
-                        _ = cancel.cancelled() => {}
-                    }
-                }
-                _ = cancel.cancelled() => return,
-                _ = self.deleted.cancelled() => return,
-            }
-            self.flush_once().await;
-        }
-    }
-
-    /// One group-commit round: sync what was written, advance the high watermark, finalize
-    /// rolled segments (and queue their uploads).
-    pub async fn flush_once(self: &Arc<Self>) {
-        if self.offline.load(Ordering::Acquire) {
-            return;
-        }
-        let started = std::time::Instant::now();
-        let log = self.log.clone();
-        // what is appended from here on waits for the next sync
-        self.unflushed.store(0, Ordering::Release);
-        let res = self.io.run(move || Ok(log.flush()?)).await;
-        crate::metrics::flush_latency(started.elapsed());
-        match res {
-            Ok(Some(flushed)) => {
-                self.durable_end
-                    .fetch_max(flushed.durable_end, Ordering::AcqRel);
-                self.advance_hw();
-                if flushed.finalized > 0 {
-                    self.queue_uploads().await;
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "fdatasync failed; partition taken offline");
-                self.go_offline();
-            }
-        }
     }
 
     /// Reads whole batches from local disk starting with the one holding `offset`, up to the
@@ -887,7 +743,9 @@ impl Partition {
     }
 }
 
+mod durability;
 mod replicated;
+mod tiering;
 
 #[cfg(test)]
 #[path = "partition_tests.rs"]

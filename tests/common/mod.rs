@@ -347,12 +347,20 @@ pub fn spawn_binary_at(
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn tiercel");
+    wait_listening(port, "broker");
+    child
+}
+
+/// Waits (up to 20 s) until something accepts connections on 127.0.0.1:`port`.
+pub fn wait_listening(port: u16, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "broker did not start");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start on port {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
-    child
 }
 
 /// Makes a stopped broker's transaction log say the coordinator had moved `txn_id`'s open
