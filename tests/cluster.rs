@@ -754,3 +754,31 @@ fn without_etcd_nothing_is_acknowledged_and_service_resumes_when_it_returns() {
     assert!(read.iter().all(|r| r.2 != "raw"), "{read:?}\n{}", c.logs());
     assert_eq!(read.len(), 15, "{read:?}");
 }
+
+#[test]
+#[ignore = "needs etcd: cargo test --test cluster -- --ignored"]
+fn a_node_whose_disk_was_wiped_rejoins_and_nothing_is_lost() {
+    let mut c = Cluster::start(3);
+    let a = c.nodes[0].addr();
+    create_topic(&a, "wiped", 6);
+    wait_placement(&c, &a, "wiped", "even spread", |nodes, parts| {
+        nodes.len() == 3 && per_node(parts).values().all(|n| *n == 2)
+    });
+    let mut written = produce(&c.bootstrap(), "wiped", 6, 10, "before");
+    // node 2 dies and comes back with an empty disk, before and after its partitions moved
+    c.node(2).kill();
+    let dir = c.node(2).dir.join("data");
+    std::fs::remove_dir_all(&dir).expect("wipe the data dir");
+    wait_placement(&c, &a, "wiped", "failover", |nodes, parts| {
+        !nodes.contains(&2) && parts.values().all(|p| p.leader != 2)
+    });
+    written.extend(produce(&c.bootstrap(), "wiped", 6, 10, "during"));
+    c.launch(2);
+    wait_placement(&c, &a, "wiped", "rejoined", |nodes, parts| {
+        nodes.len() == 3 && per_node(parts).values().all(|n| *n == 2)
+    });
+    written.extend(produce(&c.bootstrap(), "wiped", 6, 10, "after"));
+    written.sort();
+    let read = consume_all(&c.bootstrap(), "wiped", 6);
+    assert_eq!(read, written, "{}", c.logs());
+}
