@@ -48,7 +48,7 @@ cleanup() {
   for p in "${bg[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   pkill -9 -f "weed mini -dir=$work/s3" 2>/dev/null || true
   [ -n "${etcd_pid:-}" ] && kill -9 "$etcd_pid" 2>/dev/null || true
-  if [ "${keep:-0}" = 1 ]; then echo "logs kept in $work"; else rm -rf "$work"; fi
+  if [ "${keep:-0}" = 1 ] || [ -n "${KEEP:-}" ]; then echo "logs kept in $work"; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 

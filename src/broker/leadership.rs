@@ -17,6 +17,7 @@ use crate::catalog::TopicMeta;
 use crate::cluster::wal::{Wal, WalLink};
 use crate::cluster::{Cluster, Leadership};
 use crate::log::{LogError, LogManager, Partition};
+use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,16 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const RECHECK: Duration = Duration::from_millis(500);
+/// Partitions taken over at once.
+const TAKE_OVERS: usize = 8;
+
+type TakeOver<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = (&'a TopicMeta, i32, Leadership, Result<i64, String>)>
+            + Send
+            + 'a,
+    >,
+>;
 
 /// Partitions this node serves: (topic id, partition) → (topic name, epoch it was opened at).
 type Serving = HashMap<(Uuid, i32), (String, i32)>;
@@ -110,6 +121,7 @@ async fn sync(
         .map(|(k, v)| (*k, *v))
         .collect();
     mine.sort_unstable_by_key(|(k, _)| *k);
+    let mut gained = Vec::new();
     for ((t, p), (l, rev)) in mine {
         let Some(meta) = topics.get(&t).filter(|m| p < m.partitions) else {
             continue;
@@ -122,23 +134,45 @@ async fn sync(
             }
             continue;
         }
-        if serving.contains_key(&(t, p)) {
-            continue;
+        if !serving.contains_key(&(t, p)) {
+            gained.push((meta, p, l, rev));
         }
-        let link = WalLink {
-            wal: wal.clone(),
-            topic: t,
-            partition: p,
-            epoch: l.epoch,
-            guard: rev,
-        };
-        match take_over(cluster, logs, catalog, meta, p, l, link).await {
-            Ok(end) => {
-                tracing::info!(topic = %meta.name, partition = p, epoch = l.epoch, log_end_offset = end, "leading the partition");
-                serving.insert((t, p), (meta.name.clone(), l.epoch));
-            }
+    }
+    if !gained.is_empty() {
+        // one read of the WAL records for every partition gained, then the take-overs at once
+        let mut committed = match wal.committed_all().await {
+            Ok(c) => c,
             Err(e) => {
-                tracing::error!(topic = %meta.name, partition = p, epoch = l.epoch, error = %e, "taking the partition over failed; retrying");
+                tracing::error!(error = %e, "reading the WAL records failed; retrying");
+                return;
+            }
+        };
+        let mut taking = Vec::with_capacity(gained.len());
+        for (meta, p, l, rev) in gained {
+            let link = WalLink {
+                wal: wal.clone(),
+                topic: meta.id,
+                partition: p,
+                epoch: l.epoch,
+                guard: rev,
+            };
+            let history = committed.remove(&(meta.id, p)).unwrap_or_default();
+            let fut: TakeOver<'_> = Box::pin(async move {
+                let r = take_over(cluster, logs, catalog, meta, p, l, link, history).await;
+                (meta, p, l, r)
+            });
+            taking.push(fut);
+        }
+        let mut taking = futures::stream::iter(taking).buffer_unordered(TAKE_OVERS);
+        while let Some((meta, p, l, r)) = taking.next().await {
+            match r {
+                Ok(end) => {
+                    tracing::info!(topic = %meta.name, partition = p, epoch = l.epoch, log_end_offset = end, "leading the partition");
+                    serving.insert((meta.id, p), (meta.name.clone(), l.epoch));
+                }
+                Err(e) => {
+                    tracing::error!(topic = %meta.name, partition = p, epoch = l.epoch, error = %e, "taking the partition over failed; retrying");
+                }
             }
         }
     }
@@ -161,6 +195,7 @@ pub(super) async fn leave(cluster: &Cluster, logs: &LogManager) {
 /// Makes this node the partition's leader: loads its local copy if that belongs to the epoch
 /// chain that leads here (else moves it aside and starts from the bucket's manifest), appends
 /// what the WAL committed beyond it, records the epoch and serves. Returns the log end.
+#[allow(clippy::too_many_arguments)]
 async fn take_over(
     cluster: &Cluster,
     logs: &Arc<LogManager>,
@@ -169,13 +204,9 @@ async fn take_over(
     p: i32,
     l: Leadership,
     link: WalLink,
+    committed: Vec<(String, crate::format::wal::WalEntry)>,
 ) -> Result<i64, String> {
     let me = cluster.node_id();
-    let committed = link
-        .wal
-        .committed(meta.id, p)
-        .await
-        .map_err(|e| format!("reading the WAL records: {e}"))?;
     let local = logs.local_epochs(&meta.name, p).await;
     let last = local.as_ref().and_then(|e| e.last()).map(|e| e.epoch);
     let continues = last == Some(l.epoch) || (l.previous == me && last == Some(l.epoch - 1));
@@ -279,7 +310,6 @@ async fn catch_up(
     link: &WalLink,
     committed: &[(String, crate::format::wal::WalEntry)],
 ) -> Result<(), String> {
-    use futures::StreamExt;
     let from = part.offsets().log_end_offset;
     let reads: Vec<_> = committed
         .iter()
@@ -293,15 +323,19 @@ async fn catch_up(
             }
         })
         .collect();
-    let mut reads = futures::stream::iter(reads).buffered(CATCH_UP_READS);
-    let mut replayed = 0usize;
-    while let Some(data) = reads.next().await {
-        match part.append_committed(data?).await {
-            Ok(()) => replayed += 1,
+    let total = reads.len();
+    let mut reads = futures::stream::iter(reads)
+        .buffered(CATCH_UP_READS)
+        .chunks(CATCH_UP_READS);
+    while let Some(chunk) = reads.next().await {
+        let batches = chunk.into_iter().collect::<Result<Vec<_>, String>>()?;
+        match part.append_committed(batches).await {
+            Ok(()) => {}
             Err(LogError::InvalidRecord(m)) => return Err(m),
-            Err(err) => return Err(format!("appending a committed batch: {err}")),
+            Err(err) => return Err(format!("appending committed batches: {err}")),
         }
     }
+    let replayed = total;
     if replayed > 0 {
         tracing::info!(topic = %part.topic, partition = part.index, batches = replayed, "caught up from the WAL");
     }

@@ -52,6 +52,9 @@ pub struct WalLink {
     pub guard: i64,
 }
 
+/// Committed WAL batches by partition, each list in offset order with its object's key.
+pub type Committed = HashMap<(Uuid, i32), Vec<(String, WalEntry)>>;
+
 /// A partition of one commit: its leadership guard and which queued batches are its.
 type Guarded = ((Uuid, i32), (i64, Vec<usize>));
 
@@ -335,30 +338,28 @@ impl Wal {
             .retain(|(t, p, _)| (*t, *p) != (topic, partition));
     }
 
-    /// Every committed WAL batch of a partition, in offset order, with its object's key.
-    pub async fn committed(
-        &self,
-        topic: Uuid,
-        partition: i32,
-    ) -> Result<Vec<(String, WalEntry)>, super::ClusterError> {
+    /// Every committed WAL batch of every partition, in offset order, with its object's key.
+    pub async fn committed_all(&self) -> Result<Committed, super::ClusterError> {
         let (_, kvs) = self
             .cluster
             .etcd
             .range_prefix(&self.cluster.key("wal/"))
             .await?;
-        let mut out = Vec::new();
+        let mut out: Committed = HashMap::new();
         for kv in kvs {
             let Ok(r) = serde_json::from_slice::<WalRecord>(&kv.value) else {
                 tracing::error!(key = %String::from_utf8_lossy(&kv.key), "unreadable WAL record: ignored");
                 continue;
             };
             for e in r.entries {
-                if e.topic == topic && e.partition == partition {
-                    out.push((r.object.clone(), e));
-                }
+                out.entry((e.topic, e.partition))
+                    .or_default()
+                    .push((r.object.clone(), e));
             }
         }
-        out.sort_by_key(|(_, e)| e.base);
+        for v in out.values_mut() {
+            v.sort_by_key(|(_, e)| e.base);
+        }
         Ok(out)
     }
 

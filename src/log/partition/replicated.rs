@@ -81,36 +81,42 @@ impl Partition {
         }
     }
 
-    /// Appends a batch the WAL committed, at its own offsets, while catching up as a new
-    /// leader. A batch wholly below the log end is already here and skipped; one that does not
-    /// start at the log end is refused (a gap or an overlap means the history is not this
-    /// log's).
-    pub async fn append_committed(self: &Arc<Self>, data: Bytes) -> Result<(), LogError> {
-        let h = batch::validate_stored(&data).map_err(LogError::Corrupt)?;
+    /// Appends batches the WAL committed, in order and at their own offsets, in one trip to the
+    /// I/O executor, while catching up as a new leader. A batch wholly below the log end is
+    /// already here and skipped; one that does not start at the log end is refused (a gap or an
+    /// overlap means the history is not this log's), and so are the ones after it.
+    pub async fn append_committed(self: &Arc<Self>, batches: Vec<Bytes>) -> Result<(), LogError> {
+        let mut checked = Vec::with_capacity(batches.len());
+        for data in batches {
+            let h = batch::validate_stored(&data).map_err(LogError::Corrupt)?;
+            let marker = if h.is_control() {
+                markers::marker_kind(&data)
+            } else {
+                None
+            };
+            checked.push((data, h, marker));
+        }
         let config = self.config();
         let now = self.clock.now_ms();
-        let marker = if h.is_control() {
-            markers::marker_kind(&data)
-        } else {
-            None
-        };
         let me = self.clone();
         self.io
             .run(move || {
                 let mut seq = me.seq.lock();
                 me.check_usable()?;
-                let end = me.log.summary().end_offset;
-                if h.last_offset() < end {
-                    return Ok(());
+                for (data, h, marker) in checked {
+                    let end = me.log.summary().end_offset;
+                    if h.last_offset() < end {
+                        continue;
+                    }
+                    if h.base_offset != end {
+                        return Err(LogError::InvalidRecord(format!(
+                            "committed batch at {} does not continue the log at {end}",
+                            h.base_offset
+                        )));
+                    }
+                    me.append_locked(&mut seq, &data, h, &config, now, marker, true)?;
                 }
-                if h.base_offset != end {
-                    return Err(LogError::InvalidRecord(format!(
-                        "committed batch at {} does not continue the log at {end}",
-                        h.base_offset
-                    )));
-                }
-                me.append_locked(&mut seq, &data, h, &config, now, marker, true)
-                    .map(|_| ())
+                Ok(())
             })
             .await
     }
