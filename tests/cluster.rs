@@ -349,7 +349,7 @@ fn produce(
 /// Reads every partition of `topic` from the start to its end (through any node).
 fn consume_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, i64, String)> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::{Message, Offset, TopicPartitionList};
+    use rdkafka::Message;
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "cluster-test-reader")
@@ -373,12 +373,7 @@ fn consume_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, i64, 
         };
         ends.insert(p, high);
     }
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("tpl");
-    }
-    consumer.assign(&tpl).expect("assign");
+    common::assign_from_start(&consumer, topic, partitions);
     let mut out = Vec::new();
     let mut done = std::collections::BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(60);

@@ -438,12 +438,7 @@ pub fn read_to_end(bootstrap: &str, topic: &str, partitions: i32, isolation: &st
         .set("fetch.wait.max.ms", "50")
         .create()
         .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("tpl");
-    }
-    c.assign(&tpl).expect("assign");
+    assign_from_start(&c, topic, partitions);
     let mut out = Vec::new();
     let mut at_end = std::collections::HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -518,4 +513,18 @@ pub fn offset_for_leader_epoch(
     let resp: OffsetForLeaderEpochResponse = roundtrip(&mut s, 23, version, 9, &req);
     let r = &resp.topics[0].partitions[0];
     (r.error_code, r.leader_epoch, r.end_offset)
+}
+
+/// Assigns every partition of `topic` to `consumer`, each from its first offset.
+pub fn assign_from_start<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partitions: i32,
+) {
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("tpl");
+    }
+    consumer.assign(&tpl).expect("assign");
 }
