@@ -49,7 +49,7 @@ impl Handler {
                         // KIP-320: a fetch from a consumer with another idea of the epoch
                         if let (Some(log), Some(meta)) = (&partition, self.catalog.get(&t.topic.0))
                         {
-                            let serving = self.serving_epoch(&meta, log);
+                            let serving = super::serving_epoch(&meta, log);
                             if let Some(e) = super::epoch_error(p.current_leader_epoch, serving) {
                                 absent = e;
                                 partition = None;

@@ -39,7 +39,7 @@ impl Handler {
                     tr.partitions.push(pr);
                     continue;
                 };
-                let current = self.serving_epoch(meta, &log);
+                let current = super::serving_epoch(meta, &log);
                 if let Some(e) = super::epoch_error(p.current_leader_epoch, current) {
                     pr.error_code = code(e);
                     tr.partitions.push(pr);

@@ -58,11 +58,9 @@ async fn list_offsets(
             let log = logs.get(&t.name.0, p.partition_index);
             // KIP-320: a client with another idea of the leader epoch is refused
             let refused = match (&log, &meta) {
-                (Some(l), Some(m)) => super::epoch_error(
-                    p.current_leader_epoch,
-                    l.leader_epoch()
-                        .unwrap_or_else(|| m.leader_epoch(p.partition_index)),
-                ),
+                (Some(l), Some(m)) => {
+                    super::epoch_error(p.current_leader_epoch, super::serving_epoch(m, l))
+                }
                 _ => None,
             };
             match log.filter(|_| refused.is_none()) {

@@ -120,6 +120,13 @@ pub(crate) fn leader_hint(
     Some((node.id, epoch, node.host.clone(), node.port))
 }
 
+/// The epoch a partition this node serves is led at: the one it took it over at (cluster), or
+/// the catalog's.
+pub(crate) fn serving_epoch(meta: &TopicMeta, log: &crate::log::Partition) -> i32 {
+    log.leader_epoch()
+        .unwrap_or_else(|| meta.leader_epoch(log.index))
+}
+
 /// A partition's leader epoch as clients are told it: the cluster's, or the catalog's alone.
 pub(crate) fn leader_epoch(cluster: Option<&Cluster>, meta: &TopicMeta, partition: i32) -> i32 {
     match cluster {
@@ -131,13 +138,6 @@ pub(crate) fn leader_epoch(cluster: Option<&Cluster>, meta: &TopicMeta, partitio
 impl Handler {
     pub fn node_id(&self) -> BrokerId {
         BrokerId(self.config.node_id)
-    }
-
-    /// The epoch a partition this node serves is led at: the one it took it over at (cluster),
-    /// or the catalog's.
-    pub(crate) fn serving_epoch(&self, meta: &TopicMeta, log: &crate::log::Partition) -> i32 {
-        log.leader_epoch()
-            .unwrap_or_else(|| meta.leader_epoch(log.index))
     }
 
     /// The node that coordinates groups and transactions: this one alone; in a cluster, for

@@ -196,18 +196,6 @@ impl Cluster {
         Instant::now() < self.lease.lock().valid_until
     }
 
-    /// The epoch at which this node leads the partition, if it does (and its lease is alive).
-    pub fn leads(&self, topic: Uuid, partition: i32) -> Option<i32> {
-        if !self.lease_valid() {
-            return None;
-        }
-        let v = self.view();
-        match v.leaders.get(&(topic, partition)) {
-            Some((l, _)) if l.node == self.me.id => Some(l.epoch),
-            _ => None,
-        }
-    }
-
     fn key(&self, rest: &str) -> Vec<u8> {
         format!("{}/{rest}", self.prefix).into_bytes()
     }
@@ -368,11 +356,10 @@ impl Cluster {
                     }
                 }
             } else if let Some(rest) = kv.key.strip_prefix(leaders_prefix.as_slice()) {
-                let rest = String::from_utf8_lossy(rest);
-                let parsed = rest
-                    .split_once('/')
-                    .and_then(|(t, p)| Some((Uuid::parse_str(t).ok()?, p.parse::<i32>().ok()?)));
-                match (parsed, serde_json::from_slice::<Leadership>(&kv.value)) {
+                match (
+                    partition_of(rest),
+                    serde_json::from_slice::<Leadership>(&kv.value),
+                ) {
                     (Some(tp), Ok(l)) => {
                         v.leaders_rev = v.leaders_rev.max(kv.mod_revision);
                         v.leaders.insert(tp, (l, kv.mod_revision));
@@ -614,7 +601,7 @@ impl Cluster {
 }
 
 /// `<topic id>/<partition>` (the end of a per-partition key).
-fn partition_of(rest: &[u8]) -> Option<(Uuid, i32)> {
+pub(super) fn partition_of(rest: &[u8]) -> Option<(Uuid, i32)> {
     let rest = String::from_utf8_lossy(rest);
     let (t, p) = rest.split_once('/')?;
     Some((Uuid::parse_str(t).ok()?, p.parse::<i32>().ok()?))

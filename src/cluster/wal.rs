@@ -402,10 +402,10 @@ impl Wal {
         let tiered_prefix = self.cluster.key("tiered/");
         let mut ends: HashMap<(Uuid, i32), i64> = HashMap::new();
         for kv in &tiered {
-            let rest = String::from_utf8_lossy(&kv.key[tiered_prefix.len()..]).into_owned();
-            let parsed = rest
-                .split_once('/')
-                .and_then(|(t, p)| Some((Uuid::parse_str(t).ok()?, p.parse::<i32>().ok()?)));
+            let parsed = kv
+                .key
+                .strip_prefix(tiered_prefix.as_slice())
+                .and_then(super::partition_of);
             let end = String::from_utf8_lossy(&kv.value).parse::<i64>().ok();
             if let (Some(tp), Some(end)) = (parsed, end) {
                 if live_topics.contains(&tp.0) {
@@ -419,9 +419,11 @@ impl Wal {
         let epochs_prefix = self.cluster.key("epochs/");
         let (_, histories) = etcd.range_prefix(&epochs_prefix).await?;
         for kv in histories {
-            let rest = String::from_utf8_lossy(&kv.key[epochs_prefix.len()..]).into_owned();
-            let topic = rest.split('/').next().and_then(|t| Uuid::parse_str(t).ok());
-            if topic.is_some_and(|t| !live_topics.contains(&t)) {
+            let topic = kv
+                .key
+                .strip_prefix(epochs_prefix.as_slice())
+                .and_then(super::partition_of);
+            if topic.is_some_and(|(t, _)| !live_topics.contains(&t)) {
                 let _ = etcd.txn(&[], &[Op::Delete(kv.key.clone())], &[]).await;
             }
         }
