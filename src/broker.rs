@@ -8,6 +8,7 @@
 //! comes and goes; at shutdown the node hands its partitions to the others before it stops.
 
 mod leadership;
+mod tails;
 
 use crate::api::Handler;
 use crate::catalog::{Catalog, CatalogError, CatalogStore, EtcdCatalog, FileCatalog};
@@ -304,7 +305,7 @@ impl Broker {
         let ticker = tokio::spawn(self.groups.clone().run(GROUP_TICK, cancel.clone()));
         let txn_ticker = tokio::spawn(self.txns.clone().run(cancel.clone()));
         let mut cluster_tasks = Vec::new();
-        if let Some((c, wal)) = &self.cluster {
+        if let (Some((c, wal)), Some(tier)) = (&self.cluster, &self.tier) {
             let catalog = self.server.handler.catalog.clone();
             cluster_tasks = c.start(catalog.clone(), cancel.clone());
             cluster_tasks.push(tokio::spawn(wal.clone().run(cancel.clone())));
@@ -316,6 +317,12 @@ impl Broker {
                 catalog,
                 self.logs.clone(),
                 wal.clone(),
+                Arc::new(crate::cluster::tail::Tails::new(tier.clone())),
+                leadership::TailBound {
+                    max_age_ms: i64::try_from(self.server.handler.config.cluster_roll_ms)
+                        .unwrap_or(i64::MAX),
+                    max_bytes: self.server.handler.config.cluster_roll_bytes,
+                },
                 cancel.clone(),
             )));
         }

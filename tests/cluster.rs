@@ -777,3 +777,68 @@ fn a_node_whose_disk_was_wiped_rejoins_and_nothing_is_lost() {
     let read = consume_all(&c.bootstrap(), "wiped", 6);
     assert_eq!(read, written, "{}", c.logs());
 }
+
+/// Files under `dir` whose path contains `part`.
+fn files_containing(dir: &Path, part: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().contains(part) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+#[ignore = "needs etcd: cargo test --test cluster -- --ignored"]
+fn a_take_over_replays_tail_chunks_and_continues_the_offsets() {
+    let mut c = Cluster::start(2);
+    let a = c.nodes[0].addr();
+    create_topic(&a, "chunks", 1);
+    let before = wait_placement(&c, &a, "chunks", "placed", |nodes, parts| {
+        nodes.len() == 2 && parts.len() == 1
+    });
+    // one batch per record (each send awaited): well past the batches that make a chunk
+    produce(&c.bootstrap(), "chunks", 1, 300, "x");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while files_containing(c.tier.path(), "/tail/").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no tail chunk written\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let victim = before[&0].leader;
+    c.node(victim).kill();
+    let survivor = c
+        .nodes
+        .iter()
+        .find(|n| n.id != victim)
+        .map(Node::addr)
+        .expect("the other node");
+    let moved = wait_placement(&c, &survivor, "chunks", "failover", |_, parts| {
+        parts[&0].leader != victim && parts[&0].error == 0
+    });
+    assert!(moved[&0].epoch > before[&0].epoch);
+    produce(&c.bootstrap(), "chunks", 1, 5, "y");
+    let read = consume_all(&c.bootstrap(), "chunks", 1);
+    let values: Vec<String> = read.iter().map(|r| r.2.clone()).collect();
+    let mut want: Vec<String> = (0..300).map(|i| format!("x-0-{i}")).collect();
+    want.extend((0..5).map(|i| format!("y-0-{i}")));
+    assert_eq!(values, want, "{}", c.logs());
+    let offsets: Vec<i64> = read.iter().map(|r| r.1).collect();
+    assert_eq!(offsets, (0..305).collect::<Vec<i64>>());
+    let new_leader = c.node(moved[&0].leader);
+    let log = std::fs::read_to_string(new_leader.dir.join("tiercel.log")).unwrap_or_default();
+    assert!(
+        log.contains("caught up from the tail chunks"),
+        "the new leader did not read the chunks:\n{log}"
+    );
+}

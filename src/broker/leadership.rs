@@ -12,8 +12,10 @@
 //!    node also led that one. Any other copy is from an epoch another node continued and is
 //!    moved aside, and the partition starts from the bucket's manifest.
 
+use super::tails::{self, TailState};
 use crate::catalog::Catalog;
 use crate::catalog::TopicMeta;
+use crate::cluster::tail::{Chunk, Tails};
 use crate::cluster::wal::{Wal, WalLink};
 use crate::cluster::{Cluster, Leadership};
 use crate::log::{LogError, LogManager, Partition};
@@ -30,8 +32,9 @@ const TAKE_OVERS: usize = 8;
 
 type TakeOver<'a> = std::pin::Pin<
     Box<
-        dyn std::future::Future<Output = (&'a TopicMeta, i32, Leadership, Result<i64, String>)>
-            + Send
+        dyn std::future::Future<
+                Output = (&'a TopicMeta, i32, Leadership, Result<TailState, String>),
+            > + Send
             + 'a,
     >,
 >;
@@ -39,18 +42,39 @@ type TakeOver<'a> = std::pin::Pin<
 /// Partitions this node serves: (topic id, partition) → (topic name, epoch it was opened at).
 type Serving = HashMap<(Uuid, i32), (String, i32)>;
 
+/// How much of a partition only the WAL may hold: past either bound its active segment is
+/// rolled and tiered, so the manifest soon covers it and a take-over replays at most this much.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TailBound {
+    pub max_age_ms: i64,
+    pub max_bytes: u64,
+}
+
 pub(super) async fn run(
     cluster: Arc<Cluster>,
     catalog: Arc<Catalog>,
     logs: Arc<LogManager>,
     wal: Arc<Wal>,
+    tails: Arc<Tails>,
+    tail: TailBound,
     cancel: CancellationToken,
 ) {
     let mut views = cluster.subscribe();
     let mut serving = Serving::new();
+    let mut states = HashMap::new();
     let mut tiered = HashMap::new();
     loop {
-        sync(&cluster, &catalog, &logs, &wal, &mut serving, &mut tiered).await;
+        let node = Node {
+            cluster: &cluster,
+            catalog: &catalog,
+            logs: &logs,
+            wal: &wal,
+            tails: &tails,
+        };
+        sync(node, &mut serving, &mut states).await;
+        roll_due(&logs, &serving, tail).await;
+        tails::keep(&logs, &tails, &serving, &mut states).await;
+        publish_tiered(&wal, &serving, &states, &mut tiered).await;
         tokio::select! {
             _ = views.changed() => {}
             _ = tokio::time::sleep(RECHECK) => {}
@@ -59,14 +83,24 @@ pub(super) async fn run(
     }
 }
 
-async fn sync(
-    cluster: &Cluster,
-    catalog: &Catalog,
-    logs: &Arc<LogManager>,
-    wal: &Arc<Wal>,
-    serving: &mut Serving,
-    tiered: &mut HashMap<(Uuid, i32), i64>,
-) {
+/// What the leadership driver works with.
+#[derive(Clone, Copy)]
+struct Node<'a> {
+    cluster: &'a Cluster,
+    catalog: &'a Catalog,
+    logs: &'a Arc<LogManager>,
+    wal: &'a Arc<Wal>,
+    tails: &'a Tails,
+}
+
+async fn sync(node: Node<'_>, serving: &mut Serving, states: &mut HashMap<(Uuid, i32), TailState>) {
+    let Node {
+        cluster,
+        catalog,
+        logs,
+        wal,
+        ..
+    } = node;
     let view = cluster.view();
     let me = cluster.node_id();
     let lease = cluster.lease_valid();
@@ -158,7 +192,7 @@ async fn sync(
             };
             let history = committed.remove(&(meta.id, p)).unwrap_or_default();
             let fut: TakeOver<'_> = Box::pin(async move {
-                let r = take_over(cluster, logs, catalog, meta, p, l, link, history).await;
+                let r = take_over(node, meta, p, l, link, history).await;
                 (meta, p, l, r)
             });
             taking.push(fut);
@@ -166,9 +200,13 @@ async fn sync(
         let mut taking = futures::stream::iter(taking).buffer_unordered(TAKE_OVERS);
         while let Some((meta, p, l, r)) = taking.next().await {
             match r {
-                Ok(end) => {
-                    tracing::info!(topic = %meta.name, partition = p, epoch = l.epoch, log_end_offset = end, "leading the partition");
+                Ok(st) => {
+                    let end = logs
+                        .get(&meta.name, p)
+                        .map(|part| part.offsets().log_end_offset);
+                    tracing::info!(topic = %meta.name, partition = p, epoch = l.epoch, log_end_offset = ?end, "leading the partition");
                     serving.insert((meta.id, p), (meta.name.clone(), l.epoch));
+                    states.insert((meta.id, p), st);
                 }
                 Err(e) => {
                     tracing::error!(topic = %meta.name, partition = p, epoch = l.epoch, error = %e, "taking the partition over failed; retrying");
@@ -176,7 +214,6 @@ async fn sync(
             }
         }
     }
-    publish_tiered(logs, wal, serving, tiered).await;
     crate::metrics::cluster_partitions(serving.len(), view.nodes.len());
 }
 
@@ -194,18 +231,22 @@ pub(super) async fn leave(cluster: &Cluster, logs: &LogManager) {
 
 /// Makes this node the partition's leader: loads its local copy if that belongs to the epoch
 /// chain that leads here (else moves it aside and starts from the bucket's manifest), appends
-/// what the WAL committed beyond it, records the epoch and serves. Returns the log end.
-#[allow(clippy::too_many_arguments)]
+/// what the tail chunks and the WAL committed beyond it, records the epoch and serves.
 async fn take_over(
-    cluster: &Cluster,
-    logs: &Arc<LogManager>,
-    catalog: &Catalog,
+    node: Node<'_>,
     meta: &TopicMeta,
     p: i32,
     l: Leadership,
     link: WalLink,
     committed: Vec<(String, crate::format::wal::WalEntry)>,
-) -> Result<i64, String> {
+) -> Result<TailState, String> {
+    let Node {
+        cluster,
+        catalog,
+        logs,
+        tails,
+        ..
+    } = node;
     let me = cluster.node_id();
     let local = logs.local_epochs(&meta.name, p).await;
     let last = local.as_ref().and_then(|e| e.last()).map(|e| e.epoch);
@@ -219,11 +260,16 @@ async fn take_over(
         )
         .await?;
     }
+    let chunks = tails
+        .list(meta.id, p)
+        .await
+        .map_err(|e| format!("listing the tail chunks: {e}"))?;
     let config = catalog.log_config(meta);
     let mut part = load(logs, meta, p, config.clone()).await?;
     let committed_end = committed
         .last()
         .map(|(_, e)| e.last + 1)
+        .max(chunks.iter().map(|c| c.end).max())
         .max(part.remote().and_then(|r| r.uploaded_end()));
     if let Some(end) = committed_end {
         if part.offsets().log_end_offset > end {
@@ -240,37 +286,32 @@ async fn take_over(
             part = load(logs, meta, p, config).await?;
         }
     }
-    if let Err(e) = catch_up(&part, &link, &committed).await {
+    let res = async {
+        catch_up(&part, &link, tails, &chunks, &committed).await?;
+        let end = part.offsets().log_end_offset;
+        if let Some(want) = committed_end.filter(|w| end < *w) {
+            return Err(format!(
+                "the log ends at {end} but the committed history reaches {want}: a gap between the bucket's manifest, the tail chunks and the WAL"
+            ));
+        }
+        let history = cluster
+            .record_epoch(meta.id, p, l.epoch, end, link.guard)
+            .await
+            .map_err(|e| format!("recording the leader epoch: {e}"))?;
+        logs.write_epochs(&part, &history)
+            .await
+            .map_err(|e| format!("writing the leader-epoch checkpoint: {e}"))
+    }
+    .await;
+    if let Err(e) = res {
         let _ = part.close().await;
         return Err(e);
     }
-    let end = part.offsets().log_end_offset;
-    if let Some(want) = committed_end {
-        if end < want {
-            let _ = part.close().await;
-            return Err(format!(
-                "the log ends at {end} but the committed history reaches {want}: a gap between the bucket's manifest and the WAL"
-            ));
-        }
-    }
-    let history = match cluster
-        .record_epoch(meta.id, p, l.epoch, end, link.guard)
-        .await
-    {
-        Ok(h) => h,
-        Err(e) => {
-            let _ = part.close().await;
-            return Err(format!("recording the leader epoch: {e}"));
-        }
-    };
-    if let Err(e) = logs.write_epochs(&part, &history).await {
-        let _ = part.close().await;
-        return Err(format!("writing the leader-epoch checkpoint: {e}"));
-    }
     link.wal.forget_fenced(meta.id, p);
     part.attach_wal(link);
+    let st = TailState::after_take_over(&part, chunks);
     logs.serve(part);
-    Ok(end)
+    Ok(st)
 }
 
 async fn load(
@@ -300,66 +341,143 @@ async fn discard(
     }
 }
 
-/// Batches read from the bucket at once while catching up.
+/// Reads from the bucket in flight at once while catching up.
 const CATCH_UP_READS: usize = 32;
+/// Largest read of adjacent batches while catching up.
+const CATCH_UP_RUN: u64 = 8 << 20;
 
-/// Appends every committed WAL batch past the log end, in offset order (read from the bucket
-/// [`CATCH_UP_READS`] at a time: one partition's batches are spread over many objects).
+/// Appends every committed WAL batch past the log end, in offset order. A commit writes each
+/// partition's batches next to each other in its object, so adjacent batches are read as one
+/// range ([`CATCH_UP_READS`] reads in flight) and appended in one trip to the I/O executor.
 async fn catch_up(
+    part: &Arc<Partition>,
+    link: &WalLink,
+    tails: &Tails,
+    chunks: &[Chunk],
+    committed: &[(String, crate::format::wal::WalEntry)],
+) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    let mut from_chunks = tails::replay_chunks(part, tails, chunks).await?;
+    replay_wal(part, link, committed).await?;
+    // chunks past a stretch only the WAL held
+    from_chunks += tails::replay_chunks(part, tails, chunks).await?;
+    if from_chunks > 0 {
+        tracing::info!(
+            topic = %part.topic,
+            partition = part.index,
+            batches = from_chunks,
+            ms = started.elapsed().as_millis() as u64,
+            "caught up from the tail chunks"
+        );
+    }
+    Ok(())
+}
+
+/// Appends the committed WAL batches past the log end.
+async fn replay_wal(
     part: &Arc<Partition>,
     link: &WalLink,
     committed: &[(String, crate::format::wal::WalEntry)],
 ) -> Result<(), String> {
+    let started = std::time::Instant::now();
     let from = part.offsets().log_end_offset;
-    let reads: Vec<_> = committed
-        .iter()
-        .filter(|(_, e)| e.last >= from)
-        .map(|(object, e)| {
-            let (wal, object, e) = (link.wal.clone(), object.clone(), *e);
+    let mut runs: Vec<(&str, Vec<crate::format::wal::WalEntry>)> = Vec::new();
+    for (object, e) in committed.iter().filter(|(_, e)| e.last >= from) {
+        match runs.last_mut() {
+            Some((o, run))
+                if *o == object.as_str()
+                    && run.last().is_some_and(|p| p.pos + p.len == e.pos)
+                    && e.pos + e.len - run[0].pos <= CATCH_UP_RUN =>
+            {
+                run.push(*e)
+            }
+            _ => runs.push((object.as_str(), vec![*e])),
+        }
+    }
+    let batches: usize = runs.iter().map(|(_, r)| r.len()).sum();
+    let ranges = runs.len();
+    let reads: Vec<_> = runs
+        .into_iter()
+        .map(|(object, run)| {
+            let wal = link.wal.clone();
             async move {
-                wal.read(&object, &e)
+                let (start, end) = (run[0].pos, run[run.len() - 1].pos + run[run.len() - 1].len);
+                let bytes = wal
+                    .read_range(object, start..end)
                     .await
-                    .map_err(|err| format!("reading WAL object {object}: {err}"))
+                    .map_err(|err| format!("reading WAL object {object}: {err}"))?;
+                if bytes.len() as u64 != end - start {
+                    return Err(format!(
+                        "WAL object {object} is shorter than its record says"
+                    ));
+                }
+                Ok::<_, String>(
+                    run.iter()
+                        .map(|e| {
+                            bytes.slice((e.pos - start) as usize..(e.pos - start + e.len) as usize)
+                        })
+                        .collect::<Vec<_>>(),
+                )
             }
         })
         .collect();
-    let total = reads.len();
     let mut reads = futures::stream::iter(reads)
         .buffered(CATCH_UP_READS)
-        .chunks(CATCH_UP_READS);
+        .ready_chunks(CATCH_UP_READS);
     while let Some(chunk) = reads.next().await {
-        let batches = chunk.into_iter().collect::<Result<Vec<_>, String>>()?;
+        let mut batches = Vec::new();
+        for r in chunk {
+            batches.extend(r?);
+        }
         match part.append_committed(batches).await {
             Ok(()) => {}
             Err(LogError::InvalidRecord(m)) => return Err(m),
             Err(err) => return Err(format!("appending committed batches: {err}")),
         }
     }
-    let replayed = total;
-    if replayed > 0 {
-        tracing::info!(topic = %part.topic, partition = part.index, batches = replayed, "caught up from the WAL");
+    if batches > 0 {
+        tracing::info!(
+            topic = %part.topic,
+            partition = part.index,
+            batches,
+            ranges,
+            ms = started.elapsed().as_millis() as u64,
+            "caught up from the WAL"
+        );
     }
     Ok(())
 }
 
-/// Tells the cluster how far each partition this node serves is tiered, so WAL records the
-/// manifests cover can go.
+/// Rolls the active segment of every partition served whose WAL-only tail passed the bound.
+async fn roll_due(logs: &LogManager, serving: &Serving, tail: TailBound) {
+    for ((_, p), (name, _)) in serving {
+        let Some(part) = logs.get(name, *p) else {
+            continue;
+        };
+        match part.roll_if_due(tail.max_age_ms, tail.max_bytes).await {
+            Ok(true) => {
+                tracing::debug!(topic = %name, partition = p, "segment rolled to bound the WAL tail")
+            }
+            Ok(false) | Err(LogError::NotLeader) | Err(LogError::Offline) => {}
+            Err(e) => {
+                tracing::warn!(topic = %name, partition = p, error = %e, "rolling the segment failed")
+            }
+        }
+    }
+}
+
+/// Tells the cluster how far each partition this node serves is held outside the WAL (its
+/// manifest and tail chunks), so the WAL records below can go.
 async fn publish_tiered(
-    logs: &LogManager,
     wal: &Wal,
     serving: &Serving,
+    states: &HashMap<(Uuid, i32), TailState>,
     published: &mut HashMap<(Uuid, i32), i64>,
 ) {
     published.retain(|k, _| serving.contains_key(k));
-    for ((t, p), (name, _)) in serving {
-        let Some(end) = logs
-            .get(name, *p)
-            .and_then(|part| part.remote().and_then(|r| r.uploaded_end()))
-        else {
-            continue;
-        };
-        if published.get(&(*t, *p)) != Some(&end) && wal.publish_tiered(*t, *p, end).await {
-            published.insert((*t, *p), end);
+    for (k, st) in states {
+        if published.get(k) != Some(&st.end) && wal.publish_tiered(k.0, k.1, st.end).await {
+            published.insert(*k, st.end);
         }
     }
 }

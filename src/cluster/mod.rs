@@ -10,7 +10,7 @@
 //! | `/leaders/<topic id>/<partition>` | [`Leadership`]: leader node and epoch | until the topic is deleted |
 //! | `/moves/<topic id>/<partition>` | the node the controller asks the leader to hand over to | until handed over |
 //! | `/epochs/<topic id>/<partition>` | the partition's leader-epoch history | until the topic is deleted |
-//! | `/wal/<node>/<object>-<n>`, `/tiered/…` | committed WAL batches and how far manifests reach ([`wal`]) | until the manifests cover them |
+//! | `/wal/<node>/<object>-<n>`, `/tiered/…` | committed WAL batches and how far manifests and tail chunks reach ([`wal`], [`tail`]) | until those cover them |
 //! | `/producer-ids` | the next unreserved producer id | forever |
 //! | `/catalog/…` | topics and dynamic configs ([`crate::catalog::EtcdCatalog`]) | |
 //!
@@ -35,6 +35,7 @@
 //! node serves.
 
 mod controller;
+pub mod tail;
 pub mod wal;
 
 use crate::catalog::{Catalog, EtcdCatalog};

@@ -10,9 +10,10 @@
 //! batch is reported fenced. While one commit is in flight the next batches queue, so the
 //! number of objects and etcd writes follows the commit latency, not the request rate.
 //!
-//! The records stay until the partition's manifest covers them: leaders publish how far their
-//! partitions are tiered (`<prefix>/tiered/<topic id>/<partition>`), and the controller deletes
-//! WAL objects and records whose batches are all below that (or of deleted topics).
+//! The records stay until the partition's manifest or its tail chunks ([`super::tail`]) cover
+//! them: leaders publish how far their partitions are held outside the WAL
+//! (`<prefix>/tiered/<topic id>/<partition>`), and the controller deletes WAL objects and records
+//! whose batches are all below that (or of deleted topics).
 
 use super::Cluster;
 use crate::backoff::Backoff;
@@ -132,7 +133,7 @@ impl Wal {
 
     async fn commit(&self, batch: Vec<Pending>, cancel: &CancellationToken) {
         let started = Instant::now();
-        let (batch, doomed): (Vec<Pending>, Vec<Pending>) = {
+        let (mut batch, doomed): (Vec<Pending>, Vec<Pending>) = {
             let fenced = self.fenced.lock();
             batch
                 .into_iter()
@@ -142,6 +143,8 @@ impl Wal {
         if batch.is_empty() {
             return;
         }
+        // each partition's batches side by side: a take-over reads them in one range
+        batch.sort_by_key(|p| (p.topic, p.partition, p.base));
         let node = self.cluster.node_id();
         let mut object = BytesMut::with_capacity(batch.iter().map(|p| p.data.len()).sum());
         let mut entries = Vec::with_capacity(batch.len());
@@ -363,16 +366,13 @@ impl Wal {
         Ok(out)
     }
 
-    /// The bytes of one committed batch.
-    pub async fn read(
+    /// Bytes of a WAL object (one committed batch, or adjacent ones).
+    pub async fn read_range(
         &self,
         object: &str,
-        e: &WalEntry,
+        range: std::ops::Range<u64>,
     ) -> Result<Bytes, crate::tier::store::StoreError> {
-        self.tier
-            .store()
-            .get_range(object, e.pos..e.pos + e.len)
-            .await
+        self.tier.store().get_range(object, range).await
     }
 
     /// Publishes how far a partition this node leads is in the bucket's manifest.
@@ -393,14 +393,15 @@ impl Wal {
             .is_ok()
     }
 
-    /// The controller's sweep: every WAL record whose batches the manifests cover (or whose
-    /// topics are gone) is deleted with its object; so are the tiering marks and leader-epoch
-    /// histories of deleted topics.
+    /// The controller's sweep: every WAL record whose batches the manifests and tail chunks
+    /// cover (or whose topics are gone) is deleted with its object; so are the tiering marks,
+    /// tail chunks and leader-epoch histories of deleted topics.
     pub async fn collect(&self, live_topics: &HashSet<Uuid>) -> Result<usize, super::ClusterError> {
         let etcd = &self.cluster.etcd;
         let (_, tiered) = etcd.range_prefix(&self.cluster.key("tiered/")).await?;
         let tiered_prefix = self.cluster.key("tiered/");
         let mut ends: HashMap<(Uuid, i32), i64> = HashMap::new();
+        let mut deleted_topics = HashSet::new();
         for kv in &tiered {
             let parsed = kv
                 .key
@@ -411,8 +412,15 @@ impl Wal {
                 if live_topics.contains(&tp.0) {
                     ends.insert(tp, end);
                 } else {
+                    deleted_topics.insert(tp.0);
                     let _ = etcd.txn(&[], &[Op::Delete(kv.key.clone())], &[]).await;
                 }
+            }
+        }
+        let tails = super::tail::Tails::new(self.tier.clone());
+        for t in deleted_topics {
+            if let Err(e) = tails.delete_topic(t).await {
+                tracing::warn!(topic_id = %t, error = %e, "deleting the tail chunks of a deleted topic failed");
             }
         }
         // leader-epoch histories of deleted topics

@@ -149,6 +149,12 @@ impl Config {
             if !(1000..=600_000).contains(&self.cluster_lease_ttl_ms) {
                 return bad("cluster_lease_ttl_ms", "must be between 1000 and 600000");
             }
+            if !(1000..=86_400_000).contains(&self.cluster_roll_ms) {
+                return bad("cluster_roll_ms", "must be between 1000 and 86400000");
+            }
+            if self.cluster_roll_bytes < 1 << 20 {
+                return bad("cluster_roll_bytes", "must be at least 1048576");
+            }
         }
         if !self.advertised_listener.is_empty() {
             parse_host_port(&self.advertised_listener).map_err(|reason| ConfigError::Invalid {

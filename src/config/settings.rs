@@ -207,6 +207,10 @@ settings! {
     etcd_prefix: String = "/tiercel".to_string(), env "TIERCEL_ETCD_PREFIX";
     /// Time-to-live of this node's etcd lease, ms: a node silent this long loses its partitions
     cluster_lease_ttl_ms: u64 = 6000, env "TIERCEL_CLUSTER_LEASE_TTL_MS";
+    /// Cluster mode: a partition's active segment is rolled and tiered once this old, ms (bounds the tail chunks a take-over reads and how long WAL data waits for the manifest)
+    cluster_roll_ms: u64 = 600_000, env "TIERCEL_CLUSTER_ROLL_MS";
+    /// Cluster mode: a partition's active segment is rolled and tiered once this big, bytes (bounds a take-over's replay as cluster_roll_ms does)
+    cluster_roll_bytes: u64 = 67_108_864, env "TIERCEL_CLUSTER_ROLL_BYTES";
     /// Log filter when RUST_LOG is unset (e.g. info, tiercel=debug)
     log_level: String = "info".to_string(), env "TIERCEL_LOG_LEVEL";
     /// Log format: text or json

@@ -311,6 +311,27 @@ impl LocalLog {
         Ok(())
     }
 
+    /// Rolls the active segment without an append when it holds data and is at least
+    /// `max_age_ms` old or `max_bytes` big (a cluster bounds what only its WAL holds this way).
+    /// Callers serialize it with appends. Returns whether it rolled.
+    pub fn roll_if_due(
+        &self,
+        now_ms: i64,
+        max_age_ms: i64,
+        max_bytes: u64,
+        snapshot: &mut dyn FnMut(i64) -> Vec<u8>,
+    ) -> io::Result<bool> {
+        let mut s = self.segments.lock();
+        let active = s.active();
+        if active.is_empty() || (now_ms - active.created_ms < max_age_ms && active.len < max_bytes)
+        {
+            return Ok(false);
+        }
+        let base = active.next_offset;
+        self.roll(&mut s, base, now_ms, snapshot(base))?;
+        Ok(true)
+    }
+
     /// Closes the active segment and starts a new one at `base`; the closed segment is
     /// finalized by the next flush.
     fn roll(&self, s: &mut Segments, base: i64, now: i64, snapshot: Vec<u8>) -> io::Result<()> {

@@ -84,6 +84,8 @@ pub struct Partition {
     durable_end: std::sync::atomic::AtomicI64,
     /// End of what the WAL committed (cluster mode).
     committed_end: std::sync::atomic::AtomicI64,
+    /// Batches handed to the WAL since this node began leading the partition.
+    wal_batches: std::sync::atomic::AtomicU64,
 }
 
 struct State {
@@ -145,6 +147,7 @@ impl Partition {
             wal: std::sync::OnceLock::new(),
             durable_end: std::sync::atomic::AtomicI64::new(hw),
             committed_end: std::sync::atomic::AtomicI64::new(hw),
+            wal_batches: std::sync::atomic::AtomicU64::new(0),
             topic: topic.to_string(),
             index,
             log: Arc::new(log),

@@ -103,6 +103,48 @@ async fn segment_ms_rolls_and_retention_ms_deletes_by_injected_time() {
 }
 
 #[tokio::test]
+async fn roll_if_due_rolls_an_idle_old_or_big_segment_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clock = Arc::new(ManualClock::new(NOW));
+    let p = open(dir.path(), clock.clone(), false).await;
+    assert!(
+        !p.roll_if_due(1_000, 1 << 30).await.expect("roll"),
+        "an empty segment never rolls"
+    );
+    p.append(bytes::Bytes::copy_from_slice(&make_batch(0, 3, 10, NOW)))
+        .await
+        .expect("append");
+    assert!(
+        !p.roll_if_due(1_000, 1 << 30).await.expect("roll"),
+        "young and small"
+    );
+    clock.advance(1_000);
+    assert!(
+        p.roll_if_due(1_000, 1 << 30).await.expect("roll"),
+        "old enough"
+    );
+    assert!(
+        !p.roll_if_due(1_000, 1 << 30).await.expect("roll"),
+        "the new active segment is empty"
+    );
+    p.append(bytes::Bytes::copy_from_slice(&make_batch(0, 2, 10, NOW)))
+        .await
+        .expect("append");
+    assert!(p.roll_if_due(60_000, 10).await.expect("roll"), "big enough");
+    p.flush_once().await;
+    let s = p.log.summary();
+    assert_eq!(s.closed.len(), 2);
+    assert_eq!((s.active_base, s.end_offset), (5, 5));
+    assert_eq!(p.offsets().high_watermark, 5);
+    // the rolled segments were finalized: a restart reads them back whole
+    p.close().await.expect("close");
+    drop(p);
+    let p = open(dir.path(), clock, true).await;
+    assert_eq!(p.offsets().log_end_offset, 5);
+    assert_eq!(p.log.summary().closed.len(), 2);
+}
+
+#[tokio::test]
 async fn timestamps_outside_the_configured_bounds_are_refused() {
     let dir = tempfile::tempdir().expect("tmp");
     let clock = Arc::new(ManualClock::new(NOW));

@@ -20,6 +20,11 @@ impl Partition {
         self.advance_hw();
     }
 
+    /// Batches handed to the WAL since this node began leading the partition.
+    pub fn wal_batches(&self) -> u64 {
+        self.wal_batches.load(Ordering::Relaxed)
+    }
+
     /// Whether the partition stopped serving here because another node leads it now (or a WAL
     /// commit of it was fenced).
     pub fn is_moved(&self) -> bool {
@@ -45,6 +50,7 @@ impl Partition {
         let mut data = BytesMut::with_capacity(head.len() + body.len());
         data.extend_from_slice(head);
         data.extend_from_slice(body);
+        self.wal_batches.fetch_add(1, Ordering::Relaxed);
         let me = self.me.clone();
         link.wal.submit(
             link,
@@ -79,6 +85,32 @@ impl Partition {
             st.high_watermark = target;
             self.hw_tx.send_replace(target);
         }
+    }
+
+    /// Rolls the active segment once it is `max_age_ms` old or `max_bytes` big, even with no
+    /// append to trigger it, and has the flusher finalize it (its upload follows): in a cluster
+    /// this bounds what only the WAL holds, and so what a take-over replays from it.
+    pub async fn roll_if_due(
+        self: &Arc<Self>,
+        max_age_ms: i64,
+        max_bytes: u64,
+    ) -> Result<bool, LogError> {
+        let now = self.clock.now_ms();
+        let me = self.clone();
+        let rolled = self
+            .io
+            .run(move || {
+                let seq = me.seq.lock();
+                me.check_usable()?;
+                Ok(me
+                    .log
+                    .roll_if_due(now, max_age_ms, max_bytes, &mut |at| seq.snapshot(at))?)
+            })
+            .await?;
+        if rolled {
+            self.urgent.notify_one();
+        }
+        Ok(rolled)
     }
 
     /// Appends batches the WAL committed, in order and at their own offsets, in one trip to the
