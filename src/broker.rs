@@ -256,6 +256,12 @@ impl Broker {
             )
             .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
         );
+        if let Some((c, _)) = &cluster {
+            txns.set_remote_markers(Arc::new(crate::api::peers::PeerMarkers {
+                cluster: c.clone(),
+                catalog: catalog.clone(),
+            }));
+        }
         let handler = Arc::new(Handler {
             cluster: cluster.as_ref().map(|(c, _)| c.clone()),
             advertised,

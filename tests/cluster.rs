@@ -842,3 +842,73 @@ fn a_take_over_replays_tail_chunks_and_continues_the_offsets() {
         "the new leader did not read the chunks:\n{log}"
     );
 }
+
+#[test]
+#[ignore = "needs etcd: cargo test --test cluster -- --ignored"]
+fn a_transaction_spans_partitions_led_by_every_node() {
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::Message;
+    let c = Cluster::start(3);
+    let a = c.nodes[0].addr();
+    create_topic(&a, "txns", 6);
+    wait_placement(&c, &a, "txns", "even spread", |nodes, parts| {
+        nodes.len() == 3 && per_node(parts).values().all(|n| *n == 2)
+    });
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", c.bootstrap())
+        .set("transactional.id", "spanning")
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create()
+        .expect("producer");
+    producer
+        .init_transactions(Duration::from_secs(30))
+        .expect("init");
+    let mut want = std::collections::BTreeSet::new();
+    for (round, commit) in [("first", true), ("aborted", false), ("second", true)] {
+        producer.begin_transaction().expect("begin");
+        for p in 0..6 {
+            for i in 0..5 {
+                let value = format!("{round}-{p}-{i}");
+                producer
+                    .send(BaseRecord::<(), _>::to("txns").partition(p).payload(&value))
+                    .expect("queued");
+                if commit {
+                    want.insert(value);
+                }
+            }
+        }
+        producer.flush(Duration::from_secs(30)).expect("flushed");
+        if commit {
+            producer
+                .commit_transaction(Duration::from_secs(30))
+                .unwrap_or_else(|e| panic!("commit {round}: {e}\n{}", c.logs()));
+        } else {
+            producer
+                .abort_transaction(Duration::from_secs(30))
+                .expect("abort");
+        }
+    }
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", c.bootstrap())
+        .set("group.id", "txn-reader")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    common::assign_from_start(&consumer, "txns", 6);
+    let mut got = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut quiet_until = None;
+    while Instant::now() < deadline && quiet_until.is_none_or(|q| Instant::now() < q) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+            assert!(got.insert(v.clone()), "{v} read twice");
+        }
+        if got.len() >= want.len() && quiet_until.is_none() {
+            // a moment more: nothing of the aborted transaction may follow
+            quiet_until = Some(Instant::now() + Duration::from_secs(2));
+        }
+    }
+    assert_eq!(got, want, "{}", c.logs());
+}

@@ -34,6 +34,8 @@ pub fn log_error(e: &LogError) -> ResponseError {
         }
         LogError::InvalidTimestamp(_) => ResponseError::InvalidTimestamp,
         LogError::InvalidTxnState => ResponseError::InvalidTxnState,
+        // as Kafka answers a retriable verification failure to a producer
+        LogError::TxnVerificationStale => ResponseError::NotEnoughReplicas,
         LogError::UnknownProducerId(_) => ResponseError::UnknownProducerId,
         LogError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         LogError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,

@@ -20,9 +20,11 @@ mod list_offsets;
 mod log_dirs;
 mod metadata;
 mod offsets;
+pub mod peers;
 mod produce;
 mod topics;
 mod txn;
+mod txn_markers;
 
 use crate::catalog::{Catalog, CatalogError, NewTopic, TopicMeta};
 use crate::cluster::Cluster;
@@ -234,6 +236,7 @@ impl Handler {
             Request::AddOffsetsToTxn(r) => self.add_offsets_to_txn(r, v),
             Request::EndTxn(r) => self.end_txn(r, v),
             Request::TxnOffsetCommit(r) => self.txn_offset_commit(r, v),
+            Request::WriteTxnMarkers(r) => self.write_txn_markers(r),
             Request::DescribeProducers(r) => ready(Response::DescribeProducers(
                 self.describe_producers(r).await,
             )),

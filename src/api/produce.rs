@@ -10,6 +10,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ impl Handler {
     pub(super) async fn produce(&self, req: ProduceRequest, _v: i16) -> Pending {
         let acks = req.acks;
         let valid_acks = matches!(acks, -1..=1);
+        let verified = self.verify_elsewhere(&req).await;
         let mut topics: Vec<(TopicName, Vec<Outcome>)> = Vec::new();
         // (topic slot, partition slot, batch size) of each batch going to the log
         let mut queued = Vec::new();
@@ -61,7 +63,20 @@ impl Handler {
                     }
                     (true, Some(p), Some(records)) => {
                         let size = records.len();
-                        match p.prepare(records, self.verifier(p)) {
+                        let verify = match verified.get(&(t.name.0.to_string(), pd.index)) {
+                            None => Ok(self.verifier(p)),
+                            Some(Ok((producer_id, seen))) => Ok(unchanged(p, *producer_id, *seen)),
+                            Some(Err(e)) => Err(*e),
+                        };
+                        let prepared = match verify {
+                            Ok(verify) => p.prepare(records, verify),
+                            Err(e) => {
+                                o.result = Err(e);
+                                outcomes.push(o);
+                                continue;
+                            }
+                        };
+                        match prepared {
                             Ok(b) => {
                                 queued.push((topics.len(), outcomes.len(), size));
                                 batches.push((p.clone(), b));
@@ -164,7 +179,77 @@ impl Handler {
     }
 }
 
+/// Verified with the coordinator on another node: (producer id, its markers here when the
+/// verification began) per partition, or the error to answer.
+type Verified = HashMap<(String, i32), Result<(i64, u64), ResponseError>>;
+
+/// The check of a batch verified with a remote coordinator: no marker of its producer was
+/// written here since (else it could open a transaction that was just decided).
+fn unchanged(p: &Arc<Partition>, producer_id: i64, seen: u64) -> Verify {
+    let p = Arc::downgrade(p);
+    Arc::new(move |_| match p.upgrade() {
+        Some(p) if p.markers_of(producer_id) == seen => Ok(()),
+        _ => Err(LogError::TxnVerificationStale),
+    })
+}
+
 impl Handler {
+    /// Cluster mode, on a node that is not the transaction coordinator: verifies the request's
+    /// transactional batches with the coordinator before they are appended (Kafka's KIP-890
+    /// check). Empty when there is nothing to verify remotely.
+    async fn verify_elsewhere(&self, req: &ProduceRequest) -> Verified {
+        let mut out = Verified::new();
+        let (Some(cluster), Some(txn_id)) = (self.cluster.as_deref(), &req.transactional_id) else {
+            return out;
+        };
+        if cluster.view().controller == Some(cluster.node_id()) {
+            return out; // the coordinator is here: checked locally under the partition lock
+        }
+        let mut ids = None;
+        let mut partitions = Vec::new();
+        let mut seen = HashMap::new();
+        for t in &req.topic_data {
+            for pd in &t.partition_data {
+                let (Some(p), Some(records)) = (self.logs.get(&t.name.0, pd.index), &pd.records)
+                else {
+                    continue;
+                };
+                let Ok(h) = crate::format::batch::BatchHeader::parse(records) else {
+                    continue; // refused when prepared
+                };
+                if !h.is_transactional() {
+                    continue;
+                }
+                ids.get_or_insert((h.producer_id, h.producer_epoch));
+                let key = (t.name.0.to_string(), pd.index);
+                seen.insert(key.clone(), (h.producer_id, p.markers_of(h.producer_id)));
+                partitions.push(key);
+            }
+        }
+        let Some((producer_id, epoch)) = ids else {
+            return out;
+        };
+        let answer = super::peers::verify(
+            cluster,
+            &super::peers::ToVerify {
+                transactional_id: &txn_id.0,
+                producer_id,
+                epoch,
+                partitions,
+            },
+        )
+        .await;
+        for (key, r) in answer {
+            let v = match (r, seen.get(&key)) {
+                (Ok(()), Some(s)) => Ok(*s),
+                (Ok(()), None) => continue,
+                (Err(e), _) => Err(e),
+            };
+            out.insert(key, v);
+        }
+        out
+    }
+
     /// The transaction coordinator's check of a transactional batch for partition `p`.
     fn verifier(&self, p: &Partition) -> Verify {
         let txns = self.txns.clone();

@@ -156,9 +156,14 @@ impl Handler {
             .iter()
             .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
             .collect();
+        // in a cluster, a partition another node leads is known all the same
         let unknown: Vec<bool> = wanted
             .iter()
-            .map(|(t, p)| self.logs.get(t, *p).is_none())
+            .map(|(t, p)| {
+                self.logs.get(t, *p).is_none()
+                    && super::absent(self.cluster.as_deref(), &self.catalog, t, *p)
+                        == ResponseError::UnknownTopicOrPartition
+            })
             .collect();
         let codes: Vec<i16> = if unknown.iter().any(|u| *u) {
             unknown

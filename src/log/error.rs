@@ -32,6 +32,10 @@ pub enum LogError {
     InvalidTimestamp(String),
     #[error("transactional batches need a transaction")]
     InvalidTxnState,
+    /// The transaction was verified with its coordinator, but a marker of the producer was
+    /// written here since: verify again (retriable).
+    #[error("the transaction changed while its batch was verified")]
+    TxnVerificationStale,
     #[error("unknown producer id {0}")]
     UnknownProducerId(i64),
     #[error("producer epoch {epoch} is older than the current {current}")]

@@ -36,6 +36,7 @@ use crate::format::{markers, read, records, LOG_START_FILE};
 use crate::tier::RemoteLog;
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -86,6 +87,10 @@ pub struct Partition {
     committed_end: std::sync::atomic::AtomicI64,
     /// Batches handed to the WAL since this node began leading the partition.
     wal_batches: std::sync::atomic::AtomicU64,
+    /// Transaction markers appended here per producer id since the partition was opened: a
+    /// transactional batch verified with a remote coordinator is appended only if no marker of
+    /// its producer came in between (else it could start a transaction already decided).
+    markers: Mutex<HashMap<i64, u64>>,
 }
 
 struct State {
@@ -148,6 +153,7 @@ impl Partition {
             durable_end: std::sync::atomic::AtomicI64::new(hw),
             committed_end: std::sync::atomic::AtomicI64::new(hw),
             wal_batches: std::sync::atomic::AtomicU64::new(0),
+            markers: Mutex::new(HashMap::new()),
             topic: topic.to_string(),
             index,
             log: Arc::new(log),
@@ -297,6 +303,12 @@ impl Partition {
         self.append_locked(&mut seq, &p.data, h, &p.config, p.now, None, false)
     }
 
+    /// Transaction markers of `producer_id` appended here so far (see [`Self::append`]'s
+    /// remote verification).
+    pub fn markers_of(&self, producer_id: i64) -> u64 {
+        self.markers.lock().get(&producer_id).copied().unwrap_or(0)
+    }
+
     /// Appends the coordinator's commit or abort marker for `producer_id` and returns its
     /// offset. A marker from an epoch older than the partition has seen is refused.
     pub async fn append_marker(
@@ -318,8 +330,11 @@ impl Partition {
                 let mut seq = me.seq.lock();
                 me.check_usable()?;
                 seq.producers.check_marker(producer_id, epoch)?;
-                me.append_locked(&mut seq, &data, h, &config, now, Some(commit), false)
-                    .map(|info| info.last_offset)
+                let offset = me
+                    .append_locked(&mut seq, &data, h, &config, now, Some(commit), false)
+                    .map(|info| info.last_offset)?;
+                *me.markers.lock().entry(producer_id).or_default() += 1;
+                Ok(offset)
             })
             .await?;
         // segments this transaction held back from the bucket may go up now

@@ -5,6 +5,7 @@
 //! are refused before the body is decoded, the codec runs inside `catch_unwind`, and oversized
 //! claimed array counts are made harmless by the process allocator (see `crate::alloc`).
 
+pub mod client;
 pub mod versions;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -85,6 +86,7 @@ apis! {
     DescribeTransactions: DescribeTransactionsRequest => DescribeTransactionsResponse,
     ListTransactions: ListTransactionsRequest => ListTransactionsResponse,
     OffsetForLeaderEpoch: OffsetForLeaderEpochRequest => OffsetForLeaderEpochResponse,
+    WriteTxnMarkers: WriteTxnMarkersRequest => WriteTxnMarkersResponse,
 }
 
 /// What identifies a request on its connection.

@@ -42,6 +42,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeTransactions, 0, 0),
     // v2 filters by a transactional id regex, not implemented
     (ApiKey::ListTransactions, 0, 1),
+    // what a coordinator sends a partition's leader (v0 is gone from Kafka 4)
+    (ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// The supported range for `key`, if the API is implemented.

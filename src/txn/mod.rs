@@ -45,6 +45,24 @@ pub trait GroupOffsets: Send + Sync + 'static {
     ) -> std::io::Result<()>;
 }
 
+/// A transaction's outcome for the partitions it wrote to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marker {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub commit: bool,
+    pub coordinator_epoch: i32,
+}
+
+/// Cluster mode: how the coordinator writes markers into partitions other nodes lead (the
+/// broker wires in a WriteTxnMarkers client).
+#[async_trait::async_trait]
+pub trait RemoteMarkers: Send + Sync + 'static {
+    /// Writes `marker` into each of `partitions` (topic, index) through its leader; `Ok` once
+    /// every one is durable, or its topic is gone.
+    async fn write(&self, marker: Marker, partitions: Vec<(String, i32)>) -> Result<(), String>;
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TxnError {
     #[error("transaction timeout outside 1..=transaction_max_timeout_ms")]
@@ -70,6 +88,7 @@ pub struct TxnCoordinator {
     groups: Arc<dyn GroupOffsets>,
     clock: SharedClock,
     cfg: TxnConfig,
+    remote: std::sync::OnceLock<Arc<dyn RemoteMarkers>>,
 }
 
 /// Marker epochs are written with this coordinator epoch (one coordinator, never moved).
@@ -101,7 +120,13 @@ impl TxnCoordinator {
             groups,
             clock,
             cfg,
+            remote: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Cluster mode: where markers for partitions led by other nodes go.
+    pub fn set_remote_markers(&self, remote: Arc<dyn RemoteMarkers>) {
+        let _ = self.remote.set(remote);
     }
 
     /// A producer id never handed out before (for idempotent producers and new transactional
@@ -372,9 +397,13 @@ impl TxnCoordinator {
     async fn finish(&self, id: &str, meta: TxnMeta) -> Result<TxnMeta, TxnError> {
         let commit = meta.state == TxnState::PrepareCommit;
         let mut written = Vec::new();
+        let mut elsewhere = Vec::new();
         for (topic, index) in &meta.partitions {
             let Some(p) = self.logs.get(topic, *index) else {
-                continue; // the topic was deleted
+                if self.remote.get().is_some() {
+                    elsewhere.push((topic.clone(), *index));
+                }
+                continue; // alone: the topic was deleted
             };
             match p
                 .append_marker(meta.producer_id, meta.epoch, commit, COORDINATOR_EPOCH)
@@ -395,6 +424,18 @@ impl TxnCoordinator {
                     tracing::error!(transactional_id = id, topic = %p.topic, partition = p.index, error = %e, "a transaction marker did not become durable; will retry");
                     return Err(TxnError::Storage);
                 }
+            }
+        }
+        if let (false, Some(remote)) = (elsewhere.is_empty(), self.remote.get()) {
+            let marker = Marker {
+                producer_id: meta.producer_id,
+                epoch: meta.epoch,
+                commit,
+                coordinator_epoch: COORDINATOR_EPOCH,
+            };
+            if let Err(e) = remote.write(marker, elsewhere).await {
+                tracing::error!(transactional_id = id, error = %e, "writing transaction markers through other nodes failed; will retry");
+                return Err(TxnError::Storage);
             }
         }
         for group in &meta.groups {

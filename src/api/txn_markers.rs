@@ -1,0 +1,67 @@
+//! WriteTxnMarkers: what a transaction coordinator sends the leader of each partition of a
+//! decided transaction (in a cluster, the coordinator and the leader are often different
+//! nodes). Each marker is appended and answered once it is durable, as the coordinator's own
+//! markers are.
+
+use super::errors::{code, log_error};
+use super::{Handler, Pending, Reply};
+use crate::protocol::Response;
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
+use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use std::sync::Arc;
+
+impl Handler {
+    pub(super) fn write_txn_markers(self: &Arc<Self>, req: WriteTxnMarkersRequest) -> Pending {
+        let me = self.clone();
+        Box::pin(async move {
+            let mut resp = WriteTxnMarkersResponse::default();
+            for m in req.markers {
+                let mut mr = WritableTxnMarkerResult::default();
+                mr.producer_id = m.producer_id;
+                for t in m.topics {
+                    let mut tr = WritableTxnMarkerTopicResult::default();
+                    tr.name = t.name.clone();
+                    for index in t.partition_indexes {
+                        let mut pr = WritableTxnMarkerPartitionResult::default();
+                        pr.partition_index = index;
+                        pr.error_code = match me.logs.get(&t.name.0, index) {
+                            None => code(super::absent(
+                                me.cluster.as_deref(),
+                                &me.catalog,
+                                &t.name.0,
+                                index,
+                            )),
+                            Some(p) => {
+                                let written = p
+                                    .append_marker(
+                                        m.producer_id.0,
+                                        m.producer_epoch,
+                                        m.transaction_result,
+                                        m.coordinator_epoch,
+                                    )
+                                    .await;
+                                let durable = match written {
+                                    Ok(offset) => p.wait_durable(offset + 1).await,
+                                    Err(e) => Err(e),
+                                };
+                                match durable {
+                                    Ok(()) => 0,
+                                    Err(e) => {
+                                        tracing::warn!(topic = %p.topic, partition = index, producer_id = m.producer_id.0, error = %e, "a transaction marker from the coordinator was not written");
+                                        code(log_error(&e))
+                                    }
+                                }
+                            }
+                        };
+                        tr.partitions.push(pr);
+                    }
+                    mr.topics.push(tr);
+                }
+                resp.markers.push(mr);
+            }
+            Reply::Send(Response::WriteTxnMarkers(resp))
+        })
+    }
+}
