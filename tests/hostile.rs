@@ -330,3 +330,79 @@ async fn hostile_group_requests_get_errors_and_bounded_state() {
     });
     b.stop().await;
 }
+
+/// A Fetch v4 of `topic`/0 from `offset` that waits up to 2^31-1 ms for one byte.
+fn long_poll(topic: &str, offset: i64) -> kafka_protocol::messages::FetchRequest {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::{FetchRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    let mut p = FetchPartition::default();
+    p.partition = 0;
+    p.fetch_offset = offset;
+    p.partition_max_bytes = 1 << 20;
+    let mut t = FetchTopic::default();
+    t.topic = TopicName(StrBytes::from_string(topic.to_string()));
+    t.partitions = vec![p];
+    let mut req = FetchRequest::default();
+    req.replica_id = kafka_protocol::messages::BrokerId(-1);
+    req.max_wait_ms = i32::MAX;
+    req.min_bytes = 1;
+    req.max_bytes = i32::MAX;
+    req.topics = vec![t];
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_leaves_a_long_poll_frees_its_connection_slot() {
+    let b = TestBroker::start_with(|c| c.max_connections = 2).await;
+    common::create_topic(&b, "parked", 1).await;
+    tokio::task::block_in_place(|| {
+        assert_eq!(produce_raw(&b, "parked", &valid_batch()), 0);
+        for _ in 0..5 {
+            // both slots hold a Fetch that would wait 24 days, then their clients go away
+            let parked: Vec<_> = (0..2)
+                .map(|_| {
+                    let mut s = connect(&b);
+                    common::send_request(&mut s, 1, 4, 9, &long_poll("parked", 1));
+                    s
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(200));
+            drop(parked);
+            // a new client is served at once: the slots were released
+            let mut s = connect(&b);
+            s.set_read_timeout(Some(Duration::from_secs(3)))
+                .expect("timeout");
+            s.write_all(&frame(18, 0, 78, &[])).expect("write");
+            let mut len = [0u8; 4];
+            s.read_exact(&mut len)
+                .expect("ApiVersions answered while the long polls' clients are gone");
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_asking_for_everything_gets_at_most_fetch_max_bytes() {
+    let b = TestBroker::start_with(|c| c.fetch_max_bytes = 4096).await;
+    common::create_topic(&b, "capped", 1).await;
+    tokio::task::block_in_place(|| {
+        let batch = valid_batch();
+        for _ in 0..200 {
+            assert_eq!(produce_raw(&b, "capped", &batch), 0);
+        }
+        let mut req = long_poll("capped", 0);
+        req.max_wait_ms = 0;
+        let mut s = connect(&b);
+        common::send_request(&mut s, 1, 4, 10, &req);
+        let resp: kafka_protocol::messages::FetchResponse =
+            common::read_response(&mut s, 1, 4, 10).expect("fetch response");
+        let p = &resp.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        let got = p.records.as_ref().map_or(0, |r| r.len());
+        assert!(
+            got > 0 && got <= 4096,
+            "{got} bytes for a broker capped at 4096 (200 batches of {} bytes stored)",
+            batch.len()
+        );
+    });
+}

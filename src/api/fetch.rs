@@ -82,10 +82,11 @@ impl Handler {
                 )
             })
             .collect();
+        // the broker's fetch.max.bytes caps what a client may ask for, as in Kafka
         let max_bytes = if req.max_bytes <= 0 {
-            i32::MAX
+            self.config.fetch_max_bytes
         } else {
-            req.max_bytes
+            req.max_bytes.min(self.config.fetch_max_bytes)
         } as usize;
         let min_bytes = req.min_bytes.max(0) as usize;
         let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);

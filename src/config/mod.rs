@@ -133,6 +133,9 @@ impl Config {
         if self.tier_request_attempts == 0 {
             return bad("tier_request_attempts", "must be >= 1");
         }
+        if self.fetch_max_bytes < 1024 {
+            return bad("fetch_max_bytes", "must be at least 1024");
+        }
         if self.clustered() {
             if self.tier_url.is_empty() || self.tier_url == "none" {
                 return bad(

@@ -141,6 +141,8 @@ settings! {
     num_partitions: i32 = 1, env "TIERCEL_NUM_PARTITIONS";
     /// Largest request frame accepted; larger frames close the connection (socket.request.max.bytes)
     socket_request_max_bytes: i32 = 104_857_600, env "TIERCEL_SOCKET_REQUEST_MAX_BYTES";
+    /// Largest Fetch response the broker builds, whatever the client asks (fetch.max.bytes); the first batch is sent whole even if larger
+    fetch_max_bytes: i32 = 57_671_680, env "TIERCEL_FETCH_MAX_BYTES";
     /// Maximum open client connections; further connections wait to be accepted
     max_connections: usize = 10_000, env "TIERCEL_MAX_CONNECTIONS";
     /// Default segment size in bytes (log.segment.bytes / topic segment.bytes)

@@ -52,6 +52,14 @@ impl Drop for InFlight {
     }
 }
 
+/// Why a connection's reader stopped.
+enum Ended {
+    /// The client closed the connection, or sent what closes it.
+    Closed,
+    /// The broker is shutting down.
+    Stopping,
+}
+
 pub struct Server {
     pub handler: Arc<Handler>,
     pub max_frame: usize,
@@ -107,9 +115,14 @@ impl Server {
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
         let mut writer = tokio::spawn(write_loop(wr, rx, peer));
         tokio::select! {
-            // the reader is done (closed, or shutting down: it stops reading new requests but
-            // finishes handling the one it has): the writer answers everything accepted
-            _ = self.read_loop(rd, tx, peer, &cancel) => { let _ = writer.await; }
+            ended = self.read_loop(rd, tx, peer, &cancel) => match ended {
+                // shutting down: no new requests, but the writer answers everything accepted
+                Ended::Stopping => { let _ = writer.await; }
+                // the client went away or sent garbage: what it waits for is dropped at once,
+                // as Kafka does, so a parked long poll or join does not hold the connection
+                // slot until its timeout
+                Ended::Closed => writer.abort(),
+            },
             // the writer closed the connection (write error, or a failed acks=0 produce)
             _ = &mut writer => {}
         }
@@ -121,7 +134,7 @@ impl Server {
         tx: mpsc::Sender<Outgoing>,
         peer: SocketAddr,
         stop: &CancellationToken,
-    ) {
+    ) -> Ended {
         // One buffer per connection: each frame is split off and frozen; once the request is
         // handled and its bytes dropped, `reserve` reclaims the same allocation for the next.
         let mut buf = BytesMut::new();
@@ -133,13 +146,13 @@ impl Server {
             let len = tokio::select! {
                 r = rd.read_i32() => match r {
                     Ok(n) => n,
-                    Err(_) => return, // closed by the client
+                    Err(_) => return Ended::Closed, // closed by the client
                 },
-                _ = &mut stopped => return,
+                _ = &mut stopped => return Ended::Stopping,
             };
             if len < 0 || len as usize > self.max_frame {
                 tracing::warn!(%peer, len, max = self.max_frame, "request frame size out of bounds (socket_request_max_bytes); closing connection");
-                return;
+                return Ended::Closed;
             }
             let len = len as usize;
             // grow with the data actually received, not with the length the client claims
@@ -149,10 +162,10 @@ impl Server {
                 let mut chunk = (&mut rd).take(want as u64);
                 let read = tokio::select! {
                     r = chunk.read_buf(&mut buf) => r,
-                    _ = &mut stopped => return, // a request never received in full
+                    _ = &mut stopped => return Ended::Stopping, // a request never received in full
                 };
                 match read {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) | Err(_) => return Ended::Closed,
                     Ok(_) => {}
                 }
             }
@@ -179,11 +192,11 @@ impl Server {
                 Err(e) => {
                     crate::metrics::bad_request();
                     tracing::warn!(%peer, error = %e, "bad request; closing connection");
-                    return;
+                    return Ended::Closed;
                 }
             };
             if tx.send(out).await.is_err() {
-                return;
+                return Ended::Closed;
             }
         }
     }
