@@ -26,8 +26,11 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Disk space is reserved ahead of appends in steps of this size.
-const RESERVE_STEP: u64 = 8 << 20;
+/// Disk space is reserved ahead of appends (fallocate, so data blocks are not allocated on
+/// the fsync path): as far ahead as the segment already holds, between these bounds, so a
+/// partition with N bytes of data takes at most N + 1 MiB of disk.
+const RESERVE_MIN: u64 = 64 << 10;
+const RESERVE_MAX: u64 = 1 << 20;
 
 /// What a start-up walk reports for each batch: its header and, for a control batch, whether
 /// it commits (`Some(true)`) or aborts a transaction. Returns the aborted-transaction entry an
@@ -317,7 +320,8 @@ impl Segment {
     pub fn prepare_append(&mut self, len: u64) -> (Arc<File>, u64) {
         let end = self.len + len;
         if end > self.reserved_to {
-            let target = end.div_ceil(RESERVE_STEP) * RESERVE_STEP;
+            let ahead = end.clamp(RESERVE_MIN, RESERVE_MAX);
+            let target = end + ahead;
             // on failure, don't retry on every append: move on as if reserved
             let _ = preallocate(&self.file, self.reserved_to, target);
             self.reserved_to = target;

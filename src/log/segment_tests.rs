@@ -15,6 +15,37 @@ mod basics {
         seg.append(&b[..cut], &b[cut..], &h, 512).expect("append");
     }
 
+    /// Disk the segment's data file takes (allocated blocks).
+    fn allocated(seg: &Segment) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        seg.file().metadata().expect("stat").blocks() * 512
+    }
+
+    #[test]
+    fn reserved_disk_grows_with_the_data_and_stays_within_a_mib_of_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut seg = Segment::create(dir.path(), 0, 0).expect("create");
+        append(&mut seg, 0, 1, 0);
+        // one small batch: a small reservation, not megabytes
+        assert!(
+            allocated(&seg) <= seg.len + RESERVE_MIN + 4096,
+            "{} bytes allocated for {} of data",
+            allocated(&seg),
+            seg.len
+        );
+        let mut offset = 1;
+        while seg.len < 6 << 20 {
+            append(&mut seg, offset, 50, 0);
+            offset += 50;
+            assert!(
+                allocated(&seg) <= seg.len + RESERVE_MAX + 4096,
+                "{} bytes allocated for {} of data",
+                allocated(&seg),
+                seg.len
+            );
+        }
+    }
+
     #[test]
     fn append_read_and_recover_truncates_torn_tail() {
         let dir = tempfile::tempdir().expect("tmp");
