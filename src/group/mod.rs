@@ -588,16 +588,34 @@ impl Coordinator {
         let now = self.clock.now_ms();
         let entries: Vec<Arc<Mutex<Entry>>> = self.groups.lock().values().cloned().collect();
         let mut expired = Vec::new();
+        let mut vanished = Vec::new();
         for entry in entries {
             let mut e = entry.lock();
             let mut out = Vec::new();
             e.group.tick(now, &self.cfg, &mut out);
             e.deliver(out);
-            if e.group.state == GroupState::Empty
-                && now - e.group.empty_since_ms >= self.cfg.offsets_retention_ms
+            if e.group.state != GroupState::Empty {
+                continue;
+            }
+            if e.group.members.is_empty()
+                && e.group.pending.is_empty()
+                && self.store.group(&e.group.id).is_empty()
+                && self.store.pending_producers(&e.group.id).is_empty()
             {
+                // nothing left of it (its last member, or a member id it handed out, expired
+                // or left, and it never committed): gone now, as in Kafka, not an offsets
+                // retention period later
+                e.group.mark_dead();
+                vanished.push(e.group.id.clone());
+            } else if now - e.group.empty_since_ms >= self.cfg.offsets_retention_ms {
                 e.group.mark_dead();
                 expired.push(e.group.id.clone());
+            }
+        }
+        if !vanished.is_empty() {
+            let mut groups = self.groups.lock();
+            for g in &vanished {
+                groups.remove(g);
             }
         }
         for g in expired {

@@ -184,6 +184,61 @@ async fn a_group_whose_last_session_ran_out_can_be_deleted_before_the_next_tick(
     assert_eq!(c.delete_group("g").await, Ok(()));
 }
 
+#[tokio::test]
+async fn a_group_without_members_or_offsets_goes_at_the_next_tick() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clock = Arc::new(ManualClock::new(0));
+    let c = coordinator(dir.path(), clock.clone());
+    let join = |id: &str| JoinRequest {
+        member_id: id.to_string(),
+        instance_id: None,
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 6_000,
+        rebalance_timeout_ms: 10_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes::new())],
+        require_known_member_id: false,
+    };
+    let mut member = None;
+    for g in ["never-committed", "committed"] {
+        let r = c.join(g, join("")).await;
+        assert_eq!(r.error, None);
+        c.sync(g, &r.member_id, None, r.generation, vec![])
+            .await
+            .expect("sync");
+        member = Some((r.generation, r.member_id));
+    }
+    let (generation, id) = member.expect("a member");
+    c.commit("committed", generation, &id, None, offsets(3))
+        .await
+        .expect("commit");
+    // a would-be member handed an id it never comes back with (MEMBER_ID_REQUIRED)
+    let mut first = join("");
+    first.require_known_member_id = true;
+    assert!(c.join("pending-only", first).await.error.is_some());
+    c.tick().await;
+    assert_eq!(
+        c.list().len(),
+        3,
+        "each still has a member or a pending one"
+    );
+    // the members' sessions run out: one group has nothing left, one its offsets, one its
+    // pending member id (kept up to the longest session timeout)
+    clock.advance(6_001);
+    c.tick().await;
+    let left: Vec<String> = c.list().into_iter().map(|g| g.0).collect();
+    assert_eq!(
+        left,
+        vec!["committed".to_string(), "pending-only".to_string()]
+    );
+    clock.advance(55_000); // the pending id is past 60 s, the offsets not yet past retention
+    c.tick().await;
+    let left: Vec<String> = c.list().into_iter().map(|g| g.0).collect();
+    assert_eq!(left, vec!["committed".to_string()]);
+    assert_eq!(c.committed("committed", "t", 0).map(|x| x.offset), Some(3));
+}
+
 #[test]
 fn subscription_topics_are_read_from_consumer_metadata() {
     // version 1, two topics, then user data the parser must ignore
