@@ -15,6 +15,9 @@ mod basics {
         seg.append(&b[..cut], &b[cut..], &h, 512).expect("append");
     }
 
+    /// Slack for what the file system itself allocates (extent blocks, block rounding).
+    const FS_SLACK: u64 = 64 << 10;
+
     /// Disk the segment's data file takes (allocated blocks).
     fn allocated(seg: &Segment) -> u64 {
         use std::os::unix::fs::MetadataExt;
@@ -28,7 +31,7 @@ mod basics {
         append(&mut seg, 0, 1, 0);
         // one small batch: a small reservation, not megabytes
         assert!(
-            allocated(&seg) <= seg.len + RESERVE_MIN + 4096,
+            allocated(&seg) <= seg.len + RESERVE_MIN + FS_SLACK,
             "{} bytes allocated for {} of data",
             allocated(&seg),
             seg.len
@@ -38,7 +41,7 @@ mod basics {
             append(&mut seg, offset, 50, 0);
             offset += 50;
             assert!(
-                allocated(&seg) <= seg.len + RESERVE_MAX + 4096,
+                allocated(&seg) <= seg.len + RESERVE_MAX + FS_SLACK,
                 "{} bytes allocated for {} of data",
                 allocated(&seg),
                 seg.len
