@@ -15,6 +15,21 @@ fn coordinator(dir: &Path, clock: Arc<ManualClock>) -> Coordinator {
     Coordinator::open(dir, cfg, clock).expect("open")
 }
 
+/// A new member's JoinGroup (6 s session), static with `instance`.
+fn join_request(instance: Option<&str>) -> JoinRequest {
+    JoinRequest {
+        member_id: String::new(),
+        instance_id: instance.map(str::to_string),
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: 6_000,
+        rebalance_timeout_ms: 10_000,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes::new())],
+        require_known_member_id: false,
+    }
+}
+
 fn offsets(o: i64) -> Vec<(String, i32, i64, i32, Option<String>)> {
     vec![("t".into(), 0, o, -1, Some("meta".into()))]
 }
@@ -161,18 +176,7 @@ async fn a_group_whose_last_session_ran_out_can_be_deleted_before_the_next_tick(
     let clock = Arc::new(ManualClock::new(0));
     let c = coordinator(dir.path(), clock.clone());
     // a static member closes without LeaveGroup, as KIP-345 members do
-    let join = JoinRequest {
-        member_id: String::new(),
-        instance_id: Some("i0".into()),
-        client_id: "c".into(),
-        client_host: "/127.0.0.1".into(),
-        session_timeout_ms: 6_000,
-        rebalance_timeout_ms: 10_000,
-        protocol_type: "consumer".into(),
-        protocols: vec![("range".into(), Bytes::new())],
-        require_known_member_id: false,
-    };
-    let r = c.join("g", join).await;
+    let r = c.join("g", join_request(Some("i0"))).await;
     assert_eq!(r.error, None);
     c.sync("g", &r.member_id, Some("i0"), r.generation, vec![])
         .await
@@ -189,20 +193,9 @@ async fn a_group_without_members_or_offsets_goes_at_the_next_tick() {
     let dir = tempfile::tempdir().expect("tmp");
     let clock = Arc::new(ManualClock::new(0));
     let c = coordinator(dir.path(), clock.clone());
-    let join = |id: &str| JoinRequest {
-        member_id: id.to_string(),
-        instance_id: None,
-        client_id: "c".into(),
-        client_host: "/127.0.0.1".into(),
-        session_timeout_ms: 6_000,
-        rebalance_timeout_ms: 10_000,
-        protocol_type: "consumer".into(),
-        protocols: vec![("range".into(), Bytes::new())],
-        require_known_member_id: false,
-    };
     let mut member = None;
     for g in ["never-committed", "committed"] {
-        let r = c.join(g, join("")).await;
+        let r = c.join(g, join_request(None)).await;
         assert_eq!(r.error, None);
         c.sync(g, &r.member_id, None, r.generation, vec![])
             .await
@@ -214,7 +207,7 @@ async fn a_group_without_members_or_offsets_goes_at_the_next_tick() {
         .await
         .expect("commit");
     // a would-be member handed an id it never comes back with (MEMBER_ID_REQUIRED)
-    let mut first = join("");
+    let mut first = join_request(None);
     first.require_known_member_id = true;
     assert!(c.join("pending-only", first).await.error.is_some());
     c.tick().await;
