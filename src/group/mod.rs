@@ -599,8 +599,7 @@ impl Coordinator {
             }
             if e.group.members.is_empty()
                 && e.group.pending.is_empty()
-                && self.store.group(&e.group.id).is_empty()
-                && self.store.pending_producers(&e.group.id).is_empty()
+                && !self.store.holds_offsets(&e.group.id)
             {
                 // nothing left of it (its last member, or a member id it handed out, expired
                 // or left, and it never committed): gone now, as in Kafka, not an offsets

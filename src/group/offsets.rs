@@ -216,6 +216,14 @@ impl OffsetStore {
             .any(|((g, _), offsets)| g == group && offsets.contains_key(&key))
     }
 
+    /// Whether `group` has committed offsets or transactional offsets pending (without
+    /// copying them).
+    pub fn holds_offsets(&self, group: &str) -> bool {
+        let j = self.journal.read();
+        j.committed.get(group).is_some_and(|g| !g.is_empty())
+            || j.pending.keys().any(|(g, _)| g == group)
+    }
+
     /// Producers with pending transactional offsets in `group`.
     pub fn pending_producers(&self, group: &str) -> Vec<i64> {
         self.journal
