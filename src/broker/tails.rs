@@ -3,6 +3,7 @@
 //! replaying them when taking a partition over.
 
 use crate::cluster::tail::{self, Chunk, Tails, CHUNK_AGE, CHUNK_BATCHES, CHUNK_MAX_BYTES};
+use crate::format::{batch, read};
 use crate::log::{LogError, LogManager, Partition};
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -163,13 +164,14 @@ async fn write_chunk(
         .read(from, CHUNK_MAX_BYTES, true)
         .await
         .map_err(|e| format!("reading the log at {from}: {e}"))?;
-    let data = tail::committed_prefix(&read.records, hw)?;
-    if data.is_empty() {
+    // the high watermark is at a batch boundary: the batches starting below it are committed
+    let (data, last) = read::batches_below(&read.records, hw);
+    let Some(last) = last else {
         return Ok(None);
-    }
-    let (base, end) = tail::offset_range(&data)?;
+    };
+    let (base, _) = batch::peek_frame(&data).map_err(|e| format!("log read: {e}"))?;
     tails
-        .write(topic, part.index, base, end, data)
+        .write(topic, part.index, base, last + 1, data)
         .await
         .map(Some)
         .map_err(|e| format!("writing the chunk: {e}"))

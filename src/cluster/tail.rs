@@ -54,44 +54,6 @@ pub fn parse_chunk_key(key: &str) -> Option<(i64, i64)> {
     (0 <= base && base < end).then_some((base, end))
 }
 
-/// The whole batches at the front of `data` that end below `end`: what of a log read is
-/// committed when `end` is the high watermark.
-pub fn committed_prefix(data: &Bytes, end: i64) -> Result<Bytes, String> {
-    let mut at = 0;
-    while at < data.len() {
-        let rest = &data[at..];
-        // a read cut short keeps its whole batches
-        if rest.len() < batch::HEADER_LEN {
-            break;
-        }
-        let (_, len) = batch::peek_frame(rest).map_err(|e| format!("log read: {e}"))?;
-        if len > rest.len() {
-            break;
-        }
-        let h = batch::BatchHeader::parse(rest).map_err(|e| format!("log read: {e}"))?;
-        if h.last_offset() >= end {
-            break;
-        }
-        at += len;
-    }
-    Ok(data.slice(..at))
-}
-
-/// The offsets `[base of the first batch, last offset of the last + 1)` of whole batches.
-pub fn offset_range(data: &[u8]) -> Result<(i64, i64), String> {
-    let mut at = 0;
-    let mut range: Option<(i64, i64)> = None;
-    while at < data.len() {
-        let rest = &data[at..];
-        let (_, len) = batch::peek_frame(rest).map_err(|e| e.to_string())?;
-        let h = batch::BatchHeader::parse(rest).map_err(|e| e.to_string())?;
-        let base = range.map_or(h.base_offset, |r| r.0);
-        range = Some((base, h.last_offset() + 1));
-        at += len;
-    }
-    range.ok_or_else(|| "no batches".to_string())
-}
-
 /// Splits a chunk's bytes into its batches, checking each one whole (CRC included).
 pub fn split_batches(data: &Bytes) -> Result<Vec<Bytes>, String> {
     let mut out = Vec::new();
@@ -198,27 +160,6 @@ mod tests {
             out.extend_from_slice(&make_batch(*base, *n, 10, 0));
         }
         Bytes::from(out)
-    }
-
-    #[test]
-    fn only_batches_below_the_end_are_committed() {
-        let data = batches(&[(0, 3), (3, 2), (5, 4)]);
-        let first = make_batch(0, 3, 10, 0).len();
-        let second = make_batch(3, 2, 10, 0).len();
-        assert_eq!(committed_prefix(&data, 3).unwrap().len(), first);
-        assert_eq!(committed_prefix(&data, 4).unwrap().len(), first);
-        assert_eq!(committed_prefix(&data, 5).unwrap().len(), first + second);
-        assert_eq!(committed_prefix(&data, 9).unwrap().len(), data.len());
-        assert!(committed_prefix(&data, 0).unwrap().is_empty());
-        // a read cut short mid-batch keeps the whole ones
-        let cut = data.slice(..first + 10);
-        assert_eq!(committed_prefix(&cut, 100).unwrap().len(), first);
-    }
-
-    #[test]
-    fn a_run_of_batches_spans_first_base_to_last_end() {
-        assert_eq!(offset_range(&batches(&[(7, 3), (10, 2)])), Ok((7, 12)));
-        assert!(offset_range(&[]).is_err());
     }
 
     #[test]

@@ -129,6 +129,32 @@ mod tests {
     use crate::format::batch::tests::make_batch;
 
     #[test]
+    fn batches_below_keep_whole_batches_starting_below_the_end() {
+        let mut data = Vec::new();
+        for (base, n) in [(0, 3), (3, 2), (5, 4)] {
+            let mut b = make_batch(0, n, 10, 0);
+            batch::set_base_offset(&mut b, base);
+            data.extend_from_slice(&b);
+        }
+        let data = Bytes::from(data);
+        let first = make_batch(0, 3, 10, 0).len();
+        let second = make_batch(0, 2, 10, 0).len();
+        let below = |end| {
+            let (b, last) = batches_below(&data, end);
+            (b.len(), last)
+        };
+        assert_eq!(below(3), (first, Some(2)));
+        assert_eq!(below(5), (first + second, Some(4)));
+        assert_eq!(below(9), (data.len(), Some(8)));
+        assert_eq!(below(0), (0, None));
+        // an end inside a batch keeps the batch that starts below it
+        assert_eq!(below(4), (first + second, Some(4)));
+        // a read cut short mid-batch keeps the whole ones
+        let (b, last) = batches_below(&data.slice(..first + 10), 100);
+        assert_eq!((b.len(), last), (first, Some(2)));
+    }
+
+    #[test]
     fn a_walk_finds_the_batch_holding_an_offset_and_reads_whole_batches() {
         let mut data = Vec::new();
         for i in 0..5 {
