@@ -11,7 +11,8 @@
 # shows the median of each column. BIN=path/to/tiercel measures another build with the same
 # harness (for before/after ratios).
 #
-# SIZES="1024" PARTS="1" narrow it to some configurations (for a quick A/B). PIN=1 runs the
+# SIZES="1024" PARTS="1" narrow it to some configurations (for a quick A/B). CODEC=lz4 (or
+# gzip, snappy, zstd) has the producer compress its batches (default none). PIN=1 runs the
 # broker on CPU 0 and the client on CPU 1 (less noise between A/B runs on a shared machine).
 #
 # Every run's raw row is appended to benches/results/run.csv (commit, date, machine, binary,
@@ -44,9 +45,11 @@ b=127.0.0.1:$port
 mport=$(free_port)
 table=$out/results.md
 csv=$(results_dir)/run.csv
-[ -f "$csv" ] || echo "commit,date,machine,binary,pinned,records,size,partitions,produce_rps,produce_mbps,consume_rps,consume_mbps,broker_cpu_s_per_gb_produced,broker_cpu_s_per_gb_consumed,peak_rss_mib,produce_p50_ms,produce_p99_ms" >"$csv"
+[ -f "$csv" ] || echo "commit,date,machine,binary,pinned,records,size,partitions,produce_rps,produce_mbps,consume_rps,consume_mbps,broker_cpu_s_per_gb_produced,broker_cpu_s_per_gb_consumed,peak_rss_mib,produce_p50_ms,produce_p99_ms,codec" >"$csv"
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo "+dirty")
 {
+  echo "codec: ${CODEC:-none}"
+  echo
   echo "| records | size | partitions | produce rec/s | produce MB/s | consume rec/s | consume MB/s | broker CPU-s/GB produced | broker CPU-s/GB consumed | peak RSS MiB | produce p50 ms | produce p99 ms |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 } >"$table"
@@ -61,7 +64,7 @@ for size in ${SIZES:-100 1024}; do
     for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
     t0=$(cpu_ticks $pid)
     "${client_cpu[@]}" "$perf" -P -t bench -b "$b" -s "$size" -c "$N" -a -1 -l -A "$work/lat.txt" \
-      -X linger.ms=5 -X queue.buffering.max.messages=1000000 -q >"$work/produce.txt" 2>&1
+      -X linger.ms=5 -X queue.buffering.max.messages=1000000 -X compression.codec="${CODEC:-none}" -q >"$work/produce.txt" 2>&1
     t1=$(cpu_ticks $pid)
     line=$(grep "messages produced" "$work/produce.txt" | tail -1)
     p_ms=$(echo "$line" | sed -E 's/.* in ([0-9]+)ms.*/\1/')
@@ -86,7 +89,7 @@ gb = n * size / 1e9
 print(n*1000/p_ms, n*size/p_ms/1000, n*1000/max(c_ms,1), n*size/max(c_ms,1)/1000,
       (t1-t0)/hz/gb, (t2-t1)/hz/gb, rss, pct(0.5), pct(0.99))
 PY
-    echo "$commit,$(date -u +%FT%TZ),$(machine),$bin,${PIN:-0},$N,$size,$parts,$(tail -1 "$rows" | tr ' ' ',')" >>"$csv"
+    echo "$commit,$(date -u +%FT%TZ),$(machine),$bin,${PIN:-0},$N,$size,$parts,$(tail -1 "$rows" | tr ' ' ','),${CODEC:-none}" >>"$csv"
     rm -rf "$work"
     sync
    done

@@ -224,8 +224,13 @@ fn valid_batch() -> Vec<u8> {
     b
 }
 
-/// A Produce v3 frame of `records` to partition 0 of `topic`.
+/// A Produce v7 frame of `records` to partition 0 of `topic`.
 fn produce_frame(topic: &str, records: &[u8], acks: i16) -> Vec<u8> {
+    produce_frame_v(7, topic, records, acks)
+}
+
+/// A Produce frame of `version` (3 to 8: the same layout) of `records`.
+fn produce_frame_v(version: i16, topic: &str, records: &[u8], acks: i16) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend((-1i16).to_be_bytes()); // transactional id
     body.extend(acks.to_be_bytes());
@@ -237,13 +242,17 @@ fn produce_frame(topic: &str, records: &[u8], acks: i16) -> Vec<u8> {
     body.extend(0i32.to_be_bytes()); // partition
     body.extend((records.len() as i32).to_be_bytes());
     body.extend(records);
-    frame(0, 3, 11, &body)
+    frame(0, version, 11, &body)
 }
 
-/// Produce v3 (acks=all) of `records` to partition 0 of `topic`; returns the partition error.
+/// Produce v7 (acks=all) of `records` to partition 0 of `topic`; returns the partition error.
 fn produce_raw(b: &TestBroker, topic: &str, records: &[u8]) -> i16 {
+    produce_raw_v(7, b, topic, records)
+}
+
+fn produce_raw_v(version: i16, b: &TestBroker, topic: &str, records: &[u8]) -> i16 {
     let mut s = connect(b);
-    s.write_all(&produce_frame(topic, records, -1))
+    s.write_all(&produce_frame_v(version, topic, records, -1))
         .expect("write");
     let mut len = [0u8; 4];
     s.read_exact(&mut len).expect("len");
@@ -405,4 +414,132 @@ async fn a_fetch_asking_for_everything_gets_at_most_fetch_max_bytes() {
             batch.len()
         );
     });
+}
+
+/// A client batch of `records` (encoded records) declaring `count` of them, compressed with
+/// `codec` (the body is compressed here unless `raw_body`), CRC computed.
+fn batch_around(codec: i16, body: &[u8], count: i32, max_ts: i64) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend(0i64.to_be_bytes());
+    b.extend(((49 + body.len()) as i32).to_be_bytes());
+    b.extend(0i32.to_be_bytes());
+    b.push(2);
+    b.extend([0u8; 4]);
+    b.extend(codec.to_be_bytes());
+    b.extend(count.wrapping_sub(1).to_be_bytes());
+    b.extend(1i64.to_be_bytes()); // base timestamp
+    b.extend(max_ts.to_be_bytes());
+    b.extend((-1i64).to_be_bytes());
+    b.extend((-1i16).to_be_bytes());
+    b.extend((-1i32).to_be_bytes());
+    b.extend(count.to_be_bytes());
+    b.extend(body);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// One encoded record: offset delta `i`, timestamp delta 0, a 3-byte key, a 5-byte value.
+fn record(i: i64) -> Vec<u8> {
+    use tiercel::format::batch::put_varint;
+    let mut r = vec![0u8];
+    put_varint(&mut r, 0);
+    put_varint(&mut r, i);
+    put_varint(&mut r, 3);
+    r.extend(b"key");
+    put_varint(&mut r, 5);
+    r.extend(b"value");
+    put_varint(&mut r, 0);
+    let mut out = Vec::new();
+    put_varint(&mut out, r.len() as i64);
+    out.extend(r);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_batches_are_refused_and_never_stored() {
+    use tiercel::format::codec;
+    let b = TestBroker::start().await;
+    common::create_topic(&b, "poison", 1).await;
+    let four: Vec<u8> = (0..4).flat_map(record).collect();
+    let mut poison: Vec<(&str, Vec<u8>)> = vec![
+        ("count above the records", batch_around(0, &four, 5, 1)),
+        ("count of 2^31 - 1", batch_around(0, &four, i32::MAX, 1)),
+        ("count below the records", batch_around(0, &four, 3, 1)),
+        (
+            "truncated mid-record",
+            batch_around(0, &four[..four.len() - 4], 4, 1),
+        ),
+        ("trailing garbage", {
+            let mut g = four.clone();
+            g.extend(b"\x02garbage");
+            batch_around(0, &g, 4, 1)
+        }),
+        (
+            "negative record length",
+            batch_around(0, &[0x03, 0, 0, 0], 1, 1),
+        ),
+        (
+            "length of 2^31",
+            batch_around(0, &[0x80, 0x80, 0x80, 0x80, 0x10, 0], 1, 1),
+        ),
+        ("overlong varint", batch_around(0, &[0xff; 12], 1, 1)),
+        ("offset deltas out of step", {
+            let mut r = record(0);
+            r.extend(record(5));
+            batch_around(0, &r, 2, 1)
+        }),
+        ("timestamp after the max", batch_around(0, &four, 4, 0)),
+    ];
+    for c in 1..=7i16 {
+        let name = [
+            "", "gzip", "snappy", "lz4", "zstd", "codec 5", "codec 6", "codec 7",
+        ][c as usize];
+        poison.push((
+            name,
+            batch_around(c, b"definitely not compressed data", 1, 1),
+        ));
+    }
+    for c in 1..=4i16 {
+        let mut g = four.clone();
+        g.extend(b"\x02garbage");
+        let body = codec::compress(c, &g).expect("compress");
+        poison.push(("compressed trailing garbage", batch_around(c, &body, 4, 1)));
+    }
+    let good = batch_around(0, &four, 4, 1);
+    tokio::task::block_in_place(|| {
+        for (what, batch) in &poison {
+            let code = produce_raw(&b, "poison", batch);
+            assert!(
+                code == 2 || code == 87,
+                "{what}: expected CORRUPT_MESSAGE or INVALID_RECORD, got {code}"
+            );
+            assert_eq!(produce_raw(&b, "poison", &good), 0, "after {what}");
+        }
+        for c in 1..=4i16 {
+            let body = codec::compress(c, &four).expect("compress");
+            assert_eq!(
+                produce_raw(&b, "poison", &batch_around(c, &body, 4, 1)),
+                0,
+                "codec {c}"
+            );
+        }
+        // zstd came with Produce v7
+        let zstd = batch_around(4, &codec::compress(4, &four).expect("zstd"), 4, 1);
+        assert_eq!(
+            produce_raw_v(6, &b, "poison", &zstd),
+            76,
+            "UNSUPPORTED_COMPRESSION_TYPE"
+        );
+    });
+    // only the good batches were stored: 4 records after each refusal, 4 per codec
+    let expected = 4 * (poison.len() + 4);
+    let got = b.consume("poison", 1, expected);
+    assert_eq!(got.len(), expected);
+    for (i, m) in got.iter().enumerate() {
+        use rdkafka::Message;
+        assert_eq!(m.offset(), i as i64, "no offset gaps");
+        assert_eq!(m.payload(), Some(&b"value"[..]));
+    }
+    b.stop().await;
 }

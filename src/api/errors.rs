@@ -27,8 +27,10 @@ pub fn log_error(e: &LogError) -> ResponseError {
         LogError::Deleted => ResponseError::UnknownTopicOrPartition,
         LogError::NotLeader => ResponseError::NotLeaderOrFollower,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
-        LogError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
-        LogError::Corrupt(_) => ResponseError::CorruptMessage,
+        LogError::RecordTooLarge { .. } | LogError::UncompressedTooLarge(_) => {
+            ResponseError::MessageTooLarge
+        }
+        LogError::Corrupt(_) | LogError::CorruptRecords(_) => ResponseError::CorruptMessage,
         LogError::InvalidRecord(_) | LogError::InvalidRecords { .. } => {
             ResponseError::InvalidRecord
         }

@@ -197,7 +197,10 @@ impl Handler {
         match req {
             Request::ApiVersions(_) => ready(Response::ApiVersions(api_versions_response(0))),
             Request::Metadata(r) => ready(Response::Metadata(self.metadata(r, v).await)),
-            Request::Produce(r) => self.produce(r, v).await,
+            Request::Produce(r) => {
+                let client = ctx.client_id.as_deref().unwrap_or_default();
+                self.produce(r, v, (client, peer)).await
+            }
             Request::Fetch(r) => self.fetch(r, v),
             Request::ListOffsets(r) => self.list_offsets(r, v),
             Request::CreateTopics(r) => {

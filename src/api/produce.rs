@@ -11,6 +11,8 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +29,12 @@ struct Outcome {
 impl Handler {
     /// Checks every partition's batch, appends them all in one trip to the log's I/O executor,
     /// then returns the wait for durability (acks=all) and the response.
-    pub(super) async fn produce(&self, req: ProduceRequest, _v: i16) -> Pending {
+    pub(super) async fn produce(
+        &self,
+        req: ProduceRequest,
+        v: i16,
+        who: (&str, SocketAddr),
+    ) -> Pending {
         let acks = req.acks;
         let valid_acks = matches!(acks, -1..=1);
         let verified = self.verify_elsewhere(&req).await;
@@ -64,6 +71,10 @@ impl Handler {
                     (true, Some(p), Some(records)) => {
                         let size = records.len();
                         let verify = match verified.get(&(t.name.0.to_string(), pd.index)) {
+                            // zstd came with Produce v7 (KIP-110): older requests may not use it
+                            _ if v < 7 && codec_of(&records) == Some(4) => {
+                                Err(ResponseError::UnsupportedCompressionType)
+                            }
                             None => Ok(self.verifier(p)),
                             Some(Ok((producer_id, seen))) => Ok(unchanged(p, *producer_id, *seen)),
                             Some(Err(e)) => Err(*e),
@@ -81,7 +92,7 @@ impl Handler {
                                 queued.push((topics.len(), outcomes.len(), size));
                                 batches.push((p.clone(), b));
                             }
-                            Err(e) => o.refused(e),
+                            Err(e) => o.refused(e, who),
                         }
                     }
                 }
@@ -104,7 +115,7 @@ impl Handler {
                     }
                     o.result = Ok(info);
                 }
-                Err(e) => o.refused(e),
+                Err(e) => o.refused(e, who),
             }
         }
         if acks == 0 {
@@ -260,9 +271,9 @@ impl Handler {
 
 impl Outcome {
     /// The log refused the batch: Kafka's error, its message and, for invalid records, which.
-    fn refused(&mut self, e: LogError) {
+    fn refused(&mut self, e: LogError, who: (&str, SocketAddr)) {
         if let Some(p) = &self.partition {
-            log_rejection(p, &e);
+            log_rejection(p, &e, who);
         }
         self.message = Some(match &e {
             LogError::InvalidRecords { indexes, message } => {
@@ -306,8 +317,51 @@ fn partition_response(o: Outcome) -> PartitionProduceResponse {
 }
 
 /// Client mistakes are logged at debug; storage failures are logged where they happen (the log).
-fn log_rejection(p: &Partition, e: &LogError) {
-    if !matches!(e, LogError::Io(_) | LogError::Offline | LogError::Deleted) {
-        tracing::debug!(topic = %p.topic, partition = p.index, error = %e, "produce rejected");
+/// The codec a batch's attributes name, if it is long enough to have them.
+fn codec_of(batch: &[u8]) -> Option<u8> {
+    batch.get(22).map(|attributes_low| attributes_low & 0x07)
+}
+
+fn log_rejection(p: &Partition, e: &LogError, (client, peer): (&str, SocketAddr)) {
+    let bad_data = matches!(
+        e,
+        LogError::Corrupt(_)
+            | LogError::CorruptRecords(_)
+            | LogError::InvalidRecord(_)
+            | LogError::InvalidRecords { .. }
+            | LogError::RecordTooLarge { .. }
+            | LogError::UncompressedTooLarge(_)
+            | LogError::InvalidTimestamp(_)
+    );
+    if !bad_data {
+        if !matches!(e, LogError::Io(_) | LogError::Offline | LogError::Deleted) {
+            tracing::debug!(topic = %p.topic, partition = p.index, error = %e, "produce rejected");
+        }
+        return;
     }
+    // a client sending bad batches in a loop must not flood the log: one line a second, with
+    // how many were refused meanwhile
+    static SECOND: AtomicU64 = AtomicU64::new(0);
+    static UNLOGGED: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = SECOND.load(Ordering::Relaxed);
+    if last == now
+        || SECOND
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        UNLOGGED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let unlogged = UNLOGGED.swap(0, Ordering::Relaxed);
+    tracing::warn!(
+        client_id = client,
+        peer = %peer,
+        topic = %p.topic,
+        partition = p.index,
+        error = %e,
+        "refused an invalid batch ({unlogged} more refused since the last such line)"
+    );
 }

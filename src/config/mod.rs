@@ -133,6 +133,9 @@ impl Config {
         if self.tier_request_attempts == 0 {
             return bad("tier_request_attempts", "must be >= 1");
         }
+        if self.batch_max_uncompressed_factor < 1 {
+            return bad("batch_max_uncompressed_factor", "must be >= 1");
+        }
         if self.fetch_max_bytes < 1024 {
             return bad("fetch_max_bytes", "must be at least 1024");
         }

@@ -173,6 +173,8 @@ settings! {
     log_retention_check_interval_ms: u64 = 300_000, env "TIERCEL_LOG_RETENTION_CHECK_INTERVAL_MS";
     /// Default largest record batch, bytes (message.max.bytes / topic max.message.bytes)
     message_max_bytes: i32 = 1_048_588, env "TIERCEL_MESSAGE_MAX_BYTES";
+    /// A compressed batch may decompress to at most this many times its topic's max.message.bytes; beyond it the batch is refused with MESSAGE_TOO_LARGE
+    batch_max_uncompressed_factor: u32 = 32, env "TIERCEL_BATCH_MAX_UNCOMPRESSED_FACTOR";
     /// Default timestamp type: CreateTime or LogAppendTime (log.message.timestamp.type)
     log_message_timestamp_type: TimestampType = TimestampType::CreateTime, env "TIERCEL_LOG_MESSAGE_TIMESTAMP_TYPE";
     /// Oldest CreateTime timestamp accepted, as ms before broker time (log.message.timestamp.before.max.ms)

@@ -26,6 +26,8 @@ pub struct LogConfig {
     pub retention_ms: i64,
     pub retention_bytes: i64,
     pub max_message_bytes: i32,
+    /// A compressed batch decompresses to at most this many times `max_message_bytes`.
+    pub max_uncompressed_factor: u32,
     pub timestamp_type: TimestampType,
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
@@ -92,6 +94,7 @@ impl Config {
             retention_ms: self.log_retention_ms,
             retention_bytes: self.log_retention_bytes,
             max_message_bytes: self.message_max_bytes,
+            max_uncompressed_factor: self.batch_max_uncompressed_factor,
             timestamp_type: self.log_message_timestamp_type,
             timestamp_before_max_ms: self.log_message_timestamp_before_max_ms,
             timestamp_after_max_ms: self.log_message_timestamp_after_max_ms,
@@ -502,6 +505,7 @@ pub fn resolve(configs: &BTreeMap<String, String>, b: &BrokerDefaults) -> LogCon
         max_message_bytes: get("max.message.bytes")
             .parse()
             .unwrap_or(base.max_message_bytes),
+        max_uncompressed_factor: base.max_uncompressed_factor,
         timestamp_type: get("message.timestamp.type")
             .parse()
             .unwrap_or(base.timestamp_type),

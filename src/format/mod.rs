@@ -25,6 +25,7 @@
 //! cluster mode, the write-ahead log objects ([`wal`]).
 
 pub mod batch;
+pub mod codec;
 pub mod epochs;
 pub mod index;
 pub mod journal;
@@ -34,6 +35,7 @@ pub mod read;
 pub mod records;
 pub mod snapshot;
 pub mod txn_index;
+pub mod validate;
 pub mod wal;
 
 pub const CATALOG_FILE: &str = "catalog.json";

@@ -1,20 +1,17 @@
-//! Individual records inside a magic-v2 batch, for the few places that need them: the keyless
-//! check of compacted topics and the log cleaner. Compressed batches are decompressed here
-//! (gzip, snappy raw or xerial-framed, lz4 frame, zstd) with a cap on the output, so a small
-//! batch cannot expand into unbounded memory. The produce and fetch paths never come here.
+//! Individual records inside a magic-v2 batch, held whole, for the few places that rewrite
+//! them: the log cleaner, `compression.type` recompression and timestamp lookups. Compressed
+//! sections are decompressed ([`super::codec`]) with a cap on the output, so a small batch
+//! cannot expand into unbounded memory. Produce checks records without holding them
+//! ([`super::validate`]); fetch never looks inside a batch.
 
 use crate::format::batch::{self, BatchHeader, HEADER_LEN};
+use crate::format::codec::{self, CodecError};
 use std::borrow::Cow;
-use std::io::Read;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RecordsError {
-    #[error("unknown compression codec {0}")]
-    UnknownCodec(i16),
-    #[error("corrupt {codec} data: {reason}")]
-    Decompress { codec: &'static str, reason: String },
-    #[error("records decompress to more than {0} bytes")]
-    TooLarge(usize),
+    #[error(transparent)]
+    Codec(#[from] CodecError),
     #[error("malformed record {index}: {reason}")]
     Malformed { index: usize, reason: &'static str },
 }
@@ -38,92 +35,10 @@ pub fn records_section(batch: &[u8], limit: usize) -> Result<Cow<'_, [u8]>, Reco
         reason: "batch header",
     })?;
     let body = &batch[HEADER_LEN.min(batch.len())..];
-    let name = |c| match c {
-        1 => "gzip",
-        2 => "snappy",
-        3 => "lz4",
-        _ => "zstd",
-    };
-    let codec = h.compression();
-    let bad = |e: std::io::Error| {
-        if e.kind() == std::io::ErrorKind::OutOfMemory {
-            RecordsError::TooLarge(limit)
-        } else {
-            RecordsError::Decompress {
-                codec: name(codec),
-                reason: e.to_string(),
-            }
-        }
-    };
-    let out = match codec {
-        0 => return Ok(Cow::Borrowed(body)),
-        1 => read_capped(flate2::read::GzDecoder::new(body), limit).map_err(bad)?,
-        2 => snappy(body, limit)?,
-        3 => read_capped(lz4_flex::frame::FrameDecoder::new(body), limit).map_err(bad)?,
-        4 => {
-            let d = ruzstd::decoding::StreamingDecoder::new(body).map_err(|e| {
-                RecordsError::Decompress {
-                    codec: "zstd",
-                    reason: e.to_string(),
-                }
-            })?;
-            read_capped(d, limit).map_err(bad)?
-        }
-        other => return Err(RecordsError::UnknownCodec(other)),
-    };
-    Ok(Cow::Owned(out))
-}
-
-/// Reads everything, failing (as `OutOfMemory`) past `limit` bytes.
-fn read_capped(r: impl Read, limit: usize) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    let n = r.take(limit as u64 + 1).read_to_end(&mut out)?;
-    if n > limit {
-        return Err(std::io::Error::from(std::io::ErrorKind::OutOfMemory));
-    }
-    Ok(out)
-}
-
-/// Kafka's snappy: either one raw block, or xerial framing (magic, version, compat, then
-/// `[u32 length][raw block]`*), which the Java client writes.
-fn snappy(data: &[u8], limit: usize) -> Result<Vec<u8>, RecordsError> {
-    const XERIAL: &[u8] = b"\x82SNAPPY\x00";
-    let err = |reason: String| RecordsError::Decompress {
-        codec: "snappy",
-        reason,
-    };
-    let block = |b: &[u8], out: &mut Vec<u8>| -> Result<(), RecordsError> {
-        let n = snap::raw::decompress_len(b).map_err(|e| err(e.to_string()))?;
-        if out.len() + n > limit {
-            return Err(RecordsError::TooLarge(limit));
-        }
-        let start = out.len();
-        out.resize(start + n, 0);
-        snap::raw::Decoder::new()
-            .decompress(b, &mut out[start..])
-            .map_err(|e| err(e.to_string()))?;
-        Ok(())
-    };
-    let mut out = Vec::new();
-    if data.len() >= 16 && &data[..8] == XERIAL {
-        let mut pos = 16;
-        while pos < data.len() {
-            let len_bytes = data
-                .get(pos..pos + 4)
-                .ok_or_else(|| err("truncated xerial block length".into()))?;
-            let len = u32::from_be_bytes([len_bytes[0], len_bytes[1], len_bytes[2], len_bytes[3]])
-                as usize;
-            pos += 4;
-            let b = data
-                .get(pos..pos + len)
-                .ok_or_else(|| err("truncated xerial block".into()))?;
-            block(b, &mut out)?;
-            pos += len;
-        }
-    } else {
-        block(data, &mut out)?;
-    }
-    Ok(out)
+    Ok(match h.compression() {
+        0 => Cow::Borrowed(body),
+        codec => Cow::Owned(codec::decompress(codec, body, limit)?),
+    })
 }
 
 /// Parses `count` records from a records section.
@@ -200,7 +115,7 @@ pub fn recompress(batch: &[u8], codec: i16, limit: usize) -> Result<Vec<u8>, Rec
         reason: "batch header",
     })?;
     let section = records_section(batch, limit)?;
-    let body = compress(codec, &section)?;
+    let body = codec::compress(codec, &section)?;
     Ok(write_batch(
         &h,
         codec,
@@ -208,55 +123,6 @@ pub fn recompress(batch: &[u8], codec: i16, limit: usize) -> Result<Vec<u8>, Rec
         h.record_count,
         &body,
     ))
-}
-
-/// Compresses a records section the way Kafka's clients do: gzip, snappy in xerial framing
-/// (32 KiB blocks, as the Java client writes), lz4 frames with independent blocks, zstd.
-pub fn compress(codec: i16, data: &[u8]) -> Result<Vec<u8>, RecordsError> {
-    use std::io::Write;
-    let err = |codec: &'static str| {
-        move |e: std::io::Error| RecordsError::Decompress {
-            codec,
-            reason: e.to_string(),
-        }
-    };
-    Ok(match codec {
-        0 => data.to_vec(),
-        1 => {
-            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            e.write_all(data).map_err(err("gzip"))?;
-            e.finish().map_err(err("gzip"))?
-        }
-        2 => {
-            let mut out = b"\x82SNAPPY\x00".to_vec();
-            out.extend_from_slice(&1i32.to_be_bytes());
-            out.extend_from_slice(&1i32.to_be_bytes());
-            let mut enc = snap::raw::Encoder::new();
-            for chunk in data.chunks(32 << 10) {
-                let block = enc
-                    .compress_vec(chunk)
-                    .map_err(|e| RecordsError::Decompress {
-                        codec: "snappy",
-                        reason: e.to_string(),
-                    })?;
-                out.extend_from_slice(&(block.len() as u32).to_be_bytes());
-                out.extend_from_slice(&block);
-            }
-            out
-        }
-        3 => {
-            let info = lz4_flex::frame::FrameInfo::new()
-                .block_mode(lz4_flex::frame::BlockMode::Independent);
-            let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
-            e.write_all(data).map_err(err("lz4"))?;
-            e.finish().map_err(|e| RecordsError::Decompress {
-                codec: "lz4",
-                reason: e.to_string(),
-            })?
-        }
-        4 => ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest),
-        other => return Err(RecordsError::UnknownCodec(other)),
-    })
 }
 
 /// A batch with `h`'s offsets, timestamps and producer fields around `body`.
@@ -432,7 +298,7 @@ pub(crate) mod tests {
         let bomb = batch_with(3, &lz, 1);
         assert_eq!(
             records_section(&bomb, 1000),
-            Err(RecordsError::TooLarge(1000))
+            Err(RecordsError::Codec(CodecError::TooLarge(1000)))
         );
     }
 

@@ -23,6 +23,12 @@ pub enum LogError {
     RecordTooLarge { size: usize, max: usize },
     #[error("corrupt batch: {0}")]
     Corrupt(BatchError),
+    /// The compressed records of a batch do not decode (or name an undefined codec).
+    #[error("corrupt records: {0}")]
+    CorruptRecords(String),
+    /// A compressed batch expands past the broker's cap.
+    #[error("{0}")]
+    UncompressedTooLarge(String),
     #[error("invalid record: {0}")]
     InvalidRecord(String),
     /// Some records of a batch are invalid: the batch is refused, naming them (KIP-467).
