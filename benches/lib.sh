@@ -2,21 +2,25 @@
 # for a broker, and where raw results go.
 
 # rdkafka_performance, built once from the librdkafka source bundled in the rdkafka-sys crate (the
-# version the tests use), into target/bench-tools. Sets $perf.
+# version the tests use), into target/bench-tools, with zstd when libzstd-dev is installed
+# (rebuilt once it is). Sets $perf.
 build_perf() {
   local tools=$root/target/bench-tools
   perf=$tools/rdkafka_performance
   mkdir -p "$tools"
-  if [ ! -x "$perf" ]; then
+  local zstd=--disable-zstd
+  if [ -f /usr/include/zstd.h ]; then zstd=--enable-zstd; fi
+  if [ ! -x "$perf" ] || [ "$(cat "$tools/zstd" 2>/dev/null)" != "$zstd" ]; then
     echo "building rdkafka_performance ..."
     cargo fetch -q
     local manifest
     manifest=$(cargo metadata --format-version 1 | python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"]=="rdkafka-sys"))')
     rm -rf "$tools/librdkafka"
     cp -r "$(dirname "$manifest")/librdkafka" "$tools/librdkafka"
-    (cd "$tools/librdkafka" && ./configure --disable-ssl --disable-gssapi --disable-sasl --disable-curl --disable-zstd >/dev/null \
+    (cd "$tools/librdkafka" && ./configure --disable-ssl --disable-gssapi --disable-sasl --disable-curl "$zstd" >/dev/null \
        && make -j"$(nproc)" libs >/dev/null 2>&1 && make -C examples rdkafka_performance >/dev/null 2>&1)
     cp "$tools/librdkafka/examples/rdkafka_performance" "$perf"
+    echo "$zstd" >"$tools/zstd"
   fi
 }
 

@@ -61,6 +61,7 @@ for size in ${SIZES:-100 1024}; do
     work=$(mktemp -d)
     "${broker_cpu[@]}" "$bin" --listen "$b" --metrics-listen "127.0.0.1:$mport" --data-dir "$work/data" --num-partitions "$parts" --log-level warn >"$work/broker.log" 2>&1 &
     pid=$!
+    trap 'kill $pid 2>/dev/null || true' EXIT # a failed run leaves no broker behind
     for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
     t0=$(cpu_ticks $pid)
     "${client_cpu[@]}" "$perf" -P -t bench -b "$b" -s "$size" -c "$N" -a -1 -l -A "$work/lat.txt" \

@@ -270,6 +270,7 @@ impl Broker {
             logs: logs.clone(),
             groups: groups.clone(),
             txns: txns.clone(),
+            mutations: crate::api::quota::MutationQuota::new(config.topic_mutation_rate),
             config: config.clone(),
         });
         let server = Arc::new(Server {

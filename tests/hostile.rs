@@ -543,3 +543,53 @@ async fn poison_batches_are_refused_and_never_stored() {
     }
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_creation_is_bounded_by_the_mutation_quota() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{
+        CreateTopicsRequest, CreateTopicsResponse, MetadataRequest, MetadataResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    // 10 partitions a second: a burst of 100
+    let b = TestBroker::start_with(|c| c.topic_mutation_rate = 10).await;
+    tokio::task::block_in_place(|| {
+        let mut s = connect(&b);
+        let mut req = MetadataRequest::default();
+        req.allow_auto_topic_creation = true;
+        req.topics = Some(
+            (0..300)
+                .map(|i| {
+                    let mut t = MetadataRequestTopic::default();
+                    t.name = Some(TopicName(StrBytes::from_string(format!("storm-{i}"))));
+                    t
+                })
+                .collect(),
+        );
+        let resp: MetadataResponse = roundtrip(&mut s, 3, 9, 1, &req);
+        let created = resp.topics.iter().filter(|t| t.error_code == 0).count();
+        let unknown = resp.topics.iter().filter(|t| t.error_code == 3).count();
+        // the burst, and whatever trickled in while the request ran
+        assert!((100..=102).contains(&created), "{created} created");
+        assert_eq!(created + unknown, 300, "the rest is unknown for now");
+        assert!(resp.throttle_time_ms > 0, "the client is told to slow down");
+        // an admin request past the quota: THROTTLING_QUOTA_EXCEEDED with the time to wait
+        let mut ct = CreateTopicsRequest::default();
+        ct.timeout_ms = 5000;
+        let mut t = CreatableTopic::default();
+        t.name = TopicName(StrBytes::from_static_str("one-more"));
+        t.num_partitions = 1;
+        t.replication_factor = 1;
+        ct.topics.push(t);
+        let resp: CreateTopicsResponse = roundtrip(&mut s, 19, 7, 2, &ct);
+        assert_eq!(resp.topics[0].error_code, 89, "THROTTLING_QUOTA_EXCEEDED");
+        assert!(resp.throttle_time_ms > 0);
+        still_serving(&b);
+        // a second later the bucket holds ten more
+        std::thread::sleep(Duration::from_millis(1100));
+        let resp: CreateTopicsResponse = roundtrip(&mut s, 19, 7, 3, &ct);
+        assert_eq!(resp.topics[0].error_code, 0, "created after the refill");
+    });
+    b.stop().await;
+}

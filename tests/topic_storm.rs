@@ -42,6 +42,10 @@ fn metadata(port: u16, names: &[String]) -> MetadataResponse {
     common::roundtrip(&mut s, 3, 9, 1, &req)
 }
 
+/// The storm measures the catalog under load, so the topic mutation quota (which would stop
+/// it after ten seconds' worth) is off.
+const STORM_FLAGS: &[&str] = &["--log-level", "warn", "--topic-mutation-rate", "0"];
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -59,8 +63,8 @@ async fn produce_keeps_going_while_two_clients_create_5000_topics_each() {
     let port = free_port();
     let bin = std::env::var("TIERCEL_BIN").ok();
     let _broker = Killed(match &bin {
-        Some(b) => common::spawn_binary_at(b, dir.path(), port, &["--log-level", "warn"]),
-        None => spawn_binary(dir.path(), port, &["--log-level", "warn"]),
+        Some(b) => common::spawn_binary_at(b, dir.path(), port, STORM_FLAGS),
+        None => spawn_binary(dir.path(), port, STORM_FLAGS),
     });
     let bootstrap = format!("127.0.0.1:{port}");
     let res = admin(&bootstrap)

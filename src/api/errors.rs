@@ -57,6 +57,7 @@ pub fn catalog_error(e: &CatalogError) -> ResponseError {
         CatalogError::Io(_) | CatalogError::Corrupt { .. } | CatalogError::Refused(_) => {
             ResponseError::KafkaStorageError
         }
+        CatalogError::QuotaExceeded(_) => ResponseError::ThrottlingQuotaExceeded,
         // lost every race with concurrent changes: retriable, the client tries again
         CatalogError::Conflict => ResponseError::RequestTimedOut,
     }

@@ -1,8 +1,8 @@
 //! Metadata: brokers, cluster id, topics and partitions; auto-creates topics when allowed.
 
-use super::authorized;
 use super::errors::{catalog_error, code};
 use super::Handler;
+use super::{authorized, quota};
 use crate::catalog::{validate_topic_name, CatalogError, NewTopic, TopicMeta};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -78,6 +78,11 @@ impl Handler {
                 match r {
                     // a concurrent request created it first
                     Ok(_) | Err(CatalogError::TopicExists(_)) => {}
+                    // past the mutation quota: unknown for now (clients retry), and the client
+                    // is told to slow down
+                    Err(CatalogError::QuotaExceeded(wait)) => {
+                        resp.throttle_time_ms = resp.throttle_time_ms.max(quota::throttle_ms(wait));
+                    }
                     Err(e) => {
                         tracing::warn!(topic = %name, error = %e, "auto-creating topic failed");
                         failed.insert(name.clone(), e);

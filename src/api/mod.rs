@@ -22,6 +22,7 @@ mod metadata;
 mod offsets;
 pub mod peers;
 mod produce;
+pub mod quota;
 mod topics;
 mod txn;
 mod txn_markers;
@@ -73,6 +74,8 @@ pub struct Handler {
     pub listen: std::net::SocketAddr,
     /// The cluster this node belongs to (`None`: it runs alone).
     pub cluster: Option<Arc<Cluster>>,
+    /// Partitions created per second (`topic_mutation_rate`).
+    pub mutations: quota::MutationQuota,
 }
 
 /// Why a partition this node has no log for is not served here: it does not exist, or (in a
@@ -272,8 +275,21 @@ impl Handler {
         topics: Vec<NewTopic>,
     ) -> Vec<Result<TopicMeta, CatalogError>> {
         use futures::StreamExt;
-        let created = self.catalog.create_topics(topics).await;
-        futures::stream::iter(created)
+        // the mutation quota first: topics past it never reach the catalog
+        let mut admitted = Vec::new();
+        let mut results: Vec<Option<Result<TopicMeta, CatalogError>>> = Vec::new();
+        for t in topics {
+            match self.mutations.take(t.partitions) {
+                Ok(()) => {
+                    admitted.push((results.len(), t));
+                    results.push(None);
+                }
+                Err(wait) => results.push(Some(Err(CatalogError::QuotaExceeded(wait)))),
+            }
+        }
+        let (slots, admitted): (Vec<usize>, Vec<NewTopic>) = admitted.into_iter().unzip();
+        let created = self.catalog.create_topics(admitted).await;
+        let created: Vec<Result<TopicMeta, CatalogError>> = futures::stream::iter(created)
             .map(|r| async move {
                 let meta = r?;
                 let log_config = self.catalog.log_config(&meta);
@@ -290,6 +306,13 @@ impl Handler {
             })
             .buffered(PARTITION_CREATIONS)
             .collect()
-            .await
+            .await;
+        for (slot, r) in slots.into_iter().zip(created) {
+            results[slot] = Some(r);
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(CatalogError::Conflict)))
+            .collect()
     }
 }

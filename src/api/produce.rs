@@ -80,7 +80,7 @@ impl Handler {
                             Some(Err(e)) => Err(*e),
                         };
                         let prepared = match verify {
-                            Ok(verify) => p.prepare(records, verify),
+                            Ok(verify) => prepare(p, records, verify).await,
                             Err(e) => {
                                 o.result = Err(e);
                                 outcomes.push(o);
@@ -317,6 +317,29 @@ fn partition_response(o: Outcome) -> PartitionProduceResponse {
 }
 
 /// Client mistakes are logged at debug; storage failures are logged where they happen (the log).
+/// Checks a client batch ([`Partition::prepare`]). A compressed one is decompressed as it is
+/// checked, which takes milliseconds for a large batch: that runs on the blocking pool, a few
+/// at a time (each holds up to a codec window of memory), so the runtime's threads keep
+/// serving other connections meanwhile.
+async fn prepare(
+    p: &Arc<Partition>,
+    records: bytes::Bytes,
+    verify: Verify,
+) -> Result<crate::log::Prepared, LogError> {
+    if codec_of(&records).unwrap_or(0) == 0 {
+        return p.prepare(records, verify);
+    }
+    static DECOMPRESSING: std::sync::LazyLock<tokio::sync::Semaphore> =
+        std::sync::LazyLock::new(|| {
+            tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        });
+    let _turn = DECOMPRESSING.acquire().await;
+    let p = p.clone();
+    tokio::task::spawn_blocking(move || p.prepare(records, verify))
+        .await
+        .unwrap_or_else(|e| Err(LogError::Io(std::io::Error::other(e))))
+}
+
 /// The codec a batch's attributes name, if it is long enough to have them.
 fn codec_of(batch: &[u8]) -> Option<u8> {
     batch.get(22).map(|attributes_low| attributes_low & 0x07)

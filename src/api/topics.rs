@@ -1,7 +1,7 @@
 //! CreateTopics, DeleteTopics, CreatePartitions.
 
 use super::errors::{catalog_error, code_and_message, partition_storage};
-use super::Handler;
+use super::{quota, Handler};
 use crate::catalog::{CatalogError, NewTopic};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -59,6 +59,9 @@ impl Handler {
         }
         let (slots, news): (Vec<usize>, Vec<NewTopic>) = to_create.into_iter().unzip();
         for (slot, created) in slots.into_iter().zip(self.create_topics(news).await) {
+            if let Err(CatalogError::QuotaExceeded(wait)) = &created {
+                resp.throttle_time_ms = resp.throttle_time_ms.max(quota::throttle_ms(*wait));
+            }
             outcomes[slot] = Some(created.map(|m| (m.id, m.partitions, m.configs)));
         }
         for (t, outcome) in req.topics.iter().zip(outcomes) {
@@ -219,6 +222,9 @@ impl Handler {
                 .grow(&name, t.count, t.assignments.as_deref(), req.validate_only)
                 .await;
             if let Err(e) = result {
+                if let CatalogError::QuotaExceeded(wait) = &e {
+                    resp.throttle_time_ms = resp.throttle_time_ms.max(quota::throttle_ms(*wait));
+                }
                 (r.error_code, r.error_message) = code_and_message(catalog_error(&e), &e);
             }
             resp.results.push(r);
@@ -249,6 +255,11 @@ impl Handler {
                     count - before.partitions
                 )));
             }
+        }
+        if !validate_only && count > before.partitions {
+            self.mutations
+                .take(count - before.partitions)
+                .map_err(CatalogError::QuotaExceeded)?;
         }
         let after = self
             .catalog

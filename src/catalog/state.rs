@@ -33,6 +33,10 @@ pub enum CatalogError {
     /// This node may not use the catalog (a cluster it does not belong to).
     #[error("{0}")]
     Refused(String),
+    /// Refused before reaching the catalog: the broker's topic mutation quota (KIP-599) is
+    /// used up for this long.
+    #[error("the topic mutation quota (topic_mutation_rate) is exceeded; retry in {} ms", .0.as_millis())]
+    QuotaExceeded(std::time::Duration),
     #[error("catalog i/o: {0}")]
     Io(#[from] std::io::Error),
     #[error("catalog file {path} is unreadable: {reason}")]

@@ -137,6 +137,8 @@ settings! {
     tier_start_degraded: bool = false, env "TIERCEL_TIER_START_DEGRADED";
     /// Create topics on first use by Metadata/Produce (auto.create.topics.enable)
     auto_create_topics_enable: bool = true, env "TIERCEL_AUTO_CREATE_TOPICS_ENABLE";
+    /// Partitions the broker creates per second, across all clients, with bursts of ten seconds' worth (the controller mutation quota, KIP-599): past it CreateTopics and CreatePartitions get THROTTLING_QUOTA_EXCEEDED and Metadata auto-creation answers UNKNOWN_TOPIC_OR_PARTITION until it refills; 0 is unlimited
+    topic_mutation_rate: u32 = 1000, env "TIERCEL_TOPIC_MUTATION_RATE";
     /// Partitions of an auto-created topic (num.partitions)
     num_partitions: i32 = 1, env "TIERCEL_NUM_PARTITIONS";
     /// Largest request frame accepted; larger frames close the connection (socket.request.max.bytes)

@@ -36,13 +36,24 @@ pub fn decoder(codec: i16, body: &[u8], limit: usize) -> Result<Box<dyn Read + '
         1 => Box::new(flate2::read::GzDecoder::new(body)),
         2 => Box::new(Snappy::new(body, limit)),
         3 => Box::new(lz4_flex::frame::FrameDecoder::new(body)),
-        4 => Box::new(Zstd {
-            rest: body,
-            frame: None,
-            limit,
-        }),
+        4 => {
+            // libzstd refuses a frame whose window is past this before allocating it
+            let allowed = limit.max(ZSTD_WINDOW_FLOOR);
+            let window_log = (usize::BITS - (allowed - 1).leading_zeros()).clamp(10, 31);
+            let mut d =
+                zstd::stream::read::Decoder::with_buffer(body).map_err(|e| corrupt(4, e))?;
+            d.window_log_max(window_log).map_err(|e| corrupt(4, e))?;
+            Box::new(d)
+        }
         other => return Err(CodecError::Unknown(other)),
     })
+}
+
+fn corrupt(codec: i16, e: impl std::fmt::Display) -> CodecError {
+    CodecError::Corrupt {
+        codec: name(codec),
+        reason: e.to_string(),
+    }
 }
 
 /// An I/O error of a decoder as the codec error it stands for.
@@ -156,85 +167,6 @@ impl Read for Snappy<'_> {
 /// level (8 MiB at level 19), not by how much they compress.
 const ZSTD_WINDOW_FLOOR: usize = 8 << 20;
 
-type ZstdFrame<'a> = ruzstd::decoding::StreamingDecoder<&'a [u8], ruzstd::decoding::FrameDecoder>;
-
-/// zstd frames one after another, each checked for its window before it is decoded.
-struct Zstd<'a> {
-    rest: &'a [u8],
-    frame: Option<ZstdFrame<'a>>,
-    limit: usize,
-}
-
-impl<'a> Zstd<'a> {
-    fn open(&mut self) -> Result<(), CodecError> {
-        let err = |reason: String| CodecError::Corrupt {
-            codec: "zstd",
-            reason,
-        };
-        let window = zstd_window(self.rest).ok_or_else(|| err("bad frame header".into()))?;
-        let allowed = self.limit.max(ZSTD_WINDOW_FLOOR) as u64;
-        if window > allowed {
-            return Err(err(format!(
-                "frame window of {window} bytes exceeds the {allowed} allowed"
-            )));
-        }
-        let source = std::mem::take(&mut self.rest);
-        let frame =
-            ruzstd::decoding::StreamingDecoder::new(source).map_err(|e| err(e.to_string()))?;
-        self.frame = Some(frame);
-        Ok(())
-    }
-}
-
-impl Read for Zstd<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            if let Some(frame) = &mut self.frame {
-                let n = frame.read(buf)?;
-                if n > 0 || buf.is_empty() {
-                    return Ok(n);
-                }
-                // the frame is done: what it did not consume may hold another one
-                self.rest = self.frame.take().map(|f| f.into_inner()).unwrap_or(&[]);
-            }
-            if self.rest.is_empty() {
-                return Ok(0);
-            }
-            self.open().map_err(CodecError::into_io)?;
-        }
-    }
-}
-
-/// The window a zstd frame header asks for (the content size for single-segment frames), read
-/// from the header alone (RFC 8878 §3.1.1.1).
-fn zstd_window(frame: &[u8]) -> Option<u64> {
-    const MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-    if frame.get(..4)? != MAGIC {
-        return None;
-    }
-    let descriptor = *frame.get(4)?;
-    let single_segment = descriptor & 0x20 != 0;
-    let mut at = 5;
-    let window = if single_segment {
-        None
-    } else {
-        let w = *frame.get(at)?;
-        at += 1;
-        let base = 1u64 << (10 + (w >> 3));
-        Some(base + (base / 8) * u64::from(w & 7))
-    };
-    if let Some(w) = window {
-        return Some(w);
-    }
-    at += [0, 1, 2, 4][(descriptor & 3) as usize];
-    let fcs_len = [1, 2, 4, 8][(descriptor >> 6) as usize];
-    let fcs = frame.get(at..at + fcs_len)?;
-    let mut v = [0u8; 8];
-    v[..fcs_len].copy_from_slice(fcs);
-    let size = u64::from_le_bytes(v);
-    Some(if fcs_len == 2 { size + 256 } else { size })
-}
-
 /// Compresses a records section the way Kafka's clients do: gzip, snappy in xerial framing
 /// (32 KiB blocks, as the Java client writes), lz4 frames with independent blocks, zstd.
 pub fn compress(codec: i16, data: &[u8]) -> Result<Vec<u8>, CodecError> {
@@ -277,7 +209,7 @@ pub fn compress(codec: i16, data: &[u8]) -> Result<Vec<u8>, CodecError> {
                 reason: e.to_string(),
             })?
         }
-        4 => ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest),
+        4 => zstd::bulk::compress(data, 3).map_err(err("zstd"))?,
         other => return Err(CodecError::Unknown(other)),
     })
 }
@@ -337,26 +269,24 @@ mod tests {
 
     #[test]
     fn a_zstd_window_beyond_the_limit_is_refused_before_decoding() {
-        // a frame header asking for a 1 GiB window (window log 30), then garbage
-        let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, (30 - 10) << 3];
-        frame.extend_from_slice(&[0u8; 32]);
-        assert_eq!(zstd_window(&frame), Some(1 << 30));
-        let e = decompress(4, &frame, 32 << 20).expect_err("refused");
-        assert_eq!(
-            decompress(4, &[0x28, 0xb5, 0x2f, 0xfd, 0x00, (24 - 10) << 3], 64 << 20)
-                .err()
-                .map(|e| e.to_string().contains("window")),
-            Some(false),
-            "a 16 MiB window within a 64 MiB limit is tried (and fails: no blocks)"
-        );
+        // a streamed frame (no content size) declaring a 128 MiB window
+        let plain = vec![9u8; 100_000];
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("encoder");
+        e.window_log(27).expect("window log");
+        e.write_all(&plain).expect("compress");
+        let frame = e.finish().expect("finish");
+        let refused = decompress(4, &frame, 32 << 20).expect_err("window too large");
         assert!(
-            matches!(&e, CodecError::Corrupt { reason, .. } if reason.contains("window")),
-            "{e}"
+            matches!(&refused, CodecError::Corrupt { reason, .. } if reason.contains("memory")),
+            "{refused}"
         );
-        // single-segment frames: the window is the content size
-        let small = compress(4, &[7u8; 5000]).expect("zstd");
-        let w = zstd_window(&small).expect("header");
-        assert!(w >= 5000, "window {w}");
+        assert_eq!(decompress(4, &frame, 256 << 20).expect("allowed"), plain);
+        // windows up to 8 MiB are decoded even under a smaller limit (the limit is the output's)
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).expect("encoder");
+        e.window_log(23).expect("window log");
+        e.write_all(&plain).expect("compress");
+        let frame = e.finish().expect("finish");
+        assert_eq!(decompress(4, &frame, 1 << 20).expect("8 MiB window"), plain);
     }
 
     #[test]
