@@ -23,6 +23,7 @@ use crate::log::{LogError, LogManager};
 use crate::server::{http, Server};
 use crate::tier::Tier;
 use crate::txn::{GroupOffsets, TxnCoordinator};
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -450,6 +451,8 @@ async fn refresh_gauges(
     txns: Arc<TxnCoordinator>,
     cancel: CancellationToken,
 ) {
+    // groups given series so far: series are never removed, so their number is capped
+    let mut exported: HashSet<String> = HashSet::new();
     loop {
         crate::metrics::transactions_open(txns.ongoing());
         for p in logs.all() {
@@ -476,15 +479,26 @@ async fn refresh_gauges(
                 },
             );
         }
+        // per-group series only for groups with members or offsets (not for every name a
+        // JoinGroup ever tried), and for at most MAX_GROUP_SERIES groups
+        let with_offsets: HashSet<String> = groups.groups_with_offsets().into_iter().collect();
+        let mut admit = |group: &str| {
+            exported.contains(group)
+                || (exported.len() < crate::metrics::MAX_GROUP_SERIES
+                    && exported.insert(group.to_string()))
+        };
         for (group, _, state) in groups.list() {
-            crate::metrics::group_members(&group, groups.describe(&group).members.len());
-            crate::metrics::group_state(&group, state.name(), GroupState::NAMES);
+            let members = groups.describe(&group).members.len();
+            if (members > 0 || with_offsets.contains(&group)) && admit(&group) {
+                crate::metrics::group_members(&group, members);
+                crate::metrics::group_state(&group, state.name(), GroupState::NAMES);
+            }
         }
-        for group in groups.groups_with_offsets() {
-            for ((topic, partition), c) in groups.committed_all(&group) {
+        for group in with_offsets.iter().filter(|g| exported.contains(*g)) {
+            for ((topic, partition), c) in groups.committed_all(group) {
                 if let Some(p) = logs.get(&topic, partition) {
                     let hw = p.offsets().high_watermark;
-                    crate::metrics::group_lag(&group, &topic, partition, hw - c.offset);
+                    crate::metrics::group_lag(group, &topic, partition, hw - c.offset);
                 }
             }
         }

@@ -361,6 +361,10 @@ pub fn transactions_open(n: usize) {
     metrics::gauge!(TRANSACTIONS_OPEN).set(n as f64);
 }
 
+/// Most consumer groups given per-group series (members, state, lag); the broker never removes
+/// a series, so a client naming new groups in a loop cannot grow `/metrics` without bound.
+pub const MAX_GROUP_SERIES: usize = 1000;
+
 pub fn group_members(group: &str, members: usize) {
     metrics::gauge!(GROUP_MEMBERS, "group" => group.to_string()).set(members as f64);
 }

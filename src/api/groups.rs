@@ -6,6 +6,7 @@ use super::{Handler, Pending, Reply};
 use crate::group::state::{GroupError, JoinRequest};
 use crate::group::DeleteError;
 use crate::protocol::Response;
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
@@ -151,7 +152,9 @@ impl Handler {
             protocols: req
                 .protocols
                 .iter()
-                .map(|p| (p.name.to_string(), p.metadata.clone()))
+                // copied: a slice would keep the whole request frame alive while the member is
+                // in the group
+                .map(|p| (p.name.to_string(), Bytes::copy_from_slice(&p.metadata)))
                 .collect(),
             require_known_member_id: v >= 4,
         };
@@ -186,24 +189,33 @@ impl Handler {
 
     pub(super) fn sync_group(self: &Arc<Self>, req: SyncGroupRequest, v: i16) -> Pending {
         let me = self.clone();
+        // everything kept is copied out of the request frame first: the sync may wait for the
+        // leader for a whole rebalance, and an assignment is kept for the generation
+        let instance = if v >= 3 {
+            req.group_instance_id.map(|i| i.to_string())
+        } else {
+            None
+        };
+        let assignments: Vec<(String, Bytes)> = req
+            .assignments
+            .into_iter()
+            .map(|a| {
+                (
+                    a.member_id.to_string(),
+                    Bytes::copy_from_slice(&a.assignment),
+                )
+            })
+            .collect();
+        let (group_id, member_id) = (req.group_id.0.to_string(), req.member_id.to_string());
+        let generation = req.generation_id;
         Box::pin(async move {
-            let instance = if v >= 3 {
-                req.group_instance_id.map(|i| i.to_string())
-            } else {
-                None
-            };
-            let assignments = req
-                .assignments
-                .into_iter()
-                .map(|a| (a.member_id.to_string(), a.assignment))
-                .collect();
             let r = me
                 .groups
                 .sync(
-                    &req.group_id.0,
-                    &req.member_id,
+                    &group_id,
+                    &member_id,
                     instance.as_deref(),
-                    req.generation_id,
+                    generation,
                     assignments,
                 )
                 .await;

@@ -37,6 +37,8 @@ pub struct GroupConfig {
     pub max_session_timeout_ms: i32,
     pub initial_rebalance_delay_ms: i64,
     pub max_size: usize,
+    /// Most groups the broker holds; a new one past it is refused.
+    pub max_groups: usize,
     /// Committed offsets of an empty group are kept this long.
     pub offsets_retention_ms: i64,
     /// Largest metadata string stored with a commit.
@@ -83,6 +85,7 @@ impl Config {
             max_session_timeout_ms: self.group_max_session_timeout_ms,
             initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
             max_size: self.group_max_size,
+            max_groups: self.group_max_count,
             offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
             offset_metadata_max_bytes: self.offset_metadata_max_bytes,
         }

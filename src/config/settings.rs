@@ -201,6 +201,8 @@ settings! {
     group_initial_rebalance_delay_ms: i64 = 3000, env "TIERCEL_GROUP_INITIAL_REBALANCE_DELAY_MS";
     /// Most members (joined or pending) in one group (group.max.size)
     group_max_size: usize = 1000, env "TIERCEL_GROUP_MAX_SIZE";
+    /// Most consumer groups the broker holds (with members, pending members or offsets); JoinGroup or OffsetCommit naming a new group past it gets COORDINATOR_NOT_AVAILABLE
+    group_max_count: usize = 50_000, env "TIERCEL_GROUP_MAX_COUNT";
     /// How long committed offsets of an empty group are kept, minutes (offsets.retention.minutes)
     offsets_retention_minutes: i64 = 10_080, env "TIERCEL_OFFSETS_RETENTION_MINUTES";
     /// Largest metadata string stored with a committed offset (offset.metadata.max.bytes)

@@ -129,25 +129,40 @@ impl Coordinator {
         self.groups.lock().get(group_id).cloned()
     }
 
-    /// The group, created Empty if this is the first time it is named.
-    fn entry_or_create(&self, group_id: &str) -> Arc<Mutex<Entry>> {
-        self.groups
-            .lock()
-            .entry(group_id.to_string())
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(Entry {
-                    group: Group::new(group_id, self.clock.now_ms()),
-                    joins: HashMap::new(),
-                    syncs: HashMap::new(),
-                }))
-            })
-            .clone()
+    /// The group, created Empty if this is the first time it is named; `None` when it is new
+    /// and the broker already holds `max_groups` groups.
+    fn entry_or_create(&self, group_id: &str) -> Option<Arc<Mutex<Entry>>> {
+        let mut groups = self.groups.lock();
+        if let Some(e) = groups.get(group_id) {
+            return Some(e.clone());
+        }
+        if groups.len() >= self.cfg.max_groups {
+            at_group_limit(group_id, self.cfg.max_groups);
+            return None;
+        }
+        Some(self.insert_new(&mut groups, group_id))
+    }
+
+    fn insert_new(
+        &self,
+        groups: &mut HashMap<String, Arc<Mutex<Entry>>>,
+        group_id: &str,
+    ) -> Arc<Mutex<Entry>> {
+        let e = Arc::new(Mutex::new(Entry {
+            group: Group::new(group_id, self.clock.now_ms()),
+            joins: HashMap::new(),
+            syncs: HashMap::new(),
+        }));
+        groups.insert(group_id.to_string(), e.clone());
+        e
     }
 
     /// JoinGroup: resolves when the rebalance completes (or at once for errors and resends).
     pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinResult {
         let member_id = req.member_id.clone();
-        let entry = self.entry_or_create(group_id);
+        let Some(entry) = self.entry_or_create(group_id) else {
+            return JoinResult::error(GroupError::CoordinatorNotAvailable, &member_id);
+        };
         let rx = {
             let mut e = entry.lock();
             let mut out = Vec::new();
@@ -301,8 +316,12 @@ impl Coordinator {
         commit: bool,
     ) -> std::io::Result<()> {
         if commit {
-            // the group exists from now on, as if the offsets had been committed directly
-            self.entry_or_create(group_id);
+            // the group exists from now on, as if the offsets had been committed directly (past
+            // max_groups too: the offsets are committed whatever the count)
+            let mut groups = self.groups.lock();
+            if !groups.contains_key(group_id) {
+                self.insert_new(&mut groups, group_id);
+            }
         }
         self.store
             .write(vec![Record::TxnEnd {
@@ -334,7 +353,9 @@ impl Coordinator {
         instance_id: Option<&str>,
         simple: bool,
     ) -> Result<(), CommitError> {
-        let entry = self.entry_or_create(group_id);
+        let entry = self
+            .entry_or_create(group_id)
+            .ok_or(CommitError::Group(GroupError::CoordinatorNotAvailable))?;
         let mut e = entry.lock();
         let g = &mut e.group;
         let now = self.clock.now_ms();
@@ -693,6 +714,17 @@ fn subscription_topics(metadata: &[u8]) -> Vec<String> {
 
 /// The answer to a JoinGroup the coordinator will not complete (shutdown, a dropped waiter):
 /// REBALANCE_IN_PROGRESS, so the member joins again.
+/// Logs (at most once a minute) that a new group was refused for `max_groups`.
+fn at_group_limit(group_id: &str, max: usize) {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 60);
+    if LAST.swap(minute, Ordering::Relaxed) != minute {
+        tracing::warn!(group = group_id, max, "refusing a new consumer group: the broker holds group_max_count groups already (COORDINATOR_NOT_AVAILABLE until some expire)");
+    }
+}
+
 fn rebalancing(member_id: String) -> JoinResult {
     JoinResult {
         error: Some(GroupError::RebalanceInProgress),

@@ -98,7 +98,7 @@ pub struct JoinResult {
 }
 
 impl JoinResult {
-    fn error(e: GroupError, member_id: &str) -> Self {
+    pub(super) fn error(e: GroupError, member_id: &str) -> Self {
         JoinResult {
             error: Some(e),
             generation: -1,

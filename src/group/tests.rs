@@ -4,11 +4,16 @@ use super::*;
 use crate::clock::ManualClock;
 
 fn coordinator(dir: &Path, clock: Arc<ManualClock>) -> Coordinator {
+    coordinator_with(dir, clock, 1000)
+}
+
+fn coordinator_with(dir: &Path, clock: Arc<ManualClock>, max_groups: usize) -> Coordinator {
     let cfg = GroupConfig {
         min_session_timeout_ms: 1000,
         max_session_timeout_ms: 60_000,
         initial_rebalance_delay_ms: 0,
         max_size: 10,
+        max_groups,
         offsets_retention_ms: 60_000,
         offset_metadata_max_bytes: 100,
     };
@@ -230,6 +235,32 @@ async fn a_group_without_members_or_offsets_goes_at_the_next_tick() {
     let left: Vec<String> = c.list().into_iter().map(|g| g.0).collect();
     assert_eq!(left, vec!["committed".to_string()]);
     assert_eq!(c.committed("committed", "t", 0).map(|x| x.offset), Some(3));
+}
+
+#[tokio::test]
+async fn new_groups_past_the_limit_are_refused_until_some_go() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clock = Arc::new(ManualClock::new(0));
+    let c = coordinator_with(dir.path(), clock.clone(), 2);
+    assert_eq!(c.join("a", join_request(None)).await.error, None);
+    c.commit("b", -1, "", None, offsets(1))
+        .await
+        .expect("a second group by its offsets");
+    let refused = c.join("c", join_request(None)).await;
+    assert_eq!(refused.error, Some(GroupError::CoordinatorNotAvailable));
+    assert!(matches!(
+        c.commit("d", -1, "", None, offsets(1)).await,
+        Err(CommitError::Group(GroupError::CoordinatorNotAvailable))
+    ));
+    // groups already held keep working
+    c.commit("b", -1, "", None, offsets(2))
+        .await
+        .expect("known group");
+    assert_eq!(c.list().len(), 2);
+    // a's member goes and a with it: room for one more
+    clock.advance(6_001);
+    c.tick().await;
+    assert_eq!(c.join("c", join_request(None)).await.error, None);
 }
 
 #[test]

@@ -6,6 +6,7 @@ fn cfg() -> GroupConfig {
         max_session_timeout_ms: 1_800_000,
         initial_rebalance_delay_ms: 3000,
         max_size: 100,
+        max_groups: 1000,
         offsets_retention_ms: 60_000,
         offset_metadata_max_bytes: 100,
     }
