@@ -42,9 +42,6 @@ const GROUP_TICK: Duration = Duration::from_millis(100);
 /// Time limit of one etcd request.
 const ETCD_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long shutdown waits for connections to finish in-flight requests.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error("cannot listen on {addr}: {source}")]
@@ -59,6 +56,9 @@ pub enum BrokerError {
     Cluster(String),
     #[error("log: {0}")]
     Log(#[from] LogError),
+    /// A setting that could not be applied.
+    #[error("config: {0}")]
+    Config(String),
     #[error("{0}")]
     Metrics(String),
     #[error("tiered storage: {0}")]
@@ -272,12 +272,24 @@ impl Broker {
             groups: groups.clone(),
             txns: txns.clone(),
             mutations: crate::api::quota::MutationQuota::new(config.topic_mutation_rate),
+            stopping: CancellationToken::new(),
             config: config.clone(),
         });
         let server = Arc::new(Server {
             handler,
             max_frame: config.socket_request_max_bytes as usize,
             connections: Arc::new(Semaphore::new(config.max_connections)),
+            per_ip: Arc::new(
+                crate::server::per_ip::PerIp::new(
+                    config.max_connections_per_ip,
+                    &config.max_connections_per_ip_overrides,
+                )
+                .map_err(|e| {
+                    BrokerError::Config(format!("max_connections_per_ip_overrides: {e}"))
+                })?,
+            ),
+            max_idle: (config.connections_max_idle_ms > 0)
+                .then(|| Duration::from_millis(config.connections_max_idle_ms)),
         });
         Ok(Broker {
             listener,
@@ -343,6 +355,7 @@ impl Broker {
         shutdown.await;
         tracing::info!("shutting down: draining connections");
         cancel.cancel();
+        self.server.handler.stopping.cancel();
         let _ = accept.await;
         let _ = http.await;
         let _ = ticker.await;
@@ -355,10 +368,8 @@ impl Broker {
             leadership::leave(c, &self.logs).await;
         }
         conns.close();
-        if tokio::time::timeout(DRAIN_TIMEOUT, conns.wait())
-            .await
-            .is_err()
-        {
+        let drain = Duration::from_millis(self.server.handler.config.shutdown_timeout_ms);
+        if tokio::time::timeout(drain, conns.wait()).await.is_err() {
             tracing::warn!("connections did not drain in time");
         }
         self.logs.shutdown().await?;

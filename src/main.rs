@@ -45,7 +45,8 @@ fn main() -> ExitCode {
             match e {
                 // a configuration problem the operator has to fix, like a bad flag
                 tiercel::broker::BrokerError::TierRefused(_)
-                | tiercel::broker::BrokerError::Cluster(_) => ExitCode::from(2),
+                | tiercel::broker::BrokerError::Cluster(_)
+                | tiercel::broker::BrokerError::Config(_) => ExitCode::from(2),
                 _ => ExitCode::FAILURE,
             }
         }

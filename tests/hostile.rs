@@ -593,3 +593,116 @@ async fn topic_creation_is_bounded_by_the_mutation_quota() {
     });
     b.stop().await;
 }
+
+/// Whether the broker closes `s` within `within` (reads 0 bytes or a reset).
+fn closed_within(s: &mut std::net::TcpStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).expect("timeout");
+    let mut buf = [0u8; 64];
+    match s.read(&mut buf) {
+        Ok(0) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => true,
+        _ => false,
+    }
+}
+
+/// ApiVersions v0 on `s`, answered.
+fn api_versions(s: &mut std::net::TcpStream) {
+    s.write_all(&frame(18, 0, 5, &[])).expect("write");
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).expect("answered");
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).expect("body");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_but_not_those_waiting_for_an_answer() {
+    let b = TestBroker::start_with(|c| c.connections_max_idle_ms = 400).await;
+    common::create_topic(&b, "idle", 1).await;
+    tokio::task::block_in_place(|| {
+        let mut idle = connect(&b);
+        api_versions(&mut idle);
+        // a long poll of 1.5 s on another connection: idle on the wire, but waiting for us
+        let mut waiting = connect(&b);
+        let mut poll = long_poll("idle", 0);
+        poll.max_wait_ms = 1500;
+        common::send_request(&mut waiting, 1, 4, 9, &poll);
+        assert!(
+            closed_within(&mut idle, Duration::from_secs(3)),
+            "an idle connection is closed after connections_max_idle_ms"
+        );
+        let answer: std::io::Result<kafka_protocol::messages::FetchResponse> =
+            common::read_response(&mut waiting, 1, 4, 9);
+        assert!(answer.is_ok(), "the long poll is answered, not cut");
+        // a connection that keeps talking stays open
+        let mut busy = connect(&b);
+        for _ in 0..6 {
+            api_versions(&mut busy);
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        api_versions(&mut busy);
+    });
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_holds_at_most_max_connections_per_ip() {
+    let b = TestBroker::start_with(|c| c.max_connections_per_ip = 2).await;
+    tokio::task::block_in_place(|| {
+        let mut first = connect(&b);
+        let mut second = connect(&b);
+        api_versions(&mut first);
+        api_versions(&mut second);
+        let mut third = connect(&b);
+        let _ = third.write_all(&frame(18, 0, 5, &[]));
+        assert!(
+            closed_within(&mut third, Duration::from_secs(3)),
+            "a third connection from 127.0.0.1 is refused"
+        );
+        drop(first);
+        std::thread::sleep(Duration::from_millis(200));
+        let mut again = connect(&b);
+        api_versions(&mut again);
+        api_versions(&mut second);
+    });
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_parked_long_polls() {
+    let b = TestBroker::start().await;
+    common::create_topic(&b, "parked-at-stop", 1).await;
+    let polls: Vec<std::net::TcpStream> = tokio::task::block_in_place(|| {
+        (0..3)
+            .map(|i| {
+                let mut s = connect(&b);
+                common::send_request(&mut s, 1, 4, 40 + i, &long_poll("parked-at-stop", 0));
+                s
+            })
+            .collect()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let reader = std::thread::spawn(move || {
+        polls
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut s)| {
+                s.set_read_timeout(Some(Duration::from_secs(60)))
+                    .expect("timeout");
+                common::read_response::<kafka_protocol::messages::FetchResponse>(
+                    &mut s,
+                    1,
+                    4,
+                    40 + i as i32,
+                )
+                .is_ok()
+            })
+            .collect::<Vec<bool>>()
+    });
+    b.stop().await;
+    let answered = reader.join().expect("reader");
+    assert_eq!(
+        answered,
+        vec![true; 3],
+        "every long poll parked for 24 days is answered when the broker stops"
+    );
+}

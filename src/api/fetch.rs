@@ -91,6 +91,7 @@ impl Handler {
         let min_bytes = req.min_bytes.max(0) as usize;
         let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
         let committed = req.isolation_level == READ_COMMITTED;
+        let stopping = self.stopping.clone();
         Box::pin(async move {
             let started = tokio::time::Instant::now();
             let deadline = started + max_wait;
@@ -119,7 +120,12 @@ impl Handler {
                 waited = true;
                 let changed =
                     futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
-                if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                // at shutdown a long poll answers with what there is, as at its deadline
+                let woken = tokio::select! {
+                    r = tokio::time::timeout_at(deadline, changed) => r.is_ok(),
+                    _ = stopping.cancelled() => false,
+                };
+                if !woken {
                     crate::metrics::fetch_wait(started.elapsed());
                     let (resp, _, _) = read_all(&wanted, max_bytes, committed).await;
                     return Reply::Send(Response::Fetch(count_fetched(resp)));

@@ -76,6 +76,8 @@ pub struct Handler {
     pub cluster: Option<Arc<Cluster>>,
     /// Partitions created per second (`topic_mutation_rate`).
     pub mutations: quota::MutationQuota,
+    /// Cancelled when the broker starts shutting down: parked long polls answer at once.
+    pub stopping: tokio_util::sync::CancellationToken,
 }
 
 /// Why a partition this node has no log for is not served here: it does not exist, or (in a

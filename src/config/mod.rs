@@ -70,6 +70,11 @@ impl Config {
         if self.max_connections == 0 {
             return bad("max_connections", "must be >= 1");
         }
+        if let Err(e) =
+            crate::server::per_ip::parse_overrides(&self.max_connections_per_ip_overrides)
+        {
+            return bad("max_connections_per_ip_overrides", &e);
+        }
         topic::check_broker_settings(self)
             .map_err(|(key, reason)| ConfigError::Invalid { key, reason })?;
         if self.log_cleaner_backoff_ms == 0 {

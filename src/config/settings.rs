@@ -147,6 +147,14 @@ settings! {
     fetch_max_bytes: i32 = 57_671_680, env "TIERCEL_FETCH_MAX_BYTES";
     /// Maximum open client connections; further connections wait to be accepted
     max_connections: usize = 10_000, env "TIERCEL_MAX_CONNECTIONS";
+    /// Most connections from one client address; 0 is unlimited (max.connections.per.ip)
+    max_connections_per_ip: usize = 0, env "TIERCEL_MAX_CONNECTIONS_PER_IP";
+    /// Per-address exceptions, `ip:count` comma-separated (max.connections.per.ip.overrides)
+    max_connections_per_ip_overrides: String = String::new(), env "TIERCEL_MAX_CONNECTIONS_PER_IP_OVERRIDES";
+    /// A connection with no request in flight that sends nothing for this long is closed, ms; 0 never (connections.max.idle.ms)
+    connections_max_idle_ms: u64 = 600_000, env "TIERCEL_CONNECTIONS_MAX_IDLE_MS";
+    /// At shutdown, the longest wait for connections to finish their requests before the broker closes its logs and exits, ms (parked long polls and joins are answered at once)
+    shutdown_timeout_ms: u64 = 30_000, env "TIERCEL_SHUTDOWN_TIMEOUT_MS";
     /// Default segment size in bytes (log.segment.bytes / topic segment.bytes)
     log_segment_bytes: i64 = 1_073_741_824, env "TIERCEL_LOG_SEGMENT_BYTES";
     /// Default segment age before rolling, ms (log.roll.ms / topic segment.ms)

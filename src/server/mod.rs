@@ -7,14 +7,17 @@
 //! closed; nothing a client sends can take down more than its own connection.
 
 pub mod http;
+pub mod per_ip;
 
 use crate::api::errors::CURRENT_API;
 use crate::api::{api_versions_response, Handler, Pending, Reply};
 use crate::protocol::{self, DecodeError, RequestContext};
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use kafka_protocol::error::ResponseError;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -64,6 +67,11 @@ pub struct Server {
     pub handler: Arc<Handler>,
     pub max_frame: usize,
     pub connections: Arc<Semaphore>,
+    /// `max_connections_per_ip` and its overrides.
+    pub per_ip: Arc<per_ip::PerIp>,
+    /// `connections_max_idle_ms`: a connection with nothing received and nothing in flight
+    /// for this long is closed (`None`: never).
+    pub max_idle: Option<Duration>,
 }
 
 impl Server {
@@ -93,9 +101,14 @@ impl Server {
                 },
                 _ = cancel.cancelled() => return,
             };
+            let Some(admitted) = self.per_ip.admit(peer.ip()) else {
+                refused_per_ip(peer);
+                continue; // the stream and the slot go
+            };
             let me = self.clone();
             let cancel = cancel.clone();
             tasks.spawn(async move {
+                let _admitted = admitted;
                 crate::metrics::connection_opened();
                 me.connection(stream, peer, cancel).await;
                 crate::metrics::connection_closed();
@@ -113,9 +126,10 @@ impl Server {
         let _ = stream.set_nodelay(true);
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
-        let mut writer = tokio::spawn(write_loop(wr, rx, peer));
+        let unanswered = Arc::new(AtomicUsize::new(0));
+        let mut writer = tokio::spawn(write_loop(wr, rx, peer, unanswered.clone()));
         tokio::select! {
-            ended = self.read_loop(rd, tx, peer, &cancel) => match ended {
+            ended = self.read_loop(rd, tx, peer, &cancel, &unanswered) => match ended {
                 // shutting down: no new requests, but the writer answers everything accepted
                 Ended::Stopping => { let _ = writer.await; }
                 // the client went away or sent garbage: what it waits for is dropped at once,
@@ -134,6 +148,7 @@ impl Server {
         tx: mpsc::Sender<Outgoing>,
         peer: SocketAddr,
         stop: &CancellationToken,
+        unanswered: &AtomicUsize,
     ) -> Ended {
         // One buffer per connection: each frame is split off and frozen; once the request is
         // handled and its bytes dropped, `reserve` reclaims the same allocation for the next.
@@ -141,15 +156,35 @@ impl Server {
         // one waiter for the connection's life, not one registered per read
         let stopped = stop.cancelled();
         tokio::pin!(stopped);
+        let idle = self.max_idle.unwrap_or(Duration::from_secs(86_400 * 365));
+        let idle_timer = tokio::time::sleep(idle);
+        tokio::pin!(idle_timer);
         loop {
-            // shutdown stops the connection between requests, never inside one's handling
-            let len = tokio::select! {
-                r = rd.read_i32() => match r {
-                    Ok(n) => n,
-                    Err(_) => return Ended::Closed, // closed by the client
-                },
-                _ = &mut stopped => return Ended::Stopping,
-            };
+            // the frame's length: read into the buffer (cancel-safe), so the idle timer can
+            // fire between reads without losing bytes; shutdown stops the connection between
+            // requests, never inside one's handling
+            while buf.len() < 4 {
+                buf.reserve(READ_CHUNK);
+                let read = tokio::select! {
+                    r = rd.read_buf(&mut buf) => r,
+                    _ = &mut stopped => return Ended::Stopping,
+                    _ = &mut idle_timer => {
+                        if self.max_idle.is_some() && buf.is_empty() && unanswered.load(Ordering::Acquire) == 0 {
+                            tracing::debug!(%peer, idle_ms = idle.as_millis() as u64, "closing an idle connection (connections_max_idle_ms)");
+                            return Ended::Closed;
+                        }
+                        idle_timer.as_mut().reset(tokio::time::Instant::now() + idle);
+                        continue;
+                    }
+                };
+                match read {
+                    Ok(0) | Err(_) => return Ended::Closed, // closed by the client
+                    Ok(_) => idle_timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + idle),
+                }
+            }
+            let len = buf.get_i32();
             if len < 0 || len as usize > self.max_frame {
                 tracing::warn!(%peer, len, max = self.max_frame, "request frame size out of bounds (socket_request_max_bytes); closing connection");
                 return Ended::Closed;
@@ -159,17 +194,18 @@ impl Server {
             while buf.len() < len {
                 let want = (len - buf.len()).min(READ_CHUNK.max(buf.capacity() - buf.len()));
                 buf.reserve(want);
-                let mut chunk = (&mut rd).take(want as u64);
                 let read = tokio::select! {
-                    r = chunk.read_buf(&mut buf) => r,
+                    r = rd.read_buf(&mut buf) => r,
                     _ = &mut stopped => return Ended::Stopping, // a request never received in full
                 };
                 match read {
                     Ok(0) | Err(_) => return Ended::Closed,
-                    Ok(_) => {}
+                    Ok(_) => idle_timer
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + idle),
                 }
             }
-            let frame = buf.split().freeze();
+            let frame = buf.split_to(len).freeze();
             let out = match protocol::decode_request(frame) {
                 Ok((ctx, req)) => {
                     let decoded = std::time::Instant::now();
@@ -195,6 +231,7 @@ impl Server {
                     return Ended::Closed;
                 }
             };
+            unanswered.fetch_add(1, Ordering::AcqRel);
             if tx.send(out).await.is_err() {
                 return Ended::Closed;
             }
@@ -202,8 +239,34 @@ impl Server {
     }
 }
 
-async fn write_loop(mut wr: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: SocketAddr) {
+/// Logs (at most once a second) that a connection was refused for `max_connections_per_ip`.
+fn refused_per_ip(peer: SocketAddr) {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if LAST.swap(second, Ordering::Relaxed) != second {
+        tracing::warn!(%peer, "refusing a connection: its address holds max_connections_per_ip already");
+    }
+}
+
+/// One answered (or dropped) request, for the idle check.
+struct Answered<'a>(&'a AtomicUsize);
+
+impl Drop for Answered<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn write_loop(
+    mut wr: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    peer: SocketAddr,
+    unanswered: Arc<AtomicUsize>,
+) {
     while let Some(out) = rx.recv().await {
+        let _answered = Answered(&unanswered);
         let mut timing = None;
         let bytes = match out {
             Outgoing::Response(ctx, pending, decoded, _in_flight) => match pending.await {

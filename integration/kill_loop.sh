@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# kill -9 at scale against a built broker: see integration/kill_loop.py.
+# Usage: integration/kill_loop.sh path/to/tiercel [cycles] [--rate N] [--keep]
+set -euo pipefail
+exec python3 "$(dirname "$0")/kill_loop.py" "$@"
