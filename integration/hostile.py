@@ -68,6 +68,7 @@ import collections
 import gc
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -620,6 +621,7 @@ class Result:
         self.numbers = {}
         self.t0 = time.monotonic()
         self.elapsed = None
+        self.headline = ""  # the class's key numbers, for the summary table
 
     def check(self, ok, name, detail=""):
         ok = bool(ok)
@@ -711,7 +713,7 @@ def tail_log(path, n):
             lines = f.read().decode(errors="replace").splitlines()
     except OSError:
         return []
-    return lines[-n:]
+    return [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in lines[-n:]]
 
 
 def common_checks(ctx):
@@ -738,7 +740,7 @@ def common_checks(ctx):
     n = len(ctx.sampler.samples)
     res.check(peak is not None and peak < RSS_BOUND and (hwm is None or hwm < RSS_BOUND),
               "(c) RSS under 512 MiB (every 100 ms sample, and VmHWM)",
-              f"peak sample {fmt_mib(peak)} over {n} samples, VmHWM {fmt_mib(hwm)}")
+              f"peak sample {fmt_mib(peak)} over {n} samples, VmHWM {fmt_mib(hwm)} (read just before SIGTERM)")
     res.note("rss_peak", fmt_mib(peak))
     res.note("vmhwm", fmt_mib(hwm))
     extra = sorted(set(os.listdir(ctx.root)) - {"data", "broker.log"})
@@ -961,6 +963,7 @@ def class_poison(ctx):
         res.check(err in (2, 87), f"poison: {name}", detail)
         good.produce(f"after {name}")
     res.note("poison_batches", f"{sum(refused.values())} sent, codes {dict(refused)}")
+    res.headline = f"{sum(v for k, v in refused.items() if k in (2, 87))}/{sum(refused.values())} poison refused"
     for name, odd, vals in lenient_list():
         err, base = produce_raw(b.port, "poison", odd)
         res.info(f"lenient (reported, not judged): {name}: {err_name(err)}")
@@ -983,6 +986,7 @@ def class_poison(ctx):
             err, secs, why = send_bomb(topic, bomb)
             time.sleep(0.25)  # at least two RSS samples after the answer (not a speed assertion)
             peak = ctx.sampler.peak(since=t)
+            res.headline += f"; bomb {err}"
             res.check(err == 10, f"decompression bomb ({name}) to {topic}",
                       f"{err_name(err) if err is not None else why} in {secs:.2f} s; "
                       f"RSS {fmt_mib(rss0)} -> peak {fmt_mib(peak)}")
@@ -1066,6 +1070,7 @@ def class_long_polls(ctx):
     except OSError as e:
         ok, detail = False, f"{type(e).__name__}: {e} after {time.monotonic() - t:.2f} s"
     res.check(ok, "slots released: a new client gets ApiVersions within 2 s", detail)
+    res.headline = f"new client after 300 long polls left: {detail.split(' after')[0]}; SIGTERM below is with 50 parked"
 
     stay = []
 
@@ -1165,6 +1170,8 @@ def class_trickle(ctx):
     res.note("rss_during_peak", fmt_mib(during))
     res.note("rss_growth", fmt_mib(None if during is None or rss_before is None else during - rss_before))
     pn, pgood, worst, bad = prober.summary()
+    res.headline = (f"{n} conns, RSS growth {res.numbers['rss_growth']}, "
+                    f"probes {pgood}/{pn}, closed by broker {len(closed_at)}")
     res.check(pn > 0 and pgood == pn, "health probes answered within 2 s during the trickle",
               f"{pgood}/{pn} answered, slowest step {worst * 1000:.0f} ms" + (f"; first failure: {bad[0]}" if bad else ""))
 
@@ -1237,6 +1244,8 @@ def class_storm(ctx):
         if not o.get("err"):
             reported |= o["created"]
     res.note("topics_after", len(names))
+    res.headline = (f"topics after {len(names)}, throttle_time_ms "
+                    f"{[o.get('throttle') for _, o in sorted(outcome.items())]}, probes {pgood}/{pn}")
     res.check(storm_names == reported,
               "topics that exist afterwards are exactly those reported created",
               f"{len(storm_names)} storm topics exist, {len(reported)} reported created"
@@ -1303,6 +1312,7 @@ def class_big_fetch(ctx):
     res.note("rss_before", fmt_mib(rss_before))
     res.note("rss_during_peak", fmt_mib(during))
     res.note("rss_growth", fmt_mib(None if during is None or rss_before is None else during - rss_before))
+    res.headline = f"{count * size / 1e6:.0f} MB x 6 slow readers: RSS growth {res.numbers['rss_growth']}"
     res.check(mid is not None and mid[0], "health probe answered within 2 s while 6 slow readers hold fetches",
               mid[1] if mid else "not run")
 
@@ -1354,11 +1364,16 @@ def class_group_flood(ctx):
     for label, wait in (("after", 0), ("after+5s", 5)):
         time.sleep(wait)
         rss = b.rss()
+        t = time.monotonic()
         try:
             size, took = scrape_metrics(b.mport)
+            time.sleep(0.15)  # one more RSS sample (not a speed assertion)
+            during = ctx.sampler.peak(since=t)
             res.check(size <= 20_000_000 and took <= 2.0, f"GET /metrics {label} the flood: <= 20 MB, <= 2 s",
-                      f"{size} bytes in {took * 1000:.0f} ms; RSS {fmt_mib(rss)}")
-            res.note(f"metrics_{label}", f"{size} B in {took * 1000:.0f} ms, RSS {fmt_mib(rss)}")
+                      f"{size} bytes in {took * 1000:.0f} ms; RSS {fmt_mib(rss)} before, peak {fmt_mib(during)} during")
+            res.note(f"metrics_{label}", f"{size} B in {took * 1000:.0f} ms, RSS {fmt_mib(rss)} before, "
+                                         f"peak {fmt_mib(during)} during the scrape")
+            res.headline += f"{'; ' if res.headline else f'{n} groups: '}/metrics {label} {size / 1e6:.2f} MB {took * 1000:.0f} ms"
         except OSError as e:
             res.check(False, f"GET /metrics {label} the flood", f"{type(e).__name__}: {e}")
 
@@ -1411,6 +1426,7 @@ def class_disk(ctx):
     res.note("partitions", parts)
     res.note("allocated", f"{total} bytes ({fmt_mib(total)}) in {files} files, {dirs} dirs")
     res.note("per_partition", f"{total / parts / 1024:.1f} KiB")
+    res.headline = f"{parts} partitions: {total / parts / 1024:.1f} KiB allocated per partition"
     res.info("largest: " + ", ".join(f"{p} {s // 1024} KiB" for s, p in per[:4]))
     res.check(total <= limit, "allocated bytes <= partitions x (1 MiB + 64 KiB) + 16 MiB",
               f"{total} <= {limit}")
@@ -1458,11 +1474,11 @@ def main():
                for num, title, fn in CLASSES if not only or num in only]
     total = time.monotonic() - t0
     print("\n" + "=" * 100)
-    print(f"{'#':<3}{'class':<30}{'result':<8}{'time':>8}  {'RSS peak':>10} {'VmHWM':>10} {'SIGTERM':>9}")
+    print(f"{'#':<3}{'class':<30}{'result':<8}{'time':>8}  {'RSS peak':>10} {'VmHWM':>10} {'SIGTERM':>9}  key numbers")
     for r in results:
         print(f"{r.num:<3}{r.title:<30}{'PASS' if r.ok else 'FAIL':<8}{r.elapsed:>7.1f}s  "
               f"{r.numbers.get('rss_peak', '-'):>10} {r.numbers.get('vmhwm', '-'):>10} "
-              f"{r.numbers.get('sigterm_exit', '-'):>9}")
+              f"{r.numbers.get('sigterm_exit', '-'):>9}  {r.headline}")
     for r in results:
         for f in r.failures():
             print(f"  [{r.num}] FAIL {f}")

@@ -273,6 +273,7 @@ impl Broker {
             txns: txns.clone(),
             mutations: crate::api::quota::MutationQuota::new(config.topic_mutation_rate),
             stopping: CancellationToken::new(),
+            fetch_memory: crate::api::fetch_memory::FetchMemory::new(config.fetch_memory_max_bytes),
             config: config.clone(),
         });
         let server = Arc::new(Server {

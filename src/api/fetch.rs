@@ -3,6 +3,7 @@
 //! fetches stop at the last stable offset and list the aborted transactions they overlap.
 
 use super::errors::{code, log_error};
+use super::fetch_memory::Held;
 use super::{Handler, Pending, Reply};
 use crate::log::partition::Partition;
 use crate::protocol::Response;
@@ -30,7 +31,7 @@ struct Wanted {
 }
 
 impl Handler {
-    pub(super) fn fetch(&self, req: FetchRequest, _v: i16) -> Pending {
+    pub(super) fn fetch(self: &Arc<Self>, req: FetchRequest, _v: i16) -> Pending {
         let wanted: Vec<(TopicName, Vec<Wanted>)> = req
             .topics
             .into_iter()
@@ -92,6 +93,7 @@ impl Handler {
         let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
         let committed = req.isolation_level == READ_COMMITTED;
         let stopping = self.stopping.clone();
+        let me = self.clone();
         Box::pin(async move {
             let started = tokio::time::Instant::now();
             let deadline = started + max_wait;
@@ -106,7 +108,10 @@ impl Handler {
                 for w in watchers.iter_mut() {
                     w.borrow_and_update();
                 }
-                let (resp, bytes, errors) = read_all(&wanted, max_bytes, committed).await;
+                // the read takes its share of the broker's fetch memory first; a busy budget
+                // makes the response smaller, never the broker bigger
+                let (granted, mut held) = me.fetch_memory.take(max_bytes).await;
+                let (resp, bytes, errors) = read_all(&wanted, granted, committed).await;
                 if bytes >= min_bytes
                     || errors
                     || tokio::time::Instant::now() >= deadline
@@ -115,8 +120,12 @@ impl Handler {
                     if waited {
                         crate::metrics::fetch_wait(started.elapsed());
                     }
-                    return Reply::Send(Response::Fetch(count_fetched(resp)));
+                    if let Some(h) = held.as_mut() {
+                        h.keep(granted, bytes);
+                    }
+                    return reply(count_fetched(resp), held);
                 }
+                drop(held);
                 waited = true;
                 let changed =
                     futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
@@ -127,11 +136,23 @@ impl Handler {
                 };
                 if !woken {
                     crate::metrics::fetch_wait(started.elapsed());
-                    let (resp, _, _) = read_all(&wanted, max_bytes, committed).await;
-                    return Reply::Send(Response::Fetch(count_fetched(resp)));
+                    let (granted, mut held) = me.fetch_memory.take(max_bytes).await;
+                    let (resp, bytes, _) = read_all(&wanted, granted, committed).await;
+                    if let Some(h) = held.as_mut() {
+                        h.keep(granted, bytes);
+                    }
+                    return reply(count_fetched(resp), held);
                 }
             }
         })
+    }
+}
+
+/// The response, holding its share of the fetch memory until it is written.
+fn reply(resp: FetchResponse, held: Option<Held>) -> Reply {
+    match held {
+        Some(h) => Reply::SendHolding(Response::Fetch(resp), h),
+        None => Reply::Send(Response::Fetch(resp)),
     }
 }
 

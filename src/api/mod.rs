@@ -14,6 +14,7 @@ mod delete_records;
 mod describe_configs;
 pub mod errors;
 mod fetch;
+pub mod fetch_memory;
 mod groups;
 mod leader_epochs;
 mod list_offsets;
@@ -47,6 +48,8 @@ const PARTITION_CREATIONS: usize = 8;
 #[derive(Debug)]
 pub enum Reply {
     Send(Response),
+    /// A response holding a share of the fetch memory budget until it is written.
+    SendHolding(Response, fetch_memory::Held),
     /// No response is sent (acks=0 produce that succeeded).
     Nothing,
     /// Close the connection without a response: how Kafka tells an acks=0 producer that a
@@ -76,6 +79,8 @@ pub struct Handler {
     pub cluster: Option<Arc<Cluster>>,
     /// Partitions created per second (`topic_mutation_rate`).
     pub mutations: quota::MutationQuota,
+    /// Record data in Fetch responses (`fetch_memory_max_bytes`).
+    pub fetch_memory: fetch_memory::FetchMemory,
     /// Cancelled when the broker starts shutting down: parked long polls answer at once.
     pub stopping: tokio_util::sync::CancellationToken,
 }

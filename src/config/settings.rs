@@ -145,6 +145,8 @@ settings! {
     socket_request_max_bytes: i32 = 104_857_600, env "TIERCEL_SOCKET_REQUEST_MAX_BYTES";
     /// Largest Fetch response the broker builds, whatever the client asks (fetch.max.bytes); the first batch is sent whole even if larger
     fetch_max_bytes: i32 = 57_671_680, env "TIERCEL_FETCH_MAX_BYTES";
+    /// Record data all Fetch responses being built or sent may hold at once; a fetch takes what is left (at least 1 MiB, waiting for it), so slow readers share one bound
+    fetch_memory_max_bytes: u64 = 134_217_728, env "TIERCEL_FETCH_MEMORY_MAX_BYTES";
     /// Maximum open client connections; further connections wait to be accepted
     max_connections: usize = 10_000, env "TIERCEL_MAX_CONNECTIONS";
     /// Most connections from one client address; 0 is unlimited (max.connections.per.ip)

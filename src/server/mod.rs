@@ -268,14 +268,23 @@ async fn write_loop(
     while let Some(out) = rx.recv().await {
         let _answered = Answered(&unanswered);
         let mut timing = None;
+        // a fetch's share of the response memory budget, held until its bytes are written
+        let mut _budget = None;
         let bytes = match out {
-            Outgoing::Response(ctx, pending, decoded, _in_flight) => match pending.await {
-                Reply::Nothing => continue,
-                Reply::Close => {
-                    tracing::debug!(%peer, api = ?ctx.api_key, "acks=0 produce failed; closing connection");
-                    return;
-                }
-                Reply::Send(resp) => match protocol::encode_response(&ctx, &resp) {
+            Outgoing::Response(ctx, pending, decoded, _in_flight) => {
+                let resp = match pending.await {
+                    Reply::Nothing => continue,
+                    Reply::Close => {
+                        tracing::debug!(%peer, api = ?ctx.api_key, "acks=0 produce failed; closing connection");
+                        return;
+                    }
+                    Reply::Send(resp) => resp,
+                    Reply::SendHolding(resp, held) => {
+                        _budget = Some(held);
+                        resp
+                    }
+                };
+                match protocol::encode_response(&ctx, &resp) {
                     Ok(b) => {
                         timing = Some((ctx.api_key, decoded));
                         b
@@ -284,8 +293,8 @@ async fn write_loop(
                         tracing::error!(%peer, api = ?ctx.api_key, version = ctx.api_version, error = %e, "encoding response failed; closing connection");
                         return;
                     }
-                },
-            },
+                }
+            }
             Outgoing::ApiVersionsFallback(correlation_id) => {
                 let body = api_versions_response(crate::api::errors::code(
                     ResponseError::UnsupportedVersion,
