@@ -1373,7 +1373,9 @@ def class_group_flood(ctx):
                       f"{size} bytes in {took * 1000:.0f} ms; RSS {fmt_mib(rss)} before, peak {fmt_mib(during)} during")
             res.note(f"metrics_{label}", f"{size} B in {took * 1000:.0f} ms, RSS {fmt_mib(rss)} before, "
                                          f"peak {fmt_mib(during)} during the scrape")
-            res.headline += f"{'; ' if res.headline else f'{n} groups: '}/metrics {label} {size / 1e6:.2f} MB {took * 1000:.0f} ms"
+            if not res.headline:
+                res.headline = f"{n} joins ({', '.join(f'{k}: {v}' for k, v in sorted(codes.items()))})"
+            res.headline += f"; /metrics {label} {size / 1e6:.2f} MB {took * 1000:.0f} ms"
         except OSError as e:
             res.check(False, f"GET /metrics {label} the flood", f"{type(e).__name__}: {e}")
 

@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the scripts
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from hostile import Broker, consume_all, create_topic, kafka_quiet  # noqa: E402
 from confluent_kafka import Producer  # noqa: E402

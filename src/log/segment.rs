@@ -32,6 +32,59 @@ use std::sync::Arc;
 const RESERVE_MIN: u64 = 64 << 10;
 const RESERVE_MAX: u64 = 1 << 20;
 
+/// Disk reserved ahead of the data across every segment of the process; past it, appends
+/// reserve nothing more (their writes allocate as they go), so many partitions with little
+/// data cannot hold a megabyte each.
+const RESERVED_BUDGET: u64 = 256 << 20;
+
+/// Bytes reserved past the data, summed over every open segment.
+static RESERVED_AHEAD: Reservations = Reservations::new(RESERVED_BUDGET);
+
+/// A count of reserved bytes against a limit.
+pub(super) struct Reservations {
+    held: std::sync::atomic::AtomicU64,
+    limit: u64,
+}
+
+impl Reservations {
+    pub(super) const fn new(limit: u64) -> Reservations {
+        Reservations {
+            held: std::sync::atomic::AtomicU64::new(0),
+            limit,
+        }
+    }
+
+    /// Takes up to `want` bytes; returns what it got.
+    pub(super) fn take(&self, want: u64) -> u64 {
+        use std::sync::atomic::Ordering;
+        let mut got = 0;
+        let _ = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                got = want.min(self.limit.saturating_sub(held));
+                Some(held + got)
+            });
+        got
+    }
+
+    pub(super) fn give_back(&self, n: u64) {
+        use std::sync::atomic::Ordering;
+        let _ = self
+            .held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                Some(held.saturating_sub(n))
+            });
+    }
+}
+
+fn take_reservation(want: u64) -> u64 {
+    RESERVED_AHEAD.take(want)
+}
+
+fn give_back_reservation(n: u64) {
+    RESERVED_AHEAD.give_back(n)
+}
+
 /// What a start-up walk reports for each batch: its header and, for a control batch, whether
 /// it commits (`Some(true)`) or aborts a transaction. Returns the aborted-transaction entry an
 /// abort marker creates.
@@ -67,6 +120,15 @@ pub struct Segment {
     pub entry_durable: bool,
     /// File blocks are reserved (fallocate, size unchanged) up to here.
     reserved_to: u64,
+    /// Of those, the bytes past the data counted in the broker's reservation budget.
+    counted: u64,
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // a deleted or closed segment's reservation leaves the budget with it
+        give_back_reservation(self.counted);
+    }
 }
 
 impl Segment {
@@ -108,6 +170,7 @@ impl Segment {
             indexes_on_disk: false,
             entry_durable: true,
             reserved_to: 0,
+            counted: 0,
         }
     }
 
@@ -320,11 +383,19 @@ impl Segment {
     pub fn prepare_append(&mut self, len: u64) -> (Arc<File>, u64) {
         let end = self.len + len;
         if end > self.reserved_to {
-            let ahead = end.clamp(RESERVE_MIN, RESERVE_MAX);
+            // what was reserved ahead becomes this append's data: it leaves the budget, and a
+            // new reservation starts past the append
+            give_back_reservation(std::mem::take(&mut self.counted));
+            let ahead = take_reservation(end.clamp(RESERVE_MIN, RESERVE_MAX));
             let target = end + ahead;
             // on failure, don't retry on every append: move on as if reserved
-            let _ = preallocate(&self.file, self.reserved_to, target);
+            let _ = preallocate(&self.file, self.reserved_to.max(self.len), target);
             self.reserved_to = target;
+            self.counted = ahead;
+        } else {
+            let used = len.min(self.counted);
+            self.counted -= used;
+            give_back_reservation(used);
         }
         (self.file.clone(), self.len)
     }
@@ -364,6 +435,7 @@ impl Segment {
             self.file.set_len(self.len)?;
             self.reserved_to = self.len;
         }
+        give_back_reservation(std::mem::take(&mut self.counted));
         Ok(())
     }
 

@@ -50,6 +50,24 @@ mod basics {
     }
 
     #[test]
+    fn reservations_stop_at_the_budget_and_come_back() {
+        let r = Reservations::new(3 << 20);
+        assert_eq!(r.take(1 << 20), 1 << 20);
+        assert_eq!(r.take(1 << 20), 1 << 20);
+        assert_eq!(r.take(2 << 20), 1 << 20, "what is left");
+        assert_eq!(r.take(64 << 10), 0, "nothing past the budget");
+        r.give_back(1 << 20);
+        assert_eq!(r.take(2 << 20), 1 << 20);
+        // a segment counts only what it reserved past its data, and gives it back
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut seg = Segment::create(dir.path(), 0, 0).expect("create");
+        append(&mut seg, 0, 3, 1000);
+        assert!(seg.counted <= seg.reserved_to - seg.len);
+        seg.release_reserved().expect("release");
+        assert_eq!(seg.counted, 0);
+    }
+
+    #[test]
     fn append_read_and_recover_truncates_torn_tail() {
         let dir = tempfile::tempdir().expect("tmp");
         let mut seg = Segment::create(dir.path(), 100, 0).expect("create");
