@@ -280,15 +280,12 @@ impl Broker {
             handler,
             max_frame: config.socket_request_max_bytes as usize,
             connections: Arc::new(Semaphore::new(config.max_connections)),
-            per_ip: Arc::new(
-                crate::server::per_ip::PerIp::new(
-                    config.max_connections_per_ip,
-                    &config.max_connections_per_ip_overrides,
-                )
-                .map_err(|e| {
-                    BrokerError::Config(format!("max_connections_per_ip_overrides: {e}"))
-                })?,
-            ),
+            per_ip: Arc::new(crate::server::per_ip::PerIp::new(
+                config.max_connections_per_ip,
+                crate::config::ip_overrides(&config.max_connections_per_ip_overrides).map_err(
+                    |e| BrokerError::Config(format!("max_connections_per_ip_overrides: {e}")),
+                )?,
+            )),
             max_idle: (config.connections_max_idle_ms > 0)
                 .then(|| Duration::from_millis(config.connections_max_idle_ms)),
         });

@@ -11,7 +11,7 @@ mod sections;
 mod settings;
 pub mod topic;
 
-pub use sections::{GroupConfig, StoreConfig, TierConfig, TxnConfig};
+pub use sections::{ip_overrides, GroupConfig, StoreConfig, TierConfig, TxnConfig};
 pub use settings::{Cli, Config, ConfigError, FileConfig, LogFormat, TimestampType};
 pub use topic::LogConfig;
 
@@ -70,9 +70,7 @@ impl Config {
         if self.max_connections == 0 {
             return bad("max_connections", "must be >= 1");
         }
-        if let Err(e) =
-            crate::server::per_ip::parse_overrides(&self.max_connections_per_ip_overrides)
-        {
+        if let Err(e) = ip_overrides(&self.max_connections_per_ip_overrides) {
             return bad("max_connections_per_ip_overrides", &e);
         }
         topic::check_broker_settings(self)

@@ -99,3 +99,22 @@ impl Config {
         }
     }
 }
+
+/// `max_connections_per_ip_overrides`: `ip:count,ip:count` (an IPv6 address keeps its colons: the count follows the last one).
+pub fn ip_overrides(s: &str) -> Result<std::collections::HashMap<std::net::IpAddr, usize>, String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let (ip, n) = e
+                .rsplit_once(':')
+                .ok_or_else(|| format!("`{e}` is not ip:count"))?;
+            let ip: std::net::IpAddr = ip
+                .trim_matches(|c| c == '[' || c == ']')
+                .parse()
+                .map_err(|_| format!("`{ip}` is not an IP address"))?;
+            let n: usize = n.parse().map_err(|_| format!("`{n}` is not a count"))?;
+            Ok((ip, n))
+        })
+        .collect()
+}

@@ -32,14 +32,13 @@ impl Drop for Admitted {
 }
 
 impl PerIp {
-    /// `limit` connections per address (0: no limit) and `overrides` as Kafka writes them,
-    /// `ip:count` comma-separated (`127.0.0.1:200,::1:50`).
-    pub fn new(limit: usize, overrides: &str) -> Result<PerIp, String> {
-        Ok(PerIp {
+    /// `limit` connections per address (0: no limit), `overrides` for some addresses.
+    pub fn new(limit: usize, overrides: HashMap<IpAddr, usize>) -> PerIp {
+        PerIp {
             limit: if limit == 0 { usize::MAX } else { limit },
-            overrides: parse_overrides(overrides)?,
+            overrides,
             open: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// Counts a new connection from `ip`, or `None` when that address is at its limit.
@@ -61,32 +60,14 @@ impl PerIp {
     }
 }
 
-/// `ip:count,ip:count` (an IPv6 address keeps its colons: the count follows the last one).
-pub fn parse_overrides(s: &str) -> Result<HashMap<IpAddr, usize>, String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-        .map(|e| {
-            let (ip, n) = e
-                .rsplit_once(':')
-                .ok_or_else(|| format!("`{e}` is not ip:count"))?;
-            let ip: IpAddr = ip
-                .trim_matches(|c| c == '[' || c == ']')
-                .parse()
-                .map_err(|_| format!("`{ip}` is not an IP address"))?;
-            let n: usize = n.parse().map_err(|_| format!("`{n}` is not a count"))?;
-            Ok((ip, n))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn each_address_holds_at_most_its_limit() {
-        let p = Arc::new(PerIp::new(2, "10.0.0.9:0, ::1:3").expect("valid"));
+        let overrides = crate::config::ip_overrides("10.0.0.9:0, ::1:3").expect("valid");
+        let p = Arc::new(PerIp::new(2, overrides));
         let a: IpAddr = "10.0.0.1".parse().expect("ip");
         let first = p.admit(a).expect("1");
         let _second = p.admit(a).expect("2");
@@ -106,10 +87,10 @@ mod tests {
             .lock()
             .get(&"10.0.0.9".parse().expect("ip"))
             .is_none());
-        let unlimited = Arc::new(PerIp::new(0, "").expect("valid"));
+        let unlimited = Arc::new(PerIp::new(0, HashMap::new()));
         let many: Vec<_> = (0..10_000).filter_map(|_| unlimited.admit(a)).collect();
         assert_eq!(many.len(), 10_000);
-        assert!(PerIp::new(1, "nonsense").is_err());
-        assert!(PerIp::new(1, "1.2.3.4:x").is_err());
+        assert!(crate::config::ip_overrides("nonsense").is_err());
+        assert!(crate::config::ip_overrides("1.2.3.4:x").is_err());
     }
 }
