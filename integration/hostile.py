@@ -28,8 +28,9 @@ After every class the suite checks:
   (d) for every topic the class touches: a confluent_kafka Consumer (librdkafka) reads it from
       the log start to the high watermark with no message errors, offsets contiguous from 0,
       payloads equal to what the suite's own good produces wrote;
-  (e) nothing but `data` and `broker.log` appeared in ROOT (the broker writes only in its data
-      dir);
+  (e) nothing but `data`, `data.tier` (the default tier directory, `<data_dir>.tier`, where
+      the catalog and closed segments are tiered) and `broker.log` appeared in ROOT: no request
+      makes the broker write anywhere else;
   then SIGTERM: the broker must exit within 40 s (the time is reported; SIGKILL and FAIL
   otherwise). A `panicked` line in broker.log fails the class too.
 
@@ -743,8 +744,8 @@ def common_checks(ctx):
               f"peak sample {fmt_mib(peak)} over {n} samples, VmHWM {fmt_mib(hwm)} (read just before SIGTERM)")
     res.note("rss_peak", fmt_mib(peak))
     res.note("vmhwm", fmt_mib(hwm))
-    extra = sorted(set(os.listdir(ctx.root)) - {"data", "broker.log"})
-    res.check(not extra, "(e) nothing but data/ and broker.log in ROOT",
+    extra = sorted(set(os.listdir(ctx.root)) - {"data", "data.tier", "broker.log"})
+    res.check(not extra, "(e) nothing but data/, data.tier/ and broker.log in ROOT",
               "clean" if not extra else f"also found: {extra}")
     panics = [line for line in tail_log(os.path.join(ctx.root, "broker.log"), 10**9)
               if "panicked" in line]
