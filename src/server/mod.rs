@@ -164,7 +164,7 @@ impl Server {
             // fire between reads without losing bytes; shutdown stops the connection between
             // requests, never inside one's handling
             while buf.len() < 4 {
-                buf.reserve(READ_CHUNK);
+                buf.reserve(4); // an idle connection holds no more than this
                 let read = tokio::select! {
                     r = rd.read_buf(&mut buf) => r,
                     _ = &mut stopped => return Ended::Stopping,
