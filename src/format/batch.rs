@@ -199,7 +199,12 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 pub fn set_log_append_time(head: &mut [u8; HEADER_LEN], body: &[u8], now_ms: i64) {
     let attrs = be_i16(head, 21) | ATTR_TIMESTAMP_TYPE;
     head[21..23].copy_from_slice(&attrs.to_be_bytes());
-    head[35..43].copy_from_slice(&now_ms.to_be_bytes());
+    set_max_timestamp(head, body, now_ms);
+}
+
+/// Sets the max timestamp and recomputes the CRC (on a copy of the header, as above).
+pub fn set_max_timestamp(head: &mut [u8; HEADER_LEN], body: &[u8], ts: i64) {
+    head[35..43].copy_from_slice(&ts.to_be_bytes());
     let crc = crc32c::crc32c_append(crc32c::crc32c(&head[CRC_START..]), body);
     head[17..21].copy_from_slice(&crc.to_be_bytes());
 }

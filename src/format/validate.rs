@@ -3,8 +3,9 @@
 //!
 //! The records of an uncompressed batch are walked in place, without a copy: the count, each
 //! length and varint within its range and inside the batch, offset deltas 0, 1, 2, … as the
-//! header's count says, timestamps no later than the header's max timestamp and within the
-//! topic's bounds, and nothing after the last record. A compressed batch is walked the same
+//! header's count says, timestamps within the topic's bounds, and nothing after the last
+//! record. A CreateTime batch's max timestamp is taken from its records, as Kafka rewrites it
+//! (some clients send -1 there): the header returned carries it, and the log stores it. A compressed batch is walked the same
 //! way as a stream out of its codec ([`super::codec`]) through a small working buffer: the
 //! decompressed section is never held whole, and stops being read past the caller's cap.
 //!
@@ -72,6 +73,8 @@ impl From<CodecError> for Invalid {
 }
 
 /// Checks one client batch (exactly one, as a Produce request carries it) against `rules`.
+/// Returns its header as it is to be stored: a CreateTime batch's `max_timestamp` is its
+/// records' latest timestamp, whatever the client wrote there.
 pub fn client_batch(data: &[u8], rules: &Rules) -> Result<BatchHeader, Invalid> {
     if data.len() > rules.max_batch_bytes {
         return Err(Invalid::TooLarge {
@@ -96,16 +99,9 @@ pub fn client_batch(data: &[u8], rules: &Rules) -> Result<BatchHeader, Invalid> 
             h.base_sequence, h.producer_id
         )));
     }
-    if let Some((_, latest)) = rules.timestamps {
-        if h.max_timestamp > latest {
-            return Err(Invalid::Timestamp(format!(
-                "max timestamp {} is later than {latest} (message.timestamp.after.max.ms)",
-                h.max_timestamp
-            )));
-        }
-    }
+    let mut h = h;
     let body = &data[HEADER_LEN..];
-    let keyless = match h.compression() {
+    let walked = match h.compression() {
         0 => walk(&mut Slice { b: body, at: 0 }, &h, rules)?,
         c => {
             let limit = rules.max_uncompressed;
@@ -121,10 +117,21 @@ pub fn client_batch(data: &[u8], rules: &Rules) -> Result<BatchHeader, Invalid> 
             walk(&mut input, &h, rules)?
         }
     };
-    if !keyless.is_empty() {
-        return Err(Invalid::Keyless(keyless));
+    if !walked.keyless.is_empty() {
+        return Err(Invalid::Keyless(walked.keyless));
+    }
+    if !h.is_log_append_time() {
+        h.max_timestamp = walked.max_timestamp;
     }
     Ok(h)
+}
+
+/// What the walk found beyond the rules.
+struct Walked {
+    /// Indexes of keyless records, when keys are required.
+    keyless: Vec<i32>,
+    /// The latest record timestamp.
+    max_timestamp: i64,
 }
 
 /// The working buffer of a compressed batch's walk.
@@ -259,11 +266,10 @@ fn varint(input: &mut impl Input, max_bytes: u32) -> Result<Option<i64>, Stop> {
     Ok(None)
 }
 
-/// Walks `h.record_count` records and the end of the section; returns the indexes of keyless
-/// records when keys are required.
-fn walk(input: &mut impl Input, h: &BatchHeader, rules: &Rules) -> Result<Vec<i32>, Invalid> {
+/// Walks `h.record_count` records and the end of the section.
+fn walk(input: &mut impl Input, h: &BatchHeader, rules: &Rules) -> Result<Walked, Invalid> {
     let mut keyless = Vec::new();
-    let create_time = !h.is_log_append_time();
+    let mut max_timestamp = i64::MIN;
     for index in 0..h.record_count {
         let bad = |reason: String| Invalid::Record { index, reason };
         let stopped = |s: Stop| match s {
@@ -333,23 +339,21 @@ fn walk(input: &mut impl Input, h: &BatchHeader, rules: &Rules) -> Result<Vec<i3
             .base_timestamp
             .checked_add(ts_delta)
             .ok_or_else(|| bad(format!("timestamp delta {ts_delta} overflows")))?;
-        if create_time && ts > h.max_timestamp {
-            return Err(bad(format!(
-                "timestamp {ts} is after the batch's max timestamp {}",
-                h.max_timestamp
-            )));
-        }
+        max_timestamp = max_timestamp.max(ts);
         if let Some((earliest, latest)) = rules.timestamps {
             check_timestamp(ts, earliest, latest, index)?;
         }
     }
+    let walked = Walked {
+        keyless,
+        max_timestamp,
+    };
     match input.at_end() {
-        Ok(true) => Ok(keyless),
+        Ok(true) | Err(Stop::End) => Ok(walked),
         Ok(false) => Err(Invalid::Batch(format!(
             "bytes follow the {} records the batch declares",
             h.record_count
         ))),
-        Err(Stop::End) => Ok(keyless),
         Err(Stop::Codec(e)) => Err(e.into()),
     }
 }

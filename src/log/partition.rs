@@ -371,6 +371,10 @@ impl Partition {
             batch::set_log_append_time(&mut head, body, now);
             now
         } else {
+            // validation took the max timestamp from the records; Kafka stores that one
+            if BatchHeader::parse(&head).map(|d| d.max_timestamp) != Ok(h.max_timestamp) {
+                batch::set_max_timestamp(&mut head, body, h.max_timestamp);
+            }
             -1
         };
         let mut stored = h;

@@ -428,6 +428,36 @@ async fn a_topic_compression_type_recompresses_batches() {
     assert_eq!(&*stored, &sent[batch::HEADER_LEN..], "the same records");
 }
 
+#[tokio::test]
+async fn a_batch_max_timestamp_is_stored_as_its_records_say() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let clock = Arc::new(ManualClock::new(NOW));
+    let p = open(dir.path(), clock, false).await;
+    // records at NOW; the client wrote -1 as the max timestamp
+    let mut sent = make_batch(0, 5, 10, NOW);
+    sent[35..43].copy_from_slice(&(-1i64).to_be_bytes());
+    let crc = batch::compute_crc(&sent);
+    sent[17..21].copy_from_slice(&crc.to_be_bytes());
+    p.append(bytes::Bytes::copy_from_slice(&sent))
+        .await
+        .expect("append");
+    p.flush_once().await;
+    let r = p.read(0, 1 << 20, true).await.expect("read");
+    let h = batch::validate(&r.records).expect("a whole batch, its CRC redone");
+    let records_max = NOW;
+    assert_eq!(h.max_timestamp, records_max);
+    assert_eq!(
+        &r.records[batch::HEADER_LEN..],
+        &sent[batch::HEADER_LEN..],
+        "records as sent"
+    );
+    assert_eq!(
+        p.offset_for_timestamp(records_max).await.expect("lookup"),
+        Some((0, records_max)),
+        "the time index knows it"
+    );
+}
+
 /// Small segments: every few appends roll.
 fn rolling() -> LogConfig {
     LogConfig {

@@ -42,7 +42,9 @@ pub fn prepare(
                 records::recompress(&data, codec, rules.max_uncompressed)
                     .map_err(|e| LogError::InvalidRecord(e.to_string()))?,
             );
-            let header = BatchHeader::parse(&data)?;
+            let mut header = BatchHeader::parse(&data)?;
+            // the max timestamp validation found (the append stores it, as for any batch)
+            header.max_timestamp = h.max_timestamp;
             (data, header)
         }
         _ => (data, h),
