@@ -3,7 +3,7 @@
 //! fetches stop at the last stable offset and list the aborted transactions they overlap.
 
 use super::errors::{code, log_error};
-use super::fetch_memory::Held;
+use super::fetch_memory::{FetchMemory, Held};
 use super::{Handler, Pending, Reply};
 use crate::log::partition::Partition;
 use crate::protocol::Response;
@@ -108,10 +108,8 @@ impl Handler {
                 for w in watchers.iter_mut() {
                     w.borrow_and_update();
                 }
-                // the read takes its share of the broker's fetch memory first; a busy budget
-                // makes the response smaller, never the broker bigger
-                let (granted, mut held) = me.fetch_memory.take(max_bytes).await;
-                let (resp, bytes, errors) = read_all(&wanted, granted, committed).await;
+                let (resp, bytes, errors, held) =
+                    read_held(&me.fetch_memory, &wanted, max_bytes, committed).await;
                 if bytes >= min_bytes
                     || errors
                     || tokio::time::Instant::now() >= deadline
@@ -119,9 +117,6 @@ impl Handler {
                 {
                     if waited {
                         crate::metrics::fetch_wait(started.elapsed());
-                    }
-                    if let Some(h) = held.as_mut() {
-                        h.keep(granted, bytes);
                     }
                     return reply(count_fetched(resp), held);
                 }
@@ -136,16 +131,30 @@ impl Handler {
                 };
                 if !woken {
                     crate::metrics::fetch_wait(started.elapsed());
-                    let (granted, mut held) = me.fetch_memory.take(max_bytes).await;
-                    let (resp, bytes, _) = read_all(&wanted, granted, committed).await;
-                    if let Some(h) = held.as_mut() {
-                        h.keep(granted, bytes);
-                    }
+                    let (resp, _, _, held) =
+                        read_held(&me.fetch_memory, &wanted, max_bytes, committed).await;
                     return reply(count_fetched(resp), held);
                 }
             }
         })
     }
+}
+
+/// [`read_all`] within a share of the broker's fetch memory, taken first (a busy budget makes
+/// the response smaller, never the broker bigger); what the read did not use goes back at once,
+/// the rest is held with the response.
+async fn read_held(
+    memory: &FetchMemory,
+    wanted: &[(TopicName, Vec<Wanted>)],
+    max_bytes: usize,
+    committed: bool,
+) -> (FetchResponse, usize, bool, Option<Held>) {
+    let (granted, mut held) = memory.take(max_bytes).await;
+    let (resp, bytes, errors) = read_all(wanted, granted, committed).await;
+    if let Some(h) = held.as_mut() {
+        h.keep(granted, bytes);
+    }
+    (resp, bytes, errors, held)
 }
 
 /// The response, holding its share of the fetch memory until it is written.

@@ -2,7 +2,8 @@
 
 use super::errors::{code, log_error};
 use super::{Handler, Pending, Reply};
-use crate::log::{AppendInfo, LogError, Partition, Verify};
+use crate::format::batch;
+use crate::log::{AppendInfo, Io, LogError, Partition, Verify};
 use crate::protocol::Response;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -12,7 +13,6 @@ use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse, TopicN
 use kafka_protocol::protocol::StrBytes;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,7 +72,7 @@ impl Handler {
                         let size = records.len();
                         let verify = match verified.get(&(t.name.0.to_string(), pd.index)) {
                             // zstd came with Produce v7 (KIP-110): older requests may not use it
-                            _ if v < 7 && codec_of(&records) == Some(4) => {
+                            _ if v < 7 && batch::codec_of(&records) == Some(4) => {
                                 Err(ResponseError::UnsupportedCompressionType)
                             }
                             None => Ok(self.verifier(p)),
@@ -318,31 +318,23 @@ fn partition_response(o: Outcome) -> PartitionProduceResponse {
 
 /// Client mistakes are logged at debug; storage failures are logged where they happen (the log).
 /// Checks a client batch ([`Partition::prepare`]). A compressed one is decompressed as it is
-/// checked, which takes milliseconds for a large batch: that runs on the blocking pool, a few
-/// at a time (each holds up to a codec window of memory), so the runtime's threads keep
-/// serving other connections meanwhile.
+/// checked, which takes milliseconds for a large batch: that runs on a blocking executor of its
+/// own (not the log's, whose slots are for the disk), as many at once as there are CPUs (each
+/// holds up to a codec window of memory), so the runtime's threads keep serving other
+/// connections meanwhile.
 async fn prepare(
     p: &Arc<Partition>,
     records: bytes::Bytes,
     verify: Verify,
 ) -> Result<crate::log::Prepared, LogError> {
-    if codec_of(&records).unwrap_or(0) == 0 {
+    if batch::codec_of(&records).unwrap_or(0) == 0 {
         return p.prepare(records, verify);
     }
-    static DECOMPRESSING: std::sync::LazyLock<tokio::sync::Semaphore> =
-        std::sync::LazyLock::new(|| {
-            tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
-        });
-    let _turn = DECOMPRESSING.acquire().await;
+    static DECOMPRESSING: std::sync::LazyLock<Io> = std::sync::LazyLock::new(|| {
+        Io::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
     let p = p.clone();
-    tokio::task::spawn_blocking(move || p.prepare(records, verify))
-        .await
-        .unwrap_or_else(|e| Err(LogError::Io(std::io::Error::other(e))))
-}
-
-/// The codec a batch's attributes name, if it is long enough to have them.
-fn codec_of(batch: &[u8]) -> Option<u8> {
-    batch.get(22).map(|attributes_low| attributes_low & 0x07)
+    DECOMPRESSING.run(move || p.prepare(records, verify)).await
 }
 
 fn log_rejection(p: &Partition, e: &LogError, (client, peer): (&str, SocketAddr)) {
@@ -364,21 +356,10 @@ fn log_rejection(p: &Partition, e: &LogError, (client, peer): (&str, SocketAddr)
     }
     // a client sending bad batches in a loop must not flood the log: one line a second, with
     // how many were refused meanwhile
-    static SECOND: AtomicU64 = AtomicU64::new(0);
-    static UNLOGGED: AtomicU64 = AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let last = SECOND.load(Ordering::Relaxed);
-    if last == now
-        || SECOND
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-    {
-        UNLOGGED.fetch_add(1, Ordering::Relaxed);
+    static EVERY_SECOND: crate::clock::Throttle = crate::clock::Throttle::new(1);
+    let Some(unlogged) = EVERY_SECOND.pass() else {
         return;
-    }
-    let unlogged = UNLOGGED.swap(0, Ordering::Relaxed);
+    };
     tracing::warn!(
         client_id = client,
         peer = %peer,

@@ -134,6 +134,14 @@ impl BatchHeader {
     }
 }
 
+/// The codec a batch's attributes name, read before anything else is checked (`None`: too
+/// short to have attributes).
+pub fn codec_of(batch: &[u8]) -> Option<i16> {
+    batch
+        .get(21..23)
+        .map(|a| be_i16(a, 0) & ATTR_COMPRESSION_MASK)
+}
+
 /// CRC-32C of the region the batch's `crc` field covers.
 pub fn compute_crc(batch: &[u8]) -> u32 {
     crc32c::crc32c(&batch[CRC_START..])

@@ -60,10 +60,7 @@ fn corrupt(codec: i16, e: impl std::fmt::Display) -> CodecError {
 pub fn io_error(codec: i16, e: std::io::Error) -> CodecError {
     match e.get_ref().and_then(|e| e.downcast_ref::<CodecError>()) {
         Some(inner) => inner.clone(),
-        None => CodecError::Corrupt {
-            codec: name(codec),
-            reason: e.to_string(),
-        },
+        None => corrupt(codec, e),
     }
 }
 
@@ -113,10 +110,7 @@ impl<'a> Snappy<'a> {
 
     /// Decodes the next block into `self.block`; `false` at the end.
     fn next_block(&mut self) -> Result<bool, CodecError> {
-        let err = |reason: String| CodecError::Corrupt {
-            codec: "snappy",
-            reason,
-        };
+        let err = |reason: &str| corrupt(2, reason);
         if self.rest.is_empty() {
             return Ok(false);
         }
@@ -125,17 +119,17 @@ impl<'a> Snappy<'a> {
                 .rest
                 .get(..4)
                 .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-                .ok_or_else(|| err("truncated xerial block length".into()))?;
+                .ok_or_else(|| err("truncated xerial block length"))?;
             let raw = self
                 .rest
                 .get(4..4 + len)
-                .ok_or_else(|| err("truncated xerial block".into()))?;
+                .ok_or_else(|| err("truncated xerial block"))?;
             self.rest = &self.rest[4 + len..];
             raw
         } else {
             std::mem::take(&mut self.rest)
         };
-        let n = snap::raw::decompress_len(raw).map_err(|e| err(e.to_string()))?;
+        let n = snap::raw::decompress_len(raw).map_err(|e| corrupt(2, e))?;
         if n > self.limit {
             return Err(CodecError::TooLarge(self.limit));
         }
@@ -143,7 +137,7 @@ impl<'a> Snappy<'a> {
         self.block.resize(n, 0);
         snap::raw::Decoder::new()
             .decompress(raw, &mut self.block)
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| corrupt(2, e))?;
         self.at = 0;
         Ok(true)
     }
@@ -171,18 +165,13 @@ const ZSTD_WINDOW_FLOOR: usize = 8 << 20;
 /// (32 KiB blocks, as the Java client writes), lz4 frames with independent blocks, zstd.
 pub fn compress(codec: i16, data: &[u8]) -> Result<Vec<u8>, CodecError> {
     use std::io::Write;
-    let err = |codec: &'static str| {
-        move |e: std::io::Error| CodecError::Corrupt {
-            codec,
-            reason: e.to_string(),
-        }
-    };
+    let err = |e: std::io::Error| corrupt(codec, e);
     Ok(match codec {
         0 => data.to_vec(),
         1 => {
             let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-            e.write_all(data).map_err(err("gzip"))?;
-            e.finish().map_err(err("gzip"))?
+            e.write_all(data).map_err(err)?;
+            e.finish().map_err(err)?
         }
         2 => {
             let mut out = XERIAL.to_vec();
@@ -190,10 +179,7 @@ pub fn compress(codec: i16, data: &[u8]) -> Result<Vec<u8>, CodecError> {
             out.extend_from_slice(&1i32.to_be_bytes());
             let mut enc = snap::raw::Encoder::new();
             for chunk in data.chunks(32 << 10) {
-                let block = enc.compress_vec(chunk).map_err(|e| CodecError::Corrupt {
-                    codec: "snappy",
-                    reason: e.to_string(),
-                })?;
+                let block = enc.compress_vec(chunk).map_err(|e| corrupt(2, e))?;
                 out.extend_from_slice(&(block.len() as u32).to_be_bytes());
                 out.extend_from_slice(&block);
             }
@@ -203,13 +189,10 @@ pub fn compress(codec: i16, data: &[u8]) -> Result<Vec<u8>, CodecError> {
             let info = lz4_flex::frame::FrameInfo::new()
                 .block_mode(lz4_flex::frame::BlockMode::Independent);
             let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
-            e.write_all(data).map_err(err("lz4"))?;
-            e.finish().map_err(|e| CodecError::Corrupt {
-                codec: "lz4",
-                reason: e.to_string(),
-            })?
+            e.write_all(data).map_err(err)?;
+            e.finish().map_err(|e| corrupt(3, e))?
         }
-        4 => zstd::bulk::compress(data, 3).map_err(err("zstd"))?,
+        4 => zstd::bulk::compress(data, 3).map_err(err)?,
         other => return Err(CodecError::Unknown(other)),
     })
 }

@@ -82,7 +82,7 @@ pub fn client_batch(data: &[u8], rules: &Rules) -> Result<BatchHeader, Invalid> 
             max: rules.max_batch_bytes,
         });
     }
-    let h = batch::validate(data)?;
+    let mut h = batch::validate(data)?;
     if h.is_control() {
         return Err(Invalid::Batch(
             "clients may not write control batches".into(),
@@ -99,7 +99,6 @@ pub fn client_batch(data: &[u8], rules: &Rules) -> Result<BatchHeader, Invalid> 
             h.base_sequence, h.producer_id
         )));
     }
-    let mut h = h;
     let body = &data[HEADER_LEN..];
     let walked = match h.compression() {
         0 => walk(&mut Slice { b: body, at: 0 }, &h, rules)?,

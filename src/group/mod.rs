@@ -712,19 +712,16 @@ fn subscription_topics(metadata: &[u8]) -> Vec<String> {
     out
 }
 
-/// The answer to a JoinGroup the coordinator will not complete (shutdown, a dropped waiter):
-/// REBALANCE_IN_PROGRESS, so the member joins again.
 /// Logs (at most once a minute) that a new group was refused for `max_groups`.
 fn at_group_limit(group_id: &str, max: usize) {
-    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let minute = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 60);
-    if LAST.swap(minute, Ordering::Relaxed) != minute {
+    static EVERY_MINUTE: crate::clock::Throttle = crate::clock::Throttle::new(60);
+    if EVERY_MINUTE.pass().is_some() {
         tracing::warn!(group = group_id, max, "refusing a new consumer group: the broker holds group_max_count groups already (COORDINATOR_NOT_AVAILABLE until some expire)");
     }
 }
 
+/// The answer to a JoinGroup the coordinator will not complete (shutdown, a dropped waiter):
+/// REBALANCE_IN_PROGRESS, so the member joins again.
 fn rebalancing(member_id: String) -> JoinResult {
     JoinResult {
         error: Some(GroupError::RebalanceInProgress),

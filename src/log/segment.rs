@@ -77,14 +77,6 @@ impl Reservations {
     }
 }
 
-fn take_reservation(want: u64) -> u64 {
-    RESERVED_AHEAD.take(want)
-}
-
-fn give_back_reservation(n: u64) {
-    RESERVED_AHEAD.give_back(n)
-}
-
 /// What a start-up walk reports for each batch: its header and, for a control batch, whether
 /// it commits (`Some(true)`) or aborts a transaction. Returns the aborted-transaction entry an
 /// abort marker creates.
@@ -127,7 +119,7 @@ pub struct Segment {
 impl Drop for Segment {
     fn drop(&mut self) {
         // a deleted or closed segment's reservation leaves the budget with it
-        give_back_reservation(self.counted);
+        RESERVED_AHEAD.give_back(self.counted);
     }
 }
 
@@ -385,8 +377,8 @@ impl Segment {
         if end > self.reserved_to {
             // what was reserved ahead becomes this append's data: it leaves the budget, and a
             // new reservation starts past the append
-            give_back_reservation(std::mem::take(&mut self.counted));
-            let ahead = take_reservation(end.clamp(RESERVE_MIN, RESERVE_MAX));
+            RESERVED_AHEAD.give_back(std::mem::take(&mut self.counted));
+            let ahead = RESERVED_AHEAD.take(end.clamp(RESERVE_MIN, RESERVE_MAX));
             let target = end + ahead;
             // on failure, don't retry on every append: move on as if reserved
             let _ = preallocate(&self.file, self.reserved_to.max(self.len), target);
@@ -395,7 +387,7 @@ impl Segment {
         } else {
             let used = len.min(self.counted);
             self.counted -= used;
-            give_back_reservation(used);
+            RESERVED_AHEAD.give_back(used);
         }
         (self.file.clone(), self.len)
     }
@@ -435,7 +427,7 @@ impl Segment {
             self.file.set_len(self.len)?;
             self.reserved_to = self.len;
         }
-        give_back_reservation(std::mem::take(&mut self.counted));
+        RESERVED_AHEAD.give_back(std::mem::take(&mut self.counted));
         Ok(())
     }
 

@@ -11,6 +11,7 @@ pub mod per_ip;
 
 use crate::api::errors::CURRENT_API;
 use crate::api::{api_versions_response, Handler, Pending, Reply};
+use crate::clock::Throttle;
 use crate::protocol::{self, DecodeError, RequestContext};
 use bytes::{Buf, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -241,11 +242,8 @@ impl Server {
 
 /// Logs (at most once a second) that a connection was refused for `max_connections_per_ip`.
 fn refused_per_ip(peer: SocketAddr) {
-    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let second = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    if LAST.swap(second, Ordering::Relaxed) != second {
+    static EVERY_SECOND: Throttle = Throttle::new(1);
+    if EVERY_SECOND.pass().is_some() {
         tracing::warn!(%peer, "refusing a connection: its address holds max_connections_per_ip already");
     }
 }
