@@ -7,6 +7,7 @@
 //! binding its listener, and [`leadership`] opens and releases partitions as their leadership
 //! comes and goes; at shutdown the node hands its partitions to the others before it stops.
 
+mod coordinators;
 mod leadership;
 mod tails;
 
@@ -18,7 +19,7 @@ use crate::cluster::{Cluster, ClusterError, NodeInfo};
 use crate::config::Config;
 use crate::etcd::Etcd;
 use crate::group::state::GroupState;
-use crate::group::Coordinator;
+use crate::group::{Coordinator, Groups};
 use crate::log::{LogError, LogManager};
 use crate::server::{http, Server};
 use crate::tier::Tier;
@@ -75,9 +76,10 @@ pub struct Broker {
     tier: Option<Arc<Tier>>,
     server: Arc<Server>,
     logs: Arc<LogManager>,
-    groups: Arc<Coordinator>,
+    groups: Arc<Groups>,
     txns: Arc<TxnCoordinator>,
     cluster: Option<(Arc<Cluster>, Arc<Wal>)>,
+    clock: SharedClock,
     pub local_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
 }
@@ -179,13 +181,16 @@ impl Broker {
             Duration::from_millis(config.log_retention_check_interval_ms),
             config.producer_id_expiration_ms,
         );
-        let groups = Arc::new(
-            Coordinator::open(&config.data_dir, config.groups(), clock.clone())
-                .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
-        );
-        groups
-            .forget_deleted_topics(|t| catalog.get(t).is_some())
-            .await;
+        // alone, one coordinator holds every group in the data dir; a cluster node holds the
+        // shards it comes to lead (see `coordinators`)
+        let groups = if etcd.is_some() {
+            Arc::new(Groups::sharded())
+        } else {
+            let c = Coordinator::open(&config.data_dir, config.groups(), clock.clone())
+                .map_err(|e| BrokerError::Log(LogError::Io(e)))?;
+            c.forget_deleted_topics(|t| catalog.get(t).is_some()).await;
+            Arc::new(Groups::alone(c))
+        };
         crate::metrics::install().map_err(BrokerError::Metrics)?;
         let http = TcpListener::bind(config.metrics_listen)
             .await
@@ -245,6 +250,12 @@ impl Broker {
             crate::fs::read_if_exists(&config.data_dir.join(crate::format::PRODUCER_IDS_FILE))
                 .map_err(|e| BrokerError::Log(LogError::Io(e)))?
                 .map_or(0, |b| crate::format::parse_decimal(&b).unwrap_or(0));
+        let peers = cluster.as_ref().map(|(c, _)| {
+            Arc::new(crate::api::peers::PeerMarkers {
+                cluster: c.clone(),
+                catalog: catalog.clone(),
+            })
+        });
         let txns = Arc::new(
             TxnCoordinator::open(
                 &config.data_dir,
@@ -252,16 +263,16 @@ impl Broker {
                 legacy_ids,
                 cluster.as_ref().map(|(c, _)| c.clone()),
                 logs.clone(),
-                Arc::new(TxnGroupOffsets(groups.clone())),
-                clock,
+                Arc::new(TxnGroupOffsets {
+                    groups: groups.clone(),
+                    peers: peers.clone(),
+                }),
+                clock.clone(),
             )
             .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
         );
-        if let Some((c, _)) = &cluster {
-            txns.set_remote_markers(Arc::new(crate::api::peers::PeerMarkers {
-                cluster: c.clone(),
-                catalog: catalog.clone(),
-            }));
+        if let Some(p) = peers {
+            txns.set_remote_markers(p);
         }
         let handler = Arc::new(Handler {
             cluster: cluster.as_ref().map(|(c, _)| c.clone()),
@@ -299,6 +310,7 @@ impl Broker {
             groups,
             txns,
             cluster,
+            clock,
             local_addr,
         })
     }
@@ -330,6 +342,16 @@ impl Broker {
             cluster_tasks.push(tokio::spawn(
                 wal.clone().run_collector(catalog.clone(), cancel.clone()),
             ));
+            let shards = Arc::new(coordinators::Shards {
+                cluster: c.clone(),
+                catalog: catalog.clone(),
+                logs: self.logs.clone(),
+                groups: self.groups.clone(),
+                cfg: self.server.handler.config.groups(),
+                clock: self.clock.clone(),
+                partitions: self.server.handler.config.offsets_topic_num_partitions,
+            });
+            cluster_tasks.push(tokio::spawn(shards.run(cancel.clone())));
             cluster_tasks.push(tokio::spawn(leadership::run(
                 c.clone(),
                 catalog,
@@ -438,8 +460,13 @@ fn readiness(tier: Option<Arc<Tier>>, stopping: CancellationToken) -> http::Read
     })
 }
 
-/// The group coordinator as the transaction coordinator sees it.
-struct TxnGroupOffsets(Arc<Coordinator>);
+/// The group coordinator as the transaction coordinator sees it: the group's shard here, or
+/// in a cluster a marker to the node that leads the shard (retried by the transaction
+/// coordinator until it is durable).
+struct TxnGroupOffsets {
+    groups: Arc<Groups>,
+    peers: Option<Arc<crate::api::peers::PeerMarkers>>,
+}
 
 #[async_trait::async_trait]
 impl GroupOffsets for TxnGroupOffsets {
@@ -449,14 +476,39 @@ impl GroupOffsets for TxnGroupOffsets {
         producer_id: i64,
         commit: bool,
     ) -> std::io::Result<()> {
-        self.0.end_transaction(group, producer_id, commit).await
+        use crate::txn::RemoteMarkers;
+        match (
+            self.groups.get(group),
+            &self.peers,
+            self.groups.shard(group),
+        ) {
+            (Ok(c), _, _) => c.end_transaction(group, producer_id, commit).await,
+            (Err(_), Some(peers), Some(shard)) => {
+                let marker = crate::txn::Marker {
+                    producer_id,
+                    epoch: 0,
+                    commit,
+                    coordinator_epoch: 0,
+                };
+                peers
+                    .write(
+                        marker,
+                        vec![(crate::catalog::GROUPS_TOPIC.to_string(), shard)],
+                    )
+                    .await
+                    .map_err(std::io::Error::other)
+            }
+            (Err(e), _, _) => Err(std::io::Error::other(format!(
+                "group {group}'s coordinator is not available: {e:?}"
+            ))),
+        }
     }
 }
 
 /// Mirrors partition, group and process state into gauges every second.
 async fn refresh_gauges(
     logs: Arc<LogManager>,
-    groups: Arc<Coordinator>,
+    groups: Arc<Groups>,
     txns: Arc<TxnCoordinator>,
     cancel: CancellationToken,
 ) {
@@ -497,14 +549,20 @@ async fn refresh_gauges(
                     && exported.insert(group.to_string()))
         };
         for (group, _, state) in groups.list() {
-            let members = groups.describe(&group).members.len();
+            let Ok(c) = groups.get(&group) else {
+                continue;
+            };
+            let members = c.describe(&group).members.len();
             if (members > 0 || with_offsets.contains(&group)) && admit(&group) {
                 crate::metrics::group_members(&group, members);
                 crate::metrics::group_state(&group, state.name(), GroupState::NAMES);
             }
         }
         for group in with_offsets.iter().filter(|g| exported.contains(*g)) {
-            for ((topic, partition), c) in groups.committed_all(group) {
+            let Ok(coordinator) = groups.get(group) else {
+                continue;
+            };
+            for ((topic, partition), c) in coordinator.committed_all(group) {
                 if let Some(p) = logs.get(&topic, partition) {
                     let hw = p.offsets().high_watermark;
                     crate::metrics::group_lag(group, &topic, partition, hw - c.offset);

@@ -7,6 +7,12 @@
 //! `kill -9`. When the file holds far more records than the state needs to be rebuilt, it is
 //! rewritten from a snapshot of the state (temp file, fsync, rename), so storage stays
 //! proportional to the live state. Start-up reads the valid prefix and truncates a torn tail.
+//!
+//! In a cluster the same records are kept in a log instead of a file ([`Backend`]: an internal
+//! partition, whose appends are durable in the bucket once they return): the journal loads the
+//! log whole, appends each write as one entry per record, and compacts by appending a snapshot
+//! and then forgetting everything before it. A crash between the two leaves both: replaying the
+//! snapshot's records over the state they describe changes nothing.
 
 use crate::format::journal::{decode_prefix, encode};
 use crate::fs::{sync, write_atomic, Durable};
@@ -30,6 +36,18 @@ pub trait Journaled: Default + Send + Sync + 'static {
 }
 
 type Job<R> = (Vec<R>, oneshot::Sender<io::Result<()>>);
+
+/// A log that holds a journal's records: every append is durable when it returns.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Every entry kept, oldest first.
+    async fn load(&self) -> io::Result<Vec<Vec<u8>>>;
+    /// Appends `entries` durably, in order; returns the position of the first (with no
+    /// entries, the position the next one will have).
+    async fn append(&self, entries: Vec<Vec<u8>>) -> io::Result<i64>;
+    /// Forgets every entry before `position`.
+    async fn trim(&self, position: i64) -> io::Result<()>;
+}
 
 pub struct Journal<S: Journaled> {
     state: Arc<RwLock<S>>,
@@ -82,6 +100,34 @@ impl<S: Journaled> Journal<S> {
         std::thread::Builder::new()
             .name(format!("{name}-writer"))
             .spawn(move || writer.run(rx))?;
+        Ok(Journal { state, tx })
+    }
+
+    /// Loads every record `backend` holds and starts the writer task (on the current runtime).
+    /// An entry that does not decode is an error: a log is never torn, so it is corrupt.
+    pub async fn open_on(backend: std::sync::Arc<dyn Backend>) -> io::Result<Journal<S>> {
+        let entries = backend.load().await?;
+        let mut state = S::default();
+        for e in &entries {
+            let (mut r, used) = decode_prefix::<S::Record>(e);
+            match r.pop() {
+                Some(rec) if used == e.len() && r.is_empty() => state.apply(&rec),
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "a journal entry in the log does not decode",
+                    ))
+                }
+            }
+        }
+        let state = Arc::new(RwLock::new(state));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer = LogWriter {
+            backend,
+            state: state.clone(),
+            records: entries.len(),
+        };
+        tokio::spawn(writer.run(rx));
         Ok(Journal { state, tx })
     }
 
@@ -174,6 +220,80 @@ impl<S: Journaled> Writer<S> {
         write_atomic(&self.path, &buf, Durable::Journal)?;
         self.file = OpenOptions::new().append(true).open(&self.path)?;
         self.records = snapshot.len();
+        Ok(())
+    }
+}
+
+/// The writer of a journal kept in a [`Backend`].
+struct LogWriter<S: Journaled> {
+    backend: Arc<dyn Backend>,
+    state: Arc<RwLock<S>>,
+    /// Entries in the log, live or not.
+    records: usize,
+}
+
+impl<S: Journaled> LogWriter<S> {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Job<S::Record>>) {
+        while let Some(first) = rx.recv().await {
+            let mut jobs = vec![first];
+            while let Ok(j) = rx.try_recv() {
+                jobs.push(j);
+            }
+            let result = self.append(&jobs).await;
+            for (records, done) in jobs {
+                let r = match &result {
+                    Ok(()) => {
+                        let mut state = self.state.write();
+                        for rec in &records {
+                            state.apply(rec);
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+                };
+                let _ = done.send(r);
+            }
+            if result.is_ok() {
+                if let Err(e) = self.maybe_compact().await {
+                    tracing::warn!(error = %e, "journal compaction failed; will retry");
+                }
+            }
+        }
+    }
+
+    async fn append(&mut self, jobs: &[Job<S::Record>]) -> io::Result<()> {
+        let mut entries = Vec::new();
+        for (records, _) in jobs {
+            for r in records {
+                let mut e = Vec::new();
+                encode(r, &mut e)?;
+                entries.push(e);
+            }
+        }
+        let n = entries.len();
+        if n > 0 {
+            self.backend.append(entries).await?;
+        }
+        self.records += n;
+        Ok(())
+    }
+
+    async fn maybe_compact(&mut self) -> io::Result<()> {
+        let live = self.state.read().live();
+        if self.records <= 2 * live + 1000 {
+            return Ok(());
+        }
+        let snapshot = self.state.read().snapshot();
+        let mut entries = Vec::with_capacity(snapshot.len());
+        for r in &snapshot {
+            let mut e = Vec::new();
+            encode(r, &mut e)?;
+            entries.push(e);
+        }
+        let n = entries.len();
+        let at = self.backend.append(entries).await?;
+        self.backend.trim(at).await?;
+        self.records = n;
         Ok(())
     }
 }

@@ -18,6 +18,10 @@ impl Handler {
                 pr.partition_index = p.partition_index;
                 pr.low_watermark = -1;
                 match self.logs.get(&t.name.0, p.partition_index) {
+                    _ if crate::catalog::is_coordinator_topic(&t.name.0) => {
+                        pr.error_code =
+                            code(kafka_protocol::error::ResponseError::InvalidTopicException)
+                    }
                     None => {
                         pr.error_code = code(super::absent(
                             self.cluster.as_deref(),

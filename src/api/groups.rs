@@ -3,7 +3,7 @@
 
 use super::errors::code;
 use super::{Handler, Pending, Reply};
-use crate::group::state::{GroupError, JoinRequest};
+use crate::group::state::{GroupError, JoinRequest, JoinResult};
 use crate::group::DeleteError;
 use crate::protocol::Response;
 use bytes::Bytes;
@@ -35,6 +35,8 @@ pub(super) fn group_error(e: GroupError) -> ResponseError {
         GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
         GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
         GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+        GroupError::NotCoordinator => ResponseError::NotCoordinator,
+        GroupError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
     }
 }
 
@@ -54,32 +56,30 @@ impl Handler {
         v: i16,
     ) -> FindCoordinatorResponse {
         let mut resp = FindCoordinatorResponse::default();
-        let answer = |key: &str| -> (i16, Option<StrBytes>) {
+        let refused = |e: ResponseError, msg: &str| Err((code(e), Some(s(msg))));
+        let answer = |key: &str| -> Result<(i32, String, i32), (i16, Option<StrBytes>)> {
             if req.key_type == KEY_TRANSACTION {
                 if key.is_empty() {
-                    (
-                        code(ResponseError::InvalidRequest),
-                        Some(s("empty transactional id")),
-                    )
+                    refused(ResponseError::InvalidRequest, "empty transactional id")
                 } else {
-                    (0, None)
+                    Ok(self.coordinator())
                 }
             } else if req.key_type != KEY_GROUP {
-                (
-                    code(ResponseError::InvalidRequest),
-                    Some(s("unknown coordinator key type")),
+                refused(
+                    ResponseError::InvalidRequest,
+                    "unknown coordinator key type",
                 )
             } else if !valid_group_id(key) {
-                (
-                    code(ResponseError::InvalidGroupId),
-                    Some(s("invalid group id")),
-                )
+                refused(ResponseError::InvalidGroupId, "invalid group id")
             } else {
-                (0, None)
+                self.group_coordinator(key).ok_or_else(|| {
+                    (
+                        code(ResponseError::CoordinatorNotAvailable),
+                        Some(s("the group's coordinator shard has no live leader yet")),
+                    )
+                })
             }
         };
-        let (id, host, port) = self.coordinator();
-        let (host, port) = (s(host), port);
         if v >= 4 {
             resp.coordinators = req
                 .coordinator_keys
@@ -87,36 +87,53 @@ impl Handler {
                 .map(|k| {
                     let mut c = Coordinator::default();
                     c.key = k.clone();
-                    let (code, msg) = answer(k);
-                    c.error_code = code;
-                    c.error_message = msg;
-                    if code == 0 {
-                        c.node_id = BrokerId(id);
-                        c.host = host.clone();
-                        c.port = port;
-                    } else {
-                        c.node_id = BrokerId(-1);
-                        c.port = -1;
+                    match answer(k) {
+                        Ok((id, host, port)) => {
+                            c.node_id = BrokerId(id);
+                            c.host = s(host);
+                            c.port = port;
+                        }
+                        Err((code, msg)) => {
+                            c.error_code = code;
+                            c.error_message = msg;
+                            c.node_id = BrokerId(-1);
+                            c.port = -1;
+                        }
                     }
                     c
                 })
                 .collect();
         } else {
-            let (code, msg) = answer(&req.key);
-            resp.error_code = code;
-            if v >= 1 {
-                resp.error_message = msg;
-            }
-            if code == 0 {
-                resp.node_id = BrokerId(id);
-                resp.host = host;
-                resp.port = port;
-            } else {
-                resp.node_id = BrokerId(-1);
-                resp.port = -1;
+            match answer(&req.key) {
+                Ok((id, host, port)) => {
+                    resp.node_id = BrokerId(id);
+                    resp.host = s(host);
+                    resp.port = port;
+                }
+                Err((code, msg)) => {
+                    resp.error_code = code;
+                    if v >= 1 {
+                        resp.error_message = msg;
+                    }
+                    resp.node_id = BrokerId(-1);
+                    resp.port = -1;
+                }
             }
         }
         resp
+    }
+
+    /// The node coordinating `group`: this one alone; in a cluster, the live leader of the
+    /// group's shard of the internal groups topic.
+    fn group_coordinator(&self, group: &str) -> Option<(i32, String, i32)> {
+        let Some(cluster) = self.cluster.as_deref() else {
+            return Some(self.coordinator());
+        };
+        let shard = self.groups.shard(group)?;
+        let topic = self.catalog.get(crate::catalog::GROUPS_TOPIC)?;
+        let view = cluster.view();
+        let (node, _) = view.live_leader(topic.id, shard)?;
+        Some((node.id, node.host.clone(), node.port))
     }
 
     pub(super) fn join_group(
@@ -160,7 +177,10 @@ impl Handler {
         };
         let me = self.clone();
         Box::pin(async move {
-            let r = me.groups.join(&group_id, join).await;
+            let r = match me.groups.get(&group_id) {
+                Ok(c) => c.join(&group_id, join).await,
+                Err(e) => JoinResult::error(e, &join.member_id),
+            };
             let mut resp = JoinGroupResponse::default();
             resp.error_code = r.error.map(|e| code(group_error(e))).unwrap_or(0);
             resp.generation_id = r.generation;
@@ -209,16 +229,19 @@ impl Handler {
         let (group_id, member_id) = (req.group_id.0.to_string(), req.member_id.to_string());
         let generation = req.generation_id;
         Box::pin(async move {
-            let r = me
-                .groups
-                .sync(
-                    &group_id,
-                    &member_id,
-                    instance.as_deref(),
-                    generation,
-                    assignments,
-                )
-                .await;
+            let r = match me.groups.get(&group_id) {
+                Ok(c) => {
+                    c.sync(
+                        &group_id,
+                        &member_id,
+                        instance.as_deref(),
+                        generation,
+                        assignments,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
             let mut resp = SyncGroupResponse::default();
             match r {
                 Ok((ptype, pname, assignment)) => {
@@ -241,12 +264,15 @@ impl Handler {
             None
         };
         let mut resp = HeartbeatResponse::default();
-        if let Err(e) = self.groups.heartbeat(
-            &req.group_id.0,
-            &req.member_id,
-            instance.as_deref(),
-            req.generation_id,
-        ) {
+        let beat = self.groups.get(&req.group_id.0).and_then(|c| {
+            c.heartbeat(
+                &req.group_id.0,
+                &req.member_id,
+                instance.as_deref(),
+                req.generation_id,
+            )
+        });
+        if let Err(e) = beat {
             resp.error_code = code(group_error(e));
         }
         resp
@@ -267,7 +293,13 @@ impl Handler {
         } else {
             vec![(req.member_id.to_string(), None)]
         };
-        let results = self.groups.leave(&req.group_id.0, &members);
+        let results = match self.groups.get(&req.group_id.0) {
+            Ok(c) => c.leave(&req.group_id.0, &members),
+            Err(e) => {
+                resp.error_code = code(group_error(e));
+                return resp;
+            }
+        };
         if v >= 3 {
             resp.members = members
                 .into_iter()
@@ -289,8 +321,16 @@ impl Handler {
     pub(super) fn describe_groups(&self, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
         let mut resp = DescribeGroupsResponse::default();
         for id in req.groups {
-            let view = self.groups.describe(&id.0);
             let mut g = DescribedGroup::default();
+            let view = match self.groups.get(&id.0) {
+                Ok(c) => c.describe(&id.0),
+                Err(e) => {
+                    g.error_code = code(group_error(e));
+                    g.group_id = id;
+                    resp.groups.push(g);
+                    continue;
+                }
+            };
             g.group_id = id;
             g.authorized_operations = super::authorized::group(req.include_authorized_operations);
             g.group_state = StrBytes::from_static_str(view.state.name());
@@ -342,7 +382,11 @@ impl Handler {
             let mut resp = DeleteGroupsResponse::default();
             for id in req.groups_names {
                 let mut r = DeletableGroupResult::default();
-                r.error_code = match me.groups.delete_group(&id.0).await {
+                let deleted = match me.groups.get(&id.0) {
+                    Ok(c) => c.delete_group(&id.0).await,
+                    Err(e) => Err(DeleteError::Unavailable(e)),
+                };
+                r.error_code = match deleted {
                     Ok(()) => 0,
                     Err(e) => code(delete_error(e)),
                 };
@@ -359,6 +403,7 @@ pub(super) fn delete_error(e: DeleteError) -> ResponseError {
         DeleteError::NotFound => ResponseError::GroupIdNotFound,
         DeleteError::NotEmpty => ResponseError::NonEmptyGroup,
         DeleteError::SubscribedToTopic => ResponseError::GroupSubscribedToTopic,
-        DeleteError::Storage => ResponseError::KafkaStorageError,
+        DeleteError::Storage => ResponseError::NotCoordinator,
+        DeleteError::Unavailable(g) => group_error(g),
     }
 }

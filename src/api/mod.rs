@@ -31,7 +31,7 @@ mod txn_markers;
 use crate::catalog::{Catalog, CatalogError, NewTopic, TopicMeta};
 use crate::cluster::Cluster;
 use crate::config::Config;
-use crate::group::Coordinator;
+use crate::group::Groups;
 use crate::log::LogManager;
 use crate::protocol::{Request, RequestContext, Response};
 use kafka_protocol::messages::BrokerId;
@@ -69,7 +69,7 @@ pub struct Handler {
     pub config: Config,
     pub catalog: Arc<Catalog>,
     pub logs: Arc<LogManager>,
-    pub groups: Arc<Coordinator>,
+    pub groups: Arc<Groups>,
     pub txns: Arc<crate::txn::TxnCoordinator>,
     /// Host and port advertised to clients.
     pub advertised: (String, i32),
@@ -166,6 +166,14 @@ impl Handler {
                 self.advertised.0.clone(),
                 self.advertised.1,
             ))
+    }
+
+    /// Whether this node is the transaction coordinator (alone, always; in a cluster, the
+    /// controller).
+    pub fn coordinates_transactions(&self) -> bool {
+        self.cluster
+            .as_deref()
+            .is_none_or(|c| c.view().controller == Some(c.node_id()))
     }
 
     /// The live nodes (id, host, port) and the controller's id, as clients are told them.

@@ -25,7 +25,9 @@ pub(super) fn commit_error(e: CommitError) -> ResponseError {
     match e {
         CommitError::Group(g) => group_error(g),
         CommitError::MetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
-        CommitError::Storage => ResponseError::KafkaStorageError,
+        // as Kafka maps a failed append to its offsets partition: the client finds the
+        // coordinator again and retries (in a cluster the shard has usually moved)
+        CommitError::Storage => ResponseError::NotCoordinator,
     }
 }
 
@@ -86,16 +88,19 @@ impl Handler {
             let outcome = if !valid_group_id(&group) {
                 Err(ResponseError::InvalidGroupId)
             } else {
-                me.groups
-                    .commit(
-                        &group,
-                        req.generation_id_or_member_epoch,
-                        &req.member_id,
-                        instance.as_deref(),
-                        wanted,
-                    )
-                    .await
-                    .map_err(commit_error)
+                match me.groups.get(&group) {
+                    Ok(c) => c
+                        .commit(
+                            &group,
+                            req.generation_id_or_member_epoch,
+                            &req.member_id,
+                            instance.as_deref(),
+                            wanted,
+                        )
+                        .await
+                        .map_err(commit_error),
+                    Err(e) => Err(group_error(e)),
+                }
             };
             let mut per_partition = match &outcome {
                 Ok(results) => results.clone().into_iter(),
@@ -131,11 +136,12 @@ impl Handler {
         group: &str,
         topics: Option<Vec<(String, Vec<i32>)>>,
         require_stable: bool,
-    ) -> Vec<(String, Vec<Fetched>)> {
-        let committed = self.groups.committed_all(group);
+    ) -> Result<Vec<(String, Vec<Fetched>)>, ResponseError> {
+        let coordinator = self.groups.get(group).map_err(group_error)?;
+        let committed = coordinator.committed_all(group);
         let fetched = |topic: &str, p: i32| match committed.get(&(topic.to_string(), p)) {
             // an open transaction will commit an offset here: the client asks again later
-            _ if require_stable && self.groups.has_pending(group, topic, p) => Fetched {
+            _ if require_stable && coordinator.has_pending(group, topic, p) => Fetched {
                 partition: p,
                 offset: -1,
                 leader_epoch: -1,
@@ -157,7 +163,7 @@ impl Handler {
                 error: 0,
             },
         };
-        match topics {
+        Ok(match topics {
             Some(ts) => ts
                 .into_iter()
                 .map(|(t, ps)| {
@@ -172,7 +178,7 @@ impl Handler {
                 }
                 by_topic.into_iter().collect()
             }
-        }
+        })
     }
 
     pub(super) fn offset_fetch(&self, req: OffsetFetchRequest, v: i16) -> OffsetFetchResponse {
@@ -185,7 +191,14 @@ impl Handler {
                         .collect()
                 });
                 let mut gr = OffsetFetchResponseGroup::default();
-                for (t, parts) in self.fetch_group(&g.group_id.0, topics, req.require_stable) {
+                let fetched = match self.fetch_group(&g.group_id.0, topics, req.require_stable) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        gr.error_code = code(e);
+                        Vec::new()
+                    }
+                };
+                for (t, parts) in fetched {
                     let mut tr = OffsetFetchResponseTopics::default();
                     tr.name = TopicName(StrBytes::from_string(t));
                     tr.partitions = parts
@@ -212,7 +225,15 @@ impl Handler {
                 .map(|t| (t.name.0.to_string(), t.partition_indexes))
                 .collect()
         });
-        for (t, parts) in self.fetch_group(&req.group_id.0, topics, v >= 7 && req.require_stable) {
+        let fetched = match self.fetch_group(&req.group_id.0, topics, v >= 7 && req.require_stable)
+        {
+            Ok(f) => f,
+            Err(e) => {
+                resp.error_code = code(e);
+                Vec::new()
+            }
+        };
+        for (t, parts) in fetched {
             let mut tr = OffsetFetchResponseTopic::default();
             tr.name = TopicName(StrBytes::from_string(t));
             tr.partitions = parts
@@ -241,11 +262,11 @@ impl Handler {
             for t in req.topics {
                 let parts: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
                 let mut tr = OffsetDeleteResponseTopic::default();
-                match me
-                    .groups
-                    .delete_offsets(&req.group_id.0, &t.name.0, &parts)
-                    .await
-                {
+                let deleted = match me.groups.get(&req.group_id.0) {
+                    Ok(c) => c.delete_offsets(&req.group_id.0, &t.name.0, &parts).await,
+                    Err(e) => Err(crate::group::DeleteError::Unavailable(e)),
+                };
+                match deleted {
                     Ok(results) => {
                         tr.partitions = parts
                             .iter()

@@ -64,6 +64,10 @@ impl Handler {
                             pd.index,
                         ))
                     }
+                    (true, Some(_), _) if crate::catalog::is_coordinator_topic(&t.name.0) => {
+                        o.result = Err(ResponseError::InvalidTopicException);
+                        o.message = Some("cannot append to an internal topic".to_string());
+                    }
                     (true, Some(_), None) => {
                         o.result = Err(ResponseError::InvalidRecord);
                         o.message = Some("records are null".to_string());
@@ -213,7 +217,7 @@ impl Handler {
         let (Some(cluster), Some(txn_id)) = (self.cluster.as_deref(), &req.transactional_id) else {
             return out;
         };
-        if cluster.view().controller == Some(cluster.node_id()) {
+        if self.coordinates_transactions() {
             return out; // the coordinator is here: checked locally under the partition lock
         }
         let mut ids = None;

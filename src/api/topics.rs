@@ -186,6 +186,14 @@ impl Handler {
                 continue;
             };
             r.topic_id = meta.id;
+            if crate::catalog::is_coordinator_topic(&meta.name) {
+                (r.error_code, r.error_message) = code_and_message(
+                    ResponseError::InvalidTopicException,
+                    "the coordinators' internal topic cannot be deleted",
+                );
+                resp.responses.push(r);
+                continue;
+            }
             let result = match self.catalog.delete_topic(&meta.name).await {
                 Ok(_) => self
                     .logs
@@ -218,6 +226,14 @@ impl Handler {
             let mut r = CreatePartitionsTopicResult::default();
             r.name = t.name.clone();
             let name = t.name.0.to_string();
+            if crate::catalog::is_coordinator_topic(&name) {
+                (r.error_code, r.error_message) = code_and_message(
+                    ResponseError::InvalidTopicException,
+                    "the coordinators' internal topic keeps its partition count",
+                );
+                resp.results.push(r);
+                continue;
+            }
             let result = self
                 .grow(&name, t.count, t.assignments.as_deref(), req.validate_only)
                 .await;

@@ -291,6 +291,11 @@ impl Handler {
                 .collect();
             let checked = if !super::groups::valid_group_id(&group) {
                 Err(ResponseError::InvalidGroupId)
+            } else if !me.coordinates_transactions() {
+                // the group's coordinator and the transaction's are different nodes: the
+                // offsets are held under the producer id until the transaction's marker ends
+                // them, as Kafka's group coordinators did before KIP-890
+                Ok(())
             } else {
                 me.txns
                     .check_offsets(
@@ -312,18 +317,20 @@ impl Handler {
             };
             let outcome = match checked {
                 Err(e) => Err(e),
-                Ok(()) => me
-                    .groups
-                    .commit_transactional(
-                        &group,
-                        req.producer_id.0,
-                        generation,
-                        &member,
-                        instance.as_deref(),
-                        offsets,
-                    )
-                    .await
-                    .map_err(commit_error),
+                Ok(()) => match me.groups.get(&group) {
+                    Ok(c) => c
+                        .commit_transactional(
+                            &group,
+                            req.producer_id.0,
+                            generation,
+                            &member,
+                            instance.as_deref(),
+                            offsets,
+                        )
+                        .await
+                        .map_err(commit_error),
+                    Err(e) => Err(super::groups::group_error(e)),
+                },
             };
             let mut per_partition = match &outcome {
                 Ok(results) => results.clone().into_iter(),

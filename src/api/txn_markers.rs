@@ -6,6 +6,7 @@
 use super::errors::{code, log_error};
 use super::{Handler, Pending, Reply};
 use crate::protocol::Response;
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
@@ -26,6 +27,13 @@ impl Handler {
                     for index in t.partition_indexes {
                         let mut pr = WritableTxnMarkerPartitionResult::default();
                         pr.partition_index = index;
+                        if t.name.0.as_str() == crate::catalog::GROUPS_TOPIC {
+                            pr.error_code = me
+                                .end_group_offsets(index, m.producer_id.0, m.transaction_result)
+                                .await;
+                            tr.partitions.push(pr);
+                            continue;
+                        }
                         pr.error_code = match me.logs.get(&t.name.0, index) {
                             None => code(super::absent(
                                 me.cluster.as_deref(),
@@ -63,5 +71,20 @@ impl Handler {
             }
             Reply::Send(Response::WriteTxnMarkers(resp))
         })
+    }
+
+    /// A marker for a shard of the groups topic: the transaction's offsets pending in that
+    /// shard's groups are committed or dropped, durably.
+    async fn end_group_offsets(&self, shard: i32, producer_id: i64, commit: bool) -> i16 {
+        let Some(c) = self.groups.get_shard(shard) else {
+            return code(ResponseError::NotCoordinator);
+        };
+        match c.end_producer(producer_id, commit).await {
+            Ok(()) => 0,
+            Err(e) => {
+                tracing::warn!(shard, producer_id, error = %e, "ending a transaction's group offsets failed");
+                code(ResponseError::NotCoordinator)
+            }
+        }
     }
 }

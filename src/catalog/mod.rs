@@ -43,6 +43,15 @@ impl From<TopicConfigError> for CatalogError {
     }
 }
 
+/// Cluster mode: the internal topic whose partitions shard the consumer-group coordinators
+/// (each partition's leader coordinates the groups hashed to it and keeps their offsets in it).
+pub const GROUPS_TOPIC: &str = "__tiercel_groups";
+
+/// Whether clients may not write to, delete or resize `name` (the coordinators' own topics).
+pub fn is_coordinator_topic(name: &str) -> bool {
+    name == GROUPS_TOPIC
+}
+
 /// A topic to create.
 #[derive(Debug, Clone)]
 pub struct NewTopic {

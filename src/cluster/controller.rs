@@ -6,16 +6,19 @@
 //! - a partition that never had a leader gets one at epoch 0 (guard: its key does not exist);
 //! - a partition whose leader's node key is gone moves to the least loaded live node at the
 //!   next epoch (guards: the leadership key is unchanged and the old node is still gone);
-//! - when leaderships are uneven by more than one, the controller marks a partition of the most
-//!   loaded node to move to the least loaded one (`/moves/`); the owner hands it over once it has
-//!   stopped serving it ([`super::Cluster::hand_over`]);
+//!   "least loaded" is first by the partition's own topic, then by all leaderships, so every
+//!   topic is spread evenly as well as the nodes' totals;
+//! - when a topic's leaderships, or the nodes' totals, are uneven by more than one, the
+//!   controller marks a partition to move from the most loaded node to the least loaded one
+//!   (`/moves/`); the owner hands it over once it has stopped serving it
+//!   ([`super::Cluster::hand_over`]);
 //! - leadership keys of deleted topics and partitions are removed.
 
 use super::{to_json, Cluster, Leadership, View};
 use crate::catalog::Catalog;
 use crate::etcd::{Compare, Op};
 use futures::StreamExt;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -117,8 +120,10 @@ fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
         .iter()
         .flat_map(|t| (0..t.partitions).map(move |p| (t.id, p)))
         .collect();
-    // leaderships per live node, counting a partition on its way to a node as that node's
+    // leaderships per live node (and per topic and node), counting a partition on its way to a
+    // node as that node's
     let mut load: HashMap<i32, usize> = live.iter().map(|n| (*n, 0)).collect();
+    let mut topic_load: HashMap<(Uuid, i32), usize> = HashMap::new();
     let moving = !v.moves.is_empty();
     for (tp, (l, _)) in &v.leaders {
         if !wanted.contains(tp) {
@@ -132,6 +137,7 @@ fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
             .unwrap_or(l.node);
         if let Some(n) = load.get_mut(&owner) {
             *n += 1;
+            *topic_load.entry((tp.0, owner)).or_default() += 1;
         }
     }
     // moves whose target left, or whose partition went or changed hands meanwhile
@@ -150,9 +156,9 @@ fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
             });
         }
     }
-    let least = |load: &HashMap<i32, usize>| -> i32 {
+    let least = |load: &HashMap<i32, usize>, topic_load: &HashMap<(Uuid, i32), usize>, t: Uuid| {
         load.iter()
-            .min_by_key(|(n, c)| (**c, **n))
+            .min_by_key(|(n, c)| (topic_load.get(&(t, **n)).copied().unwrap_or(0), **c, **n))
             .map_or(live[0], |(n, _)| *n)
     };
     let guard_alive =
@@ -175,8 +181,9 @@ fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
         let key = c.leader_key(t, p);
         match v.leaders.get(&(t, p)) {
             None => {
-                let to = least(&load);
+                let to = least(&load, &topic_load, t);
                 *load.entry(to).or_default() += 1;
+                *topic_load.entry((t, to)).or_default() += 1;
                 let l = Leadership {
                     node: to,
                     epoch: 0,
@@ -194,8 +201,9 @@ fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
                 });
             }
             Some((l, rev)) if !v.nodes.contains_key(&l.node) => {
-                let to = least(&load);
+                let to = least(&load, &topic_load, t);
                 *load.entry(to).or_default() += 1;
+                *topic_load.entry((t, to)).or_default() += 1;
                 let next = Leadership {
                     node: to,
                     epoch: l.epoch + 1,
@@ -228,30 +236,61 @@ fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
     moves
 }
 
-/// Marks partitions of the most loaded nodes to move to the least loaded ones, until no node
-/// leads more than one partition more than another.
+/// Marks partitions to move until every topic's leaderships, and the nodes' totals, differ by
+/// at most one between live nodes. A topic spread unevenly gives a partition from its most to
+/// its least loaded node; when every topic is even but the totals are not, a topic the most
+/// loaded node leads more of than the least loaded one gives one (which keeps that topic even).
 fn balance(c: &Cluster, v: &View, load: &HashMap<i32, usize>) -> Vec<Move> {
     let mut load = load.clone();
     let mut moves = Vec::new();
-    let mut owned: HashMap<i32, Vec<(Uuid, i32)>> = HashMap::new();
+    // topic → live node → partitions it leads
+    let mut owned: BTreeMap<Uuid, BTreeMap<i32, Vec<i32>>> = BTreeMap::new();
     for ((t, p), (l, _)) in &v.leaders {
         if load.contains_key(&l.node) {
-            owned.entry(l.node).or_default().push((*t, *p));
+            let by_node = owned.entry(*t).or_default();
+            for n in load.keys() {
+                by_node.entry(*n).or_default();
+            }
+            by_node.entry(l.node).or_default().push(*p);
         }
     }
-    for list in owned.values_mut() {
-        list.sort_unstable();
-    }
-    while let (Some((&max_n, &max_c)), Some((&min_n, &min_c))) = (
-        load.iter().max_by_key(|(n, c)| (**c, -**n)),
-        load.iter().min_by_key(|(n, c)| (**c, **n)),
-    ) {
-        if max_c <= min_c + 1 {
-            break;
+    for by_node in owned.values_mut() {
+        for list in by_node.values_mut() {
+            list.sort_unstable();
         }
-        let Some((t, p)) = owned.get_mut(&max_n).and_then(|l| l.pop()) else {
+    }
+    // each move lowers the spread of one topic, or of the totals with every topic unchanged in
+    // shape; the bound only guards against a mistake here
+    for _ in 0..100_000 {
+        let uneven_topic = owned.iter().find_map(|(t, by_node)| {
+            let count = |n: &i32| by_node.get(n).map_or(0, Vec::len);
+            let load_of = |n: &i32| load.get(n).copied().unwrap_or(0);
+            let from = load.keys().max_by_key(|n| (count(n), load_of(n), -**n))?;
+            let to = load.keys().min_by_key(|n| (count(n), load_of(n), **n))?;
+            (count(from) > count(to) + 1).then_some((*t, *from, *to))
+        });
+        let chosen = uneven_topic.or_else(|| {
+            let from = *load.iter().max_by_key(|(n, c)| (**c, -**n))?.0;
+            let to = *load.iter().min_by_key(|(n, c)| (**c, **n))?.0;
+            if load[&from] <= load[&to] + 1 {
+                return None;
+            }
+            owned.iter().find_map(|(t, by_node)| {
+                let count = |n: i32| by_node.get(&n).map_or(0, Vec::len);
+                (count(from) > count(to)).then_some((*t, from, to))
+            })
+        });
+        let Some((t, from, to)) = chosen else {
             break;
         };
+        let Some(p) = owned
+            .get_mut(&t)
+            .and_then(|b| b.get_mut(&from))
+            .and_then(Vec::pop)
+        else {
+            break;
+        };
+        owned.entry(t).or_default().entry(to).or_default().push(p);
         let Some((_, rev)) = v.leaders.get(&(t, p)) else {
             break;
         };
@@ -263,16 +302,14 @@ fn balance(c: &Cluster, v: &View, load: &HashMap<i32, usize>) -> Vec<Move> {
             ],
             op: Op::Put {
                 key,
-                value: min_n.to_string().into_bytes(),
+                value: to.to_string().into_bytes(),
                 lease: 0,
             },
-            what: format!(
-                "partition {t}/{p}: moving from {max_n} to {min_n} to even out leaderships"
-            ),
+            what: format!("partition {t}/{p}: moving from {from} to {to} to even out leaderships"),
             bumps: false,
         });
-        *load.entry(max_n).or_default() -= 1;
-        *load.entry(min_n).or_default() += 1;
+        *load.entry(from).or_default() -= 1;
+        *load.entry(to).or_default() += 1;
     }
     moves
 }

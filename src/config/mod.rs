@@ -164,6 +164,9 @@ impl Config {
             if self.cluster_roll_bytes < 1 << 20 {
                 return bad("cluster_roll_bytes", "must be at least 1048576");
             }
+            if !(1..=1000).contains(&self.offsets_topic_num_partitions) {
+                return bad("offsets_topic_num_partitions", "must be between 1 and 1000");
+            }
         }
         if !self.advertised_listener.is_empty() {
             parse_host_port(&self.advertised_listener).map_err(|reason| ConfigError::Invalid {

@@ -154,6 +154,68 @@ pub(crate) fn write_batch(
     b
 }
 
+/// A new uncompressed batch without a producer holding one keyless record per value, every
+/// record at `now_ms` (the internal logs that keep the coordinators' journals).
+pub fn values_batch(values: &[Vec<u8>], now_ms: i64) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut rec = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        rec.clear();
+        rec.push(0); // attributes
+        batch::put_varint(&mut rec, 0); // timestamp delta
+        batch::put_varint(&mut rec, i as i64); // offset delta
+        batch::put_varint(&mut rec, -1); // no key
+        batch::put_varint(&mut rec, v.len() as i64);
+        rec.extend_from_slice(v);
+        batch::put_varint(&mut rec, 0); // no headers
+        batch::put_varint(&mut body, rec.len() as i64);
+        body.extend_from_slice(&rec);
+    }
+    let h = BatchHeader {
+        base_offset: 0,
+        batch_length: 0,
+        magic: 2,
+        crc: 0,
+        attributes: 0,
+        last_offset_delta: values.len().saturating_sub(1) as i32,
+        base_timestamp: now_ms,
+        max_timestamp: now_ms,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        record_count: values.len() as i32,
+    };
+    write_batch(&h, 0, now_ms, values.len() as i32, &body)
+}
+
+/// The values of the records of every data batch in `bytes` (whole stored batches, as a read
+/// returns them), with the offset of the last batch read; control batches hold none.
+pub fn values_of(bytes: &[u8]) -> Result<(Vec<Vec<u8>>, Option<i64>), RecordsError> {
+    let mut out = Vec::new();
+    let mut last = None;
+    let mut pos = 0;
+    while pos < bytes.len() {
+        if bytes.len() - pos < batch::LOG_OVERHEAD {
+            break;
+        }
+        let bad = |reason| RecordsError::Malformed { index: 0, reason };
+        let (_, len) = batch::peek_frame(&bytes[pos..]).map_err(|_| bad("batch frame"))?;
+        let Some(one) = bytes.get(pos..pos + len) else {
+            break; // a read may end inside a batch
+        };
+        let h = BatchHeader::parse(one).map_err(|_| bad("batch header"))?;
+        if !h.is_control() {
+            let section = records_section(one, MAX_SECTION)?;
+            for r in parse(&section, h.record_count)? {
+                out.push(r.value.unwrap_or_default().to_vec());
+            }
+        }
+        last = Some(h.last_offset());
+        pos += len;
+    }
+    Ok((out, last))
+}
+
 /// Within one batch, the offset and timestamp of the first record with timestamp `>= ts`.
 /// Compressed batches are decompressed (with a cap) to find it; a LogAppendTime batch has one
 /// timestamp for all its records, so its first offset answers.

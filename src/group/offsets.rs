@@ -178,6 +178,16 @@ impl OffsetStore {
         })
     }
 
+    /// Loads the offsets kept in `backend` (a cluster's internal partition) and starts its
+    /// writer.
+    pub async fn open_on(
+        backend: std::sync::Arc<dyn crate::journal::Backend>,
+    ) -> io::Result<OffsetStore> {
+        Ok(OffsetStore {
+            journal: Journal::open_on(backend).await?,
+        })
+    }
+
     /// Appends records durably, then applies them. Resolves once they survive a crash.
     pub async fn write(&self, records: Vec<Record>) -> io::Result<()> {
         self.journal.write(records).await
@@ -232,6 +242,17 @@ impl OffsetStore {
             .keys()
             .filter(|(g, _)| g == group)
             .map(|(_, p)| *p)
+            .collect()
+    }
+
+    /// Groups holding offsets `producer_id` committed in its open transaction.
+    pub fn groups_pending_from(&self, producer_id: i64) -> Vec<String> {
+        self.journal
+            .read()
+            .pending
+            .keys()
+            .filter(|(_, p)| *p == producer_id)
+            .map(|(g, _)| g.clone())
             .collect()
     }
 }

@@ -52,6 +52,10 @@ pub enum GroupError {
     FencedInstanceId,
     CoordinatorNotAvailable,
     GroupMaxSizeReached,
+    /// The group's coordinator shard is led by another node (cluster mode).
+    NotCoordinator,
+    /// The group's coordinator shard is being loaded on this node.
+    CoordinatorLoadInProgress,
 }
 
 pub use crate::config::GroupConfig;
@@ -98,7 +102,7 @@ pub struct JoinResult {
 }
 
 impl JoinResult {
-    pub(super) fn error(e: GroupError, member_id: &str) -> Self {
+    pub fn error(e: GroupError, member_id: &str) -> Self {
         JoinResult {
             error: Some(e),
             generation: -1,

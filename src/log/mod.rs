@@ -16,6 +16,7 @@
 mod cleaner;
 mod error;
 mod io;
+mod journal_log;
 #[allow(clippy::disallowed_methods)] // storage: runs on the I/O executor
 mod local_log;
 #[allow(clippy::disallowed_methods)] // storage: runs on the I/O executor
@@ -36,6 +37,7 @@ pub use crate::config::LogConfig;
 pub use cleaner::CleanStats;
 pub use error::LogError;
 pub use io::Io;
+pub use journal_log::PartitionJournal;
 pub use manager::{LogManager, TopicPartition};
 pub use partition::Partition;
 pub use results::{AppendInfo, Offsets, ReadResult};
