@@ -23,7 +23,7 @@ use crate::group::{Coordinator, Groups};
 use crate::log::{LogError, LogManager};
 use crate::server::{http, Server};
 use crate::tier::Tier;
-use crate::txn::{GroupOffsets, TxnCoordinator};
+use crate::txn::{GroupOffsets, ProducerIds, TxnCoordinator, TxnDeps, Txns};
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -77,7 +77,10 @@ pub struct Broker {
     server: Arc<Server>,
     logs: Arc<LogManager>,
     groups: Arc<Groups>,
-    txns: Arc<TxnCoordinator>,
+    txns: Arc<Txns>,
+    /// Cluster mode: what a transaction coordinator shard is built with.
+    txn_deps: TxnDeps,
+    producer_ids: Option<Arc<ProducerIds>>,
     cluster: Option<(Arc<Cluster>, Arc<Wal>)>,
     clock: SharedClock,
     pub local_addr: SocketAddr,
@@ -256,24 +259,30 @@ impl Broker {
                 catalog: catalog.clone(),
             })
         });
-        let txns = Arc::new(
-            TxnCoordinator::open(
-                &config.data_dir,
-                config.transactions(),
-                legacy_ids,
-                cluster.as_ref().map(|(c, _)| c.clone()),
-                logs.clone(),
-                Arc::new(TxnGroupOffsets {
-                    groups: groups.clone(),
-                    peers: peers.clone(),
-                }),
-                clock.clone(),
-            )
-            .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
-        );
-        if let Some(p) = peers {
-            txns.set_remote_markers(p);
-        }
+        let txn_deps = TxnDeps {
+            cfg: config.transactions(),
+            logs: logs.clone(),
+            groups: Arc::new(TxnGroupOffsets {
+                groups: groups.clone(),
+                peers: peers.clone(),
+            }),
+            clock: clock.clone(),
+            remote: peers.map(|p| p as Arc<dyn crate::txn::RemoteMarkers>),
+        };
+        let abort_interval = config.transactions().abort_interval;
+        // alone, one coordinator keeps every transactional id in the data dir; a cluster node
+        // holds the shards it comes to lead, and producer ids come from etcd
+        let producer_ids = cluster
+            .as_ref()
+            .map(|(c, _)| Arc::new(ProducerIds::new(0, Some(c.clone()))));
+        let txns = Arc::new(match &producer_ids {
+            Some(ids) => Txns::sharded(ids.clone(), abort_interval),
+            None => Txns::alone(
+                TxnCoordinator::open(&config.data_dir, txn_deps.clone(), legacy_ids)
+                    .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
+                abort_interval,
+            ),
+        });
         let handler = Arc::new(Handler {
             cluster: cluster.as_ref().map(|(c, _)| c.clone()),
             advertised,
@@ -309,14 +318,80 @@ impl Broker {
             logs,
             groups,
             txns,
+            txn_deps,
+            producer_ids,
             cluster,
             clock,
             local_addr,
         })
     }
 
+    /// Cluster mode: the group coordinator's shards, each loaded from its partition of the
+    /// groups topic.
+    fn group_shards(
+        &self,
+        catalog: &Arc<crate::catalog::Catalog>,
+    ) -> coordinators::Follow<Coordinator> {
+        let (cfg, clock, catalog) = (
+            self.server.handler.config.groups(),
+            self.clock.clone(),
+            catalog.clone(),
+        );
+        coordinators::Follow {
+            what: "group",
+            topic: crate::catalog::GROUPS_TOPIC,
+            partitions: self.server.handler.config.offsets_topic_num_partitions,
+            shards: self.groups.shards.clone(),
+            load: Arc::new(move |p, _epoch| {
+                let (cfg, clock, catalog) = (cfg.clone(), clock.clone(), catalog.clone());
+                Box::pin(async move {
+                    let backend = Arc::new(crate::log::PartitionJournal::new(p, clock.clone()));
+                    let store = crate::group::offsets::OffsetStore::open_on(backend).await?;
+                    let c = Coordinator::with_store(store, cfg, clock);
+                    c.forget_deleted_topics(|t| catalog.get(t).is_some()).await;
+                    Ok(c)
+                })
+            }),
+        }
+    }
+
+    /// Cluster mode: the transaction coordinator's shards, each loaded from its partition of
+    /// the transactions topic and writing markers at that partition's leader epoch.
+    fn txn_shards(&self) -> coordinators::Follow<TxnCoordinator> {
+        let (deps, ids, clock) = (
+            self.txn_deps.clone(),
+            self.producer_ids.clone(),
+            self.clock.clone(),
+        );
+        coordinators::Follow {
+            what: "transaction",
+            topic: crate::catalog::TXNS_TOPIC,
+            partitions: self
+                .server
+                .handler
+                .config
+                .transaction_state_log_num_partitions,
+            shards: self.txns.shards.clone(),
+            load: Arc::new(move |p, epoch| {
+                let (deps, ids, clock) = (deps.clone(), ids.clone(), clock.clone());
+                Box::pin(async move {
+                    let ids = ids.ok_or_else(|| std::io::Error::other("no producer ids"))?;
+                    let backend = Arc::new(crate::log::PartitionJournal::new(p, clock));
+                    let journal = crate::journal::Journal::open_on(backend).await?;
+                    Ok(TxnCoordinator::with_journal(journal, deps, ids, epoch))
+                })
+            }),
+        }
+    }
+
     /// Serves until `shutdown` resolves, then drains and closes cleanly.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), BrokerError> {
+        let follows = self.cluster.as_ref().map(|_| {
+            (
+                self.group_shards(&self.server.handler.catalog),
+                self.txn_shards(),
+            )
+        });
         let cancel = CancellationToken::new();
         let conns = TaskTracker::new();
         let (h, c) = (self.server.handler.advertised.clone(), self.local_addr);
@@ -335,23 +410,25 @@ impl Broker {
         let ticker = tokio::spawn(self.groups.clone().run(GROUP_TICK, cancel.clone()));
         let txn_ticker = tokio::spawn(self.txns.clone().run(cancel.clone()));
         let mut cluster_tasks = Vec::new();
-        if let (Some((c, wal)), Some(tier)) = (&self.cluster, &self.tier) {
+        if let (Some((c, wal)), Some(tier), Some((group_shards, txn_shards))) =
+            (&self.cluster, &self.tier, follows)
+        {
             let catalog = self.server.handler.catalog.clone();
             cluster_tasks = c.start(catalog.clone(), cancel.clone());
             cluster_tasks.push(tokio::spawn(wal.clone().run(cancel.clone())));
             cluster_tasks.push(tokio::spawn(
                 wal.clone().run_collector(catalog.clone(), cancel.clone()),
             ));
-            let shards = Arc::new(coordinators::Shards {
-                cluster: c.clone(),
-                catalog: catalog.clone(),
-                logs: self.logs.clone(),
-                groups: self.groups.clone(),
-                cfg: self.server.handler.config.groups(),
-                clock: self.clock.clone(),
-                partitions: self.server.handler.config.offsets_topic_num_partitions,
-            });
-            cluster_tasks.push(tokio::spawn(shards.run(cancel.clone())));
+            cluster_tasks.push(tokio::spawn(coordinators::run(
+                coordinators::Node {
+                    cluster: c.clone(),
+                    catalog: catalog.clone(),
+                    logs: self.logs.clone(),
+                },
+                (self.groups.clone(), group_shards),
+                txn_shards,
+                cancel.clone(),
+            )));
             cluster_tasks.push(tokio::spawn(leadership::run(
                 c.clone(),
                 catalog,
@@ -509,7 +586,7 @@ impl GroupOffsets for TxnGroupOffsets {
 async fn refresh_gauges(
     logs: Arc<LogManager>,
     groups: Arc<Groups>,
-    txns: Arc<TxnCoordinator>,
+    txns: Arc<Txns>,
     cancel: CancellationToken,
 ) {
     // groups given series so far: series are never removed, so their number is capped

@@ -36,6 +36,7 @@ pub mod log;
 pub mod metrics;
 pub mod protocol;
 pub mod server;
+pub mod shard;
 pub mod tier;
 pub mod txn;
 

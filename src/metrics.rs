@@ -528,6 +528,15 @@ mod tests {
         let mut rest = text;
         while let Some(i) = rest.find("tiercel_") {
             let tail = &rest[i..];
+            // inside a longer name (the internal topic `__tiercel_groups`): not a metric
+            if rest[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                rest = &tail["tiercel_".len()..];
+                continue;
+            }
             let end = tail
                 .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                 .unwrap_or(tail.len());

@@ -186,3 +186,146 @@ fn groups_spread_over_the_nodes_and_their_offsets_survive_the_coordinator_s_kill
         assert_eq!(offset, 100 + i as i64, "{g} after the restart");
     }
 }
+
+/// FindCoordinator v4 for a transactional id: the node id, once one is named.
+fn txn_coordinator(c: &Cluster, addrs: &[String], id: &str) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        for a in addrs {
+            let mut s = match connect(a) {
+                Some(s) => s,
+                None => continue,
+            };
+            let mut req = FindCoordinatorRequest::default();
+            req.key_type = 1;
+            req.coordinator_keys = vec![StrBytes::from_string(id.to_string())];
+            send_request(&mut s, 10, 4, 1, &req);
+            if let Ok(resp) = read_response::<FindCoordinatorResponse>(&mut s, 10, 4, 1) {
+                if let Some(k) = resp.coordinators.first().filter(|k| k.error_code == 0) {
+                    return k.node_id.0;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no coordinator for {id}\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every record of `topic` a read_committed consumer sees, within `quiet` of the last one.
+fn read_committed(bootstrap: &str, topic: &str, partitions: i32) -> Vec<String> {
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::Message;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "eos-reader")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create()
+        .expect("consumer");
+    common::assign_from_start(&consumer, topic, partitions);
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = Instant::now();
+    while Instant::now() < deadline && last.elapsed() < Duration::from_secs(5) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            got.push(String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned());
+            last = Instant::now();
+        }
+    }
+    got.sort();
+    got
+}
+
+#[test]
+#[ignore = "needs etcd: cargo test --test cluster_coordinators -- --ignored"]
+fn a_transaction_and_its_offsets_survive_the_kill_of_its_coordinator() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let mut c = Cluster::start(3);
+    let addrs: Vec<String> = c.nodes.iter().map(Node::addr).collect();
+    create_topic(&addrs[0], "eos", 6);
+    create_topic(&addrs[0], "work-input", 1);
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", c.bootstrap())
+        .set("transactional.id", "eos-app")
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create()
+        .expect("producer");
+    producer
+        .init_transactions(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("init: {e}\n{}", c.logs()));
+    // the offsets of a consumer group go with the transaction; its coordinator may well be
+    // another node than the transaction's
+    let input: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", c.bootstrap())
+        .set("group.id", "eos-input")
+        .create()
+        .expect("consumer");
+    let group = input.group_metadata().expect("group metadata");
+    producer.begin_transaction().expect("begin");
+    let mut want = Vec::new();
+    for p in 0..6 {
+        for i in 0..5 {
+            let value = format!("kept-{p}-{i}");
+            producer
+                .send(BaseRecord::<(), _>::to("eos").partition(p).payload(&value))
+                .expect("queued");
+            want.push(value);
+        }
+    }
+    producer.flush(Duration::from_secs(60)).expect("flushed");
+    let mut offsets = TopicPartitionList::new();
+    offsets
+        .add_partition_offset("work-input", 0, Offset::Offset(77))
+        .expect("tpl");
+    producer
+        .send_offsets_to_transaction(&offsets, &group, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("send offsets: {e}\n{}", c.logs()));
+    // kill -9 the transaction's coordinator with the transaction open: the shard's new leader
+    // finds it Ongoing in the log and the commit goes through there
+    let victim = txn_coordinator(&c, &addrs, "eos-app");
+    c.node(victim).kill();
+    producer
+        .commit_transaction(Duration::from_secs(90))
+        .unwrap_or_else(|e| panic!("commit after node {victim}'s kill: {e}\n{}", c.logs()));
+    let after = txn_coordinator(&c, &addrs, "eos-app");
+    assert_ne!(after, victim, "a dead node named as coordinator");
+    // an aborted transaction through the new coordinator leaves nothing behind
+    producer.begin_transaction().expect("begin");
+    for p in 0..6 {
+        producer
+            .send(
+                BaseRecord::<(), _>::to("eos")
+                    .partition(p)
+                    .payload("aborted"),
+            )
+            .expect("queued");
+    }
+    producer.flush(Duration::from_secs(60)).expect("flushed");
+    producer
+        .abort_transaction(Duration::from_secs(60))
+        .expect("abort");
+    want.sort();
+    assert_eq!(
+        read_committed(&c.bootstrap(), "eos", 6),
+        want,
+        "{}",
+        c.logs()
+    );
+    let alive: Vec<String> = c
+        .nodes
+        .iter()
+        .filter(|n| n.child.is_some())
+        .map(Node::addr)
+        .collect();
+    let (_, offset) = with_coordinator(&c, &alive, "eos-input", "transactional offsets", |at| {
+        fetch(at, "eos-input", "work-input", 0).map(|(e, o)| if e == 0 { Ok(o) } else { Err(e) })
+    });
+    assert_eq!(offset, 77, "the transaction's offsets were committed");
+}

@@ -36,6 +36,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("metrics", 0),
     ("alloc", 0),
     ("etcd", 0),
+    ("shard", 0),
 ];
 
 #[derive(Debug, Clone, PartialEq)]

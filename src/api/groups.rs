@@ -62,7 +62,14 @@ impl Handler {
                 if key.is_empty() {
                     refused(ResponseError::InvalidRequest, "empty transactional id")
                 } else {
-                    Ok(self.coordinator())
+                    self.txn_coordinator(key)
+                        .map(|n| (n.id, n.host, n.port))
+                        .ok_or_else(|| {
+                            (
+                                code(ResponseError::CoordinatorNotAvailable),
+                                Some(s("the transactional id's coordinator shard has no live leader yet")),
+                            )
+                        })
                 }
             } else if req.key_type != KEY_GROUP {
                 refused(
@@ -126,14 +133,9 @@ impl Handler {
     /// The node coordinating `group`: this one alone; in a cluster, the live leader of the
     /// group's shard of the internal groups topic.
     fn group_coordinator(&self, group: &str) -> Option<(i32, String, i32)> {
-        let Some(cluster) = self.cluster.as_deref() else {
-            return Some(self.coordinator());
-        };
-        let shard = self.groups.shard(group)?;
-        let topic = self.catalog.get(crate::catalog::GROUPS_TOPIC)?;
-        let view = cluster.view();
-        let (node, _) = view.live_leader(topic.id, shard)?;
-        Some((node.id, node.host.clone(), node.port))
+        let shard = self.groups.shard(group);
+        self.shard_leader(crate::catalog::GROUPS_TOPIC, shard)
+            .map(|n| (n.id, n.host, n.port))
     }
 
     pub(super) fn join_group(

@@ -29,7 +29,7 @@ mod txn;
 mod txn_markers;
 
 use crate::catalog::{Catalog, CatalogError, NewTopic, TopicMeta};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, NodeInfo};
 use crate::config::Config;
 use crate::group::Groups;
 use crate::log::LogManager;
@@ -70,7 +70,7 @@ pub struct Handler {
     pub catalog: Arc<Catalog>,
     pub logs: Arc<LogManager>,
     pub groups: Arc<Groups>,
-    pub txns: Arc<crate::txn::TxnCoordinator>,
+    pub txns: Arc<crate::txn::Txns>,
     /// Host and port advertised to clients.
     pub advertised: (String, i32),
     /// The address actually bound.
@@ -152,28 +152,25 @@ impl Handler {
         BrokerId(self.config.node_id)
     }
 
-    /// The node that coordinates groups and transactions: this one alone; in a cluster, for
-    /// now, the controller (one node for every group and transactional id, so members that
-    /// bootstrap from different nodes meet in one group; the coordinators' state stays on that
-    /// node's disk).
-    pub fn coordinator(&self) -> (i32, String, i32) {
-        let (nodes, controller) = self.nodes();
-        nodes
-            .into_iter()
-            .find(|(id, _, _)| *id == controller)
-            .unwrap_or((
-                self.config.node_id,
-                self.advertised.0.clone(),
-                self.advertised.1,
-            ))
+    /// The node coordinating the ids of `shard` of an internal coordinator topic: this one
+    /// alone; in a cluster, the partition's live leader (`None` while it has none, or before
+    /// the shard count is known).
+    pub fn shard_leader(&self, topic: &str, shard: Option<i32>) -> Option<NodeInfo> {
+        let Some(cluster) = self.cluster.as_deref() else {
+            return Some(NodeInfo {
+                id: self.config.node_id,
+                host: self.advertised.0.clone(),
+                port: self.advertised.1,
+            });
+        };
+        let meta = self.catalog.get(topic)?;
+        let view = cluster.view();
+        view.live_leader(meta.id, shard?).map(|(n, _)| n.clone())
     }
 
-    /// Whether this node is the transaction coordinator (alone, always; in a cluster, the
-    /// controller).
-    pub fn coordinates_transactions(&self) -> bool {
-        self.cluster
-            .as_deref()
-            .is_none_or(|c| c.view().controller == Some(c.node_id()))
+    /// The node coordinating transactional id `id`.
+    pub fn txn_coordinator(&self, id: &str) -> Option<NodeInfo> {
+        self.shard_leader(crate::catalog::TXNS_TOPIC, self.txns.shard(id))
     }
 
     /// The live nodes (id, host, port) and the controller's id, as clients are told them.

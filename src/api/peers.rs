@@ -104,12 +104,12 @@ pub struct ToVerify<'a> {
     pub partitions: Vec<(String, i32)>,
 }
 
-/// Asks the coordinator (the controller) whether each partition is in the producer's open
-/// transaction. Per partition: `Ok` or the error to answer the batch with. Errors a producer
+/// Asks the transaction's coordinator (`node`, the leader of its shard) whether each
+/// partition is in the producer's open transaction. Per partition: `Ok` or the error to answer the batch with. Errors a producer
 /// should retry (no coordinator, coordinator busy, no answer) come back as
 /// NOT_ENOUGH_REPLICAS, as Kafka answers them to a producer.
 pub async fn verify(
-    cluster: &Cluster,
+    node: Option<NodeInfo>,
     v: &ToVerify<'_>,
 ) -> BTreeMap<(String, i32), Result<(), ResponseError>> {
     let retry = |parts: &[(String, i32)]| {
@@ -118,8 +118,7 @@ pub async fn verify(
             .map(|k| (k.clone(), Err(ResponseError::NotEnoughReplicas)))
             .collect()
     };
-    let view = cluster.view();
-    let Some(node) = view.controller.and_then(|c| view.nodes.get(&c)) else {
+    let Some(node) = node else {
         return retry(&v.partitions);
     };
     let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
@@ -139,7 +138,7 @@ pub async fn verify(
     }
     let mut req = AddPartitionsToTxnRequest::default();
     req.transactions = vec![txn];
-    let resp = match client::call(&addr(node), 4, &req, PEER_TIMEOUT).await {
+    let resp = match client::call(&addr(&node), 4, &req, PEER_TIMEOUT).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(coordinator = node.id, error = %e, "verifying a transactional produce with the coordinator failed");

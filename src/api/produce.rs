@@ -5,6 +5,7 @@ use super::{Handler, Pending, Reply};
 use crate::format::batch;
 use crate::log::{AppendInfo, Io, LogError, Partition, Verify};
 use crate::protocol::Response;
+use crate::txn::TxnCoordinator;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
@@ -38,6 +39,12 @@ impl Handler {
         let acks = req.acks;
         let valid_acks = matches!(acks, -1..=1);
         let verified = self.verify_elsewhere(&req).await;
+        // the transaction's coordinator, when it is here: it checks transactional batches
+        // under the partition lock
+        let coordinator = req
+            .transactional_id
+            .as_ref()
+            .and_then(|id| self.txns.get(&id.0).ok());
         let mut topics: Vec<(TopicName, Vec<Outcome>)> = Vec::new();
         // (topic slot, partition slot, batch size) of each batch going to the log
         let mut queued = Vec::new();
@@ -79,7 +86,7 @@ impl Handler {
                             _ if v < 7 && batch::codec_of(&records) == Some(4) => {
                                 Err(ResponseError::UnsupportedCompressionType)
                             }
-                            None => Ok(self.verifier(p)),
+                            None => Ok(verifier(p, coordinator.clone())),
                             Some(Ok((producer_id, seen))) => Ok(unchanged(p, *producer_id, *seen)),
                             Some(Err(e)) => Err(*e),
                         };
@@ -214,10 +221,10 @@ impl Handler {
     /// check). Empty when there is nothing to verify remotely.
     async fn verify_elsewhere(&self, req: &ProduceRequest) -> Verified {
         let mut out = Verified::new();
-        let (Some(cluster), Some(txn_id)) = (self.cluster.as_deref(), &req.transactional_id) else {
+        let (Some(_), Some(txn_id)) = (self.cluster.as_deref(), &req.transactional_id) else {
             return out;
         };
-        if self.coordinates_transactions() {
+        if self.txns.get(&txn_id.0).is_ok() {
             return out; // the coordinator is here: checked locally under the partition lock
         }
         let mut ids = None;
@@ -245,7 +252,7 @@ impl Handler {
             return out;
         };
         let answer = super::peers::verify(
-            cluster,
+            self.txn_coordinator(&txn_id.0),
             &super::peers::ToVerify {
                 transactional_id: &txn_id.0,
                 producer_id,
@@ -264,13 +271,16 @@ impl Handler {
         }
         out
     }
+}
 
-    /// The transaction coordinator's check of a transactional batch for partition `p`.
-    fn verifier(&self, p: &Partition) -> Verify {
-        let txns = self.txns.clone();
-        let (topic, index) = (p.topic.clone(), p.index);
-        Arc::new(move |h| txns.verify_produce(h.producer_id, h.producer_epoch, &topic, index))
-    }
+/// The transaction coordinator's check of a transactional batch for partition `p` (a batch
+/// whose coordinator is not here was verified remotely, or has no transactional id: refused).
+fn verifier(p: &Partition, coordinator: Option<Arc<TxnCoordinator>>) -> Verify {
+    let (topic, index) = (p.topic.clone(), p.index);
+    Arc::new(move |h| match &coordinator {
+        Some(c) => c.verify_produce(h.producer_id, h.producer_epoch, &topic, index),
+        None => Err(LogError::InvalidTxnState),
+    })
 }
 
 impl Outcome {

@@ -38,6 +38,8 @@ fn txn_error(e: TxnError, fenced: ResponseError) -> ResponseError {
         TxnError::InvalidState => ResponseError::InvalidTxnState,
         // retriable: the client tries again, as it would while a coordinator moves
         TxnError::Storage => ResponseError::CoordinatorNotAvailable,
+        TxnError::NotCoordinator => ResponseError::NotCoordinator,
+        TxnError::LoadInProgress => ResponseError::CoordinatorLoadInProgress,
     }
 }
 
@@ -85,11 +87,14 @@ impl Handler {
             }
             let expected = (v >= 3 && req.producer_id.0 >= 0)
                 .then_some((req.producer_id.0, req.producer_epoch));
-            match me
-                .txns
-                .init_producer_id(&id, req.transaction_timeout_ms, expected)
-                .await
-            {
+            let initialized = match me.txns.get(&id) {
+                Ok(c) => {
+                    c.init_producer_id(&id, req.transaction_timeout_ms, expected)
+                        .await
+                }
+                Err(a) => Err(a.into()),
+            };
+            match initialized {
                 Ok((pid, epoch)) => {
                     resp.producer_id = ProducerId(pid);
                     resp.producer_epoch = epoch;
@@ -177,7 +182,8 @@ impl Handler {
                 })
                 .collect()
         } else if verify_only {
-            match self.txns.holds(id, producer_id, epoch, &wanted) {
+            let held = self.txns.get(id).map_err(TxnError::from);
+            match held.and_then(|c| c.holds(id, producer_id, epoch, &wanted)) {
                 Ok(held) => held
                     .iter()
                     .map(|h| {
@@ -193,10 +199,11 @@ impl Handler {
                 Err(e) => vec![code(txn_error(e, fenced)); wanted.len()],
             }
         } else {
-            let c = txn_code(
-                self.txns.add(id, producer_id, epoch, &wanted, &[]).await,
-                fenced,
-            );
+            let added = match self.txns.get(id) {
+                Ok(c) => c.add(id, producer_id, epoch, &wanted, &[]).await,
+                Err(a) => Err(a.into()),
+            };
+            let c = txn_code(added, fenced);
             vec![c; wanted.len()]
         };
         let mut by_topic: BTreeMap<String, Vec<AddPartitionsToTxnPartitionResult>> =
@@ -228,18 +235,15 @@ impl Handler {
             let mut resp = AddOffsetsToTxnResponse::default();
             let group = req.group_id.0.to_string();
             resp.error_code = if super::groups::valid_group_id(&group) {
-                txn_code(
-                    me.txns
-                        .add(
-                            &req.transactional_id.0,
-                            req.producer_id.0,
-                            req.producer_epoch,
-                            &[],
-                            &[group],
-                        )
-                        .await,
-                    fenced_from(v, 2),
-                )
+                let id = &req.transactional_id.0;
+                let added = match me.txns.get(id) {
+                    Ok(c) => {
+                        c.add(id, req.producer_id.0, req.producer_epoch, &[], &[group])
+                            .await
+                    }
+                    Err(a) => Err(a.into()),
+                };
+                txn_code(added, fenced_from(v, 2))
             } else {
                 code(ResponseError::InvalidGroupId)
             };
@@ -251,17 +255,15 @@ impl Handler {
         let me = self.clone();
         Box::pin(async move {
             let mut resp = EndTxnResponse::default();
-            resp.error_code = txn_code(
-                me.txns
-                    .end(
-                        &req.transactional_id.0,
-                        req.producer_id.0,
-                        req.producer_epoch,
-                        req.committed,
-                    )
-                    .await,
-                fenced_from(v, 2),
-            );
+            let id = &req.transactional_id.0;
+            let ended = match me.txns.get(id) {
+                Ok(c) => {
+                    c.end(id, req.producer_id.0, req.producer_epoch, req.committed)
+                        .await
+                }
+                Err(a) => Err(a.into()),
+            };
+            resp.error_code = txn_code(ended, fenced_from(v, 2));
             Reply::Send(Response::EndTxn(resp))
         })
     }
@@ -291,20 +293,19 @@ impl Handler {
                 .collect();
             let checked = if !super::groups::valid_group_id(&group) {
                 Err(ResponseError::InvalidGroupId)
-            } else if !me.coordinates_transactions() {
-                // the group's coordinator and the transaction's are different nodes: the
-                // offsets are held under the producer id until the transaction's marker ends
-                // them, as Kafka's group coordinators did before KIP-890
-                Ok(())
+            } else if let Ok(txns) = me.txns.get(&req.transactional_id.0) {
+                txns.check_offsets(
+                    &req.transactional_id.0,
+                    req.producer_id.0,
+                    req.producer_epoch,
+                    &group,
+                )
+                .map_err(|e| txn_error(e, ResponseError::InvalidProducerEpoch))
             } else {
-                me.txns
-                    .check_offsets(
-                        &req.transactional_id.0,
-                        req.producer_id.0,
-                        req.producer_epoch,
-                        &group,
-                    )
-                    .map_err(|e| txn_error(e, ResponseError::InvalidProducerEpoch))
+                // the transaction's coordinator is another node: the offsets are held under
+                // the producer id until its marker ends them, as Kafka's group coordinators
+                // did before KIP-890
+                Ok(())
             };
             let (generation, member, instance) = if v >= 3 {
                 (
@@ -407,7 +408,16 @@ impl Handler {
         let mut resp = DescribeTransactionsResponse::default();
         for id in req.transactional_ids {
             let mut st = TransactionState::default();
-            match self.txns.get(&id.0) {
+            let coordinator = match self.txns.get(&id.0) {
+                Ok(c) => c,
+                Err(a) => {
+                    st.error_code = code(txn_error(a.into(), ResponseError::ProducerFenced));
+                    st.transactional_id = id;
+                    resp.transaction_states.push(st);
+                    continue;
+                }
+            };
+            match coordinator.get(&id.0) {
                 None => {
                     st.error_code = code(ResponseError::TransactionalIdNotFound);
                     st.transaction_state = s("");
@@ -450,7 +460,7 @@ impl Handler {
             .filter(|f| !STATES.contains(&f.as_str()))
             .cloned()
             .collect();
-        let now = self.txns.now_ms();
+        let now = self.txns.now_ms().unwrap_or_default();
         for (id, m) in self.txns.list() {
             let state_ok = req.state_filters.is_empty()
                 || req

@@ -47,9 +47,14 @@ impl From<TopicConfigError> for CatalogError {
 /// (each partition's leader coordinates the groups hashed to it and keeps their offsets in it).
 pub const GROUPS_TOPIC: &str = "__tiercel_groups";
 
-/// Whether clients may not write to, delete or resize `name` (the coordinators' own topics).
+/// Cluster mode: the internal topic whose partitions shard the transaction coordinators (each
+/// partition's leader coordinates the transactional ids hashed to it and keeps their log in it).
+pub const TXNS_TOPIC: &str = "__tiercel_transactions";
+
+/// Whether clients may not write to, delete, resize or trim `name` (the coordinators' own
+/// topics).
 pub fn is_coordinator_topic(name: &str) -> bool {
-    name == GROUPS_TOPIC
+    name == GROUPS_TOPIC || name == TXNS_TOPIC
 }
 
 /// A topic to create.

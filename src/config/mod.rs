@@ -167,6 +167,12 @@ impl Config {
             if !(1..=1000).contains(&self.offsets_topic_num_partitions) {
                 return bad("offsets_topic_num_partitions", "must be between 1 and 1000");
             }
+            if !(1..=1000).contains(&self.transaction_state_log_num_partitions) {
+                return bad(
+                    "transaction_state_log_num_partitions",
+                    "must be between 1 and 1000",
+                );
+            }
         }
         if !self.advertised_listener.is_empty() {
             parse_host_port(&self.advertised_listener).map_err(|reason| ConfigError::Invalid {

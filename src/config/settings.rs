@@ -231,6 +231,8 @@ settings! {
     cluster_roll_bytes: u64 = 67_108_864, env "TIERCEL_CLUSTER_ROLL_BYTES";
     /// Cluster mode: partitions of the internal topic that shards the consumer-group coordinators (offsets.topic.num.partitions); read when the cluster first creates the topic, its partition count wins after that
     offsets_topic_num_partitions: i32 = 16, env "TIERCEL_OFFSETS_TOPIC_NUM_PARTITIONS";
+    /// Cluster mode: partitions of the internal topic that shards the transaction coordinators (transaction.state.log.num.partitions); read when the cluster first creates the topic, its partition count wins after that
+    transaction_state_log_num_partitions: i32 = 16, env "TIERCEL_TRANSACTION_STATE_LOG_NUM_PARTITIONS";
     /// Log filter when RUST_LOG is unset (e.g. info, tiercel=debug)
     log_level: String = "info".to_string(), env "TIERCEL_LOG_LEVEL";
     /// Log format: text or json

@@ -8,5 +8,5 @@ mod shards;
 pub mod state;
 
 pub use coordinator::{CommitError, Coordinator, DeleteError, GroupView, MemberView};
-pub use shards::{shard_of, Groups};
+pub use shards::Groups;
 pub use state::GroupState as State;

@@ -1,8 +1,7 @@
 //! Transaction coordinator: transactional ids, their producer ids and epochs, and the two-phase
 //! end of every transaction.
 //!
-//! Every state change is written to the transaction log (`state`, fsynced) before it is
-//! answered. Ending a transaction first records the decision (PrepareCommit / PrepareAbort),
+//! Ending a transaction first records the decision (PrepareCommit / PrepareAbort),
 //! then writes a marker into every partition of the transaction and waits until they are
 //! durable, ends the transactional offsets in every group, and finally records CompleteCommit /
 //! CompleteAbort. A crash anywhere in between leaves the decision in the log; the coordinator's
@@ -15,19 +14,27 @@
 //! against the coordinator under the partition lock: a transactional batch is appended only
 //! while its producer's transaction is Ongoing and holds that partition, so no batch can land
 //! after its transaction's marker (no hanging transactions).
+//!
+//! Every state change is written to the transaction log before it is answered: alone a file in
+//! the data dir (fsynced), in a cluster the shard's partition of `__tiercel_transactions` (in
+//! the bucket and committed in etcd, like acks=all data), so the shard's next leader continues
+//! every transaction ([`Txns`]).
 
 mod producer_ids;
 pub mod txn_log;
+
+pub use producer_ids::ProducerIds;
 
 use crate::clock::SharedClock;
 use crate::config::TxnConfig;
 use crate::journal::Journal;
 use crate::log::{LogError, LogManager};
+use crate::shard::{Absent, Released, Shards};
 use parking_lot::Mutex;
-use producer_ids::ProducerIds;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use txn_log::{TxnLog, TxnMeta, TxnRecord, TxnState};
 
@@ -77,34 +84,54 @@ pub enum TxnError {
     InvalidState,
     #[error("the transaction log or a partition could not be written")]
     Storage,
+    #[error("another node coordinates this transactional id")]
+    NotCoordinator,
+    #[error("this node is loading the transactional id's shard")]
+    LoadInProgress,
+}
+
+impl From<crate::shard::Absent> for TxnError {
+    fn from(a: crate::shard::Absent) -> TxnError {
+        match a {
+            crate::shard::Absent::Elsewhere => TxnError::NotCoordinator,
+            crate::shard::Absent::Loading => TxnError::LoadInProgress,
+        }
+    }
+}
+
+/// What every transaction coordinator of a node shares.
+#[derive(Clone)]
+pub struct TxnDeps {
+    pub cfg: TxnConfig,
+    pub logs: Arc<LogManager>,
+    pub groups: Arc<dyn GroupOffsets>,
+    pub clock: SharedClock,
+    /// Cluster mode: where markers for partitions led by other nodes go.
+    pub remote: Option<Arc<dyn RemoteMarkers>>,
 }
 
 pub struct TxnCoordinator {
     journal: Journal<TxnLog>,
     /// Serializes the operations on one transactional id.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    ids: ProducerIds,
+    ids: Arc<ProducerIds>,
     logs: Arc<LogManager>,
     groups: Arc<dyn GroupOffsets>,
     clock: SharedClock,
     cfg: TxnConfig,
-    remote: std::sync::OnceLock<Arc<dyn RemoteMarkers>>,
+    remote: Option<Arc<dyn RemoteMarkers>>,
+    /// Written into markers: alone 0; in a cluster the leader epoch of this coordinator's
+    /// shard, so markers of a later coordinator carry a higher one (as in Kafka).
+    coordinator_epoch: i32,
 }
 
-/// Marker epochs are written with this coordinator epoch (one coordinator, never moved).
-const COORDINATOR_EPOCH: i32 = 0;
-
 impl TxnCoordinator {
-    /// Opens the transaction log in `data_dir`. `legacy_reserved_to` is the end of the last
-    /// producer-id block a data dir of an earlier version recorded in its own file.
+    /// Opens the transaction log in `data_dir` (alone). `legacy_reserved_to` is the end of the
+    /// last producer-id block a data dir of an earlier version recorded in its own file.
     pub fn open(
         data_dir: &Path,
-        cfg: TxnConfig,
+        deps: TxnDeps,
         legacy_reserved_to: i64,
-        cluster: Option<Arc<crate::cluster::Cluster>>,
-        logs: Arc<LogManager>,
-        groups: Arc<dyn GroupOffsets>,
-        clock: SharedClock,
     ) -> std::io::Result<TxnCoordinator> {
         let journal: Journal<TxnLog> =
             Journal::open(data_dir.join(crate::format::TRANSACTIONS_FILE))?;
@@ -112,27 +139,35 @@ impl TxnCoordinator {
             .read()
             .producer_ids_reserved_to
             .max(legacy_reserved_to);
-        Ok(TxnCoordinator {
-            journal,
-            locks: Mutex::new(HashMap::new()),
-            ids: ProducerIds::new(reserved_to, cluster),
-            logs,
-            groups,
-            clock,
-            cfg,
-            remote: std::sync::OnceLock::new(),
-        })
+        let ids = Arc::new(ProducerIds::new(reserved_to, None));
+        Ok(Self::with_journal(journal, deps, ids, 0))
     }
 
-    /// Cluster mode: where markers for partitions led by other nodes go.
-    pub fn set_remote_markers(&self, remote: Arc<dyn RemoteMarkers>) {
-        let _ = self.remote.set(remote);
+    /// A coordinator over a transaction log already loaded (in a cluster, a shard's internal
+    /// partition, led at `coordinator_epoch`).
+    pub fn with_journal(
+        journal: Journal<TxnLog>,
+        deps: TxnDeps,
+        ids: Arc<ProducerIds>,
+        coordinator_epoch: i32,
+    ) -> TxnCoordinator {
+        TxnCoordinator {
+            journal,
+            locks: Mutex::new(HashMap::new()),
+            ids,
+            logs: deps.logs,
+            groups: deps.groups,
+            clock: deps.clock,
+            cfg: deps.cfg,
+            remote: deps.remote,
+            coordinator_epoch,
+        }
     }
 
     /// A producer id never handed out before (for idempotent producers and new transactional
     /// ids).
     pub async fn new_producer_id(&self) -> Result<i64, TxnError> {
-        self.ids.next(&self.journal).await.map_err(|e| {
+        self.ids.next(Some(&self.journal)).await.map_err(|e| {
             tracing::error!(error = %e, "allocating a producer id failed");
             TxnError::Storage
         })
@@ -400,13 +435,13 @@ impl TxnCoordinator {
         let mut elsewhere = Vec::new();
         for (topic, index) in &meta.partitions {
             let Some(p) = self.logs.get(topic, *index) else {
-                if self.remote.get().is_some() {
+                if self.remote.is_some() {
                     elsewhere.push((topic.clone(), *index));
                 }
                 continue; // alone: the topic was deleted
             };
             match p
-                .append_marker(meta.producer_id, meta.epoch, commit, COORDINATOR_EPOCH)
+                .append_marker(meta.producer_id, meta.epoch, commit, self.coordinator_epoch)
                 .await
             {
                 Ok(offset) => written.push((p, offset + 1)),
@@ -426,12 +461,12 @@ impl TxnCoordinator {
                 }
             }
         }
-        if let (false, Some(remote)) = (elsewhere.is_empty(), self.remote.get()) {
+        if let (false, Some(remote)) = (elsewhere.is_empty(), &self.remote) {
             let marker = Marker {
                 producer_id: meta.producer_id,
                 epoch: meta.epoch,
                 commit,
-                coordinator_epoch: COORDINATOR_EPOCH,
+                coordinator_epoch: self.coordinator_epoch,
             };
             if let Err(e) = remote.write(marker, elsewhere).await {
                 tracing::error!(transactional_id = id, error = %e, "writing transaction markers through other nodes failed; will retry");
@@ -511,14 +546,110 @@ impl TxnCoordinator {
             .lock()
             .retain(|id, m| live.txns.contains_key(id) || Arc::strong_count(m) > 1);
     }
+}
 
-    /// Ticks every `interval` until cancelled (the first tick at once: it finishes what a crash
-    /// left decided).
+impl Released for TxnCoordinator {
+    /// Nothing is parked on a transaction coordinator: requests in flight finish or fail on the
+    /// log, which no longer accepts this node's writes.
+    fn released(&self) {}
+}
+
+/// The transaction coordinator split in shards ([`crate::shard`]): alone, one shard holds every
+/// transactional id; in a cluster, an id belongs to a shard of the internal topic
+/// `__tiercel_transactions`, whose leader coordinates it and keeps its transaction log in that
+/// partition. A coordinator that comes to lead a shard finds in its log every transaction's
+/// state, finishes those already decided (its first tick) and times out the open ones as their
+/// old coordinator would have. Producer ids come from one cluster-wide counter in etcd.
+pub struct Txns {
+    pub shards: Arc<Shards<TxnCoordinator>>,
+    /// Cluster mode: producer ids for idempotent producers, whatever shards are here.
+    ids: Option<Arc<ProducerIds>>,
+    abort_interval: Duration,
+}
+
+impl Txns {
+    /// One shard, served here, holding every transactional id.
+    pub fn alone(c: TxnCoordinator, abort_interval: Duration) -> Txns {
+        Txns {
+            shards: Arc::new(Shards::single(c)),
+            ids: None,
+            abort_interval,
+        }
+    }
+
+    /// A cluster node's: no shard until the broker loads one; `ids` allocates cluster-wide.
+    pub fn sharded(ids: Arc<ProducerIds>, abort_interval: Duration) -> Txns {
+        Txns {
+            shards: Arc::new(Shards::empty()),
+            ids: Some(ids),
+            abort_interval,
+        }
+    }
+
+    /// The coordinator of transactional id `id` if this node serves its shard.
+    pub fn get(&self, id: &str) -> Result<Arc<TxnCoordinator>, Absent> {
+        self.shards.get(id)
+    }
+
+    /// The shard `id` belongs to, once the count is known.
+    pub fn shard(&self, id: &str) -> Option<i32> {
+        self.shards.shard(id)
+    }
+
+    /// A producer id never handed out before (InitProducerId without a transactional id).
+    pub async fn new_producer_id(&self) -> Result<i64, TxnError> {
+        if let Some(ids) = &self.ids {
+            return ids.next(None).await.map_err(|e| {
+                tracing::error!(error = %e, "allocating a producer id failed");
+                TxnError::Storage
+            });
+        }
+        match self.shards.get_shard(0) {
+            Some((_, c)) => c.new_producer_id().await,
+            None => Err(TxnError::Storage),
+        }
+    }
+
+    /// Every transactional id coordinated here, with its state.
+    pub fn list(&self) -> Vec<(String, TxnMeta)> {
+        let mut out: Vec<_> = self.shards.all().iter().flat_map(|c| c.list()).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Open transactions coordinated here.
+    pub fn ongoing(&self) -> usize {
+        self.shards.all().iter().map(|c| c.ongoing()).sum()
+    }
+
+    pub fn now_ms(&self) -> Option<i64> {
+        self.shards.all().first().map(|c| c.now_ms())
+    }
+
+    /// Ticks every shard held here (the first tick at once, then every abort interval, and at
+    /// once for a shard just loaded: it finishes what the previous coordinator left decided).
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let mut ticked: std::collections::HashMap<i32, i32> = Default::default();
+        let mut last = tokio::time::Instant::now();
         loop {
-            self.tick().await;
+            let due = last.elapsed() >= self.abort_interval || ticked.is_empty();
+            let held = self.shards.held();
+            for (shard, epoch) in &held {
+                let fresh = ticked.get(shard) != Some(epoch);
+                if !(due || fresh) {
+                    continue;
+                }
+                if let Some((e, c)) = self.shards.get_shard(*shard) {
+                    c.tick().await;
+                    ticked.insert(*shard, e);
+                }
+            }
+            ticked.retain(|s, _| held.contains_key(s));
+            if due {
+                last = tokio::time::Instant::now();
+            }
             tokio::select! {
-                _ = tokio::time::sleep(self.cfg.abort_interval) => {}
+                _ = tokio::time::sleep(Duration::from_millis(200).min(self.abort_interval)) => {}
                 _ = cancel.cancelled() => return,
             }
         }

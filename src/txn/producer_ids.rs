@@ -29,9 +29,9 @@ impl ProducerIds {
         }
     }
 
-    /// The next unused producer id; reserves a new block in `journal` when the current one is
-    /// used up.
-    pub async fn next(&self, journal: &Journal<TxnLog>) -> io::Result<i64> {
+    /// The next unused producer id; reserves a new block (in etcd, or alone in `journal`) when
+    /// the current one is used up.
+    pub async fn next(&self, journal: Option<&Journal<TxnLog>>) -> io::Result<i64> {
         let mut st = self.state.lock().await;
         let (next, reserved_to) = *st;
         if next >= reserved_to {
@@ -43,6 +43,11 @@ impl ProducerIds {
                 *st = (start + 1, end);
                 return Ok(start);
             }
+            let Some(journal) = journal else {
+                return Err(io::Error::other(
+                    "no transaction log to reserve producer ids in",
+                ));
+            };
             let end = next + BLOCK;
             journal
                 .write(vec![TxnRecord::ProducerIds { reserved_to: end }])
