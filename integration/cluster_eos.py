@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""Coordinator failover helpers of integration/cluster.sh.
+
+  fill BOOT TOPIC N               N records "in-<i>" round-robin over TOPIC's partitions
+                                  (idempotent, acks=all)
+  ctp BOOT SRC DST GROUP TXN STOP consume-transform-produce (librdkafka transactions): reads
+                                  SRC read_committed in GROUP, writes "out-<value>" to DST and
+                                  the consumed offsets in one transaction per batch, until STOP
+                                  exists; after any failed transaction it rewinds to the
+                                  group's committed offsets, so each input is output once
+  coordinator NODES group|txn ID  the node id FindCoordinator names (from the first node that
+                                  answers)
+  committed BOOT TOPIC OUT STOP GROUP...
+                                  samples the groups' committed offsets every 300 ms; writes
+                                  "REGRESSED ..." to OUT when one goes down (a lost commit)
+                                  and the last sample as "final group partition offset"
+  settled BOOT TOPIC GROUP          waits (up to 120 s) until GROUP's committed offsets are at
+                                  TOPIC's end
+  check BOOT SRC DST N OUT GROUP...
+                                  every "out-in-<i>" exactly once in DST (read_committed) for
+                                  i < N, nothing else; each group's final committed offsets at
+                                  SRC's end; no REGRESSED line in OUT
+"""
+import os
+import socket
+import struct
+import sys
+import time
+
+from cluster_chaos import Reader, recv
+
+
+def fill(boot, topic, n):
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": boot, "enable.idempotence": True, "linger.ms": 20})
+    parts = len(p.list_topics(topic, timeout=30).topics[topic].partitions)
+    failed = []
+    for i in range(int(n)):
+        while True:
+            try:
+                p.produce(topic, value=f"in-{i}".encode(), partition=i % parts,
+                          on_delivery=lambda e, m: e and failed.append(e))
+                break
+            except BufferError:
+                p.poll(0.05)
+    left = p.flush(120)
+    if failed or left:
+        sys.exit(f"fill: {len(failed)} failed, {left} unflushed")
+
+
+def ctp(boot, src, dst, group, txn_id, stop):
+    from confluent_kafka import Consumer, KafkaException, Producer
+
+    def producer():
+        p = Producer({"bootstrap.servers": boot, "transactional.id": txn_id,
+                      "transaction.timeout.ms": 60000, "topic.metadata.refresh.interval.ms": 1000})
+        while True:
+            try:
+                p.init_transactions(60)
+                return p
+            except KafkaException as e:
+                print(f"init_transactions: {e}", file=sys.stderr)
+                time.sleep(1)
+
+    def consumer():
+        c = Consumer({"bootstrap.servers": boot, "group.id": group, "enable.auto.commit": False,
+                      "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+                      "topic.metadata.refresh.interval.ms": 1000})
+        c.subscribe([src])
+        return c
+
+    p, c = producer(), consumer()
+    committed = failed = 0
+    while not os.path.exists(stop):
+        msgs = [m for m in c.consume(500, 0.5) if m.error() is None]
+        if not msgs:
+            continue
+        try:
+            p.begin_transaction()
+            for m in msgs:
+                while True:
+                    try:
+                        p.produce(dst, value=b"out-" + m.value(), partition=m.partition())
+                        break
+                    except BufferError:
+                        p.poll(0.05)
+            p.send_offsets_to_transaction(c.position(c.assignment()), c.consumer_group_metadata(), 60)
+            for attempt in range(10):
+                try:
+                    p.commit_transaction(60)
+                    break
+                except KafkaException as e:
+                    if not e.args[0].retriable() or attempt == 9:
+                        raise
+                    time.sleep(0.5)
+            committed += 1
+        except KafkaException as e:
+            failed += 1
+            err = e.args[0]
+            print(f"transaction failed: {err}", file=sys.stderr)
+            if err.txn_requires_abort():
+                try:
+                    p.abort_transaction(60)
+                except KafkaException as e2:
+                    print(f"abort: {e2}", file=sys.stderr)
+                    p = producer()
+            else:
+                p = producer()
+            # whatever happened, the committed offsets say where the output stands
+            c.close()
+            c = consumer()
+    c.close()
+    print(f"ctp: {committed} transactions committed, {failed} failed", file=sys.stderr)
+
+
+def find_coordinator(addr, kind, key):
+    """FindCoordinator v1: the node id, or None."""
+    host, port = addr.rsplit(":", 1)
+    client, k = b"tiercel-eos", key.encode()
+    body = struct.pack(">hhih", 10, 1, 1, len(client)) + client
+    body += struct.pack(">h", len(k)) + k + struct.pack(">b", 1 if kind == "txn" else 0)
+    try:
+        with socket.create_connection((host, int(port)), timeout=2) as s:
+            s.sendall(struct.pack(">i", len(body)) + body)
+            size = struct.unpack(">i", recv(s, 4))[0]
+            r = Reader(recv(s, size))
+    except OSError:
+        return None
+    r.i32(); r.i32()  # correlation id, throttle
+    err = r.i16()
+    r.string()
+    node = r.i32()
+    return node if err == 0 else None
+
+
+def coordinator(nodes, kind, key):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        for addr in nodes.split(","):
+            n = find_coordinator(addr, kind, key)
+            if n is not None:
+                print(n)
+                return 0
+        time.sleep(0.3)
+    return 1
+
+
+def committed_offsets(boot, topic, group):
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": boot, "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        got = c.committed([TopicPartition(topic, p) for p in parts], timeout=10)
+        return {tp.partition: tp.offset for tp in got}
+    finally:
+        c.close()
+
+
+def settled(boot, topic, group):
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": boot, "group.id": "eos-ends"})
+    parts = c.list_topics(topic, timeout=30).topics[topic].partitions
+    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in parts}
+    c.close()
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if committed_offsets(boot, topic, group) == ends:
+                return 0
+        except Exception as e:
+            print(f"settled({group}): {e}", file=sys.stderr)
+        time.sleep(0.5)
+    print(f"group {group} did not commit up to the end of {topic}", file=sys.stderr)
+    return 1
+
+
+def committed(boot, topic, out_path, stop, *groups):
+    best = {}
+    out = open(out_path, "a", buffering=1)
+    while True:
+        last = os.path.exists(stop)
+        for g in groups:
+            try:
+                now = committed_offsets(boot, topic, g)
+            except Exception as e:  # a coordinator moving: the next sample sees it
+                print(f"committed({g}): {e}", file=sys.stderr)
+                continue
+            for p, off in now.items():
+                prev = best.get((g, p), -1001)
+                if off < prev:
+                    out.write(f"REGRESSED {g} {topic}-{p} {prev} -> {off}\n")
+                best[(g, p)] = max(prev, off)
+                if last:
+                    out.write(f"final {g} {p} {off}\n")
+        if last:
+            return
+        time.sleep(0.3)
+
+
+def check(boot, src, dst, n, out_path, *groups):
+    from confluent_kafka import Consumer, TopicPartition
+
+    problems = []
+    c = Consumer({"bootstrap.servers": boot, "group.id": "eos-check", "enable.auto.commit": False,
+                  "isolation.level": "read_committed"})
+    meta = c.list_topics(timeout=30).topics
+    ends = {}
+    for topic in (src, dst):
+        for p in meta[topic].partitions:
+            ends[(topic, p)] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+    c.assign([TopicPartition(dst, p, 0) for p in meta[dst].partitions])
+    seen, deadline, quiet = {}, time.time() + 120, time.time()
+    while time.time() < deadline and time.time() - quiet < 5:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        quiet = time.time()
+        v = m.value().decode()
+        seen[v] = seen.get(v, 0) + 1
+    c.close()
+    want = {f"out-in-{i}" for i in range(int(n))}
+    twice = [v for v, k in seen.items() if k > 1]
+    missing = want - seen.keys()
+    extra = seen.keys() - want
+    if twice:
+        problems.append(f"{len(twice)} outputs more than once, e.g. {sorted(twice)[:3]}")
+    if missing:
+        problems.append(f"{len(missing)} inputs never output, e.g. {sorted(missing)[:3]}")
+    if extra:
+        problems.append(f"{len(extra)} unexpected outputs, e.g. {sorted(extra)[:3]}")
+    lines = open(out_path).read().splitlines() if os.path.exists(out_path) else []
+    problems += [line for line in lines if line.startswith("REGRESSED")]
+    final = {(g, int(p)): int(o) for _, g, p, o in
+             (line.split() for line in lines if line.startswith("final "))}
+    for g in groups:
+        for p in meta[src].partitions:
+            got, end = final.get((g, p)), ends[(src, p)]
+            if got != end:
+                problems.append(f"group {g}: committed offset of {src}-{p} is {got}, its end is {end}")
+    print(f"exactly-once: {len(seen)} distinct outputs of {n} inputs, {len(twice)} doubled, "
+          f"{len(missing)} missing; committed-offset samples regressed "
+          f"{sum(1 for line in lines if line.startswith('REGRESSED'))} times")
+    for pr in problems:
+        print("PROBLEM: " + pr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    cmd, args = sys.argv[1], sys.argv[2:]
+    if cmd == "fill":
+        fill(*args)
+    elif cmd == "ctp":
+        ctp(*args)
+    elif cmd == "coordinator":
+        sys.exit(coordinator(*args))
+    elif cmd == "committed":
+        committed(*args)
+    elif cmd == "settled":
+        sys.exit(settled(*args))
+    elif cmd == "check":
+        sys.exit(check(*args))
+    else:
+        sys.exit(f"unknown command {cmd}")

@@ -1,0 +1,167 @@
+//! Cluster operations: reassigning partitions to a node (AlterPartitionReassignments,
+//! ListPartitionReassignments) under a producer, preferred and unclean leader elections
+//! (ElectLeaders), and an assigned node taking its partitions back after a failure.
+//!
+//! These need etcd, so they are ignored by a plain `cargo test`; `.ci/run` installs etcd and
+//! runs them with `cargo test --test cluster_ops -- --ignored`.
+
+#![allow(clippy::disallowed_methods)] // a test reads and writes its files directly
+
+mod cluster_support;
+mod common;
+
+use cluster_support::*;
+use common::{read_response, send_request};
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use std::net::TcpStream;
+use std::time::Duration;
+
+const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+const ELECTION_NOT_NEEDED: i16 = 84;
+const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+
+fn connect(addr: &str) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(40)))
+        .expect("timeout");
+    s
+}
+
+fn name(t: &str) -> TopicName {
+    TopicName(StrBytes::from_string(t.to_string()))
+}
+
+/// AlterPartitionReassignments v0: each partition's error, in order.
+fn reassign(addr: &str, topic: &str, to: &[(i32, Option<Vec<i32>>)]) -> Vec<i16> {
+    let mut s = connect(addr);
+    let mut req = AlterPartitionReassignmentsRequest::default();
+    req.timeout_ms = 30_000;
+    let mut t = ReassignableTopic::default();
+    t.name = name(topic);
+    t.partitions = to
+        .iter()
+        .map(|(p, r)| {
+            let mut rp = ReassignablePartition::default();
+            rp.partition_index = *p;
+            rp.replicas = r
+                .as_ref()
+                .map(|ids| ids.iter().map(|i| BrokerId(*i)).collect());
+            rp
+        })
+        .collect();
+    req.topics = vec![t];
+    send_request(&mut s, 45, 0, 1, &req);
+    let resp: AlterPartitionReassignmentsResponse =
+        read_response(&mut s, 45, 0, 1).expect("response");
+    assert_eq!(resp.error_code, 0);
+    resp.responses
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+        .collect()
+}
+
+/// ListPartitionReassignments v0: (topic, partition, target) of every one in progress.
+fn ongoing(addr: &str) -> Vec<(String, i32, Vec<i32>)> {
+    let mut s = connect(addr);
+    let req = ListPartitionReassignmentsRequest::default();
+    send_request(&mut s, 46, 0, 1, &req);
+    let resp: ListPartitionReassignmentsResponse =
+        read_response(&mut s, 46, 0, 1).expect("response");
+    resp.topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    p.replicas.iter().map(|b| b.0).collect(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// ElectLeaders v1 for one partition: its error.
+fn elect(addr: &str, topic: &str, partition: i32, election_type: i8) -> i16 {
+    let mut s = connect(addr);
+    let mut req = ElectLeadersRequest::default();
+    req.election_type = election_type;
+    req.timeout_ms = 30_000;
+    let mut tp = TopicPartitions::default();
+    tp.topic = name(topic);
+    tp.partitions = vec![partition];
+    req.topic_partitions = Some(vec![tp]);
+    send_request(&mut s, 43, 1, 1, &req);
+    let resp: ElectLeadersResponse = read_response(&mut s, 43, 1, 1).expect("response");
+    resp.replica_election_results[0].partition_result[0].error_code
+}
+
+#[test]
+#[ignore = "needs etcd: cargo test --test cluster_ops -- --ignored"]
+fn a_topic_reassigned_to_one_node_moves_there_under_load_and_returns_after_its_failure() {
+    let mut c = Cluster::start(3);
+    let a = c.nodes[0].addr();
+    create_topic(&a, "moving", 6);
+    wait_placement(&c, &a, "moving", "even spread", |nodes, parts| {
+        nodes.len() == 3 && per_node(parts).values().all(|n| *n == 2)
+    });
+    let boot = c.bootstrap();
+    let producing = std::thread::spawn(move || produce(&boot, "moving", 6, 150, "during"));
+    std::thread::sleep(Duration::from_millis(300));
+    let all_to_2: Vec<(i32, Option<Vec<i32>>)> = (0..6).map(|p| (p, Some(vec![2]))).collect();
+    assert_eq!(reassign(&a, "moving", &all_to_2), vec![0; 6]);
+    wait_placement(&c, &a, "moving", "every partition on node 2", |_, parts| {
+        parts.values().all(|p| p.leader == 2)
+    });
+    let acked = producing.join().expect("producer");
+    assert!(ongoing(&a).is_empty(), "done reassignments are not listed");
+    let mut got = consume_all(&c.bootstrap(), "moving", 6);
+    let mut want = acked;
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "every acknowledged record at its offset, once");
+    // in place: nothing to elect; a node that is not live cannot be assigned
+    assert_eq!(elect(&a, "moving", 0, 0), ELECTION_NOT_NEEDED);
+    assert_eq!(
+        reassign(&a, "moving", &[(0, Some(vec![9]))]),
+        vec![INVALID_REPLICA_ASSIGNMENT]
+    );
+    assert_eq!(
+        reassign(&a, "moving", &[(0, None)]),
+        vec![NO_REASSIGNMENT_IN_PROGRESS]
+    );
+    // node 2 fails: its partitions go elsewhere, and come back when it returns
+    c.node(2).kill();
+    wait_placement(&c, &a, "moving", "failover off node 2", |nodes, parts| {
+        !nodes.contains(&2) && parts.values().all(|p| p.leader != 2)
+    });
+    let listed = ongoing(&a);
+    assert_eq!(listed.len(), 6, "waiting for node 2: {listed:?}");
+    assert!(listed.iter().all(|(_, _, r)| r == &vec![2]));
+    c.launch(2);
+    wait_placement(&c, &a, "moving", "back on node 2", |_, parts| {
+        parts.values().all(|p| p.leader == 2)
+    });
+    // an unclean election for a partition that has a leader is not needed either
+    assert_eq!(elect(&a, "moving", 1, 1), ELECTION_NOT_NEEDED);
+    // cancelling the assignment lets the controller spread the topic again
+    let all_none: Vec<(i32, Option<Vec<i32>>)> = (0..6).map(|p| (p, None)).collect();
+    c.node(2).kill();
+    wait_placement(
+        &c,
+        &a,
+        "moving",
+        "failover off node 2 again",
+        |nodes, parts| !nodes.contains(&2) && parts.values().all(|p| p.leader != 2),
+    );
+    assert_eq!(reassign(&a, "moving", &all_none), vec![0; 6]);
+    c.launch(2);
+    wait_placement(&c, &a, "moving", "spread again", |nodes, parts| {
+        nodes.len() == 3 && per_node(parts).values().all(|n| *n == 2)
+    });
+}
