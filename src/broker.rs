@@ -226,6 +226,7 @@ impl Broker {
                         id: config.node_id,
                         host: advertised.0.clone(),
                         port: advertised.1,
+                        draining: config.decommission,
                     },
                     Duration::from_millis(config.cluster_lease_ttl_ms),
                     etcd_catalog,

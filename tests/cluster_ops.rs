@@ -165,3 +165,64 @@ fn a_topic_reassigned_to_one_node_moves_there_under_load_and_returns_after_its_f
         nodes.len() == 3 && per_node(parts).values().all(|n| *n == 2)
     });
 }
+
+/// DescribeCluster v2 with fenced brokers: (node id, fenced) of each.
+fn described(addr: &str) -> Vec<(i32, bool)> {
+    let mut s = connect(addr);
+    let mut req = DescribeClusterRequest::default();
+    req.include_fenced_brokers = true;
+    req.endpoint_type = 1;
+    send_request(&mut s, 60, 2, 1, &req);
+    let resp: DescribeClusterResponse = read_response(&mut s, 60, 2, 1).expect("response");
+    let mut out: Vec<(i32, bool)> = resp
+        .brokers
+        .iter()
+        .map(|b| (b.broker_id.0, b.is_fenced))
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+#[test]
+#[ignore = "needs etcd: cargo test --test cluster_ops -- --ignored"]
+fn a_decommissioned_node_hands_every_partition_away_under_load() {
+    let mut c = Cluster::start(3);
+    let a = c.nodes[0].addr();
+    create_topic(&a, "draining", 6);
+    wait_placement(&c, &a, "draining", "even spread", |nodes, parts| {
+        nodes.len() == 3 && per_node(parts).values().all(|n| *n == 2)
+    });
+    // node 3 restarts draining while an idempotent producer writes
+    let boot = c.nodes[0].addr() + "," + &c.nodes[1].addr();
+    let producing = std::thread::spawn(move || produce(&boot, "draining", 6, 150, "drain"));
+    c.node(3).stop();
+    c.launch_with(3, &["--decommission", "true"]);
+    wait_placement(
+        &c,
+        &a,
+        "draining",
+        "nothing left on node 3",
+        |nodes, parts| nodes.contains(&3) && parts.values().all(|p| p.leader != 3),
+    );
+    assert_eq!(described(&a), vec![(1, false), (2, false), (3, true)]);
+    let acked = producing.join().expect("producer");
+    let mut got = consume_all(
+        &(c.nodes[0].addr() + "," + &c.nodes[1].addr()),
+        "draining",
+        6,
+    );
+    let mut want = acked;
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "every acknowledged record at its offset, once");
+    // the coordinators' shards left it too: a group commits through the other nodes
+    let internal = metadata(&a, "__tiercel_groups").expect("groups topic");
+    assert!(internal.1.values().all(|p| p.leader != 3), "{internal:?}");
+    // back without the flag, it takes a share again
+    c.node(3).stop();
+    c.launch(3);
+    wait_placement(&c, &a, "draining", "spread again", |nodes, parts| {
+        nodes.len() == 3 && per_node(parts).values().all(|n| *n == 2)
+    });
+    assert_eq!(described(&a), vec![(1, false), (2, false), (3, false)]);
+}

@@ -1,4 +1,6 @@
-//! DescribeCluster: the live nodes, the controller and the cluster id.
+//! DescribeCluster: the live nodes, the controller and the cluster id. A draining node
+//! (`--decommission`) is reported fenced (v2: it may not be given partitions), and left out
+//! unless the request includes fenced brokers.
 
 use super::errors::code;
 use super::Handler;
@@ -14,7 +16,11 @@ const ENDPOINT_BROKERS: i8 = 1;
 const ENDPOINT_CONTROLLERS: i8 = 2;
 
 impl Handler {
-    pub(super) fn describe_cluster(&self, req: DescribeClusterRequest) -> DescribeClusterResponse {
+    pub(super) fn describe_cluster(
+        &self,
+        req: DescribeClusterRequest,
+        v: i16,
+    ) -> DescribeClusterResponse {
         let mut resp = DescribeClusterResponse::default();
         resp.endpoint_type = req.endpoint_type;
         if req.endpoint_type != ENDPOINT_BROKERS {
@@ -38,13 +44,22 @@ impl Handler {
             super::authorized::cluster(req.include_cluster_authorized_operations);
         let (nodes, controller) = self.nodes();
         resp.controller_id = BrokerId(controller);
+        let view = self.cluster.as_ref().map(|c| c.view());
+        let draining = |id: i32| {
+            view.as_ref()
+                .is_some_and(|v| v.nodes.get(&id).is_some_and(|n| n.draining))
+        };
         resp.brokers = nodes
             .into_iter()
+            .filter(|(id, _, _)| v < 2 || req.include_fenced_brokers || !draining(*id))
             .map(|(id, host, port)| {
                 let mut b = DescribeClusterBroker::default();
                 b.broker_id = BrokerId(id);
                 b.host = StrBytes::from_string(host);
                 b.port = port;
+                if v >= 2 {
+                    b.is_fenced = draining(id);
+                }
                 b
             })
             .collect();

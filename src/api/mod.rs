@@ -162,6 +162,7 @@ impl Handler {
                 id: self.config.node_id,
                 host: self.advertised.0.clone(),
                 port: self.advertised.1,
+                draining: false,
             });
         };
         let meta = self.catalog.get(topic)?;
@@ -235,7 +236,7 @@ impl Handler {
             Request::ListPartitionReassignments(r) => self.list_partition_reassignments(r),
             Request::ElectLeaders(r) => self.elect_leaders(r, v),
             Request::DescribeCluster(r) => {
-                ready(Response::DescribeCluster(self.describe_cluster(r)))
+                ready(Response::DescribeCluster(self.describe_cluster(r, v)))
             }
             Request::FindCoordinator(r) => {
                 ready(Response::FindCoordinator(self.find_coordinator(r, v)))

@@ -12,6 +12,8 @@
 //!   controller marks a partition to move from the most loaded node to the least loaded one
 //!   (`/moves/`); the owner hands it over once it has stopped serving it
 //!   ([`super::Cluster::hand_over`]);
+//! - a node started with `--decommission` (draining) gets no partitions, and each one it leads
+//!   is marked to move to the least loaded other node, unless no other node is live;
 //! - a partition an operator assigned to a node (`/assign/`, AlterPartitionReassignments) is
 //!   given to that node whenever it is live: as a leader when the partition has none, by a move
 //!   otherwise; balancing moves only partitions without a live assignment;
@@ -114,7 +116,12 @@ async fn reconcile(c: &Cluster, catalog: &Catalog, v: &View) {
 
 fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
     let mut moves = Vec::new();
-    let live: Vec<i32> = v.nodes.keys().copied().collect();
+    // the nodes that may be given partitions: the live ones not draining (all of them if every
+    // live node drains: a partition is better led by a draining node than by none)
+    let mut live: Vec<i32> = v.nodes.keys().copied().filter(|n| v.eligible(*n)).collect();
+    if live.is_empty() {
+        live = v.nodes.keys().copied().collect();
+    }
     if live.is_empty() {
         return moves;
     }
@@ -253,9 +260,53 @@ fn plan(c: &Cluster, catalog: &Catalog, v: &View) -> Vec<Move> {
         moves.extend(to_assigned(c, v));
     }
     if moves.is_empty() && !moving {
+        moves.extend(drain(c, v, &load));
+    }
+    if moves.is_empty() && !moving {
         moves.extend(balance(c, v, &load));
     }
     moves
+}
+
+/// Moves every partition a draining node leads to the least loaded node that may lead.
+fn drain(c: &Cluster, v: &View, load: &HashMap<i32, usize>) -> Vec<Move> {
+    let mut load = load.clone();
+    let mut out = Vec::new();
+    let mut draining: Vec<_> = v
+        .leaders
+        .iter()
+        .filter(|(_, (l, _))| v.nodes.get(&l.node).is_some_and(|n| n.draining))
+        .collect();
+    draining.sort_unstable_by_key(|(tp, _)| **tp);
+    for (&(t, p), (l, rev)) in draining {
+        let Some(to) = load
+            .iter()
+            .filter(|(n, _)| v.eligible(**n))
+            .min_by_key(|(n, c)| (**c, **n))
+            .map(|(n, _)| *n)
+        else {
+            break; // nowhere to go
+        };
+        *load.entry(to).or_default() += 1;
+        let key = c.move_key(t, p);
+        out.push(Move {
+            guards: vec![
+                Compare::ModRevision(c.leader_key(t, p), *rev),
+                Compare::CreateRevision(key.clone(), 0),
+            ],
+            op: Op::Put {
+                key,
+                value: to.to_string().into_bytes(),
+                lease: 0,
+            },
+            what: format!(
+                "partition {t}/{p}: moving from {} to {to}: it drains",
+                l.node
+            ),
+            bumps: false,
+        });
+    }
+    out
 }
 
 /// Moves every partition whose assigned node is live but does not lead it to that node.

@@ -72,6 +72,9 @@ pub struct NodeInfo {
     pub id: i32,
     pub host: String,
     pub port: i32,
+    /// Started with `--decommission`: it takes no partitions and hands its own to the others.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub draining: bool,
 }
 
 /// A partition's leader, `/leaders/<topic id>/<partition>`.
@@ -116,12 +119,17 @@ impl View {
         self.nodes.get(&l.node).map(|n| (n, l.epoch))
     }
 
-    /// The node an operator assigned the partition to, if that node is live.
+    /// The node an operator assigned the partition to, if that node is live and may lead.
     pub fn assigned_live(&self, topic: Uuid, partition: i32) -> Option<i32> {
         self.assigned
             .get(&(topic, partition))
             .map(|(n, _)| *n)
-            .filter(|n| self.nodes.contains_key(n))
+            .filter(|n| self.eligible(*n))
+    }
+
+    /// Whether node `n` is live and may be given partitions (it is not draining).
+    pub fn eligible(&self, n: i32) -> bool {
+        self.nodes.get(&n).is_some_and(|i| !i.draining)
     }
 
     /// The partition's leader epoch (-1 before it ever had a leader).

@@ -229,6 +229,8 @@ settings! {
     cluster_roll_ms: u64 = 600_000, env "TIERCEL_CLUSTER_ROLL_MS";
     /// Cluster mode: a partition's active segment is rolled and tiered once this big, bytes (bounds a take-over's replay as cluster_roll_ms does)
     cluster_roll_bytes: u64 = 67_108_864, env "TIERCEL_CLUSTER_ROLL_BYTES";
+    /// Cluster mode: start draining: the node takes no partitions and hands those it leads to the others (it serves them until each has moved); DescribeCluster v2 shows it fenced
+    decommission: bool = false, env "TIERCEL_DECOMMISSION";
     /// Cluster mode: partitions of the internal topic that shards the consumer-group coordinators (offsets.topic.num.partitions); read when the cluster first creates the topic, its partition count wins after that
     offsets_topic_num_partitions: i32 = 16, env "TIERCEL_OFFSETS_TOPIC_NUM_PARTITIONS";
     /// Cluster mode: partitions of the internal topic that shards the transaction coordinators (transaction.state.log.num.partitions); read when the cluster first creates the topic, its partition count wins after that

@@ -144,6 +144,11 @@ impl Cluster {
 
     /// Starts (or restarts) node `id` on its port and data dir.
     pub fn launch(&mut self, id: i32) {
+        self.launch_with(id, &[]);
+    }
+
+    /// Starts node `id` with `extra` flags as well.
+    pub fn launch_with(&mut self, id: i32, extra: &[&str]) {
         let tier = url_of(self.tier.path());
         let endpoint = self.etcd.endpoint.clone();
         let node = self.node(id);
@@ -164,6 +169,7 @@ impl Cluster {
             .args(["--tier-url", &tier])
             .args(["--cluster-lease-ttl-ms", &LEASE_MS.to_string()])
             .args(["--num-partitions", "6"])
+            .args(extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(log.try_clone().expect("log file"))
