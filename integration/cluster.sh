@@ -2,7 +2,8 @@
 # Cluster mode under failure: a real etcd, SeaweedFS (S3) and three Tiercel nodes on 127.0.0.1.
 # An idempotent acks=all producer (librdkafka, through confluent-kafka) and a consumer group (the
 # Java client) run across 12 partitions while a random partition's leader is killed -9 and
-# restarted, or paused (SIGSTOP) past its lease and resumed. Then: every acknowledged record is
+# restarted, or paused (SIGSTOP) past its lease and resumed, and then every node is restarted in
+# turn (a rolling restart, SIGTERM). Then: every acknowledged record is
 # at its offset, no record is there twice, offsets have no gaps, the group received every
 # acknowledged record, no Metadata answer showed a leader epoch lower than one seen before; and
 # how long produce took to resume after each kill is reported.
@@ -112,6 +113,16 @@ for ev in "${events[@]}"; do
   fi
   sleep 4
 done
+# a rolling restart: each node in turn stops (SIGTERM: its partitions are handed over) and
+# starts again, under the same producer and group
+for n in 1 2 3; do
+  now=$(date +%s.%N)
+  kill -TERM "${pid[$n]}"; wait "${pid[$n]}" 2>/dev/null || true
+  echo "$now restart $n" >>"$work/events"
+  echo "rolling restart: node $n"
+  start_node "$n"
+  sleep 5
+done
 touch "$work/events"
 
 touch "$work/stop-producer"
@@ -128,7 +139,7 @@ wait $epochs || true
 cat "$work/producer.err" | tail -3
 rc=0
 chaos check "$nodes" $topic "$work/acks" "$work/events" "$work/consumed" || rc=1
-echo "events: $(grep -c kill "$work/events" || true) kills, $(grep -c pause "$work/events" || true) pauses"
+echo "events: $(grep -c kill "$work/events" || true) kills, $(grep -c pause "$work/events" || true) pauses, $(grep -c restart "$work/events" || true) rolling restarts"
 tail -1 "$work/epochs"
 if grep -q DECREASE "$work/epochs"; then
   echo "PROBLEM: a leader epoch went down:"; grep DECREASE "$work/epochs" | head; rc=1
