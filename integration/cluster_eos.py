@@ -16,6 +16,9 @@
                                   and the last sample as "final group partition offset"
   settled BOOT TOPIC GROUP          waits (up to 120 s) until GROUP's committed offsets are at
                                   TOPIC's end
+  reassign BOOT TOPIC NODE         kafka-python's admin: every partition of TOPIC reassigned to
+                                  NODE, listed until done, then led by NODE; a preferred
+                                  election is not needed; cancelling then is refused
   check BOOT SRC DST N OUT GROUP...
                                   every "out-in-<i>" exactly once in DST (read_committed) for
                                   i < N, nothing else; each group's final committed offsets at
@@ -200,6 +203,40 @@ def committed(boot, topic, out_path, stop, *groups):
         time.sleep(0.3)
 
 
+def reassign(boot, topic, node):
+    from kafka import KafkaAdminClient, TopicPartition
+    from kafka.errors import ElectionNotNeededError, NoReassignmentInProgressError
+
+    node = int(node)
+    a = KafkaAdminClient(bootstrap_servers=boot.split(","))
+    parts = [p["partition"] for p in a.describe_topics([topic])[0]["partitions"]]
+    tps = [TopicPartition(topic, p) for p in parts]
+    errors = a.alter_partition_reassignments({tp: [node] for tp in tps})
+    problems = [f"{tp}: {e}" for tp, e in errors.items() if e is not None]
+    deadline, moved = time.time() + 60, False
+    while not problems and time.time() < deadline and not moved:
+        time.sleep(0.3)
+        listed = a.list_partition_reassignments()
+        leaders = {p["partition"]: p["leader"] for p in a.describe_topics([topic])[0]["partitions"]}
+        moved = not listed and all(leaders.get(p) == node for p in parts)
+    if not moved:
+        problems.append(f"{topic} did not move to node {node}")
+    resp = a.elect_leaders(0, {topic: parts}, raise_errors=False)
+    for r in resp.replica_election_results:
+        for pr in r[1]:
+            if pr[1] != ElectionNotNeededError.errno:
+                problems.append(f"preferred election of {topic}-{pr[0]}: error {pr[1]}")
+    cancelled = a.alter_partition_reassignments({tps[0]: None})
+    if cancelled.get(tps[0]) is not NoReassignmentInProgressError:
+        problems.append(f"cancelling a finished reassignment: {cancelled}")
+    a.close()
+    for pr in problems:
+        print("PROBLEM: " + pr)
+    print(f"kafka-python admin: {len(parts)} partitions of {topic} reassigned to node {node}: "
+          + ("PASS" if not problems else "FAIL"))
+    return 1 if problems else 0
+
+
 def check(boot, src, dst, n, out_path, *groups):
     from confluent_kafka import Consumer, TopicPartition
 
@@ -260,6 +297,8 @@ if __name__ == "__main__":
         committed(*args)
     elif cmd == "settled":
         sys.exit(settled(*args))
+    elif cmd == "reassign":
+        sys.exit(reassign(*args))
     elif cmd == "check":
         sys.exit(check(*args))
     else:

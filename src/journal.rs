@@ -163,19 +163,7 @@ impl<S: Journaled> Writer<S> {
                 jobs.push(j);
             }
             let result = self.append(&jobs);
-            for (records, done) in jobs {
-                let r = match &result {
-                    Ok(()) => {
-                        let mut state = self.state.write();
-                        for rec in &records {
-                            state.apply(rec);
-                        }
-                        Ok(())
-                    }
-                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-                };
-                let _ = done.send(r);
-            }
+            answer(&self.state, jobs, &result);
             if result.is_ok() {
                 if let Err(e) = self.maybe_compact() {
                     tracing::warn!(path = %self.path.display(), error = %e, "journal compaction failed; will retry");
@@ -224,6 +212,24 @@ impl<S: Journaled> Writer<S> {
     }
 }
 
+/// Applies each written job's records (in order) and answers it, or answers every job with the
+/// write's error.
+fn answer<S: Journaled>(state: &RwLock<S>, jobs: Vec<Job<S::Record>>, result: &io::Result<()>) {
+    for (records, done) in jobs {
+        let r = match result {
+            Ok(()) => {
+                let mut state = state.write();
+                for rec in &records {
+                    state.apply(rec);
+                }
+                Ok(())
+            }
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        };
+        let _ = done.send(r);
+    }
+}
+
 /// The writer of a journal kept in a [`Backend`].
 struct LogWriter<S: Journaled> {
     backend: Arc<dyn Backend>,
@@ -240,19 +246,7 @@ impl<S: Journaled> LogWriter<S> {
                 jobs.push(j);
             }
             let result = self.append(&jobs).await;
-            for (records, done) in jobs {
-                let r = match &result {
-                    Ok(()) => {
-                        let mut state = self.state.write();
-                        for rec in &records {
-                            state.apply(rec);
-                        }
-                        Ok(())
-                    }
-                    Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
-                };
-                let _ = done.send(r);
-            }
+            answer(&self.state, jobs, &result);
             if result.is_ok() {
                 if let Err(e) = self.maybe_compact().await {
                     tracing::warn!(error = %e, "journal compaction failed; will retry");

@@ -33,12 +33,13 @@ fn connect(addr: &str) -> Option<TcpStream> {
     Some(s)
 }
 
-/// FindCoordinator v4 for a group from the node at `addr`: (error, node id, "host:port").
-fn find_coordinator(addr: &str, group: &str) -> Option<(i16, i32, String)> {
+/// FindCoordinator v4 for a group (`key_type` 0) or a transactional id (1) from the node at
+/// `addr`: (error, node id, "host:port").
+fn find_coordinator(addr: &str, key_type: i8, key: &str) -> Option<(i16, i32, String)> {
     let mut s = connect(addr)?;
     let mut req = FindCoordinatorRequest::default();
-    req.key_type = 0;
-    req.coordinator_keys = vec![StrBytes::from_string(group.to_string())];
+    req.key_type = key_type;
+    req.coordinator_keys = vec![StrBytes::from_string(key.to_string())];
     send_request(&mut s, 10, 4, 1, &req);
     let resp: FindCoordinatorResponse = read_response(&mut s, 10, 4, 1).ok()?;
     let c = resp.coordinators.first()?;
@@ -99,7 +100,7 @@ fn with_coordinator<T>(
     let mut last = String::new();
     loop {
         for a in addrs {
-            match find_coordinator(a, group) {
+            match find_coordinator(a, 0, group) {
                 Some((0, id, at)) => match op(&at) {
                     Some(Ok(v)) => return (id, v),
                     Some(Err(e)) => {
@@ -187,24 +188,15 @@ fn groups_spread_over_the_nodes_and_their_offsets_survive_the_coordinator_s_kill
     }
 }
 
-/// FindCoordinator v4 for a transactional id: the node id, once one is named.
+/// The node coordinating transactional id `id`, once one is named.
 fn txn_coordinator(c: &Cluster, addrs: &[String], id: &str) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        for a in addrs {
-            let mut s = match connect(a) {
-                Some(s) => s,
-                None => continue,
-            };
-            let mut req = FindCoordinatorRequest::default();
-            req.key_type = 1;
-            req.coordinator_keys = vec![StrBytes::from_string(id.to_string())];
-            send_request(&mut s, 10, 4, 1, &req);
-            if let Ok(resp) = read_response::<FindCoordinatorResponse>(&mut s, 10, 4, 1) {
-                if let Some(k) = resp.coordinators.first().filter(|k| k.error_code == 0) {
-                    return k.node_id.0;
-                }
-            }
+        if let Some((_, node, _)) = addrs
+            .iter()
+            .find_map(|a| find_coordinator(a, 1, id).filter(|(e, _, _)| *e == 0))
+        {
+            return node;
         }
         assert!(
             Instant::now() < deadline,

@@ -288,23 +288,11 @@ fn drain(c: &Cluster, v: &View, load: &HashMap<i32, usize>) -> Vec<Move> {
             break; // nowhere to go
         };
         *load.entry(to).or_default() += 1;
-        let key = c.move_key(t, p);
-        out.push(Move {
-            guards: vec![
-                Compare::ModRevision(c.leader_key(t, p), *rev),
-                Compare::CreateRevision(key.clone(), 0),
-            ],
-            op: Op::Put {
-                key,
-                value: to.to_string().into_bytes(),
-                lease: 0,
-            },
-            what: format!(
-                "partition {t}/{p}: moving from {} to {to}: it drains",
-                l.node
-            ),
-            bumps: false,
-        });
+        let what = format!(
+            "partition {t}/{p}: moving from {} to {to}: it drains",
+            l.node
+        );
+        out.push(move_to(c, (t, p), *rev, to, what));
     }
     out
 }
@@ -319,23 +307,11 @@ fn to_assigned(c: &Cluster, v: &View) -> Vec<Move> {
         if l.node == to || !v.nodes.contains_key(&l.node) {
             continue; // there already, or leaderless (given to it directly)
         }
-        let key = c.move_key(t, p);
-        out.push(Move {
-            guards: vec![
-                Compare::ModRevision(c.leader_key(t, p), *rev),
-                Compare::CreateRevision(key.clone(), 0),
-            ],
-            op: Op::Put {
-                key,
-                value: to.to_string().into_bytes(),
-                lease: 0,
-            },
-            what: format!(
-                "partition {t}/{p}: moving from {} to {to}, as assigned",
-                l.node
-            ),
-            bumps: false,
-        });
+        let what = format!(
+            "partition {t}/{p}: moving from {} to {to}, as assigned",
+            l.node
+        );
+        out.push(move_to(c, (t, p), *rev, to, what));
     }
     out
 }
@@ -399,22 +375,29 @@ fn balance(c: &Cluster, v: &View, load: &HashMap<i32, usize>) -> Vec<Move> {
         let Some((_, rev)) = v.leaders.get(&(t, p)) else {
             break;
         };
-        let key = c.move_key(t, p);
-        moves.push(Move {
-            guards: vec![
-                Compare::ModRevision(c.leader_key(t, p), *rev),
-                Compare::CreateRevision(key.clone(), 0),
-            ],
-            op: Op::Put {
-                key,
-                value: to.to_string().into_bytes(),
-                lease: 0,
-            },
-            what: format!("partition {t}/{p}: moving from {from} to {to} to even out leaderships"),
-            bumps: false,
-        });
+        let what = format!("partition {t}/{p}: moving from {from} to {to} to even out leaderships");
+        moves.push(move_to(c, (t, p), *rev, to, what));
         *load.entry(from).or_default() -= 1;
         *load.entry(to).or_default() += 1;
     }
     moves
+}
+
+/// A move of partition `t`/`p` to node `to`, guarded by its leadership being unchanged since
+/// `rev` and no move being pending.
+fn move_to(c: &Cluster, (t, p): (Uuid, i32), rev: i64, to: i32, what: String) -> Move {
+    let key = c.move_key(t, p);
+    Move {
+        guards: vec![
+            Compare::ModRevision(c.leader_key(t, p), rev),
+            Compare::CreateRevision(key.clone(), 0),
+        ],
+        op: Op::Put {
+            key,
+            value: to.to_string().into_bytes(),
+            lease: 0,
+        },
+        what,
+        bumps: false,
+    }
 }

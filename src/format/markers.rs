@@ -2,7 +2,7 @@
 //! of a transaction to commit or abort it. One control record per batch: key (version `i16` 0,
 //! type `i16`: 0 abort, 1 commit), value (version `i16` 0, coordinator epoch `i32`).
 
-use super::batch::{self, BatchHeader, HEADER_LEN};
+use super::batch::{self, HEADER_LEN};
 
 /// Marker types, as the control record's key says.
 const ABORT: i16 = 0;
@@ -19,35 +19,13 @@ pub fn marker_batch(
     coordinator_epoch: i32,
     now_ms: i64,
 ) -> Vec<u8> {
-    let mut rec = Vec::new();
-    rec.push(0u8); // record attributes
-    batch::put_varint(&mut rec, 0); // timestamp delta
-    batch::put_varint(&mut rec, 0); // offset delta
-    batch::put_varint(&mut rec, 4);
-    rec.extend_from_slice(&0i16.to_be_bytes()); // key version
-    rec.extend_from_slice(&(if commit { COMMIT } else { ABORT }).to_be_bytes());
-    batch::put_varint(&mut rec, 6);
-    rec.extend_from_slice(&0i16.to_be_bytes()); // value version
-    rec.extend_from_slice(&coordinator_epoch.to_be_bytes());
-    batch::put_varint(&mut rec, 0); // headers
-    let mut body = Vec::with_capacity(rec.len() + 2);
-    batch::put_varint(&mut body, rec.len() as i64);
-    body.extend_from_slice(&rec);
-    let h = BatchHeader {
-        base_offset: 0,
-        batch_length: 0,
-        magic: 2,
-        crc: 0,
-        attributes: ATTRIBUTES,
-        last_offset_delta: 0,
-        base_timestamp: now_ms,
-        max_timestamp: now_ms,
-        producer_id,
-        producer_epoch: epoch,
-        base_sequence: -1,
-        record_count: 1,
-    };
-    super::records::write_batch(&h, 0, now_ms, 1, &body)
+    let mut key = 0i16.to_be_bytes().to_vec(); // key version
+    key.extend_from_slice(&(if commit { COMMIT } else { ABORT }).to_be_bytes());
+    let mut value = 0i16.to_be_bytes().to_vec(); // value version
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let mut body = Vec::with_capacity(32);
+    super::records::put_record(&mut body, 0, Some(&key), Some(&value));
+    super::records::new_batch(ATTRIBUTES, (producer_id, epoch), 1, now_ms, &body)
 }
 
 /// Whether a whole control batch is a commit (`Some(true)`) or abort (`Some(false)`) marker;

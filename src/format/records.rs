@@ -154,38 +154,66 @@ pub(crate) fn write_batch(
     b
 }
 
-/// A new uncompressed batch without a producer holding one keyless record per value, every
-/// record at `now_ms` (the internal logs that keep the coordinators' journals).
-pub fn values_batch(values: &[Vec<u8>], now_ms: i64) -> Vec<u8> {
-    let mut body = Vec::new();
-    let mut rec = Vec::new();
-    for (i, v) in values.iter().enumerate() {
-        rec.clear();
-        rec.push(0); // attributes
-        batch::put_varint(&mut rec, 0); // timestamp delta
-        batch::put_varint(&mut rec, i as i64); // offset delta
-        batch::put_varint(&mut rec, -1); // no key
-        batch::put_varint(&mut rec, v.len() as i64);
-        rec.extend_from_slice(v);
-        batch::put_varint(&mut rec, 0); // no headers
-        batch::put_varint(&mut body, rec.len() as i64);
-        body.extend_from_slice(&rec);
+/// Appends one record with timestamp delta 0 and no headers, length first.
+pub(crate) fn put_record(
+    out: &mut Vec<u8>,
+    offset_delta: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) {
+    let mut rec =
+        Vec::with_capacity(16 + key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len));
+    rec.push(0); // attributes
+    batch::put_varint(&mut rec, 0); // timestamp delta
+    batch::put_varint(&mut rec, offset_delta);
+    for field in [key, value] {
+        match field {
+            Some(b) => {
+                batch::put_varint(&mut rec, b.len() as i64);
+                rec.extend_from_slice(b);
+            }
+            None => batch::put_varint(&mut rec, -1),
+        }
     }
+    batch::put_varint(&mut rec, 0); // headers
+    batch::put_varint(out, rec.len() as i64);
+    out.extend_from_slice(&rec);
+}
+
+/// A new uncompressed batch at offset 0 (the log assigns the real one) holding `count` records
+/// encoded in `body`, all at `now_ms`.
+pub(crate) fn new_batch(
+    attributes: i16,
+    (producer_id, producer_epoch): (i64, i16),
+    count: i32,
+    now_ms: i64,
+    body: &[u8],
+) -> Vec<u8> {
     let h = BatchHeader {
         base_offset: 0,
         batch_length: 0,
         magic: 2,
         crc: 0,
-        attributes: 0,
-        last_offset_delta: values.len().saturating_sub(1) as i32,
+        attributes,
+        last_offset_delta: (count - 1).max(0),
         base_timestamp: now_ms,
         max_timestamp: now_ms,
-        producer_id: -1,
-        producer_epoch: -1,
+        producer_id,
+        producer_epoch,
         base_sequence: -1,
-        record_count: values.len() as i32,
+        record_count: count,
     };
-    write_batch(&h, 0, now_ms, values.len() as i32, &body)
+    write_batch(&h, 0, now_ms, count, body)
+}
+
+/// A new uncompressed batch without a producer holding one keyless record per value, every
+/// record at `now_ms` (the internal logs that keep the coordinators' journals).
+pub fn values_batch(values: &[Vec<u8>], now_ms: i64) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        put_record(&mut body, i as i64, None, Some(v));
+    }
+    new_batch(0, (-1, -1), values.len() as i32, now_ms, &body)
 }
 
 /// The values of the records of every data batch in `bytes` (whole stored batches, as a read
