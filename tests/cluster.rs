@@ -15,7 +15,7 @@ mod common;
 use cluster_support::*;
 use common::{free_addr, free_port, read_response, send_request};
 use std::net::TcpStream;
-use std::path::Path;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -398,22 +398,6 @@ fn a_node_whose_disk_was_wiped_rejoins_and_nothing_is_lost() {
 }
 
 /// Files under `dir` whose path contains `part`.
-fn files_containing(dir: &Path, part: &str) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().contains(part) {
-                out.push(p);
-            }
-        }
-    }
-    out
-}
-
 #[test]
 #[ignore = "needs etcd: cargo test --test cluster -- --ignored"]
 fn a_take_over_replays_tail_chunks_and_continues_the_offsets() {

@@ -226,3 +226,96 @@ fn a_decommissioned_node_hands_every_partition_away_under_load() {
     });
     assert_eq!(described(&a), vec![(1, false), (2, false), (3, false)]);
 }
+
+/// DeleteRecords v2 for one partition: its error.
+fn delete_records(addr: &str, topic: &str, partition: i32, offset: i64) -> i16 {
+    use kafka_protocol::messages::delete_records_request::{
+        DeleteRecordsPartition, DeleteRecordsTopic,
+    };
+    let mut s = connect(addr);
+    let mut req = DeleteRecordsRequest::default();
+    req.timeout_ms = 30_000;
+    let mut t = DeleteRecordsTopic::default();
+    t.name = name(topic);
+    let mut p = DeleteRecordsPartition::default();
+    p.partition_index = partition;
+    p.offset = offset;
+    t.partitions = vec![p];
+    req.topics = vec![t];
+    send_request(&mut s, 21, 2, 1, &req);
+    let resp: DeleteRecordsResponse = read_response(&mut s, 21, 2, 1).expect("response");
+    resp.topics[0].partitions[0].error_code
+}
+
+/// The highest end offset of the partition's tail chunks in the bucket.
+fn chunks_end(c: &Cluster) -> i64 {
+    files_containing(c.tier.path(), "/tail/")
+        .iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_string_lossy().into_owned();
+            name.split_once('-')?.1.parse::<i64>().ok()
+        })
+        .max()
+        .unwrap_or(-1)
+}
+
+#[test]
+#[ignore = "needs etcd: cargo test --test cluster_ops -- --ignored"]
+fn records_deleted_past_the_tail_chunks_neither_stall_them_nor_a_take_over() {
+    let mut c = Cluster::start(2);
+    let a = c.nodes[0].addr();
+    create_topic(&a, "trimmed", 1);
+    let before = wait_placement(&c, &a, "trimmed", "placed", |nodes, parts| {
+        nodes.len() == 2 && parts.len() == 1
+    });
+    let leader = c
+        .nodes
+        .iter()
+        .find(|n| n.id == before[&0].leader)
+        .map(Node::addr)
+        .expect("leader");
+    // one batch per record: past the batches that make a chunk
+    produce(&c.bootstrap(), "trimmed", 1, 300, "x");
+    let wait_chunks = |c: &Cluster, end: i64, what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while chunks_end(c) < end {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: chunks end at {}\n{}",
+                chunks_end(c),
+                c.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait_chunks(&c, 128, "first chunk");
+    let chunked = chunks_end(&c);
+    // the log start moves past what the chunks hold; what follows must still be chunked
+    produce(&c.bootstrap(), "trimmed", 1, 100, "y");
+    assert_eq!(delete_records(&leader, "trimmed", 0, 350), 0);
+    assert!(
+        chunked < 350,
+        "the deletion goes past the chunks ({chunked})"
+    );
+    produce(&c.bootstrap(), "trimmed", 1, 200, "z");
+    wait_chunks(&c, 500, "chunks past the deleted records");
+    c.node(before[&0].leader).kill();
+    let survivor = c
+        .nodes
+        .iter()
+        .find(|n| n.id != before[&0].leader)
+        .map(Node::addr)
+        .expect("the other node");
+    wait_placement(&c, &survivor, "trimmed", "failover", |_, parts| {
+        parts[&0].leader != before[&0].leader && parts[&0].error == 0
+    });
+    produce(&c.bootstrap(), "trimmed", 1, 5, "w");
+    let read = consume_all(&c.bootstrap(), "trimmed", 1);
+    let offsets: Vec<i64> = read.iter().map(|r| r.1).collect();
+    assert_eq!(offsets, (350..605).collect::<Vec<i64>>(), "{}", c.logs());
+    let values: Vec<String> = read.iter().map(|r| r.2.clone()).collect();
+    let mut want: Vec<String> = (50..100).map(|i| format!("y-0-{i}")).collect();
+    want.extend((0..200).map(|i| format!("z-0-{i}")));
+    want.extend((0..5).map(|i| format!("w-0-{i}")));
+    assert_eq!(values, want);
+}

@@ -309,6 +309,12 @@ async fn take_over(
     }
     link.wal.forget_fenced(meta.id, p);
     part.attach_wal(link);
+    // a DeleteRecords past the manifest's segments holds for the new leader too
+    let floor = part.remote().map_or(0, |r| r.recorded_log_start());
+    if let Err(e) = part.restore_log_start(floor).await {
+        let _ = part.close().await;
+        return Err(format!("applying the log start {floor}: {e}"));
+    }
     let st = TailState::after_take_over(&part, chunks);
     logs.serve(part);
     Ok(st)

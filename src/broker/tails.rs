@@ -160,12 +160,17 @@ async fn write_chunk(
     from: i64,
     hw: i64,
 ) -> Result<Option<Chunk>, String> {
-    let read = part
-        .read(from, CHUNK_MAX_BYTES, true)
+    let Some(records) = part
+        .read_committed_copy(from, CHUNK_MAX_BYTES)
         .await
-        .map_err(|e| format!("reading the log at {from}: {e}"))?;
+        .map_err(|e| format!("reading the log at {from}: {e}"))?
+    else {
+        // DeleteRecords removed those segments before they were uploaded: the WAL keeps them
+        // until the manifest passes them, and chunking goes on from there
+        return Ok(None);
+    };
     // the high watermark is at a batch boundary: the batches starting below it are committed
-    let (data, last) = read::batches_below(&read.records, hw);
+    let (data, last) = read::batches_below(&records, hw);
     let Some(last) = last else {
         return Ok(None);
     };

@@ -432,7 +432,7 @@ impl Coordinator {
     async fn write_commits(&self, group_id: &str, records: Vec<Record>) -> Result<(), CommitError> {
         if !records.is_empty() {
             if let Err(e) = self.store.write(records).await {
-                tracing::error!(group = group_id, error = %e, "committing offsets failed");
+                tracing::warn!(group = group_id, error = %e, "committing offsets failed (the client finds the coordinator again)");
                 return Err(CommitError::Storage);
             }
         }

@@ -352,18 +352,23 @@ impl RemoteLog {
         m.end_offset().map_or(0, |end| floor.min(end))
     }
 
+    /// The DeleteRecords floor the manifest carries, even past the uploaded history: in a
+    /// cluster a new leader continues the log past the manifest from tail chunks and the WAL,
+    /// and applies this once it has.
+    pub fn recorded_log_start(&self) -> i64 {
+        self.manifest.lock().log_start_offset.unwrap_or(0)
+    }
+
     /// Whether the manifest must learn a log start of `records_start`: it is past the floor
-    /// the manifest carries and some readable segment still holds records below it.
+    /// the manifest carries.
     fn floor_stale(&self, records_start: i64) -> bool {
-        let m = self.manifest.lock();
-        records_start > m.log_start_offset.unwrap_or(0)
-            && m.readable()
-                .next()
-                .is_some_and(|s| s.base_offset < records_start)
+        records_start > self.manifest.lock().log_start_offset.unwrap_or(0)
     }
 
     /// Writes `records_start` (DeleteRecords' new log start) into the manifest, so records
-    /// below it stay deleted for a broker that rebuilds the partition from the bucket alone.
+    /// below it stay deleted for a broker that rebuilds the partition from the bucket (alone:
+    /// within the uploaded history; in a cluster, a new leader that also replays what follows
+    /// it).
     pub async fn record_log_start(&self, records_start: i64) -> Result<(), TierError> {
         if !self.floor_stale(records_start) {
             return Ok(());

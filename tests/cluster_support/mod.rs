@@ -397,3 +397,20 @@ pub fn consume_all(bootstrap: &str, topic: &str, partitions: i32) -> Vec<(i32, i
     out.sort();
     out
 }
+
+/// Files below `dir` whose path contains `part`.
+pub fn files_containing(dir: &Path, part: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().contains(part) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
