@@ -191,15 +191,17 @@ def end_offsets(boot, topic):
 
 def settled(boot, topic, group):
     ends = end_offsets(boot, topic)
-    deadline = time.time() + 120
+    deadline, now = time.time() + 120, None
     while time.time() < deadline:
         try:
-            if committed_offsets(boot, topic, group) == ends:
+            now = committed_offsets(boot, topic, group)
+            if now == ends:
                 return 0
         except Exception as e:
             print(f"settled({group}): {e}", file=sys.stderr)
         time.sleep(0.5)
-    print(f"group {group} did not commit up to the end of {topic}", file=sys.stderr)
+    print(f"PROBLEM: group {group} did not commit up to the end of {topic} in 120 s: "
+          f"committed {now}, ends {ends}")
     return 1
 
 

@@ -36,6 +36,16 @@ impl Entry {
         for c in completions {
             match c {
                 Completion::Join(id, r) => {
+                    if r.error.is_none() && r.leader == id {
+                        // once per rebalance: the leader's answer
+                        tracing::info!(
+                            group = %self.group.id,
+                            generation = r.generation,
+                            members = r.members.len(),
+                            protocol = %r.protocol_name,
+                            "group rebalanced"
+                        );
+                    }
                     if let Some(tx) = self.joins.remove(&id) {
                         let _ = tx.send(r);
                     }
