@@ -277,7 +277,7 @@ impl Broker {
             .as_ref()
             .map(|(c, _)| Arc::new(ProducerIds::new(0, Some(c.clone()))));
         let txns = Arc::new(match &producer_ids {
-            Some(ids) => Txns::sharded(ids.clone(), abort_interval),
+            Some(ids) => Txns::sharded(ids.clone(), abort_interval, clock.clone()),
             None => Txns::alone(
                 TxnCoordinator::open(&config.data_dir, txn_deps.clone(), legacy_ids)
                     .map_err(|e| BrokerError::Log(LogError::Io(e)))?,

@@ -460,7 +460,7 @@ impl Handler {
             .filter(|f| !STATES.contains(&f.as_str()))
             .cloned()
             .collect();
-        let now = self.txns.now_ms().unwrap_or_default();
+        let now = self.txns.now_ms();
         for (id, m) in self.txns.list() {
             let state_ok = req.state_filters.is_empty()
                 || req

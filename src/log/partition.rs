@@ -462,30 +462,6 @@ impl Partition {
         self.hw_tx.send_modify(|_| {});
     }
 
-    /// What a tail chunk copies (cluster mode): whole committed batches from local disk starting
-    /// with the one holding `offset`, whether or not DeleteRecords has moved the log start past
-    /// it since. A new leader replays chunks and the WAL in offset order, so they must continue
-    /// one another even below the log start; the log start itself comes from the manifest.
-    /// `None` when the local segments no longer hold `offset`.
-    pub async fn read_committed_copy(
-        self: &Arc<Self>,
-        offset: i64,
-        max_bytes: usize,
-    ) -> Result<Option<Bytes>, LogError> {
-        self.check_readable()?;
-        let sum = self.log.summary();
-        let hw = self.state.lock().high_watermark;
-        if offset < sum.start_offset || offset >= hw {
-            return Ok(None);
-        }
-        let log = self.log.clone();
-        let records = self
-            .io
-            .run(move || Ok(log.read(offset, max_bytes, true)?))
-            .await?;
-        Ok(Some(records))
-    }
-
     /// Reads whole batches from local disk starting with the one holding `offset`, up to the
     /// high watermark.
     pub async fn read(
@@ -699,27 +675,6 @@ impl Partition {
         }
         self.enforce_retention().await?;
         Ok(target)
-    }
-
-    /// Cluster mode, taking a partition over: applies the log start an earlier leader set with
-    /// DeleteRecords and recorded in the manifest (at most the log end), so the records below
-    /// it stay deleted; retention removes the segments wholly below it.
-    pub async fn restore_log_start(self: &Arc<Self>, floor: i64) -> Result<(), LogError> {
-        let target = floor.min(self.log.summary().end_offset);
-        if target <= self.state.lock().records_start {
-            return Ok(());
-        }
-        let me = self.clone();
-        self.io
-            .run(move || {
-                me.log.write_number(LOG_START_FILE, target)?;
-                let mut st = me.state.lock();
-                st.records_start = st.records_start.max(target);
-                Ok(())
-            })
-            .await?;
-        tracing::info!(topic = %self.topic, partition = self.index, log_start_offset = target, "log start restored from the manifest");
-        Ok(())
     }
 
     /// Deletes closed local segments beyond `retention.ms` / `retention.bytes` (the whole log,

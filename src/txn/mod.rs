@@ -178,10 +178,6 @@ impl TxnCoordinator {
         m.lock_owned().await
     }
 
-    pub fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
     pub fn get(&self, id: &str) -> Option<TxnMeta> {
         self.journal.read().txns.get(id).cloned()
     }
@@ -565,24 +561,28 @@ pub struct Txns {
     /// Cluster mode: producer ids for idempotent producers, whatever shards are here.
     ids: Option<Arc<ProducerIds>>,
     abort_interval: Duration,
+    clock: SharedClock,
 }
 
 impl Txns {
     /// One shard, served here, holding every transactional id.
     pub fn alone(c: TxnCoordinator, abort_interval: Duration) -> Txns {
+        let clock = c.clock.clone();
         Txns {
             shards: Arc::new(Shards::single(c)),
             ids: None,
             abort_interval,
+            clock,
         }
     }
 
     /// A cluster node's: no shard until the broker loads one; `ids` allocates cluster-wide.
-    pub fn sharded(ids: Arc<ProducerIds>, abort_interval: Duration) -> Txns {
+    pub fn sharded(ids: Arc<ProducerIds>, abort_interval: Duration, clock: SharedClock) -> Txns {
         Txns {
             shards: Arc::new(Shards::empty()),
             ids: Some(ids),
             abort_interval,
+            clock,
         }
     }
 
@@ -622,8 +622,8 @@ impl Txns {
         self.shards.all().iter().map(|c| c.ongoing()).sum()
     }
 
-    pub fn now_ms(&self) -> Option<i64> {
-        self.shards.all().first().map(|c| c.now_ms())
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// Ticks every shard held here (the first tick at once, then every abort interval, and at

@@ -1,8 +1,9 @@
 //! A partition's side of the cluster's WAL ([`crate::cluster::wal`]): its appends also go to the
 //! bucket, its high watermark waits for their commit, and a new leader catches up from what the
-//! WAL committed before it serves.
+//! WAL committed before it serves (and applies the log start the manifest records); tail chunks
+//! copy its committed batches.
 
-use super::{LogError, Partition};
+use super::{LogError, Partition, LOG_START_FILE};
 use crate::cluster::wal::{WalError, WalLink};
 use crate::format::{batch, markers};
 use bytes::{Bytes, BytesMut};
@@ -151,5 +152,50 @@ impl Partition {
                 Ok(())
             })
             .await
+    }
+
+    /// What a tail chunk copies (cluster mode): whole committed batches from local disk starting
+    /// with the one holding `offset`, whether or not DeleteRecords has moved the log start past
+    /// it since. A new leader replays chunks and the WAL in offset order, so they must continue
+    /// one another even below the log start; the log start itself comes from the manifest.
+    /// `None` when the local segments no longer hold `offset`.
+    pub async fn read_committed_copy(
+        self: &Arc<Self>,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Option<Bytes>, LogError> {
+        self.check_readable()?;
+        let sum = self.log.summary();
+        let hw = self.state.lock().high_watermark;
+        if offset < sum.start_offset || offset >= hw {
+            return Ok(None);
+        }
+        let log = self.log.clone();
+        let records = self
+            .io
+            .run(move || Ok(log.read(offset, max_bytes, true)?))
+            .await?;
+        Ok(Some(records))
+    }
+
+    /// Cluster mode, taking a partition over: applies the log start an earlier leader set with
+    /// DeleteRecords and recorded in the manifest (at most the log end), so the records below
+    /// it stay deleted; retention removes the segments wholly below it.
+    pub async fn restore_log_start(self: &Arc<Self>, floor: i64) -> Result<(), LogError> {
+        let target = floor.min(self.log.summary().end_offset);
+        if target <= self.state.lock().records_start {
+            return Ok(());
+        }
+        let me = self.clone();
+        self.io
+            .run(move || {
+                me.log.write_number(LOG_START_FILE, target)?;
+                let mut st = me.state.lock();
+                st.records_start = st.records_start.max(target);
+                Ok(())
+            })
+            .await?;
+        tracing::info!(topic = %self.topic, partition = self.index, log_start_offset = target, "log start restored from the manifest");
+        Ok(())
     }
 }
