@@ -656,11 +656,7 @@ impl Partition {
         let me = self.clone();
         self.io
             .run(move || {
-                me.log.write_number(LOG_START_FILE, target)?;
-                {
-                    let mut st = me.state.lock();
-                    st.records_start = st.records_start.max(target);
-                }
+                me.persist_log_start(target)?;
                 let doomed = me.log.closed_below(target);
                 Ok(me.log.delete_segments(&doomed)?)
             })
@@ -675,6 +671,15 @@ impl Partition {
         }
         self.enforce_retention().await?;
         Ok(target)
+    }
+
+    /// Writes the log start `target` to its file, then makes it the partition's (on the I/O
+    /// executor).
+    pub(super) fn persist_log_start(&self, target: i64) -> Result<(), LogError> {
+        self.log.write_number(LOG_START_FILE, target)?;
+        let mut st = self.state.lock();
+        st.records_start = st.records_start.max(target);
+        Ok(())
     }
 
     /// Deletes closed local segments beyond `retention.ms` / `retention.bytes` (the whole log,

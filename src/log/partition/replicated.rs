@@ -3,7 +3,7 @@
 //! WAL committed before it serves (and applies the log start the manifest records); tail chunks
 //! copy its committed batches.
 
-use super::{LogError, Partition, LOG_START_FILE};
+use super::{LogError, Partition};
 use crate::cluster::wal::{WalError, WalLink};
 use crate::format::{batch, markers};
 use bytes::{Bytes, BytesMut};
@@ -187,14 +187,7 @@ impl Partition {
             return Ok(());
         }
         let me = self.clone();
-        self.io
-            .run(move || {
-                me.log.write_number(LOG_START_FILE, target)?;
-                let mut st = me.state.lock();
-                st.records_start = st.records_start.max(target);
-                Ok(())
-            })
-            .await?;
+        self.io.run(move || me.persist_log_start(target)).await?;
         tracing::info!(topic = %self.topic, partition = self.index, log_start_offset = target, "log start restored from the manifest");
         Ok(())
     }
