@@ -270,18 +270,16 @@ impl Broker {
             clock: clock.clone(),
             remote: peers.map(|p| p as Arc<dyn crate::txn::RemoteMarkers>),
         };
-        let abort_interval = config.transactions().abort_interval;
         // alone, one coordinator keeps every transactional id in the data dir; a cluster node
         // holds the shards it comes to lead, and producer ids come from etcd
         let producer_ids = cluster
             .as_ref()
             .map(|(c, _)| Arc::new(ProducerIds::new(0, Some(c.clone()))));
         let txns = Arc::new(match &producer_ids {
-            Some(ids) => Txns::sharded(ids.clone(), abort_interval, clock.clone()),
+            Some(ids) => Txns::sharded(ids.clone(), &txn_deps),
             None => Txns::alone(
                 TxnCoordinator::open(&config.data_dir, txn_deps.clone(), legacy_ids)
                     .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
-                abort_interval,
             ),
         });
         let handler = Arc::new(Handler {
@@ -346,7 +344,7 @@ impl Broker {
             load: Arc::new(move |p, _epoch| {
                 let (cfg, clock, catalog) = (cfg.clone(), clock.clone(), catalog.clone());
                 Box::pin(async move {
-                    let backend = Arc::new(crate::log::PartitionJournal::new(p, clock.clone()));
+                    let backend = Arc::new(crate::log::PartitionJournal::new(p));
                     let store = crate::group::offsets::OffsetStore::open_on(backend).await?;
                     let c = Coordinator::with_store(store, cfg, clock);
                     c.forget_deleted_topics(|t| catalog.get(t).is_some()).await;
@@ -359,11 +357,7 @@ impl Broker {
     /// Cluster mode: the transaction coordinator's shards, each loaded from its partition of
     /// the transactions topic and writing markers at that partition's leader epoch.
     fn txn_shards(&self) -> coordinators::Follow<TxnCoordinator> {
-        let (deps, ids, clock) = (
-            self.txn_deps.clone(),
-            self.producer_ids.clone(),
-            self.clock.clone(),
-        );
+        let (deps, ids) = (self.txn_deps.clone(), self.producer_ids.clone());
         coordinators::Follow {
             what: "transaction",
             topic: crate::catalog::TXNS_TOPIC,
@@ -374,10 +368,10 @@ impl Broker {
                 .transaction_state_log_num_partitions,
             shards: self.txns.shards.clone(),
             load: Arc::new(move |p, epoch| {
-                let (deps, ids, clock) = (deps.clone(), ids.clone(), clock.clone());
+                let (deps, ids) = (deps.clone(), ids.clone());
                 Box::pin(async move {
                     let ids = ids.ok_or_else(|| std::io::Error::other("no producer ids"))?;
-                    let backend = Arc::new(crate::log::PartitionJournal::new(p, clock));
+                    let backend = Arc::new(crate::log::PartitionJournal::new(p));
                     let journal = crate::journal::Journal::open_on(backend).await?;
                     Ok(TxnCoordinator::with_journal(journal, deps, ids, epoch))
                 })

@@ -37,6 +37,26 @@ pub trait Journaled: Default + Send + Sync + 'static {
 
 type Job<R> = (Vec<R>, oneshot::Sender<io::Result<()>>);
 
+/// Whether a journal holding `records` entries for a state of `live` should be rewritten from
+/// a snapshot: when it holds far more than the state needs.
+fn compaction_due(records: usize, live: usize) -> bool {
+    records > 2 * live + 1000
+}
+
+/// One framed entry per record.
+fn frames<'a, R: serde::Serialize + 'a>(
+    records: impl IntoIterator<Item = &'a R>,
+) -> io::Result<Vec<Vec<u8>>> {
+    records
+        .into_iter()
+        .map(|r| {
+            let mut e = Vec::new();
+            encode(r, &mut e)?;
+            Ok(e)
+        })
+        .collect()
+}
+
 /// A log that holds a journal's records: every append is durable when it returns.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -196,8 +216,7 @@ impl<S: Journaled> Writer<S> {
     }
 
     fn maybe_compact(&mut self) -> io::Result<()> {
-        let live = self.state.read().live();
-        if self.records <= 2 * live + 1000 {
+        if !compaction_due(self.records, self.state.read().live()) {
             return Ok(());
         }
         let mut buf = Vec::new();
@@ -256,14 +275,7 @@ impl<S: Journaled> LogWriter<S> {
     }
 
     async fn append(&mut self, jobs: &[Job<S::Record>]) -> io::Result<()> {
-        let mut entries = Vec::new();
-        for (records, _) in jobs {
-            for r in records {
-                let mut e = Vec::new();
-                encode(r, &mut e)?;
-                entries.push(e);
-            }
-        }
+        let entries = frames(jobs.iter().flat_map(|(records, _)| records))?;
         let n = entries.len();
         if n > 0 {
             self.backend.append(entries).await?;
@@ -273,17 +285,10 @@ impl<S: Journaled> LogWriter<S> {
     }
 
     async fn maybe_compact(&mut self) -> io::Result<()> {
-        let live = self.state.read().live();
-        if self.records <= 2 * live + 1000 {
+        if !compaction_due(self.records, self.state.read().live()) {
             return Ok(());
         }
-        let snapshot = self.state.read().snapshot();
-        let mut entries = Vec::with_capacity(snapshot.len());
-        for r in &snapshot {
-            let mut e = Vec::new();
-            encode(r, &mut e)?;
-            entries.push(e);
-        }
+        let entries = frames(&self.state.read().snapshot())?;
         let n = entries.len();
         let at = self.backend.append(entries).await?;
         self.backend.trim(at).await?;

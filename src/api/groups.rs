@@ -79,12 +79,14 @@ impl Handler {
             } else if !valid_group_id(key) {
                 refused(ResponseError::InvalidGroupId, "invalid group id")
             } else {
-                self.group_coordinator(key).ok_or_else(|| {
-                    (
-                        code(ResponseError::CoordinatorNotAvailable),
-                        Some(s("the group's coordinator shard has no live leader yet")),
-                    )
-                })
+                self.group_coordinator(key)
+                    .map(|n| (n.id, n.host, n.port))
+                    .ok_or_else(|| {
+                        (
+                            code(ResponseError::CoordinatorNotAvailable),
+                            Some(s("the group's coordinator shard has no live leader yet")),
+                        )
+                    })
             }
         };
         if v >= 4 {
@@ -128,14 +130,6 @@ impl Handler {
             }
         }
         resp
-    }
-
-    /// The node coordinating `group`: this one alone; in a cluster, the live leader of the
-    /// group's shard of the internal groups topic.
-    fn group_coordinator(&self, group: &str) -> Option<(i32, String, i32)> {
-        let shard = self.groups.shard(group);
-        self.shard_leader(crate::catalog::GROUPS_TOPIC, shard)
-            .map(|n| (n.id, n.host, n.port))
     }
 
     pub(super) fn join_group(

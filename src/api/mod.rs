@@ -170,6 +170,11 @@ impl Handler {
         view.live_leader(meta.id, shard?).map(|(n, _)| n.clone())
     }
 
+    /// The node coordinating group `group`.
+    pub fn group_coordinator(&self, group: &str) -> Option<NodeInfo> {
+        self.shard_leader(crate::catalog::GROUPS_TOPIC, self.groups.shard(group))
+    }
+
     /// The node coordinating transactional id `id`.
     pub fn txn_coordinator(&self, id: &str) -> Option<NodeInfo> {
         self.shard_leader(crate::catalog::TXNS_TOPIC, self.txns.shard(id))

@@ -16,12 +16,11 @@ const LOAD_READ_BYTES: usize = 4 << 20;
 
 pub struct PartitionJournal {
     partition: Arc<Partition>,
-    clock: crate::clock::SharedClock,
 }
 
 impl PartitionJournal {
-    pub fn new(partition: Arc<Partition>, clock: crate::clock::SharedClock) -> PartitionJournal {
-        PartitionJournal { partition, clock }
+    pub fn new(partition: Arc<Partition>) -> PartitionJournal {
+        PartitionJournal { partition }
     }
 }
 
@@ -65,7 +64,7 @@ impl crate::journal::Backend for PartitionJournal {
                 size += rest[n].len() + 32;
                 n += 1;
             }
-            let batch = records::values_batch(&rest[..n], self.clock.now_ms());
+            let batch = records::values_batch(&rest[..n], p.now_ms());
             let info = p.append(Bytes::from(batch)).await.map_err(io_error)?;
             p.wait_durable(info.last_offset + 1)
                 .await
@@ -133,7 +132,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let clock: crate::clock::SharedClock = Arc::new(ManualClock::new(1_700_000_000_000));
         let p = partition(dir.path(), clock.clone()).await;
-        let backend = Arc::new(PartitionJournal::new(p.clone(), clock.clone()));
+        let backend = Arc::new(PartitionJournal::new(p.clone()));
         let j: Journal<Kv> = Journal::open_on(backend.clone()).await.expect("open");
         // 3,000 writes over 10 keys: past 2 × live + 1000 entries the journal snapshots
         for i in 0..3000u64 {
@@ -162,7 +161,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let clock: crate::clock::SharedClock = Arc::new(ManualClock::new(1_700_000_000_000));
         let p = partition(dir.path(), clock.clone()).await;
-        let backend = Arc::new(PartitionJournal::new(p, clock));
+        let backend = Arc::new(PartitionJournal::new(p));
         crate::journal::Backend::append(&*backend, vec![b"not a journal frame".to_vec()])
             .await
             .expect("append");

@@ -181,6 +181,11 @@ impl Partition {
         Ok(p)
     }
 
+    /// The time on the partition's clock (what appends are stamped with).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     pub fn dir(&self) -> &Path {
         self.log.dir()
     }

@@ -566,8 +566,8 @@ pub struct Txns {
 
 impl Txns {
     /// One shard, served here, holding every transactional id.
-    pub fn alone(c: TxnCoordinator, abort_interval: Duration) -> Txns {
-        let clock = c.clock.clone();
+    pub fn alone(c: TxnCoordinator) -> Txns {
+        let (abort_interval, clock) = (c.cfg.abort_interval, c.clock.clone());
         Txns {
             shards: Arc::new(Shards::single(c)),
             ids: None,
@@ -577,12 +577,12 @@ impl Txns {
     }
 
     /// A cluster node's: no shard until the broker loads one; `ids` allocates cluster-wide.
-    pub fn sharded(ids: Arc<ProducerIds>, abort_interval: Duration, clock: SharedClock) -> Txns {
+    pub fn sharded(ids: Arc<ProducerIds>, deps: &TxnDeps) -> Txns {
         Txns {
             shards: Arc::new(Shards::empty()),
             ids: Some(ids),
-            abort_interval,
-            clock,
+            abort_interval: deps.cfg.abort_interval,
+            clock: deps.clock.clone(),
         }
     }
 
