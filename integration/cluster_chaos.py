@@ -9,8 +9,9 @@
                                     and writes to OUT every answer in which a partition's leader
                                     epoch is lower than one seen before ("DECREASE ...")
   leaders NODES TOPIC               "partition leader" lines from the first node that answers
-  check BOOT TOPIC ACKS EVENTS CONSUMED
-                                    reads every partition from the start and checks: each
+  check BOOT TOPIC ACKS EVENTS CONSUMED [RACK]
+                                    reads every partition from the start (as a consumer in
+                                    RACK, client.rack, when given) and checks: each
                                     acknowledged record is at its offset, no value twice,
                                     offsets without gaps, the consumer group saw every
                                     acknowledged value; reports how long produce took to
@@ -34,6 +35,8 @@ def produce(boot, topic, acks_path, stop):
         "linger.ms": 5,
         "message.timeout.ms": 120000,
         "topic.metadata.refresh.interval.ms": 1000,
+        # the idempotence state machine's log: why the client drained, re-sent or bumped its epoch
+        "debug": os.environ.get("CHAOS_PRODUCER_DEBUG", "eos"),
     })
     parts = len(p.list_topics(topic, timeout=30).topics[topic].partitions)
     out = open(acks_path, "a", buffering=1)
@@ -94,6 +97,86 @@ def metadata_v7(addr, topic):
     return out
 
 
+def producer_epochs(nodes, topic, partition):
+    """{offset: producer epoch} of every record of one partition, from the record-batch headers
+    (raw Fetch v4 to the partition's leader), up to its high watermark."""
+    out, offset, hw = {}, 0, None
+    deadline = time.time() + 120
+    while (hw is None or offset < hw) and time.time() < deadline:
+        leaders = None
+        for addr in nodes.split(","):
+            leaders = metadata_v7(addr, topic)
+            if leaders:
+                break
+        leader = (leaders or {}).get(partition, (None,))[0]
+        addr = next((a for a in nodes.split(",") if leader is not None and metadata_id(a) == leader), None)
+        if addr is None:
+            time.sleep(0.5)
+            continue
+        host, port = addr.rsplit(":", 1)
+        client, name = b"tiercel-chaos", topic.encode()
+        body = struct.pack(">hhih", 1, 4, 1, len(client)) + client
+        body += struct.pack(">iiiib", -1, 100, 1, 8 << 20, 0)
+        body += struct.pack(">ih", 1, len(name)) + name
+        body += struct.pack(">iiqi", 1, partition, offset, 8 << 20)
+        try:
+            with socket.create_connection((host, int(port)), timeout=10) as s:
+                s.sendall(struct.pack(">i", len(body)) + body)
+                size = struct.unpack(">i", recv(s, 4))[0]
+                r = Reader(recv(s, size))
+        except OSError:
+            time.sleep(0.5)
+            continue
+        r.i32(); r.i32()  # correlation id, throttle
+        r.i32(); r.string(); r.i32()  # one topic, one partition
+        r.i32()
+        err, hw = r.i16(), r.take(">q")
+        r.take(">q")  # last stable offset
+        n = r.i32()
+        for _ in range(max(n, 0)):
+            r.take(">q"); r.take(">q")
+        size = r.i32()
+        if err != 0:
+            time.sleep(0.5)
+            continue
+        end, at = r.at + max(size, 0), r.at
+        while at + 61 <= end:
+            base, length = struct.unpack_from(">qi", r.b, at)
+            if at + 12 + length > end:
+                break
+            last_delta = struct.unpack_from(">i", r.b, at + 23)[0]
+            epoch = struct.unpack_from(">h", r.b, at + 51)[0]
+            for o in range(base, base + last_delta + 1):
+                out[o] = epoch
+            offset = base + last_delta + 1
+            at += 12 + length
+    return out
+
+
+_node_ids = {}
+
+
+def metadata_id(addr):
+    """The node id a node at `addr` has (from its own Metadata answer), cached."""
+    if addr not in _node_ids:
+        host, port = addr.rsplit(":", 1)
+        client = b"tiercel-chaos"
+        body = struct.pack(">hhih", 3, 7, 1, len(client)) + client + struct.pack(">ib", 0, 0)
+        try:
+            with socket.create_connection((host, int(port)), timeout=2) as s:
+                s.sendall(struct.pack(">i", len(body)) + body)
+                size = struct.unpack(">i", recv(s, 4))[0]
+                r = Reader(recv(s, size))
+        except OSError:
+            return None
+        r.i32(); r.i32()
+        for _ in range(r.i32()):
+            nid, h, p, _rack = r.i32(), r.string(), r.i32(), r.string()
+            if f"{h}:{p}" == addr:
+                _node_ids[addr] = nid
+    return _node_ids.get(addr)
+
+
 def recv(s, n):
     b = b""
     while len(b) < n:
@@ -144,7 +227,7 @@ def epochs(nodes, topic, out_path, stop):
         out.write(f"answers {answers} final epochs {sorted(seen.items())}\n")
 
 
-def check(boot, topic, acks_path, events_path, consumed_path):
+def check(boot, topic, acks_path, events_path, consumed_path, rack=""):
     from confluent_kafka import Consumer, TopicPartition
 
     acked = {}
@@ -158,7 +241,8 @@ def check(boot, topic, acks_path, events_path, consumed_path):
             acked[(int(p), int(o))] = v
         ack_times.setdefault(int(p), []).append(float(t))
     c = Consumer({"bootstrap.servers": boot, "group.id": "chaos-check", "enable.auto.commit": False,
-                  "enable.partition.eof": True, "topic.metadata.refresh.interval.ms": 1000})
+                  "enable.partition.eof": True, "topic.metadata.refresh.interval.ms": 1000,
+                  "client.rack": rack})
     parts = len(c.list_topics(topic, timeout=30).topics[topic].partitions)
     c.assign([TopicPartition(topic, p, 0) for p in range(parts)])
     log = {}
@@ -183,9 +267,19 @@ def check(boot, topic, acks_path, events_path, consumed_path):
     values = {}
     for k, v in log.items():
         values.setdefault(v, []).append(k)
-    dups = [(v, ks) for v, ks in values.items() if len(ks) > 1]
-    if dups:
-        problems.append(f"{len(dups)} values written twice, e.g. {dups[:5]}")
+    dups = [(v, sorted(ks)) for v, ks in values.items() if len(ks) > 1]
+    # a value twice under one producer epoch is a broker that failed to deduplicate a retry; a
+    # copy under a later epoch is the client re-sending after it bumped its epoch (librdkafka
+    # renumbers batches that may already be persisted; idempotence holds within an epoch)
+    epochs = {p: producer_epochs(boot, topic, p) for p in {k[0] for _, ks in dups for k in ks}}
+    same = [(v, ks) for v, ks in dups
+            if len({epochs[k[0]].get(k[1]) for k in ks}) < len(ks) or None in {epochs[k[0]].get(k[1]) for k in ks}]
+    resent = [(v, [(k, epochs[k[0]].get(k[1])) for k in ks]) for v, ks in dups if (v, ks) not in same]
+    if same:
+        problems.append(f"{len(same)} values written twice under one producer epoch, e.g. {same[:5]}")
+    if resent:
+        print(f"note: {len(resent)} values written again under a later producer epoch (the client "
+              f"re-sent them after bumping its epoch), e.g. {resent[:3]}")
     missing = [v for v in unplaced if v not in values]
     if missing:
         problems.append(f"{len(missing)} records acknowledged without an offset are not in the log, e.g. {missing[:5]}")

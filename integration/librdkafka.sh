@@ -5,7 +5,8 @@
 # librdkafka's "default" test scenario on one broker (auto-created topics, num.partitions=4), and
 # the tests of its "noautocreate" scenario against a second broker with auto-creation off; the
 # tests that need several brokers (replication factor 3, transactions across nodes) against a
-# three-node cluster over etcd when etcd and java are installed (the driver's CLUSTER list).
+# three-node cluster over etcd when etcd and java are installed (the driver's CLUSTER list; node
+# n sits in rack RACKn, as 0101_fetch_from_follower expects).
 # With rapidjson-dev installed when the suite is built (.ci/run installs it), the tests that
 # check JSON statistics (0053, 0110) run too.
 #
@@ -94,7 +95,7 @@ start_cluster() {
     port=$(free_port)
     "$bin" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$(free_port)" --data-dir "$work/$name-node$n" \
       --node-id $n --etcd-endpoints "http://127.0.0.1:$etcd_port" --etcd-prefix "/$name" \
-      --tier-url "file://$work/$name-tier/" --num-partitions 4 "$@" >"$work/$name-node$n.log" 2>&1 &
+      --tier-url "file://$work/$name-tier/" --num-partitions 4 --rack "RACK$n" "$@" >"$work/$name-node$n.log" 2>&1 &
     cluster_pids+=($!)
     for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
     (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null || { echo "$name node $n did not start" >&2; cat "$work/$name-node$n.log" >&2; exit 1; }

@@ -24,7 +24,7 @@ EXCLUDED = {
     "0115_producer_auth": "denies a topic with Kafka's kafka-acls.sh (needs an authorizer; ACL APIs are not served)",
     "0119_consumer_auth": "denies topics and groups with Kafka's kafka-acls.sh (needs an authorizer; ACL APIs are not served)",
     "0098_consumer_txn": "every case creates its topic with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses it too): runs against the three-node cluster",
-    "0101_fetch_from_follower": "creates its topic with replication factor 3 and reads from a follower (a three-broker cluster with racks)",
+    "0101_fetch_from_follower": "creates its topic with replication factor 3 and reads from a follower (a three-broker cluster with racks): runs against the three-node cluster",
     "0107_topic_recreate": "creates its topic with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses it too): runs against the three-node cluster",
     "0111_delay_create_topics": "creates its topic with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses it too): runs against the three-node cluster",
 }
@@ -57,6 +57,7 @@ SUBTEST_RUNS = {
 # the sub-test functions left out, as in SUBTEST_RUNS.
 CLUSTER = {
     "0098_consumer_txn": None,
+    "0101_fetch_from_follower": None,
     "0103_transactions": ("0103-transactions.c", {
         "do_test_txn_local": "belongs to 0103_transactions_local, which needs no broker"}),
     "0107_topic_recreate": None,
@@ -66,6 +67,15 @@ CLUSTER = {
     "0044_partition_cnt": None,
     "0063_clusterid": None,
     "0090_idempotence": None,
+}
+# Tests whose checks only print their failure (0101's test_assert says the message and goes on):
+# any of these lines in the output makes the test FAIL whatever the runner concluded.
+SAID_FAILURES = {
+    "0101_fetch_from_follower": [
+        "expecting three replicas", "Failed to acquire metadata", "message consumed out of order",
+        "expecting message value size", "rxbytes was not highest",
+        "expecting rxbytes of client.rack broker", "Expected success, not",
+    ],
 }
 # Tests run with a different environment, and why.
 ENV_RUNS = {
@@ -163,6 +173,9 @@ def run(label, number, names, conf, scenario, env_extra=None, subtests=None):
         elif timed_out and not passed and not skipped and not (skip_why and not started):
             res[n] = ("FAIL", "no result after %ds: killed (hang)" % limit if started
                       else "not started within %ds: killed" % limit, secs, subs); failed_here = True
+        elif passed and any(m in text for m in SAID_FAILURES.get(n, [])):
+            said = next(m for m in SAID_FAILURES[n] if m in text)
+            res[n] = ("FAIL", "PASSED, but it printed a failed check: %s" % said, secs, subs); failed_here = True
         elif passed:
             res[n] = ("PASS", "", secs, subs)
         elif skip_why or skipped:

@@ -35,6 +35,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// How often state gauges (partition offsets, group sizes, process memory) are refreshed.
+/// Where a cluster node keeps its follower copies, inside the data dir (emptied at start-up).
+const FOLLOWER_COPIES_DIR: &str = "follower-copies";
 const GAUGE_REFRESH: Duration = Duration::from_secs(1);
 
 /// How often group session and rebalance timeouts are checked.
@@ -227,6 +229,7 @@ impl Broker {
                         host: advertised.0.clone(),
                         port: advertised.1,
                         draining: config.decommission,
+                        rack: config.rack(),
                     },
                     Duration::from_millis(config.cluster_lease_ttl_ms),
                     etcd_catalog,
@@ -282,8 +285,26 @@ impl Broker {
                     .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
             ),
         });
+        let followers = match (&cluster, &tier) {
+            (Some((c, wal)), Some(t)) => Some(crate::log::followers::Followers::new(
+                c.clone(),
+                wal.clone(),
+                crate::cluster::tail::Tails::new(t.clone()),
+                Arc::new(
+                    LogManager::open_copies(
+                        &config.data_dir.join(FOLLOWER_COPIES_DIR),
+                        clock.clone(),
+                        Duration::from_millis(config.flush_interval_ms),
+                        t.clone(),
+                    )
+                    .await?,
+                ),
+            )),
+            _ => None,
+        };
         let handler = Arc::new(Handler {
             cluster: cluster.as_ref().map(|(c, _)| c.clone()),
+            followers,
             advertised,
             listen: local_addr,
             catalog,
@@ -424,6 +445,9 @@ impl Broker {
                 txn_shards,
                 cancel.clone(),
             )));
+            if let Some(f) = &self.server.handler.followers {
+                cluster_tasks.push(tokio::spawn(f.clone().run(cancel.clone())));
+            }
             cluster_tasks.push(tokio::spawn(leadership::run(
                 c.clone(),
                 catalog,
@@ -458,6 +482,9 @@ impl Broker {
         }
         if let Some((c, _)) = &self.cluster {
             leadership::leave(c, &self.logs).await;
+        }
+        if let Some(f) = &self.server.handler.followers {
+            f.shutdown().await;
         }
         conns.close();
         let drain = Duration::from_millis(self.server.handler.config.shutdown_timeout_ms);

@@ -222,6 +222,28 @@ impl Etcd {
         self.range(prefix, Some(&prefix_end(prefix))).await
     }
 
+    /// Every key that starts with `prefix` and was last modified at revision `min_mod_revision`
+    /// or later, and the store's revision: what changed under `prefix` since a read at
+    /// `min_mod_revision - 1` (deletions aside).
+    pub async fn range_prefix_since(
+        &self,
+        prefix: &[u8],
+        min_mod_revision: i64,
+    ) -> Result<(i64, Vec<Kv>), EtcdError> {
+        let v = self
+            .call(
+                "/v3/kv/range",
+                json!({
+                    "key": B64.encode(prefix),
+                    "range_end": B64.encode(prefix_end(prefix)),
+                    "min_mod_revision": min_mod_revision.to_string(),
+                }),
+            )
+            .await?;
+        let r: RangeResponse = decode(v)?;
+        Ok((r.header.revision()?, kvs(r.kvs)?))
+    }
+
     /// The highest modification revision among the keys starting with `prefix` (`None` when
     /// there are none): tells whether any of them changed since a read.
     pub async fn latest_mod_revision(&self, prefix: &[u8]) -> Result<Option<i64>, EtcdError> {

@@ -52,6 +52,9 @@ pub const CLUSTER_EPOCH_CHANGES: &str = "tiercel_cluster_leader_epoch_changes_to
 pub const CLUSTER_CONTROLLER: &str = "tiercel_cluster_controller";
 pub const CLUSTER_LEASE: &str = "tiercel_cluster_lease_valid";
 pub const CLUSTER_NODES: &str = "tiercel_cluster_live_nodes";
+pub const FOLLOWER_FETCH_BYTES: &str = "tiercel_cluster_follower_fetch_bytes_total";
+pub const FOLLOWER_COPIES: &str = "tiercel_cluster_follower_copies";
+pub const PREFERRED_REPLICA: &str = "tiercel_cluster_preferred_replica_redirects_total";
 pub const ETCD_REQUEST_SECONDS: &str = "tiercel_etcd_request_duration_seconds";
 pub const ETCD_ERRORS: &str = "tiercel_etcd_errors_total";
 pub const WAL_COMMIT_SECONDS: &str = "tiercel_cluster_wal_commit_duration_seconds";
@@ -117,6 +120,19 @@ fn describe() {
         "1 while this node's etcd lease is surely alive (it may lead partitions)"
     );
     describe_gauge!(CLUSTER_NODES, "Live nodes this node sees in etcd");
+    describe_counter!(
+        FOLLOWER_FETCH_BYTES,
+        Unit::Bytes,
+        "Record bytes this node served to consumers from follower copies of partitions other nodes lead (KIP-392)"
+    );
+    describe_gauge!(
+        FOLLOWER_COPIES,
+        "Follower copies of partitions other nodes lead that this node keeps for consumers in its rack"
+    );
+    describe_counter!(
+        PREFERRED_REPLICA,
+        "Fetches this node (as leader) answered with a preferred read replica in the consumer's rack"
+    );
     describe_histogram!(
         ETCD_REQUEST_SECONDS,
         Unit::Seconds,
@@ -483,6 +499,18 @@ pub fn tier_partition(
 pub fn cluster_partitions(led: usize, live_nodes: usize) {
     metrics::gauge!(CLUSTER_LEADERSHIPS).set(led as f64);
     metrics::gauge!(CLUSTER_NODES).set(live_nodes as f64);
+}
+
+pub fn follower_fetched(bytes: usize) {
+    metrics::counter!(FOLLOWER_FETCH_BYTES).increment(bytes as u64);
+}
+
+pub fn follower_copies(n: usize) {
+    metrics::gauge!(FOLLOWER_COPIES).set(n as f64);
+}
+
+pub fn preferred_replica() {
+    metrics::counter!(PREFERRED_REPLICA).increment(1);
 }
 
 pub fn cluster_epoch_change() {

@@ -4,6 +4,7 @@
 
 use super::errors::code;
 use super::Handler;
+use crate::cluster::NodeInfo;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -44,22 +45,19 @@ impl Handler {
             super::authorized::cluster(req.include_cluster_authorized_operations);
         let (nodes, controller) = self.nodes();
         resp.controller_id = BrokerId(controller);
-        let view = self.cluster.as_ref().map(|c| c.view());
-        let draining = |id: i32| {
-            view.as_ref()
-                .is_some_and(|v| v.nodes.get(&id).is_some_and(|n| n.draining))
-        };
+        let fenced = |n: &NodeInfo| self.cluster.is_some() && n.draining;
         resp.brokers = nodes
             .into_iter()
-            .filter(|(id, _, _)| v < 2 || req.include_fenced_brokers || !draining(*id))
-            .map(|(id, host, port)| {
+            .filter(|n| v < 2 || req.include_fenced_brokers || !fenced(n))
+            .map(|n| {
                 let mut b = DescribeClusterBroker::default();
-                b.broker_id = BrokerId(id);
-                b.host = StrBytes::from_string(host);
-                b.port = port;
+                b.broker_id = BrokerId(n.id);
                 if v >= 2 {
-                    b.is_fenced = draining(id);
+                    b.is_fenced = fenced(&n);
                 }
+                b.host = StrBytes::from_string(n.host);
+                b.port = n.port;
+                b.rack = n.rack.map(StrBytes::from_string);
                 b
             })
             .collect();

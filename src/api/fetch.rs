@@ -1,10 +1,16 @@
 //! Fetch: whole batches from each partition's log, honouring `max_bytes`, partition limits,
 //! `min_bytes` and `max_wait_ms` (long poll woken by high-watermark advances). `read_committed`
 //! fetches stop at the last stable offset and list the aborted transactions they overlap.
+//!
+//! KIP-392 (cluster mode, v11+): a leader asked by a consumer that names a rack other than this
+//! node's answers with a live node of that rack as `preferred_read_replica` and no records; a
+//! node asked by such a consumer for a partition another node leads serves it from a follower
+//! copy ([`crate::log::followers`]).
 
 use super::errors::{code, log_error};
 use super::fetch_memory::{FetchMemory, Held};
 use super::{Handler, Pending, Reply};
+use crate::catalog::TopicMeta;
 use crate::log::partition::Partition;
 use crate::protocol::Response;
 use kafka_protocol::error::ResponseError;
@@ -18,6 +24,9 @@ use std::time::Duration;
 
 /// `isolation_level` 1: only committed data, up to the last stable offset.
 const READ_COMMITTED: i8 = 1;
+/// How long a fetch past a follower copy's end waits for the copy to reach it before the copy
+/// answers (OFFSET_OUT_OF_RANGE if it has not: the consumer asks the leader).
+const COPY_CATCH_UP: Duration = Duration::from_millis(500);
 
 struct Wanted {
     index: i32,
@@ -28,10 +37,20 @@ struct Wanted {
     absent: ResponseError,
     /// KIP-951: the partition's leader (id, epoch), when another node leads it.
     leader: Option<(i32, i32)>,
+    /// KIP-392: another node leads it and the consumer named a rack: read this node's follower
+    /// copy (resolved before the first read).
+    follow: Option<TopicMeta>,
+    /// `partition` is a follower copy.
+    copy: bool,
+    /// KIP-392: the node in the consumer's rack to read from instead of this leader.
+    preferred: Option<i32>,
 }
 
 impl Handler {
-    pub(super) fn fetch(self: &Arc<Self>, req: FetchRequest, _v: i16) -> Pending {
+    pub(super) fn fetch(self: &Arc<Self>, req: FetchRequest, v: i16) -> Pending {
+        // KIP-392: a consumer's rack (v11+; a replica's fetch never names one here)
+        let rack = Some(req.rack_id.to_string())
+            .filter(|r| v >= 11 && req.replica_id.0 < 0 && !r.is_empty());
         let wanted: Vec<(TopicName, Vec<Wanted>)> = req
             .topics
             .into_iter()
@@ -66,14 +85,21 @@ impl Handler {
                             .map(|(id, epoch, _, _)| (id, epoch)),
                             _ => None,
                         };
-                        Wanted {
+                        let mut w = Wanted {
                             index: p.partition,
                             offset: p.fetch_offset,
                             max_bytes: p.partition_max_bytes.max(0) as usize,
                             partition,
                             absent,
                             leader,
+                            follow: None,
+                            copy: false,
+                            preferred: None,
+                        };
+                        if let Some(rack) = &rack {
+                            self.nearest(&mut w, &t.topic.0, p.current_leader_epoch, rack);
                         }
+                        w
                     })
                     .collect();
                 // owned: a slice would pin the request frame for the whole long poll
@@ -95,6 +121,10 @@ impl Handler {
         let stopping = self.stopping.clone();
         let me = self.clone();
         Box::pin(async move {
+            let mut wanted = wanted;
+            if let Some(f) = &me.followers {
+                me.open_copies(f, &mut wanted).await;
+            }
             let started = tokio::time::Instant::now();
             let deadline = started + max_wait;
             let mut waited = false;
@@ -137,6 +167,85 @@ impl Handler {
                 }
             }
         })
+    }
+}
+
+impl Handler {
+    /// KIP-392 for one partition of a consumer in `rack`: as its leader, names a node of that
+    /// rack to read from when this node is in another; as another node, marks it to be read
+    /// from this node's follower copy (unless the consumer's leader epoch is not the current
+    /// one: FENCED_LEADER_EPOCH or UNKNOWN_LEADER_EPOCH, as a Kafka follower answers).
+    fn nearest(&self, w: &mut Wanted, topic: &str, current_epoch: i32, rack: &str) {
+        let (Some(cluster), Some(meta)) = (self.cluster.as_deref(), self.catalog.get(topic)) else {
+            return;
+        };
+        let view = cluster.view();
+        if w.partition.is_some() {
+            if self.config.rack().as_deref() == Some(rack) {
+                return;
+            }
+            let mut near: Vec<i32> = view
+                .nodes
+                .values()
+                .filter(|n| !n.draining && n.rack.as_deref() == Some(rack))
+                .map(|n| n.id)
+                .collect();
+            near.sort_unstable();
+            // the rack's nodes share its partitions
+            let spread = (meta.id.as_u128() as usize).wrapping_add(w.index.max(0) as usize);
+            w.preferred = near.get(spread % near.len().max(1)).copied();
+            return;
+        }
+        if w.absent != ResponseError::NotLeaderOrFollower || self.followers.is_none() {
+            return;
+        }
+        if let Some(e) = super::epoch_error(current_epoch, view.epoch(meta.id, w.index).max(0)) {
+            w.absent = e;
+            w.leader = None;
+            return;
+        }
+        w.follow = Some(meta);
+    }
+
+    /// Resolves the partitions marked to be read from follower copies, building the missing
+    /// copies at once; one that cannot be built stays NOT_LEADER_OR_FOLLOWER (the consumer goes
+    /// back to the leader).
+    async fn open_copies(
+        &self,
+        followers: &Arc<crate::log::followers::Followers>,
+        wanted: &mut [(TopicName, Vec<Wanted>)],
+    ) {
+        let opening: Vec<_> = wanted
+            .iter_mut()
+            .flat_map(|(_, ps)| ps.iter_mut())
+            .filter_map(|w| {
+                let meta = w.follow.take()?;
+                let config = self.catalog.log_config(&meta);
+                Some(async move {
+                    if let Some(p) = followers.serve(&meta, w.index, config).await {
+                        // past the copy's end: it may lag the leader by a WAL poll, so it
+                        // reads the WAL at once and gets a moment to catch up before the read
+                        // would be out of range
+                        if w.offset > p.offsets().log_end_offset {
+                            followers.poke();
+                            let mut hw = p.subscribe();
+                            let reached = async {
+                                while *hw.borrow_and_update() < w.offset {
+                                    if hw.changed().await.is_err() {
+                                        break;
+                                    }
+                                }
+                            };
+                            let _ = tokio::time::timeout(COPY_CATCH_UP, reached).await;
+                        }
+                        w.partition = Some(p);
+                        w.copy = true;
+                        w.leader = None;
+                    }
+                })
+            })
+            .collect();
+        futures::future::join_all(opening).await;
     }
 }
 
@@ -221,6 +330,20 @@ async fn read_all(
             let mut pd = PartitionData::default();
             pd.partition_index = w.index;
             pd.aborted_transactions = None;
+            if let (Some(p), Some(id)) = (&w.partition, w.preferred) {
+                // KIP-392: no records, the node to read from instead; answered at once, as an
+                // error would be
+                let o = p.offsets();
+                pd.preferred_read_replica = BrokerId(id);
+                pd.high_watermark = o.high_watermark;
+                pd.last_stable_offset = o.last_stable_offset;
+                pd.log_start_offset = o.log_start_offset;
+                pd.records = Some(Default::default());
+                crate::metrics::preferred_replica();
+                errors = true;
+                tr.partitions.push(pd);
+                continue;
+            }
             match &w.partition {
                 None => {
                     pd.error_code = code(w.absent);
@@ -245,6 +368,9 @@ async fn read_all(
                     match read {
                         Ok((r, aborted)) => {
                             total += r.records.len();
+                            if w.copy {
+                                crate::metrics::follower_fetched(r.records.len());
+                            }
                             remaining = remaining.saturating_sub(r.records.len());
                             pd.aborted_transactions = aborted.map(|list| {
                                 list.into_iter()

@@ -22,11 +22,12 @@ impl Handler {
         let (nodes, controller) = self.nodes();
         resp.brokers = nodes
             .into_iter()
-            .map(|(id, host, port)| {
+            .map(|n| {
                 let mut b = MetadataResponseBroker::default();
-                b.node_id = BrokerId(id);
-                b.host = StrBytes::from_string(host);
-                b.port = port;
+                b.node_id = BrokerId(n.id);
+                b.host = StrBytes::from_string(n.host);
+                b.port = n.port;
+                b.rack = n.rack.map(StrBytes::from_string);
                 b
             })
             .collect();
@@ -148,8 +149,8 @@ impl Handler {
                 match leader {
                     Some(l) => {
                         p.leader_id = l;
-                        p.replica_nodes = vec![l];
-                        p.isr_nodes = vec![l];
+                        p.replica_nodes = replicas(l, view.as_deref());
+                        p.isr_nodes = p.replica_nodes.clone();
                     }
                     None => {
                         // between a leader's loss and the controller's next decision
@@ -162,6 +163,23 @@ impl Handler {
             .collect();
         t
     }
+}
+
+/// A partition's replicas as clients are told them: its leader first, then (in a cluster) every
+/// other live node, since each can serve its reads from the bucket (KIP-392: a consumer's
+/// preferred read replica must be one of them). They are all in sync: what a follower serves is
+/// what the leader committed to the bucket.
+fn replicas(leader: BrokerId, view: Option<&crate::cluster::View>) -> Vec<BrokerId> {
+    let mut out = vec![leader];
+    if let Some(v) = view {
+        out.extend(
+            v.nodes
+                .keys()
+                .filter(|n| **n != leader.0)
+                .map(|n| BrokerId(*n)),
+        );
+    }
+    out
 }
 
 fn error_topic(name: Option<&str>, id: Uuid, e: ResponseError) -> MetadataResponseTopic {

@@ -78,6 +78,8 @@ pub struct Handler {
     pub listen: std::net::SocketAddr,
     /// The cluster this node belongs to (`None`: it runs alone).
     pub cluster: Option<Arc<Cluster>>,
+    /// Cluster mode: copies of partitions other nodes lead, for consumers in this node's rack.
+    pub followers: Option<Arc<crate::log::followers::Followers>>,
     /// Partitions created per second (`topic_mutation_rate`).
     pub mutations: quota::MutationQuota,
     /// Record data in Fetch responses (`fetch_memory_max_bytes`).
@@ -153,17 +155,23 @@ impl Handler {
         BrokerId(self.config.node_id)
     }
 
+    /// This node as clients see it.
+    pub fn me(&self) -> NodeInfo {
+        NodeInfo {
+            id: self.config.node_id,
+            host: self.advertised.0.clone(),
+            port: self.advertised.1,
+            draining: self.config.decommission,
+            rack: self.config.rack(),
+        }
+    }
+
     /// The node coordinating the ids of `shard` of an internal coordinator topic: this one
     /// alone; in a cluster, the partition's live leader (`None` while it has none, or before
     /// the shard count is known).
     pub fn shard_leader(&self, topic: &str, shard: Option<i32>) -> Option<NodeInfo> {
         let Some(cluster) = self.cluster.as_deref() else {
-            return Some(NodeInfo {
-                id: self.config.node_id,
-                host: self.advertised.0.clone(),
-                port: self.advertised.1,
-                draining: false,
-            });
+            return Some(self.me());
         };
         let meta = self.catalog.get(topic)?;
         let view = cluster.view();
@@ -181,25 +189,14 @@ impl Handler {
     }
 
     /// The live nodes (id, host, port) and the controller's id, as clients are told them.
-    pub fn nodes(&self) -> (Vec<(i32, String, i32)>, i32) {
-        let me = || {
-            (
-                self.config.node_id,
-                self.advertised.0.clone(),
-                self.advertised.1,
-            )
-        };
+    pub fn nodes(&self) -> (Vec<NodeInfo>, i32) {
         match &self.cluster {
-            None => (vec![me()], self.config.node_id),
+            None => (vec![self.me()], self.config.node_id),
             Some(c) => {
                 let v = c.view();
-                let mut nodes: Vec<_> = v
-                    .nodes
-                    .values()
-                    .map(|n| (n.id, n.host.clone(), n.port))
-                    .collect();
+                let mut nodes: Vec<_> = v.nodes.values().cloned().collect();
                 if !v.nodes.contains_key(&self.config.node_id) {
-                    nodes.push(me()); // answering, so alive, even if etcd has not said so yet
+                    nodes.push(self.me()); // answering, so alive, even if etcd has not said so yet
                 }
                 // every node serves admin requests (the catalog is in etcd): before the first
                 // election this one stands in, so no client waits for a controller

@@ -97,7 +97,7 @@ impl Handler {
             ));
         };
         let (nodes, _) = self.nodes();
-        let live = |n: &i32| nodes.iter().any(|(id, _, _)| id == n);
+        let live = |n: &i32| nodes.iter().any(|node| node.id == *n);
         if let Some(r) = &replicas {
             let mut distinct = r.clone();
             distinct.sort_unstable();

@@ -15,7 +15,7 @@
 use super::tails::{self, TailState};
 use crate::catalog::Catalog;
 use crate::catalog::TopicMeta;
-use crate::cluster::tail::{Chunk, Tails};
+use crate::cluster::tail::Tails;
 use crate::cluster::wal::{Wal, WalLink};
 use crate::cluster::{Cluster, Leadership};
 use crate::log::{LogError, LogManager, Partition};
@@ -287,7 +287,7 @@ async fn take_over(
         }
     }
     let res = async {
-        catch_up(&part, &link, tails, &chunks, &committed).await?;
+        crate::log::catch_up::catch_up(&part, &link.wal, tails, &chunks, &committed).await?;
         let end = part.offsets().log_end_offset;
         if let Some(want) = committed_end.filter(|w| end < *w) {
             return Err(format!(
@@ -345,113 +345,6 @@ async fn discard(
         Ok(false) => Ok(()),
         Err(e) => Err(format!("moving the local copy aside: {e}")),
     }
-}
-
-/// Reads from the bucket in flight at once while catching up.
-const CATCH_UP_READS: usize = 32;
-/// Largest read of adjacent batches while catching up.
-const CATCH_UP_RUN: u64 = 8 << 20;
-
-/// Appends every committed WAL batch past the log end, in offset order. A commit writes each
-/// partition's batches next to each other in its object, so adjacent batches are read as one
-/// range ([`CATCH_UP_READS`] reads in flight) and appended in one trip to the I/O executor.
-async fn catch_up(
-    part: &Arc<Partition>,
-    link: &WalLink,
-    tails: &Tails,
-    chunks: &[Chunk],
-    committed: &[(String, crate::format::wal::WalEntry)],
-) -> Result<(), String> {
-    let started = std::time::Instant::now();
-    let mut from_chunks = tails::replay_chunks(part, tails, chunks).await?;
-    replay_wal(part, link, committed).await?;
-    // chunks past a stretch only the WAL held
-    from_chunks += tails::replay_chunks(part, tails, chunks).await?;
-    if from_chunks > 0 {
-        tracing::info!(
-            topic = %part.topic,
-            partition = part.index,
-            batches = from_chunks,
-            ms = started.elapsed().as_millis() as u64,
-            "caught up from the tail chunks"
-        );
-    }
-    Ok(())
-}
-
-/// Appends the committed WAL batches past the log end.
-async fn replay_wal(
-    part: &Arc<Partition>,
-    link: &WalLink,
-    committed: &[(String, crate::format::wal::WalEntry)],
-) -> Result<(), String> {
-    let started = std::time::Instant::now();
-    let from = part.offsets().log_end_offset;
-    let mut runs: Vec<(&str, Vec<crate::format::wal::WalEntry>)> = Vec::new();
-    for (object, e) in committed.iter().filter(|(_, e)| e.last >= from) {
-        match runs.last_mut() {
-            Some((o, run))
-                if *o == object.as_str()
-                    && run.last().is_some_and(|p| p.pos + p.len == e.pos)
-                    && e.pos + e.len - run[0].pos <= CATCH_UP_RUN =>
-            {
-                run.push(*e)
-            }
-            _ => runs.push((object.as_str(), vec![*e])),
-        }
-    }
-    let batches: usize = runs.iter().map(|(_, r)| r.len()).sum();
-    let ranges = runs.len();
-    let reads: Vec<_> = runs
-        .into_iter()
-        .map(|(object, run)| {
-            let wal = link.wal.clone();
-            async move {
-                let (start, end) = (run[0].pos, run[run.len() - 1].pos + run[run.len() - 1].len);
-                let bytes = wal
-                    .read_range(object, start..end)
-                    .await
-                    .map_err(|err| format!("reading WAL object {object}: {err}"))?;
-                if bytes.len() as u64 != end - start {
-                    return Err(format!(
-                        "WAL object {object} is shorter than its record says"
-                    ));
-                }
-                Ok::<_, String>(
-                    run.iter()
-                        .map(|e| {
-                            bytes.slice((e.pos - start) as usize..(e.pos - start + e.len) as usize)
-                        })
-                        .collect::<Vec<_>>(),
-                )
-            }
-        })
-        .collect();
-    let mut reads = futures::stream::iter(reads)
-        .buffered(CATCH_UP_READS)
-        .ready_chunks(CATCH_UP_READS);
-    while let Some(chunk) = reads.next().await {
-        let mut batches = Vec::new();
-        for r in chunk {
-            batches.extend(r?);
-        }
-        match part.append_committed(batches).await {
-            Ok(()) => {}
-            Err(LogError::InvalidRecord(m)) => return Err(m),
-            Err(err) => return Err(format!("appending committed batches: {err}")),
-        }
-    }
-    if batches > 0 {
-        tracing::info!(
-            topic = %part.topic,
-            partition = part.index,
-            batches,
-            ranges,
-            ms = started.elapsed().as_millis() as u64,
-            "caught up from the WAL"
-        );
-    }
-    Ok(())
 }
 
 /// Rolls the active segment of every partition served whose WAL-only tail passed the bound.

@@ -2,9 +2,9 @@
 //! a partition's WAL batches pile up, deleting them once the manifest covers them, and
 //! replaying them when taking a partition over.
 
-use crate::cluster::tail::{self, Chunk, Tails, CHUNK_AGE, CHUNK_BATCHES, CHUNK_MAX_BYTES};
+use crate::cluster::tail::{Chunk, Tails, CHUNK_AGE, CHUNK_BATCHES, CHUNK_MAX_BYTES};
 use crate::format::{batch, read};
-use crate::log::{LogError, LogManager, Partition};
+use crate::log::{LogManager, Partition};
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,38 +46,6 @@ impl TailState {
             chunks,
         }
     }
-}
-
-/// Replays the chunks that continue the log from its end (a chunk past a gap is left for a
-/// later pass). Returns how many batches were appended.
-pub(super) async fn replay_chunks(
-    part: &Arc<Partition>,
-    tails: &Tails,
-    chunks: &[Chunk],
-) -> Result<usize, String> {
-    let mut appended = 0;
-    for c in chunks {
-        let end = part.offsets().log_end_offset;
-        if c.end <= end {
-            continue;
-        }
-        if c.base > end {
-            break;
-        }
-        let data = tails
-            .read(c)
-            .await
-            .map_err(|e| format!("reading tail chunk {}: {e}", c.key))?;
-        let batches =
-            tail::split_batches(&data).map_err(|e| format!("tail chunk {}: {e}", c.key))?;
-        appended += batches.len();
-        match part.append_committed(batches).await {
-            Ok(()) => {}
-            Err(LogError::InvalidRecord(m)) => return Err(format!("tail chunk {}: {m}", c.key)),
-            Err(e) => return Err(format!("appending tail chunk {}: {e}", c.key)),
-        }
-    }
-    Ok(appended)
 }
 
 /// For every partition served: deletes the chunks its manifest covers and, once

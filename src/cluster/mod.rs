@@ -75,6 +75,9 @@ pub struct NodeInfo {
     /// Started with `--decommission`: it takes no partitions and hands its own to the others.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub draining: bool,
+    /// `--rack`: consumers with this `client.rack` are served by this node (KIP-392).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rack: Option<String>,
 }
 
 /// A partition's leader, `/leaders/<topic id>/<partition>`.

@@ -343,11 +343,21 @@ impl Wal {
 
     /// Every committed WAL batch of every partition, in offset order, with its object's key.
     pub async fn committed_all(&self) -> Result<Committed, super::ClusterError> {
-        let (_, kvs) = self
-            .cluster
-            .etcd
-            .range_prefix(&self.cluster.key("wal/"))
-            .await?;
+        Ok(self.committed_since(0).await?.1)
+    }
+
+    /// As [`Wal::committed_all`], only the records committed at etcd revision `revision` or
+    /// later (all of them for 0), with the revision the answer is as of: a reader that asks
+    /// again from one past it misses no commit.
+    pub async fn committed_since(
+        &self,
+        revision: i64,
+    ) -> Result<(i64, Committed), super::ClusterError> {
+        let prefix = self.cluster.key("wal/");
+        let (at, kvs) = match revision {
+            r if r <= 0 => self.cluster.etcd.range_prefix(&prefix).await?,
+            r => self.cluster.etcd.range_prefix_since(&prefix, r).await?,
+        };
         let mut out: Committed = HashMap::new();
         for kv in kvs {
             let Ok(r) = serde_json::from_slice::<WalRecord>(&kv.value) else {
@@ -363,7 +373,7 @@ impl Wal {
         for v in out.values_mut() {
             v.sort_by_key(|(_, e)| e.base);
         }
-        Ok(out)
+        Ok((at, out))
     }
 
     /// Bytes of a WAL object (one committed batch, or adjacent ones).

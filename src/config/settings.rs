@@ -229,6 +229,8 @@ settings! {
     cluster_roll_ms: u64 = 600_000, env "TIERCEL_CLUSTER_ROLL_MS";
     /// Cluster mode: a partition's active segment is rolled and tiered once this big, bytes (bounds a take-over's replay as cluster_roll_ms does)
     cluster_roll_bytes: u64 = 67_108_864, env "TIERCEL_CLUSTER_ROLL_BYTES";
+    /// This node's rack or zone (broker.rack): consumers that set the same client.rack are served by this node (KIP-392) whichever node leads the partition; empty: none
+    rack: String = String::new(), env "TIERCEL_RACK";
     /// Cluster mode: start draining: the node takes no partitions and hands those it leads to the others (it serves them until each has moved); DescribeCluster v2 shows it fenced
     decommission: bool = false, env "TIERCEL_DECOMMISSION";
     /// Cluster mode: partitions of the internal topic that shards the consumer-group coordinators (offsets.topic.num.partitions); read when the cluster first creates the topic, its partition count wins after that
@@ -242,6 +244,11 @@ settings! {
 }
 
 impl Config {
+    /// `rack`, `None` when empty.
+    pub fn rack(&self) -> Option<String> {
+        Some(self.rack.trim().to_string()).filter(|r| !r.is_empty())
+    }
+
     /// The tier URL in effect: `None` when tiering is off, the embedded default directory when
     /// the key is empty.
     pub fn effective_tier_url(&self) -> Result<Option<String>, String> {

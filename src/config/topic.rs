@@ -658,6 +658,12 @@ pub fn broker_config_entries(
         out.push(entry(name, value(broker), value(&d), ty));
     }
     out.push(entry(
+        "broker.rack",
+        broker.rack().unwrap_or_default(),
+        String::new(),
+        ConfigType::String,
+    ));
+    out.push(entry(
         "listeners",
         format!("PLAINTEXT://{listen}"),
         String::new(),

@@ -43,6 +43,9 @@ pub struct LogManager {
     tier: Option<Arc<Tier>>,
     /// Where every file-system call of the log runs.
     io: Io,
+    /// Holds read-only copies of partitions other nodes lead (a cluster's follower copies):
+    /// their remote logs only read the bucket.
+    copies: bool,
 }
 
 impl LogManager {
@@ -87,6 +90,41 @@ impl LogManager {
             recover: !clean,
             tier,
             io,
+            copies: false,
+        })
+    }
+
+    /// A manager for copies of partitions other nodes lead (cluster mode, KIP-392 follower
+    /// reads) in `dir`, which is emptied first: a copy is rebuilt from the bucket whenever it is
+    /// needed, so nothing in it outlives the process. Its partitions read their remote history
+    /// but never upload or write a manifest; it runs no retention or cleaner.
+    pub async fn open_copies(
+        dir: &Path,
+        clock: SharedClock,
+        flush_interval: Duration,
+        tier: Arc<Tier>,
+    ) -> Result<LogManager, LogError> {
+        let io = Io::new(IO_CONCURRENCY);
+        let d = dir.to_owned();
+        io.run(move || {
+            if d.exists() {
+                std::fs::remove_dir_all(&d)?;
+            }
+            crate::fs::create_dir_durable(&d)?;
+            Ok(())
+        })
+        .await?;
+        Ok(LogManager {
+            data_dir: dir.to_owned(),
+            clock,
+            partitions: RwLock::new(HashMap::new()),
+            flush_interval,
+            cancel: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            recover: false,
+            tier: Some(tier),
+            io,
+            copies: true,
         })
     }
 
@@ -136,6 +174,10 @@ impl LogManager {
         let dir = self.partition_dir(topic, partition);
         let mut attach_later = None;
         let remote = match &self.tier {
+            Some(t) if config.remote_storage_enable && self.copies => Some(
+                t.open_partition_read_only(topic, topic_id, partition)
+                    .await?,
+            ),
             Some(t) if config.remote_storage_enable => {
                 match t.open_partition(topic, topic_id, partition).await {
                     Ok(r) => Some(r),
@@ -494,6 +536,10 @@ impl LogManager {
                 tracing::error!(topic = %p.topic, partition = p.index, error = %e, "close failed");
                 clean = false;
             }
+        }
+        if self.copies {
+            // the tier is the main manager's; copies are never recovered
+            return Ok(());
         }
         if let Some(tier) = &self.tier {
             tier.shutdown().await;

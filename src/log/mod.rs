@@ -12,9 +12,11 @@
 //! segment). Beside them: `cleaner` (compaction over the local log), `retention` (what to
 //! delete), `validate` (client batch rules), [`producer`] (idempotence), `open_txns`.
 
+pub mod catch_up;
 #[allow(clippy::disallowed_methods)] // storage: runs on the I/O executor
 mod cleaner;
 mod error;
+pub mod followers;
 mod io;
 mod journal_log;
 #[allow(clippy::disallowed_methods)] // storage: runs on the I/O executor

@@ -162,6 +162,17 @@ impl Tier {
         RemoteLog::load(self.shared.clone(), topic, topic_id, partition).await
     }
 
+    /// A partition's manifest to read its history only (a follower copy in a cluster): no
+    /// uploader, never a manifest write.
+    pub async fn open_partition_read_only(
+        &self,
+        topic: &str,
+        topic_id: Uuid,
+        partition: i32,
+    ) -> Result<Arc<RemoteLog>, TierError> {
+        RemoteLog::load_read_only(self.shared.clone(), topic, topic_id, partition).await
+    }
+
     /// A partition of a brand-new topic (a fresh topic id: nothing to load).
     pub fn new_partition(&self, topic: &str, topic_id: Uuid, partition: i32) -> Arc<RemoteLog> {
         RemoteLog::fresh(self.shared.clone(), topic, topic_id, partition)

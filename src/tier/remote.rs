@@ -65,6 +65,9 @@ pub struct RemoteLog {
     pending: std::sync::atomic::AtomicUsize,
     /// Cancelled when the partition is deleted or the broker stops.
     cancel: CancellationToken,
+    /// A reader's view of a partition another node writes (a cluster's follower copy): it
+    /// never uploads and never writes a manifest.
+    read_only: bool,
 }
 
 impl RemoteLog {
@@ -74,7 +77,7 @@ impl RemoteLog {
         topic_id: Uuid,
         partition: i32,
     ) -> Arc<RemoteLog> {
-        Self::start(shared, Manifest::empty(topic, topic_id, partition))
+        Self::start(shared, Manifest::empty(topic, topic_id, partition), false)
     }
 
     /// Loads the partition's manifest and starts its uploader.
@@ -85,7 +88,19 @@ impl RemoteLog {
         partition: i32,
     ) -> Result<Arc<RemoteLog>, TierError> {
         let m = Self::load_manifest(&shared, topic, topic_id, partition).await?;
-        Ok(Self::start(shared, m))
+        Ok(Self::start(shared, m, false))
+    }
+
+    /// Loads the partition's manifest to read its segments only: no uploader, no manifest
+    /// writes (another node owns the partition's history).
+    pub(super) async fn load_read_only(
+        shared: Arc<Shared>,
+        topic: &str,
+        topic_id: Uuid,
+        partition: i32,
+    ) -> Result<Arc<RemoteLog>, TierError> {
+        let m = Self::load_manifest(&shared, topic, topic_id, partition).await?;
+        Ok(Self::start(shared, m, true))
     }
 
     /// Reads the newest manifest version that parses.
@@ -127,7 +142,7 @@ impl RemoteLog {
         Ok(m)
     }
 
-    fn start(shared: Arc<Shared>, m: Manifest) -> Arc<RemoteLog> {
+    fn start(shared: Arc<Shared>, m: Manifest, read_only: bool) -> Arc<RemoteLog> {
         let (tx, rx) = mpsc::unbounded_channel();
         let me = Arc::new(RemoteLog {
             cancel: shared.cancel.child_token(),
@@ -141,8 +156,12 @@ impl RemoteLog {
             retention_running: AtomicBool::new(false),
             pending: std::sync::atomic::AtomicUsize::new(0),
             shared: shared.clone(),
+            read_only,
         });
-        shared.tasks.spawn(me.clone().run_uploader(rx));
+        // a read-only view drops the receiver: what it is asked to upload goes nowhere
+        if !read_only {
+            shared.tasks.spawn(me.clone().run_uploader(rx));
+        }
         me
     }
 
@@ -302,6 +321,10 @@ impl RemoteLog {
 
     /// Writes `change(current)` as the next manifest version (create-only), then makes it current.
     async fn update_manifest(&self, change: impl Fn(&mut Manifest)) -> Result<(), TierError> {
+        if self.read_only {
+            tracing::warn!(topic = %self.topic, partition = self.partition, "a read-only view of the partition's remote log was asked to change its manifest: refused");
+            return Ok(());
+        }
         let _w = self.commit.lock().await;
         loop {
             let mut next = self.manifest();
@@ -391,6 +414,9 @@ impl RemoteLog {
         local_only_bytes: u64,
         now_ms: i64,
     ) {
+        if self.read_only {
+            return;
+        }
         let pending_deletes = self
             .manifest
             .lock()

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test crate uses some of these
 
-use crate::common::{free_addr, free_port, read_response, send_request};
+use crate::common::{free_port, read_response, send_request};
 use kafka_protocol::messages::{MetadataRequest, MetadataResponse};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::collections::BTreeMap;
@@ -79,6 +79,7 @@ pub fn spawn_etcd(dir: &Path, (client, peer): (u16, u16)) -> Child {
 pub struct Node {
     pub id: i32,
     pub port: u16,
+    pub metrics_port: u16,
     pub dir: PathBuf,
     pub child: Option<Child>,
 }
@@ -119,6 +120,11 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start(n: i32) -> Cluster {
+        Self::start_with(n, |_| Vec::new())
+    }
+
+    /// As [`Cluster::start`], node `id` with the flags `extra(id)` as well.
+    pub fn start_with(n: i32, extra: impl Fn(i32) -> Vec<String>) -> Cluster {
         let mut c = Cluster {
             etcd: etcd(),
             tier: tempfile::tempdir().expect("tempdir"),
@@ -129,11 +135,13 @@ impl Cluster {
             let node = Node {
                 id,
                 port: free_port(),
+                metrics_port: free_port(),
                 dir: c.root.path().join(format!("node{id}")),
                 child: None,
             };
             c.nodes.push(node);
-            c.launch(id);
+            let flags = extra(id);
+            c.launch_with(id, &flags.iter().map(String::as_str).collect::<Vec<_>>());
         }
         c
     }
@@ -162,7 +170,10 @@ impl Cluster {
             .args(["--listen", &node.addr()])
             .arg("--data-dir")
             .arg(node.dir.join("data"))
-            .args(["--metrics-listen", &free_addr().to_string()])
+            .args([
+                "--metrics-listen",
+                &format!("127.0.0.1:{}", node.metrics_port),
+            ])
             .args(["--node-id", &id.to_string()])
             .args(["--etcd-endpoints", &endpoint])
             .args(["--etcd-prefix", "/test"])
@@ -178,6 +189,29 @@ impl Cluster {
             .expect("spawn tiercel");
         crate::common::wait_listening(node.port, &format!("node {id}"));
         node.child = Some(child);
+    }
+
+    /// The sum of the series of metric `name` node `id` exports whose line contains `having`
+    /// (a label, say; "" for every series).
+    pub fn metric(&self, id: i32, name: &str, having: &str) -> f64 {
+        use std::io::{Read, Write};
+        let node = self.nodes.iter().find(|n| n.id == id).expect("node id");
+        let mut s = TcpStream::connect(("127.0.0.1", node.metrics_port)).expect("metrics");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .expect("request");
+        let mut body = String::new();
+        s.read_to_string(&mut body).expect("read metrics");
+        body.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+                    && l.contains(having)
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     pub fn bootstrap(&self) -> String {

@@ -429,15 +429,28 @@ pub fn txn_producer(
 /// for read_uncommitted, the last stable offset for read_committed) with nothing after it, so
 /// "nothing more" is what the broker answered, not what arrived before a timer ran out.
 pub fn read_to_end(bootstrap: &str, topic: &str, partitions: i32, isolation: &str) -> Vec<String> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    read_to_end_with(bootstrap, topic, partitions, isolation, &[])
+}
+
+/// [`read_to_end`] by a consumer with the settings `extra` as well.
+pub fn read_to_end_with(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    isolation: &str,
+    extra: &[(&str, &str)],
+) -> Vec<String> {
+    let mut conf = ClientConfig::new();
+    conf.set("bootstrap.servers", bootstrap)
         .set("group.id", format!("reader-{isolation}"))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("isolation.level", isolation)
-        .set("fetch.wait.max.ms", "50")
-        .create()
-        .expect("consumer");
+        .set("fetch.wait.max.ms", "50");
+    for (k, v) in extra {
+        conf.set(*k, *v);
+    }
+    let c: BaseConsumer = conf.create().expect("consumer");
     assign_from_start(&c, topic, partitions);
     let mut out = Vec::new();
     let mut at_end = std::collections::HashSet::new();
