@@ -70,14 +70,9 @@ def metadata_v7(addr, topic):
     name = topic.encode()
     body = struct.pack(">hhih", 3, 7, 1, len(client)) + client
     body += struct.pack(">ih", 1, len(name)) + name + b"\x00"
-    try:
-        with socket.create_connection((host, int(port)), timeout=2) as s:
-            s.sendall(struct.pack(">i", len(body)) + body)
-            size = struct.unpack(">i", recv(s, 4))[0]
-            buf = recv(s, size)
-    except OSError:
+    r = call(addr, body, 2)
+    if r is None:
         return None
-    r = Reader(buf)
     r.i32()  # correlation id
     r.i32()  # throttle
     for _ in range(r.i32()):  # brokers
@@ -113,18 +108,13 @@ def producer_epochs(nodes, topic, partition):
         if addr is None:
             time.sleep(0.5)
             continue
-        host, port = addr.rsplit(":", 1)
         client, name = b"tiercel-chaos", topic.encode()
         body = struct.pack(">hhih", 1, 4, 1, len(client)) + client
         body += struct.pack(">iiiib", -1, 100, 1, 8 << 20, 0)
         body += struct.pack(">ih", 1, len(name)) + name
         body += struct.pack(">iiqi", 1, partition, offset, 8 << 20)
-        try:
-            with socket.create_connection((host, int(port)), timeout=10) as s:
-                s.sendall(struct.pack(">i", len(body)) + body)
-                size = struct.unpack(">i", recv(s, 4))[0]
-                r = Reader(recv(s, size))
-        except OSError:
+        r = call(addr, body, 10)
+        if r is None:
             time.sleep(0.5)
             continue
         r.i32(); r.i32()  # correlation id, throttle
@@ -159,15 +149,10 @@ _node_ids = {}
 def metadata_id(addr):
     """The node id a node at `addr` has (from its own Metadata answer), cached."""
     if addr not in _node_ids:
-        host, port = addr.rsplit(":", 1)
         client = b"tiercel-chaos"
         body = struct.pack(">hhih", 3, 7, 1, len(client)) + client + struct.pack(">ib", 0, 0)
-        try:
-            with socket.create_connection((host, int(port)), timeout=2) as s:
-                s.sendall(struct.pack(">i", len(body)) + body)
-                size = struct.unpack(">i", recv(s, 4))[0]
-                r = Reader(recv(s, size))
-        except OSError:
+        r = call(addr, body, 2)
+        if r is None:
             return None
         r.i32(); r.i32()
         for _ in range(r.i32()):
@@ -175,6 +160,19 @@ def metadata_id(addr):
             if f"{h}:{p}" == addr:
                 _node_ids[addr] = nid
     return _node_ids.get(addr)
+
+
+def call(addr, body, timeout):
+    """Sends one request frame to `addr` and returns a Reader over the response (None when the
+    node does not answer)."""
+    host, port = addr.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout) as s:
+            s.sendall(struct.pack(">i", len(body)) + body)
+            size = struct.unpack(">i", recv(s, 4))[0]
+            return Reader(recv(s, size))
+    except OSError:
+        return None
 
 
 def recv(s, n):

@@ -26,12 +26,11 @@
                                   end; no REGRESSED line in OUT
 """
 import os
-import socket
 import struct
 import sys
 import time
 
-from cluster_chaos import Reader, recv
+from cluster_chaos import call
 
 
 def fill(boot, topic, n, rate):
@@ -125,16 +124,11 @@ def ctp(boot, src, dst, group, txn_id, stop):
 
 def find_coordinator(addr, kind, key):
     """FindCoordinator v1: the node id, or None."""
-    host, port = addr.rsplit(":", 1)
     client, k = b"tiercel-eos", key.encode()
     body = struct.pack(">hhih", 10, 1, 1, len(client)) + client
     body += struct.pack(">h", len(k)) + k + struct.pack(">b", 1 if kind == "txn" else 0)
-    try:
-        with socket.create_connection((host, int(port)), timeout=2) as s:
-            s.sendall(struct.pack(">i", len(body)) + body)
-            size = struct.unpack(">i", recv(s, 4))[0]
-            r = Reader(recv(s, size))
-    except OSError:
+    r = call(addr, body, 2)
+    if r is None:
         return None
     r.i32(); r.i32()  # correlation id, throttle
     err = r.i16()

@@ -212,6 +212,12 @@ impl Etcd {
         if let Some(end) = range_end {
             req["range_end"] = json!(B64.encode(end));
         }
+        self.range_request(req).await
+    }
+
+    /// One range request (key, range end, options) and its answer: the store's revision and
+    /// the keys.
+    async fn range_request(&self, req: serde_json::Value) -> Result<(i64, Vec<Kv>), EtcdError> {
         let v = self.call("/v3/kv/range", req).await?;
         let r: RangeResponse = decode(v)?;
         Ok((r.header.revision()?, kvs(r.kvs)?))
@@ -230,18 +236,12 @@ impl Etcd {
         prefix: &[u8],
         min_mod_revision: i64,
     ) -> Result<(i64, Vec<Kv>), EtcdError> {
-        let v = self
-            .call(
-                "/v3/kv/range",
-                json!({
-                    "key": B64.encode(prefix),
-                    "range_end": B64.encode(prefix_end(prefix)),
-                    "min_mod_revision": min_mod_revision.to_string(),
-                }),
-            )
-            .await?;
-        let r: RangeResponse = decode(v)?;
-        Ok((r.header.revision()?, kvs(r.kvs)?))
+        self.range_request(json!({
+            "key": B64.encode(prefix),
+            "range_end": B64.encode(prefix_end(prefix)),
+            "min_mod_revision": min_mod_revision.to_string(),
+        }))
+        .await
     }
 
     /// The highest modification revision among the keys starting with `prefix` (`None` when

@@ -24,8 +24,8 @@ use std::time::Duration;
 
 /// `isolation_level` 1: only committed data, up to the last stable offset.
 const READ_COMMITTED: i8 = 1;
-/// How long a fetch past a follower copy's end waits for the copy to reach it before the copy
-/// answers (OFFSET_OUT_OF_RANGE if it has not: the consumer asks the leader).
+/// How long a fetch at or past a follower copy's end waits for the copy to read the WAL (past
+/// its end after that: OFFSET_OUT_OF_RANGE, and the consumer asks the leader).
 const COPY_CATCH_UP: Duration = Duration::from_millis(500);
 
 struct Wanted {
@@ -223,20 +223,11 @@ impl Handler {
                 let config = self.catalog.log_config(&meta);
                 Some(async move {
                     if let Some(p) = followers.serve(&meta, w.index, config).await {
-                        // past the copy's end: it may lag the leader by a WAL poll, so it
-                        // reads the WAL at once and gets a moment to catch up before the read
-                        // would be out of range
-                        if w.offset > p.offsets().log_end_offset {
-                            followers.poke();
-                            let mut hw = p.subscribe();
-                            let reached = async {
-                                while *hw.borrow_and_update() < w.offset {
-                                    if hw.changed().await.is_err() {
-                                        break;
-                                    }
-                                }
-                            };
-                            let _ = tokio::time::timeout(COPY_CATCH_UP, reached).await;
+                        // at or past the copy's end: it may lag the leader by a WAL poll, so
+                        // it reads the WAL first (an end reached, or an offset out of range, is
+                        // then as the leader would answer)
+                        if w.offset >= p.offsets().high_watermark {
+                            followers.fresh(COPY_CATCH_UP).await;
                         }
                         w.partition = Some(p);
                         w.copy = true;

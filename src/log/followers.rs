@@ -25,10 +25,10 @@ use crate::cluster::wal::Wal;
 use crate::cluster::Cluster;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, OnceCell};
+use tokio::sync::{watch, Notify, OnceCell};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -61,6 +61,9 @@ pub struct Followers {
     logs: Arc<LogManager>,
     copies: Mutex<HashMap<Key, Arc<Copy>>>,
     wake: Notify,
+    /// The number of the last WAL read begun, and of the last one finished (its copies flushed).
+    started: AtomicU64,
+    finished: watch::Sender<u64>,
 }
 
 impl Followers {
@@ -77,6 +80,8 @@ impl Followers {
             logs,
             copies: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            started: AtomicU64::new(0),
+            finished: watch::Sender::new(0),
         })
     }
 
@@ -125,9 +130,21 @@ impl Followers {
         }
     }
 
-    /// Asks the poller to read the WAL now (a consumer waits past a copy's end).
-    pub fn poke(&self) {
+    /// Waits (at most `limit`) for a read of the WAL that begins after this call, so the copies
+    /// hold everything committed before it: a consumer at a copy's end is then told the end the
+    /// leader would have told it, not one a poll old.
+    pub async fn fresh(&self, limit: Duration) {
+        let mut done = self.finished.subscribe();
+        let after = self.started.load(Ordering::Acquire);
         self.wake.notify_one();
+        let _ = tokio::time::timeout(limit, async {
+            while *done.borrow_and_update() <= after {
+                if done.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
     }
 
     async fn build(
@@ -174,6 +191,9 @@ impl Followers {
             let _ = part.close().await;
             return Err(e);
         }
+        // everything in it is committed: it serves it all from the start (a high watermark
+        // below the end would tell a consumer it had read everything)
+        part.flush_once().await;
         copy.revision.store(revision, Ordering::Release);
         self.logs.serve(part.clone());
         let o = part.offsets();
@@ -249,6 +269,12 @@ impl Followers {
 
     /// One read of the WAL for every built copy.
     async fn poll(self: &Arc<Self>) {
+        let round = self.started.fetch_add(1, Ordering::AcqRel) + 1;
+        self.read_wal().await;
+        self.finished.send_replace(round);
+    }
+
+    async fn read_wal(self: &Arc<Self>) {
         let ready: Vec<(Key, Arc<Copy>, Arc<Partition>)> = self
             .copies
             .lock()
@@ -272,10 +298,15 @@ impl Followers {
         };
         for (key, copy, part) in ready {
             if let Some(history) = committed.get(&key) {
-                if let Err(e) = replay_wal(&part, &self.wal, history).await {
-                    tracing::warn!(topic = %copy.topic, partition = key.1, error = %e, "follower copy dropped: it cannot continue from the WAL");
-                    self.forget(key, &copy);
-                    continue;
+                match replay_wal(&part, &self.wal, history).await {
+                    // committed batches: visible at once, not after the flusher's interval
+                    Ok((batches, _)) if batches > 0 => part.flush_once().await,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(topic = %copy.topic, partition = key.1, error = %e, "follower copy dropped: it cannot continue from the WAL");
+                        self.forget(key, &copy);
+                        continue;
+                    }
                 }
             }
             copy.revision.fetch_max(revision, Ordering::AcqRel);

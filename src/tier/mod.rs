@@ -159,7 +159,7 @@ impl Tier {
         topic_id: Uuid,
         partition: i32,
     ) -> Result<Arc<RemoteLog>, TierError> {
-        RemoteLog::load(self.shared.clone(), topic, topic_id, partition).await
+        RemoteLog::load(self.shared.clone(), (topic, topic_id, partition), false).await
     }
 
     /// A partition's manifest to read its history only (a follower copy in a cluster): no
@@ -170,7 +170,7 @@ impl Tier {
         topic_id: Uuid,
         partition: i32,
     ) -> Result<Arc<RemoteLog>, TierError> {
-        RemoteLog::load_read_only(self.shared.clone(), topic, topic_id, partition).await
+        RemoteLog::load(self.shared.clone(), (topic, topic_id, partition), true).await
     }
 
     /// A partition of a brand-new topic (a fresh topic id: nothing to load).

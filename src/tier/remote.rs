@@ -80,27 +80,16 @@ impl RemoteLog {
         Self::start(shared, Manifest::empty(topic, topic_id, partition), false)
     }
 
-    /// Loads the partition's manifest and starts its uploader.
+    /// Loads the partition's manifest and starts its uploader; `read_only`: to read its
+    /// segments only, with no uploader and no manifest writes (another node owns the
+    /// partition's history).
     pub(super) async fn load(
         shared: Arc<Shared>,
-        topic: &str,
-        topic_id: Uuid,
-        partition: i32,
+        (topic, topic_id, partition): (&str, Uuid, i32),
+        read_only: bool,
     ) -> Result<Arc<RemoteLog>, TierError> {
         let m = Self::load_manifest(&shared, topic, topic_id, partition).await?;
-        Ok(Self::start(shared, m, false))
-    }
-
-    /// Loads the partition's manifest to read its segments only: no uploader, no manifest
-    /// writes (another node owns the partition's history).
-    pub(super) async fn load_read_only(
-        shared: Arc<Shared>,
-        topic: &str,
-        topic_id: Uuid,
-        partition: i32,
-    ) -> Result<Arc<RemoteLog>, TierError> {
-        let m = Self::load_manifest(&shared, topic, topic_id, partition).await?;
-        Ok(Self::start(shared, m, true))
+        Ok(Self::start(shared, m, read_only))
     }
 
     /// Reads the newest manifest version that parses.
