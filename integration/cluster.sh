@@ -208,6 +208,9 @@ done
 eos reassign "$nodes" cout 1 || eos_rc=1
 java -cp "$jars/*" "$here/clients/ClusterAdmin.java" "$nodes" cin 2 || eos_rc=1
 wait $filling || { echo "PROBLEM: filling the input failed: $(tail -1 "$work/fill.err")"; eos_rc=1; }
+if grep -qiE "epoch bump|DrainBump" "$work/fill.err"; then
+  echo "the input producer bumped its epoch (librdkafka's reasons):"; grep -iE "epoch bump|DrainBump" "$work/fill.err" | head -5
+fi
 eos settled "$nodes" cin members || eos_rc=1
 eos settled "$nodes" cin ctp-group || eos_rc=1
 touch "$work/stop-committed"; wait $sampler || true

@@ -36,8 +36,10 @@ from cluster_chaos import call
 def fill(boot, topic, n, rate):
     from confluent_kafka import Producer
 
+    # "debug": the idempotence state machine's log (why it re-sent or bumped its epoch)
     p = Producer({"bootstrap.servers": boot, "enable.idempotence": True, "linger.ms": 20,
-                  "message.timeout.ms": 120000, "topic.metadata.refresh.interval.ms": 1000})
+                  "message.timeout.ms": 120000, "topic.metadata.refresh.interval.ms": 1000,
+                  "debug": "eos"})
     parts = len(p.list_topics(topic, timeout=30).topics[topic].partitions)
     failed = []
     started, rate = time.time(), float(rate)
@@ -55,6 +57,7 @@ def fill(boot, topic, n, rate):
     left = p.flush(120)
     if failed or left:
         sys.exit(f"fill: {len(failed)} failed, {left} unflushed")
+    print("fill: done", file=sys.stderr)
 
 
 def ctp(boot, src, dst, group, txn_id, stop):

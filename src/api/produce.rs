@@ -17,6 +17,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a produce waits for a partition this node was made leader of and is still taking
+/// over (cluster mode) before it answers NOT_LEADER_OR_FOLLOWER.
+const TAKE_OVER_WAIT: Duration = Duration::from_secs(5);
+
 /// One partition's outcome, before any acks=all wait.
 struct Outcome {
     index: i32,
@@ -28,6 +32,38 @@ struct Outcome {
 }
 
 impl Handler {
+    /// The partition to append to. In a cluster, one this node has been made leader of but is
+    /// still taking over (catching up from the bucket) is waited for, at most
+    /// [`TAKE_OVER_WAIT`], rather than refused: a client that pipelines its requests would see
+    /// the first refused and the next ones out of sequence once the partition serves, and
+    /// librdkafka answers that by bumping its producer epoch and sending unconfirmed batches
+    /// again under new sequences (records that may then be written twice). A connection's
+    /// requests are read one after the other, so they still reach the partition in order.
+    async fn served_or_coming(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
+        if let Some(p) = self.logs.get(topic, partition) {
+            return Some(p);
+        }
+        let cluster = self.cluster.as_deref()?;
+        let id = self.catalog.get(topic)?.id;
+        let deadline = tokio::time::Instant::now() + TAKE_OVER_WAIT;
+        loop {
+            let view = cluster.view();
+            let coming = cluster.lease_valid()
+                && !view.moves.contains_key(&(id, partition))
+                && view
+                    .leaders
+                    .get(&(id, partition))
+                    .is_some_and(|(l, _)| l.node == self.config.node_id);
+            if !coming || tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if let Some(p) = self.logs.get(topic, partition) {
+                return Some(p);
+            }
+        }
+    }
+
     /// Checks every partition's batch, appends them all in one trip to the log's I/O executor,
     /// then returns the wait for durability (acks=all) and the response.
     pub(super) async fn produce(
@@ -52,7 +88,7 @@ impl Handler {
         for t in req.topic_data {
             let mut outcomes = Vec::with_capacity(t.partition_data.len());
             for pd in t.partition_data {
-                let partition = self.logs.get(&t.name.0, pd.index);
+                let partition = self.served_or_coming(&t.name.0, pd.index).await;
                 let mut o = Outcome {
                     index: pd.index,
                     // set below for every partition: refused here, or by the log's answer
