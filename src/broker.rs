@@ -34,9 +34,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// How often state gauges (partition offsets, group sizes, process memory) are refreshed.
 /// Where a cluster node keeps its follower copies, inside the data dir (emptied at start-up).
 const FOLLOWER_COPIES_DIR: &str = "follower-copies";
+/// How often state gauges (partition offsets, group sizes, process memory) are refreshed.
 const GAUGE_REFRESH: Duration = Duration::from_secs(1);
 
 /// How often group session and rebalance timeouts are checked.
@@ -229,7 +229,7 @@ impl Broker {
                         host: advertised.0.clone(),
                         port: advertised.1,
                         draining: config.decommission,
-                        rack: config.rack(),
+                        rack: config.rack().map(str::to_string),
                     },
                     Duration::from_millis(config.cluster_lease_ttl_ms),
                     etcd_catalog,

@@ -6,26 +6,10 @@
 
 mod common;
 
+use common::scrape;
 use common::TestBroker;
 use rdkafka::producer::FutureRecord;
-use std::io::{Read, Write};
 use std::time::Duration;
-
-fn scrape(addr: std::net::SocketAddr) -> String {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect to /metrics");
-    s.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .expect("request");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("response");
-    assert!(
-        out.starts_with("HTTP/1.1 200"),
-        "{}",
-        out.lines().next().unwrap_or_default()
-    );
-    out
-}
 
 /// The value of the first sample of `name` whose labels contain every `labels` pair.
 fn value(body: &str, name: &str, labels: &[&str]) -> Option<f64> {

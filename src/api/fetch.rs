@@ -181,7 +181,7 @@ impl Handler {
         };
         let view = cluster.view();
         if w.partition.is_some() {
-            if self.config.rack().as_deref() == Some(rack) {
+            if self.config.rack() == Some(rack) {
                 return;
             }
             let mut near: Vec<i32> = view

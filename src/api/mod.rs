@@ -162,7 +162,7 @@ impl Handler {
             host: self.advertised.0.clone(),
             port: self.advertised.1,
             draining: self.config.decommission,
-            rack: self.config.rack(),
+            rack: self.config.rack().map(str::to_string),
         }
     }
 

@@ -245,8 +245,8 @@ settings! {
 
 impl Config {
     /// `rack`, `None` when empty.
-    pub fn rack(&self) -> Option<String> {
-        Some(self.rack.trim().to_string()).filter(|r| !r.is_empty())
+    pub fn rack(&self) -> Option<&str> {
+        Some(self.rack.trim()).filter(|r| !r.is_empty())
     }
 
     /// The tier URL in effect: `None` when tiering is off, the embedded default directory when

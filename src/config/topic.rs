@@ -659,7 +659,7 @@ pub fn broker_config_entries(
     }
     out.push(entry(
         "broker.rack",
-        broker.rack().unwrap_or_default(),
+        broker.rack().unwrap_or_default().to_string(),
         String::new(),
         ConfigType::String,
     ));

@@ -5,9 +5,9 @@
 //! leader catches up (the manifest's segments are read from the bucket, then the tail chunks and
 //! the WAL batches past them are appended at their own offsets) and kept current by appending
 //! what the WAL commits from then on. A copy holds only committed batches, so its high
-//! watermark trails the leader's by the WAL poll (about [`POLL`]) and never passes it; its last
-//! stable offset and aborted transactions come from the markers it appended, as the leader's
-//! do.
+//! watermark trails the leader's by the WAL poll (about [`POLL`], or less: a fetch at its end
+//! first waits for a fresh read, [`Followers::fresh`]) and never passes it; its last stable
+//! offset and aborted transactions come from the markers it appended, as the leader's do.
 //!
 //! A copy is built on the first fetch that needs it and dropped when no consumer read it for
 //! [`IDLE`], when it is [`MAX_AGE`] old (the next fetch builds it again from the manifest as it

@@ -154,6 +154,11 @@ impl RemoteLog {
         me
     }
 
+    /// Whether this is a reader's view of a partition another node writes (nothing to upload).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     pub fn manifest(&self) -> Manifest {
         self.manifest.lock().clone()
     }

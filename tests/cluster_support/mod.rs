@@ -194,16 +194,10 @@ impl Cluster {
     /// The sum of the series of metric `name` node `id` exports whose line contains `having`
     /// (a label, say; "" for every series).
     pub fn metric(&self, id: i32, name: &str, having: &str) -> f64 {
-        use std::io::{Read, Write};
         let node = self.nodes.iter().find(|n| n.id == id).expect("node id");
-        let mut s = TcpStream::connect(("127.0.0.1", node.metrics_port)).expect("metrics");
-        s.set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            .expect("request");
-        let mut body = String::new();
-        s.read_to_string(&mut body).expect("read metrics");
-        body.lines()
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], node.metrics_port));
+        crate::common::scrape(addr)
+            .lines()
             .filter(|l| !l.starts_with('#'))
             .filter(|l| {
                 l.strip_prefix(name)

@@ -311,6 +311,23 @@ impl CuttingProxy {
 }
 
 /// A loopback address with a port that was free a moment ago.
+/// `GET /metrics` from a broker's metrics listener: the whole HTTP answer, which must be 200.
+pub fn scrape(addr: SocketAddr) -> String {
+    let mut s = TcpStream::connect(addr).expect("connect to /metrics");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("response");
+    assert!(
+        out.starts_with("HTTP/1.1 200"),
+        "{}",
+        out.lines().next().unwrap_or_default()
+    );
+    out
+}
+
 pub fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -40,7 +40,8 @@ impl Partition {
     /// What [`Self::schedule_uploads`] does, awaited: once it returns, every segment that may go
     /// up is in the uploader's queue.
     pub async fn queue_uploads(&self) {
-        let Some(remote) = self.remote.get().cloned() else {
+        // a follower copy's segments are the leader's to upload
+        let Some(remote) = self.remote.get().filter(|r| !r.is_read_only()).cloned() else {
             return;
         };
         let uploaded = remote.uploaded_end().unwrap_or(i64::MIN);
