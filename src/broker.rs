@@ -72,7 +72,10 @@ pub enum BrokerError {
 }
 
 pub struct Broker {
-    listener: TcpListener,
+    /// The Kafka listeners: socket, bound address, and what their connections need.
+    listeners: Vec<(TcpListener, SocketAddr, Arc<crate::server::Endpoint>)>,
+    /// The TLS certificate of SSL and SASL_SSL listeners, reloaded when its files change.
+    tls: Option<Arc<crate::security::tls::Tls>>,
     /// `/metrics` and `/ready`.
     http: TcpListener,
     tier: Option<Arc<Tier>>,
@@ -85,11 +88,20 @@ pub struct Broker {
     producer_ids: Option<Arc<ProducerIds>>,
     cluster: Option<(Arc<Cluster>, Arc<Wal>)>,
     clock: SharedClock,
+    /// The first listener's bound address.
     pub local_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
 }
 
 impl Broker {
+    /// Each listener's name and bound address, in `listeners` order.
+    pub fn listener_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.listeners
+            .iter()
+            .map(|(_, bound, e)| (e.name.to_string(), *bound))
+            .collect()
+    }
+
     /// Opens the data dir, recovers every partition, binds the listener.
     pub async fn bind(config: Config) -> Result<Broker, BrokerError> {
         Self::bind_with_clock(config, Arc::new(SystemClock)).await
@@ -207,18 +219,68 @@ impl Broker {
             addr: config.metrics_listen,
             source,
         })?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| BrokerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| BrokerError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-        let advertised = config.advertised(local_addr);
+        let specs = config
+            .listeners()
+            .map_err(|e| BrokerError::Config(e.to_string()))?;
+        let tls = if specs.iter().any(|l| l.protocol.tls()) {
+            let files = crate::security::tls::TlsFiles {
+                certificate: config.ssl_certificate.clone().into(),
+                key: config.ssl_key.clone().into(),
+                ca: (!config.ssl_ca.is_empty()).then(|| config.ssl_ca.clone().into()),
+                client_auth: crate::security::tls::ClientAuth::parse(&config.ssl_client_auth),
+            };
+            Some(
+                crate::security::tls::Tls::load(files)
+                    .await
+                    .map_err(BrokerError::Config)?,
+            )
+        } else {
+            None
+        };
+        let mut listeners = Vec::new();
+        let mut advertised_listeners = std::collections::BTreeMap::new();
+        for spec in &specs {
+            let listener =
+                TcpListener::bind(spec.bind)
+                    .await
+                    .map_err(|source| BrokerError::Bind {
+                        addr: spec.bind,
+                        source,
+                    })?;
+            let bound = listener.local_addr().map_err(|source| BrokerError::Bind {
+                addr: spec.bind,
+                source,
+            })?;
+            let adv = spec
+                .advertised
+                .clone()
+                .unwrap_or_else(|| (bound.ip().to_string(), i32::from(bound.port())));
+            advertised_listeners.insert(spec.name.clone(), adv);
+            let endpoint = crate::server::Endpoint {
+                name: spec.name.as_str().into(),
+                protocol: spec.protocol,
+                tls: tls.clone().filter(|_| spec.protocol.tls()),
+            };
+            listeners.push((listener, bound, Arc::new(endpoint)));
+        }
+        let inter = config
+            .inter_broker_listener(&specs)
+            .ok_or_else(|| BrokerError::Config("no listener".into()))?;
+        if config.clustered() && inter.protocol != crate::config::SecurityProtocol::Plaintext {
+            return Err(BrokerError::Config(format!(
+                "inter_broker_listener_name: nodes of a cluster reach each other over a PLAINTEXT listener; `{}` is {}",
+                inter.name,
+                inter.protocol.name()
+            )));
+        }
+        let advertised = advertised_listeners
+            .get(&inter.name)
+            .cloned()
+            .ok_or_else(|| BrokerError::Config("no inter-broker listener".into()))?;
+        let local_addr = listeners
+            .first()
+            .map(|(_, bound, _)| *bound)
+            .ok_or_else(|| BrokerError::Config("no listener".into()))?;
         let cluster = match (etcd, &store) {
             (Some((etcd, etcd_catalog)), _) => Some(
                 Cluster::join(
@@ -230,6 +292,7 @@ impl Broker {
                         port: advertised.1,
                         draining: config.decommission,
                         rack: config.rack().map(str::to_string),
+                        listeners: advertised_listeners.clone(),
                     },
                     Duration::from_millis(config.cluster_lease_ttl_ms),
                     etcd_catalog,
@@ -306,6 +369,7 @@ impl Broker {
             cluster: cluster.as_ref().map(|(c, _)| c.clone()),
             followers,
             advertised,
+            advertised_listeners,
             listen: local_addr,
             catalog,
             logs: logs.clone(),
@@ -316,7 +380,12 @@ impl Broker {
             fetch_memory: crate::api::fetch_memory::FetchMemory::new(config.fetch_memory_max_bytes),
             config: config.clone(),
         });
+        let security = Arc::new(crate::security::Security::new(
+            handler.catalog.clone(),
+            &config,
+        ));
         let server = Arc::new(Server {
+            security,
             handler,
             max_frame: config.socket_request_max_bytes as usize,
             connections: Arc::new(Semaphore::new(config.max_connections)),
@@ -330,7 +399,8 @@ impl Broker {
                 .then(|| Duration::from_millis(config.connections_max_idle_ms)),
         });
         Ok(Broker {
-            listener,
+            listeners,
+            tls,
             http,
             tier,
             metrics_addr,
@@ -410,13 +480,31 @@ impl Broker {
         });
         let cancel = CancellationToken::new();
         let conns = TaskTracker::new();
-        let (h, c) = (self.server.handler.advertised.clone(), self.local_addr);
-        tracing::info!(listen = %c, advertised = %format!("{}:{}", h.0, h.1), metrics = %format!("http://{}/metrics", self.metrics_addr), cluster_id = %self.server.handler.catalog.cluster_id(), "tiercel ready");
-        let accept = tokio::spawn(self.server.clone().serve(
-            self.listener,
-            cancel.clone(),
-            conns.clone(),
-        ));
+        let listening: Vec<String> = self
+            .listeners
+            .iter()
+            .map(|(_, bound, e)| format!("{}://{bound}", e.name))
+            .collect();
+        let advertised: Vec<String> = self
+            .server
+            .handler
+            .advertised_listeners
+            .iter()
+            .map(|(n, (h, p))| format!("{n}://{h}:{p}"))
+            .collect();
+        tracing::info!(listeners = %listening.join(","), advertised = %advertised.join(","), metrics = %format!("http://{}/metrics", self.metrics_addr), cluster_id = %self.server.handler.catalog.cluster_id(), "tiercel ready");
+        let mut accept = Vec::new();
+        for (listener, _, endpoint) in self.listeners {
+            accept.push(tokio::spawn(self.server.clone().serve(
+                listener,
+                endpoint,
+                cancel.clone(),
+                conns.clone(),
+            )));
+        }
+        if let Some(tls) = self.tls.clone() {
+            accept.push(tokio::spawn(tls.watch(cancel.clone())));
+        }
         let http = tokio::spawn(http::serve(
             self.http,
             readiness(self.tier.clone(), cancel.clone()),
@@ -472,7 +560,9 @@ impl Broker {
         tracing::info!("shutting down: draining connections");
         cancel.cancel();
         self.server.handler.stopping.cancel();
-        let _ = accept.await;
+        for a in accept {
+            let _ = a.await;
+        }
         let _ = http.await;
         let _ = ticker.await;
         let _ = txn_ticker.await;

@@ -35,6 +35,7 @@ pub mod journal;
 pub mod log;
 pub mod metrics;
 pub mod protocol;
+pub mod security;
 pub mod server;
 pub mod shard;
 pub mod tier;

@@ -1,4 +1,5 @@
-//! The `tiercel` binary: CLI → config → tracing → broker until SIGINT/SIGTERM.
+//! The `tiercel` binary: CLI → config → tracing → broker until SIGINT/SIGTERM; `tiercel user …`
+//! manages SASL users in a data dir.
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -8,6 +9,9 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     tiercel::alloc::limit_arenas();
+    if std::env::args().nth(1).as_deref() == Some("user") {
+        return tiercel::security::cli::run(std::env::args().skip(2));
+    }
     let cli = Cli::parse(); // bad flags: clap prints the error and exits with 2
     let config = match Config::load(cli) {
         Ok(c) => c,

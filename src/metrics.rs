@@ -13,6 +13,10 @@ pub const FETCH_RECORDS: &str = "tiercel_fetch_records_total";
 pub const CONNECTIONS_ACCEPTED: &str = "tiercel_connections_accepted_total";
 pub const CONNECTIONS_CLOSED: &str = "tiercel_connections_closed_total";
 pub const CONNECTIONS_OPEN: &str = "tiercel_connections_open";
+pub const SASL_AUTHENTICATIONS: &str = "tiercel_sasl_authentications_total";
+pub const SASL_FAILURES: &str = "tiercel_sasl_authentication_failures_total";
+pub const TLS_HANDSHAKE_FAILURES: &str = "tiercel_tls_handshake_failures_total";
+pub const TLS_RELOADS: &str = "tiercel_tls_certificate_reloads_total";
 pub const PRODUCE_BYTES: &str = "tiercel_produce_bytes_total";
 pub const PRODUCE_RECORDS: &str = "tiercel_produce_records_total";
 pub const FETCH_BYTES: &str = "tiercel_fetch_bytes_total";
@@ -169,6 +173,22 @@ fn describe() {
     );
     describe_counter!(CONNECTIONS_ACCEPTED, "Client connections accepted");
     describe_counter!(CONNECTIONS_CLOSED, "Client connections closed");
+    describe_counter!(
+        SASL_AUTHENTICATIONS,
+        "SASL authentications that succeeded, by mechanism"
+    );
+    describe_counter!(
+        SASL_FAILURES,
+        "SASL authentications refused (wrong password, unknown user, malformed exchange), by mechanism"
+    );
+    describe_counter!(
+        TLS_HANDSHAKE_FAILURES,
+        "TLS handshakes that failed or timed out (untrusted or expired client certificates, garbage on a TLS port)"
+    );
+    describe_counter!(
+        TLS_RELOADS,
+        "Times the TLS certificate files were read again after they changed"
+    );
     describe_gauge!(CONNECTIONS_OPEN, "Client connections open");
     describe_counter!(
         PRODUCE_BYTES,
@@ -329,6 +349,22 @@ pub fn bad_request() {
 pub fn connection_opened() {
     metrics::counter!(CONNECTIONS_ACCEPTED).increment(1);
     metrics::gauge!(CONNECTIONS_OPEN).increment(1.0);
+}
+
+pub fn sasl_authenticated(mechanism: &'static str) {
+    metrics::counter!(SASL_AUTHENTICATIONS, "mechanism" => mechanism).increment(1);
+}
+
+pub fn sasl_failed(mechanism: &'static str) {
+    metrics::counter!(SASL_FAILURES, "mechanism" => mechanism).increment(1);
+}
+
+pub fn tls_handshake_failed() {
+    metrics::counter!(TLS_HANDSHAKE_FAILURES).increment(1);
+}
+
+pub fn tls_reloaded() {
+    metrics::counter!(TLS_RELOADS).increment(1);
 }
 
 pub fn connection_closed() {

@@ -676,7 +676,7 @@ async fn shutdown_answers_parked_long_polls() {
             .map(|(i, mut s)| {
                 s.set_read_timeout(Some(Duration::from_secs(60)))
                     .expect("timeout");
-                common::read_response::<kafka_protocol::messages::FetchResponse>(
+                common::read_response::<_, kafka_protocol::messages::FetchResponse>(
                     &mut s,
                     1,
                     4,

@@ -26,6 +26,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("log", 4),
     ("journal", 3),
     ("tier", 2),
+    ("security", 2),
     ("cluster", 3),
     ("catalog", 1),
     ("config", 0),

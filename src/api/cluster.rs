@@ -55,8 +55,9 @@ impl Handler {
                 if v >= 2 {
                     b.is_fenced = fenced(&n);
                 }
-                b.host = StrBytes::from_string(n.host);
-                b.port = n.port;
+                let (host, port) = super::endpoint(&n);
+                b.host = StrBytes::from_string(host);
+                b.port = port;
                 b.rack = n.rack.map(StrBytes::from_string);
                 b
             })

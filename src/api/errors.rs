@@ -58,6 +58,7 @@ pub fn catalog_error(e: &CatalogError) -> ResponseError {
             ResponseError::KafkaStorageError
         }
         CatalogError::QuotaExceeded(_) => ResponseError::ThrottlingQuotaExceeded,
+        CatalogError::UnknownCredential { .. } => ResponseError::ResourceNotFound,
         // lost every race with concurrent changes: retriable, the client tries again
         CatalogError::Conflict => ResponseError::RequestTimedOut,
     }

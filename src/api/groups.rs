@@ -63,7 +63,10 @@ impl Handler {
                     refused(ResponseError::InvalidRequest, "empty transactional id")
                 } else {
                     self.txn_coordinator(key)
-                        .map(|n| (n.id, n.host, n.port))
+                        .map(|n| {
+                            let (host, port) = super::endpoint(&n);
+                            (n.id, host, port)
+                        })
                         .ok_or_else(|| {
                             (
                                 code(ResponseError::CoordinatorNotAvailable),
@@ -80,7 +83,10 @@ impl Handler {
                 refused(ResponseError::InvalidGroupId, "invalid group id")
             } else {
                 self.group_coordinator(key)
-                    .map(|n| (n.id, n.host, n.port))
+                    .map(|n| {
+                        let (host, port) = super::endpoint(&n);
+                        (n.id, host, port)
+                    })
                     .ok_or_else(|| {
                         (
                             code(ResponseError::CoordinatorNotAvailable),

@@ -25,8 +25,9 @@ impl Handler {
             .map(|n| {
                 let mut b = MetadataResponseBroker::default();
                 b.node_id = BrokerId(n.id);
-                b.host = StrBytes::from_string(n.host);
-                b.port = n.port;
+                let (host, port) = super::endpoint(&n);
+                b.host = StrBytes::from_string(host);
+                b.port = port;
                 b.rack = n.rack.map(StrBytes::from_string);
                 b
             })

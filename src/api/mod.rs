@@ -25,9 +25,11 @@ pub mod peers;
 mod produce;
 pub mod quota;
 mod reassign;
+pub mod sasl;
 mod topics;
 mod txn;
 mod txn_markers;
+mod users;
 
 use crate::catalog::{Catalog, CatalogError, NewTopic, TopicMeta};
 use crate::cluster::{Cluster, NodeInfo};
@@ -44,6 +46,19 @@ pub use api_versions::api_versions_response;
 
 /// Topics whose partitions are being created at once by one request.
 const PARTITION_CREATIONS: usize = 8;
+
+tokio::task_local! {
+    /// The name of the listener the request being handled came in on: nodes' addresses are
+    /// answered as that listener advertises them.
+    pub static LISTENER: Arc<str>;
+}
+
+/// The address of node `n` for the listener of the request being handled.
+pub(crate) fn endpoint(n: &NodeInfo) -> (String, i32) {
+    LISTENER
+        .try_with(|l| n.endpoint(Some(l)))
+        .unwrap_or_else(|_| n.endpoint(None))
+}
 
 /// How a request ends.
 #[derive(Debug)]
@@ -72,8 +87,11 @@ pub struct Handler {
     pub logs: Arc<LogManager>,
     pub groups: Arc<Groups>,
     pub txns: Arc<crate::txn::Txns>,
-    /// Host and port advertised to clients.
+    /// Host and port of the inter-broker listener (the first by default), advertised to
+    /// clients of a listener that is not in `advertised_listeners`.
     pub advertised: (String, i32),
+    /// Every listener's advertised host and port, by listener name.
+    pub advertised_listeners: std::collections::BTreeMap<String, (String, i32)>,
     /// The address actually bound.
     pub listen: std::net::SocketAddr,
     /// The cluster this node belongs to (`None`: it runs alone).
@@ -132,7 +150,8 @@ pub(crate) fn leader_hint(
     let meta = catalog.get(topic)?;
     let view = cluster?.view();
     let (node, epoch) = view.live_leader(meta.id, partition)?;
-    Some((node.id, epoch, node.host.clone(), node.port))
+    let (host, port) = endpoint(node);
+    Some((node.id, epoch, host, port))
 }
 
 /// The epoch a partition this node serves is led at: the one it took it over at (cluster), or
@@ -163,6 +182,7 @@ impl Handler {
             port: self.advertised.1,
             draining: self.config.decommission,
             rack: self.config.rack().map(str::to_string),
+            listeners: self.advertised_listeners.clone(),
         }
     }
 
@@ -283,6 +303,17 @@ impl Handler {
             )),
             Request::DescribeLogDirs(r) => {
                 ready(Response::DescribeLogDirs(self.describe_log_dirs(r).await))
+            }
+            Request::DescribeUserScramCredentials(r) => ready(
+                Response::DescribeUserScramCredentials(self.describe_user_scram_credentials(r)),
+            ),
+            Request::AlterUserScramCredentials(r) => self.alter_user_scram_credentials(r),
+            // a SASL listener's server answers these before a request reaches here
+            req @ (Request::SaslHandshake(_) | Request::SaslAuthenticate(_)) => {
+                match sasl::not_a_sasl_listener(&req) {
+                    Some(resp) => ready(resp),
+                    None => Box::pin(std::future::ready(Reply::Close)),
+                }
             }
         }
     }

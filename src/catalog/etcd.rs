@@ -137,6 +137,10 @@ impl EtcdCatalog {
         format!("{}/catalog/topics/{name}", self.prefix).into_bytes()
     }
 
+    fn user_key(&self, name: &str) -> Vec<u8> {
+        format!("{}/catalog/users/{name}", self.prefix).into_bytes()
+    }
+
     fn broker_key(&self, default: bool) -> Vec<u8> {
         if default {
             format!("{}/catalog/broker-default", self.prefix).into_bytes()
@@ -161,6 +165,7 @@ impl EtcdCatalog {
     pub fn load(&self, revision: i64, kvs: &[Kv]) {
         let topics_prefix = format!("{}/catalog/topics/", self.prefix).into_bytes();
         let (mine, default) = (self.broker_key(false), self.broker_key(true));
+        let users_prefix = format!("{}/catalog/users/", self.prefix).into_bytes();
         let mut loaded = self.loaded.write();
         if revision < loaded.revision {
             return;
@@ -175,6 +180,17 @@ impl EtcdCatalog {
                     }
                     Err(e) => {
                         tracing::error!(key = %String::from_utf8_lossy(&kv.key), error = %e, "unreadable topic in etcd: skipped");
+                        continue;
+                    }
+                }
+            } else if let Some(name) = kv.key.strip_prefix(users_prefix.as_slice()) {
+                match serde_json::from_slice(&kv.value) {
+                    Ok(creds) => {
+                        let name = String::from_utf8_lossy(name).into_owned();
+                        state.users.insert(name, creds);
+                    }
+                    Err(e) => {
+                        tracing::error!(key = %String::from_utf8_lossy(&kv.key), error = %e, "unreadable user in etcd: skipped");
                         continue;
                     }
                 }
@@ -279,6 +295,16 @@ impl EtcdCatalog {
                 write(self.broker_key(default), Some(to_json(n)?));
             }
         }
+        for (name, creds) in &next.users {
+            if base.users.get(name) != Some(creds) {
+                write(self.user_key(name), Some(to_json(creds)?));
+            }
+        }
+        for name in base.users.keys() {
+            if !next.users.contains_key(name) {
+                write(self.user_key(name), None);
+            }
+        }
         Ok((compares, ops))
     }
 }
@@ -291,6 +317,7 @@ fn same(a: &CatalogState, b: &CatalogState) -> bool {
     a.topics == b.topics
         && a.broker_configs == b.broker_configs
         && a.broker_default_configs == b.broker_default_configs
+        && a.users == b.users
 }
 
 #[async_trait::async_trait]

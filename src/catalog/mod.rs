@@ -16,7 +16,7 @@ mod store;
 
 pub use etcd::{ClusterRecord, EtcdCatalog};
 pub use file::FileCatalog;
-pub use state::{CatalogError, CatalogState, Change, TopicMeta};
+pub use state::{CatalogError, CatalogState, Change, ScramCredential, TopicMeta};
 pub use store::CatalogStore;
 
 use crate::config::topic::{self as topic_config, BrokerDefaults, ConfigEntry, TopicConfigError};
@@ -107,6 +107,41 @@ impl Catalog {
             .values()
             .find(|t| t.id == id)
             .cloned()
+    }
+
+    /// A user's SCRAM credential for `mechanism` (`SCRAM-SHA-256`, `SCRAM-SHA-512`).
+    pub fn scram_credential(&self, user: &str, mechanism: &str) -> Option<ScramCredential> {
+        self.store.state().users.get(user)?.get(mechanism).cloned()
+    }
+
+    /// Every user with each of their credentials' mechanism and iterations.
+    pub fn users(&self) -> BTreeMap<String, Vec<(String, u32)>> {
+        let state = self.store.state();
+        state
+            .users
+            .iter()
+            .map(|(u, creds)| {
+                let infos = creds.iter().map(|(m, c)| (m.clone(), c.iterations));
+                (u.clone(), infos.collect())
+            })
+            .collect()
+    }
+
+    /// Sets or deletes SCRAM credentials; each change succeeds or fails on its own (deleting
+    /// a credential that does not exist fails).
+    pub async fn set_scram_credentials(
+        &self,
+        changes: Vec<(String, String, Option<ScramCredential>)>,
+    ) -> Result<Vec<Result<(), CatalogError>>, CatalogError> {
+        let changes = changes
+            .into_iter()
+            .map(|(user, mechanism, credential)| Change::SetScramCredential {
+                user,
+                mechanism,
+                credential,
+            })
+            .collect();
+        self.store.commit(changes).await
     }
 
     /// Checks a creation request without applying it (also used by validate-only requests).

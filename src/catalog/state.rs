@@ -27,6 +27,8 @@ pub enum CatalogError {
     InvalidConfig(String),
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("user '{user}' has no {mechanism} credential")]
+    UnknownCredential { user: String, mechanism: String },
     /// The state changed since the change was decided; decide again.
     #[error("the catalog changed meanwhile")]
     Conflict,
@@ -77,6 +79,19 @@ pub struct CatalogState {
     /// Dynamic broker configs set on the cluster default (empty resource name).
     #[serde(default)]
     pub broker_default_configs: BTreeMap<String, String>,
+    /// SASL users: each user's SCRAM credentials by mechanism (`SCRAM-SHA-256`,
+    /// `SCRAM-SHA-512`). Never a password: what SCRAM's server side keeps (RFC 5802).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub users: BTreeMap<String, BTreeMap<String, ScramCredential>>,
+}
+
+/// What a server keeps of a SCRAM password (RFC 5802 §3), base64 in the catalog.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ScramCredential {
+    pub salt: String,
+    pub stored_key: String,
+    pub server_key: String,
+    pub iterations: u32,
 }
 
 /// One change, with the precondition that makes it safe to apply to whatever state is latest.
@@ -98,6 +113,12 @@ pub enum Change {
         expected: BTreeMap<String, String>,
         next: BTreeMap<String, String>,
     },
+    /// Sets (or with `None` deletes, if present) one SCRAM credential of a user.
+    SetScramCredential {
+        user: String,
+        mechanism: String,
+        credential: Option<ScramCredential>,
+    },
 }
 
 impl CatalogState {
@@ -107,6 +128,7 @@ impl CatalogState {
             topics: BTreeMap::new(),
             broker_configs: BTreeMap::new(),
             broker_default_configs: BTreeMap::new(),
+            users: BTreeMap::new(),
         }
     }
 
@@ -145,6 +167,26 @@ impl CatalogState {
                     return Err(CatalogError::Conflict);
                 }
                 *current = next;
+            }
+            Change::SetScramCredential {
+                user,
+                mechanism,
+                credential: Some(c),
+            } => {
+                self.users.entry(user).or_default().insert(mechanism, c);
+            }
+            Change::SetScramCredential {
+                user,
+                mechanism,
+                credential: None,
+            } => {
+                let creds = self.users.get_mut(&user);
+                if creds.and_then(|c| c.remove(&mechanism)).is_none() {
+                    return Err(CatalogError::UnknownCredential { user, mechanism });
+                }
+                if self.users.get(&user).is_some_and(BTreeMap::is_empty) {
+                    self.users.remove(&user);
+                }
             }
         }
         Ok(())

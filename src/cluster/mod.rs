@@ -78,6 +78,21 @@ pub struct NodeInfo {
     /// `--rack`: consumers with this `client.rack` are served by this node (KIP-392).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rack: Option<String>,
+    /// Every listener's advertised address by listener name; `host`/`port` are the
+    /// inter-broker listener's. Clients are answered with the address of the listener they
+    /// connected to (a listener the node lacks: `host`/`port`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub listeners: std::collections::BTreeMap<String, (String, i32)>,
+}
+
+impl NodeInfo {
+    /// The address clients of `listener` are told.
+    pub fn endpoint(&self, listener: Option<&str>) -> (String, i32) {
+        listener
+            .and_then(|l| self.listeners.get(l))
+            .cloned()
+            .unwrap_or_else(|| (self.host.clone(), self.port))
+    }
 }
 
 /// A partition's leader, `/leaders/<topic id>/<partition>`.

@@ -7,10 +7,12 @@
 //! ([`LogConfig`], [`TierConfig`], [`GroupConfig`], [`TxnConfig`]) rather than the whole
 //! [`Config`]; the topic-config keys and their rules live in [`topic`].
 
+mod listeners;
 mod sections;
 mod settings;
 pub mod topic;
 
+pub use listeners::{Listener, SecurityProtocol};
 pub use sections::{ip_overrides, GroupConfig, StoreConfig, TierConfig, TxnConfig};
 pub use settings::{Cli, Config, ConfigError, FileConfig, LogFormat, TimestampType};
 pub use topic::LogConfig;
@@ -179,6 +181,52 @@ impl Config {
                 key: "advertised_listener",
                 reason,
             })?;
+        }
+        let listeners = self.listeners()?;
+        if listeners.iter().any(|l| l.protocol.tls())
+            && (self.ssl_certificate.is_empty() || self.ssl_key.is_empty())
+        {
+            return bad(
+                "ssl_certificate",
+                "SSL and SASL_SSL listeners need ssl_certificate and ssl_key",
+            );
+        }
+        if self.ssl_client_auth != "none" && self.ssl_ca.is_empty() {
+            return bad(
+                "ssl_ca",
+                "ssl_client_auth needs the CA certificates client certificates are checked against",
+            );
+        }
+        if listeners.iter().any(|l| l.protocol.sasl())
+            && self
+                .sasl_enabled_mechanisms
+                .split(',')
+                .all(|m| m.trim().is_empty())
+        {
+            return bad("sasl_enabled_mechanisms", "SASL listeners need a mechanism");
+        }
+        if !matches!(
+            self.ssl_client_auth.as_str(),
+            "none" | "requested" | "required"
+        ) {
+            return bad(
+                "ssl_client_auth",
+                format!(
+                    "`{}` is not none, requested or required",
+                    self.ssl_client_auth
+                ),
+            );
+        }
+        for m in self.sasl_enabled_mechanisms.split(',').map(str::trim) {
+            if !matches!(m, "" | "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512") {
+                return bad(
+                    "sasl_enabled_mechanisms",
+                    format!("`{m}` is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+                );
+            }
+        }
+        if self.authentication_timeout_ms == 0 {
+            return bad("authentication_timeout_ms", "must be at least 1");
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return bad(

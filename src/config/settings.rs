@@ -105,6 +105,28 @@ settings! {
     listen: SocketAddr = addr("127.0.0.1:9092"), env "TIERCEL_LISTEN";
     /// HOST:PORT clients are told to connect to (default: the listen address)
     advertised_listener: String = String::new(), env "TIERCEL_ADVERTISED_LISTENER";
+    /// Listeners in Kafka's form, NAME://HOST:PORT separated by commas (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL or a name in listener_security_protocol_map); empty: `listen` as one PLAINTEXT listener
+    listeners: String = String::new(), env "TIERCEL_LISTENERS";
+    /// NAME://HOST:PORT clients of each listener are told to connect to (default: the address bound)
+    advertised_listeners: String = String::new(), env "TIERCEL_ADVERTISED_LISTENERS";
+    /// NAME:PROTOCOL for listeners named other than their security protocol (e.g. INTERNAL:SASL_PLAINTEXT)
+    listener_security_protocol_map: String = String::new(), env "TIERCEL_LISTENER_SECURITY_PROTOCOL_MAP";
+    /// The listener other nodes of a cluster connect to (default: the first)
+    inter_broker_listener_name: String = String::new(), env "TIERCEL_INTER_BROKER_LISTENER_NAME";
+    /// PEM certificate chain of SSL and SASL_SSL listeners (reloaded when the file changes)
+    ssl_certificate: String = String::new(), env "TIERCEL_SSL_CERTIFICATE";
+    /// PEM private key of ssl_certificate (PKCS#8, PKCS#1 or SEC1)
+    ssl_key: String = String::new(), env "TIERCEL_SSL_KEY";
+    /// PEM CA certificates that client certificates are checked against (mTLS)
+    ssl_ca: String = String::new(), env "TIERCEL_SSL_CA";
+    /// Client certificates on SSL listeners: none, requested (checked when sent) or required; the principal is User:<subject DN>
+    ssl_client_auth: String = "none".to_string(), env "TIERCEL_SSL_CLIENT_AUTH";
+    /// SASL mechanisms offered on SASL listeners: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN
+    sasl_enabled_mechanisms: String = "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN".to_string(), env "TIERCEL_SASL_ENABLED_MECHANISMS";
+    /// A SASL session lasts this long; the client re-authenticates on the same connection before it ends (KIP-368), or the connection is closed; 0: forever
+    connections_max_reauth_ms: u64 = 0, env "TIERCEL_CONNECTIONS_MAX_REAUTH_MS";
+    /// Time a new connection has to finish its TLS handshake and SASL authentication, ms
+    authentication_timeout_ms: u64 = 10_000, env "TIERCEL_AUTHENTICATION_TIMEOUT_MS";
     /// Directory holding the partition logs and the catalog
     data_dir: PathBuf = PathBuf::from("./data"), env "TIERCEL_DATA_DIR";
     /// This broker's node id

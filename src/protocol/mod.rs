@@ -90,6 +90,10 @@ apis! {
     ListTransactions: ListTransactionsRequest => ListTransactionsResponse,
     OffsetForLeaderEpoch: OffsetForLeaderEpochRequest => OffsetForLeaderEpochResponse,
     WriteTxnMarkers: WriteTxnMarkersRequest => WriteTxnMarkersResponse,
+    SaslHandshake: SaslHandshakeRequest => SaslHandshakeResponse,
+    SaslAuthenticate: SaslAuthenticateRequest => SaslAuthenticateResponse,
+    DescribeUserScramCredentials: DescribeUserScramCredentialsRequest => DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentials: AlterUserScramCredentialsRequest => AlterUserScramCredentialsResponse,
 }
 
 /// What identifies a request on its connection.

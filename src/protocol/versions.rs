@@ -47,6 +47,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListTransactions, 0, 1),
     // what a coordinator sends a partition's leader (v0 is gone from Kafka 4)
     (ApiKey::WriteTxnMarkers, 1, 1),
+    // answered on SASL listeners; on others, ILLEGAL_SASL_STATE as from Kafka
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The supported range for `key`, if the API is implemented.

@@ -5,22 +5,30 @@
 //! does the order-sensitive work) and a writer that awaits each request's [`Pending`] in arrival
 //! order and writes the response. A bad frame is logged with the peer address and the connection
 //! closed; nothing a client sends can take down more than its own connection.
+//!
+//! Each listener ([`Endpoint`]) has its security protocol: SSL and SASL_SSL connections finish
+//! a TLS handshake first, and SASL connections are served nothing but ApiVersions and the SASL
+//! exchange until it has validated an identity (`api::sasl`), both within
+//! `authentication_timeout_ms`.
 
 pub mod http;
 pub mod per_ip;
 
 use crate::api::errors::CURRENT_API;
-use crate::api::{api_versions_response, Handler, Pending, Reply};
+use crate::api::sasl::Gate;
+use crate::api::{api_versions_response, Handler, Pending, Reply, LISTENER};
 use crate::clock::Throttle;
-use crate::protocol::{self, DecodeError, RequestContext};
-use bytes::{Buf, BytesMut};
+use crate::config::SecurityProtocol;
+use crate::protocol::{self, DecodeError, RequestContext, Response};
+use crate::security::tls::Tls;
+use crate::security::{Sasl, Security};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -38,6 +46,20 @@ enum Outgoing {
     Response(RequestContext, Pending, std::time::Instant, InFlight),
     /// The v0 ApiVersions error reply for an unsupported ApiVersions version.
     ApiVersionsFallback(i32),
+    /// A response decided while reading (the SASL exchange); with `true`, the connection
+    /// closes once it is written.
+    Direct(RequestContext, Response, bool),
+    /// A bare frame: a SASL message after SaslHandshake v0.
+    Raw(Bytes),
+}
+
+/// One listener as connections see it.
+pub struct Endpoint {
+    /// The listener's name, for the addresses its clients are answered with.
+    pub name: Arc<str>,
+    pub protocol: SecurityProtocol,
+    /// SSL and SASL_SSL listeners: the current certificate.
+    pub tls: Option<Arc<Tls>>,
 }
 
 /// One request between decoding and its response, counted in `tiercel_requests_in_flight`.
@@ -62,6 +84,8 @@ enum Ended {
     Closed,
     /// The broker is shutting down.
     Stopping,
+    /// The connection closes once what was accepted is answered (a refused SASL exchange).
+    AfterAnswers,
 }
 
 pub struct Server {
@@ -73,6 +97,16 @@ pub struct Server {
     /// `connections_max_idle_ms`: a connection with nothing received and nothing in flight
     /// for this long is closed (`None`: never).
     pub max_idle: Option<Duration>,
+    /// SASL mechanisms, the user store and the authentication timeout.
+    pub security: Arc<Security>,
+}
+
+/// What a connection's reader knows of it.
+struct Conn<'a> {
+    peer: SocketAddr,
+    endpoint: &'a Endpoint,
+    stop: &'a CancellationToken,
+    unanswered: &'a AtomicUsize,
 }
 
 impl Server {
@@ -80,6 +114,7 @@ impl Server {
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
+        endpoint: Arc<Endpoint>,
         cancel: CancellationToken,
         tasks: TaskTracker,
     ) {
@@ -108,10 +143,11 @@ impl Server {
             };
             let me = self.clone();
             let cancel = cancel.clone();
+            let endpoint = endpoint.clone();
             tasks.spawn(async move {
                 let _admitted = admitted;
                 crate::metrics::connection_opened();
-                me.connection(stream, peer, cancel).await;
+                me.connection(stream, peer, &endpoint, cancel).await;
                 crate::metrics::connection_closed();
                 drop(permit);
             });
@@ -122,17 +158,61 @@ impl Server {
         self: Arc<Self>,
         stream: TcpStream,
         peer: SocketAddr,
+        endpoint: &Endpoint,
         cancel: CancellationToken,
     ) {
         let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
+        let Some(tls) = &endpoint.tls else {
+            let (rd, wr) = stream.into_split();
+            return self.run(rd, wr, peer, endpoint, cancel).await;
+        };
+        let handshake = tls.acceptor().accept(stream);
+        let stream = tokio::select! {
+            r = tokio::time::timeout(self.security.auth_timeout, handshake) => match r {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return tls_refused(peer, &e.to_string()),
+                Err(_) => return tls_refused(peer, "handshake timed out (authentication_timeout_ms)"),
+            },
+            _ = cancel.cancelled() => return,
+        };
+        if let Some(dn) = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .and_then(|c| crate::security::tls::subject_dn(c))
+        {
+            tracing::debug!(%peer, principal = %format!("User:{dn}"), "TLS client certificate accepted");
+        }
+        let (rd, wr) = tokio::io::split(stream);
+        self.run(rd, wr, peer, endpoint, cancel).await
+    }
+
+    /// Serves one connection (over TCP or TLS) until it closes.
+    async fn run<R, W>(
+        self: Arc<Self>,
+        rd: R,
+        wr: W,
+        peer: SocketAddr,
+        endpoint: &Endpoint,
+        cancel: CancellationToken,
+    ) where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
         let unanswered = Arc::new(AtomicUsize::new(0));
         let mut writer = tokio::spawn(write_loop(wr, rx, peer, unanswered.clone()));
+        let conn = Conn {
+            peer,
+            endpoint,
+            stop: &cancel,
+            unanswered: &unanswered,
+        };
         tokio::select! {
-            ended = self.read_loop(rd, tx, peer, &cancel, &unanswered) => match ended {
+            ended = self.read_loop(rd, tx, conn) => match ended {
                 // shutting down: no new requests, but the writer answers everything accepted
-                Ended::Stopping => { let _ = writer.await; }
+                Ended::Stopping | Ended::AfterAnswers => { let _ = writer.await; }
                 // the client went away or sent garbage: what it waits for is dropped at once,
                 // as Kafka does, so a parked long poll or join does not hold the connection
                 // slot until its timeout
@@ -143,14 +223,23 @@ impl Server {
         }
     }
 
-    async fn read_loop(
+    async fn read_loop<R: AsyncRead + Unpin>(
         &self,
-        mut rd: OwnedReadHalf,
+        mut rd: R,
         tx: mpsc::Sender<Outgoing>,
-        peer: SocketAddr,
-        stop: &CancellationToken,
-        unanswered: &AtomicUsize,
+        conn: Conn<'_>,
     ) -> Ended {
+        let Conn {
+            peer,
+            endpoint,
+            stop,
+            unanswered,
+        } = conn;
+        // a SASL listener's session: nothing but the exchange is served until it succeeds,
+        // within authentication_timeout_ms
+        let mut sasl = endpoint.protocol.sasl().then(Sasl::new);
+        let auth_timer = tokio::time::sleep(self.security.auth_timeout);
+        tokio::pin!(auth_timer);
         // One buffer per connection: each frame is split off and frozen; once the request is
         // handled and its bytes dropped, `reserve` reclaims the same allocation for the next.
         let mut buf = BytesMut::new();
@@ -166,9 +255,11 @@ impl Server {
             // requests, never inside one's handling
             while buf.len() < 4 {
                 buf.reserve(4); // an idle connection holds no more than this
+                let awaiting_auth = sasl.as_ref().is_some_and(|s| s.principal().is_none());
                 let read = tokio::select! {
                     r = rd.read_buf(&mut buf) => r,
                     _ = &mut stopped => return Ended::Stopping,
+                    _ = &mut auth_timer, if awaiting_auth => return auth_timed_out(peer),
                     _ = &mut idle_timer => {
                         if self.max_idle.is_some() && buf.is_empty() && unanswered.load(Ordering::Acquire) == 0 {
                             tracing::debug!(%peer, idle_ms = idle.as_millis() as u64, "closing an idle connection (connections_max_idle_ms)");
@@ -195,9 +286,11 @@ impl Server {
             while buf.len() < len {
                 let want = (len - buf.len()).min(READ_CHUNK.max(buf.capacity() - buf.len()));
                 buf.reserve(want);
+                let awaiting_auth = sasl.as_ref().is_some_and(|s| s.principal().is_none());
                 let read = tokio::select! {
                     r = rd.read_buf(&mut buf) => r,
                     _ = &mut stopped => return Ended::Stopping, // a request never received in full
+                    _ = &mut auth_timer, if awaiting_auth => return auth_timed_out(peer),
                 };
                 match read {
                     Ok(0) | Err(_) => return Ended::Closed,
@@ -207,16 +300,55 @@ impl Server {
                 }
             }
             let frame = buf.split_to(len).freeze();
+            if let Some(s) = sasl.as_mut().filter(|s| s.expects_raw()) {
+                // after SaslHandshake v0 the exchange goes in bare frames
+                let Some(reply) = crate::api::sasl::raw(&self.security, s, &frame) else {
+                    return Ended::Closed;
+                };
+                unanswered.fetch_add(1, Ordering::AcqRel);
+                if tx.send(Outgoing::Raw(Bytes::from(reply))).await.is_err() {
+                    return Ended::Closed;
+                }
+                continue;
+            }
             let out = match protocol::decode_request(frame) {
                 Ok((ctx, req)) => {
+                    let req = match sasl.as_mut() {
+                        None => req,
+                        Some(s) => match crate::api::sasl::gate(&self.security, s, &ctx, req) {
+                            Gate::Pass(req) => req,
+                            Gate::Answer(resp, close) => {
+                                if close {
+                                    tracing::info!(%peer, api = ?ctx.api_key, "SASL exchange refused; closing connection");
+                                }
+                                unanswered.fetch_add(1, Ordering::AcqRel);
+                                if tx.send(Outgoing::Direct(ctx, resp, close)).await.is_err() {
+                                    return Ended::Closed;
+                                }
+                                if close {
+                                    return Ended::AfterAnswers;
+                                }
+                                continue;
+                            }
+                            Gate::Close(reason) => {
+                                tracing::info!(%peer, "{reason}; closing connection");
+                                return Ended::Closed;
+                            }
+                        },
+                    };
                     let decoded = std::time::Instant::now();
                     let in_flight = InFlight::new();
                     tracing::trace!(%peer, api = ?ctx.api_key, version = ctx.api_version, correlation_id = ctx.correlation_id, "request");
                     let api = protocol::api_name(ctx.api_key);
-                    let pending = CURRENT_API
-                        .scope(api, self.handler.handle(&ctx, peer, req))
+                    let pending = LISTENER
+                        .scope(
+                            endpoint.name.clone(),
+                            CURRENT_API.scope(api, self.handler.handle(&ctx, peer, req)),
+                        )
                         .await;
-                    let pending: crate::api::Pending = Box::pin(CURRENT_API.scope(api, pending));
+                    let pending: crate::api::Pending = Box::pin(
+                        LISTENER.scope(endpoint.name.clone(), CURRENT_API.scope(api, pending)),
+                    );
                     Outgoing::Response(ctx, pending, decoded, in_flight)
                 }
                 Err(DecodeError::ApiVersionsUnsupported {
@@ -240,6 +372,20 @@ impl Server {
     }
 }
 
+/// A TLS handshake that failed: counted, logged at most once a second.
+fn tls_refused(peer: SocketAddr, why: &str) {
+    static EVERY_SECOND: Throttle = Throttle::new(1);
+    crate::metrics::tls_handshake_failed();
+    if let Some(skipped) = EVERY_SECOND.pass() {
+        tracing::warn!(%peer, reason = why, skipped, "TLS handshake failed; closing connection");
+    }
+}
+
+fn auth_timed_out(peer: SocketAddr) -> Ended {
+    tracing::info!(%peer, "no SASL authentication within authentication_timeout_ms; closing connection");
+    Ended::Closed
+}
+
 /// Logs (at most once a second) that a connection was refused for `max_connections_per_ip`.
 fn refused_per_ip(peer: SocketAddr) {
     static EVERY_SECOND: Throttle = Throttle::new(1);
@@ -257,8 +403,8 @@ impl Drop for Answered<'_> {
     }
 }
 
-async fn write_loop(
-    mut wr: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
     mut rx: mpsc::Receiver<Outgoing>,
     peer: SocketAddr,
     unanswered: Arc<AtomicUsize>,
@@ -266,6 +412,7 @@ async fn write_loop(
     while let Some(out) = rx.recv().await {
         let _answered = Answered(&unanswered);
         let mut timing = None;
+        let mut close_after = false;
         // a fetch's share of the response memory budget, held until its bytes are written
         let mut _budget = None;
         let bytes = match out {
@@ -293,6 +440,22 @@ async fn write_loop(
                     }
                 }
             }
+            Outgoing::Direct(ctx, resp, close) => {
+                close_after = close;
+                match protocol::encode_response(&ctx, &resp) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(%peer, api = ?ctx.api_key, error = %e, "encoding response failed; closing connection");
+                        return;
+                    }
+                }
+            }
+            Outgoing::Raw(token) => {
+                let mut b = BytesMut::with_capacity(4 + token.len());
+                b.put_i32(token.len() as i32);
+                b.extend_from_slice(&token);
+                b.freeze()
+            }
             Outgoing::ApiVersionsFallback(correlation_id) => {
                 let body = api_versions_response(crate::api::errors::code(
                     ResponseError::UnsupportedVersion,
@@ -313,6 +476,9 @@ async fn write_loop(
         }
         if let Some((api, decoded)) = timing {
             crate::metrics::request(protocol::api_name(api), decoded.elapsed());
+        }
+        if close_after {
+            break;
         }
     }
     let _ = wr.shutdown().await;

@@ -16,6 +16,8 @@ use tokio::sync::oneshot;
 
 pub struct TestBroker {
     pub addr: SocketAddr,
+    /// Every listener's name and bound address.
+    pub listeners: Vec<(String, SocketAddr)>,
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -48,6 +50,7 @@ impl TestBroker {
         tweak(&mut config);
         let broker = Broker::bind(config).await.expect("broker starts");
         let addr = broker.local_addr;
+        let listeners = broker.listener_addrs();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             broker
@@ -59,6 +62,7 @@ impl TestBroker {
         });
         TestBroker {
             addr,
+            listeners,
             dir,
             stop: Some(tx),
             task: Some(task),
@@ -143,8 +147,9 @@ pub fn connect(b: &TestBroker) -> TcpStream {
 }
 
 /// Sends one request encoded with the `kafka-protocol` client codec and decodes the response.
-pub fn roundtrip<Req, Resp>(s: &mut TcpStream, api: i16, version: i16, corr: i32, req: &Req) -> Resp
+pub fn roundtrip<S, Req, Resp>(s: &mut S, api: i16, version: i16, corr: i32, req: &Req) -> Resp
 where
+    S: Read + Write,
     Req: kafka_protocol::protocol::Encodable,
     Resp: kafka_protocol::protocol::Decodable,
 {
@@ -153,8 +158,9 @@ where
 }
 
 /// Writes one request frame (client id `tiercel-tests`) without waiting for its answer.
-pub fn send_request<Req>(s: &mut TcpStream, api: i16, version: i16, corr: i32, req: &Req)
+pub fn send_request<S, Req>(s: &mut S, api: i16, version: i16, corr: i32, req: &Req)
 where
+    S: Write,
     Req: kafka_protocol::protocol::Encodable,
 {
     use kafka_protocol::messages::{ApiKey, RequestHeader};
@@ -175,13 +181,9 @@ where
 }
 
 /// Reads and decodes the response to `corr`; `Err` if the connection ends first.
-pub fn read_response<Resp>(
-    s: &mut TcpStream,
-    api: i16,
-    version: i16,
-    corr: i32,
-) -> std::io::Result<Resp>
+pub fn read_response<S, Resp>(s: &mut S, api: i16, version: i16, corr: i32) -> std::io::Result<Resp>
 where
+    S: Read,
     Resp: kafka_protocol::protocol::Decodable,
 {
     use kafka_protocol::messages::{ApiKey, ResponseHeader};
