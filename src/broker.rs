@@ -370,6 +370,10 @@ impl Broker {
             followers,
             advertised,
             advertised_listeners,
+            listeners: listeners
+                .iter()
+                .map(|(_, bound, e)| (e.name.to_string(), *bound))
+                .collect(),
             listen: local_addr,
             catalog,
             logs: logs.clone(),

@@ -34,10 +34,22 @@ impl Handler {
                     )),
                 },
                 RESOURCE_BROKER if name.is_empty() || name == self.config.node_id.to_string() => {
-                    let (host, port) = &self.advertised;
+                    let bound: Vec<String> = self
+                        .listeners
+                        .iter()
+                        .map(|(n, a)| format!("{n}://{a}"))
+                        .collect();
+                    let advertised: Vec<String> = self
+                        .listeners
+                        .iter()
+                        .filter_map(|(n, _)| {
+                            let (h, p) = self.advertised_listeners.get(n)?;
+                            Some(format!("{n}://{h}:{p}"))
+                        })
+                        .collect();
                     Ok(self
                         .catalog
-                        .broker_entries(&self.listen.to_string(), &format!("{host}:{port}")))
+                        .broker_entries(&bound.join(","), &advertised.join(",")))
                 }
                 RESOURCE_BROKER => Err((
                     ResponseError::InvalidRequest,

@@ -92,8 +92,10 @@ pub struct Handler {
     pub advertised: (String, i32),
     /// Every listener's advertised host and port, by listener name.
     pub advertised_listeners: std::collections::BTreeMap<String, (String, i32)>,
-    /// The address actually bound.
+    /// The address actually bound (the first listener's).
     pub listen: std::net::SocketAddr,
+    /// Every listener's name and bound address, in `listeners` order.
+    pub listeners: Vec<(String, std::net::SocketAddr)>,
     /// The cluster this node belongs to (`None`: it runs alone).
     pub cluster: Option<Arc<Cluster>>,
     /// Cluster mode: copies of partitions other nodes lead, for consumers in this node's rack.

@@ -119,7 +119,7 @@ settings! {
     ssl_key: String = String::new(), env "TIERCEL_SSL_KEY";
     /// PEM CA certificates that client certificates are checked against (mTLS)
     ssl_ca: String = String::new(), env "TIERCEL_SSL_CA";
-    /// Client certificates on SSL listeners: none, requested (checked when sent) or required; the principal is User:<subject DN>
+    /// Client certificates on SSL listeners: none, requested (checked when sent) or required; the principal is User:<subject DN> (SASL_SSL clients authenticate with SASL instead)
     ssl_client_auth: String = "none".to_string(), env "TIERCEL_SSL_CLIENT_AUTH";
     /// SASL mechanisms offered on SASL listeners: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN
     sasl_enabled_mechanisms: String = "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN".to_string(), env "TIERCEL_SASL_ENABLED_MECHANISMS";

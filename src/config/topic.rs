@@ -581,6 +581,7 @@ type BrokerOnly = (&'static str, fn(&Config) -> String, ConfigType);
 
 /// DescribeConfigs entries for the broker: the topic defaults (dynamic: AlterConfigs can change
 /// them) and the broker-only settings (read-only: changed through the config file/flags).
+/// `listen` and `advertised` are the listeners as Kafka writes them (`NAME://HOST:PORT,…`).
 pub fn broker_config_entries(
     b: &BrokerDefaults,
     listen: &str,
@@ -626,7 +627,27 @@ pub fn broker_config_entries(
         })
         .collect();
     // broker-only settings: (Kafka name, value from a config, type)
-    let broker_only: [BrokerOnly; 6] = [
+    let broker_only: [BrokerOnly; 10] = [
+        (
+            "listener.security.protocol.map",
+            |c| c.listener_security_protocol_map.clone(),
+            ConfigType::String,
+        ),
+        (
+            "sasl.enabled.mechanisms",
+            |c| c.sasl_enabled_mechanisms.clone(),
+            ConfigType::List,
+        ),
+        (
+            "ssl.client.auth",
+            |c| c.ssl_client_auth.clone(),
+            ConfigType::String,
+        ),
+        (
+            "connections.max.reauth.ms",
+            |c| c.connections_max_reauth_ms.to_string(),
+            ConfigType::Long,
+        ),
         (
             "auto.create.topics.enable",
             |c| c.auto_create_topics_enable.to_string(),
@@ -665,13 +686,13 @@ pub fn broker_config_entries(
     ));
     out.push(entry(
         "listeners",
-        format!("PLAINTEXT://{listen}"),
+        listen.to_string(),
         String::new(),
         ConfigType::String,
     ));
     out.push(entry(
         "advertised.listeners",
-        format!("PLAINTEXT://{advertised}"),
+        advertised.to_string(),
         String::new(),
         ConfigType::String,
     ));

@@ -242,7 +242,9 @@ impl ScramServer {
                 if binding != gs2_header.as_bytes() {
                     return Err(failed("channel binding does not match the gs2 header"));
                 }
-                if final_msg.nonce != nonce {
+                // librdkafka sends its own nonce again in front of the combined one; Kafka
+                // accepts a final nonce that ends with the one it sent, and so does this
+                if !final_msg.nonce.ends_with(nonce.as_str()) {
                     return Err(failed("nonce does not match"));
                 }
                 let proof = B64
@@ -431,7 +433,14 @@ mod tests {
         (B64.encode(proof), server_sig)
     }
 
-    fn exchange(mech: Scram, stored_password: &str, password: &str) -> Result<Step, AuthFailed> {
+    /// `prefix`: what the client puts before the combined nonce in its final message
+    /// (librdkafka repeats its own nonce there).
+    fn exchange(
+        mech: Scram,
+        stored_password: &str,
+        password: &str,
+        prefix: &str,
+    ) -> Result<Step, AuthFailed> {
         let cred = mech.new_credential(stored_password.as_bytes(), MIN_ITERATIONS);
         let lookup = |u: &str| (u == "alice,x").then(|| cred.clone());
         let mut s = ScramServer::new(mech);
@@ -445,7 +454,7 @@ mod tests {
             .find_map(|a| a.strip_prefix("r="))
             .expect("nonce");
         assert!(nonce.starts_with("fyko+d2lbbFgONRv9qkxdawL") && nonce.len() > 30);
-        let without_proof = format!("c=biws,r={nonce}");
+        let without_proof = format!("c=biws,r={prefix}{nonce}");
         let (proof, server_sig) = client_proof(mech, password, bare, &first, &without_proof);
         let step = s.step(format!("{without_proof},p={proof}").as_bytes(), lookup)?;
         if let Step::Done { reply, .. } = &step {
@@ -457,11 +466,15 @@ mod tests {
     #[test]
     fn scram_accepts_the_right_password_only() {
         for mech in Scram::ALL {
-            match exchange(mech, "pencil", "pencil") {
-                Ok(Step::Done { user, .. }) => assert_eq!(user, "alice,x"),
-                other => panic!("{mech:?}: {other:?}"),
+            for prefix in ["", "fyko+d2lbbFgONRv9qkxdawL"] {
+                match exchange(mech, "pencil", "pencil", prefix) {
+                    Ok(Step::Done { user, .. }) => assert_eq!(user, "alice,x"),
+                    other => panic!("{mech:?}: {other:?}"),
+                }
             }
-            let e = exchange(mech, "pencil", "pencil2").expect_err("wrong password");
+            let e = exchange(mech, "pencil", "pencil", "x").expect_err("another nonce");
+            assert!(e.reason.contains("nonce"), "{}", e.reason);
+            let e = exchange(mech, "pencil", "pencil2", "").expect_err("wrong password");
             assert!(e.reason.contains("wrong password"), "{}", e.reason);
         }
     }

@@ -44,33 +44,49 @@ pub struct TlsFiles {
     pub client_auth: ClientAuth,
 }
 
+/// What one reading of the files made: the acceptor of SSL listeners (client certificates as
+/// `ssl_client_auth` says), the one of SASL_SSL listeners (clients authenticate with SASL, so no
+/// certificate is asked for, as Kafka does without a listener-prefixed `ssl.client.auth`), and
+/// the files' modification times.
+struct Loaded {
+    ssl: TlsAcceptor,
+    sasl_ssl: TlsAcceptor,
+    stamps: Vec<Option<SystemTime>>,
+}
+
 /// The current TLS configuration, swapped when the files change.
 pub struct Tls {
     files: TlsFiles,
-    current: parking_lot::RwLock<(TlsAcceptor, Vec<Option<SystemTime>>)>,
+    current: parking_lot::RwLock<Loaded>,
 }
 
 impl Tls {
     /// Reads the files and builds the configuration; a missing or unusable file is an error
     /// the operator sees at start-up.
     pub async fn load(files: TlsFiles) -> Result<Arc<Tls>, String> {
-        let (acceptor, stamps) = build(&files).await?;
+        let loaded = build(&files).await?;
         Ok(Arc::new(Tls {
             files,
-            current: parking_lot::RwLock::new((acceptor, stamps)),
+            current: parking_lot::RwLock::new(loaded),
         }))
     }
 
-    /// What new connections are accepted with.
-    pub fn acceptor(&self) -> TlsAcceptor {
-        self.current.read().0.clone()
+    /// What new connections are accepted with: on an SSL listener (`sasl` false) or a
+    /// SASL_SSL one.
+    pub fn acceptor(&self, sasl: bool) -> TlsAcceptor {
+        let l = self.current.read();
+        if sasl {
+            l.sasl_ssl.clone()
+        } else {
+            l.ssl.clone()
+        }
     }
 
     /// Rebuilds the configuration if a file changed since it was read; a change that does not
     /// load (a key written before its certificate, say) keeps the old one and is logged.
     pub async fn reload_if_changed(&self) -> bool {
         let stamps = stamps(&self.files).await;
-        if stamps == self.current.read().1 {
+        if stamps == self.current.read().stamps {
             return false;
         }
         match build(&self.files).await {
@@ -83,7 +99,7 @@ impl Tls {
             Err(e) => {
                 tracing::warn!(error = %e, "TLS files changed but do not load; still serving the previous certificate");
                 // do not retry until they change again
-                self.current.write().1 = stamps;
+                self.current.write().stamps = stamps;
                 false
             }
         }
@@ -127,7 +143,7 @@ async fn read(what: &str, path: &PathBuf) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("{what} {}: {e}", path.display()))
 }
 
-async fn build(files: &TlsFiles) -> Result<(TlsAcceptor, Vec<Option<SystemTime>>), String> {
+async fn build(files: &TlsFiles) -> Result<Loaded, String> {
     // the stamps first: a change while reading is seen at the next check
     let stamps = stamps(files).await;
     let cert_pem = read("ssl_certificate", &files.certificate).await?;
@@ -136,8 +152,13 @@ async fn build(files: &TlsFiles) -> Result<(TlsAcceptor, Vec<Option<SystemTime>>
         Some(p) => Some(read("ssl_ca", p).await?),
         None => None,
     };
-    let config = server_config(&cert_pem, &key_pem, ca_pem.as_deref(), files.client_auth)?;
-    Ok((TlsAcceptor::from(Arc::new(config)), stamps))
+    let ssl = server_config(&cert_pem, &key_pem, ca_pem.as_deref(), files.client_auth)?;
+    let sasl_ssl = server_config(&cert_pem, &key_pem, None, ClientAuth::None)?;
+    Ok(Loaded {
+        ssl: TlsAcceptor::from(Arc::new(ssl)),
+        sasl_ssl: TlsAcceptor::from(Arc::new(sasl_ssl)),
+        stamps,
+    })
 }
 
 /// A rustls server configuration from PEM bytes.

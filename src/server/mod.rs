@@ -166,7 +166,7 @@ impl Server {
             let (rd, wr) = stream.into_split();
             return self.run(rd, wr, peer, endpoint, cancel).await;
         };
-        let handshake = tls.acceptor().accept(stream);
+        let handshake = tls.acceptor(endpoint.protocol.sasl()).accept(stream);
         let stream = tokio::select! {
             r = tokio::time::timeout(self.security.auth_timeout, handshake) => match r {
                 Ok(Ok(s)) => s,
