@@ -433,13 +433,13 @@ mod tests {
         (B64.encode(proof), server_sig)
     }
 
-    /// `prefix`: what the client puts before the combined nonce in its final message
-    /// (librdkafka repeats its own nonce there).
+    /// `final_nonce`: the nonce the client's final message carries, from the combined one
+    /// (librdkafka repeats its own nonce in front of it).
     fn exchange(
         mech: Scram,
         stored_password: &str,
         password: &str,
-        prefix: &str,
+        final_nonce: fn(&str) -> String,
     ) -> Result<Step, AuthFailed> {
         let cred = mech.new_credential(stored_password.as_bytes(), MIN_ITERATIONS);
         let lookup = |u: &str| (u == "alice,x").then(|| cred.clone());
@@ -454,7 +454,7 @@ mod tests {
             .find_map(|a| a.strip_prefix("r="))
             .expect("nonce");
         assert!(nonce.starts_with("fyko+d2lbbFgONRv9qkxdawL") && nonce.len() > 30);
-        let without_proof = format!("c=biws,r={prefix}{nonce}");
+        let without_proof = format!("c=biws,r={}", final_nonce(nonce));
         let (proof, server_sig) = client_proof(mech, password, bare, &first, &without_proof);
         let step = s.step(format!("{without_proof},p={proof}").as_bytes(), lookup)?;
         if let Step::Done { reply, .. } = &step {
@@ -466,15 +466,20 @@ mod tests {
     #[test]
     fn scram_accepts_the_right_password_only() {
         for mech in Scram::ALL {
-            for prefix in ["", "fyko+d2lbbFgONRv9qkxdawL"] {
-                match exchange(mech, "pencil", "pencil", prefix) {
+            let same: fn(&str) -> String = |n| n.to_string();
+            let librdkafka: fn(&str) -> String = |n| format!("fyko+d2lbbFgONRv9qkxdawL{n}");
+            for final_nonce in [same, librdkafka] {
+                match exchange(mech, "pencil", "pencil", final_nonce) {
                     Ok(Step::Done { user, .. }) => assert_eq!(user, "alice,x"),
                     other => panic!("{mech:?}: {other:?}"),
                 }
             }
-            let e = exchange(mech, "pencil", "pencil", "x").expect_err("another nonce");
+            let e = exchange(mech, "pencil", "pencil", |n| format!("{n}x")).expect_err("nonce");
             assert!(e.reason.contains("nonce"), "{}", e.reason);
-            let e = exchange(mech, "pencil", "pencil2", "").expect_err("wrong password");
+            let e = exchange(mech, "pencil", "pencil", |n| n[..n.len() - 1].to_string())
+                .expect_err("nonce");
+            assert!(e.reason.contains("nonce"), "{}", e.reason);
+            let e = exchange(mech, "pencil", "pencil2", same).expect_err("wrong password");
             assert!(e.reason.contains("wrong password"), "{}", e.reason);
         }
     }
