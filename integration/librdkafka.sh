@@ -10,7 +10,13 @@
 # With rapidjson-dev installed when the suite is built (.ci/run installs it), the tests that
 # check JSON statistics (0053, 0110) run too.
 #
-#   integration/librdkafka.sh [path/to/tiercel] [quick|full|cluster]
+#   [LRK_SECURITY=sasl_ssl] integration/librdkafka.sh [path/to/tiercel] [quick|full|cluster]
+#
+# LRK_SECURITY=sasl_ssl runs the suite over TLS and SASL: the brokers' only listener is SASL_SSL
+# (a CA and certificate made with the openssl CLI, a SCRAM-SHA-512 user made with `tiercel user
+# set`), the suite is built with OpenSSL into target/bench-tools/librdkafka-ssl, and its test.conf
+# sets security.protocol, sasl.* and ssl.ca.location; the cluster tests are left out (nodes reach
+# each other over PLAINTEXT). A full run writes integration/librdkafka-results-sasl_ssl.txt.
 #
 # Never in quick mode: the runner's -Q makes many tests return early from every sub-test not
 # marked quick, so a "pass" would not be a run of the test. Both modes run every test they list
@@ -34,7 +40,11 @@ bin=$(realpath "${1:-target/release/tiercel}")
 mode=${2:-quick}
 case "$mode" in quick|full|cluster) ;; *) echo "usage: $0 [path/to/tiercel] [quick|full|cluster]" >&2; exit 2 ;; esac
 root=$PWD
-src=$root/target/bench-tools/librdkafka
+security=${LRK_SECURITY:-}
+case "$security" in ""|sasl_ssl) ;; *) echo "LRK_SECURITY is empty or sasl_ssl" >&2; exit 2 ;; esac
+src=$root/target/bench-tools/librdkafka${security:+-ssl}
+ssl_flag=--disable-ssl
+[ -n "$security" ] && ssl_flag=--enable-ssl
 
 if [ ! -x "$src/tests/test-runner" ]; then
   echo "building librdkafka and its test suite ..."
@@ -44,7 +54,7 @@ if [ ! -x "$src/tests/test-runner" ]; then
     rm -rf "$src"
     mkdir -p "$(dirname "$src")"
     cp -r "$(dirname "$manifest")/librdkafka" "$src"
-    (cd "$src" && ./configure --disable-ssl --disable-gssapi --disable-sasl --disable-curl --disable-zstd >/dev/null \
+    (cd "$src" && ./configure "$ssl_flag" --disable-gssapi --disable-sasl --disable-curl --disable-zstd >/dev/null \
       && make -j2 -C src >/dev/null 2>&1)
   fi
   (cd "$src" && make -j2 -C src-cpp >/dev/null 2>&1 && make -j2 -C tests build >/dev/null 2>&1)
@@ -61,16 +71,32 @@ cleanup() {
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+if [ "$security" = sasl_ssl ]; then
+  (cd "$work" && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=lrk CA" 2>/dev/null \
+    && openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=broker" 2>/dev/null \
+    && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext \
+    && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
+      -extfile server.ext 2>/dev/null)
+fi
 # start_broker NAME EXTRA-FLAGS...: a fresh broker, its client config in $work/NAME.conf
 start_broker() {
   local name=$1 port mport; shift
   port=$(free_port); mport=$(free_port)
-  "$bin" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$mport" --data-dir "$work/$name-data" \
+  local listen=(--listen "127.0.0.1:$port")
+  if [ "$security" = sasl_ssl ]; then
+    echo lrk-secret | "$bin" user set --data-dir "$work/$name-data" --user lrk --password-stdin >/dev/null
+    listen=(--listeners "SASL_SSL://127.0.0.1:$port" --ssl-certificate "$work/server.pem" --ssl-key "$work/server.key")
+  fi
+  "$bin" "${listen[@]}" --metrics-listen "127.0.0.1:$mport" --data-dir "$work/$name-data" \
     --num-partitions 4 "$@" >"$work/$name-broker.log" 2>&1 &
   pids+=($!)
   for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
   (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null || { echo "broker $name did not start" >&2; cat "$work/$name-broker.log" >&2; exit 1; }
   printf 'metadata.broker.list=127.0.0.1:%s\n' "$port" >"$work/$name.conf"
+  if [ "$security" = sasl_ssl ]; then
+    printf 'security.protocol=SASL_SSL\nsasl.mechanisms=SCRAM-SHA-512\nsasl.username=lrk\nsasl.password=lrk-secret\nssl.ca.location=%s\n' \
+      "$work/ca.pem" >>"$work/$name.conf"
+  fi
 }
 start_broker default
 start_broker noautocreate --auto-create-topics-enable false
@@ -113,7 +139,7 @@ java_shim() {
   chmod +x "$work/kafka/bin/kafka-run-class.sh"
   export KAFKA_PATH=$work/kafka
 }
-if command -v etcd >/dev/null && command -v java >/dev/null; then
+if [ -z "$security" ] && command -v etcd >/dev/null && command -v java >/dev/null; then
   start_etcd
   start_cluster cluster
   start_cluster cluster-noautocreate --auto-create-topics-enable false
@@ -121,7 +147,7 @@ if command -v etcd >/dev/null && command -v java >/dev/null; then
 fi
 
 dirty=""; [ -n "$(git status --porcelain 2>/dev/null)" ] && dirty="+dirty"
-export LRK_MODE=$mode LRK_SRC=$src LRK_WORK=$work LRK_ROOT=$root \
+export LRK_MODE=$mode LRK_SRC=$src LRK_WORK=$work LRK_ROOT=$root LRK_SECURITY=$security \
   LRK_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$dirty" \
   LRK_RDKAFKA_SYS="$(grep -A1 '^name = "rdkafka-sys"' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')"
 python3 "$root/integration/librdkafka_driver.py"

@@ -9,6 +9,11 @@ WORK = os.environ["LRK_WORK"]
 ROOT = os.environ["LRK_ROOT"]
 TESTS_DIR = os.path.join(SRC, "tests")
 TIMEOUT = int(os.environ.get("LRK_TEST_TIMEOUT", "900"))  # seconds per test
+# LRK_SECURITY=sasl_ssl: the brokers' only listener is SASL_SSL (SCRAM-SHA-512)
+SECURITY = os.environ.get("LRK_SECURITY", "")
+RESULTS = "librdkafka-results-%s.txt" % SECURITY if SECURITY else "librdkafka-results.txt"
+SECURITY_NOTE = ("clients over SASL_SSL with SCRAM-SHA-512" if SECURITY == "sasl_ssl"
+                 else "clients over PLAINTEXT")
 KAFKA_VERSION = "4.0.0"
 # -L: only tests that need a broker; -K: not the tests librdkafka flags TEST_F_KNOWN_ISSUE
 # (reported as SKIP with the runner's reason); -p1: one test at a time. No -Q, no -E: the socket
@@ -349,8 +354,9 @@ def main():
         head = [
             "# integration/librdkafka.sh full: librdkafka's own test suite against Tiercel",
             "# commit %s, %s" % (os.environ["LRK_COMMIT"], datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")),
-            "# librdkafka %d.%d.%d test suite (rdkafka-sys %s); TEST_KAFKA_VERSION=%s; one broker, num_partitions=4"
-            % (v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, os.environ["LRK_RDKAFKA_SYS"], KAFKA_VERSION),
+            "# librdkafka %d.%d.%d test suite (rdkafka-sys %s); TEST_KAFKA_VERSION=%s; one broker, num_partitions=4; %s"
+            % (v >> 24, (v >> 16) & 0xff, (v >> 8) & 0xff, os.environ["LRK_RDKAFKA_SYS"], KAFKA_VERSION,
+               SECURITY_NOTE),
             "# runner flags: %s (no -Q: every test runs all its sub-tests); per-test timeout %ds"
             % (" ".join(FLAGS), TIMEOUT),
             "# machine: nproc %d, Linux %s" % (os.cpu_count(), platform.release()),
@@ -359,7 +365,7 @@ def main():
             "# (\"SKIPPING TEST: ...\"), or a test that needs no broker (local, mock cluster, manual; not",
             "# counted). EXCLUDED: not run, for the reason given. Sub-test lists: see the PASS/FAIL lines.",
         ]
-        with open(os.path.join(ROOT, "integration", "librdkafka-results.txt"), "w") as f:
+        with open(os.path.join(ROOT, "integration", RESULTS), "w") as f:
             f.write("\n".join(head + [lines[n] for n in names if n in lines]
                               + [lines[n] for n in cluster_names]) + "\n")
     print(summary)

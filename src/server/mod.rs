@@ -38,6 +38,8 @@ use tokio_util::task::TaskTracker;
 const MAX_IN_FLIGHT: usize = 64;
 /// Frame bytes are buffered as they arrive, at most this much ahead of the data.
 const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read from a TLS connection's socket at once.
+const TLS_READ_BUFFER: usize = 64 * 1024;
 
 /// What each request carries to the writer.
 enum Outgoing {
@@ -166,6 +168,9 @@ impl Server {
             let (rd, wr) = stream.into_split();
             return self.run(rd, wr, peer, endpoint, cancel).await;
         };
+        // rustls reads the socket 4 KiB at a time: a buffer under it makes that one system
+        // call per 64 KiB
+        let stream = tokio::io::BufReader::with_capacity(TLS_READ_BUFFER, stream);
         let handshake = tls.acceptor(endpoint.protocol.sasl()).accept(stream);
         let stream = tokio::select! {
             r = tokio::time::timeout(self.security.auth_timeout, handshake) => match r {
@@ -470,7 +475,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
         };
         tracing::trace!(%peer, len = bytes.len(), "response");
-        if let Err(e) = wr.write_all(&bytes).await {
+        // flush: TLS keeps encrypted records it could not send at once until told to (a
+        // no-op on plain TCP)
+        if let Err(e) = wr.write_all(&bytes).await.and(wr.flush().await) {
             tracing::debug!(%peer, error = %e, "write failed; closing connection");
             return;
         }
