@@ -338,6 +338,10 @@ async fn scram_and_plain_users_over_the_kafka_api() {
             closed(&mut s),
             "Metadata before authentication closes the connection"
         );
+        // a big frame before authentication closes the connection at its length
+        let mut s = dial(sasl_addr);
+        s.write_all(&(10_000_000i32).to_be_bytes()).expect("write");
+        assert!(closed(&mut s), "10 MB claimed before authentication");
         // and a client that never authenticates is cut after authentication_timeout_ms
         let mut s = dial(sasl_addr);
         let started = std::time::Instant::now();

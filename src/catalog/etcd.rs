@@ -137,6 +137,10 @@ impl EtcdCatalog {
         format!("{}/catalog/topics/{name}", self.prefix).into_bytes()
     }
 
+    fn acls_key(&self) -> Vec<u8> {
+        format!("{}/catalog/acls", self.prefix).into_bytes()
+    }
+
     fn user_key(&self, name: &str) -> Vec<u8> {
         format!("{}/catalog/users/{name}", self.prefix).into_bytes()
     }
@@ -166,6 +170,7 @@ impl EtcdCatalog {
         let topics_prefix = format!("{}/catalog/topics/", self.prefix).into_bytes();
         let (mine, default) = (self.broker_key(false), self.broker_key(true));
         let users_prefix = format!("{}/catalog/users/", self.prefix).into_bytes();
+        let acls_key = self.acls_key();
         let mut loaded = self.loaded.write();
         if revision < loaded.revision {
             return;
@@ -180,6 +185,14 @@ impl EtcdCatalog {
                     }
                     Err(e) => {
                         tracing::error!(key = %String::from_utf8_lossy(&kv.key), error = %e, "unreadable topic in etcd: skipped");
+                        continue;
+                    }
+                }
+            } else if kv.key == acls_key {
+                match serde_json::from_slice(&kv.value) {
+                    Ok(acls) => state.acls = acls,
+                    Err(e) => {
+                        tracing::error!(key = %String::from_utf8_lossy(&kv.key), error = %e, "unreadable ACLs in etcd: skipped");
                         continue;
                     }
                 }
@@ -295,6 +308,9 @@ impl EtcdCatalog {
                 write(self.broker_key(default), Some(to_json(n)?));
             }
         }
+        if base.acls != next.acls {
+            write(self.acls_key(), Some(to_json(&next.acls)?));
+        }
         for (name, creds) in &next.users {
             if base.users.get(name) != Some(creds) {
                 write(self.user_key(name), Some(to_json(creds)?));
@@ -318,6 +334,7 @@ fn same(a: &CatalogState, b: &CatalogState) -> bool {
         && a.broker_configs == b.broker_configs
         && a.broker_default_configs == b.broker_default_configs
         && a.users == b.users
+        && a.acls == b.acls
 }
 
 #[async_trait::async_trait]

@@ -16,7 +16,7 @@ mod store;
 
 pub use etcd::{ClusterRecord, EtcdCatalog};
 pub use file::FileCatalog;
-pub use state::{CatalogError, CatalogState, Change, ScramCredential, TopicMeta};
+pub use state::{AclBinding, CatalogError, CatalogState, Change, ScramCredential, TopicMeta};
 pub use store::CatalogStore;
 
 use crate::config::topic::{self as topic_config, BrokerDefaults, ConfigEntry, TopicConfigError};
@@ -125,6 +125,16 @@ impl Catalog {
                 (u.clone(), infos.collect())
             })
             .collect()
+    }
+
+    /// Every ACL binding.
+    pub fn acls(&self) -> Vec<AclBinding> {
+        self.store.state().acls.clone()
+    }
+
+    /// Adds or removes ACL bindings, durably.
+    pub async fn change_acls(&self, change: Change) -> Result<(), CatalogError> {
+        self.commit_one(change).await
     }
 
     /// Sets or deletes SCRAM credentials; each change succeeds or fails on its own (deleting

@@ -83,6 +83,22 @@ pub struct CatalogState {
     /// `SCRAM-SHA-512`). Never a password: what SCRAM's server side keeps (RFC 5802).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub users: BTreeMap<String, BTreeMap<String, ScramCredential>>,
+    /// ACL bindings, each once, in the order they were created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acls: Vec<AclBinding>,
+}
+
+/// One ACL binding, with Kafka's codes for the resource type, pattern type, operation and
+/// permission (see `security::acl`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct AclBinding {
+    pub resource_type: i8,
+    pub name: String,
+    pub pattern_type: i8,
+    pub principal: String,
+    pub host: String,
+    pub operation: i8,
+    pub permission: i8,
 }
 
 /// What a server keeps of a SCRAM password (RFC 5802 §3), base64 in the catalog.
@@ -113,6 +129,10 @@ pub enum Change {
         expected: BTreeMap<String, String>,
         next: BTreeMap<String, String>,
     },
+    /// Adds ACL bindings (one already present is left as it is).
+    CreateAcls(Vec<AclBinding>),
+    /// Removes these ACL bindings (those already gone are ignored).
+    DeleteAcls(Vec<AclBinding>),
     /// Sets (or with `None` deletes, if present) one SCRAM credential of a user.
     SetScramCredential {
         user: String,
@@ -129,6 +149,7 @@ impl CatalogState {
             broker_configs: BTreeMap::new(),
             broker_default_configs: BTreeMap::new(),
             users: BTreeMap::new(),
+            acls: Vec::new(),
         }
     }
 
@@ -168,6 +189,14 @@ impl CatalogState {
                 }
                 *current = next;
             }
+            Change::CreateAcls(bindings) => {
+                for b in bindings {
+                    if !self.acls.contains(&b) {
+                        self.acls.push(b);
+                    }
+                }
+            }
+            Change::DeleteAcls(bindings) => self.acls.retain(|b| !bindings.contains(b)),
             Change::SetScramCredential {
                 user,
                 mechanism,
@@ -219,6 +248,31 @@ pub fn new_cluster_id() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn acl_bindings_are_kept_once_and_removed_exactly() {
+        let b = |name: &str| AclBinding {
+            resource_type: 2,
+            name: name.into(),
+            pattern_type: 3,
+            principal: "User:a".into(),
+            host: "*".into(),
+            operation: 3,
+            permission: 3,
+        };
+        let mut s = CatalogState::new("c".into());
+        let create = Change::CreateAcls(vec![b("x"), b("y"), b("x")]);
+        s.apply(create).expect("create");
+        assert_eq!(s.acls, vec![b("x"), b("y")]);
+        s.apply(Change::CreateAcls(vec![b("y")])).expect("again");
+        assert_eq!(s.acls.len(), 2);
+        s.apply(Change::DeleteAcls(vec![b("x"), b("z")]))
+            .expect("delete");
+        assert_eq!(s.acls, vec![b("y")]);
+        let json = serde_json::to_string(&s).expect("json");
+        let back: CatalogState = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back.acls, s.acls);
+    }
+
     use super::*;
 
     fn topic(name: &str, partitions: i32) -> TopicMeta {

@@ -5,6 +5,7 @@
 //! SaslAuthenticate until an exchange has validated an identity; a failed exchange is answered
 //! with SASL_AUTHENTICATION_FAILED and the connection closed, as Kafka does.
 
+pub mod acl;
 pub mod cli;
 pub mod scram;
 pub mod tls;

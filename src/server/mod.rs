@@ -38,6 +38,9 @@ use tokio_util::task::TaskTracker;
 const MAX_IN_FLIGHT: usize = 64;
 /// Frame bytes are buffered as they arrive, at most this much ahead of the data.
 const READ_CHUNK: usize = 64 * 1024;
+/// The largest frame a SASL listener reads from a connection that has not authenticated
+/// (Kafka's `sasl.server.max.receive.size`).
+const UNAUTHENTICATED_MAX_FRAME: usize = 512 * 1024;
 /// Bytes read from a TLS connection's socket at once.
 const TLS_READ_BUFFER: usize = 64 * 1024;
 
@@ -284,6 +287,12 @@ impl Server {
             let len = buf.get_i32();
             if len < 0 || len as usize > self.max_frame {
                 tracing::warn!(%peer, len, max = self.max_frame, "request frame size out of bounds (socket_request_max_bytes); closing connection");
+                return Ended::Closed;
+            }
+            if len as usize > UNAUTHENTICATED_MAX_FRAME
+                && sasl.as_ref().is_some_and(|s| !s.authenticated())
+            {
+                tracing::warn!(%peer, len, "a frame over 512 KiB before SASL authentication; closing connection");
                 return Ended::Closed;
             }
             let len = len as usize;
