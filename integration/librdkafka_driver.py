@@ -337,7 +337,9 @@ def main():
             cluster_names.append(key)
             print(lines[key], flush=True)
     else:
-        print("no three-node cluster (etcd is not installed): the CLUSTER tests did not run", flush=True)
+        why = ("over SASL_SSL the cluster is left out: its nodes reach each other over PLAINTEXT"
+               if SECURITY else "etcd or java is not installed")
+        print("no three-node cluster (%s): the CLUSTER tests did not run" % why, flush=True)
     dur = time.time() - t_all
 
     c = {k: sum(1 for v in counted.values() if v == k) for k in ("PASS", "FAIL", "SKIP", "EXCLUDED")}

@@ -384,10 +384,10 @@ impl Broker {
             fetch_memory: crate::api::fetch_memory::FetchMemory::new(config.fetch_memory_max_bytes),
             config: config.clone(),
         });
-        let security = Arc::new(crate::security::Security::new(
-            handler.catalog.clone(),
-            &config,
-        ));
+        let security = Arc::new(
+            crate::security::Security::new(handler.catalog.clone(), &config)
+                .map_err(BrokerError::Config)?,
+        );
         let server = Arc::new(Server {
             security,
             handler,

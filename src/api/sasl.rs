@@ -47,7 +47,13 @@ fn authenticate_error(error: ResponseError, message: String) -> Response {
 }
 
 /// Decides what becomes of `req` on a connection whose SASL session is `sasl`.
-pub fn gate(security: &Security, sasl: &mut Sasl, ctx: &RequestContext, req: Request) -> Gate {
+pub fn gate(
+    security: &Security,
+    sasl: &mut Sasl,
+    ctx: &RequestContext,
+    peer: std::net::SocketAddr,
+    req: Request,
+) -> Gate {
     match req {
         Request::ApiVersions(_) => Gate::Pass(req),
         Request::SaslHandshake(r) => {
@@ -92,7 +98,7 @@ pub fn gate(security: &Security, sasl: &mut Sasl, ctx: &RequestContext, req: Req
                     Gate::Answer(Response::SaslAuthenticate(resp), false)
                 }
                 SaslAnswer::Failed { mechanism, reason } => {
-                    audit_failure(ctx, mechanism, &reason);
+                    audit_failure(ctx, peer, mechanism, &reason);
                     Gate::Answer(
                         authenticate_error(
                             ResponseError::SaslAuthenticationFailed,
@@ -129,10 +135,11 @@ pub fn raw(security: &Security, sasl: &mut Sasl, msg: &[u8]) -> Option<Vec<u8>> 
     }
 }
 
-fn audit_failure(ctx: &RequestContext, mechanism: &str, reason: &str) {
+fn audit_failure(ctx: &RequestContext, peer: std::net::SocketAddr, mechanism: &str, reason: &str) {
     static EVERY_SECOND: crate::clock::Throttle = crate::clock::Throttle::new(1);
     if let Some(skipped) = EVERY_SECOND.pass() {
         tracing::warn!(
+            %peer,
             mechanism,
             client_id = ctx.client_id.as_deref().unwrap_or(""),
             reason,

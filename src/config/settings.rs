@@ -121,6 +121,8 @@ settings! {
     ssl_ca: String = String::new(), env "TIERCEL_SSL_CA";
     /// Client certificates on SSL listeners: none, requested (checked when sent) or required; the principal is User:<subject DN> (SASL_SSL clients authenticate with SASL instead)
     ssl_client_auth: String = "none".to_string(), env "TIERCEL_SSL_CLIENT_AUTH";
+    /// How a client certificate's subject DN becomes the principal name, as Kafka's ssl.principal.mapping.rules: DEFAULT and RULE:pattern/replacement/[LU], separated by commas
+    ssl_principal_mapping_rules: String = "DEFAULT".to_string(), env "TIERCEL_SSL_PRINCIPAL_MAPPING_RULES";
     /// SASL mechanisms offered on SASL listeners: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN
     sasl_enabled_mechanisms: String = "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN".to_string(), env "TIERCEL_SASL_ENABLED_MECHANISMS";
     /// A SASL session lasts this long; the client re-authenticates on the same connection before it ends (KIP-368), or the connection is closed; 0: forever

@@ -7,6 +7,7 @@
 
 pub mod acl;
 pub mod cli;
+pub mod principal;
 pub mod scram;
 pub mod tls;
 
@@ -51,11 +52,17 @@ pub struct Security {
     pub reauth: Option<Duration>,
     /// `authentication_timeout_ms`.
     pub auth_timeout: Duration,
+    /// `ssl_principal_mapping_rules`: a client certificate's subject DN to a principal name.
+    pub principals: principal::PrincipalMapper,
 }
 
 impl Security {
-    pub fn new(catalog: Arc<Catalog>, config: &crate::config::Config) -> Security {
-        Security {
+    /// `Err`: `ssl_principal_mapping_rules` does not parse.
+    pub fn new(catalog: Arc<Catalog>, config: &crate::config::Config) -> Result<Security, String> {
+        let principals = principal::PrincipalMapper::parse(&config.ssl_principal_mapping_rules)
+            .map_err(|e| format!("ssl_principal_mapping_rules: {e}"))?;
+        Ok(Security {
+            principals,
             catalog,
             mechanisms: config
                 .sasl_enabled_mechanisms
@@ -65,7 +72,7 @@ impl Security {
             reauth: (config.connections_max_reauth_ms > 0)
                 .then(|| Duration::from_millis(config.connections_max_reauth_ms)),
             auth_timeout: Duration::from_millis(config.authentication_timeout_ms),
-        }
+        })
     }
 
     pub fn mechanism_names(&self) -> Vec<&'static str> {

@@ -190,7 +190,17 @@ impl Server {
             .and_then(|c| c.first())
             .and_then(|c| crate::security::tls::subject_dn(c))
         {
-            tracing::debug!(%peer, principal = %format!("User:{dn}"), "TLS client certificate accepted");
+            match self.security.principals.map(&dn) {
+                Some(name) => {
+                    tracing::debug!(%peer, principal = %format!("User:{name}"), "TLS client certificate accepted")
+                }
+                None => {
+                    return tls_refused(
+                        peer,
+                        &format!("no ssl_principal_mapping_rules rule applies to `{dn}`"),
+                    )
+                }
+            }
         }
         let (rd, wr) = tokio::io::split(stream);
         self.run(rd, wr, peer, endpoint, cancel).await
@@ -329,7 +339,8 @@ impl Server {
                 Ok((ctx, req)) => {
                     let req = match sasl.as_mut() {
                         None => req,
-                        Some(s) => match crate::api::sasl::gate(&self.security, s, &ctx, req) {
+                        Some(s) => match crate::api::sasl::gate(&self.security, s, &ctx, peer, req)
+                        {
                             Gate::Pass(req) => req,
                             Gate::Answer(resp, close) => {
                                 if close {
