@@ -45,7 +45,7 @@ echo 0 | kcat -b $b -P -t shared -p 0 -X acks=all
 member a g1 shared; member b g1 shared; member c g1 shared
 # wait until the broker reports all three in the group, then a moment for SyncGroup
 for _ in $(seq 100); do
-  curl -s "http://127.0.0.1:$mport/metrics" | grep -q 'tiercel_group_members{group="g1"} 3' && break
+  [ "$(curl -s "http://127.0.0.1:$mport/metrics" | grep -c 'tiercel_group_members{group="g1"} 3' || true)" -gt 0 ] && break
   sleep 0.2
 done
 sleep 2
