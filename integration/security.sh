@@ -5,7 +5,8 @@
 # SASL_SSL; kcat, confluent-kafka, kafka-python and the Java client producing and consuming over
 # SASL_SSL with SCRAM-SHA-512 and over SSL with a client certificate; wrong passwords and
 # untrusted certificates refused; a renewed certificate served without a restart; garbage on the
-# TLS ports; users surviving a restart; the SASL counters in /metrics.
+# TLS ports; users surviving a restart; the SASL counters in /metrics; the ACL authorizer with
+# grants made by the Java Admin.
 # Usage: integration/security.sh [path/to/tiercel]
 set -euo pipefail
 bin=$(realpath "${1:-target/release/tiercel}")
@@ -49,8 +50,11 @@ echo "admin-secret" | "$bin" user set --data-dir data --user admin --password-st
 echo "app-secret" | "$bin" user set --data-dir data --user app --mechanism SCRAM-SHA-512 --password-stdin >/dev/null
 check "tiercel user list" "admin app" "$("$bin" user list --data-dir data | cut -f1 | sort | tr '\n' ' ' | sed 's/ $//')"
 
+# the ACL authorizer: admin, app and the client certificate are super users; java-app gets its
+# grants from the Java Admin
 start() { # ssl_client_auth
   "$bin" --listeners "PLAINTEXT://$plain,SSL://$ssl,SASL_SSL://$sasl" \
+    --authorizer acl --super-users "User:admin;User:app;User:CN=client-1,O=Tiercel CI;User:ANONYMOUS" \
     --ssl-certificate server.pem --ssl-key server.key --ssl-ca ca.pem --ssl-client-auth "$1" \
     --metrics-listen "127.0.0.1:$mport" --data-dir data >>broker.log 2>&1 &
   pid=$!
@@ -138,8 +142,11 @@ tls_failed=$(echo "$metrics" | awk '/^tiercel_tls_handshake_failures_total/ {pri
 # users survive a restart; client certificates now required
 kill -TERM "$pid"; wait "$pid" || true
 start required
-check "a user made with the Java Admin survives a restart" "100" \
-  "$(kcat -b "$sasl" "${SASL[@]}" -X sasl.username=java-app -X sasl.password=java-secret -C -t kcat-sasl -o beginning -e -q | wc -l)"
+check "a user and ACLs made with the Java Admin survive a restart" "10" \
+  "$(kcat -b "$sasl" "${SASL[@]}" -X sasl.username=java-app -X sasl.password=java-secret -C -t java-fixed -o beginning -e -q | wc -l)"
+denied_out=$(timeout 20 kcat -b "$sasl" "${SASL[@]}" -X sasl.username=java-app -X sasl.password=java-secret \
+  -C -t kcat-sasl -o beginning -e -q 2>&1 || true)
+check "java-app reads nothing of a topic it has no grant for" "0" "$(echo "$denied_out" | grep -c '^[0-9][0-9]*$' || true)"
 check "kcat SSL client certificate after the restart" "100" \
   "$(kcat -b "$ssl" "${MTLS[@]}" -C -t kcat-mtls -o beginning -e -q | wc -l)"
 if kcat -b "$ssl" -X security.protocol=SSL -X ssl.ca.location=ca.pem -L -m 5 >kcat-nocert.log 2>&1; then

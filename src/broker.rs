@@ -382,6 +382,7 @@ impl Broker {
             mutations: crate::api::quota::MutationQuota::new(config.topic_mutation_rate),
             stopping: CancellationToken::new(),
             fetch_memory: crate::api::fetch_memory::FetchMemory::new(config.fetch_memory_max_bytes),
+            acl: crate::security::acl::AclSettings::from_config(&config),
             config: config.clone(),
         });
         let security = Arc::new(

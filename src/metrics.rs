@@ -17,6 +17,7 @@ pub const SASL_AUTHENTICATIONS: &str = "tiercel_sasl_authentications_total";
 pub const SASL_FAILURES: &str = "tiercel_sasl_authentication_failures_total";
 pub const TLS_HANDSHAKE_FAILURES: &str = "tiercel_tls_handshake_failures_total";
 pub const TLS_RELOADS: &str = "tiercel_tls_certificate_reloads_total";
+pub const AUTHORIZATION_DENIALS: &str = "tiercel_authorization_denials_total";
 pub const PRODUCE_BYTES: &str = "tiercel_produce_bytes_total";
 pub const PRODUCE_RECORDS: &str = "tiercel_produce_records_total";
 pub const FETCH_BYTES: &str = "tiercel_fetch_bytes_total";
@@ -184,6 +185,10 @@ fn describe() {
     describe_counter!(
         TLS_HANDSHAKE_FAILURES,
         "TLS handshakes that failed or timed out (untrusted or expired client certificates, garbage on a TLS port)"
+    );
+    describe_counter!(
+        AUTHORIZATION_DENIALS,
+        "Operations the ACL authorizer refused, by operation and resource type"
     );
     describe_counter!(
         TLS_RELOADS,
@@ -361,6 +366,11 @@ pub fn sasl_failed(mechanism: &'static str) {
 
 pub fn tls_handshake_failed() {
     metrics::counter!(TLS_HANDSHAKE_FAILURES).increment(1);
+}
+
+pub fn authorization_denied(operation: &'static str, resource_type: &'static str) {
+    metrics::counter!(AUTHORIZATION_DENIALS, "operation" => operation, "resource_type" => resource_type)
+        .increment(1);
 }
 
 pub fn tls_reloaded() {

@@ -1,8 +1,10 @@
 // The Java client (kafka-clients 4.3.0) over secured listeners: its Admin, authenticated as the
-// administrator over SASL_SSL, creates a SCRAM-SHA-512 user and describes it; that user produces
-// and consumes over SASL_SSL; a client certificate produces and consumes over SSL (mTLS); a wrong
-// password is refused with SaslAuthenticationException. Prints one PASS/FAIL line per case and
-// exits non-zero on any FAIL.
+// administrator (a super user) over SASL_SSL, creates a SCRAM-SHA-512 user and describes it, and
+// gives it READ and WRITE on topics and groups prefixed "java-" with ACLs; that user produces
+// and consumes over SASL_SSL (and is refused any other topic with TopicAuthorizationException
+// and the ACL API with ClusterAuthorizationException); a client certificate produces and
+// consumes over SSL (mTLS); a wrong password is refused with SaslAuthenticationException. Prints
+// one PASS/FAIL line per case and exits non-zero on any FAIL.
 // Usage: java -cp 'jars/*' SecurityClient.java SASL_SSL_BOOT SSL_BOOT CA CERT KEY ADMIN_USER ADMIN_PASSWORD
 import java.nio.file.*;
 import java.time.Duration;
@@ -11,7 +13,11 @@ import java.util.concurrent.ExecutionException;
 import org.apache.kafka.clients.admin.*;
 import org.apache.kafka.clients.consumer.*;
 import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.acl.*;
+import org.apache.kafka.common.errors.ClusterAuthorizationException;
 import org.apache.kafka.common.errors.SaslAuthenticationException;
+import org.apache.kafka.common.errors.TopicAuthorizationException;
+import org.apache.kafka.common.resource.*;
 import org.apache.kafka.common.serialization.*;
 
 public class SecurityClient {
@@ -94,8 +100,43 @@ public class SecurityClient {
                     throw new AssertionError("described " + d);
             }
         });
+        check("Java Admin creates and describes ACLs (prefixed topic and group grants)", () -> {
+            try (Admin admin = Admin.create(sasl(adminUser, adminPassword))) {
+                List<AclBinding> grants = new ArrayList<>();
+                for (AclOperation op : List.of(AclOperation.READ, AclOperation.WRITE)) {
+                    grants.add(new AclBinding(new ResourcePattern(ResourceType.TOPIC, "java-", PatternType.PREFIXED),
+                        new AccessControlEntry("User:java-app", "*", op, AclPermissionType.ALLOW)));
+                }
+                grants.add(new AclBinding(new ResourcePattern(ResourceType.GROUP, "java-", PatternType.PREFIXED),
+                    new AccessControlEntry("User:java-app", "*", AclOperation.READ, AclPermissionType.ALLOW)));
+                admin.createAcls(grants).all().get();
+                Collection<AclBinding> found = admin.describeAcls(new AclBindingFilter(
+                    new ResourcePatternFilter(ResourceType.ANY, "java-orders", PatternType.MATCH),
+                    AccessControlEntryFilter.ANY)).values().get();
+                if (found.size() != 3) throw new AssertionError("MATCH java-orders found " + found);
+            }
+        });
         check("Java SASL_SSL SCRAM-SHA-512 produce+consume", () -> roundtrip(sasl("java-app", "java-secret"), "java-sasl-" + suffix));
         check("Java SSL client certificate produce+consume", () -> roundtrip(mtls(), "java-mtls-" + suffix));
+        check("Java: a topic without a grant is refused (TopicAuthorizationException)", () -> {
+            Properties p = sasl("java-app", "java-secret");
+            p.put("max.block.ms", "10000");
+            try (Producer<String, String> prod = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+                prod.send(new ProducerRecord<>("other-" + suffix, "x")).get();
+                throw new AssertionError("wrote a topic without a grant");
+            } catch (ExecutionException e) {
+                if (!(e.getCause() instanceof TopicAuthorizationException)) throw e;
+            }
+            try (Producer<String, String> prod = new KafkaProducer<>(p, new StringSerializer(), new StringSerializer())) {
+                for (int i = 0; i < 10; i++) prod.send(new ProducerRecord<>("java-fixed", "kept" + i)).get();
+            }
+            try (Admin admin = Admin.create(sasl("java-app", "java-secret"))) {
+                admin.describeAcls(AclBindingFilter.ANY).values().get();
+                throw new AssertionError("a user without ALTER/DESCRIBE on the cluster listed ACLs");
+            } catch (ExecutionException e) {
+                if (!(e.getCause() instanceof ClusterAuthorizationException)) throw e;
+            }
+        });
         check("Java wrong password is refused", () -> {
             Properties p = sasl("java-app", "wrong");
             p.put("max.block.ms", "10000");

@@ -6,6 +6,7 @@ use super::errors::{catalog_error, code_and_message};
 use super::Handler;
 use crate::catalog::CatalogError;
 use crate::config::topic::ConfigType;
+use crate::security::acl::{op, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
@@ -127,6 +128,22 @@ impl Handler {
         replace: bool,
         validate_only: bool,
     ) -> Result<(), Failure> {
+        // ALTER_CONFIGS on the topic, or on the cluster for the broker resource
+        match resource_type {
+            2 if !self.allowed(op::ALTER_CONFIGS, resource::TOPIC, name) => {
+                return Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    format!("not authorized to alter the configs of topic '{name}'"),
+                ))
+            }
+            4 | 8 if !self.cluster_allowed(op::ALTER_CONFIGS) => {
+                return Err((
+                    ResponseError::ClusterAuthorizationFailed,
+                    "not authorized to alter the broker's configs".into(),
+                ))
+            }
+            _ => {}
+        }
         let ops = ops?;
         let mut seen = HashSet::new();
         if let Some(dup) = ops.iter().find(|o| !seen.insert(o.name().to_string())) {

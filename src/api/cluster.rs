@@ -5,6 +5,7 @@
 use super::errors::code;
 use super::Handler;
 use crate::cluster::NodeInfo;
+use crate::security::acl::resource;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -41,8 +42,11 @@ impl Handler {
             return resp;
         }
         resp.cluster_id = StrBytes::from_string(self.catalog.cluster_id());
-        resp.cluster_authorized_operations =
-            super::authorized::cluster(req.include_cluster_authorized_operations);
+        resp.cluster_authorized_operations = self.authorized_ops(
+            req.include_cluster_authorized_operations,
+            resource::CLUSTER,
+            super::authz::CLUSTER_NAME,
+        );
         let (nodes, controller) = self.nodes();
         resp.controller_id = BrokerId(controller);
         let fenced = |n: &NodeInfo| self.cluster.is_some() && n.draining;

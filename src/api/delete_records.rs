@@ -2,6 +2,7 @@
 
 use super::errors::{code, log_error};
 use super::Handler;
+use crate::security::acl::{op, resource};
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -13,11 +14,16 @@ impl Handler {
         for t in req.topics {
             let mut tr = DeleteRecordsTopicResult::default();
             tr.name = t.name.clone();
+            let denied = !self.allowed(op::DELETE, resource::TOPIC, &t.name.0);
             for p in t.partitions {
                 let mut pr = DeleteRecordsPartitionResult::default();
                 pr.partition_index = p.partition_index;
                 pr.low_watermark = -1;
                 match self.logs.get(&t.name.0, p.partition_index) {
+                    _ if denied => {
+                        pr.error_code =
+                            code(kafka_protocol::error::ResponseError::TopicAuthorizationFailed)
+                    }
                     _ if crate::catalog::is_coordinator_topic(&t.name.0) => {
                         pr.error_code =
                             code(kafka_protocol::error::ResponseError::InvalidTopicException)

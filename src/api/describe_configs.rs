@@ -3,6 +3,7 @@
 use super::errors::code_and_message;
 use super::Handler;
 use crate::config::topic::ConfigEntry;
+use crate::security::acl::{op, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
@@ -25,7 +26,21 @@ impl Handler {
             r.resource_type = res.resource_type;
             r.resource_name = res.resource_name.clone();
             let name = res.resource_name.to_string();
+            // DESCRIBE_CONFIGS on the topic, or on the cluster for the broker resource
+            let denied = match res.resource_type {
+                RESOURCE_TOPIC if !self.allowed(op::DESCRIBE_CONFIGS, resource::TOPIC, &name) => {
+                    Some(ResponseError::TopicAuthorizationFailed)
+                }
+                RESOURCE_BROKER if !self.cluster_allowed(op::DESCRIBE_CONFIGS) => {
+                    Some(ResponseError::ClusterAuthorizationFailed)
+                }
+                _ => None,
+            };
             let entries = match res.resource_type {
+                _ if denied.is_some() => Err((
+                    denied.unwrap_or(ResponseError::ClusterAuthorizationFailed),
+                    "not authorized to describe these configs".to_string(),
+                )),
                 RESOURCE_TOPIC => match self.catalog.get(&name) {
                     Some(meta) => Ok(self.catalog.topic_entries(&meta.configs)),
                     None => Err((

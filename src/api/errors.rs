@@ -59,6 +59,7 @@ pub fn catalog_error(e: &CatalogError) -> ResponseError {
         }
         CatalogError::QuotaExceeded(_) => ResponseError::ThrottlingQuotaExceeded,
         CatalogError::UnknownCredential { .. } => ResponseError::ResourceNotFound,
+        CatalogError::TopicNotAuthorized(_) => ResponseError::TopicAuthorizationFailed,
         // lost every race with concurrent changes: retriable, the client tries again
         CatalogError::Conflict => ResponseError::RequestTimedOut,
     }

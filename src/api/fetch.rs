@@ -13,6 +13,7 @@ use super::{Handler, Pending, Reply};
 use crate::catalog::TopicMeta;
 use crate::log::partition::Partition;
 use crate::protocol::Response;
+use crate::security::acl::{op, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
@@ -55,6 +56,7 @@ impl Handler {
             .topics
             .into_iter()
             .map(|t| {
+                let denied = !self.allowed(op::READ, resource::TOPIC, &t.topic.0);
                 let parts = t
                     .partitions
                     .iter()
@@ -66,6 +68,10 @@ impl Handler {
                             &t.topic.0,
                             p.partition,
                         );
+                        if denied {
+                            partition = None;
+                            absent = ResponseError::TopicAuthorizationFailed;
+                        }
                         // KIP-320: a fetch from a consumer with another idea of the epoch
                         if let (Some(log), Some(meta)) = (&partition, self.catalog.get(&t.topic.0))
                         {
@@ -96,7 +102,7 @@ impl Handler {
                             copy: false,
                             preferred: None,
                         };
-                        if let Some(rack) = &rack {
+                        if let (Some(rack), false) = (&rack, denied) {
                             self.nearest(&mut w, &t.topic.0, p.current_leader_epoch, rack);
                         }
                         w

@@ -6,6 +6,7 @@ use super::{Handler, Pending, Reply};
 use crate::group::state::{GroupError, JoinRequest, JoinResult};
 use crate::group::DeleteError;
 use crate::protocol::Response;
+use crate::security::acl::{op, resource};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -58,7 +59,20 @@ impl Handler {
         let mut resp = FindCoordinatorResponse::default();
         let refused = |e: ResponseError, msg: &str| Err((code(e), Some(s(msg))));
         let answer = |key: &str| -> Result<(i32, String, i32), (i16, Option<StrBytes>)> {
-            if req.key_type == KEY_TRANSACTION {
+            if req.key_type == KEY_TRANSACTION
+                && !key.is_empty()
+                && !self.allowed(op::DESCRIBE, resource::TRANSACTIONAL_ID, key)
+            {
+                refused(
+                    ResponseError::TransactionalIdAuthorizationFailed,
+                    "not authorized",
+                )
+            } else if req.key_type == KEY_GROUP
+                && valid_group_id(key)
+                && !self.allowed(op::DESCRIBE, resource::GROUP, key)
+            {
+                refused(ResponseError::GroupAuthorizationFailed, "not authorized")
+            } else if req.key_type == KEY_TRANSACTION {
                 if key.is_empty() {
                     refused(ResponseError::InvalidRequest, "empty transactional id")
                 } else {
@@ -324,6 +338,13 @@ impl Handler {
         let mut resp = DescribeGroupsResponse::default();
         for id in req.groups {
             let mut g = DescribedGroup::default();
+            if !self.allowed(op::DESCRIBE, resource::GROUP, &id.0) {
+                g.error_code = code(ResponseError::GroupAuthorizationFailed);
+                g.group_id = id;
+                g.authorized_operations = super::authz::NOT_REQUESTED;
+                resp.groups.push(g);
+                continue;
+            }
             let view = match self.groups.get(&id.0) {
                 Ok(c) => c.describe(&id.0),
                 Err(e) => {
@@ -333,8 +354,9 @@ impl Handler {
                     continue;
                 }
             };
+            g.authorized_operations =
+                self.authorized_ops(req.include_authorized_operations, resource::GROUP, &id);
             g.group_id = id;
-            g.authorized_operations = super::authorized::group(req.include_authorized_operations);
             g.group_state = StrBytes::from_static_str(view.state.name());
             g.protocol_type = s(view.protocol_type);
             g.protocol_data = s(view.protocol_name);
@@ -361,8 +383,13 @@ impl Handler {
         let mut resp = ListGroupsResponse::default();
         let states: Vec<String> = req.states_filter.iter().map(|s| s.to_lowercase()).collect();
         let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
+        // DESCRIBE on the cluster lists every group; otherwise those the principal may describe
+        let all = self.allowed_quietly(op::DESCRIBE, resource::CLUSTER, super::authz::CLUSTER_NAME);
         for (id, ptype, state) in self.groups.list() {
             if !states.is_empty() && !states.contains(&state.name().to_lowercase()) {
+                continue;
+            }
+            if !all && !self.allowed_quietly(op::DESCRIBE, resource::GROUP, &id) {
                 continue;
             }
             if !types.is_empty() && !types.iter().any(|t| t == "classic") {
@@ -384,6 +411,12 @@ impl Handler {
             let mut resp = DeleteGroupsResponse::default();
             for id in req.groups_names {
                 let mut r = DeletableGroupResult::default();
+                if !me.allowed(op::DELETE, resource::GROUP, &id.0) {
+                    r.error_code = code(ResponseError::GroupAuthorizationFailed);
+                    r.group_id = id;
+                    resp.results.push(r);
+                    continue;
+                }
                 let deleted = match me.groups.get(&id.0) {
                     Ok(c) => c.delete_group(&id.0).await,
                     Err(e) => Err(DeleteError::Unavailable(e)),

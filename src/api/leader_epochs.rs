@@ -7,6 +7,7 @@
 use super::errors::code;
 use super::Handler;
 use crate::format::epochs::{end_offset_for, EpochEntry};
+use crate::security::acl::{op, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -23,11 +24,17 @@ impl Handler {
             let mut tr = OffsetForLeaderTopicResult::default();
             tr.topic = t.topic.clone();
             let meta = self.catalog.get(&t.topic.0);
+            let denied = !self.allowed(op::DESCRIBE, resource::TOPIC, &t.topic.0);
             for p in t.partitions {
                 let mut pr = EpochEndOffset::default();
                 pr.partition = p.partition;
                 pr.leader_epoch = -1;
                 pr.end_offset = -1;
+                if denied {
+                    pr.error_code = code(ResponseError::TopicAuthorizationFailed);
+                    tr.partitions.push(pr);
+                    continue;
+                }
                 let (Some(meta), Some(log)) = (&meta, self.logs.get(&t.topic.0, p.partition))
                 else {
                     pr.error_code = code(super::absent(

@@ -7,6 +7,7 @@ use crate::catalog::Catalog;
 use crate::cluster::Cluster;
 use crate::log::LogManager;
 use crate::protocol::Response;
+use crate::security::acl::{op, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -19,14 +20,31 @@ pub const MAX_TIMESTAMP: i64 = -3;
 pub const EARLIEST_LOCAL: i64 = -4;
 
 impl Handler {
-    pub(super) fn list_offsets(&self, req: ListOffsetsRequest, v: i16) -> Pending {
+    pub(super) fn list_offsets(&self, mut req: ListOffsetsRequest, v: i16) -> Pending {
         let logs = self.logs.clone();
         let catalog = self.catalog.clone();
         let cluster = self.cluster.clone();
+        // topics the principal may not describe: TOPIC_AUTHORIZATION_FAILED
+        let (asked, denied): (Vec<_>, Vec<_>) = std::mem::take(&mut req.topics)
+            .into_iter()
+            .partition(|t| self.allowed(op::DESCRIBE, resource::TOPIC, &t.name.0));
+        req.topics = asked;
         Box::pin(async move {
-            Reply::Send(Response::ListOffsets(
-                list_offsets(&logs, &catalog, cluster.as_deref(), req, v).await,
-            ))
+            let mut resp = list_offsets(&logs, &catalog, cluster.as_deref(), req, v).await;
+            for t in denied {
+                let mut tr = ListOffsetsTopicResponse::default();
+                tr.name = t.name;
+                for p in t.partitions {
+                    let mut pr = ListOffsetsPartitionResponse::default();
+                    pr.partition_index = p.partition_index;
+                    pr.timestamp = -1;
+                    pr.offset = -1;
+                    pr.error_code = code(ResponseError::TopicAuthorizationFailed);
+                    tr.partitions.push(pr);
+                }
+                resp.topics.push(tr);
+            }
+            Reply::Send(Response::ListOffsets(resp))
         })
     }
 }

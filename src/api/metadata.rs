@@ -1,9 +1,10 @@
 //! Metadata: brokers, cluster id, topics and partitions; auto-creates topics when allowed.
 
 use super::errors::{catalog_error, code};
+use super::quota;
 use super::Handler;
-use super::{authorized, quota};
 use crate::catalog::{validate_topic_name, CatalogError, NewTopic, TopicMeta};
+use crate::security::acl::{op, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -34,9 +35,12 @@ impl Handler {
             .collect();
         resp.cluster_id = Some(StrBytes::from_string(self.catalog.cluster_id()));
         resp.controller_id = BrokerId(controller);
-        resp.cluster_authorized_operations =
-            authorized::cluster(req.include_cluster_authorized_operations);
-        let topic_ops = authorized::topic(req.include_topic_authorized_operations);
+        resp.cluster_authorized_operations = self.authorized_ops(
+            req.include_cluster_authorized_operations,
+            resource::CLUSTER,
+            super::authz::CLUSTER_NAME,
+        );
+        let topic_ops = req.include_topic_authorized_operations;
         // v0: an empty list means all topics; v1+: null means all
         let all = match &req.topics {
             None => true,
@@ -47,6 +51,8 @@ impl Handler {
                 .catalog
                 .topics()
                 .iter()
+                // a topic the principal may not describe is not listed
+                .filter(|m| self.allowed_quietly(op::DESCRIBE, resource::TOPIC, &m.name))
                 .map(|m| self.topic_metadata(m, topic_ops))
                 .collect();
             return resp;
@@ -55,12 +61,17 @@ impl Handler {
         let allow_create =
             self.config.auto_create_topics_enable && (v < 4 || req.allow_auto_topic_creation);
         let requested = req.topics.unwrap_or_default();
+        // auto-creation needs CREATE on the cluster or on the topic, as in Kafka
+        let cluster_create =
+            self.allowed_quietly(op::CREATE, resource::CLUSTER, super::authz::CLUSTER_NAME);
+        let may_create = |n: &str| cluster_create || self.allowed(op::CREATE, resource::TOPIC, n);
         // every unknown, valid name is created at once: one catalog write for the request
         let missing: Vec<String> = if allow_create {
             let mut names: Vec<String> = requested
                 .iter()
                 .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
                 .filter(|n| self.catalog.get(n).is_none() && validate_topic_name(n).is_ok())
+                .filter(|n| may_create(n))
                 .collect();
             names.sort_unstable();
             names.dedup();
@@ -94,8 +105,25 @@ impl Handler {
         }
         for t in requested {
             let entry = match t.name {
+                // a topic the principal may not describe (or create) is refused whether it
+                // exists or not, so its existence is not told
+                Some(name)
+                    if !self.allowed(op::DESCRIBE, resource::TOPIC, &name.0)
+                        || (self.catalog.get(&name.0).is_none()
+                            && allow_create
+                            && !may_create(&name.0)) =>
+                {
+                    error_topic(
+                        Some(&name.0),
+                        Uuid::nil(),
+                        ResponseError::TopicAuthorizationFailed,
+                    )
+                }
                 Some(name) => self.topic_by_name(&name.0, &failed, topic_ops),
                 None => match self.catalog.get_by_id(t.topic_id) {
+                    Some(m) if !self.allowed(op::DESCRIBE, resource::TOPIC, &m.name) => {
+                        error_topic(None, t.topic_id, ResponseError::TopicAuthorizationFailed)
+                    }
                     Some(m) => self.topic_metadata(&m, topic_ops),
                     None => error_topic(None, t.topic_id, ResponseError::UnknownTopicId),
                 },
@@ -109,7 +137,7 @@ impl Handler {
         &self,
         name: &str,
         failed: &BTreeMap<String, CatalogError>,
-        ops: i32,
+        ops: bool,
     ) -> MetadataResponseTopic {
         if let Some(m) = self.catalog.get(name) {
             return self.topic_metadata(&m, ops);
@@ -127,11 +155,11 @@ impl Handler {
         }
     }
 
-    /// `ops`: the topic's authorized operations (or `authorized::NOT_REQUESTED`).
-    fn topic_metadata(&self, m: &TopicMeta, ops: i32) -> MetadataResponseTopic {
+    /// `ops`: whether the client asked for the topic's authorized operations.
+    fn topic_metadata(&self, m: &TopicMeta, ops: bool) -> MetadataResponseTopic {
         let mut t = MetadataResponseTopic::default();
         t.name = Some(TopicName(StrBytes::from_string(m.name.clone())));
-        t.topic_authorized_operations = ops;
+        t.topic_authorized_operations = self.authorized_ops(ops, resource::TOPIC, &m.name);
         t.topic_id = m.id;
         t.is_internal = m.name.starts_with("__");
         let view = self.cluster.as_ref().map(|c| c.view());

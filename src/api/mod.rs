@@ -6,9 +6,10 @@
 //! [`Pending`] future for the part that may wait (fsync for acks=all, long-poll fetches). The
 //! server awaits those futures in request order.
 
+mod acls;
 mod alter_configs;
 mod api_versions;
-mod authorized;
+mod authz;
 mod cluster;
 mod delete_records;
 mod describe_configs;
@@ -47,16 +48,26 @@ pub use api_versions::api_versions_response;
 /// Topics whose partitions are being created at once by one request.
 const PARTITION_CREATIONS: usize = 8;
 
+/// Who sent the request being handled, and where.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The listener it came in on: nodes' addresses are answered as that listener
+    /// advertises them.
+    pub listener: Arc<str>,
+    pub peer: std::net::SocketAddr,
+    /// `User:<name>` (SASL, or a client certificate), or `User:ANONYMOUS`.
+    pub principal: Arc<str>,
+}
+
 tokio::task_local! {
-    /// The name of the listener the request being handled came in on: nodes' addresses are
-    /// answered as that listener advertises them.
-    pub static LISTENER: Arc<str>;
+    /// The session of the request being handled (set by the server around each request).
+    pub static SESSION: Session;
 }
 
 /// The address of node `n` for the listener of the request being handled.
 pub(crate) fn endpoint(n: &NodeInfo) -> (String, i32) {
-    LISTENER
-        .try_with(|l| n.endpoint(Some(l)))
+    SESSION
+        .try_with(|s| n.endpoint(Some(&s.listener)))
         .unwrap_or_else(|_| n.endpoint(None))
 }
 
@@ -106,6 +117,9 @@ pub struct Handler {
     pub fetch_memory: fetch_memory::FetchMemory,
     /// Cancelled when the broker starts shutting down: parked long polls answer at once.
     pub stopping: tokio_util::sync::CancellationToken,
+    /// `authorizer = acl`: super users and `allow_everyone_if_no_acl_found` (`None`: no
+    /// authorizer, everyone may do everything).
+    pub acl: Option<crate::security::acl::AclSettings>,
 }
 
 /// Why a partition this node has no log for is not served here: it does not exist, or (in a
@@ -235,6 +249,11 @@ impl Handler {
         req: Request,
     ) -> Pending {
         let v = ctx.api_version;
+        if self.acl.is_some() {
+            if let Some(resp) = self.refuse_whole(&req, v) {
+                return ready(resp);
+            }
+        }
         match req {
             Request::ApiVersions(_) => ready(Response::ApiVersions(api_versions_response(0))),
             Request::Metadata(r) => ready(Response::Metadata(self.metadata(r, v).await)),
@@ -310,6 +329,9 @@ impl Handler {
                 Response::DescribeUserScramCredentials(self.describe_user_scram_credentials(r)),
             ),
             Request::AlterUserScramCredentials(r) => self.alter_user_scram_credentials(r),
+            Request::CreateAcls(r) => self.create_acls(r),
+            Request::DescribeAcls(r) => ready(Response::DescribeAcls(self.describe_acls(r))),
+            Request::DeleteAcls(r) => self.delete_acls(r),
             // a SASL listener's server answers these before a request reaches here
             req @ (Request::SaslHandshake(_) | Request::SaslAuthenticate(_)) => {
                 match sasl::not_a_sasl_listener(&req) {

@@ -5,6 +5,7 @@ use super::groups::{delete_error, group_error, valid_group_id};
 use super::{Handler, Pending, Reply};
 use crate::group::CommitError;
 use crate::protocol::Response;
+use crate::security::acl::{op, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
@@ -48,17 +49,28 @@ impl Handler {
         let me = self.clone();
         Box::pin(async move {
             let group = req.group_id.0.to_string();
+            // READ on the group, and on each topic
+            let group_denied = !me.allowed(op::READ, resource::GROUP, &group);
             // which partitions exist decides per-partition errors; the rest goes to the group
             let mut wanted = Vec::new();
             let mut shape: Vec<(TopicName, Vec<PartitionCheck>)> = Vec::new();
             for t in &req.topics {
                 let meta = me.catalog.get(&t.name.0);
+                let topic_denied =
+                    !group_denied && !me.allowed(op::READ, resource::TOPIC, &t.name.0);
                 let mut parts = Vec::new();
                 for p in &t.partitions {
                     let known = meta
                         .as_ref()
                         .is_some_and(|m| (0..m.partitions).contains(&p.partition_index));
-                    if known {
+                    if group_denied || topic_denied {
+                        let e = if group_denied {
+                            ResponseError::GroupAuthorizationFailed
+                        } else {
+                            ResponseError::TopicAuthorizationFailed
+                        };
+                        parts.push((p.partition_index, Some(e)));
+                    } else if known {
                         let epoch = if v >= 6 { p.committed_leader_epoch } else { -1 };
                         wanted.push((
                             t.name.0.to_string(),
@@ -137,6 +149,11 @@ impl Handler {
         topics: Option<Vec<(String, Vec<i32>)>>,
         require_stable: bool,
     ) -> Result<Vec<(String, Vec<Fetched>)>, ResponseError> {
+        // DESCRIBE on the group; a topic the principal may not describe is refused when named
+        // and left out when all are asked for, as Kafka does
+        if !self.allowed(op::DESCRIBE, resource::GROUP, group) {
+            return Err(ResponseError::GroupAuthorizationFailed);
+        }
         let coordinator = self.groups.get(group).map_err(group_error)?;
         let committed = coordinator.committed_all(group);
         let fetched = |topic: &str, p: i32| match committed.get(&(topic.to_string(), p)) {
@@ -167,13 +184,28 @@ impl Handler {
             Some(ts) => ts
                 .into_iter()
                 .map(|(t, ps)| {
-                    let parts = ps.iter().map(|&p| fetched(&t, p)).collect();
+                    let parts = if self.allowed(op::DESCRIBE, resource::TOPIC, &t) {
+                        ps.iter().map(|&p| fetched(&t, p)).collect()
+                    } else {
+                        ps.iter()
+                            .map(|&p| Fetched {
+                                partition: p,
+                                offset: -1,
+                                leader_epoch: -1,
+                                metadata: String::new(),
+                                error: code(ResponseError::TopicAuthorizationFailed),
+                            })
+                            .collect()
+                    };
                     (t, parts)
                 })
                 .collect(),
             None => {
                 let mut by_topic: BTreeMap<String, Vec<Fetched>> = BTreeMap::new();
                 for (t, p) in committed.keys() {
+                    if !self.allowed_quietly(op::DESCRIBE, resource::TOPIC, t) {
+                        continue;
+                    }
                     by_topic.entry(t.clone()).or_default().push(fetched(t, *p));
                 }
                 by_topic.into_iter().collect()
@@ -259,7 +291,28 @@ impl Handler {
         let me = self.clone();
         Box::pin(async move {
             let mut resp = OffsetDeleteResponse::default();
+            // DELETE on the group, READ on each topic
+            if !me.allowed(op::DELETE, resource::GROUP, &req.group_id.0) {
+                resp.error_code = code(ResponseError::GroupAuthorizationFailed);
+                return Reply::Send(Response::OffsetDelete(resp));
+            }
             for t in req.topics {
+                if !me.allowed(op::READ, resource::TOPIC, &t.name.0) {
+                    let mut tr = OffsetDeleteResponseTopic::default();
+                    tr.name = t.name.clone();
+                    tr.partitions = t
+                        .partitions
+                        .iter()
+                        .map(|p| {
+                            let mut pr = OffsetDeleteResponsePartition::default();
+                            pr.partition_index = p.partition_index;
+                            pr.error_code = code(ResponseError::TopicAuthorizationFailed);
+                            pr
+                        })
+                        .collect();
+                    resp.topics.push(tr);
+                    continue;
+                }
                 let parts: Vec<i32> = t.partitions.iter().map(|p| p.partition_index).collect();
                 let mut tr = OffsetDeleteResponseTopic::default();
                 let deleted = match me.groups.get(&req.group_id.0) {

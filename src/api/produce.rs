@@ -5,6 +5,7 @@ use super::{Handler, Pending, Reply};
 use crate::format::batch;
 use crate::log::{AppendInfo, Io, LogError, Partition, Verify};
 use crate::protocol::Response;
+use crate::security::acl::{op, resource};
 use crate::txn::TxnCoordinator;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -81,13 +82,34 @@ impl Handler {
             .transactional_id
             .as_ref()
             .and_then(|id| self.txns.get(&id.0).ok());
+        // a transactional producer needs WRITE on its transactional id, every producer WRITE
+        // on each topic
+        let txn_denied = req
+            .transactional_id
+            .as_ref()
+            .is_some_and(|id| !self.allowed(op::WRITE, resource::TRANSACTIONAL_ID, &id.0));
         let mut topics: Vec<(TopicName, Vec<Outcome>)> = Vec::new();
         // (topic slot, partition slot, batch size) of each batch going to the log
         let mut queued = Vec::new();
         let mut batches = Vec::new();
         for t in req.topic_data {
             let mut outcomes = Vec::with_capacity(t.partition_data.len());
+            let denied = txn_denied || !self.allowed(op::WRITE, resource::TOPIC, &t.name.0);
             for pd in t.partition_data {
+                if denied {
+                    outcomes.push(Outcome {
+                        index: pd.index,
+                        result: Err(if txn_denied {
+                            ResponseError::TransactionalIdAuthorizationFailed
+                        } else {
+                            ResponseError::TopicAuthorizationFailed
+                        }),
+                        message: None,
+                        record_errors: Vec::new(),
+                        partition: None,
+                    });
+                    continue;
+                }
                 let partition = self.served_or_coming(&t.name.0, pd.index).await;
                 let mut o = Outcome {
                     index: pd.index,

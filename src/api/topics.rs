@@ -3,6 +3,7 @@
 use super::errors::{catalog_error, code_and_message, partition_storage};
 use super::{quota, Handler};
 use crate::catalog::{CatalogError, NewTopic};
+use crate::security::acl::{op, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::create_topics_response::{
@@ -36,8 +37,15 @@ impl Handler {
         // decide every topic first, then create the valid ones together (one catalog write)
         let mut outcomes: Vec<Option<Result<Created, CatalogError>>> = Vec::new();
         let mut to_create = Vec::new();
+        // CREATE on the cluster, or on each topic
+        let cluster_create =
+            self.allowed_quietly(op::CREATE, resource::CLUSTER, super::authz::CLUSTER_NAME);
         for t in &req.topics {
             let name = t.name.0.to_string();
+            if !cluster_create && !self.allowed(op::CREATE, resource::TOPIC, &name) {
+                outcomes.push(Some(Err(CatalogError::TopicNotAuthorized(name))));
+                continue;
+            }
             if duplicates.contains(&name) {
                 outcomes.push(Some(Err(CatalogError::InvalidRequest(format!(
                     "create topics request contains duplicate topic '{name}'"
@@ -175,6 +183,16 @@ impl Handler {
                 .clone()
                 .or(meta.as_ref().map(|m| m.name.clone()))
                 .map(|n| TopicName(StrBytes::from_string(n)));
+            // DELETE on the topic (refused whether or not it exists, as Kafka does for names)
+            let target = meta.as_ref().map(|m| m.name.clone()).or(name.clone());
+            if let Some(t) = target.filter(|t| !self.allowed(op::DELETE, resource::TOPIC, t)) {
+                (r.error_code, r.error_message) = code_and_message(
+                    ResponseError::TopicAuthorizationFailed,
+                    format!("not authorized to delete topic '{t}'"),
+                );
+                resp.responses.push(r);
+                continue;
+            }
             let Some(meta) = meta else {
                 let code = if name.is_none() {
                     ResponseError::UnknownTopicId
@@ -226,6 +244,14 @@ impl Handler {
             let mut r = CreatePartitionsTopicResult::default();
             r.name = t.name.clone();
             let name = t.name.0.to_string();
+            if !self.allowed(op::ALTER, resource::TOPIC, &name) {
+                (r.error_code, r.error_message) = code_and_message(
+                    ResponseError::TopicAuthorizationFailed,
+                    format!("not authorized to alter topic '{name}'"),
+                );
+                resp.results.push(r);
+                continue;
+            }
             if crate::catalog::is_coordinator_topic(&name) {
                 (r.error_code, r.error_message) = code_and_message(
                     ResponseError::InvalidTopicException,

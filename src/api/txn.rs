@@ -8,6 +8,7 @@ use super::groups::s;
 use super::offsets::commit_error;
 use super::{Handler, Pending, Reply};
 use crate::protocol::Response;
+use crate::security::acl::{op, resource};
 use crate::txn::txn_log::TxnMeta;
 use crate::txn::TxnError;
 use kafka_protocol::error::ResponseError;
@@ -170,7 +171,33 @@ impl Handler {
                         == ResponseError::UnknownTopicOrPartition
             })
             .collect();
-        let codes: Vec<i16> = if unknown.iter().any(|u| *u) {
+        // a producer needs WRITE on its transactional id and on each topic; a broker's
+        // verification CLUSTER_ACTION
+        let whole = if verify_only {
+            (!self.cluster_allowed(op::CLUSTER_ACTION))
+                .then_some(ResponseError::ClusterAuthorizationFailed)
+        } else {
+            (!self.allowed(op::WRITE, resource::TRANSACTIONAL_ID, id))
+                .then_some(ResponseError::TransactionalIdAuthorizationFailed)
+        };
+        let topic_denied: Vec<bool> = wanted
+            .iter()
+            .map(|(t, _)| !verify_only && !self.allowed(op::WRITE, resource::TOPIC, t))
+            .collect();
+        let codes: Vec<i16> = if let Some(e) = whole {
+            wanted.iter().map(|_| code(e)).collect()
+        } else if topic_denied.iter().any(|d| *d) {
+            topic_denied
+                .iter()
+                .map(|d| {
+                    code(if *d {
+                        ResponseError::TopicAuthorizationFailed
+                    } else {
+                        ResponseError::OperationNotAttempted
+                    })
+                })
+                .collect()
+        } else if unknown.iter().any(|u| *u) {
             unknown
                 .iter()
                 .map(|u| {
@@ -291,7 +318,21 @@ impl Handler {
                     })
                 })
                 .collect();
-            let checked = if !super::groups::valid_group_id(&group) {
+            let checked = if !me.allowed(
+                op::WRITE,
+                resource::TRANSACTIONAL_ID,
+                &req.transactional_id.0,
+            ) {
+                Err(ResponseError::TransactionalIdAuthorizationFailed)
+            } else if !me.allowed(op::READ, resource::GROUP, &group) {
+                Err(ResponseError::GroupAuthorizationFailed)
+            } else if req
+                .topics
+                .iter()
+                .any(|t| !me.allowed(op::READ, resource::TOPIC, &t.name.0))
+            {
+                Err(ResponseError::TopicAuthorizationFailed)
+            } else if !super::groups::valid_group_id(&group) {
                 Err(ResponseError::InvalidGroupId)
             } else if let Ok(txns) = me.txns.get(&req.transactional_id.0) {
                 txns.check_offsets(
@@ -368,10 +409,12 @@ impl Handler {
         for t in &req.topics {
             let mut tr = TopicResponse::default();
             tr.name = t.name.clone();
+            let denied = !self.allowed(op::READ, resource::TOPIC, &t.name.0);
             for &index in &t.partition_indexes {
                 let mut pr = PartitionResponse::default();
                 pr.partition_index = index;
                 match self.logs.get(&t.name.0, index) {
+                    _ if denied => pr.error_code = code(ResponseError::TopicAuthorizationFailed),
                     None => {
                         pr.error_code = code(ResponseError::UnknownTopicOrPartition);
                     }
@@ -408,6 +451,13 @@ impl Handler {
         let mut resp = DescribeTransactionsResponse::default();
         for id in req.transactional_ids {
             let mut st = TransactionState::default();
+            if !self.allowed(op::DESCRIBE, resource::TRANSACTIONAL_ID, &id.0) {
+                st.error_code = code(ResponseError::TransactionalIdAuthorizationFailed);
+                st.transaction_state = s("");
+                st.transactional_id = id;
+                resp.transaction_states.push(st);
+                continue;
+            }
             let coordinator = match self.txns.get(&id.0) {
                 Ok(c) => c,
                 Err(a) => {
@@ -462,6 +512,10 @@ impl Handler {
             .collect();
         let now = self.txns.now_ms();
         for (id, m) in self.txns.list() {
+            // only the transactional ids the principal may describe
+            if !self.allowed_quietly(op::DESCRIBE, resource::TRANSACTIONAL_ID, &id) {
+                continue;
+            }
             let state_ok = req.state_filters.is_empty()
                 || req
                     .state_filters

@@ -18,6 +18,8 @@ impl Handler {
         let me = self.clone();
         Box::pin(async move {
             let mut resp = WriteTxnMarkersResponse::default();
+            // what only brokers send: CLUSTER_ACTION on the cluster
+            let denied = !me.cluster_allowed(crate::security::acl::op::CLUSTER_ACTION);
             for m in req.markers {
                 let mut mr = WritableTxnMarkerResult::default();
                 mr.producer_id = m.producer_id;
@@ -27,6 +29,13 @@ impl Handler {
                     for index in t.partition_indexes {
                         let mut pr = WritableTxnMarkerPartitionResult::default();
                         pr.partition_index = index;
+                        if denied {
+                            pr.error_code = code(
+                                kafka_protocol::error::ResponseError::ClusterAuthorizationFailed,
+                            );
+                            tr.partitions.push(pr);
+                            continue;
+                        }
                         if t.name.0.as_str() == crate::catalog::GROUPS_TOPIC {
                             pr.error_code = me
                                 .end_group_offsets(index, m.producer_id.0, m.transaction_result)

@@ -121,6 +121,15 @@ impl Handler {
                 (Err(_), _) => {}
             }
         }
+        // ALTER on the cluster
+        if !self.cluster_allowed(crate::security::acl::op::ALTER) {
+            for changes in per_user.values_mut() {
+                *changes = Err((
+                    ResponseError::ClusterAuthorizationFailed,
+                    "not authorized to alter users".into(),
+                ));
+            }
+        }
         let me = self.clone();
         Box::pin(async move {
             let mut resp = AlterUserScramCredentialsResponse::default();

@@ -132,6 +132,11 @@ impl Catalog {
         self.store.state().acls.clone()
     }
 
+    /// `f` over the ACL bindings, without copying them.
+    pub fn with_acls<R>(&self, f: impl FnOnce(&[AclBinding]) -> R) -> R {
+        f(&self.store.state().acls)
+    }
+
     /// Adds or removes ACL bindings, durably.
     pub async fn change_acls(&self, change: Change) -> Result<(), CatalogError> {
         self.commit_one(change).await

@@ -27,6 +27,9 @@ pub enum CatalogError {
     InvalidConfig(String),
     #[error("{0}")]
     InvalidRequest(String),
+    /// The principal may not do this to the topic (checked before the catalog is asked).
+    #[error("not authorized to access topic '{0}'")]
+    TopicNotAuthorized(String),
     #[error("user '{user}' has no {mechanism} credential")]
     UnknownCredential { user: String, mechanism: String },
     /// The state changed since the change was decided; decide again.

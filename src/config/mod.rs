@@ -225,6 +225,28 @@ impl Config {
                 );
             }
         }
+        if !matches!(self.authorizer.as_str(), "none" | "acl") {
+            return bad(
+                "authorizer",
+                format!("`{}` is not none or acl", self.authorizer),
+            );
+        }
+        for p in self
+            .super_users
+            .split(';')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            if !p
+                .split_once(':')
+                .is_some_and(|(t, n)| !t.is_empty() && !n.is_empty())
+            {
+                return bad(
+                    "super_users",
+                    format!("`{p}` is not Type:name (User:admin)"),
+                );
+            }
+        }
         if self.authentication_timeout_ms == 0 {
             return bad("authentication_timeout_ms", "must be at least 1");
         }

@@ -125,6 +125,12 @@ settings! {
     ssl_principal_mapping_rules: String = "DEFAULT".to_string(), env "TIERCEL_SSL_PRINCIPAL_MAPPING_RULES";
     /// SASL mechanisms offered on SASL listeners: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN
     sasl_enabled_mechanisms: String = "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN".to_string(), env "TIERCEL_SASL_ENABLED_MECHANISMS";
+    /// Authorization: none (everyone may do everything) or acl (ACLs, managed with CreateAcls/DeleteAcls, decide)
+    authorizer: String = "none".to_string(), env "TIERCEL_AUTHORIZER";
+    /// Principals the ACL authorizer allows everything, separated by semicolons (User:admin;User:ops)
+    super_users: String = String::new(), env "TIERCEL_SUPER_USERS";
+    /// With the ACL authorizer, a resource no ACL names is open to everyone (Kafka's allow.everyone.if.no.acl.found)
+    allow_everyone_if_no_acl_found: bool = false, env "TIERCEL_ALLOW_EVERYONE_IF_NO_ACL_FOUND";
     /// A SASL session lasts this long; the client re-authenticates on the same connection before it ends (KIP-368), or the connection is closed; 0: forever
     connections_max_reauth_ms: u64 = 0, env "TIERCEL_CONNECTIONS_MAX_REAUTH_MS";
     /// Time a new connection has to finish its TLS handshake and SASL authentication, ms

@@ -94,6 +94,9 @@ apis! {
     SaslAuthenticate: SaslAuthenticateRequest => SaslAuthenticateResponse,
     DescribeUserScramCredentials: DescribeUserScramCredentialsRequest => DescribeUserScramCredentialsResponse,
     AlterUserScramCredentials: AlterUserScramCredentialsRequest => AlterUserScramCredentialsResponse,
+    CreateAcls: CreateAclsRequest => CreateAclsResponse,
+    DescribeAcls: DescribeAclsRequest => DescribeAclsResponse,
+    DeleteAcls: DeleteAclsRequest => DeleteAclsResponse,
 }
 
 /// What identifies a request on its connection.

@@ -86,6 +86,29 @@ pub fn operations_of(resource_type: i8) -> &'static [i8] {
     }
 }
 
+/// `authorizer = acl`.
+#[derive(Debug, Clone)]
+pub struct AclSettings {
+    pub super_users: Vec<String>,
+    pub allow_if_no_acl: bool,
+}
+
+impl AclSettings {
+    /// From the config: `None` when there is no authorizer.
+    pub fn from_config(c: &crate::config::Config) -> Option<AclSettings> {
+        (c.authorizer == "acl").then(|| AclSettings {
+            super_users: c
+                .super_users
+                .split(';')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect(),
+            allow_if_no_acl: c.allow_everyone_if_no_acl_found,
+        })
+    }
+}
+
 /// A binding that is acceptable to store: a concrete resource type, pattern, operation and
 /// permission, a `Type:name` principal, and a name the pattern allows (`Err`: why not).
 pub fn check_binding(b: &AclBinding) -> Result<(), String> {

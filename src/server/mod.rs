@@ -16,7 +16,7 @@ pub mod per_ip;
 
 use crate::api::errors::CURRENT_API;
 use crate::api::sasl::Gate;
-use crate::api::{api_versions_response, Handler, Pending, Reply, LISTENER};
+use crate::api::{api_versions_response, Handler, Pending, Reply, Session, SESSION};
 use crate::clock::Throttle;
 use crate::config::SecurityProtocol;
 use crate::protocol::{self, DecodeError, RequestContext, Response};
@@ -109,6 +109,8 @@ pub struct Server {
 /// What a connection's reader knows of it.
 struct Conn<'a> {
     peer: SocketAddr,
+    /// An SSL listener's client that presented a certificate: its principal.
+    tls_principal: Option<Arc<str>>,
     endpoint: &'a Endpoint,
     stop: &'a CancellationToken,
     unanswered: &'a AtomicUsize,
@@ -169,7 +171,7 @@ impl Server {
         let _ = stream.set_nodelay(true);
         let Some(tls) = &endpoint.tls else {
             let (rd, wr) = stream.into_split();
-            return self.run(rd, wr, peer, endpoint, cancel).await;
+            return self.run(rd, wr, (peer, None), endpoint, cancel).await;
         };
         // rustls reads the socket 4 KiB at a time: a buffer under it makes that one system
         // call per 64 KiB
@@ -183,6 +185,7 @@ impl Server {
             },
             _ = cancel.cancelled() => return,
         };
+        let mut principal = None;
         if let Some(dn) = stream
             .get_ref()
             .1
@@ -192,7 +195,8 @@ impl Server {
         {
             match self.security.principals.map(&dn) {
                 Some(name) => {
-                    tracing::debug!(%peer, principal = %format!("User:{name}"), "TLS client certificate accepted")
+                    tracing::debug!(%peer, principal = %format!("User:{name}"), "TLS client certificate accepted");
+                    principal = Some(Arc::from(format!("User:{name}")));
                 }
                 None => {
                     return tls_refused(
@@ -203,7 +207,7 @@ impl Server {
             }
         }
         let (rd, wr) = tokio::io::split(stream);
-        self.run(rd, wr, peer, endpoint, cancel).await
+        self.run(rd, wr, (peer, principal), endpoint, cancel).await
     }
 
     /// Serves one connection (over TCP or TLS) until it closes.
@@ -211,7 +215,7 @@ impl Server {
         self: Arc<Self>,
         rd: R,
         wr: W,
-        peer: SocketAddr,
+        (peer, tls_principal): (SocketAddr, Option<Arc<str>>),
         endpoint: &Endpoint,
         cancel: CancellationToken,
     ) where
@@ -223,6 +227,7 @@ impl Server {
         let mut writer = tokio::spawn(write_loop(wr, rx, peer, unanswered.clone()));
         let conn = Conn {
             peer,
+            tls_principal,
             endpoint,
             stop: &cancel,
             unanswered: &unanswered,
@@ -249,6 +254,7 @@ impl Server {
     ) -> Ended {
         let Conn {
             peer,
+            tls_principal,
             endpoint,
             stop,
             unanswered,
@@ -256,6 +262,7 @@ impl Server {
         // a SASL listener's session: nothing but the exchange is served until it succeeds,
         // within authentication_timeout_ms
         let mut sasl = endpoint.protocol.sasl().then(Sasl::new);
+        let anonymous: Arc<str> = Arc::from(crate::security::ANONYMOUS);
         let auth_timer = tokio::time::sleep(self.security.auth_timeout);
         tokio::pin!(auth_timer);
         // One buffer per connection: each frame is split off and frozen; once the request is
@@ -365,15 +372,23 @@ impl Server {
                     let in_flight = InFlight::new();
                     tracing::trace!(%peer, api = ?ctx.api_key, version = ctx.api_version, correlation_id = ctx.correlation_id, "request");
                     let api = protocol::api_name(ctx.api_key);
-                    let pending = LISTENER
+                    let principal = match sasl.as_ref().and_then(|s| s.principal()) {
+                        Some(p) => Arc::from(p),
+                        None => tls_principal.clone().unwrap_or_else(|| anonymous.clone()),
+                    };
+                    let session = Session {
+                        listener: endpoint.name.clone(),
+                        peer,
+                        principal,
+                    };
+                    let pending = SESSION
                         .scope(
-                            endpoint.name.clone(),
+                            session.clone(),
                             CURRENT_API.scope(api, self.handler.handle(&ctx, peer, req)),
                         )
                         .await;
-                    let pending: crate::api::Pending = Box::pin(
-                        LISTENER.scope(endpoint.name.clone(), CURRENT_API.scope(api, pending)),
-                    );
+                    let pending: crate::api::Pending =
+                        Box::pin(SESSION.scope(session, CURRENT_API.scope(api, pending)));
                     Outgoing::Response(ctx, pending, decoded, in_flight)
                 }
                 Err(DecodeError::ApiVersionsUnsupported {
