@@ -1,6 +1,6 @@
 // The Java client (kafka-clients 4.3.0) over secured listeners: its Admin, authenticated as the
 // administrator (a super user) over SASL_SSL, creates a SCRAM-SHA-512 user and describes it, and
-// gives it READ and WRITE on topics and groups prefixed "java-" with ACLs; that user produces
+// gives it READ, WRITE and CREATE on topics and READ on groups prefixed "java-" with ACLs; that user produces
 // and consumes over SASL_SSL (and is refused any other topic with TopicAuthorizationException
 // and the ACL API with ClusterAuthorizationException); a client certificate produces and
 // consumes over SSL (mTLS); a wrong password is refused with SaslAuthenticationException. Prints
@@ -103,7 +103,8 @@ public class SecurityClient {
         check("Java Admin creates and describes ACLs (prefixed topic and group grants)", () -> {
             try (Admin admin = Admin.create(sasl(adminUser, adminPassword))) {
                 List<AclBinding> grants = new ArrayList<>();
-                for (AclOperation op : List.of(AclOperation.READ, AclOperation.WRITE)) {
+                // CREATE too: a producer's first Metadata creates its topic
+                for (AclOperation op : List.of(AclOperation.READ, AclOperation.WRITE, AclOperation.CREATE)) {
                     grants.add(new AclBinding(new ResourcePattern(ResourceType.TOPIC, "java-", PatternType.PREFIXED),
                         new AccessControlEntry("User:java-app", "*", op, AclPermissionType.ALLOW)));
                 }
@@ -113,7 +114,7 @@ public class SecurityClient {
                 Collection<AclBinding> found = admin.describeAcls(new AclBindingFilter(
                     new ResourcePatternFilter(ResourceType.ANY, "java-orders", PatternType.MATCH),
                     AccessControlEntryFilter.ANY)).values().get();
-                if (found.size() != 3) throw new AssertionError("MATCH java-orders found " + found);
+                if (found.size() != 4) throw new AssertionError("MATCH java-orders found " + found);
             }
         });
         check("Java SASL_SSL SCRAM-SHA-512 produce+consume", () -> roundtrip(sasl("java-app", "java-secret"), "java-sasl-" + suffix));
