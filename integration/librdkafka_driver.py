@@ -39,7 +39,8 @@ MOCK_ONLY = {
     "0139_offset_validation_mock": "runs against librdkafka's mock cluster only",
     "0150_telemetry_mock": "runs against librdkafka's mock cluster only",
 }
-ACL = "needs an authorizer (CreateAcls/DescribeAcls/DeleteAcls are not served)"
+ACL = ("needs an authorizer: the default scenario's broker has none, so the ACL APIs answer "
+       "SECURITY_DISABLED (tests/acls.rs and integration/security.sh cover them)")
 RF3 = "creates its topics with replication factor 3 (a three-broker cluster; a one-broker Kafka refuses them too): run against the three-node cluster"
 # Tests run sub-test by sub-test: the runner's SUBTESTS is one substring matched against
 # "<function>:<line>: <description>", so each sub-test function of the source that is not left
@@ -47,7 +48,7 @@ RF3 = "creates its topics with replication factor 3 (a three-broker cluster; a o
 SUBTEST_RUNS = {
     "0081_admin": ("0081-admin.c", {
         "do_test_CreateAcls": ACL, "do_test_DescribeAcls": ACL, "do_test_DeleteAcls": ACL,
-        "do_test_UserScramCredentials": "needs SASL/SCRAM (DescribeUserScramCredentials/AlterUserScramCredentials are not served)",
+        "do_test_UserScramCredentials": "not yet run against the SCRAM user APIs (tests/security.rs and integration/security.sh cover them)",
     }),
     "0103_transactions": ("0103-transactions.c", {
         "do_test_basic_producer_txn": RF3, "do_test_consumer_producer_txn": RF3,
