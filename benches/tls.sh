@@ -66,7 +66,7 @@ opts() { # listener -> rdkafka_performance arguments
 }
 csv=$(results_dir)/tls.csv
 [ -f "$csv" ] || echo "commit,date,machine,round,listener,records,size,partitions,produce_rps,produce_mbps,consume_rps,consume_mbps,broker_cpu_s_per_gb_produced,broker_cpu_s_per_gb_consumed" >"$csv"
-commit=$(git -C "$root" rev-parse --short HEAD)
+commit=$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD -- src || echo "+dirty")
 rows=$work/rows.txt
 for round in $(seq "$REPEAT"); do
   for l in PLAINTEXT SSL SASL_SSL; do
