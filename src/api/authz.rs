@@ -70,32 +70,9 @@ impl Handler {
         self.decide(o, rt, name, false)
     }
 
-    fn decide(&self, o: i8, rt: i8, name: &str, audit: bool) -> bool {
-        let Some(settings) = &self.acl else {
-            return true;
-        };
-        let Ok((principal, host)) =
-            SESSION.try_with(|s| (s.principal.clone(), s.peer.ip().to_string()))
-        else {
-            return true;
-        };
-        let yes = self.catalog.with_acls(|bindings| {
-            Authorizer {
-                bindings,
-                super_users: &settings.super_users,
-                allow_if_no_acl: settings.allow_if_no_acl,
-            }
-            .allows(&principal, &host, o, rt, name)
-        });
-        if !yes && audit {
-            denied(&principal, &host, o, rt, name);
-        }
-        yes
-    }
-
-    /// Kafka's `authorizeByResourceType`: whether the principal may do `o` on some resource
-    /// of type `rt` (an idempotent producer's WRITE on any topic).
-    pub(crate) fn allowed_any(&self, o: i8, rt: i8) -> bool {
+    /// `ask` with the authorizer, the request's principal and its host; allowed without an
+    /// authorizer or outside a client's request.
+    fn authorize(&self, ask: impl FnOnce(&Authorizer, &str, &str) -> bool) -> bool {
         let Some(settings) = &self.acl else {
             return true;
         };
@@ -105,13 +82,29 @@ impl Handler {
             return true;
         };
         self.catalog.with_acls(|bindings| {
-            Authorizer {
+            let authorizer = Authorizer {
                 bindings,
                 super_users: &settings.super_users,
                 allow_if_no_acl: settings.allow_if_no_acl,
-            }
-            .allows_any(&principal, &host, o, rt)
+            };
+            ask(&authorizer, &principal, &host)
         })
+    }
+
+    fn decide(&self, o: i8, rt: i8, name: &str, audit: bool) -> bool {
+        self.authorize(|a, principal, host| {
+            let yes = a.allows(principal, host, o, rt, name);
+            if !yes && audit {
+                denied(principal, host, o, rt, name);
+            }
+            yes
+        })
+    }
+
+    /// Kafka's `authorizeByResourceType`: whether the principal may do `o` on some resource
+    /// of type `rt` (an idempotent producer's WRITE on any topic).
+    pub(crate) fn allowed_any(&self, o: i8, rt: i8) -> bool {
+        self.authorize(|a, principal, host| a.allows_any(principal, host, o, rt))
     }
 
     /// The cluster operation `o` is allowed.
