@@ -251,11 +251,7 @@ impl Broker {
                 addr: spec.bind,
                 source,
             })?;
-            let adv = spec
-                .advertised
-                .clone()
-                .unwrap_or_else(|| (bound.ip().to_string(), i32::from(bound.port())));
-            advertised_listeners.insert(spec.name.clone(), adv);
+            advertised_listeners.insert(spec.name.clone(), spec.advertised_or(bound));
             let endpoint = crate::server::Endpoint {
                 name: spec.name.as_str().into(),
                 protocol: spec.protocol,

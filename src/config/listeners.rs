@@ -134,6 +134,15 @@ fn resolve(key: &'static str, host: &str, port: u16) -> Result<SocketAddr, Confi
         .ok_or_else(|| bad(key, format!("`{host}` resolves to no address")))
 }
 
+impl Listener {
+    /// The host and port its clients are told: the advertised address, or the one `bound`.
+    pub fn advertised_or(&self, bound: SocketAddr) -> (String, i32) {
+        self.advertised
+            .clone()
+            .unwrap_or_else(|| (bound.ip().to_string(), i32::from(bound.port())))
+    }
+}
+
 impl Config {
     /// The listeners in effect, the first being the one `listen`/`advertised_listener` describe
     /// when `listeners` is empty.
@@ -241,6 +250,21 @@ mod tests {
         assert_eq!(l[0].name, "PLAINTEXT");
         assert_eq!(l[0].bind, "127.0.0.1:9092".parse().expect("addr"));
         assert_eq!(l[0].advertised, None);
+    }
+
+    #[test]
+    fn advertised_defaults_to_the_bound_address() {
+        let bound: SocketAddr = "127.0.0.1:1234".parse().expect("addr");
+        let l = Config::default().listeners().expect("default");
+        assert_eq!(l[0].advertised_or(bound), ("127.0.0.1".into(), 1234));
+        let l = Config {
+            advertised_listener: "kafka.example:19092".into(),
+            ..Config::default()
+        }
+        .listeners()
+        .expect("legacy advertised");
+        let any: SocketAddr = "0.0.0.0:1".parse().expect("addr");
+        assert_eq!(l[0].advertised_or(any), ("kafka.example".into(), 19092));
     }
 
     #[test]

@@ -17,7 +17,6 @@ pub use sections::{ip_overrides, GroupConfig, StoreConfig, TierConfig, TxnConfig
 pub use settings::{Cli, Config, ConfigError, FileConfig, LogFormat, TimestampType};
 pub use topic::LogConfig;
 
-use settings::parse_host_port;
 use std::path::Path;
 
 impl Config {
@@ -176,12 +175,6 @@ impl Config {
                 );
             }
         }
-        if !self.advertised_listener.is_empty() {
-            parse_host_port(&self.advertised_listener).map_err(|reason| ConfigError::Invalid {
-                key: "advertised_listener",
-                reason,
-            })?;
-        }
         let listeners = self.listeners()?;
         if listeners.iter().any(|l| l.protocol.tls())
             && (self.ssl_certificate.is_empty() || self.ssl_key.is_empty())
@@ -262,7 +255,6 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use super::settings::addr;
     use super::*;
     use clap::Parser;
 
@@ -319,22 +311,5 @@ mod tests {
         std::fs::write(&f, "no_such_key = 1\n").expect("write");
         let e = parse(&["--config", f.to_str().expect("utf8")]).expect_err("unknown key");
         assert!(e.to_string().contains("no_such_key"), "{e}");
-    }
-
-    #[test]
-    fn advertised_defaults_to_bound_address() {
-        let c = Config::default();
-        assert_eq!(
-            c.advertised(addr("127.0.0.1:1234")),
-            ("127.0.0.1".into(), 1234)
-        );
-        let c = Config {
-            advertised_listener: "kafka.example:19092".into(),
-            ..Config::default()
-        };
-        assert_eq!(
-            c.advertised(addr("0.0.0.0:1")),
-            ("kafka.example".into(), 19092)
-        );
     }
 }

@@ -307,16 +307,6 @@ impl Config {
             }
         }
     }
-
-    /// The host and port clients are told to connect to.
-    pub fn advertised(&self, bound: SocketAddr) -> (String, i32) {
-        if self.advertised_listener.is_empty() {
-            (bound.ip().to_string(), bound.port() as i32)
-        } else {
-            parse_host_port(&self.advertised_listener)
-                .unwrap_or_else(|_| (bound.ip().to_string(), bound.port() as i32))
-        }
-    }
 }
 
 pub(crate) fn parse_host_port(s: &str) -> Result<(String, i32), String> {
