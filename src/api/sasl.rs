@@ -113,7 +113,7 @@ pub fn gate(
         _ if sasl.principal().is_some() => Gate::Close(format!(
             "{:?} after the SASL session of {} expired (connections_max_reauth_ms) without re-authentication",
             ctx.api_key,
-            sasl.principal().unwrap_or_default()
+            sasl.principal().map_or("", |p| &**p)
         )),
         _ => Gate::Close(format!(
             "{:?} before SASL authentication (clients of a SASL listener authenticate first)",

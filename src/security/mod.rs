@@ -99,7 +99,7 @@ enum State {
 pub struct Sasl {
     state: State,
     /// `User:<name>` once authenticated.
-    principal: Option<String>,
+    principal: Option<Arc<str>>,
     /// When the session ends (KIP-368), if sessions expire.
     expires: Option<Instant>,
 }
@@ -140,8 +140,9 @@ impl Sasl {
         self.principal.is_some() && self.expires.is_none_or(|e| Instant::now() < e)
     }
 
-    pub fn principal(&self) -> Option<&str> {
-        self.principal.as_deref()
+    /// Shared, so each request's session takes it without a copy.
+    pub fn principal(&self) -> Option<&Arc<str>> {
+        self.principal.as_ref()
     }
 
     /// The next frame is a bare SASL message (after SaslHandshake v0), not a Kafka request.
@@ -208,7 +209,7 @@ impl Sasl {
             Ok(Step::Continue(challenge)) => SaslAnswer::Continue(challenge),
             Ok(Step::Done { user, reply }) => {
                 let principal = format!("User:{user}");
-                if self.principal.as_ref().is_some_and(|p| *p != principal) {
+                if self.principal.as_ref().is_some_and(|p| **p != *principal) {
                     // KIP-368: re-authentication may not change who the connection is
                     self.state = State::Handshake;
                     return SaslAnswer::Failed {
@@ -216,7 +217,7 @@ impl Sasl {
                         reason: "re-authentication must keep the same principal".into(),
                     };
                 }
-                self.principal = Some(principal);
+                self.principal = Some(Arc::from(principal));
                 self.expires = security.reauth.map(|d| Instant::now() + d);
                 self.state = State::Done;
                 crate::metrics::sasl_authenticated(mechanism);

@@ -373,7 +373,7 @@ impl Server {
                     tracing::trace!(%peer, api = ?ctx.api_key, version = ctx.api_version, correlation_id = ctx.correlation_id, "request");
                     let api = protocol::api_name(ctx.api_key);
                     let principal = match sasl.as_ref().and_then(|s| s.principal()) {
-                        Some(p) => Arc::from(p),
+                        Some(p) => p.clone(),
                         None => tls_principal.clone().unwrap_or_else(|| anonymous.clone()),
                     };
                     let session = Session {
