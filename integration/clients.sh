@@ -71,7 +71,7 @@ cleanup() {
 trap cleanup EXIT
 "$work/broker.sh"
 for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$pport) 2>/dev/null && (echo >/dev/tcp/127.0.0.1/$fport) 2>/dev/null && break; sleep 0.1; done
-export RESTART_BROKER="$work/broker.sh" FAULTY_BOOTSTRAP="127.0.0.1:$pport" FAULT_LOG="$work/faults.log"
+export TIERCEL_METRICS="http://127.0.0.1:$mport/metrics" RESTART_BROKER="$work/broker.sh" FAULTY_BOOTSTRAP="127.0.0.1:$pport" FAULT_LOG="$work/faults.log"
 
 versions=$(python3 -c 'import confluent_kafka as c, kafka, aiokafka; print(f"confluent-kafka {c.version()} (librdkafka {c.libversion()[0]}), kafka-python {kafka.__version__}, aiokafka {aiokafka.__version__}")')
 kjs=$(node -p "require('$node_dir/node_modules/kafkajs/package.json').version")

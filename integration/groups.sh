@@ -43,16 +43,26 @@ start
 # (3 s) so they share one generation; records are produced once they all have partitions
 echo 0 | kcat -b $b -P -t shared -p 0 -X acks=all
 member a g1 shared; member b g1 shared; member c g1 shared
-# wait until the broker reports all three in the group, then a moment for SyncGroup
-for _ in $(seq 100); do
-  [ "$(curl -s "http://127.0.0.1:$mport/metrics" | grep -c 'tiercel_group_members{group="g1"} 3' || true)" -gt 0 ] && break
+# wait until the broker reports all three in a Stable group (a member that joined after the
+# first generation leaves the group rebalancing for a while), then a moment for the fetches
+stable=no
+for _ in $(seq 150); do
+  m=$(curl -s "http://127.0.0.1:$mport/metrics")
+  grep -q 'tiercel_group_members{group="g1"} 3$' <<<"$m" \
+    && grep -q 'tiercel_group_state{group="g1",state="Stable"} 1$' <<<"$m" && { stable=yes; break; }
   sleep 0.2
 done
+[ $stable = yes ] || echo "note: the group was not Stable with 3 members within 30 s"
 sleep 2
 seq 1 60 | kcat -b $b -P -t shared -X acks=all
 wait_values 1 60 "$work"/{a,b,c}.out || true
 check "three members consume all 60 records" "60" "$(cat "$work"/{a,b,c}.out | awk '$2 >= 1 {print $2}' | sort -u | wc -l)"
 check "every member got a share" "3" "$(for m in a b c; do [ -s "$work/$m.out" ] && echo x; done | wc -l)"
+if [ "$(for m in a b c; do [ -s "$work/$m.out" ] && echo x; done | wc -l)" != 3 ]; then
+  for m in a b c; do echo "  member $m read partitions: $(cut -d: -f1 "$work/$m.out" | sort -u | tr '\n' ' ')"; done
+  grep -i 'g1\|group' "$work/broker.log" | tail -n 20 || true
+  curl -s "http://127.0.0.1:$mport/metrics" | grep 'group="g1"' || true
+fi
 kill -9 "$pid_c"
 seq 61 120 | kcat -b $b -P -t shared -X acks=all
 wait_values 61 60 "$work"/{a,b}.out || true

@@ -10,7 +10,9 @@
 # With rapidjson-dev installed when the suite is built (.ci/run installs it), the tests that
 # check JSON statistics (0053, 0110) run too.
 #
-#   [LRK_SECURITY=sasl_ssl] integration/librdkafka.sh [path/to/tiercel] [quick|full|cluster]
+#   [LRK_SECURITY=sasl_ssl] [LRK_ONLY="0081_admin ..."] integration/librdkafka.sh [path/to/tiercel] [quick|full|cluster]
+#
+# LRK_ONLY (quick mode) runs the tests it names instead of the QUICK set, without the cluster.
 #
 # LRK_SECURITY=sasl_ssl runs the suite over TLS and SASL: the brokers' only listener is SASL_SSL
 # (a CA and certificate made with the openssl CLI, a SCRAM-SHA-512 user made with `tiercel user
@@ -98,7 +100,9 @@ start_broker() {
       "$work/ca.pem" >>"$work/$name.conf"
   fi
 }
-start_broker default
+# the ACL authorizer with everything open where no binding says otherwise (0081's ACL sub-tests
+# create, describe and delete bindings on their own topics)
+start_broker default --authorizer acl --allow-everyone-if-no-acl-found true
 start_broker noautocreate --auto-create-topics-enable false
 
 # The three-node clusters (one real etcd; a bucket in a local directory the nodes of a cluster
@@ -139,7 +143,7 @@ java_shim() {
   chmod +x "$work/kafka/bin/kafka-run-class.sh"
   export KAFKA_PATH=$work/kafka
 }
-if [ -z "$security" ] && command -v etcd >/dev/null && command -v java >/dev/null; then
+if [ -z "$security" ] && [ -z "${LRK_ONLY:-}" ] && command -v etcd >/dev/null && command -v java >/dev/null; then
   start_etcd
   start_cluster cluster
   start_cluster cluster-noautocreate --auto-create-topics-enable false

@@ -6,7 +6,9 @@
 # SASL_SSL with SCRAM-SHA-512 and over SSL with a client certificate; wrong passwords and
 # untrusted certificates refused; a renewed certificate served without a restart; garbage on the
 # TLS ports; users surviving a restart; the SASL counters in /metrics; the ACL authorizer with
-# grants made by the Java Admin.
+# grants made by the Java Admin; OAUTHBEARER with kafka-python and confluent-kafka (RS256 tokens
+# signed with the openssl CLI, checked against a JWKS file); a client quota set by the Java Admin holding a producer to
+# 1 MiB/s, before and after a restart.
 # Usage: integration/security.sh [path/to/tiercel]
 set -euo pipefail
 bin=$(realpath "${1:-target/release/tiercel}")
@@ -44,6 +46,10 @@ issue() { # name, subject, extensions, CA
 issue server "/CN=broker" "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n" ca
 issue client "/O=Tiercel CI/CN=client-1" "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n" ca
 issue stranger "/CN=stranger" "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n" other-ca
+# OAUTHBEARER: an RSA key whose public half is the broker's JWKS file, and a stranger's key
+openssl genrsa -out oauth.key 2048 2>/dev/null
+openssl genrsa -out oauth-other.key 2048 2>/dev/null
+python3 "$here/clients/oauth_clients.py" jwks oauth.key jwks.json
 
 # the first users, made offline before the broker ever runs
 echo "admin-secret" | "$bin" user set --data-dir data --user admin --password-stdin >/dev/null
@@ -54,7 +60,9 @@ check "tiercel user list" "admin app" "$("$bin" user list --data-dir data | cut 
 # grants from the Java Admin
 start() { # ssl_client_auth
   "$bin" --listeners "PLAINTEXT://$plain,SSL://$ssl,SASL_SSL://$sasl" \
-    --authorizer acl --super-users "User:admin;User:app;User:CN=client-1,O=Tiercel CI;User:ANONYMOUS" \
+    --authorizer acl --super-users "User:admin;User:app;User:CN=client-1,O=Tiercel CI;User:ANONYMOUS;User:oauth-app" \
+    --sasl-enabled-mechanisms "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN,OAUTHBEARER" \
+    --sasl-oauthbearer-jwks-file jwks.json --sasl-oauthbearer-expected-audience tiercel \
     --ssl-certificate server.pem --ssl-key server.key --ssl-ca ca.pem --ssl-client-auth "$1" \
     --metrics-listen "127.0.0.1:$mport" --data-dir data >>broker.log 2>&1 &
   pid=$!
@@ -95,11 +103,33 @@ if python3 "$here/clients/security_clients.py" "$sasl" "$ssl" ca.pem client.pem 
 while read -r line; do case "$line" in PASS*) ok "${line#PASS }";; *) bad "${line#FAIL }";; esac; done <python.out
 [ -s python.out ] || { bad "python clients printed nothing"; tail -20 python.err; }
 
+echo "== OAUTHBEARER: kafka-python, confluent-kafka"
+if python3 "$here/clients/oauth_clients.py" run "$sasl" ca.pem oauth.key oauth-other.key \
+  >oauth.out 2>oauth.err; then :; fi
+while read -r line; do case "$line" in PASS*) ok "${line#PASS }";; *) bad "${line#FAIL }";; esac; done <oauth.out
+[ -s oauth.out ] || { bad "the OAUTHBEARER clients printed nothing"; tail -20 oauth.err; }
+
 echo "== Java client (kafka-clients 4.3.0)"
 if java -cp "$jars/*" "$here/clients/SecurityClient.java" "$sasl" "$ssl" ca.pem client.pem client.key admin admin-secret \
   >java.out 2>java.err; then :; fi
 while read -r line; do case "$line" in PASS*) ok "${line#PASS }";; *) bad "${line#FAIL }";; esac; done <java.out
 [ -s java.out ] || { bad "the Java client printed nothing"; tail -20 java.err; }
+
+# the Java Admin gave java-app a producer_byte_rate of 1 MiB/s: a producer trying 10 MB/s for
+# 30 s is held to it, and throttled as both the client and /metrics see it
+quota_out=$(python3 "$here/clients/quota_probe.py" "$sasl" ca.pem java-app java-secret java-quota 30 2>quota.err || true)
+echo "quota: $quota_out"
+rate=$(echo "$quota_out" | sed -n 's/.*rate_bytes_per_s=\([0-9]*\).*/\1/p')
+tmax=$(echo "$quota_out" | sed -n 's/.*throttle_max_ms=\([0-9]*\).*/\1/p')
+[ -n "$rate" ] && [ "$rate" -ge 943718 ] && [ "$rate" -le 1153433 ] \
+  && ok "a 1 MiB/s quota holds a 10 MB/s producer to $rate B/s over 30 s (within 10%)" \
+  || bad "quota: acknowledged at ${rate:-?} B/s, not 1 MiB/s +-10% [$quota_out] $(tail -3 quota.err)"
+[ "${tmax:-0}" -gt 0 ] && ok "the producer's own statistics show the throttle (max ${tmax} ms)" \
+  || bad "the producer saw no throttle [$quota_out]"
+throttled=$(curl -s "http://127.0.0.1:$mport/metrics" \
+  | awk '/^tiercel_throttled_responses_total\{/ && /principal="User:java-app"/ && /quota="produce"/ {print int($2)}')
+[ "${throttled:-0}" -gt 0 ] && ok "/metrics counts java-app's throttled produce responses ($throttled)" \
+  || bad "/metrics: no throttled produce responses for User:java-app"
 
 # garbage on the TLS ports closes those connections and nothing else
 python3 - "$sp" "$ssp" <<'EOF'
@@ -147,6 +177,10 @@ check "a user and ACLs made with the Java Admin survive a restart" "10" \
 denied_out=$(timeout 20 kcat -b "$sasl" "${SASL[@]}" -X sasl.username=java-app -X sasl.password=java-secret \
   -C -t kcat-sasl -o beginning -e -q 2>&1 || true)
 check "java-app reads nothing of a topic it has no grant for" "0" "$(echo "$denied_out" | grep -c '^[0-9][0-9]*$' || true)"
+quota_out=$(python3 "$here/clients/quota_probe.py" "$sasl" ca.pem java-app java-secret java-quota 3 2>quota.err || true)
+tmax=$(echo "$quota_out" | sed -n 's/.*throttle_max_ms=\([0-9]*\).*/\1/p')
+[ "${tmax:-0}" -gt 0 ] && ok "java-app's quota survives a restart (throttled up to ${tmax} ms)" \
+  || bad "after the restart java-app was not throttled [$quota_out]"
 check "kcat SSL client certificate after the restart" "100" \
   "$(kcat -b "$ssl" "${MTLS[@]}" -C -t kcat-mtls -o beginning -e -q | wc -l)"
 if kcat -b "$ssl" -X security.protocol=SSL -X ssl.ca.location=ca.pem -L -m 5 >kcat-nocert.log 2>&1; then
@@ -160,5 +194,6 @@ if [ "$fail" -gt 0 ]; then
   echo "--- broker log (last 40 lines)"; tail -40 broker.log
   echo "--- python"; tail -30 python.err 2>/dev/null || true
   echo "--- java"; tail -30 java.err 2>/dev/null || true
+  echo "--- oauth"; tail -30 oauth.err 2>/dev/null || true
   exit 1
 fi

@@ -361,6 +361,7 @@ impl Broker {
             )),
             _ => None,
         };
+        let quotas = Arc::new(crate::security::quotas::ClientQuotas::new(catalog.clone()));
         let handler = Arc::new(Handler {
             cluster: cluster.as_ref().map(|(c, _)| c.clone()),
             followers,
@@ -378,15 +379,39 @@ impl Broker {
             mutations: crate::api::quota::MutationQuota::new(config.topic_mutation_rate),
             stopping: CancellationToken::new(),
             fetch_memory: crate::api::fetch_memory::FetchMemory::new(config.fetch_memory_max_bytes),
+            sessions: crate::api::fetch_session::FetchSessions::new(
+                config.max_incremental_fetch_session_cache_slots,
+            ),
             acl: crate::security::acl::AclSettings::from_config(&config),
+            quotas: quotas.clone(),
             config: config.clone(),
         });
+        let oauth = if config
+            .sasl_enabled_mechanisms
+            .split(',')
+            .any(|m| m.trim() == "OAUTHBEARER")
+        {
+            Some(
+                crate::security::oauth::OAuth::load(
+                    config.sasl_oauthbearer_jwks_file.clone().into(),
+                    &config.sasl_oauthbearer_expected_audience,
+                    &config.sasl_oauthbearer_expected_issuer,
+                    &config.sasl_oauthbearer_sub_claim_name,
+                    Duration::from_secs(config.sasl_oauthbearer_clock_skew_seconds),
+                )
+                .await
+                .map_err(BrokerError::Config)?,
+            )
+        } else {
+            None
+        };
         let security = Arc::new(
-            crate::security::Security::new(handler.catalog.clone(), &config)
+            crate::security::Security::new(handler.catalog.clone(), &config, oauth)
                 .map_err(BrokerError::Config)?,
         );
         let server = Arc::new(Server {
             security,
+            quotas,
             handler,
             max_frame: config.socket_request_max_bytes as usize,
             connections: Arc::new(Semaphore::new(config.max_connections)),
@@ -505,6 +530,9 @@ impl Broker {
         }
         if let Some(tls) = self.tls.clone() {
             accept.push(tokio::spawn(tls.watch(cancel.clone())));
+        }
+        if let Some(oauth) = self.server.security.oauth.clone() {
+            accept.push(tokio::spawn(oauth.watch(cancel.clone())));
         }
         let http = tokio::spawn(http::serve(
             self.http,

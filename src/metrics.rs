@@ -18,6 +18,8 @@ pub const SASL_FAILURES: &str = "tiercel_sasl_authentication_failures_total";
 pub const TLS_HANDSHAKE_FAILURES: &str = "tiercel_tls_handshake_failures_total";
 pub const TLS_RELOADS: &str = "tiercel_tls_certificate_reloads_total";
 pub const AUTHORIZATION_DENIALS: &str = "tiercel_authorization_denials_total";
+pub const THROTTLE_MS: &str = "tiercel_throttle_time_milliseconds_total";
+pub const THROTTLED_RESPONSES: &str = "tiercel_throttled_responses_total";
 pub const PRODUCE_BYTES: &str = "tiercel_produce_bytes_total";
 pub const PRODUCE_RECORDS: &str = "tiercel_produce_records_total";
 pub const FETCH_BYTES: &str = "tiercel_fetch_bytes_total";
@@ -31,6 +33,10 @@ pub const GROUP_STATE: &str = "tiercel_group_state";
 pub const GROUP_LAG: &str = "tiercel_group_lag";
 pub const REQUESTS_IN_FLIGHT: &str = "tiercel_requests_in_flight";
 pub const FETCH_WAIT_SECONDS: &str = "tiercel_fetch_wait_seconds";
+pub const FETCH_SESSIONS: &str = "tiercel_fetch_sessions";
+pub const FETCH_SESSION_PARTITIONS: &str = "tiercel_fetch_session_partitions";
+pub const FETCH_SESSION_EVICTIONS: &str = "tiercel_fetch_session_evictions_total";
+pub const FETCH_SESSION_FETCHES: &str = "tiercel_fetch_session_requests_total";
 pub const LAST_STABLE_OFFSET: &str = "tiercel_partition_last_stable_offset";
 pub const TRANSACTIONS_ENDED: &str = "tiercel_transactions_total";
 pub const TRANSACTIONS_OPEN: &str = "tiercel_transactions_open";
@@ -110,7 +116,7 @@ pub fn upkeep() {
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(REQUESTS, "Requests decoded, by API");
+    describe_counter!(REQUESTS, "Requests answered, by API and version");
     describe_gauge!(
         CLUSTER_LEADERSHIPS,
         "Partitions this node leads and serves (cluster mode)"
@@ -133,6 +139,22 @@ fn describe() {
     describe_gauge!(
         FOLLOWER_COPIES,
         "Follower copies of partitions other nodes lead that this node keeps for consumers in its rack"
+    );
+    describe_gauge!(
+        FETCH_SESSIONS,
+        "Incremental fetch sessions (KIP-227) in the session cache"
+    );
+    describe_gauge!(
+        FETCH_SESSION_PARTITIONS,
+        "Partitions held by the incremental fetch sessions"
+    );
+    describe_counter!(
+        FETCH_SESSION_EVICTIONS,
+        "Fetch sessions evicted to make room for a new one"
+    );
+    describe_counter!(
+        FETCH_SESSION_FETCHES,
+        "Fetch requests by session kind: full (opening a session), incremental, sessionless, error"
     );
     describe_counter!(
         PREFERRED_REPLICA,
@@ -189,6 +211,14 @@ fn describe() {
     describe_counter!(
         AUTHORIZATION_DENIALS,
         "Operations the ACL authorizer refused, by operation and resource type"
+    );
+    describe_counter!(
+        THROTTLE_MS,
+        "Time responses were throttled for client quotas, by quota (produce, fetch, request) and principal"
+    );
+    describe_counter!(
+        THROTTLED_RESPONSES,
+        "Responses throttled for client quotas, by quota (produce, fetch, request) and principal"
     );
     describe_counter!(
         TLS_RELOADS,
@@ -334,9 +364,23 @@ pub fn flush_latency(d: Duration) {
     metrics::histogram!(FLUSH_SECONDS).record(d.as_secs_f64());
 }
 
-pub fn request(api: &'static str, d: Duration) {
-    metrics::counter!(REQUESTS, "api" => api).increment(1);
+pub fn request(api: &'static str, version: i16, d: Duration) {
+    metrics::counter!(REQUESTS, "api" => api, "version" => version_label(version)).increment(1);
     metrics::histogram!(REQUEST_SECONDS, "api" => api).record(d.as_secs_f64());
+}
+
+/// A request version as a label, without allocating (versions are small; the decoder refuses
+/// any the broker does not serve).
+fn version_label(v: i16) -> &'static str {
+    const LABELS: [&str; 21] = [
+        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16",
+        "17", "18", "19", "20",
+    ];
+    usize::try_from(v)
+        .ok()
+        .and_then(|i| LABELS.get(i))
+        .copied()
+        .unwrap_or("other")
 }
 
 pub fn request_error(api: &'static str, code: kafka_protocol::error::ResponseError) {
@@ -371,6 +415,14 @@ pub fn tls_handshake_failed() {
 pub fn authorization_denied(operation: &'static str, resource_type: &'static str) {
     metrics::counter!(AUTHORIZATION_DENIALS, "operation" => operation, "resource_type" => resource_type)
         .increment(1);
+}
+
+pub fn throttled(quota: &'static str, principal: &str, d: Duration) {
+    let principal = principal.to_string();
+    metrics::counter!(THROTTLED_RESPONSES, "quota" => quota, "principal" => principal.clone())
+        .increment(1);
+    metrics::counter!(THROTTLE_MS, "quota" => quota, "principal" => principal)
+        .increment(d.as_millis() as u64);
 }
 
 pub fn tls_reloaded() {
@@ -553,6 +605,20 @@ pub fn follower_fetched(bytes: usize) {
 
 pub fn follower_copies(n: usize) {
     metrics::gauge!(FOLLOWER_COPIES).set(n as f64);
+}
+
+pub fn fetch_sessions(sessions: usize, partitions: usize) {
+    metrics::gauge!(FETCH_SESSIONS).set(sessions as f64);
+    metrics::gauge!(FETCH_SESSION_PARTITIONS).set(partitions as f64);
+}
+
+pub fn fetch_session_evicted() {
+    metrics::counter!(FETCH_SESSION_EVICTIONS).increment(1);
+}
+
+/// A Fetch served `kind`: `full`, `incremental`, `sessionless` or `error`.
+pub fn fetch_session_request(kind: &'static str) {
+    metrics::counter!(FETCH_SESSION_FETCHES, "kind" => kind).increment(1);
 }
 
 pub fn preferred_replica() {

@@ -31,6 +31,7 @@ const SECURITY_DISABLED: i16 = 54;
 // Kafka's codes
 const TOPIC: i8 = 2;
 const GROUP: i8 = 3;
+const CLUSTER: i8 = 4;
 const LITERAL: i8 = 3;
 const PREFIXED: i8 = 4;
 const MATCH: i8 = 2;
@@ -39,6 +40,7 @@ const READ: i8 = 3;
 const WRITE: i8 = 4;
 const ALL: i8 = 2;
 const DESCRIBE: i8 = 8;
+const DELETE: i8 = 6;
 const ALTER_CONFIGS: i8 = 11;
 const ALLOW: i8 = 3;
 const DENY: i8 = 2;
@@ -209,6 +211,13 @@ fn join(c: &mut TcpStream, group: &str) -> i16 {
     r.error_code
 }
 
+/// DescribeClientQuotas of everything: its error code (DESCRIBE_CONFIGS on the cluster).
+fn describe_quotas(c: &mut TcpStream) -> i16 {
+    let r: DescribeClientQuotasResponse =
+        roundtrip(c, 48, 1, 12, &DescribeClientQuotasRequest::default());
+    r.error_code
+}
+
 fn describe_cluster(c: &mut TcpStream) -> i16 {
     let r: DescribeClusterResponse = roundtrip(c, 60, 1, 11, &DescribeClusterRequest::default());
     r.error_code
@@ -256,7 +265,9 @@ async fn the_authorizer_answers_as_kafkas() {
     let (plain, sasl) = (listener(&b, "PLAINTEXT"), listener(&b, "SASL_PLAINTEXT"));
     tokio::task::spawn_blocking(move || {
         let mut admin = dial(plain);
-        for u in ["alice", "bob", "carol", "dave", "eve", "zed"] {
+        for u in [
+            "alice", "bob", "carol", "dave", "eve", "zed", "frank", "gina", "hank", "ivy",
+        ] {
             add_user(&mut admin, u);
         }
         for t in [
@@ -267,6 +278,9 @@ async fn the_authorizer_answers_as_kafkas() {
             "payments",
             "audit",
             "shared",
+            "logs-app",
+            "logs-private",
+            "ops",
         ] {
             assert_eq!(create_topic(&mut admin, t), 0, "{t}");
         }
@@ -297,16 +311,47 @@ async fn the_authorizer_answers_as_kafkas() {
                 ),
                 acl(TOPIC, "shared", LITERAL, "User:*", "*", READ, ALLOW),
                 acl(TOPIC, "shared", LITERAL, "User:eve", "*", READ, DENY),
+                acl(TOPIC, "logs-", PREFIXED, "User:frank", "*", READ, ALLOW),
+                acl(TOPIC, "logs-private", LITERAL, "User:*", "*", READ, DENY),
+                acl(GROUP, "team-", PREFIXED, "User:frank", "*", READ, ALLOW),
+                acl(TOPIC, "*", LITERAL, "User:gina", "*", DESCRIBE, ALLOW),
+                acl(TOPIC, "ops", LITERAL, "User:gina", "*", DELETE, ALLOW),
+                acl(
+                    TOPIC,
+                    "ops",
+                    LITERAL,
+                    "User:hank",
+                    "127.0.0.1",
+                    WRITE,
+                    ALLOW,
+                ),
+                acl(
+                    CLUSTER,
+                    "kafka-cluster",
+                    LITERAL,
+                    "User:hank",
+                    "*",
+                    DESCRIBE,
+                    ALLOW,
+                ),
+                acl(TOPIC, "ops", LITERAL, "User:ivy", "*", ALL, ALLOW),
+                acl(TOPIC, "ops", LITERAL, "User:ivy", "*", WRITE, DENY),
                 // refused: MATCH is a filter, not a pattern
                 acl(TOPIC, "x", MATCH, "User:alice", "*", READ, ALLOW),
             ],
         );
         assert_eq!(
             codes,
-            [0, 0, 0, 0, 0, 0, 0, 0, 42],
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 42],
             "INVALID_REQUEST for the last"
         );
 
+        let (mut frank, mut gina, mut hank, mut ivy) = (
+            login(sasl, "frank"),
+            login(sasl, "gina"),
+            login(sasl, "hank"),
+            login(sasl, "ivy"),
+        );
         let (mut alice, mut bob, mut carol, mut dave, mut eve, mut zed) = (
             login(sasl, "alice"),
             login(sasl, "bob"),
@@ -406,6 +451,111 @@ async fn the_authorizer_answers_as_kafkas() {
                 CLUSTER_AUTHORIZATION_FAILED,
             ),
         ];
+        let cluster_denied = CLUSTER_AUTHORIZATION_FAILED;
+        let more: Vec<(&str, i16, i16)> = vec![
+            (
+                "frank fetch logs-app (PREFIXED READ)",
+                fetch(&mut frank, "logs-app"),
+                0,
+            ),
+            (
+                "frank fetch logs-private (DENY User:* over PREFIXED ALLOW)",
+                fetch(&mut frank, "logs-private"),
+                denied,
+            ),
+            (
+                "frank produce logs-app (READ does not give WRITE)",
+                produce(&mut frank, "logs-app"),
+                denied,
+            ),
+            (
+                "frank metadata logs-app (READ implies DESCRIBE)",
+                metadata(&mut frank, Some(&["logs-app"]))[0].1,
+                0,
+            ),
+            (
+                "frank join team-a (PREFIXED group READ)",
+                (join(&mut frank, "team-a") == GROUP_AUTHORIZATION_FAILED) as i16,
+                0,
+            ),
+            (
+                "frank join teams (prefix team- does not match)",
+                join(&mut frank, "teams"),
+                GROUP_AUTHORIZATION_FAILED,
+            ),
+            (
+                "frank describe cluster",
+                describe_cluster(&mut frank),
+                cluster_denied,
+            ),
+            (
+                "gina metadata ops (LITERAL * DESCRIBE)",
+                metadata(&mut gina, Some(&["ops"]))[0].1,
+                0,
+            ),
+            (
+                "gina fetch ops (DESCRIBE does not give READ)",
+                fetch(&mut gina, "ops"),
+                denied,
+            ),
+            (
+                "gina describe configs of ops (DELETE does not imply DESCRIBE_CONFIGS)",
+                describe_topic_configs(&mut gina, "ops"),
+                denied,
+            ),
+            (
+                "hank produce ops (host 127.0.0.1 matches)",
+                produce(&mut hank, "ops"),
+                87,
+            ),
+            (
+                "hank describe cluster (CLUSTER DESCRIBE)",
+                describe_cluster(&mut hank),
+                0,
+            ),
+            (
+                "hank idempotent producer (WRITE on ops)",
+                init_idempotent(&mut hank),
+                0,
+            ),
+            (
+                "hank describe client quotas (needs DESCRIBE_CONFIGS)",
+                describe_quotas(&mut hank),
+                cluster_denied,
+            ),
+            (
+                "hank fetch ops (WRITE does not give READ)",
+                fetch(&mut hank, "ops"),
+                denied,
+            ),
+            ("ivy fetch ops (ALL)", fetch(&mut ivy, "ops"), 0),
+            (
+                "ivy produce ops (DENY WRITE over ALL)",
+                produce(&mut ivy, "ops"),
+                denied,
+            ),
+            (
+                "ivy describe configs of ops (ALL)",
+                describe_topic_configs(&mut ivy, "ops"),
+                0,
+            ),
+            (
+                "zed metadata ops (no ACL)",
+                metadata(&mut zed, Some(&["ops"]))[0].1,
+                denied,
+            ),
+            (
+                "alice describe client quotas",
+                describe_quotas(&mut alice),
+                cluster_denied,
+            ),
+            (
+                "admin describe client quotas (super user)",
+                describe_quotas(&mut admin),
+                0,
+            ),
+        ];
+        matrix.extend(more);
         let acl_by_alice = create_acls(
             &mut alice,
             vec![acl(
@@ -448,7 +598,7 @@ async fn the_authorizer_answers_as_kafkas() {
             .map(|(what, got, want)| format!("{what}: got {got}, want {want}"))
             .collect();
         assert!(failures.is_empty(), "{failures:#?}");
-        assert!(matrix.len() >= 24);
+        assert!(matrix.len() >= 40, "{} cases", matrix.len());
 
         // DescribeAcls with MATCH: every binding that applies to pay-in
         let mut d = DescribeAclsRequest::default();

@@ -3,7 +3,8 @@
 //! DeleteGroups (`groups`); the batched AddPartitionsToTxn, ListTransactions' duration filter,
 //! PrepareAbort recovery and transactional-id expiry (`txn`); ListOffsets' MAX_TIMESTAMP and
 //! EARLIEST_LOCAL, and LogAppendTime topics (`offsets`); validate_only and list operations of
-//! the config APIs (`configs`); segment.ms and retention.ms on the wall clock (`retention`).
+//! the config APIs (`configs`); segment.ms and retention.ms on the wall clock (`retention`);
+//! incremental fetch sessions (`sessions`).
 //!
 //! Each asserts Kafka's answer.
 
@@ -21,6 +22,8 @@ mod groups;
 mod offsets;
 #[path = "api_behaviours/retention.rs"]
 mod retention;
+#[path = "api_behaviours/sessions.rs"]
+mod sessions;
 #[path = "api_behaviours/txn.rs"]
 mod txn;
 #[path = "api_behaviours/util.rs"]

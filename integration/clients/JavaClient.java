@@ -337,6 +337,99 @@ public class JavaClient {
         return "ok";
     }
 
+    /** A counter of the broker's /metrics: the sample of `name` carrying every label given. */
+    static double brokerMetric(String name, String... labels) throws Exception {
+        String url = System.getenv("TIERCEL_METRICS");
+        var http = java.net.http.HttpClient.newHttpClient();
+        String body = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url)).build(),
+            java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+        for (String line : body.split("\n")) {
+            if (!line.startsWith(name + "{")) continue;
+            boolean all = true;
+            for (String l : labels) all &= line.contains(l);
+            if (all) return Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+        }
+        return 0;
+    }
+
+    /** Fetches the broker served in an incremental fetch session (KIP-227). */
+    static double incrementalFetches() throws Exception {
+        return brokerMetric("tiercel_fetch_session_requests_total", "kind=\"incremental\"");
+    }
+
+    /**
+     * KIP-516 on the wire: the client names topics by id in Produce (v13) and Fetch (v13+; it
+     * asks for v17), and the records come back.
+     */
+    static String topicIds() throws Exception {
+        if (System.getenv("TIERCEL_METRICS") == null) return "n/a";
+        String requests = "tiercel_requests_total", api = "api=\"Produce\"", fetch = "api=\"Fetch\"";
+        double p0 = brokerMetric(requests, api, "version=\"13\""), f0 = brokerMetric(requests, fetch, "version=\"17\"");
+        String topic = name("java-ids");
+        create(topic, 2);
+        try (KafkaProducer<String, String> p = producer(Map.of())) {
+            for (int i = 0; i < 20; i++) p.send(new ProducerRecord<>(topic, i % 2, "k" + i, "v" + i));
+            p.flush();
+        }
+        List<ConsumerRecord<String, String>> got = consume(topic, 20);
+        Set<String> values = new TreeSet<>();
+        for (ConsumerRecord<String, String> r : got) values.add(r.value());
+        Set<String> want = new TreeSet<>();
+        for (int i = 0; i < 20; i++) want.add("v" + i);
+        expect(values, want, "records read back");
+        double p1 = brokerMetric(requests, api, "version=\"13\""), f1 = brokerMetric(requests, fetch, "version=\"17\"");
+        if (p1 <= p0) throw new AssertionError("no Produce v13 request reached the broker");
+        if (f1 <= f0) throw new AssertionError("no Fetch v17 request reached the broker");
+        return "ok";
+    }
+
+    /**
+     * KIP-227: a consumer of 24 partitions polls while records arrive in a third of them at a
+     * time; it reads through an incremental fetch session and gets every record, in order.
+     */
+    static String fetchSessions() throws Exception {
+        if (System.getenv("TIERCEL_METRICS") == null) return "n/a";
+        String topic = name("java-sessions");
+        int parts = 24, rounds = 6;
+        create(topic, parts);
+        double before = incrementalFetches();
+        Map<Integer, List<Integer>> want = new TreeMap<>(), got = new TreeMap<>();
+        for (int r = 0; r < rounds; r++)
+            for (int i = 0; i < parts; i++)
+                if ((i + r) % 3 == 0) want.computeIfAbsent(i, k -> new ArrayList<>()).add(r);
+        Properties extra = new Properties();
+        extra.put(ConsumerConfig.FETCH_MAX_WAIT_MS_CONFIG, "100");
+        try (KafkaConsumer<String, String> c = consumer(name("g"), extra);
+             KafkaProducer<String, String> p = producer(Map.of())) {
+            List<TopicPartition> tps = new ArrayList<>();
+            for (int i = 0; i < parts; i++) tps.add(new TopicPartition(topic, i));
+            c.assign(tps);
+            c.seekToBeginning(tps);
+            c.poll(Duration.ofMillis(500));
+            int sent = 0, read = 0;
+            for (int r = 0; r < rounds; r++) {
+                for (int i = 0; i < parts; i++) {
+                    if ((i + r) % 3 == 0) {
+                        p.send(new ProducerRecord<>(topic, i, null, Integer.toString(r)));
+                        sent++;
+                    }
+                }
+                p.flush();
+                long deadline = System.currentTimeMillis() + 15_000;
+                while (read < sent && System.currentTimeMillis() < deadline) {
+                    for (ConsumerRecord<String, String> rec : c.poll(Duration.ofMillis(200))) {
+                        got.computeIfAbsent(rec.partition(), k -> new ArrayList<>()).add(Integer.parseInt(rec.value()));
+                        read++;
+                    }
+                }
+            }
+        }
+        expect(got, want, "records by partition");
+        double used = incrementalFetches() - before;
+        if (used < rounds) throw new AssertionError(used + " incremental fetches, expected at least " + rounds);
+        return "ok";
+    }
+
     public static void main(String[] args) {
         boot = args[0];
         for (String codec : List.of("none", "gzip", "snappy", "lz4", "zstd")) {
@@ -347,6 +440,8 @@ public class JavaClient {
         record("admin create/describe/alter/delete", JavaClient::adminOps);
         record("idempotent producer", JavaClient::idempotent);
         record("transactions", JavaClient::transactions);
+        record("fetch sessions (KIP-227)", JavaClient::fetchSessions);
+        record("topic ids on the wire (Produce v13, Fetch v17)", JavaClient::topicIds);
         boolean failed = false;
         for (String[] r : results) {
             System.out.printf("%-4s %-16s %s%s%n", r[0], "java", r[1], r[2].isEmpty() ? "" : "  -- " + r[2]);

@@ -3,7 +3,8 @@
 // gives it READ, WRITE and CREATE on topics and READ on groups prefixed "java-" with ACLs; that user produces
 // and consumes over SASL_SSL (and is refused any other topic with TopicAuthorizationException
 // and the ACL API with ClusterAuthorizationException); a client certificate produces and
-// consumes over SSL (mTLS); a wrong password is refused with SaslAuthenticationException. Prints
+// consumes over SSL (mTLS); a wrong password is refused with SaslAuthenticationException; the
+// Admin sets a 1 MiB/s producer_byte_rate on that user and describes it back. Prints
 // one PASS/FAIL line per case and exits non-zero on any FAIL.
 // Usage: java -cp 'jars/*' SecurityClient.java SASL_SSL_BOOT SSL_BOOT CA CERT KEY ADMIN_USER ADMIN_PASSWORD
 import java.nio.file.*;
@@ -14,6 +15,7 @@ import org.apache.kafka.clients.admin.*;
 import org.apache.kafka.clients.consumer.*;
 import org.apache.kafka.clients.producer.*;
 import org.apache.kafka.common.acl.*;
+import org.apache.kafka.common.quota.*;
 import org.apache.kafka.common.errors.ClusterAuthorizationException;
 import org.apache.kafka.common.errors.SaslAuthenticationException;
 import org.apache.kafka.common.errors.TopicAuthorizationException;
@@ -148,6 +150,25 @@ public class SecurityClient {
                 if (!(e.getCause() instanceof SaslAuthenticationException)) throw e;
             } catch (SaslAuthenticationException e) {
                 // refused before the send
+            }
+        });
+        check("Java Admin sets and describes a client quota (producer_byte_rate of java-app)", () -> {
+            ClientQuotaEntity entity = new ClientQuotaEntity(Map.of(ClientQuotaEntity.USER, "java-app"));
+            try (Admin admin = Admin.create(sasl(adminUser, adminPassword))) {
+                admin.alterClientQuotas(List.of(new ClientQuotaAlteration(entity,
+                    List.of(new ClientQuotaAlteration.Op("producer_byte_rate", 1048576.0))))).all().get();
+                Map<ClientQuotaEntity, Map<String, Double>> found = admin.describeClientQuotas(
+                    ClientQuotaFilter.containsOnly(List.of(ClientQuotaFilterComponent.ofEntity(ClientQuotaEntity.USER, "java-app"))))
+                    .entities().get();
+                if (!Map.of(entity, Map.of("producer_byte_rate", 1048576.0)).equals(found))
+                    throw new AssertionError("described " + found);
+            }
+            try (Admin admin = Admin.create(sasl("java-app", "java-secret"))) {
+                admin.alterClientQuotas(List.of(new ClientQuotaAlteration(entity,
+                    List.of(new ClientQuotaAlteration.Op("producer_byte_rate", null))))).all().get();
+                throw new AssertionError("a user without ALTER_CONFIGS on the cluster removed its quota");
+            } catch (ExecutionException e) {
+                if (!(e.getCause() instanceof ClusterAuthorizationException)) throw e;
             }
         });
         results.forEach(System.out::println);

@@ -25,6 +25,8 @@ RESTART = os.environ.get("RESTART_BROKER", "")
 # requests for the proxy to lose several responses
 ROUNDS, PER_ROUND = 10, 50
 IDEMPOTENT_TOTAL = ROUNDS * PER_ROUND
+# the broker's Prometheus endpoint (set by integration/clients.sh)
+METRICS = os.environ.get("TIERCEL_METRICS", "")
 
 
 def expect_faults(client_id):
@@ -60,6 +62,27 @@ def record(client, capability, fn):
         detail = f"{type(e).__name__}: {e}".replace("\n", " ")[:200]
         RESULTS.append((client, capability, "FAIL", detail))
         traceback.print_exc(file=sys.stderr)
+
+
+def incremental_fetches():
+    """Fetches the broker served in an incremental fetch session (KIP-227), from /metrics."""
+    import urllib.request
+    body = urllib.request.urlopen(METRICS, timeout=10).read().decode()
+    for line in body.splitlines():
+        if line.startswith('tiercel_fetch_session_requests_total{') and 'kind="incremental"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def session_rounds(partitions, rounds):
+    """What the fetch-session cells produce: round r writes to the partitions i with
+    (i + r) % 3 == 0, so each poll finds news in a third of the session's partitions."""
+    want = {}
+    for r in range(rounds):
+        for i in range(partitions):
+            if (i + r) % 3 == 0:
+                want.setdefault(i, []).append(r)
+    return want
 
 
 def name(prefix):
@@ -484,6 +507,39 @@ def kafka_python():
         c.close()
 
     record("kafka-python", "transactions", transactions)
+
+    def fetch_sessions():
+        # KIP-227: a consumer of 24 partitions polls while records arrive in a few of them at a
+        # time; it reads through an incremental fetch session and gets every record, in order
+        if not METRICS:
+            return "n/a"
+        topic, parts, rounds = name("kp-sessions"), 24, 6
+        create(topic, parts)
+        before = incremental_fetches()
+        c = KafkaConsumer(bootstrap_servers=BOOT, auto_offset_reset="earliest", group_id=None,
+                          fetch_max_wait_ms=100)
+        c.assign([TopicPartition(topic, i) for i in range(parts)])
+        c.poll(timeout_ms=500)
+        p = KafkaProducer(bootstrap_servers=BOOT)
+        want, got = session_rounds(parts, rounds), {}
+        for r in range(rounds):
+            for i in range(parts):
+                if (i + r) % 3 == 0:
+                    p.send(topic, value=str(r).encode(), partition=i)
+            p.flush(30)
+            sent = sum(len([x for x in v if x <= r]) for v in want.values())
+            deadline = time.time() + 15
+            while sum(len(v) for v in got.values()) < sent and time.time() < deadline:
+                for tp, msgs in c.poll(timeout_ms=200).items():
+                    got.setdefault(tp.partition, []).extend(int(m.value) for m in msgs)
+        p.close()
+        c.close()
+        expect(got, want, "records by partition")
+        used = incremental_fetches() - before
+        if used < rounds:
+            raise AssertionError(f"{used:.0f} incremental fetches, expected at least {rounds}")
+
+    record("kafka-python", "fetch sessions (KIP-227)", fetch_sessions)
 
 
 # ---------------------------------------------------------------- aiokafka

@@ -9,6 +9,7 @@
 
 use super::errors::{code, log_error};
 use super::fetch_memory::{FetchMemory, Held};
+use super::fetch_session::Context;
 use super::{Handler, Pending, Reply};
 use crate::catalog::TopicMeta;
 use crate::log::partition::Partition;
@@ -16,18 +17,22 @@ use crate::protocol::Response;
 use crate::security::acl::{op, resource};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, NodeEndpoint, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// `isolation_level` 1: only committed data, up to the last stable offset.
 const READ_COMMITTED: i8 = 1;
 /// How long a fetch at or past a follower copy's end waits for the copy to read the WAL (past
 /// its end after that: OFFSET_OUT_OF_RANGE, and the consumer asks the leader).
 const COPY_CATCH_UP: Duration = Duration::from_millis(500);
+
+/// A topic of the response: its name, and its id (nil below v13).
+type Topic = (TopicName, Uuid);
 
 struct Wanted {
     index: i32,
@@ -36,8 +41,8 @@ struct Wanted {
     partition: Option<Arc<Partition>>,
     /// The error to answer when `partition` is `None`.
     absent: ResponseError,
-    /// KIP-951: the partition's leader (id, epoch), when another node leads it.
-    leader: Option<(i32, i32)>,
+    /// KIP-951: the partition's leader (id, epoch, host, port), when another node leads it.
+    leader: Option<(i32, i32, String, i32)>,
     /// KIP-392: another node leads it and the consumer named a rack: read this node's follower
     /// copy (resolved before the first read).
     follow: Option<TopicMeta>,
@@ -48,34 +53,59 @@ struct Wanted {
 }
 
 impl Handler {
-    pub(super) fn fetch(self: &Arc<Self>, req: FetchRequest, v: i16) -> Pending {
+    pub(super) fn fetch(self: &Arc<Self>, req: FetchRequest, v: i16, client_id: &str) -> Pending {
         // KIP-392: a consumer's rack (v11+; a replica's fetch never names one here)
         let rack = Some(req.rack_id.to_string())
             .filter(|r| v >= 11 && req.replica_id.0 < 0 && !r.is_empty());
-        let wanted: Vec<(TopicName, Vec<Wanted>)> = req
-            .topics
-            .into_iter()
-            .map(|t| {
-                let denied = !self.allowed(op::READ, resource::TOPIC, &t.topic.0);
-                let parts = t
-                    .partitions
+        // KIP-227: the partitions to read are the request's, or its session's
+        let session = self.sessions.context(
+            v,
+            req.session_id,
+            req.session_epoch,
+            &req.topics,
+            &req.forgotten_topics_data,
+            &Names(&self.catalog),
+        );
+        crate::metrics::fetch_session_request(session.kind());
+        if let Context::Error(e) = session {
+            let mut resp = FetchResponse::default();
+            resp.error_code = code(e);
+            return super::ready(Response::Fetch(resp));
+        }
+        let wanted: Vec<(Topic, Vec<Wanted>)> = session
+            .asked()
+            .iter()
+            .map(|(named, asked)| {
+                let topic = &*named.name;
+                // one catalog look-up per topic: a session may hold thousands of its partitions.
+                // From v13 the topic is named by id, which must still be this topic's (one
+                // deleted and created anew has another)
+                let meta = self
+                    .catalog
+                    .get(topic)
+                    .filter(|m| named.id.is_nil() || m.id == named.id);
+                let unknown_id = !named.id.is_nil() && meta.is_none();
+                let denied = !unknown_id && !self.allowed(op::READ, resource::TOPIC, topic);
+                let parts = asked
                     .iter()
                     .map(|p| {
-                        let mut partition = self.logs.get(&t.topic.0, p.partition);
-                        let mut absent = super::absent(
-                            self.cluster.as_deref(),
-                            &self.catalog,
-                            &t.topic.0,
-                            p.partition,
-                        );
-                        if denied {
-                            partition = None;
-                            absent = ResponseError::TopicAuthorizationFailed;
-                        }
+                        let (mut partition, mut absent) = if unknown_id {
+                            (None, ResponseError::UnknownTopicId)
+                        } else if denied {
+                            (None, ResponseError::TopicAuthorizationFailed)
+                        } else {
+                            (
+                                self.logs.get(topic, p.partition),
+                                super::absent_from(
+                                    self.cluster.is_some(),
+                                    meta.as_ref(),
+                                    p.partition,
+                                ),
+                            )
+                        };
                         // KIP-320: a fetch from a consumer with another idea of the epoch
-                        if let (Some(log), Some(meta)) = (&partition, self.catalog.get(&t.topic.0))
-                        {
-                            let serving = super::serving_epoch(&meta, log);
+                        if let (Some(log), Some(meta)) = (&partition, &meta) {
+                            let serving = super::serving_epoch(meta, log);
                             if let Some(e) = super::epoch_error(p.current_leader_epoch, serving) {
                                 absent = e;
                                 partition = None;
@@ -85,16 +115,15 @@ impl Handler {
                             (None, ResponseError::NotLeaderOrFollower) => super::leader_hint(
                                 self.cluster.as_deref(),
                                 &self.catalog,
-                                &t.topic.0,
+                                topic,
                                 p.partition,
-                            )
-                            .map(|(id, epoch, _, _)| (id, epoch)),
+                            ),
                             _ => None,
                         };
                         let mut w = Wanted {
                             index: p.partition,
                             offset: p.fetch_offset,
-                            max_bytes: p.partition_max_bytes.max(0) as usize,
+                            max_bytes: p.max_bytes.max(0) as usize,
                             partition,
                             absent,
                             leader,
@@ -102,15 +131,18 @@ impl Handler {
                             copy: false,
                             preferred: None,
                         };
-                        if let (Some(rack), false) = (&rack, denied) {
-                            self.nearest(&mut w, &t.topic.0, p.current_leader_epoch, rack);
+                        if let (Some(rack), false) = (&rack, denied || unknown_id) {
+                            self.nearest(&mut w, topic, p.current_leader_epoch, rack);
                         }
                         w
                     })
                     .collect();
                 // owned: a slice would pin the request frame for the whole long poll
                 (
-                    TopicName(StrBytes::from_string(t.topic.0.to_string())),
+                    (
+                        TopicName(StrBytes::from_string(topic.to_string())),
+                        named.id,
+                    ),
                     parts,
                 )
             })
@@ -121,6 +153,13 @@ impl Handler {
         } else {
             req.max_bytes.min(self.config.fetch_max_bytes)
         } as usize;
+        // a consumer under a byte-rate quota gets at most what its quota allows at once (at
+        // least one batch still goes out, KIP-74)
+        let quota_cap = super::SESSION
+            .try_with(|s| self.quotas.fetch_cap(&s.principal, client_id))
+            .ok()
+            .flatten();
+        let max_bytes = quota_cap.map_or(max_bytes, |cap| max_bytes.min(cap));
         let min_bytes = req.min_bytes.max(0) as usize;
         let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
         let committed = req.isolation_level == READ_COMMITTED;
@@ -154,7 +193,7 @@ impl Handler {
                     if waited {
                         crate::metrics::fetch_wait(started.elapsed());
                     }
-                    return reply(count_fetched(resp), held);
+                    return reply(count_fetched(me.sessions.respond(&session, resp)), held);
                 }
                 drop(held);
                 waited = true;
@@ -169,7 +208,7 @@ impl Handler {
                     crate::metrics::fetch_wait(started.elapsed());
                     let (resp, _, _, held) =
                         read_held(&me.fetch_memory, &wanted, max_bytes, committed).await;
-                    return reply(count_fetched(resp), held);
+                    return reply(count_fetched(me.sessions.respond(&session, resp)), held);
                 }
             }
         })
@@ -219,7 +258,7 @@ impl Handler {
     async fn open_copies(
         &self,
         followers: &Arc<crate::log::followers::Followers>,
-        wanted: &mut [(TopicName, Vec<Wanted>)],
+        wanted: &mut [(Topic, Vec<Wanted>)],
     ) {
         let opening: Vec<_> = wanted
             .iter_mut()
@@ -246,12 +285,21 @@ impl Handler {
     }
 }
 
+/// Topic ids (Fetch v13+) resolved through the catalog.
+struct Names<'a>(&'a crate::catalog::Catalog);
+
+impl super::fetch_session::Names for Names<'_> {
+    fn name_of(&self, id: Uuid) -> Option<Arc<str>> {
+        self.0.get_by_id(id).map(|m| Arc::from(m.name))
+    }
+}
+
 /// [`read_all`] within a share of the broker's fetch memory, taken first (a busy budget makes
 /// the response smaller, never the broker bigger); what the read did not use goes back at once,
 /// the rest is held with the response.
 async fn read_held(
     memory: &FetchMemory,
-    wanted: &[(TopicName, Vec<Wanted>)],
+    wanted: &[(Topic, Vec<Wanted>)],
     max_bytes: usize,
     committed: bool,
 ) -> (FetchResponse, usize, bool, Option<Held>) {
@@ -312,7 +360,7 @@ fn record_count(mut data: &[u8]) -> u64 {
 /// One pass over every requested partition. Returns the response, the bytes it carries and
 /// whether any partition had an error (which ends a long poll, as in Kafka).
 async fn read_all(
-    wanted: &[(TopicName, Vec<Wanted>)],
+    wanted: &[(Topic, Vec<Wanted>)],
     max_bytes: usize,
     committed: bool,
 ) -> (FetchResponse, usize, bool) {
@@ -320,9 +368,10 @@ async fn read_all(
     let mut remaining = max_bytes;
     let mut total = 0usize;
     let mut errors = false;
-    for (name, parts) in wanted {
+    for ((name, id), parts) in wanted {
         let mut tr = FetchableTopicResponse::default();
         tr.topic = name.clone();
+        tr.topic_id = *id;
         for w in parts {
             let mut pd = PartitionData::default();
             pd.partition_index = w.index;
@@ -345,9 +394,17 @@ async fn read_all(
                 None => {
                     pd.error_code = code(w.absent);
                     pd.high_watermark = -1;
-                    if let Some((id, epoch)) = w.leader {
-                        pd.current_leader.leader_id = BrokerId(id);
-                        pd.current_leader.leader_epoch = epoch;
+                    if let Some((id, epoch, host, port)) = &w.leader {
+                        pd.current_leader.leader_id = BrokerId(*id);
+                        pd.current_leader.leader_epoch = *epoch;
+                        // v16+: where the leader is (KIP-951), once per node
+                        if !resp.node_endpoints.iter().any(|n| n.node_id.0 == *id) {
+                            let mut n = NodeEndpoint::default();
+                            n.node_id = BrokerId(*id);
+                            n.host = StrBytes::from_string(host.clone());
+                            n.port = *port;
+                            resp.node_endpoints.push(n);
+                        }
                     }
                     errors = true;
                 }

@@ -156,7 +156,7 @@ impl Handler {
     }
 
     /// `ops`: whether the client asked for the topic's authorized operations.
-    fn topic_metadata(&self, m: &TopicMeta, ops: bool) -> MetadataResponseTopic {
+    pub(super) fn topic_metadata(&self, m: &TopicMeta, ops: bool) -> MetadataResponseTopic {
         let mut t = MetadataResponseTopic::default();
         t.name = Some(TopicName(StrBytes::from_string(m.name.clone())));
         t.topic_authorized_operations = self.authorized_ops(ops, resource::TOPIC, &m.name);

@@ -10,12 +10,15 @@ mod acls;
 mod alter_configs;
 mod api_versions;
 mod authz;
+mod client_quotas;
 mod cluster;
 mod delete_records;
 mod describe_configs;
+mod describe_topic_partitions;
 pub mod errors;
 mod fetch;
 pub mod fetch_memory;
+pub mod fetch_session;
 mod groups;
 mod leader_epochs;
 mod list_offsets;
@@ -115,11 +118,15 @@ pub struct Handler {
     pub mutations: quota::MutationQuota,
     /// Record data in Fetch responses (`fetch_memory_max_bytes`).
     pub fetch_memory: fetch_memory::FetchMemory,
+    /// Incremental fetch sessions (KIP-227).
+    pub sessions: fetch_session::FetchSessions,
     /// Cancelled when the broker starts shutting down: parked long polls answer at once.
     pub stopping: tokio_util::sync::CancellationToken,
     /// `authorizer = acl`: super users and `allow_everyone_if_no_acl_found` (`None`: no
     /// authorizer, everyone may do everything).
     pub acl: Option<crate::security::acl::AclSettings>,
+    /// Client quotas: a Fetch under a `consumer_byte_rate` is sized to it.
+    pub quotas: Arc<crate::security::quotas::ClientQuotas>,
 }
 
 /// Why a partition this node has no log for is not served here: it does not exist, or (in a
@@ -130,9 +137,18 @@ pub(crate) fn absent(
     topic: &str,
     partition: i32,
 ) -> kafka_protocol::error::ResponseError {
+    absent_from(cluster.is_some(), catalog.get(topic).as_ref(), partition)
+}
+
+/// [`absent`] with the topic's metadata already at hand (`clustered`: this node is in a cluster).
+pub(crate) fn absent_from(
+    clustered: bool,
+    meta: Option<&TopicMeta>,
+    partition: i32,
+) -> kafka_protocol::error::ResponseError {
     use kafka_protocol::error::ResponseError;
-    match (cluster, catalog.get(topic)) {
-        (Some(_), Some(m)) if (0..m.partitions).contains(&partition) => {
+    match meta {
+        Some(m) if clustered && (0..m.partitions).contains(&partition) => {
             ResponseError::NotLeaderOrFollower
         }
         _ => ResponseError::UnknownTopicOrPartition,
@@ -261,7 +277,7 @@ impl Handler {
                 let client = ctx.client_id.as_deref().unwrap_or_default();
                 self.produce(r, v, (client, peer)).await
             }
-            Request::Fetch(r) => self.fetch(r, v),
+            Request::Fetch(r) => self.fetch(r, v, ctx.client_id.as_deref().unwrap_or_default()),
             Request::ListOffsets(r) => self.list_offsets(r, v),
             Request::CreateTopics(r) => {
                 ready(Response::CreateTopics(self.handle_create_topics(r).await))
@@ -278,6 +294,9 @@ impl Handler {
             Request::AlterPartitionReassignments(r) => self.alter_partition_reassignments(r, v),
             Request::ListPartitionReassignments(r) => self.list_partition_reassignments(r),
             Request::ElectLeaders(r) => self.elect_leaders(r, v),
+            Request::DescribeTopicPartitions(r) => ready(Response::DescribeTopicPartitions(
+                self.describe_topic_partitions(r).await,
+            )),
             Request::DescribeCluster(r) => {
                 ready(Response::DescribeCluster(self.describe_cluster(r, v)))
             }
@@ -329,6 +348,10 @@ impl Handler {
                 Response::DescribeUserScramCredentials(self.describe_user_scram_credentials(r)),
             ),
             Request::AlterUserScramCredentials(r) => self.alter_user_scram_credentials(r),
+            Request::DescribeClientQuotas(r) => ready(Response::DescribeClientQuotas(
+                self.describe_client_quotas(r),
+            )),
+            Request::AlterClientQuotas(r) => self.alter_client_quotas(r),
             Request::CreateAcls(r) => self.create_acls(r),
             Request::DescribeAcls(r) => ready(Response::DescribeAcls(self.describe_acls(r))),
             Request::DeleteAcls(r) => self.delete_acls(r),

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use uuid::Uuid;
 
 /// How long a produce waits for a partition this node was made leader of and is still taking
 /// over (cluster mode) before it answers NOT_LEADER_OR_FOLLOWER.
@@ -69,10 +70,21 @@ impl Handler {
     /// then returns the wait for durability (acks=all) and the response.
     pub(super) async fn produce(
         &self,
-        req: ProduceRequest,
+        mut req: ProduceRequest,
         v: i16,
         who: (&str, SocketAddr),
     ) -> Pending {
+        // v13+ names topics by id (KIP-516): resolved first; an id that names no topic (never,
+        // or no longer) is UNKNOWN_TOPIC_ID
+        let mut unknown_ids = Vec::new();
+        if v >= 13 {
+            for t in &mut req.topic_data {
+                match self.catalog.get_by_id(t.topic_id) {
+                    Some(m) => t.name = TopicName(StrBytes::from_string(m.name)),
+                    None => unknown_ids.push(t.topic_id),
+                }
+            }
+        }
         let acks = req.acks;
         let valid_acks = matches!(acks, -1..=1);
         let verified = self.verify_elsewhere(&req).await;
@@ -88,18 +100,22 @@ impl Handler {
             .transactional_id
             .as_ref()
             .is_some_and(|id| !self.allowed(op::WRITE, resource::TRANSACTIONAL_ID, &id.0));
-        let mut topics: Vec<(TopicName, Vec<Outcome>)> = Vec::new();
+        let mut topics: Vec<((TopicName, Uuid), Vec<Outcome>)> = Vec::new();
         // (topic slot, partition slot, batch size) of each batch going to the log
         let mut queued = Vec::new();
         let mut batches = Vec::new();
         for t in req.topic_data {
             let mut outcomes = Vec::with_capacity(t.partition_data.len());
-            let denied = txn_denied || !self.allowed(op::WRITE, resource::TOPIC, &t.name.0);
+            let unknown = v >= 13 && unknown_ids.contains(&t.topic_id);
+            let denied =
+                !unknown && (txn_denied || !self.allowed(op::WRITE, resource::TOPIC, &t.name.0));
             for pd in t.partition_data {
-                if denied {
+                if denied || unknown {
                     outcomes.push(Outcome {
                         index: pd.index,
-                        result: Err(if txn_denied {
+                        result: Err(if unknown {
+                            ResponseError::UnknownTopicId
+                        } else if txn_denied {
                             ResponseError::TransactionalIdAuthorizationFailed
                         } else {
                             ResponseError::TopicAuthorizationFailed
@@ -169,7 +185,10 @@ impl Handler {
             }
             // an owned copy: a slice would pin the whole request frame until the response is sent
             topics.push((
-                TopicName(StrBytes::from_string(t.name.0.to_string())),
+                (
+                    TopicName(StrBytes::from_string(t.name.0.to_string())),
+                    t.topic_id,
+                ),
                 outcomes,
             ));
         }
@@ -210,9 +229,10 @@ impl Handler {
             if let (true, Some(c)) = (refused_here, &cluster) {
                 c.fresh_view().await;
             }
-            for (name, outcomes) in topics {
+            for ((name, id), outcomes) in topics {
                 let mut tr = TopicProduceResponse::default();
                 tr.name = name;
+                tr.topic_id = id;
                 for mut o in outcomes {
                     if acks == -1 {
                         if let (Ok(info), Some(p)) = (&o.result, &o.partition) {

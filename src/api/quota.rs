@@ -3,6 +3,7 @@
 //! (its partitions may take it below zero, as Kafka's strict mode allows for the request that
 //! crosses the line); after that, creations are refused with the time until it refills.
 
+use crate::security::quotas::TokenBucket;
 use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
@@ -12,12 +13,7 @@ const BURST_SECONDS: f64 = 10.0;
 pub struct MutationQuota {
     /// Partitions per second; `None`: unlimited.
     rate: Option<f64>,
-    bucket: Mutex<Bucket>,
-}
-
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+    bucket: Mutex<TokenBucket>,
 }
 
 impl MutationQuota {
@@ -26,10 +22,11 @@ impl MutationQuota {
         let rate = (rate > 0).then_some(f64::from(rate));
         MutationQuota {
             rate,
-            bucket: Mutex::new(Bucket {
-                tokens: rate.unwrap_or(0.0) * BURST_SECONDS,
-                at: Instant::now(),
-            }),
+            bucket: Mutex::new(TokenBucket::full(
+                rate.unwrap_or(0.0),
+                BURST_SECONDS,
+                Instant::now(),
+            )),
         }
     }
 
@@ -44,9 +41,7 @@ impl MutationQuota {
             return Ok(());
         };
         let mut b = self.bucket.lock();
-        let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * rate).min(rate * BURST_SECONDS);
-        b.at = now;
+        b.refill(rate, BURST_SECONDS, now);
         if b.tokens <= 0.0 {
             // until the bucket holds something again
             return Err(Duration::from_secs_f64(-b.tokens / rate + 1.0 / rate));

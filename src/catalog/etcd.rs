@@ -141,6 +141,10 @@ impl EtcdCatalog {
         format!("{}/catalog/acls", self.prefix).into_bytes()
     }
 
+    fn quotas_key(&self) -> Vec<u8> {
+        format!("{}/catalog/quotas", self.prefix).into_bytes()
+    }
+
     fn user_key(&self, name: &str) -> Vec<u8> {
         format!("{}/catalog/users/{name}", self.prefix).into_bytes()
     }
@@ -171,6 +175,7 @@ impl EtcdCatalog {
         let (mine, default) = (self.broker_key(false), self.broker_key(true));
         let users_prefix = format!("{}/catalog/users/", self.prefix).into_bytes();
         let acls_key = self.acls_key();
+        let quotas_key = self.quotas_key();
         let mut loaded = self.loaded.write();
         if revision < loaded.revision {
             return;
@@ -193,6 +198,14 @@ impl EtcdCatalog {
                     Ok(acls) => state.acls = acls,
                     Err(e) => {
                         tracing::error!(key = %String::from_utf8_lossy(&kv.key), error = %e, "unreadable ACLs in etcd: skipped");
+                        continue;
+                    }
+                }
+            } else if kv.key == quotas_key {
+                match serde_json::from_slice(&kv.value) {
+                    Ok(quotas) => state.quotas = quotas,
+                    Err(e) => {
+                        tracing::error!(key = %String::from_utf8_lossy(&kv.key), error = %e, "unreadable client quotas in etcd: skipped");
                         continue;
                     }
                 }
@@ -311,6 +324,9 @@ impl EtcdCatalog {
         if base.acls != next.acls {
             write(self.acls_key(), Some(to_json(&next.acls)?));
         }
+        if base.quotas != next.quotas {
+            write(self.quotas_key(), Some(to_json(&next.quotas)?));
+        }
         for (name, creds) in &next.users {
             if base.users.get(name) != Some(creds) {
                 write(self.user_key(name), Some(to_json(creds)?));
@@ -335,6 +351,7 @@ fn same(a: &CatalogState, b: &CatalogState) -> bool {
         && a.broker_default_configs == b.broker_default_configs
         && a.users == b.users
         && a.acls == b.acls
+        && a.quotas == b.quotas
 }
 
 #[async_trait::async_trait]

@@ -16,7 +16,10 @@ mod store;
 
 pub use etcd::{ClusterRecord, EtcdCatalog};
 pub use file::FileCatalog;
-pub use state::{AclBinding, CatalogError, CatalogState, Change, ScramCredential, TopicMeta};
+pub use state::{
+    AclBinding, CatalogError, CatalogState, Change, ClientQuota, QuotaEntity, QuotaName,
+    ScramCredential, TopicMeta,
+};
 pub use store::CatalogStore;
 
 use crate::config::topic::{self as topic_config, BrokerDefaults, ConfigEntry, TopicConfigError};
@@ -135,6 +138,28 @@ impl Catalog {
     /// `f` over the ACL bindings, without copying them.
     pub fn with_acls<R>(&self, f: impl FnOnce(&[AclBinding]) -> R) -> R {
         f(&self.store.state().acls)
+    }
+
+    /// `f` over the client quotas, without copying them.
+    pub fn with_quotas<R>(&self, f: impl FnOnce(&[ClientQuota]) -> R) -> R {
+        f(&self.store.state().quotas)
+    }
+
+    /// Alters client quotas, durably, in one write: each entity's change as
+    /// (entity, values to set, keys to remove).
+    pub async fn alter_quotas(
+        &self,
+        changes: Vec<(QuotaEntity, BTreeMap<String, f64>, Vec<String>)>,
+    ) -> Result<Vec<Result<(), CatalogError>>, CatalogError> {
+        let changes = changes
+            .into_iter()
+            .map(|(entity, set, remove)| Change::AlterQuota {
+                entity,
+                set,
+                remove,
+            })
+            .collect();
+        self.store.commit(changes).await
     }
 
     /// Adds or removes ACL bindings, durably.

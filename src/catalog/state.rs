@@ -89,6 +89,36 @@ pub struct CatalogState {
     /// ACL bindings, each once, in the order they were created.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acls: Vec<AclBinding>,
+    /// Client quotas (`producer_byte_rate`, `consumer_byte_rate`, `request_percentage`) by the
+    /// entity they apply to; an entity with no value left is removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<ClientQuota>,
+}
+
+/// A user or client id a quota names: one by name, or the default for all those with no quota
+/// of their own.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum QuotaName {
+    Default,
+    Named(String),
+}
+
+/// What a client quota applies to: a user, a client id, or a user's use of one client id
+/// (Kafka's quota entities; at least one part is set).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QuotaEntity {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<QuotaName>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<QuotaName>,
+}
+
+/// The quota values set on one entity, by key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClientQuota {
+    pub entity: QuotaEntity,
+    pub values: BTreeMap<String, f64>,
 }
 
 /// One ACL binding, with Kafka's codes for the resource type, pattern type, operation and
@@ -136,6 +166,13 @@ pub enum Change {
     CreateAcls(Vec<AclBinding>),
     /// Removes these ACL bindings (those already gone are ignored).
     DeleteAcls(Vec<AclBinding>),
+    /// Sets and removes quota values of one entity (removing a value that is not set is not
+    /// an error); an entity left with no value is dropped.
+    AlterQuota {
+        entity: QuotaEntity,
+        set: BTreeMap<String, f64>,
+        remove: Vec<String>,
+    },
     /// Sets (or with `None` deletes, if present) one SCRAM credential of a user.
     SetScramCredential {
         user: String,
@@ -153,6 +190,7 @@ impl CatalogState {
             broker_default_configs: BTreeMap::new(),
             users: BTreeMap::new(),
             acls: Vec::new(),
+            quotas: Vec::new(),
         }
     }
 
@@ -200,6 +238,30 @@ impl CatalogState {
                 }
             }
             Change::DeleteAcls(bindings) => self.acls.retain(|b| !bindings.contains(b)),
+            Change::AlterQuota {
+                entity,
+                set,
+                remove,
+            } => {
+                let at = match self.quotas.iter().position(|q| q.entity == entity) {
+                    Some(i) => i,
+                    None => {
+                        self.quotas.push(ClientQuota {
+                            entity,
+                            values: BTreeMap::new(),
+                        });
+                        self.quotas.len() - 1
+                    }
+                };
+                let values = &mut self.quotas[at].values;
+                for key in remove {
+                    values.remove(&key);
+                }
+                values.extend(set);
+                if values.is_empty() {
+                    self.quotas.remove(at);
+                }
+            }
             Change::SetScramCredential {
                 user,
                 mechanism,
@@ -274,6 +336,48 @@ mod tests {
         let json = serde_json::to_string(&s).expect("json");
         let back: CatalogState = serde_json::from_str(&json).expect("parse");
         assert_eq!(back.acls, s.acls);
+    }
+
+    #[test]
+    fn quota_values_are_set_removed_and_dropped_with_the_last() {
+        let alice = QuotaEntity {
+            user: Some(QuotaName::Named("alice".into())),
+            client_id: None,
+        };
+        let defaults = QuotaEntity {
+            user: Some(QuotaName::Default),
+            client_id: Some(QuotaName::Default),
+        };
+        let alter =
+            |entity: &QuotaEntity, set: &[(&str, f64)], remove: &[&str]| Change::AlterQuota {
+                entity: entity.clone(),
+                set: set.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                remove: remove.iter().map(|k| k.to_string()).collect(),
+            };
+        let mut s = CatalogState::new("c".into());
+        s.apply(alter(&alice, &[("producer_byte_rate", 1024.0)], &[]))
+            .expect("set");
+        s.apply(alter(&defaults, &[("request_percentage", 50.0)], &["x"]))
+            .expect("set default");
+        s.apply(alter(
+            &alice,
+            &[("consumer_byte_rate", 2048.0)],
+            &["producer_byte_rate"],
+        ))
+        .expect("replace");
+        assert_eq!(s.quotas.len(), 2);
+        assert_eq!(s.quotas[0].entity, alice);
+        assert_eq!(
+            s.quotas[0].values.keys().collect::<Vec<_>>(),
+            ["consumer_byte_rate"]
+        );
+        let json = serde_json::to_string(&s).expect("json");
+        let back: CatalogState = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back.quotas, s.quotas);
+        s.apply(alter(&alice, &[], &["consumer_byte_rate"]))
+            .expect("remove");
+        assert_eq!(s.quotas.len(), 1, "alice's entity went with its last value");
+        assert_eq!(s.quotas[0].entity, defaults);
     }
 
     use super::*;

@@ -211,10 +211,19 @@ impl Config {
             );
         }
         for m in self.sasl_enabled_mechanisms.split(',').map(str::trim) {
-            if !matches!(m, "" | "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512") {
+            if !matches!(
+                m,
+                "" | "PLAIN" | "SCRAM-SHA-256" | "SCRAM-SHA-512" | "OAUTHBEARER"
+            ) {
                 return bad(
                     "sasl_enabled_mechanisms",
-                    format!("`{m}` is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"),
+                    format!("`{m}` is not PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER"),
+                );
+            }
+            if m == "OAUTHBEARER" && self.sasl_oauthbearer_jwks_file.is_empty() {
+                return bad(
+                    "sasl_oauthbearer_jwks_file",
+                    "OAUTHBEARER needs the JWKS file tokens are checked against",
                 );
             }
         }

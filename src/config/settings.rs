@@ -123,8 +123,18 @@ settings! {
     ssl_client_auth: String = "none".to_string(), env "TIERCEL_SSL_CLIENT_AUTH";
     /// How a client certificate's subject DN becomes the principal name, as Kafka's ssl.principal.mapping.rules: DEFAULT and RULE:pattern/replacement/[LU], separated by commas
     ssl_principal_mapping_rules: String = "DEFAULT".to_string(), env "TIERCEL_SSL_PRINCIPAL_MAPPING_RULES";
-    /// SASL mechanisms offered on SASL listeners: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN
+    /// SASL mechanisms offered on SASL listeners: SCRAM-SHA-256, SCRAM-SHA-512, PLAIN, OAUTHBEARER
     sasl_enabled_mechanisms: String = "SCRAM-SHA-256,SCRAM-SHA-512,PLAIN".to_string(), env "TIERCEL_SASL_ENABLED_MECHANISMS";
+    /// OAUTHBEARER: the JWKS file (JSON Web Key Set) whose public keys bearer tokens must be signed with; read again within 5 s when it changes
+    sasl_oauthbearer_jwks_file: String = String::new(), env "TIERCEL_SASL_OAUTHBEARER_JWKS_FILE";
+    /// OAUTHBEARER: audiences a token's aud claim must name one of, comma-separated (empty: not checked)
+    sasl_oauthbearer_expected_audience: String = String::new(), env "TIERCEL_SASL_OAUTHBEARER_EXPECTED_AUDIENCE";
+    /// OAUTHBEARER: the issuer a token's iss claim must be (empty: not checked)
+    sasl_oauthbearer_expected_issuer: String = String::new(), env "TIERCEL_SASL_OAUTHBEARER_EXPECTED_ISSUER";
+    /// OAUTHBEARER: the claim holding the principal name
+    sasl_oauthbearer_sub_claim_name: String = "sub".to_string(), env "TIERCEL_SASL_OAUTHBEARER_SUB_CLAIM_NAME";
+    /// OAUTHBEARER: clock difference allowed when checking exp and nbf, seconds
+    sasl_oauthbearer_clock_skew_seconds: u64 = 30, env "TIERCEL_SASL_OAUTHBEARER_CLOCK_SKEW_SECONDS";
     /// Authorization: none (everyone may do everything) or acl (ACLs, managed with CreateAcls/DeleteAcls, decide)
     authorizer: String = "none".to_string(), env "TIERCEL_AUTHORIZER";
     /// Principals the ACL authorizer allows everything, separated by semicolons (User:admin;User:ops)
@@ -177,6 +187,8 @@ settings! {
     fetch_max_bytes: i32 = 57_671_680, env "TIERCEL_FETCH_MAX_BYTES";
     /// Record data all Fetch responses being built or sent may hold at once; a fetch takes what is left (at least 1 MiB, waiting for it), so slow readers share one bound
     fetch_memory_max_bytes: u64 = 134_217_728, env "TIERCEL_FETCH_MEMORY_MAX_BYTES";
+    /// Incremental fetch sessions (KIP-227) the broker keeps; 0 turns them off (max.incremental.fetch.session.cache.slots)
+    max_incremental_fetch_session_cache_slots: usize = 1000, env "TIERCEL_MAX_INCREMENTAL_FETCH_SESSION_CACHE_SLOTS";
     /// Maximum open client connections; further connections wait to be accepted
     max_connections: usize = 10_000, env "TIERCEL_MAX_CONNECTIONS";
     /// Most connections from one client address; 0 is unlimited (max.connections.per.ip)

@@ -62,6 +62,7 @@ apis! {
     CreatePartitions: CreatePartitionsRequest => CreatePartitionsResponse,
     DescribeConfigs: DescribeConfigsRequest => DescribeConfigsResponse,
     DescribeCluster: DescribeClusterRequest => DescribeClusterResponse,
+    DescribeTopicPartitions: DescribeTopicPartitionsRequest => DescribeTopicPartitionsResponse,
     AlterPartitionReassignments: AlterPartitionReassignmentsRequest => AlterPartitionReassignmentsResponse,
     ListPartitionReassignments: ListPartitionReassignmentsRequest => ListPartitionReassignmentsResponse,
     ElectLeaders: ElectLeadersRequest => ElectLeadersResponse,
@@ -97,6 +98,90 @@ apis! {
     CreateAcls: CreateAclsRequest => CreateAclsResponse,
     DescribeAcls: DescribeAclsRequest => DescribeAclsResponse,
     DeleteAcls: DeleteAclsRequest => DeleteAclsResponse,
+    DescribeClientQuotas: DescribeClientQuotasRequest => DescribeClientQuotasResponse,
+    AlterClientQuotas: AlterClientQuotasRequest => AlterClientQuotasResponse,
+}
+
+/// Raises a response's `throttle_time_ms` to `ms` (a response without the field, or at a
+/// version without it, is sent as it is).
+pub fn throttle(response: &mut Response, ms: i32) {
+    macro_rules! throttled {
+        ($($api:ident),* $(,)?) => {
+            match response {
+                $(Response::$api(r) => r.throttle_time_ms = r.throttle_time_ms.max(ms),)*
+                Response::WriteTxnMarkers(_)
+                | Response::SaslHandshake(_)
+                | Response::SaslAuthenticate(_) => {}
+            }
+        };
+    }
+    throttled!(
+        ApiVersions,
+        Metadata,
+        Produce,
+        Fetch,
+        ListOffsets,
+        CreateTopics,
+        DeleteTopics,
+        CreatePartitions,
+        DescribeConfigs,
+        DescribeCluster,
+        DescribeTopicPartitions,
+        AlterPartitionReassignments,
+        ListPartitionReassignments,
+        ElectLeaders,
+        FindCoordinator,
+        JoinGroup,
+        SyncGroup,
+        Heartbeat,
+        LeaveGroup,
+        OffsetCommit,
+        OffsetFetch,
+        DescribeGroups,
+        ListGroups,
+        DeleteGroups,
+        OffsetDelete,
+        InitProducerId,
+        AlterConfigs,
+        IncrementalAlterConfigs,
+        DeleteRecords,
+        DescribeLogDirs,
+        AddPartitionsToTxn,
+        AddOffsetsToTxn,
+        EndTxn,
+        TxnOffsetCommit,
+        DescribeProducers,
+        DescribeTransactions,
+        ListTransactions,
+        OffsetForLeaderEpoch,
+        DescribeUserScramCredentials,
+        AlterUserScramCredentials,
+        CreateAcls,
+        DescribeAcls,
+        DeleteAcls,
+        DescribeClientQuotas,
+        AlterClientQuotas,
+    );
+}
+
+/// The record bytes a Fetch response carries (what a consumer byte-rate quota counts).
+pub fn fetch_record_bytes(r: &FetchResponse) -> usize {
+    r.responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter_map(|p| p.records.as_ref())
+        .map(|b| b.len())
+        .sum()
+}
+
+/// Whether a client asks for `api` at a version that honours `throttle_time_ms` itself
+/// (KIP-219); an older one has its throttled responses held back instead.
+pub fn client_throttles(api: ApiKey, version: i16) -> bool {
+    match api {
+        ApiKey::Produce => version >= 6,
+        ApiKey::Fetch => version >= 8,
+        _ => true,
+    }
 }
 
 /// What identifies a request on its connection.

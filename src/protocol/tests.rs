@@ -64,7 +64,7 @@ fn unknown_and_unsupported_apis_are_refused() {
         decode_request(raw.freeze()),
         Err(DecodeError::UnknownApiKey(9999))
     ));
-    let frame = frame_with_header(ApiKey::Fetch, 13, &[]);
+    let frame = frame_with_header(ApiKey::Fetch, 18, &[]);
     assert!(matches!(
         decode_request(frame),
         Err(DecodeError::UnsupportedVersion { .. })

@@ -7,7 +7,9 @@
 
 pub mod acl;
 pub mod cli;
+pub mod oauth;
 pub mod principal;
+pub mod quotas;
 pub mod scram;
 pub mod tls;
 
@@ -25,12 +27,14 @@ pub const ANONYMOUS: &str = "User:ANONYMOUS";
 pub enum Mechanism {
     Plain,
     Scram(Scram),
+    OAuthBearer,
 }
 
 impl Mechanism {
     pub fn parse(s: &str) -> Option<Mechanism> {
         match s {
             "PLAIN" => Some(Mechanism::Plain),
+            "OAUTHBEARER" => Some(Mechanism::OAuthBearer),
             other => Scram::from_name(other).map(Mechanism::Scram),
         }
     }
@@ -39,7 +43,26 @@ impl Mechanism {
         match self {
             Mechanism::Plain => "PLAIN",
             Mechanism::Scram(s) => s.name(),
+            Mechanism::OAuthBearer => "OAUTHBEARER",
         }
+    }
+}
+
+/// How often files that are read again when they change (certificates, the JWKS file) are
+/// checked.
+const RELOAD_CHECK: Duration = Duration::from_secs(5);
+
+/// Runs `check` every [`RELOAD_CHECK`] until `stop`.
+pub(crate) async fn every_reload_check<F: std::future::Future<Output = ()>>(
+    stop: tokio_util::sync::CancellationToken,
+    mut check: impl FnMut() -> F,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RELOAD_CHECK) => {}
+            _ = stop.cancelled() => return,
+        }
+        check().await;
     }
 }
 
@@ -54,15 +77,22 @@ pub struct Security {
     pub auth_timeout: Duration,
     /// `ssl_principal_mapping_rules`: a client certificate's subject DN to a principal name.
     pub principals: principal::PrincipalMapper,
+    /// OAUTHBEARER's token validation, when that mechanism is enabled.
+    pub oauth: Option<Arc<oauth::OAuth>>,
 }
 
 impl Security {
     /// `Err`: `ssl_principal_mapping_rules` does not parse.
-    pub fn new(catalog: Arc<Catalog>, config: &crate::config::Config) -> Result<Security, String> {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        config: &crate::config::Config,
+        oauth: Option<Arc<oauth::OAuth>>,
+    ) -> Result<Security, String> {
         let principals = principal::PrincipalMapper::parse(&config.ssl_principal_mapping_rules)
             .map_err(|e| format!("ssl_principal_mapping_rules: {e}"))?;
         Ok(Security {
             principals,
+            oauth,
             catalog,
             mechanisms: config
                 .sasl_enabled_mechanisms
@@ -83,6 +113,7 @@ impl Security {
 enum Exchange {
     Plain,
     Scram(ScramServer),
+    OAuthBearer,
 }
 
 /// Where a connection's SASL authentication stands.
@@ -168,6 +199,7 @@ impl Sasl {
         let exchange = match m {
             Mechanism::Plain => Exchange::Plain,
             Mechanism::Scram(s) => Exchange::Scram(ScramServer::new(s)),
+            Mechanism::OAuthBearer => Exchange::OAuthBearer,
         };
         self.state = State::Exchanging {
             exchange,
@@ -190,7 +222,24 @@ impl Sasl {
             };
         };
         let catalog = &security.catalog;
+        // a bearer token's expiry bounds the session (KIP-368), like the reauth interval
+        let mut token_expires = None;
         let (outcome, mechanism) = match exchange {
+            Exchange::OAuthBearer => (
+                match &security.oauth {
+                    None => Err(AuthFailed {
+                        reason: "OAUTHBEARER has no JWKS file".into(),
+                    }),
+                    Some(o) => oauth::bearer(msg).and_then(|t| o.validate(t)).map(|t| {
+                        token_expires = Some(t.expires);
+                        Step::Done {
+                            user: t.subject,
+                            reply: Vec::new(),
+                        }
+                    }),
+                },
+                "OAUTHBEARER",
+            ),
             Exchange::Plain => (
                 scram::plain(msg, |u, m| catalog.scram_credential(u, m.name())).map(|user| {
                     Step::Done {
@@ -218,13 +267,20 @@ impl Sasl {
                     };
                 }
                 self.principal = Some(Arc::from(principal));
-                self.expires = security.reauth.map(|d| Instant::now() + d);
+                // as Kafka: the reauth interval, the credential's remaining life, or the
+                // shorter of the two
+                let remaining = token_expires.map(|exp| {
+                    exp.duration_since(std::time::SystemTime::now())
+                        .unwrap_or_default()
+                });
+                let lifetime = match (security.reauth, remaining) {
+                    (Some(d), Some(r)) => Some(d.min(r)),
+                    (d, r) => d.or(r),
+                };
+                self.expires = lifetime.map(|d| Instant::now() + d);
                 self.state = State::Done;
                 crate::metrics::sasl_authenticated(mechanism);
-                SaslAnswer::Authenticated {
-                    reply,
-                    lifetime: security.reauth,
-                }
+                SaslAnswer::Authenticated { reply, lifetime }
             }
             Err(AuthFailed { reason }) => {
                 self.state = State::Handshake;

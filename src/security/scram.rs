@@ -153,7 +153,21 @@ pub struct AuthFailed {
     pub reason: String,
 }
 
-fn failed(reason: impl Into<String>) -> AuthFailed {
+/// A GS2 header (RFC 5801), as SCRAM and OAUTHBEARER messages start: `cbind-flag "," [authzid]
+/// ","` and the rest, as (flag, authzid, rest). Channel binding (`p=`) is refused.
+pub(crate) fn gs2_header(msg: &str) -> Result<(&str, &str, &str), AuthFailed> {
+    let mut parts = msg.splitn(3, ',');
+    let (flag, authzid, rest) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(f), Some(a), Some(r)) => (f, a, r),
+        _ => return Err(failed("the GS2 header is malformed")),
+    };
+    match flag {
+        "n" | "y" => Ok((flag, authzid, rest)),
+        _ => Err(failed("channel binding is not supported")),
+    }
+}
+
+pub(crate) fn failed(reason: impl Into<String>) -> AuthFailed {
     AuthFailed {
         reason: reason.into(),
     }
@@ -279,16 +293,7 @@ impl ScramServer {
         msg: &str,
         lookup: impl Fn(&str) -> Option<ScramCredential>,
     ) -> Result<Step, AuthFailed> {
-        // gs2-header: cbind-flag "," [authzid] ","
-        let mut parts = msg.splitn(3, ',');
-        let (flag, authzid, bare) = match (parts.next(), parts.next(), parts.next()) {
-            (Some(f), Some(a), Some(b)) => (f, a, b),
-            _ => return Err(failed("client-first-message is malformed")),
-        };
-        match flag {
-            "n" | "y" => {}
-            _ => return Err(failed("channel binding is not supported")),
-        }
+        let (flag, authzid, bare) = gs2_header(msg)?;
         let gs2_header = format!("{flag},{authzid},");
         let mut attrs = bare.split(',');
         let user = attrs

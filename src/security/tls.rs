@@ -6,16 +6,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 use tokio_rustls::rustls::crypto::aws_lc_rs;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
-
-/// How often the PEM files are checked for changes.
-const RELOAD_CHECK: Duration = Duration::from_secs(5);
 
 /// `ssl_client_auth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,13 +104,10 @@ impl Tls {
 
     /// Checks the files every few seconds until `stop`.
     pub async fn watch(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
-        loop {
-            tokio::select! {
-                _ = tokio::time::sleep(RELOAD_CHECK) => {}
-                _ = stop.cancelled() => return,
-            }
+        super::every_reload_check(stop, || async {
             self.reload_if_changed().await;
-        }
+        })
+        .await
     }
 }
 

@@ -13,6 +13,7 @@
 
 pub mod http;
 pub mod per_ip;
+mod read_ahead;
 
 use crate::api::errors::CURRENT_API;
 use crate::api::sasl::Gate;
@@ -20,10 +21,12 @@ use crate::api::{api_versions_response, Handler, Pending, Reply, Session, SESSIO
 use crate::clock::Throttle;
 use crate::config::SecurityProtocol;
 use crate::protocol::{self, DecodeError, RequestContext, Response};
+use crate::security::quotas::{ClientQuotas, QuotaKind};
 use crate::security::tls::Tls;
 use crate::security::{Sasl, Security};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ApiKey;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -41,14 +44,19 @@ const READ_CHUNK: usize = 64 * 1024;
 /// The largest frame a SASL listener reads from a connection that has not authenticated
 /// (Kafka's `sasl.server.max.receive.size`).
 const UNAUTHENTICATED_MAX_FRAME: usize = 512 * 1024;
-/// Bytes read from a TLS connection's socket at once.
-const TLS_READ_BUFFER: usize = 64 * 1024;
 
 /// What each request carries to the writer.
 enum Outgoing {
     /// A request, the rest of its handling, when it was decoded, and its place in the
-    /// in-flight gauge (released when the response is written or the connection drops).
-    Response(RequestContext, Pending, std::time::Instant, InFlight),
+    /// in-flight gauge (released when the response is written or the connection drops),
+    /// with what it counts against client quotas.
+    Response(
+        RequestContext,
+        Pending,
+        std::time::Instant,
+        InFlight,
+        Metered,
+    ),
     /// The v0 ApiVersions error reply for an unsupported ApiVersions version.
     ApiVersionsFallback(i32),
     /// A response decided while reading (the SASL exchange); with `true`, the connection
@@ -56,6 +64,32 @@ enum Outgoing {
     Direct(RequestContext, Response, bool),
     /// A bare frame: a SASL message after SaslHandshake v0.
     Raw(Bytes),
+}
+
+/// What a request counts against its principal's client quotas.
+struct Metered {
+    principal: Arc<str>,
+    /// The request frame's size (a Produce counts it against `producer_byte_rate`).
+    request_bytes: usize,
+    /// Time spent handling it before its response could wait (`request_percentage`).
+    handling: Duration,
+}
+
+/// Until when a throttled connection is not read (KIP-219 muting).
+#[derive(Default)]
+struct Muted(parking_lot::Mutex<Option<tokio::time::Instant>>);
+
+impl Muted {
+    fn until(&self) -> Option<tokio::time::Instant> {
+        let until = *self.0.lock();
+        until.filter(|t| *t > tokio::time::Instant::now())
+    }
+
+    fn extend(&self, d: Duration) {
+        let t = tokio::time::Instant::now() + d;
+        let mut until = self.0.lock();
+        *until = Some(until.map_or(t, |u| u.max(t)));
+    }
 }
 
 /// One listener as connections see it.
@@ -104,6 +138,8 @@ pub struct Server {
     pub max_idle: Option<Duration>,
     /// SASL mechanisms, the user store and the authentication timeout.
     pub security: Arc<Security>,
+    /// Client quotas and what each principal has used of them.
+    pub quotas: Arc<ClientQuotas>,
 }
 
 /// What a connection's reader knows of it.
@@ -114,6 +150,7 @@ struct Conn<'a> {
     endpoint: &'a Endpoint,
     stop: &'a CancellationToken,
     unanswered: &'a AtomicUsize,
+    muted: &'a Muted,
 }
 
 impl Server {
@@ -173,9 +210,9 @@ impl Server {
             let (rd, wr) = stream.into_split();
             return self.run(rd, wr, (peer, None), endpoint, cancel).await;
         };
-        // rustls reads the socket 4 KiB at a time: a buffer under it makes that one system
-        // call per 64 KiB
-        let stream = tokio::io::BufReader::with_capacity(TLS_READ_BUFFER, stream);
+        // rustls reads the socket 4 KiB at a time: a buffer under it, grown with the traffic,
+        // makes that one system call per buffer
+        let stream = read_ahead::ReadAhead::new(stream);
         let handshake = tls.acceptor(endpoint.protocol.sasl()).accept(stream);
         let stream = tokio::select! {
             r = tokio::time::timeout(self.security.auth_timeout, handshake) => match r {
@@ -224,13 +261,21 @@ impl Server {
     {
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
         let unanswered = Arc::new(AtomicUsize::new(0));
-        let mut writer = tokio::spawn(write_loop(wr, rx, peer, unanswered.clone()));
+        let muted = Arc::new(Muted::default());
+        let writer = Writer {
+            peer,
+            unanswered: unanswered.clone(),
+            quotas: self.quotas.clone(),
+            muted: muted.clone(),
+        };
+        let mut writer = tokio::spawn(writer.run(wr, rx));
         let conn = Conn {
             peer,
             tls_principal,
             endpoint,
             stop: &cancel,
             unanswered: &unanswered,
+            muted: &muted,
         };
         tokio::select! {
             ended = self.read_loop(rd, tx, conn) => match ended {
@@ -258,6 +303,7 @@ impl Server {
             endpoint,
             stop,
             unanswered,
+            muted,
         } = conn;
         // a SASL listener's session: nothing but the exchange is served until it succeeds,
         // within authentication_timeout_ms
@@ -331,6 +377,15 @@ impl Server {
                 }
             }
             let frame = buf.split_to(len).freeze();
+            // a throttled client's next request waits until its throttle time has passed (the
+            // throttle is set before the response is written, so a client that ignores it
+            // cannot send ahead of it)
+            if let Some(until) = muted.until() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(until) => {}
+                    _ = &mut stopped => return Ended::Stopping,
+                }
+            }
             if let Some(s) = sasl.as_mut().filter(|s| s.expects_raw()) {
                 // after SaslHandshake v0 the exchange goes in bare frames
                 let Some(reply) = crate::api::sasl::raw(&self.security, s, &frame) else {
@@ -379,7 +434,7 @@ impl Server {
                     let session = Session {
                         listener: endpoint.name.clone(),
                         peer,
-                        principal,
+                        principal: principal.clone(),
                     };
                     let pending = SESSION
                         .scope(
@@ -389,7 +444,12 @@ impl Server {
                         .await;
                     let pending: crate::api::Pending =
                         Box::pin(SESSION.scope(session, CURRENT_API.scope(api, pending)));
-                    Outgoing::Response(ctx, pending, decoded, in_flight)
+                    let metered = Metered {
+                        principal,
+                        request_bytes: len,
+                        handling: decoded.elapsed(),
+                    };
+                    Outgoing::Response(ctx, pending, decoded, in_flight, metered)
                 }
                 Err(DecodeError::ApiVersionsUnsupported {
                     version,
@@ -443,25 +503,73 @@ impl Drop for Answered<'_> {
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut wr: W,
-    mut rx: mpsc::Receiver<Outgoing>,
+/// A connection's writer: answers in request order and applies client quotas to each response.
+struct Writer {
     peer: SocketAddr,
     unanswered: Arc<AtomicUsize>,
-) {
-    while let Some(out) = rx.recv().await {
-        let _answered = Answered(&unanswered);
+    quotas: Arc<ClientQuotas>,
+    muted: Arc<Muted>,
+}
+
+impl Writer {
+    /// Counts a request and its response (`None`: an acks=0 produce, answered with nothing)
+    /// against its principal's quotas; the longest throttle any of them asks for is set in the
+    /// response and mutes the connection for as long.
+    fn throttle(&self, ctx: &RequestContext, resp: Option<&mut Response>, m: &Metered) -> Duration {
+        let client = ctx.client_id.as_deref().unwrap_or_default();
+        let record = |kind, amount: f64| self.quotas.record(kind, &m.principal, client, amount);
+        let bytes = match (ctx.api_key, &resp) {
+            (ApiKey::Produce, _) => record(QuotaKind::Produce, m.request_bytes as f64),
+            (ApiKey::Fetch, Some(Response::Fetch(f))) => {
+                record(QuotaKind::Fetch, protocol::fetch_record_bytes(f) as f64)
+            }
+            _ => Duration::ZERO,
+        };
+        // what only brokers send, and the exchange that comes before any quota applies
+        let exempt = matches!(ctx.api_key, ApiKey::ApiVersions | ApiKey::WriteTxnMarkers);
+        let handling = if exempt {
+            Duration::ZERO
+        } else {
+            record(QuotaKind::Request, m.handling.as_secs_f64())
+        };
+        let throttle = bytes.max(handling);
+        if !throttle.is_zero() {
+            if let Some(resp) = resp {
+                protocol::throttle(resp, crate::api::quota::throttle_ms(throttle));
+            }
+            self.muted.extend(throttle);
+        }
+        throttle
+    }
+
+    async fn run<W: AsyncWrite + Unpin>(self, mut wr: W, mut rx: mpsc::Receiver<Outgoing>) {
+        while let Some(out) = rx.recv().await {
+            let _answered = Answered(&self.unanswered);
+            if !self.answer(&mut wr, out).await {
+                return;
+            }
+        }
+        let _ = wr.shutdown().await;
+    }
+
+    /// Writes one answer; `false` when the connection is to close.
+    async fn answer<W: AsyncWrite + Unpin>(&self, wr: &mut W, out: Outgoing) -> bool {
+        let peer = self.peer;
         let mut timing = None;
         let mut close_after = false;
         // a fetch's share of the response memory budget, held until its bytes are written
         let mut _budget = None;
         let bytes = match out {
-            Outgoing::Response(ctx, pending, decoded, _in_flight) => {
-                let resp = match pending.await {
-                    Reply::Nothing => continue,
+            Outgoing::Response(ctx, pending, decoded, _in_flight, metered) => {
+                let mut resp = match pending.await {
+                    Reply::Nothing => {
+                        // an acks=0 produce: counted, and muting is its only throttle
+                        self.throttle(&ctx, None, &metered);
+                        return true;
+                    }
                     Reply::Close => {
                         tracing::debug!(%peer, api = ?ctx.api_key, "acks=0 produce failed; closing connection");
-                        return;
+                        return false;
                     }
                     Reply::Send(resp) => resp,
                     Reply::SendHolding(resp, held) => {
@@ -469,14 +577,20 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                         resp
                     }
                 };
+                let throttle = self.throttle(&ctx, Some(&mut resp), &metered);
+                if !throttle.is_zero() && !protocol::client_throttles(ctx.api_key, ctx.api_version)
+                {
+                    // a client from before KIP-219 waits for its response instead
+                    tokio::time::sleep(throttle).await;
+                }
                 match protocol::encode_response(&ctx, &resp) {
                     Ok(b) => {
-                        timing = Some((ctx.api_key, decoded));
+                        timing = Some((ctx.api_key, ctx.api_version, decoded));
                         b
                     }
                     Err(e) => {
                         tracing::error!(%peer, api = ?ctx.api_key, version = ctx.api_version, error = %e, "encoding response failed; closing connection");
-                        return;
+                        return false;
                     }
                 }
             }
@@ -486,7 +600,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     Ok(b) => b,
                     Err(e) => {
                         tracing::error!(%peer, api = ?ctx.api_key, error = %e, "encoding response failed; closing connection");
-                        return;
+                        return false;
                     }
                 }
             }
@@ -504,7 +618,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                     Ok(b) => b,
                     Err(e) => {
                         tracing::error!(%peer, error = %e, "encoding ApiVersions fallback failed");
-                        return;
+                        return false;
                     }
                 }
             }
@@ -514,14 +628,15 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         // no-op on plain TCP)
         if let Err(e) = wr.write_all(&bytes).await.and(wr.flush().await) {
             tracing::debug!(%peer, error = %e, "write failed; closing connection");
-            return;
+            return false;
         }
-        if let Some((api, decoded)) = timing {
-            crate::metrics::request(protocol::api_name(api), decoded.elapsed());
+        if let Some((api, version, decoded)) = timing {
+            crate::metrics::request(protocol::api_name(api), version, decoded.elapsed());
         }
         if close_after {
-            break;
+            let _ = wr.shutdown().await;
+            return false;
         }
+        true
     }
-    let _ = wr.shutdown().await;
 }

@@ -1,4 +1,5 @@
-//! DescribeCluster, topic-id lookups (Metadata v12, DeleteTopics v6) and the connection limit.
+//! DescribeCluster, topic-id lookups (Metadata v12, DeleteTopics v6), DescribeTopicPartitions
+//! and the connection limit.
 
 use crate::common::{connect, create_topic, roundtrip, TestBroker};
 use crate::util::{metadata, topic};
@@ -212,5 +213,86 @@ async fn authorized_operations_are_every_supported_operation_when_asked() {
         resp.groups[0].authorized_operations,
         (1 << 3) | (1 << 6) | (1 << 8)
     );
+    b.stop().await;
+}
+
+/// DescribeTopicPartitions v0 (KIP-966): topics sorted by name, pages of at most
+/// `response_partition_limit` partitions joined by the cursor, Kafka's errors for unknown topics
+/// and a cursor outside the topics asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_topic_partitions_pages_through_sorted_topics() {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    let b = TestBroker::start().await;
+    create_topic(&b, "dtp-b", 2).await;
+    create_topic(&b, "dtp-a", 3).await;
+    let page = |names: &[&str], limit: i32, cursor: Option<(&str, i32)>| {
+        let mut req = DescribeTopicPartitionsRequest::default();
+        req.topics = names
+            .iter()
+            .map(|n| {
+                let mut t = TopicRequest::default();
+                t.name = topic(n);
+                t
+            })
+            .collect();
+        req.response_partition_limit = limit;
+        req.cursor = cursor.map(|(t, p)| {
+            let mut c = Cursor::default();
+            c.topic_name = topic(t);
+            c.partition_index = p;
+            c
+        });
+        let resp: DescribeTopicPartitionsResponse = roundtrip(&mut connect(&b), 75, 0, 1, &req);
+        let parts: Vec<(String, i16, i32, i32)> = resp
+            .topics
+            .iter()
+            .flat_map(|t| {
+                let name = t.name.as_ref().map_or(String::new(), |n| n.0.to_string());
+                let mut rows: Vec<(String, i16, i32, i32)> = t
+                    .partitions
+                    .iter()
+                    .map(|p| (name.clone(), t.error_code, p.partition_index, p.leader_id.0))
+                    .collect();
+                if t.partitions.is_empty() {
+                    rows.push((name, t.error_code, -1, -1));
+                }
+                rows
+            })
+            .collect();
+        let next = resp
+            .next_cursor
+            .map(|c| (c.topic_name.0.to_string(), c.partition_index));
+        (parts, next)
+    };
+    let row = |t: &str, p: i32| (t.to_string(), 0i16, p, 0);
+
+    // every topic, two partitions a page
+    let (got, next) = page(&[], 2, None);
+    assert_eq!(got, vec![row("dtp-a", 0), row("dtp-a", 1)]);
+    assert_eq!(next, Some(("dtp-a".to_string(), 2)));
+    let (got, next) = page(&[], 2, Some(("dtp-a", 2)));
+    assert_eq!(got, vec![row("dtp-a", 2), row("dtp-b", 0)]);
+    assert_eq!(next, Some(("dtp-b".to_string(), 1)));
+    let (got, next) = page(&[], 2, Some(("dtp-b", 1)));
+    assert_eq!(got, vec![row("dtp-b", 1)]);
+    assert_eq!(next, None);
+
+    // named topics: the unknown one with its error, in name order
+    let (got, next) = page(&["dtp-b", "nope", "dtp-a"], 2000, None);
+    assert_eq!(
+        got,
+        vec![
+            row("dtp-a", 0),
+            row("dtp-a", 1),
+            row("dtp-a", 2),
+            row("dtp-b", 0),
+            row("dtp-b", 1),
+            ("nope".to_string(), 3, -1, -1),
+        ]
+    );
+    assert_eq!(next, None);
+    // a cursor naming a topic not asked for: INVALID_REQUEST
+    let (got, _) = page(&["dtp-a"], 10, Some(("dtp-b", 0)));
+    assert_eq!(got, vec![("dtp-a".to_string(), 42, -1, -1)]);
     b.stop().await;
 }

@@ -216,11 +216,13 @@ async fn an_abort_decided_before_a_crash_is_finished_at_start_up() {
         (list_offsets(&b, "undone", 0, -1, 1) == (0, 4, -1)).then_some(())
     })
     .await;
-    let st = describe_txn(&b, "tx-undone");
-    assert_eq!(
-        (st.error_code, st.transaction_state.as_str()),
-        (0, "CompleteAbort")
-    );
+    // the coordinator records the completion once the marker is durable: a moment after it
+    // shows in the log
+    let st = eventually(10, "the abort to complete", || {
+        let st = describe_txn(&b, "tx-undone");
+        (st.error_code == 0 && st.transaction_state.as_str() == "CompleteAbort").then_some(st)
+    })
+    .await;
     assert!(st.topics.is_empty(), "{:?}", st.topics);
     let bs = b.bootstrap();
     let (committed, all) = blocking(move || {

@@ -103,6 +103,21 @@ pub fn metadata(b: &TestBroker, topics: Vec<(Option<&str>, Uuid)>) -> MetadataRe
 /// Appends one uncompressed CreateTime batch holding `records` (timestamp, value) with Produce
 /// v8, acks=all: (error, base offset).
 pub fn produce(b: &TestBroker, t: &str, partition: i32, records: &[(i64, &str)]) -> (i16, i64) {
+    let req = produce_request(t, partition, records);
+    let resp: ProduceResponse = roundtrip(&mut connect(b), 0, 8, 1, &req);
+    let p = &resp.responses[0].partition_responses[0];
+    if p.error_code != 0 {
+        eprintln!(
+            "produce to {t}-{partition}: {:?} {:?}",
+            p.error_message, p.record_errors
+        );
+    }
+    (p.error_code, p.base_offset)
+}
+
+/// A Produce request (acks=all) of one uncompressed CreateTime batch holding `records`
+/// (timestamp, value) for one partition.
+pub fn produce_request(t: &str, partition: i32, records: &[(i64, &str)]) -> ProduceRequest {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     let recs: Vec<Record> = records
         .iter()
@@ -141,15 +156,7 @@ pub fn produce(b: &TestBroker, t: &str, partition: i32, records: &[(i64, &str)])
     req.acks = -1;
     req.timeout_ms = 10_000;
     req.topic_data.push(td);
-    let resp: ProduceResponse = roundtrip(&mut connect(b), 0, 8, 1, &req);
-    let p = &resp.responses[0].partition_responses[0];
-    if p.error_code != 0 {
-        eprintln!(
-            "produce to {t}-{partition}: {:?} {:?}",
-            p.error_message, p.record_errors
-        );
-    }
-    (p.error_code, p.base_offset)
+    req
 }
 
 /// The batch headers a Fetch v11 from `offset` returns (up to 1 MiB).
