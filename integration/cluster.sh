@@ -41,6 +41,8 @@ python3 -c 'import kafka' 2>/dev/null \
 jars=$("$here/java_jars.sh")
 
 work=$(mktemp -d)
+# everything this script prints is kept, so a failure can end with its problems in one place
+exec > >(tee "$work/out.log") 2>&1
 free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ttl_ms=3000
 etcd_port=$(free); etcd_peer=$(free); s3port=$(free)
@@ -229,6 +231,7 @@ if [ $rc != 0 ]; then
   for n in 1 2 3; do echo "--- node $n"; grep -E 'WARN|ERROR' "$work/node$n.log" | tail -15; done
   echo "--- group"; tail -5 "$work/group.err"
   echo "--- ctp"; tail -5 "$work/ctp.err" 2>/dev/null || true
+  echo "--- what failed"; grep -aE "PROBLEM|FAIL|did not|missed" "$work/out.log" | grep -v '^--- ' | tail -20 || true
   echo "FAIL"; exit 1
 fi
 echo "PASS"
