@@ -19,7 +19,8 @@ fn describe_cluster(b: &TestBroker, v: i16, endpoint_type: i8) -> DescribeCluste
 async fn describe_cluster_names_this_broker_and_the_metadata_cluster_id() {
     let b = TestBroker::start().await;
     let meta = metadata(&b, vec![]);
-    let cluster_id = meta.cluster_id.expect("Metadata v12 has a cluster id");
+    let cluster_id = meta.cluster_id.expect("Metadata v13 has a cluster id");
+    assert_eq!(meta.error_code, 0, "v13's top-level error (KIP-1102)");
     assert!(!cluster_id.is_empty());
     for v in [0, 1] {
         let resp = describe_cluster(&b, v, 1);

@@ -37,6 +37,7 @@ async fn offset_for_leader_epoch_answers_from_the_one_epoch() {
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_timestamp_names_the_record_with_the_newest_timestamp() {
@@ -102,6 +103,11 @@ async fn earliest_local_is_the_log_start_without_tiering() {
         list_offsets(&b, "local-only", 0, EARLIEST_LOCAL, 8),
         (0, 3, -1)
     );
+    // KIP-1005: a topic that is not tiered has no tiered offset
+    assert_eq!(
+        list_offsets(&b, "local-only", 0, LATEST_TIERED, 9),
+        (0, -1, -1)
+    );
     b.stop().await;
 }
 
@@ -115,6 +121,11 @@ async fn earliest_local_moves_past_the_log_start_once_segments_are_tiered_out() 
         &[("segment.bytes", "1024"), ("local.retention.bytes", "0")],
     )
     .await;
+    // nothing uploaded yet: no tiered offset (KIP-1005)
+    assert_eq!(
+        list_offsets(&b, "tiered-out", 0, LATEST_TIERED, 9),
+        (0, -1, -1)
+    );
     // current timestamps: older ones would fall to retention.ms (7 days) instead
     let value = "x".repeat(300);
     for i in 0..30 {
@@ -128,6 +139,13 @@ async fn earliest_local_moves_past_the_log_start_once_segments_are_tiered_out() 
     })
     .await;
     assert!(local < 30, "the active segment stays local: {local}");
+    // the last offset in the bucket: the local log continues right after it
+    let (code, tiered, ts) = list_offsets(&b, "tiered-out", 0, LATEST_TIERED, 10);
+    assert_eq!((code, ts), (0, -1));
+    assert!(
+        tiered + 1 >= local && tiered < 30,
+        "latest tiered {tiered}, local start {local}"
+    );
     assert_eq!(
         list_offsets(&b, "tiered-out", 0, EARLIEST, 8),
         (0, 0, -1),

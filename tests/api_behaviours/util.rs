@@ -81,7 +81,7 @@ pub fn list_offsets(b: &TestBroker, t: &str, partition: i32, ts: i64, v: i16) ->
     (p.error_code, p.offset, p.timestamp)
 }
 
-/// Metadata v12 for the given topics (by name or by id).
+/// Metadata v13 for the given topics (by name or by id).
 pub fn metadata(b: &TestBroker, topics: Vec<(Option<&str>, Uuid)>) -> MetadataResponse {
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
     let mut req = MetadataRequest::default();
@@ -97,7 +97,7 @@ pub fn metadata(b: &TestBroker, topics: Vec<(Option<&str>, Uuid)>) -> MetadataRe
             })
             .collect(),
     );
-    roundtrip(&mut connect(b), 3, 12, 1, &req)
+    roundtrip(&mut connect(b), 3, 13, 1, &req)
 }
 
 /// Appends one uncompressed CreateTime batch holding `records` (timestamp, value) with Produce
