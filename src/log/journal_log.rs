@@ -32,6 +32,12 @@ fn io_error(e: LogError) -> io::Error {
 impl crate::journal::Backend for PartitionJournal {
     async fn load(&self) -> io::Result<Vec<Vec<u8>>> {
         let p = &self.partition;
+        // the whole log, not only what is readable yet: a new leader's log holds what it caught
+        // up from the WAL and the tail chunks (committed), readable once synced here; a state
+        // loaded from less would lose the commits in the tail
+        p.wait_durable(p.offsets().log_end_offset)
+            .await
+            .map_err(io_error)?;
         let o = p.offsets();
         let mut at = o.log_start_offset;
         let mut out = Vec::new();
@@ -111,20 +117,29 @@ mod tests {
     }
 
     async fn partition(dir: &std::path::Path, clock: crate::clock::SharedClock) -> Arc<Partition> {
+        let p = unflushed(dir, clock).await;
+        flush(&p);
+        p
+    }
+
+    /// A journal partition whose flusher is not running yet: appends stay unreadable.
+    async fn unflushed(dir: &std::path::Path, clock: crate::clock::SharedClock) -> Arc<Partition> {
         let config = crate::config::LogConfig {
             retention_ms: -1,
             max_message_bytes: 2 << 20,
             remote_storage_enable: false,
             ..crate::config::LogConfig::default()
         };
-        let p = Partition::open("__journal", 0, dir.join("j-0"), config, clock, true, None)
+        Partition::open("__journal", 0, dir.join("j-0"), config, clock, true, None)
             .await
-            .expect("open");
+            .expect("open")
+    }
+
+    fn flush(p: &Arc<Partition>) {
         tokio::spawn(
             p.clone()
                 .run_flusher(Duration::from_millis(1), CancellationToken::new()),
         );
-        p
     }
 
     #[tokio::test]
@@ -166,5 +181,34 @@ mod tests {
             .await
             .expect("append");
         assert!(Journal::<Kv>::open_on(backend).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_load_waits_for_what_the_log_holds_but_has_not_synced() {
+        // a new leader's log right after catching up: records written, not yet durable
+        let dir = tempfile::tempdir().expect("tmp");
+        let clock: crate::clock::SharedClock = Arc::new(ManualClock::new(1_700_000_000_000));
+        let p = unflushed(dir.path(), clock.clone()).await;
+        let written: Vec<(String, u64)> = (0..5).map(|i| (format!("k{i}"), i)).collect();
+        let mut entries = Vec::new();
+        for r in &written {
+            let mut e = Vec::new();
+            crate::format::journal::encode(r, &mut e).expect("encode");
+            entries.push(e);
+        }
+        p.append(Bytes::from(records::values_batch(&entries, p.now_ms())))
+            .await
+            .expect("append");
+        assert_eq!(p.offsets().high_watermark, 0, "nothing synced yet");
+        let backend = Arc::new(PartitionJournal::new(p.clone()));
+        let loading = tokio::spawn(Journal::<Kv>::open_on(backend));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        flush(&p);
+        let j = tokio::time::timeout(Duration::from_secs(10), loading)
+            .await
+            .expect("the load ends once the log is synced")
+            .expect("task")
+            .expect("open");
+        assert_eq!(j.read().0, written.into_iter().collect());
     }
 }
