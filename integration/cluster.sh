@@ -231,7 +231,7 @@ if [ $rc != 0 ]; then
   for n in 1 2 3; do echo "--- node $n"; grep -E 'WARN|ERROR' "$work/node$n.log" | tail -15; done
   echo "--- group"; tail -5 "$work/group.err"
   echo "--- ctp"; tail -5 "$work/ctp.err" 2>/dev/null || true
-  echo "--- what failed"; grep -aE "PROBLEM|FAIL|did not|missed" "$work/out.log" | grep -v '^--- ' | tail -20 || true
+  echo "--- what failed"; grep -aE "^PROBLEM|: FAIL|did not|missed" "$work/out.log" | sort -u | tail -20 || true
   echo "FAIL"; exit 1
 fi
 echo "PASS"

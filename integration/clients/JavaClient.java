@@ -256,6 +256,39 @@ public class JavaClient {
         return "ok";
     }
 
+    /** ListOffsets v10 through the Admin: earliest, latest, max timestamp, by timestamp and the
+     *  latest tiered offset (KIP-1005) once closed segments reach the bucket. */
+    static String offsetSpecs() throws Exception {
+        String topic = name("java-offsets");
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (Admin a = admin()) {
+            a.createTopics(List.of(new NewTopic(topic, 1, (short) 1).configs(Map.of("segment.bytes", "1024"))))
+                .all().get(30, TimeUnit.SECONDS);
+            // current timestamps: old ones would fall to retention.ms
+            long t0 = System.currentTimeMillis() - 60_000;
+            try (KafkaProducer<String, String> p = producer(Map.of())) {
+                for (int i = 0; i < 40; i++) p.send(new ProducerRecord<>(topic, 0, t0 + 10L * i, null, "x".repeat(200))).get();
+            }
+            expect(offset(a, tp, OffsetSpec.earliest()), 0L, "earliest");
+            expect(offset(a, tp, OffsetSpec.latest()), 40L, "latest");
+            expect(offset(a, tp, OffsetSpec.maxTimestamp()), 39L, "max timestamp");
+            expect(offset(a, tp, OffsetSpec.forTimestamp(t0 + 100)), 10L, "by timestamp");
+            long tiered = -1, deadline = System.currentTimeMillis() + 30_000;
+            while (tiered < 0 && System.currentTimeMillis() < deadline) {
+                tiered = offset(a, tp, OffsetSpec.latestTiered());
+                if (tiered < 0) Thread.sleep(200);
+            }
+            // the active segment is never uploaded
+            if (tiered < 0 || tiered >= 39) throw new AssertionError("latest tiered offset " + tiered);
+            a.deleteTopics(List.of(topic)).all().get(30, TimeUnit.SECONDS);
+        }
+        return "ok";
+    }
+
+    static long offset(Admin a, TopicPartition tp, OffsetSpec spec) throws Exception {
+        return a.listOffsets(Map.of(tp, spec)).partitionResult(tp).get(30, TimeUnit.SECONDS).offset();
+    }
+
     static String idempotent() throws Exception {
         String faulty = env("FAULTY_BOOTSTRAP"), clientId = "idem-java", topic = name("java-idem");
         create(faulty, topic, 1);
@@ -438,6 +471,7 @@ public class JavaClient {
         record("consumer group (2 members share, commits, resume)", JavaClient::group);
         record("broker restart (kill -9)", JavaClient::brokerRestart);
         record("admin create/describe/alter/delete", JavaClient::adminOps);
+        record("list offsets by spec (ListOffsets v10, latest tiered)", JavaClient::offsetSpecs);
         record("idempotent producer", JavaClient::idempotent);
         record("transactions", JavaClient::transactions);
         record("fetch sessions (KIP-227)", JavaClient::fetchSessions);
