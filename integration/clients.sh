@@ -83,6 +83,7 @@ touch "$work/matrix.txt" "$work/python.err" "$work/node.err" "$work/java.err" "$
 want() { [[ " $families " == *" $1 "* ]]; }
 if want python; then
   python3 "$here/clients/python_clients.py" "$b" 2>"$work/python.err" >>"$work/matrix.txt" || rc=1
+  python3 "$here/clients/kip848_clients.py" "$b" 2>>"$work/python.err" >>"$work/matrix.txt" || rc=1
 fi
 if want kafkajs; then
   NODE_PATH="$node_dir/node_modules" node "$here/clients/kafkajs_client.js" "$b" >>"$work/matrix.txt" 2>>"$work/node.err" || rc=1
@@ -92,12 +93,15 @@ if want ckjs; then
 fi
 if want java; then
   java -cp "$jars/*" "$here/clients/JavaClient.java" "$b" >>"$work/matrix.txt" 2>"$work/java.err" || rc=1
+  java -cp "$jars/*" "$here/clients/JavaKip848.java" "$b" >>"$work/matrix.txt" 2>>"$work/java.err" || rc=1
 fi
 if want sarama; then
   (cd "$here/clients" && GO111MODULE=off GOPATH="$work/go:/usr/share/gocode" GOCACHE="$here/../target/go-cache" \
     go run sarama_client.go "$b") >>"$work/matrix.txt" 2>"$work/go.err" || rc=1
 fi
 cat "$work/matrix.txt"
+# the KIP-848 cases report how long their members waited for a first assignment
+grep -h '^# kip848' "$work/python.err" "$work/java.err" || true
 if [ $rc -ne 0 ]; then
   echo "--- failures in detail"; tail -n 40 "$work/python.err" "$work/node.err" "$work/java.err" "$work/go.err"
   tail -n 20 "$work/broker.log" "$work/faulty.log" "$work/proxy.err"

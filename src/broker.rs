@@ -18,7 +18,6 @@ use crate::cluster::wal::Wal;
 use crate::cluster::{Cluster, ClusterError, NodeInfo};
 use crate::config::Config;
 use crate::etcd::Etcd;
-use crate::group::state::GroupState;
 use crate::group::{Coordinator, Groups};
 use crate::log::{LogError, LogManager};
 use crate::server::{http, Server};
@@ -766,14 +765,10 @@ async fn refresh_gauges(
                 || (exported.len() < crate::metrics::MAX_GROUP_SERIES
                     && exported.insert(group.to_string()))
         };
-        for (group, _, state) in groups.list() {
-            let Ok(c) = groups.get(&group) else {
-                continue;
-            };
-            let members = c.describe(&group).members.len();
-            if (members > 0 || with_offsets.contains(&group)) && admit(&group) {
-                crate::metrics::group_members(&group, members);
-                crate::metrics::group_state(&group, state.name(), GroupState::NAMES);
+        for g in groups.list() {
+            if (g.members > 0 || with_offsets.contains(&g.id)) && admit(&g.id) {
+                crate::metrics::group_members(&g.id, g.members);
+                crate::metrics::group_state(&g.id, g.state, crate::group::STATE_NAMES);
             }
         }
         for group in with_offsets.iter().filter(|g| exported.contains(*g)) {

@@ -1,8 +1,12 @@
-//! ApiVersions: generated from `protocol::versions::SUPPORTED`.
+//! ApiVersions: generated from `protocol::versions::SUPPORTED`, with the features (v3+) this
+//! broker implements: `group.version` 1 is the KIP-848 consumer group protocol.
 
 use crate::protocol::versions::SUPPORTED;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::ApiVersionsResponse;
+use kafka_protocol::protocol::StrBytes;
 
 /// The response, with `error_code` (0, or UNSUPPORTED_VERSION for the v0 fallback reply).
 pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
@@ -18,5 +22,22 @@ pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
             v
         })
         .collect();
+    for (name, level) in FEATURES {
+        let mut f = SupportedFeatureKey::default();
+        f.name = StrBytes::from_static_str(name);
+        f.min_version = 0;
+        f.max_version = *level;
+        r.supported_features.push(f);
+        let mut f = FinalizedFeatureKey::default();
+        f.name = StrBytes::from_static_str(name);
+        f.min_version_level = *level;
+        f.max_version_level = *level;
+        r.finalized_features.push(f);
+    }
+    // the features never change while a broker runs
+    r.finalized_features_epoch = 1;
     r
 }
+
+/// `(feature, level)` of every feature finalized here.
+const FEATURES: &[(&str, i16)] = &[("group.version", 1)];

@@ -159,6 +159,11 @@ impl Handler {
             R::SyncGroup(r) if !group(&r.group_id.0) => {
                 refused!(SyncGroupResponse, SyncGroup, E::GroupAuthorizationFailed)
             }
+            R::ConsumerGroupHeartbeat(r) if !group(&r.group_id.0) => refused!(
+                ConsumerGroupHeartbeatResponse,
+                ConsumerGroupHeartbeat,
+                E::GroupAuthorizationFailed
+            ),
             R::Heartbeat(r) if !group(&r.group_id.0) => {
                 refused!(HeartbeatResponse, Heartbeat, E::GroupAuthorizationFailed)
             }

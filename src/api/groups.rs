@@ -38,6 +38,8 @@ pub(super) fn group_error(e: GroupError) -> ResponseError {
         GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
         GroupError::NotCoordinator => ResponseError::NotCoordinator,
         GroupError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
+        GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+        GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
     }
 }
 
@@ -357,7 +359,7 @@ impl Handler {
             g.authorized_operations =
                 self.authorized_ops(req.include_authorized_operations, resource::GROUP, &id);
             g.group_id = id;
-            g.group_state = StrBytes::from_static_str(view.state.name());
+            g.group_state = StrBytes::from_static_str(view.state);
             g.protocol_type = s(view.protocol_type);
             g.protocol_data = s(view.protocol_name);
             g.members = view
@@ -385,22 +387,22 @@ impl Handler {
         let types: Vec<String> = req.types_filter.iter().map(|s| s.to_lowercase()).collect();
         // DESCRIBE on the cluster lists every group; otherwise those the principal may describe
         let all = self.allowed_quietly(op::DESCRIBE, resource::CLUSTER, super::authz::CLUSTER_NAME);
-        for (id, ptype, state) in self.groups.list() {
-            if !states.is_empty() && !states.contains(&state.name().to_lowercase()) {
+        for g in self.groups.list() {
+            if !states.is_empty() && !states.contains(&g.state.to_lowercase()) {
                 continue;
             }
-            if !all && !self.allowed_quietly(op::DESCRIBE, resource::GROUP, &id) {
+            if !all && !self.allowed_quietly(op::DESCRIBE, resource::GROUP, &g.id) {
                 continue;
             }
-            if !types.is_empty() && !types.iter().any(|t| t == "classic") {
+            if !types.is_empty() && !types.iter().any(|t| t == g.kind.name()) {
                 continue;
             }
-            let mut g = ListedGroup::default();
-            g.group_id = GroupId(s(id));
-            g.protocol_type = s(ptype);
-            g.group_state = StrBytes::from_static_str(state.name());
-            g.group_type = StrBytes::from_static_str("classic");
-            resp.groups.push(g);
+            let mut l = ListedGroup::default();
+            l.group_id = GroupId(s(g.id));
+            l.protocol_type = s(g.protocol_type);
+            l.group_state = StrBytes::from_static_str(g.state);
+            l.group_type = StrBytes::from_static_str(g.kind.name());
+            resp.groups.push(l);
         }
         resp
     }

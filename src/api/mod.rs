@@ -12,6 +12,7 @@ mod api_versions;
 mod authz;
 mod client_quotas;
 mod cluster;
+mod consumer_groups;
 mod delete_records;
 mod describe_configs;
 mod describe_topic_partitions;
@@ -315,6 +316,15 @@ impl Handler {
             Request::DescribeGroups(r) => ready(Response::DescribeGroups(self.describe_groups(r))),
             Request::ListGroups(r) => ready(Response::ListGroups(self.list_groups(r))),
             Request::DeleteGroups(r) => self.delete_groups(r),
+            Request::ConsumerGroupHeartbeat(r) => {
+                let client = ctx.client_id.clone().unwrap_or_default();
+                ready(Response::ConsumerGroupHeartbeat(
+                    self.consumer_group_heartbeat(r, v, client, format!("/{}", peer.ip())),
+                ))
+            }
+            Request::ConsumerGroupDescribe(r) => ready(Response::ConsumerGroupDescribe(
+                self.consumer_group_describe(r),
+            )),
             Request::OffsetDelete(r) => self.offset_delete(r),
             Request::InitProducerId(r) => self.init_producer_id(r, v),
             Request::AddPartitionsToTxn(r) => self.add_partitions_to_txn(r, v),

@@ -223,7 +223,20 @@ impl Handler {
                         .collect()
                 });
                 let mut gr = OffsetFetchResponseGroup::default();
-                let fetched = match self.fetch_group(&g.group_id.0, topics, req.require_stable) {
+                // v9: a KIP-848 member fetches with its current epoch
+                let member_check = if v >= 9
+                    && self.allowed_quietly(op::DESCRIBE, resource::GROUP, &g.group_id.0)
+                {
+                    self.groups.get(&g.group_id.0).and_then(|c| {
+                        c.check_fetch(&g.group_id.0, g.member_id.as_deref(), g.member_epoch)
+                    })
+                } else {
+                    Ok(())
+                };
+                let fetched = match member_check
+                    .map_err(group_error)
+                    .and_then(|()| self.fetch_group(&g.group_id.0, topics, req.require_stable))
+                {
                     Ok(f) => f,
                     Err(e) => {
                         gr.error_code = code(e);

@@ -13,7 +13,9 @@ mod settings;
 pub mod topic;
 
 pub use listeners::{Listener, SecurityProtocol};
-pub use sections::{ip_overrides, GroupConfig, StoreConfig, TierConfig, TxnConfig};
+pub use sections::{
+    ip_overrides, Assignor, Assignors, GroupConfig, StoreConfig, TierConfig, TxnConfig,
+};
 pub use settings::{Cli, Config, ConfigError, FileConfig, LogFormat, TimestampType};
 pub use topic::LogConfig;
 
@@ -105,6 +107,20 @@ impl Config {
         }
         if self.group_initial_rebalance_delay_ms < 0 {
             return bad("group_initial_rebalance_delay_ms", "must be >= 0");
+        }
+        if let Err(e) = Assignors::parse(&self.group_consumer_assignors) {
+            return bad("group_consumer_assignors", e);
+        }
+        if self.group_consumer_max_size == 0 {
+            return bad("group_consumer_max_size", "must be >= 1");
+        }
+        if self.group_consumer_heartbeat_interval_ms <= 0
+            || self.group_consumer_heartbeat_interval_ms >= self.group_consumer_session_timeout_ms
+        {
+            return bad(
+                "group_consumer_heartbeat_interval_ms",
+                "must be > 0 and below group_consumer_session_timeout_ms",
+            );
         }
         if self.group_max_size == 0 {
             return bad("group_max_size", "must be >= 1");

@@ -43,6 +43,79 @@ pub struct GroupConfig {
     pub offsets_retention_ms: i64,
     /// Largest metadata string stored with a commit.
     pub offset_metadata_max_bytes: usize,
+    /// Consumer groups of KIP-848: a member silent this long is removed.
+    pub consumer_session_timeout_ms: i32,
+    /// How often members of a KIP-848 group heartbeat.
+    pub consumer_heartbeat_interval_ms: i32,
+    /// Most members of one KIP-848 group.
+    pub consumer_max_size: usize,
+    /// The server-side assignors members may ask for; the first is the default.
+    pub consumer_assignors: Assignors,
+}
+
+/// A server-side partition assignor of KIP-848 groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignor {
+    Uniform,
+    Range,
+}
+
+impl Assignor {
+    pub const ALL: [Assignor; 2] = [Assignor::Uniform, Assignor::Range];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Assignor::Uniform => "uniform",
+            Assignor::Range => "range",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Assignor> {
+        Assignor::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// The enabled assignors in order (`group_consumer_assignors`); never empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assignors {
+    list: [Option<Assignor>; 2],
+}
+
+impl Assignors {
+    /// Parses a comma-separated list of assignor names.
+    pub fn parse(names: &str) -> Result<Assignors, String> {
+        let mut list = [None; 2];
+        let mut n = 0;
+        for name in names.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let a = Assignor::parse(name)
+                .ok_or_else(|| format!("unknown assignor {name:?} (known: uniform, range)"))?;
+            if list.contains(&Some(a)) {
+                continue;
+            }
+            list[n] = Some(a);
+            n += 1;
+        }
+        if n == 0 {
+            return Err("at least one assignor is required".into());
+        }
+        Ok(Assignors { list })
+    }
+
+    pub fn preferred(&self) -> Assignor {
+        self.list[0].unwrap_or(Assignor::Uniform)
+    }
+
+    pub fn contains(&self, a: Assignor) -> bool {
+        self.list.contains(&Some(a))
+    }
+}
+
+impl Default for Assignors {
+    fn default() -> Assignors {
+        Assignors {
+            list: [Some(Assignor::Uniform), Some(Assignor::Range)],
+        }
+    }
 }
 
 /// Transactions.
@@ -88,6 +161,11 @@ impl Config {
             max_groups: self.group_max_count,
             offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
             offset_metadata_max_bytes: self.offset_metadata_max_bytes,
+            consumer_session_timeout_ms: self.group_consumer_session_timeout_ms,
+            consumer_heartbeat_interval_ms: self.group_consumer_heartbeat_interval_ms,
+            consumer_max_size: self.group_consumer_max_size,
+            consumer_assignors: Assignors::parse(&self.group_consumer_assignors)
+                .unwrap_or_default(),
         }
     }
 

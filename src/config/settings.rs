@@ -253,6 +253,14 @@ settings! {
     group_initial_rebalance_delay_ms: i64 = 3000, env "TIERCEL_GROUP_INITIAL_REBALANCE_DELAY_MS";
     /// Most members (joined or pending) in one group (group.max.size)
     group_max_size: usize = 1000, env "TIERCEL_GROUP_MAX_SIZE";
+    /// KIP-848 consumer groups: a member that has not heartbeated for this long is removed, ms (group.consumer.session.timeout.ms)
+    group_consumer_session_timeout_ms: i32 = 45_000, env "TIERCEL_GROUP_CONSUMER_SESSION_TIMEOUT_MS";
+    /// KIP-848 consumer groups: how often members heartbeat, ms (group.consumer.heartbeat.interval.ms)
+    group_consumer_heartbeat_interval_ms: i32 = 5000, env "TIERCEL_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS";
+    /// KIP-848 consumer groups: most members in one group (group.consumer.max.size)
+    group_consumer_max_size: usize = 1000, env "TIERCEL_GROUP_CONSUMER_MAX_SIZE";
+    /// KIP-848 consumer groups: server-side assignors members may choose, comma-separated; the first is the default (group.consumer.assignors)
+    group_consumer_assignors: String = "uniform,range".to_string(), env "TIERCEL_GROUP_CONSUMER_ASSIGNORS";
     /// Most consumer groups the broker holds (with members, pending members or offsets); JoinGroup or OffsetCommit naming a new group past it gets COORDINATOR_NOT_AVAILABLE
     group_max_count: usize = 50_000, env "TIERCEL_GROUP_MAX_COUNT";
     /// How long committed offsets of an empty group are kept, minutes (offsets.retention.minutes)

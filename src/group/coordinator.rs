@@ -8,6 +8,8 @@
 //! Empty with their committed offsets, and members rejoin (their next heartbeat gets
 //! UNKNOWN_MEMBER_ID).
 
+use super::consumer::{ConsumerGroup, ConsumerMember, Heartbeat, HeartbeatError, HeartbeatReply};
+use super::consumer::{OffsetsCheck, TopicInfo};
 use super::offsets::{Committed, OffsetStore, Record};
 use super::state::{
     Answer, Completion, Group, GroupConfig, GroupError, GroupState, JoinRequest, JoinResult,
@@ -27,6 +29,8 @@ use tokio_util::sync::CancellationToken;
 /// A parked request's way back.
 struct Entry {
     group: Group,
+    /// Set while the group is a KIP-848 consumer group; `group` then stays Empty.
+    consumer: Option<ConsumerGroup>,
     joins: HashMap<String, oneshot::Sender<JoinResult>>,
     syncs: HashMap<String, oneshot::Sender<SyncResult>>,
 }
@@ -82,7 +86,7 @@ pub struct MemberView {
 #[derive(Debug, Clone)]
 pub struct GroupView {
     pub group_id: String,
-    pub state: GroupState,
+    pub state: &'static str,
     pub protocol_type: String,
     pub protocol_name: String,
     pub members: Vec<MemberView>,
@@ -122,6 +126,7 @@ impl Coordinator {
                 g,
                 Arc::new(Mutex::new(Entry {
                     group,
+                    consumer: None,
                     joins: HashMap::new(),
                     syncs: HashMap::new(),
                 })),
@@ -161,6 +166,7 @@ impl Coordinator {
     ) -> Arc<Mutex<Entry>> {
         let e = Arc::new(Mutex::new(Entry {
             group: Group::new(group_id, self.clock.now_ms()),
+            consumer: None,
             joins: HashMap::new(),
             syncs: HashMap::new(),
         }));
@@ -180,6 +186,11 @@ impl Coordinator {
             if self.stopping.load(Ordering::Acquire) {
                 return rebalancing(member_id);
             }
+            if e.consumer.as_ref().is_some_and(|c| !c.is_empty()) {
+                // a KIP-848 group with members: classic members cannot join it
+                return JoinResult::error(GroupError::InconsistentGroupProtocol, &member_id);
+            }
+            e.consumer = None;
             let answer = e.group.join(req, self.clock.now_ms(), &self.cfg, &mut out);
             e.deliver(out);
             match answer {
@@ -377,9 +388,21 @@ impl Coordinator {
             .entry_or_create(group_id)
             .ok_or(CommitError::Group(GroupError::CoordinatorNotAvailable))?;
         let mut e = entry.lock();
-        let g = &mut e.group;
         let now = self.clock.now_ms();
         let outside = generation < 0 && member_id.is_empty();
+        if let Some(c) = e.consumer.as_ref() {
+            if outside && !simple {
+                return Ok(());
+            }
+            // KIP-848: the generation field carries the member epoch
+            c.check_commit(member_id, generation)
+                .map_err(|x| CommitError::Group(offsets_check_error(x)))?;
+            if c.is_empty() {
+                e.group.empty_since_ms = e.group.empty_since_ms.max(now);
+            }
+            return Ok(());
+        }
+        let g = &mut e.group;
         if outside && (!simple || g.members.is_empty()) {
             // simple (admin or assign()-based) commit: it counts as activity, so offsets
             // expire `offsets_retention` after the last commit, not after the first
@@ -449,6 +472,90 @@ impl Coordinator {
         Ok(())
     }
 
+    /// OffsetFetch v9+: a KIP-848 member's fetch must carry its current epoch.
+    pub fn check_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        epoch: i32,
+    ) -> Result<(), GroupError> {
+        let Some(entry) = self.entry(group_id) else {
+            return Ok(());
+        };
+        let e = entry.lock();
+        match e.consumer.as_ref() {
+            Some(c) => c.check_fetch(member_id, epoch).map_err(offsets_check_error),
+            None => Ok(()),
+        }
+    }
+
+    /// ConsumerGroupHeartbeat. `topics` lists every topic members may subscribe to.
+    pub fn consumer_heartbeat(
+        &self,
+        group_id: &str,
+        hb: Heartbeat,
+        topics: &[TopicInfo],
+    ) -> Result<HeartbeatReply, ConsumerError> {
+        let entry = if hb.epoch == 0 {
+            self.entry_or_create(group_id)
+                .ok_or(ConsumerError::Group(GroupError::CoordinatorNotAvailable))?
+        } else {
+            self.entry(group_id)
+                .ok_or(ConsumerError::Heartbeat(HeartbeatError::UnknownMemberId))?
+        };
+        let mut e = entry.lock();
+        if e.consumer.is_none() {
+            if e.group.state != GroupState::Empty {
+                // a classic group with members (converting a live group is not supported)
+                return Err(ConsumerError::Group(GroupError::GroupIdNotFound));
+            }
+            if hb.epoch != 0 {
+                return Err(ConsumerError::Heartbeat(HeartbeatError::UnknownMemberId));
+            }
+            e.consumer = Some(ConsumerGroup::new(self.cfg.consumer_assignors.preferred()));
+        }
+        let now = self.clock.now_ms();
+        let Entry {
+            group, consumer, ..
+        } = &mut *e;
+        let Some(c) = consumer.as_mut() else {
+            return Err(ConsumerError::Group(GroupError::CoordinatorNotAvailable));
+        };
+        let before = c.epoch;
+        let r = c.heartbeat(hb, topics, now, &self.cfg);
+        if c.epoch != before {
+            tracing::debug!(
+                group = group_id,
+                epoch = c.epoch,
+                members = c.members.len(),
+                "consumer group epoch moved"
+            );
+        }
+        if c.is_empty() {
+            group.empty_since_ms = now;
+        }
+        r.map_err(ConsumerError::Heartbeat)
+    }
+
+    /// ConsumerGroupDescribe: `None` when the group is not a KIP-848 group.
+    pub fn consumer_describe(&self, group_id: &str) -> Option<ConsumerGroupView> {
+        let entry = self.entry(group_id)?;
+        let e = entry.lock();
+        let c = e.consumer.as_ref()?;
+        Some(ConsumerGroupView {
+            state: c.state().name(),
+            epoch: c.epoch,
+            assignment_epoch: c.assignment_epoch,
+            assignor: c.assignor.name(),
+            members: c
+                .members
+                .values()
+                .map(|m| (m.clone(), c.target.get(&m.id).cloned().unwrap_or_default()))
+                .collect(),
+            topics: c.topics.clone(),
+        })
+    }
+
     pub fn committed(&self, group_id: &str, topic: &str, partition: i32) -> Option<Committed> {
         self.store.get(group_id, topic, partition)
     }
@@ -466,18 +573,21 @@ impl Coordinator {
         let Some(entry) = self.entry(group_id) else {
             return GroupView {
                 group_id: group_id.to_string(),
-                state: GroupState::Dead,
+                state: GroupState::Dead.name(),
                 protocol_type: String::new(),
                 protocol_name: String::new(),
                 members: Vec::new(),
             };
         };
         let e = entry.lock();
+        if let Some(c) = e.consumer.as_ref() {
+            return super::consumer_view::described(group_id, c);
+        }
         let g = &e.group;
         let protocol = g.protocol_name.clone().unwrap_or_default();
         GroupView {
             group_id: group_id.to_string(),
-            state: g.state,
+            state: g.state.name(),
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
             protocol_name: protocol.clone(),
             members: g
@@ -500,22 +610,32 @@ impl Coordinator {
         }
     }
 
-    /// Every group: `(id, protocol type, state)`.
-    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+    /// Every group, by id.
+    pub fn list(&self) -> Vec<Listed> {
         let entries: Vec<Arc<Mutex<Entry>>> = self.groups.lock().values().cloned().collect();
-        let mut out: Vec<_> = entries
+        let mut out: Vec<Listed> = entries
             .iter()
-            .map(|e| {
+            .filter_map(|e| {
                 let e = e.lock();
-                (
-                    e.group.id.clone(),
-                    e.group.protocol_type.clone().unwrap_or_default(),
-                    e.group.state,
-                )
+                if let Some(c) = e.consumer.as_ref() {
+                    return Some(Listed {
+                        id: e.group.id.clone(),
+                        protocol_type: "consumer".to_string(),
+                        state: c.state().name(),
+                        kind: GroupKind::Consumer,
+                        members: c.members.len(),
+                    });
+                }
+                (e.group.state != GroupState::Dead).then(|| Listed {
+                    id: e.group.id.clone(),
+                    protocol_type: e.group.protocol_type.clone().unwrap_or_default(),
+                    state: e.group.state.name(),
+                    kind: GroupKind::Classic,
+                    members: e.group.members.len(),
+                })
             })
-            .filter(|(_, _, s)| *s != GroupState::Dead)
             .collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by(|a, b| a.id.cmp(&b.id));
         out
     }
 
@@ -529,6 +649,14 @@ impl Coordinator {
             let mut out = Vec::new();
             e.group.tick(self.clock.now_ms(), &self.cfg, &mut out);
             e.deliver(out);
+            let now = self.clock.now_ms();
+            if let Some(c) = e.consumer.as_mut() {
+                c.tick(now, &self.cfg, None);
+                if !c.is_empty() {
+                    return Err(DeleteError::NotEmpty);
+                }
+                e.consumer = None;
+            }
             match e.group.state {
                 GroupState::Dead => return Err(DeleteError::NotFound),
                 GroupState::Empty => e.group.mark_dead(),
@@ -558,10 +686,11 @@ impl Coordinator {
             if e.group.state == GroupState::Dead {
                 return Err(DeleteError::NotFound);
             }
-            e.group
-                .member_metadata()
-                .iter()
-                .any(|m| subscription_topics(m).iter().any(|t| t == topic))
+            e.consumer.as_ref().is_some_and(|c| c.subscribes(topic))
+                || e.group
+                    .member_metadata()
+                    .iter()
+                    .any(|m| subscription_topics(m).iter().any(|t| t == topic))
         };
         if subscribed {
             return Ok(partitions
@@ -638,6 +767,21 @@ impl Coordinator {
             if e.group.state != GroupState::Empty {
                 continue;
             }
+            let Entry {
+                group, consumer, ..
+            } = &mut *e;
+            if let Some(c) = consumer.as_mut() {
+                let gone = c.tick(now, &self.cfg, None);
+                if !gone.is_empty() {
+                    tracing::info!(group = %group.id, members = ?gone, "consumer group members removed (session or revocation timeout)");
+                    if c.is_empty() {
+                        group.empty_since_ms = now;
+                    }
+                }
+                if !c.is_empty() {
+                    continue;
+                }
+            }
             if e.group.members.is_empty()
                 && e.group.pending.is_empty()
                 && !self.store.holds_offsets(&e.group.id)
@@ -699,6 +843,58 @@ impl Coordinator {
     }
 }
 
+/// Whether a group speaks the classic protocol or KIP-848's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupKind {
+    Classic,
+    Consumer,
+}
+
+impl GroupKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupKind::Classic => "classic",
+            GroupKind::Consumer => "consumer",
+        }
+    }
+}
+
+/// A group as ListGroups shows it.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub id: String,
+    pub protocol_type: String,
+    pub state: &'static str,
+    pub kind: GroupKind,
+    pub members: usize,
+}
+
+/// Why a ConsumerGroupHeartbeat was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumerError {
+    Group(GroupError),
+    Heartbeat(HeartbeatError),
+}
+
+/// A KIP-848 group as ConsumerGroupDescribe shows it: each member with its target.
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupView {
+    pub state: &'static str,
+    pub epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: &'static str,
+    pub members: Vec<(ConsumerMember, super::assignors::Assignment)>,
+    /// Topic id → (name, partitions) as the group last resolved them.
+    pub topics: BTreeMap<uuid::Uuid, (String, i32)>,
+}
+
+fn offsets_check_error(x: OffsetsCheck) -> GroupError {
+    match x {
+        OffsetsCheck::UnknownMember => GroupError::UnknownMemberId,
+        OffsetsCheck::StaleEpoch => GroupError::StaleMemberEpoch,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteError {
     NotFound,
@@ -710,7 +906,7 @@ pub enum DeleteError {
 }
 
 /// Topics in a ConsumerProtocolSubscription (any version): `i16 version, [string topic]`.
-fn subscription_topics(metadata: &[u8]) -> Vec<String> {
+pub(super) fn subscription_topics(metadata: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
     if metadata.len() < 6 {
         return out;

@@ -4,8 +4,8 @@
 //! elsewhere get NOT_COORDINATOR, for one still loading COORDINATOR_LOAD_IN_PROGRESS: clients
 //! find the coordinator again and retry.
 
-use super::coordinator::Coordinator;
-use super::state::{GroupError, GroupState};
+use super::coordinator::{Coordinator, Listed};
+use super::state::GroupError;
 use crate::shard::{Absent, Released, Shards};
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,10 +60,10 @@ impl Groups {
         self.shards.get_shard(shard).map(|(_, c)| c)
     }
 
-    /// Every group coordinated here: `(id, protocol type, state)`, by id.
-    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+    /// Every group coordinated here, by id.
+    pub fn list(&self) -> Vec<Listed> {
         let mut out: Vec<_> = self.shards.all().iter().flat_map(|c| c.list()).collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by(|a, b| a.id.cmp(&b.id));
         out
     }
 

@@ -56,6 +56,10 @@ pub enum GroupError {
     NotCoordinator,
     /// The group's coordinator shard is being loaded on this node.
     CoordinatorLoadInProgress,
+    /// A KIP-848 member's epoch is not its current one (OffsetCommit, OffsetFetch).
+    StaleMemberEpoch,
+    /// The group is of the other protocol and has members.
+    GroupIdNotFound,
 }
 
 pub use crate::config::GroupConfig;

@@ -9,6 +9,10 @@ fn cfg() -> GroupConfig {
         max_groups: 1000,
         offsets_retention_ms: 60_000,
         offset_metadata_max_bytes: 100,
+        consumer_session_timeout_ms: 45_000,
+        consumer_heartbeat_interval_ms: 5_000,
+        consumer_max_size: 10,
+        consumer_assignors: crate::config::Assignors::default(),
     }
 }
 

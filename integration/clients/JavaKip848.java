@@ -1,0 +1,172 @@
+// KIP-848 consumer groups (group.protocol=consumer) with the Java client against a running
+// broker: three members share six partitions; a fourth joins and only moved partitions are
+// revoked (from the rebalance listeners); the Admin describes the group over
+// ConsumerGroupDescribe and lists it as a consumer-type group; one member leaves and the rest
+// take its partitions; commits survive, and a new member resumes from them. Prints PASS/FAIL
+// lines like JavaClient.java and the time from subscribe to the first assignment on stderr.
+// Usage: java -cp 'jars/*' JavaKip848.java BOOTSTRAP
+import java.time.Duration;
+import java.util.*;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.clients.consumer.*;
+import org.apache.kafka.clients.producer.*;
+import org.apache.kafka.common.GroupState;
+import org.apache.kafka.common.GroupType;
+import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+
+public class JavaKip848 {
+    static String boot;
+    static final int PARTITIONS = 6, RECORDS = 60;
+
+    static final class Member implements ConsumerRebalanceListener {
+        final String id;
+        final KafkaConsumer<String, String> c;
+        final Set<Integer> owned = new HashSet<>();
+        final Set<Integer> revoked = new HashSet<>();
+        final long subscribedAt = System.nanoTime();
+        double firstAssignment = -1;
+
+        Member(String id, String group, String topic) {
+            this.id = id;
+            Properties p = new Properties();
+            p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
+            p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+            p.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer");
+            p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+            p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+            p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+            p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+            c = new KafkaConsumer<>(p);
+            c.subscribe(List.of(topic), this);
+        }
+
+        public void onPartitionsAssigned(Collection<TopicPartition> parts) {
+            if (!parts.isEmpty() && firstAssignment < 0) firstAssignment = (System.nanoTime() - subscribedAt) / 1e9;
+            for (TopicPartition tp : parts) owned.add(tp.partition());
+        }
+
+        public void onPartitionsRevoked(Collection<TopicPartition> parts) {
+            for (TopicPartition tp : parts) {
+                owned.remove(tp.partition());
+                revoked.add(tp.partition());
+            }
+        }
+
+        void poll(Map<String, String> seen) {
+            ConsumerRecords<String, String> rs = c.poll(Duration.ofMillis(50));
+            for (ConsumerRecord<String, String> r : rs) seen.put(r.partition() + "/" + r.offset(), id);
+            if (!rs.isEmpty()) c.commitSync();
+        }
+    }
+
+    static void settle(List<Member> ms, Map<String, String> seen) {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (System.nanoTime() < deadline) {
+            for (Member m : ms) m.poll(seen);
+            Set<Integer> union = new HashSet<>();
+            int total = 0;
+            boolean each = true;
+            for (Member m : ms) {
+                union.addAll(m.owned);
+                total += m.owned.size();
+                each &= !m.owned.isEmpty();
+            }
+            if (each && total == union.size() && union.size() == PARTITIONS) return;
+        }
+        StringBuilder sb = new StringBuilder();
+        for (Member m : ms) sb.append(m.id).append('=').append(m.owned).append(' ');
+        throw new AssertionError("the group did not settle: " + sb);
+    }
+
+    static String groupCase() throws Exception {
+        String topic = "kip848-" + UUID.randomUUID().toString().substring(0, 8);
+        String group = "g848-" + UUID.randomUUID().toString().substring(0, 8);
+        Properties ap = new Properties();
+        ap.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
+        try (Admin admin = Admin.create(ap)) {
+            admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all().get(30, TimeUnit.SECONDS);
+            Properties pp = new Properties();
+            pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
+            pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+            try (KafkaProducer<String, String> p = new KafkaProducer<>(pp)) {
+                for (int i = 0; i < RECORDS; i++) p.send(new ProducerRecord<>(topic, i % PARTITIONS, null, "v" + i));
+                p.flush();
+                Map<String, String> seen = new HashMap<>();
+                List<Member> ms = new ArrayList<>();
+                for (int i = 0; i < 3; i++) ms.add(new Member("m" + i, group, topic));
+                settle(ms, seen);
+                double first = 0;
+                for (Member m : ms) first = Math.max(first, m.firstAssignment);
+                Map<String, Set<Integer>> before = new HashMap<>();
+                for (Member m : ms) {
+                    before.put(m.id, new HashSet<>(m.owned));
+                    m.revoked.clear();
+                }
+                Member fourth = new Member("m3", group, topic);
+                ms.add(fourth);
+                settle(ms, seen);
+                int moved = 0;
+                for (Member m : ms.subList(0, 3)) {
+                    Set<Integer> lost = new HashSet<>(before.get(m.id));
+                    lost.removeAll(m.owned);
+                    if (!lost.equals(m.revoked)) {
+                        throw new AssertionError(m.id + " revoked " + m.revoked + " but only " + lost + " moved");
+                    }
+                    moved += lost.size();
+                }
+                if (moved == 0) throw new AssertionError("nothing moved to the fourth member");
+                // the Admin sees a consumer-type group over ConsumerGroupDescribe
+                ConsumerGroupDescription d = admin.describeConsumerGroups(List.of(group)).all().get(30, TimeUnit.SECONDS).get(group);
+                if (d.type() != GroupType.CONSUMER) throw new AssertionError("group type " + d.type());
+                if (d.members().size() != 4) throw new AssertionError("described members " + d.members().size());
+                int described = 0;
+                for (MemberDescription md : d.members()) described += md.assignment().topicPartitions().size();
+                if (described != PARTITIONS) throw new AssertionError("described partitions " + described);
+                boolean listed = false;
+                for (GroupListing l : admin.listGroups(ListGroupsOptions.forConsumerGroups()).all().get(30, TimeUnit.SECONDS)) {
+                    listed |= l.groupId().equals(group) && l.type().orElse(null) == GroupType.CONSUMER;
+                }
+                if (!listed) throw new AssertionError("listGroups does not show the group as a consumer group");
+                Member leaving = ms.remove(0);
+                leaving.c.close();
+                settle(ms, seen);
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (seen.size() < RECORDS && System.nanoTime() < deadline) for (Member m : ms) m.poll(seen);
+                if (seen.size() != RECORDS) throw new AssertionError("consumed " + seen.size() + " of " + RECORDS);
+                for (Member m : ms) m.c.close();
+                p.send(new ProducerRecord<>(topic, 0, null, "late")).get();
+                Member late = new Member("late", group, topic);
+                List<String> got = new ArrayList<>();
+                deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+                while (got.isEmpty() && System.nanoTime() < deadline) {
+                    for (ConsumerRecord<String, String> r : late.c.poll(Duration.ofMillis(200))) got.add(r.value());
+                }
+                late.c.close();
+                if (!got.equals(List.of("late"))) throw new AssertionError("a new member read " + got);
+                System.err.printf("# kip848 java: first assignment %.2f s after subscribe (fourth member %.2f s)%n",
+                        first, fourth.firstAssignment);
+            }
+        }
+        return "ok";
+    }
+
+    public static void main(String[] args) {
+        boot = args[0];
+        String cap = "consumer group, KIP-848 protocol (4 members, incremental, describe, leave, commits)";
+        int rc = 0;
+        try {
+            groupCase();
+            System.out.printf("%-4s %-16s %s%n", "PASS", "java", cap);
+        } catch (Throwable e) {
+            e.printStackTrace();
+            String msg = (e.getClass().getSimpleName() + ": " + e.getMessage()).replace('\n', ' ');
+            System.out.printf("%-4s %-16s %s  -- %s%n", "FAIL", "java", cap, msg.substring(0, Math.min(300, msg.length())));
+            rc = 1;
+        }
+        System.exit(rc);
+    }
+}

@@ -1,0 +1,696 @@
+//! The consumer-group protocol of KIP-848, pure: no I/O, no clock reads. Members heartbeat
+//! (ConsumerGroupHeartbeat) with their subscription; the coordinator computes a target
+//! assignment with a server-side assignor whenever the group epoch moves, and brings each
+//! member to it step by step: a member first gives up what it must revoke (its epoch stays),
+//! then takes what is free at the new epoch; partitions another member still holds come later,
+//! on a heartbeat after their release. Only moved partitions change hands; nobody stops.
+//!
+//! Membership is kept in memory like the classic groups': after a restart or a move members
+//! get UNKNOWN_MEMBER_ID and join again at epoch 0.
+
+use super::assignors::{self, Assignment, Assignor, MemberSpec};
+use crate::config::GroupConfig;
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
+
+/// Epochs a heartbeat uses to leave: -1 for good, -2 a static member's temporary leave.
+pub const LEAVE_EPOCH: i32 = -1;
+pub const STATIC_LEAVE_EPOCH: i32 = -2;
+
+/// A consumer group's state as ConsumerGroupDescribe and ListGroups name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerState {
+    Empty,
+    Assigning,
+    Reconciling,
+    Stable,
+}
+
+impl ConsumerState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConsumerState::Empty => "Empty",
+            ConsumerState::Assigning => "Assigning",
+            ConsumerState::Reconciling => "Reconciling",
+            ConsumerState::Stable => "Stable",
+        }
+    }
+}
+
+/// Errors of a heartbeat, each a Kafka code in `api`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeartbeatError {
+    UnknownMemberId,
+    FencedMemberEpoch,
+    UnreleasedInstanceId,
+    FencedInstanceId,
+    UnsupportedAssignor(String),
+    InvalidRegex(String),
+    InvalidRequest(&'static str),
+    GroupMaxSizeReached,
+}
+
+/// Where a member is on its way to its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    /// Holds its whole target at the current epoch.
+    Stable,
+    /// Must revoke `revoking` before it moves on.
+    Unrevoked,
+    /// At the target epoch, waiting for partitions other members still hold.
+    Unreleased,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerMember {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub topic_names: Vec<String>,
+    pub topic_regex: Option<String>,
+    regex: Option<regex::Regex>,
+    pub assignor: Option<Assignor>,
+    pub epoch: i32,
+    pub previous_epoch: i32,
+    pub state: MemberState,
+    pub assigned: Assignment,
+    pub revoking: Assignment,
+    pub last_seen_ms: i64,
+    /// While revoking: by when it must have let go, or be removed.
+    revoke_deadline_ms: Option<i64>,
+    /// While revoking: the target epoch the revocation is for.
+    revoke_for_epoch: i32,
+}
+
+impl ConsumerMember {
+    fn subscribes(&self, topic: &str) -> bool {
+        self.topic_names.iter().any(|t| t == topic)
+            || self.regex.as_ref().is_some_and(|r| r.is_match(topic))
+    }
+}
+
+/// One topic as the group sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: i32,
+}
+
+/// A heartbeat, decoded. `None` fields are unchanged since the member's last heartbeat.
+#[derive(Debug, Clone, Default)]
+pub struct Heartbeat {
+    pub member_id: String,
+    pub epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub topic_names: Option<Vec<String>>,
+    pub topic_regex: Option<String>,
+    pub assignor: Option<String>,
+    pub owned: Option<Assignment>,
+}
+
+/// What a heartbeat gets back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeartbeatReply {
+    pub member_id: String,
+    pub epoch: i32,
+    /// Sent when the member joined, sent a full request, or its partitions changed.
+    pub assignment: Option<Assignment>,
+    /// The group is still on its way to its target: members should heartbeat soon.
+    pub settling: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerGroup {
+    pub epoch: i32,
+    pub assignment_epoch: i32,
+    pub members: BTreeMap<String, ConsumerMember>,
+    pub target: BTreeMap<String, Assignment>,
+    /// Static membership: instance id → member id.
+    pub static_members: BTreeMap<String, String>,
+    /// The subscribed topics as last resolved: id → (name, partitions).
+    pub topics: BTreeMap<Uuid, (String, i32)>,
+    /// The assignor of the last target.
+    pub assignor: Assignor,
+}
+
+impl ConsumerGroup {
+    pub fn new(default_assignor: Assignor) -> ConsumerGroup {
+        ConsumerGroup {
+            epoch: 0,
+            assignment_epoch: 0,
+            members: BTreeMap::new(),
+            target: BTreeMap::new(),
+            static_members: BTreeMap::new(),
+            topics: BTreeMap::new(),
+            assignor: default_assignor,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    pub fn state(&self) -> ConsumerState {
+        if self.members.is_empty() {
+            ConsumerState::Empty
+        } else if self.epoch != self.assignment_epoch {
+            ConsumerState::Assigning
+        } else if self
+            .members
+            .values()
+            .any(|m| m.epoch != self.assignment_epoch || m.state != MemberState::Stable)
+        {
+            ConsumerState::Reconciling
+        } else {
+            ConsumerState::Stable
+        }
+    }
+
+    /// Every subscribed topic name (for OffsetDelete's check).
+    pub fn subscribes(&self, topic: &str) -> bool {
+        self.members.values().any(|m| m.subscribes(topic))
+    }
+
+    /// A topic id's name as last resolved.
+    pub fn topic_name(&self, id: &Uuid) -> Option<&str> {
+        self.topics.get(id).map(|(n, _)| n.as_str())
+    }
+
+    /// ConsumerGroupHeartbeat. `topics` lists every topic a member may subscribe to.
+    pub fn heartbeat(
+        &mut self,
+        hb: Heartbeat,
+        topics: &[TopicInfo],
+        now: i64,
+        cfg: &GroupConfig,
+    ) -> Result<HeartbeatReply, HeartbeatError> {
+        if hb.epoch == LEAVE_EPOCH || hb.epoch == STATIC_LEAVE_EPOCH {
+            return self.leave(
+                &hb.member_id,
+                hb.instance_id.as_deref(),
+                hb.epoch,
+                topics,
+                now,
+            );
+        }
+        let assignor = match hb.assignor.as_deref() {
+            None => None,
+            Some(name) => {
+                match Assignor::parse(name).filter(|a| cfg.consumer_assignors.contains(*a)) {
+                    Some(a) => Some(a),
+                    None => return Err(HeartbeatError::UnsupportedAssignor(name.to_string())),
+                }
+            }
+        };
+        let regex = match hb.topic_regex.as_deref() {
+            Some(r) if !r.is_empty() => Some(
+                regex::Regex::new(&format!("^(?:{r})$"))
+                    .map_err(|e| HeartbeatError::InvalidRegex(e.to_string()))?,
+            ),
+            _ => None,
+        };
+        let joining = hb.epoch == 0;
+        let full = hb.rebalance_timeout_ms != -1
+            && (hb.topic_names.is_some() || hb.topic_regex.is_some())
+            && hb.owned.is_some();
+        let mut bump = false;
+        if joining {
+            bump |= self.admit(&hb, now, cfg)?;
+        } else {
+            self.check_epoch(&hb)?;
+        }
+        let Some(m) = self.members.get_mut(&hb.member_id) else {
+            return Err(HeartbeatError::UnknownMemberId);
+        };
+        let before = m.assigned.clone();
+        m.last_seen_ms = now;
+        m.client_id = hb.client_id;
+        m.client_host = hb.client_host;
+        if hb.rebalance_timeout_ms > 0 {
+            m.rebalance_timeout_ms = hb.rebalance_timeout_ms;
+        }
+        if hb.rack_id.is_some() {
+            m.rack_id = hb.rack_id;
+        }
+        if let Some(names) = hb.topic_names {
+            if names != m.topic_names {
+                m.topic_names = names;
+                bump = true;
+            }
+        }
+        if let Some(r) = hb.topic_regex {
+            let r = (!r.is_empty()).then_some(r);
+            if r != m.topic_regex {
+                m.topic_regex = r;
+                m.regex = regex;
+                bump = true;
+            }
+        }
+        if assignor.is_some() && assignor != m.assignor {
+            m.assignor = assignor;
+            bump = true;
+        }
+        let owned = hb.owned;
+        bump |= self.refresh_topics(topics);
+        if bump {
+            self.epoch += 1;
+        }
+        self.update_target(cfg);
+        self.reconcile(&hb.member_id, owned.as_ref(), now);
+        let m = &self.members[&hb.member_id];
+        let changed = m.assigned != before;
+        Ok(HeartbeatReply {
+            member_id: m.id.clone(),
+            epoch: m.epoch,
+            assignment: (joining || full || changed).then(|| m.assigned.clone()),
+            settling: self.state() != ConsumerState::Stable,
+        })
+    }
+
+    /// A member joining at epoch 0: new, a static member's replacement, or a rejoin.
+    /// Returns whether the group epoch must move.
+    fn admit(
+        &mut self,
+        hb: &Heartbeat,
+        now: i64,
+        cfg: &GroupConfig,
+    ) -> Result<bool, HeartbeatError> {
+        if hb.member_id.is_empty() {
+            return Err(HeartbeatError::InvalidRequest("a member id is required"));
+        }
+        if hb.rebalance_timeout_ms == -1 {
+            return Err(HeartbeatError::InvalidRequest(
+                "RebalanceTimeoutMs must be provided in first request",
+            ));
+        }
+        if hb.owned.as_ref().is_some_and(|o| !o.is_empty()) {
+            return Err(HeartbeatError::InvalidRequest(
+                "TopicPartitions must be empty when (re-)joining",
+            ));
+        }
+        if hb.topic_names.is_none() && hb.topic_regex.is_none() {
+            return Err(HeartbeatError::InvalidRequest(
+                "SubscribedTopicNames or SubscribedTopicRegex must be set in first request",
+            ));
+        }
+        if let Some(inst) = &hb.instance_id {
+            if let Some(old_id) = self.static_members.get(inst).cloned() {
+                if old_id != hb.member_id {
+                    let Some(old) = self.members.get(&old_id) else {
+                        self.static_members.remove(inst);
+                        return self.admit(hb, now, cfg);
+                    };
+                    if old.epoch != STATIC_LEAVE_EPOCH {
+                        return Err(HeartbeatError::UnreleasedInstanceId);
+                    }
+                    // the replacement takes the departed instance's place: its partitions and
+                    // epoch, with no rebalance
+                    let mut m = old.clone();
+                    self.members.remove(&old_id);
+                    let target = self.target.remove(&old_id);
+                    m.id = hb.member_id.clone();
+                    m.epoch = m.previous_epoch;
+                    m.last_seen_ms = now;
+                    self.static_members.insert(inst.clone(), m.id.clone());
+                    if let Some(t) = target {
+                        self.target.insert(m.id.clone(), t);
+                    }
+                    self.members.insert(m.id.clone(), m);
+                    return Ok(false);
+                }
+            }
+        }
+        if let Some(m) = self.members.get(&hb.member_id) {
+            if m.epoch != 0 || !m.assigned.is_empty() {
+                // a member that lost its way and rejoins: it starts over without partitions
+                self.remove(&hb.member_id);
+            } else {
+                return Ok(false);
+            }
+        } else if self.members.len() >= cfg.consumer_max_size {
+            return Err(HeartbeatError::GroupMaxSizeReached);
+        }
+        self.members.insert(
+            hb.member_id.clone(),
+            ConsumerMember {
+                id: hb.member_id.clone(),
+                instance_id: hb.instance_id.clone(),
+                rack_id: None,
+                client_id: String::new(),
+                client_host: String::new(),
+                rebalance_timeout_ms: hb.rebalance_timeout_ms,
+                topic_names: Vec::new(),
+                topic_regex: None,
+                regex: None,
+                assignor: None,
+                epoch: 0,
+                previous_epoch: 0,
+                state: MemberState::Stable,
+                assigned: Assignment::new(),
+                revoking: Assignment::new(),
+                last_seen_ms: now,
+                revoke_deadline_ms: None,
+                revoke_for_epoch: 0,
+            },
+        );
+        if let Some(inst) = &hb.instance_id {
+            self.static_members
+                .insert(inst.clone(), hb.member_id.clone());
+        }
+        Ok(true)
+    }
+
+    /// A heartbeat's epoch must be the member's, or its previous one with no more than it
+    /// holds now (the answer that moved it on was lost).
+    fn check_epoch(&self, hb: &Heartbeat) -> Result<(), HeartbeatError> {
+        if hb.epoch < STATIC_LEAVE_EPOCH {
+            return Err(HeartbeatError::InvalidRequest("MemberEpoch is invalid"));
+        }
+        if hb.member_id.is_empty() {
+            return Err(HeartbeatError::InvalidRequest("MemberId can't be empty"));
+        }
+        let Some(m) = self.members.get(&hb.member_id) else {
+            return Err(HeartbeatError::UnknownMemberId);
+        };
+        if let Some(inst) = &hb.instance_id {
+            if self
+                .static_members
+                .get(inst)
+                .is_some_and(|id| *id != hb.member_id)
+            {
+                return Err(HeartbeatError::FencedInstanceId);
+            }
+        }
+        if hb.epoch > m.epoch {
+            return Err(HeartbeatError::FencedMemberEpoch);
+        }
+        if hb.epoch < m.epoch {
+            let subset = hb.owned.as_ref().is_some_and(|o| is_subset(o, &m.assigned));
+            if hb.epoch != m.previous_epoch || !subset {
+                return Err(HeartbeatError::FencedMemberEpoch);
+            }
+        }
+        Ok(())
+    }
+
+    fn leave(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        epoch: i32,
+        topics: &[TopicInfo],
+        now: i64,
+    ) -> Result<HeartbeatReply, HeartbeatError> {
+        let id = match (self.members.contains_key(member_id), instance_id) {
+            (true, _) => member_id.to_string(),
+            (false, Some(inst)) => self
+                .static_members
+                .get(inst)
+                .cloned()
+                .ok_or(HeartbeatError::UnknownMemberId)?,
+            (false, None) => return Err(HeartbeatError::UnknownMemberId),
+        };
+        if epoch == STATIC_LEAVE_EPOCH && instance_id.is_some() {
+            // kept with its partitions until its session ends, for its replacement to take
+            if let Some(m) = self.members.get_mut(&id) {
+                if m.epoch != STATIC_LEAVE_EPOCH {
+                    m.previous_epoch = m.epoch;
+                }
+                m.epoch = STATIC_LEAVE_EPOCH;
+                m.last_seen_ms = now;
+            }
+        } else {
+            self.remove(&id);
+            self.refresh_topics(topics);
+            self.epoch += 1;
+        }
+        Ok(HeartbeatReply {
+            member_id: member_id.to_string(),
+            epoch,
+            assignment: None,
+            settling: false,
+        })
+    }
+
+    fn remove(&mut self, id: &str) -> Option<ConsumerMember> {
+        let m = self.members.remove(id)?;
+        self.target.remove(id);
+        if let Some(inst) = &m.instance_id {
+            if self.static_members.get(inst).is_some_and(|i| i == id) {
+                self.static_members.remove(inst);
+            }
+        }
+        Some(m)
+    }
+
+    /// Resolves every member's subscription against `topics`; whether it changed.
+    fn refresh_topics(&mut self, topics: &[TopicInfo]) -> bool {
+        let resolved: BTreeMap<Uuid, (String, i32)> = topics
+            .iter()
+            .filter(|t| self.members.values().any(|m| m.subscribes(&t.name)))
+            .map(|t| (t.id, (t.name.clone(), t.partitions)))
+            .collect();
+        if resolved != self.topics {
+            self.topics = resolved;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Computes a new target when the group epoch moved past the last one.
+    fn update_target(&mut self, cfg: &GroupConfig) {
+        if self.epoch == self.assignment_epoch {
+            return;
+        }
+        // the assignor most members ask for, else the configured default
+        let mut votes: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for m in self.members.values() {
+            if let Some(a) = m.assignor {
+                *votes.entry(a.name()).or_default() += 1;
+            }
+        }
+        self.assignor = votes
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .and_then(|(name, _)| Assignor::parse(name))
+            .unwrap_or(cfg.consumer_assignors.preferred());
+        let specs: Vec<MemberSpec<'_>> = self
+            .members
+            .values()
+            .map(|m| MemberSpec {
+                id: &m.id,
+                topics: self
+                    .topics
+                    .iter()
+                    .filter(|(_, (name, _))| m.subscribes(name))
+                    .map(|(id, _)| *id)
+                    .collect(),
+                previous: self.target.get(&m.id),
+            })
+            .collect();
+        let counts = self.topics.iter().map(|(id, (_, n))| (*id, *n)).collect();
+        let target = assignors::assign(self.assignor, &specs, &counts);
+        self.target = target;
+        self.assignment_epoch = self.epoch;
+    }
+
+    /// Partitions members other than `id` hold now (assigned or still revoking).
+    fn held_by_others(&self, id: &str) -> BTreeSet<(Uuid, i32)> {
+        let mut out = BTreeSet::new();
+        for m in self.members.values().filter(|m| m.id != id) {
+            for a in [&m.assigned, &m.revoking] {
+                for (t, ps) in a {
+                    out.extend(ps.iter().map(|p| (*t, *p)));
+                }
+            }
+        }
+        out
+    }
+
+    /// Moves a member one step toward its target (Kafka's CurrentAssignmentBuilder).
+    fn reconcile(&mut self, id: &str, owned: Option<&Assignment>, now: i64) {
+        let Some(m) = self.members.get(id) else {
+            return;
+        };
+        if m.epoch == STATIC_LEAVE_EPOCH {
+            return;
+        }
+        match m.state {
+            MemberState::Stable if m.epoch == self.assignment_epoch => return,
+            MemberState::Unrevoked => {
+                // still holding something it must give up: it waits (unless a newer target
+                // came, which may let it keep those partitions after all)
+                let still_holds = match owned {
+                    None => true,
+                    Some(o) => overlaps(o, &m.revoking),
+                };
+                if still_holds && m.revoke_for_epoch == self.assignment_epoch {
+                    return;
+                }
+                if still_holds {
+                    // a newer target: recompute from what it holds, revocations included
+                    let mut holding = m.assigned.clone();
+                    merge(&mut holding, &m.revoking);
+                    let m = self.members.get_mut(id).expect("checked above");
+                    m.assigned = holding;
+                    m.revoking.clear();
+                }
+            }
+            _ => {}
+        }
+        let target = self.target.get(id).cloned().unwrap_or_default();
+        let held = self.held_by_others(id);
+        let Some(m) = self.members.get_mut(id) else {
+            return;
+        };
+        let mut keep = Assignment::new();
+        let mut revoke = Assignment::new();
+        let mut unreleased = false;
+        let mut next = Assignment::new();
+        for (t, ps) in &m.assigned {
+            for &p in ps {
+                let slot = if target.get(t).is_some_and(|s| s.contains(&p)) {
+                    &mut keep
+                } else {
+                    &mut revoke
+                };
+                slot.entry(*t).or_default().insert(p);
+            }
+        }
+        for (t, ps) in &target {
+            for &p in ps {
+                if keep.get(t).is_some_and(|s| s.contains(&p)) {
+                    continue;
+                }
+                if held.contains(&(*t, p)) {
+                    unreleased = true;
+                } else {
+                    next.entry(*t).or_default().insert(p);
+                }
+            }
+        }
+        if !revoke.is_empty() {
+            m.state = MemberState::Unrevoked;
+            m.assigned = keep;
+            m.revoking = revoke;
+            // a newer target while revoking does not extend the time to let go
+            if m.revoke_deadline_ms.is_none() {
+                m.revoke_deadline_ms = Some(now + i64::from(m.rebalance_timeout_ms.max(0)));
+            }
+            m.revoke_for_epoch = self.assignment_epoch;
+            return;
+        }
+        merge(&mut next, &keep);
+        if m.epoch != self.assignment_epoch {
+            m.previous_epoch = m.epoch;
+            m.epoch = self.assignment_epoch;
+        }
+        m.assigned = next;
+        m.revoking.clear();
+        m.revoke_deadline_ms = None;
+        m.state = if unreleased {
+            MemberState::Unreleased
+        } else {
+            MemberState::Stable
+        };
+    }
+
+    /// Session and revocation timeouts; returns the members removed.
+    pub fn tick(
+        &mut self,
+        now: i64,
+        cfg: &GroupConfig,
+        topics: Option<&[TopicInfo]>,
+    ) -> Vec<String> {
+        let session = i64::from(cfg.consumer_session_timeout_ms);
+        let gone: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| {
+                now - m.last_seen_ms > session || m.revoke_deadline_ms.is_some_and(|d| now > d)
+            })
+            .map(|m| m.id.clone())
+            .collect();
+        for id in &gone {
+            self.remove(id);
+        }
+        if !gone.is_empty() {
+            if let Some(t) = topics {
+                self.refresh_topics(t);
+            }
+            self.epoch += 1;
+            self.update_target(cfg);
+        }
+        gone
+    }
+
+    /// OffsetCommit's check of the committing member's epoch. A commit from outside the group
+    /// (epoch < 0: an admin or a consumer without group management) is allowed while the group
+    /// has no members.
+    pub fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), OffsetsCheck> {
+        if epoch < 0 && self.members.is_empty() {
+            return Ok(());
+        }
+        self.check_member_epoch(member_id, epoch)
+    }
+
+    /// OffsetFetch v9's check: a fetch naming no member is always allowed.
+    pub fn check_fetch(&self, member_id: Option<&str>, epoch: i32) -> Result<(), OffsetsCheck> {
+        match member_id {
+            None if epoch < 0 => Ok(()),
+            m => self.check_member_epoch(m.unwrap_or_default(), epoch),
+        }
+    }
+
+    fn check_member_epoch(&self, member_id: &str, epoch: i32) -> Result<(), OffsetsCheck> {
+        let m = self
+            .members
+            .get(member_id)
+            .ok_or(OffsetsCheck::UnknownMember)?;
+        if epoch != m.epoch {
+            return Err(OffsetsCheck::StaleEpoch);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetsCheck {
+    UnknownMember,
+    StaleEpoch,
+}
+
+fn is_subset(small: &Assignment, big: &Assignment) -> bool {
+    small
+        .iter()
+        .all(|(t, ps)| ps.is_empty() || big.get(t).is_some_and(|b| ps.is_subset(b)))
+}
+
+fn overlaps(a: &Assignment, b: &Assignment) -> bool {
+    a.iter()
+        .any(|(t, ps)| b.get(t).is_some_and(|q| !ps.is_disjoint(q)))
+}
+
+fn merge(into: &mut Assignment, from: &Assignment) {
+    for (t, ps) in from {
+        into.entry(*t).or_default().extend(ps.iter().copied());
+    }
+}
+
+/// Partition count of an assignment.
+pub fn partition_count(a: &Assignment) -> usize {
+    a.values().map(BTreeSet::len).sum()
+}
+
+#[cfg(test)]
+#[path = "consumer_tests.rs"]
+mod tests;
