@@ -4,7 +4,7 @@
 //! PrepareAbort recovery and transactional-id expiry (`txn`); ListOffsets' MAX_TIMESTAMP and
 //! EARLIEST_LOCAL, and LogAppendTime topics (`offsets`); validate_only and list operations of
 //! the config APIs (`configs`); segment.ms and retention.ms on the wall clock (`retention`);
-//! incremental fetch sessions (`sessions`).
+//! incremental fetch sessions (`sessions`); KIP-848 consumer groups (`consumer_groups`).
 //!
 //! Each asserts Kafka's answer.
 
@@ -16,6 +16,8 @@ mod common;
 mod cluster;
 #[path = "api_behaviours/configs.rs"]
 mod configs;
+#[path = "api_behaviours/consumer_groups.rs"]
+mod consumer_groups;
 #[path = "api_behaviours/groups.rs"]
 mod groups;
 #[path = "api_behaviours/offsets.rs"]

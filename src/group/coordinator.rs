@@ -15,6 +15,7 @@ use super::state::{
     Answer, Completion, Group, GroupConfig, GroupError, GroupState, JoinRequest, JoinResult,
     SyncResult,
 };
+use super::view::{GroupView, MemberView};
 use crate::clock::SharedClock;
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -70,26 +71,6 @@ pub enum CommitError {
     Group(GroupError),
     MetadataTooLarge,
     Storage,
-}
-
-/// A member as DescribeGroups shows it.
-#[derive(Debug, Clone)]
-pub struct MemberView {
-    pub member_id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub metadata: Bytes,
-    pub assignment: Bytes,
-}
-
-#[derive(Debug, Clone)]
-pub struct GroupView {
-    pub group_id: String,
-    pub state: &'static str,
-    pub protocol_type: String,
-    pub protocol_name: String,
-    pub members: Vec<MemberView>,
 }
 
 pub struct Coordinator {
@@ -581,7 +562,7 @@ impl Coordinator {
         };
         let e = entry.lock();
         if let Some(c) = e.consumer.as_ref() {
-            return super::consumer_view::described(group_id, c);
+            return super::view::described(group_id, c);
         }
         let g = &e.group;
         let protocol = g.protocol_name.clone().unwrap_or_default();

@@ -229,14 +229,14 @@ async fn a_group_without_members_or_offsets_goes_at_the_next_tick() {
     // pending member id (kept up to the longest session timeout)
     clock.advance(6_001);
     c.tick().await;
-    let left: Vec<String> = c.list().into_iter().map(|g| g.0).collect();
+    let left: Vec<String> = c.list().into_iter().map(|g| g.id).collect();
     assert_eq!(
         left,
         vec!["committed".to_string(), "pending-only".to_string()]
     );
     clock.advance(55_000); // the pending id is past 60 s, the offsets not yet past retention
     c.tick().await;
-    let left: Vec<String> = c.list().into_iter().map(|g| g.0).collect();
+    let left: Vec<String> = c.list().into_iter().map(|g| g.id).collect();
     assert_eq!(left, vec!["committed".to_string()]);
     assert_eq!(c.committed("committed", "t", 0).map(|x| x.offset), Some(3));
 }

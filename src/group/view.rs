@@ -1,10 +1,9 @@
-//! A KIP-848 group as DescribeGroups shows it, as Kafka 4 does for tools that only know the
-//! classic API: protocol type `consumer`, the assignor as the protocol, and each member's
-//! subscription and assignment in the consumer protocol's encoding.
+//! Groups as DescribeGroups shows them. A KIP-848 group is shown as Kafka 4 does for tools
+//! that only know the classic API: protocol type `consumer`, the assignor as the protocol, and
+//! each member's subscription and assignment in the consumer protocol's encoding.
 
 use super::assignors::Assignment;
 use super::consumer::ConsumerGroup;
-use super::coordinator::{GroupView, MemberView};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
 use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
@@ -12,6 +11,26 @@ use kafka_protocol::messages::{
     ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
+
+/// A member as DescribeGroups shows it.
+#[derive(Debug, Clone)]
+pub struct MemberView {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub metadata: Bytes,
+    pub assignment: Bytes,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupView {
+    pub group_id: String,
+    pub state: &'static str,
+    pub protocol_type: String,
+    pub protocol_name: String,
+    pub members: Vec<MemberView>,
+}
 
 /// The consumer-protocol version written (the newest: rack ids and generations).
 const VERSION: i16 = 3;
