@@ -10,7 +10,12 @@
 # With rapidjson-dev installed when the suite is built (.ci/run installs it), the tests that
 # check JSON statistics (0053, 0110) run too.
 #
-#   [LRK_SECURITY=sasl_ssl] [LRK_ONLY="0081_admin ..."] integration/librdkafka.sh [path/to/tiercel] [quick|full|cluster]
+#   [LRK_SECURITY=sasl_ssl] [LRK_GROUP_PROTOCOL=consumer] [LRK_ONLY="0081_admin ..."] \
+#     integration/librdkafka.sh [path/to/tiercel] [quick|full|cluster]
+#
+# LRK_GROUP_PROTOCOL=consumer runs the suite's consumers with group.protocol=consumer (KIP-848;
+# the harness's TEST_CONSUMER_GROUP_PROTOCOL); a full run writes
+# integration/librdkafka-results-consumer.txt.
 #
 # LRK_ONLY (quick mode) runs the tests it names instead of the QUICK set, without the cluster.
 #
@@ -150,6 +155,9 @@ if [ -z "$security" ] && [ -z "${LRK_ONLY:-}" ] && command -v etcd >/dev/null &&
   java_shim
 fi
 
+if [ -n "${LRK_GROUP_PROTOCOL:-}" ]; then
+  export TEST_CONSUMER_GROUP_PROTOCOL=$LRK_GROUP_PROTOCOL
+fi
 dirty=""; [ -n "$(git status --porcelain 2>/dev/null)" ] && dirty="+dirty"
 export LRK_MODE=$mode LRK_SRC=$src LRK_WORK=$work LRK_ROOT=$root LRK_SECURITY=$security \
   LRK_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$dirty" \

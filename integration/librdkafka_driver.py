@@ -11,9 +11,12 @@ TESTS_DIR = os.path.join(SRC, "tests")
 TIMEOUT = int(os.environ.get("LRK_TEST_TIMEOUT", "900"))  # seconds per test
 # LRK_SECURITY=sasl_ssl: the brokers' only listener is SASL_SSL (SCRAM-SHA-512)
 SECURITY = os.environ.get("LRK_SECURITY", "")
-RESULTS = "librdkafka-results-%s.txt" % SECURITY if SECURITY else "librdkafka-results.txt"
+GROUP_PROTOCOL = os.environ.get("LRK_GROUP_PROTOCOL", "")
+RESULTS = "librdkafka-results%s%s.txt" % ("-" + SECURITY if SECURITY else "",
+                                         "-" + GROUP_PROTOCOL if GROUP_PROTOCOL else "")
 SECURITY_NOTE = ("clients over SASL_SSL with SCRAM-SHA-512" if SECURITY == "sasl_ssl"
-                 else "clients over PLAINTEXT")
+                 else "clients over PLAINTEXT") + (
+                     "; consumers with group.protocol=%s" % GROUP_PROTOCOL if GROUP_PROTOCOL else "")
 KAFKA_VERSION = "4.0.0"
 # -L: only tests that need a broker; -K: not the tests librdkafka flags TEST_F_KNOWN_ISSUE
 # (reported as SKIP with the runner's reason); -p1: one test at a time. No -Q, no -E: the socket

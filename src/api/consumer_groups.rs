@@ -4,8 +4,9 @@
 use super::errors::code;
 use super::groups::{group_error, s, valid_group_id};
 use super::Handler;
+use crate::catalog::CatalogState;
 use crate::group::assignors::Assignment;
-use crate::group::consumer::{Heartbeat, HeartbeatError, TopicInfo};
+use crate::group::consumer::{Heartbeat, HeartbeatError, TopicLookup};
 use crate::group::ConsumerError;
 use crate::security::acl::{op, resource};
 use kafka_protocol::error::ResponseError;
@@ -18,6 +19,7 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// The heartbeat interval given while a group reconciles: a member that must revoke, or waits
@@ -62,21 +64,18 @@ fn heartbeat_error(e: &HeartbeatError) -> (ResponseError, String) {
     }
 }
 
-impl Handler {
-    /// The topics members may subscribe to (internal ones are never matched).
-    fn subscribable_topics(&self) -> Vec<TopicInfo> {
-        self.catalog
-            .topics()
-            .into_iter()
-            .filter(|t| !t.name.starts_with("__"))
-            .map(|t| TopicInfo {
-                name: t.name,
-                id: t.id,
-                partitions: t.partitions,
-            })
-            .collect()
-    }
+/// The topics members may subscribe to: the catalog's, internal ones (`__…`) never matched.
+struct Subscribable(Arc<CatalogState>);
 
+impl TopicLookup for Subscribable {
+    fn each_topic(&self, f: &mut dyn FnMut(&str, Uuid, i32)) {
+        for t in self.0.topics.values().filter(|t| !t.name.starts_with("__")) {
+            f(&t.name, t.id, t.partitions);
+        }
+    }
+}
+
+impl Handler {
     pub(super) fn consumer_group_heartbeat(
         &self,
         req: ConsumerGroupHeartbeatRequest,
@@ -132,8 +131,9 @@ impl Handler {
             a.retain(|_, ps| !ps.is_empty());
             a
         });
+        let epoch = req.member_epoch;
         let hb = Heartbeat {
-            member_id,
+            member_id: member_id.clone(),
             epoch: req.member_epoch,
             instance_id: req.instance_id.map(|i| i.to_string()),
             rack_id: req.rack_id.map(|r| r.to_string()),
@@ -147,7 +147,8 @@ impl Handler {
             assignor: req.server_assignor.map(|a| a.to_string()),
             owned,
         };
-        let topics = self.subscribable_topics();
+        tracing::trace!(group = %group_id, member = %member_id, epoch, timeout = hb.rebalance_timeout_ms, names = ?hb.topic_names, owned = ?hb.owned.as_ref().map(|o| o.values().map(|p| p.len()).sum::<usize>()), "consumer group heartbeat");
+        let topics = Subscribable(self.catalog.snapshot());
         let result = self
             .groups
             .get(&group_id)
@@ -155,6 +156,7 @@ impl Handler {
             .and_then(|c| c.consumer_heartbeat(&group_id, hb, &topics));
         match result {
             Ok(r) => {
+                tracing::trace!(group = %group_id, member = %member_id, epoch = r.epoch, assignment = ?r.assignment.as_ref().map(|o| o.values().map(|p| p.len()).sum::<usize>()), "consumer group heartbeat answered");
                 resp.member_id = Some(s(r.member_id));
                 resp.member_epoch = r.epoch;
                 let interval = self.config.group_consumer_heartbeat_interval_ms;
@@ -179,6 +181,7 @@ impl Handler {
                 resp
             }
             Err(ConsumerError::Heartbeat(e)) => {
+                tracing::debug!(group = %group_id, member = %member_id, epoch, error = ?e, "consumer group heartbeat refused");
                 let (err, msg) = heartbeat_error(&e);
                 refuse(resp, err, msg)
             }

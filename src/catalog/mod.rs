@@ -95,6 +95,11 @@ impl Catalog {
         self.store.state().cluster_id.clone()
     }
 
+    /// The whole catalog as it is now (a snapshot: it never changes under the caller).
+    pub fn snapshot(&self) -> Arc<CatalogState> {
+        self.store.state()
+    }
+
     pub fn topics(&self) -> Vec<TopicMeta> {
         self.store.state().topics.values().cloned().collect()
     }

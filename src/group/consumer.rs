@@ -72,6 +72,10 @@ pub struct ConsumerMember {
     pub topic_names: Vec<String>,
     pub topic_regex: Option<String>,
     regex: Option<regex::Regex>,
+    /// A new regular expression is resolved on the group's next heartbeat, as Kafka resolves
+    /// them in the background: a member subscribing to names and a pattern gets the named
+    /// topics at once and the matched ones a heartbeat later.
+    regex_pending: bool,
     pub assignor: Option<Assignor>,
     pub epoch: i32,
     pub previous_epoch: i32,
@@ -88,7 +92,55 @@ pub struct ConsumerMember {
 impl ConsumerMember {
     fn subscribes(&self, topic: &str) -> bool {
         self.topic_names.iter().any(|t| t == topic)
-            || self.regex.as_ref().is_some_and(|r| r.is_match(topic))
+            || (!self.regex_pending && self.regex.as_ref().is_some_and(|r| r.is_match(topic)))
+    }
+}
+
+/// The topics members may subscribe to.
+pub trait TopicLookup {
+    /// Calls `f` with each topic's name, id and partition count.
+    fn each_topic(&self, f: &mut dyn FnMut(&str, Uuid, i32));
+}
+
+impl TopicLookup for [TopicInfo] {
+    fn each_topic(&self, f: &mut dyn FnMut(&str, Uuid, i32)) {
+        for t in self {
+            f(&t.name, t.id, t.partitions);
+        }
+    }
+}
+
+impl TopicLookup for Vec<TopicInfo> {
+    fn each_topic(&self, f: &mut dyn FnMut(&str, Uuid, i32)) {
+        self.as_slice().each_topic(f)
+    }
+}
+
+/// What the whole group subscribes to, kept between heartbeats: the union of every member's
+/// topic names and resolved regular expressions.
+#[derive(Debug, Clone, Default)]
+struct Subscriptions {
+    names: std::collections::HashSet<String>,
+    regexes: Vec<regex::Regex>,
+}
+
+impl Subscriptions {
+    fn of(members: &BTreeMap<String, ConsumerMember>) -> Subscriptions {
+        let mut s = Subscriptions::default();
+        let mut patterns = BTreeSet::new();
+        for m in members.values() {
+            s.names.extend(m.topic_names.iter().cloned());
+            if let (Some(r), false) = (&m.regex, m.regex_pending) {
+                if patterns.insert(r.as_str().to_string()) {
+                    s.regexes.push(r.clone());
+                }
+            }
+        }
+        s
+    }
+
+    fn matches(&self, topic: &str) -> bool {
+        self.names.contains(topic) || self.regexes.iter().any(|r| r.is_match(topic))
     }
 }
 
@@ -139,7 +191,14 @@ pub struct ConsumerGroup {
     pub topics: BTreeMap<Uuid, (String, i32)>,
     /// The assignor of the last target.
     pub assignor: Assignor,
+    /// The union of the subscriptions; `None` once a subscription or the membership changed.
+    subscriptions: Option<Subscriptions>,
+    /// Members that left (epoch -1) within a session timeout: their rebalance timeout, and when.
+    departed: BTreeMap<String, (i32, i64)>,
 }
+
+/// Most departed members remembered per group.
+const MAX_DEPARTED: usize = 1000;
 
 impl ConsumerGroup {
     pub fn new(default_assignor: Assignor) -> ConsumerGroup {
@@ -151,6 +210,8 @@ impl ConsumerGroup {
             static_members: BTreeMap::new(),
             topics: BTreeMap::new(),
             assignor: default_assignor,
+            subscriptions: None,
+            departed: BTreeMap::new(),
         }
     }
 
@@ -188,10 +249,15 @@ impl ConsumerGroup {
     pub fn heartbeat(
         &mut self,
         hb: Heartbeat,
-        topics: &[TopicInfo],
+        topics: &dyn TopicLookup,
         now: i64,
         cfg: &GroupConfig,
     ) -> Result<HeartbeatReply, HeartbeatError> {
+        // patterns given since the last heartbeat are resolved now
+        for m in self.members.values_mut().filter(|m| m.regex_pending) {
+            m.regex_pending = false;
+            self.subscriptions = None;
+        }
         if hb.epoch == LEAVE_EPOCH || hb.epoch == STATIC_LEAVE_EPOCH {
             return self.leave(
                 &hb.member_id,
@@ -243,14 +309,17 @@ impl ConsumerGroup {
         if let Some(names) = hb.topic_names {
             if names != m.topic_names {
                 m.topic_names = names;
+                self.subscriptions = None;
                 bump = true;
             }
         }
         if let Some(r) = hb.topic_regex {
             let r = (!r.is_empty()).then_some(r);
             if r != m.topic_regex {
+                m.regex_pending = r.is_some();
                 m.topic_regex = r;
                 m.regex = regex;
+                self.subscriptions = None;
                 bump = true;
             }
         }
@@ -271,7 +340,8 @@ impl ConsumerGroup {
             member_id: m.id.clone(),
             epoch: m.epoch,
             assignment: (joining || full || changed).then(|| m.assigned.clone()),
-            settling: self.state() != ConsumerState::Stable,
+            settling: self.state() != ConsumerState::Stable
+                || self.members.values().any(|m| m.regex_pending),
         })
     }
 
@@ -286,11 +356,19 @@ impl ConsumerGroup {
         if hb.member_id.is_empty() {
             return Err(HeartbeatError::InvalidRequest("a member id is required"));
         }
-        if hb.rebalance_timeout_ms == -1 {
-            return Err(HeartbeatError::InvalidRequest(
-                "RebalanceTimeoutMs must be provided in first request",
-            ));
-        }
+        // A member that has just left may rejoin without its rebalance timeout: librdkafka
+        // does, when a subscribe follows an unsubscribe faster than it takes in the answer to
+        // its leave. Such a member gets the timeout it had; anyone else must give one.
+        let departed = self.departed.remove(&hb.member_id);
+        let rebalance_timeout_ms = match (hb.rebalance_timeout_ms, departed) {
+            (-1, Some((t, _))) => t,
+            (-1, None) => {
+                return Err(HeartbeatError::InvalidRequest(
+                    "RebalanceTimeoutMs must be provided in first request",
+                ))
+            }
+            (t, _) => t,
+        };
         if hb.owned.as_ref().is_some_and(|o| !o.is_empty()) {
             return Err(HeartbeatError::InvalidRequest(
                 "TopicPartitions must be empty when (re-)joining",
@@ -346,10 +424,11 @@ impl ConsumerGroup {
                 rack_id: None,
                 client_id: String::new(),
                 client_host: String::new(),
-                rebalance_timeout_ms: hb.rebalance_timeout_ms,
+                rebalance_timeout_ms,
                 topic_names: Vec::new(),
                 topic_regex: None,
                 regex: None,
+                regex_pending: false,
                 assignor: None,
                 epoch: 0,
                 previous_epoch: 0,
@@ -365,6 +444,7 @@ impl ConsumerGroup {
             self.static_members
                 .insert(inst.clone(), hb.member_id.clone());
         }
+        self.subscriptions = None;
         Ok(true)
     }
 
@@ -406,7 +486,7 @@ impl ConsumerGroup {
         member_id: &str,
         instance_id: Option<&str>,
         epoch: i32,
-        topics: &[TopicInfo],
+        topics: &dyn TopicLookup,
         now: i64,
     ) -> Result<HeartbeatReply, HeartbeatError> {
         let id = match (self.members.contains_key(member_id), instance_id) {
@@ -428,7 +508,12 @@ impl ConsumerGroup {
                 m.last_seen_ms = now;
             }
         } else {
-            self.remove(&id);
+            if let Some(m) = self.remove(&id) {
+                if self.departed.len() >= MAX_DEPARTED {
+                    self.departed.pop_first();
+                }
+                self.departed.insert(id, (m.rebalance_timeout_ms, now));
+            }
             self.refresh_topics(topics);
             self.epoch += 1;
         }
@@ -443,6 +528,7 @@ impl ConsumerGroup {
     fn remove(&mut self, id: &str) -> Option<ConsumerMember> {
         let m = self.members.remove(id)?;
         self.target.remove(id);
+        self.subscriptions = None;
         if let Some(inst) = &m.instance_id {
             if self.static_members.get(inst).is_some_and(|i| i == id) {
                 self.static_members.remove(inst);
@@ -452,12 +538,17 @@ impl ConsumerGroup {
     }
 
     /// Resolves every member's subscription against `topics`; whether it changed.
-    fn refresh_topics(&mut self, topics: &[TopicInfo]) -> bool {
-        let resolved: BTreeMap<Uuid, (String, i32)> = topics
-            .iter()
-            .filter(|t| self.members.values().any(|m| m.subscribes(&t.name)))
-            .map(|t| (t.id, (t.name.clone(), t.partitions)))
-            .collect();
+    fn refresh_topics(&mut self, topics: &dyn TopicLookup) -> bool {
+        let members = &self.members;
+        let subs = self
+            .subscriptions
+            .get_or_insert_with(|| Subscriptions::of(members));
+        let mut resolved = BTreeMap::new();
+        topics.each_topic(&mut |name, id, partitions| {
+            if subs.matches(name) {
+                resolved.insert(id, (name.to_string(), partitions));
+            }
+        });
         if resolved != self.topics {
             self.topics = resolved;
             true
@@ -609,9 +700,10 @@ impl ConsumerGroup {
         &mut self,
         now: i64,
         cfg: &GroupConfig,
-        topics: Option<&[TopicInfo]>,
+        topics: Option<&dyn TopicLookup>,
     ) -> Vec<String> {
         let session = i64::from(cfg.consumer_session_timeout_ms);
+        self.departed.retain(|_, (_, at)| now - *at <= session);
         let gone: Vec<String> = self
             .members
             .values()

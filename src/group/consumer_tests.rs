@@ -161,6 +161,21 @@ fn leaving_and_timeouts_hand_partitions_to_the_rest() {
         -1
     );
     assert!(!g.members.contains_key("b"));
+    // it may rejoin at once without its rebalance timeout (librdkafka does, when a subscribe
+    // follows an unsubscribe quickly); a stranger may not
+    let mut rejoin = join("b");
+    rejoin.rebalance_timeout_ms = -1;
+    g.heartbeat(rejoin.clone(), &topics(), 2, &c)
+        .expect("rejoin");
+    assert_eq!(g.members["b"].rebalance_timeout_ms, 30_000);
+    rejoin.member_id = "stranger".into();
+    assert!(matches!(
+        g.heartbeat(rejoin, &topics(), 3, &c),
+        Err(HeartbeatError::InvalidRequest(_))
+    ));
+    let mut leave = beat("b", g.members["b"].epoch, &Assignment::new());
+    leave.epoch = LEAVE_EPOCH;
+    g.heartbeat(leave, &topics(), 4, &c).expect("leave again");
     // a's session runs out: the group empties
     assert_eq!(g.tick(100_000, &c, None), vec!["a".to_string()]);
     assert_eq!(g.state(), ConsumerState::Empty);
@@ -214,6 +229,13 @@ fn a_regex_subscription_follows_new_topics() {
     j.topic_names = None;
     j.topic_regex = Some("ord.*".into());
     let r = g.heartbeat(j, &topics(), 0, &c).expect("join");
+    // the pattern is resolved on the group's next heartbeat, as Kafka resolves them in the
+    // background; the member is told to come back soon
+    assert_eq!(r.assignment, Some(Assignment::new()));
+    assert!(r.settling);
+    let r = g
+        .heartbeat(beat("a", r.epoch, &Assignment::new()), &topics(), 0, &c)
+        .expect("resolved");
     let owned = r.assignment.expect("assignment");
     assert_eq!(parts(&owned).len(), 6);
     let mut more = topics();
@@ -228,7 +250,7 @@ fn a_regex_subscription_follows_new_topics() {
         partitions: 2,
     });
     let r = g
-        .heartbeat(beat("a", 1, &owned), &more, 1, &c)
+        .heartbeat(beat("a", r.epoch, &owned), &more, 1, &c)
         .expect("beat");
     let a = r.assignment.expect("grown");
     assert_eq!(a.get(&Uuid::from_u128(8)).map(BTreeSet::len), Some(2));

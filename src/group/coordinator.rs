@@ -9,7 +9,7 @@
 //! UNKNOWN_MEMBER_ID).
 
 use super::consumer::{ConsumerGroup, ConsumerMember, Heartbeat, HeartbeatError, HeartbeatReply};
-use super::consumer::{OffsetsCheck, TopicInfo};
+use super::consumer::{OffsetsCheck, TopicLookup};
 use super::offsets::{Committed, OffsetStore, Record};
 use super::state::{
     Answer, Completion, Group, GroupConfig, GroupError, GroupState, JoinRequest, JoinResult,
@@ -384,7 +384,11 @@ impl Coordinator {
             return Ok(());
         }
         let g = &mut e.group;
-        if outside && (!simple || g.members.is_empty()) {
+        // as Kafka: a commit at generation -1 while the group has no members is accepted
+        // whatever member id it names (a consumer that assign()s its partitions may send the id
+        // it would use in a group)
+        let admin = simple && generation < 0 && g.members.is_empty();
+        if admin || (outside && !simple) {
             // simple (admin or assign()-based) commit: it counts as activity, so offsets
             // expire `offsets_retention` after the last commit, not after the first
             g.empty_since_ms = g.empty_since_ms.max(now);
@@ -475,7 +479,7 @@ impl Coordinator {
         &self,
         group_id: &str,
         hb: Heartbeat,
-        topics: &[TopicInfo],
+        topics: &dyn TopicLookup,
     ) -> Result<HeartbeatReply, ConsumerError> {
         let entry = if hb.epoch == 0 {
             self.entry_or_create(group_id)
