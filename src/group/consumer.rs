@@ -356,12 +356,20 @@ impl ConsumerGroup {
         if hb.member_id.is_empty() {
             return Err(HeartbeatError::InvalidRequest("a member id is required"));
         }
-        // A member that has just left may rejoin without its rebalance timeout: librdkafka
-        // does, when a subscribe follows an unsubscribe faster than it takes in the answer to
-        // its leave. Such a member gets the timeout it had; anyone else must give one.
-        let departed = self.departed.remove(&hb.member_id);
-        let rebalance_timeout_ms = match (hb.rebalance_timeout_ms, departed) {
-            (-1, Some((t, _))) => t,
+        // A member that is in the group or has just left may rejoin without its rebalance
+        // timeout: librdkafka does, when a subscribe follows an unsubscribe faster than it takes
+        // in the answer to its leave. It keeps the timeout it had; anyone else must give one.
+        let known = self
+            .departed
+            .remove(&hb.member_id)
+            .map(|(t, _)| t)
+            .or_else(|| {
+                self.members
+                    .get(&hb.member_id)
+                    .map(|m| m.rebalance_timeout_ms)
+            });
+        let rebalance_timeout_ms = match (hb.rebalance_timeout_ms, known) {
+            (-1, Some(t)) => t,
             (-1, None) => {
                 return Err(HeartbeatError::InvalidRequest(
                     "RebalanceTimeoutMs must be provided in first request",

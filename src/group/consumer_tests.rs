@@ -4,19 +4,7 @@
 use super::*;
 
 fn cfg() -> GroupConfig {
-    GroupConfig {
-        min_session_timeout_ms: 6000,
-        max_session_timeout_ms: 1_800_000,
-        initial_rebalance_delay_ms: 3000,
-        max_size: 100,
-        max_groups: 1000,
-        offsets_retention_ms: 60_000,
-        offset_metadata_max_bytes: 100,
-        consumer_session_timeout_ms: 45_000,
-        consumer_heartbeat_interval_ms: 5_000,
-        consumer_max_size: 3,
-        consumer_assignors: crate::config::Assignors::default(),
-    }
+    crate::group::test_config()
 }
 
 const T: Uuid = Uuid::from_u128(7);

@@ -28,3 +28,21 @@ pub const STATE_NAMES: &[&str] = &[
     "Assigning",
     "Reconciling",
 ];
+
+/// The group settings unit tests use.
+#[cfg(test)]
+pub(crate) fn test_config() -> crate::config::GroupConfig {
+    crate::config::GroupConfig {
+        min_session_timeout_ms: 6000,
+        max_session_timeout_ms: 1_800_000,
+        initial_rebalance_delay_ms: 3000,
+        max_size: 100,
+        max_groups: 1000,
+        offsets_retention_ms: 60_000,
+        offset_metadata_max_bytes: 100,
+        consumer_session_timeout_ms: 45_000,
+        consumer_heartbeat_interval_ms: 5_000,
+        consumer_max_size: 3,
+        consumer_assignors: crate::config::Assignors::default(),
+    }
+}
