@@ -90,7 +90,8 @@ pub struct ConsumerMember {
 }
 
 impl ConsumerMember {
-    fn subscribes(&self, topic: &str) -> bool {
+    /// Whether the member subscribes to `topic`, by name or by its resolved pattern.
+    pub fn subscribes(&self, topic: &str) -> bool {
         self.topic_names.iter().any(|t| t == topic)
             || (!self.regex_pending && self.regex.as_ref().is_some_and(|r| r.is_match(topic)))
     }

@@ -497,15 +497,13 @@ impl Coordinator {
             if hb.epoch != 0 {
                 return Err(ConsumerError::Heartbeat(HeartbeatError::UnknownMemberId));
             }
-            e.consumer = Some(ConsumerGroup::new(self.cfg.consumer_assignors.preferred()));
         }
         let now = self.clock.now_ms();
         let Entry {
             group, consumer, ..
         } = &mut *e;
-        let Some(c) = consumer.as_mut() else {
-            return Err(ConsumerError::Group(GroupError::CoordinatorNotAvailable));
-        };
+        let c = consumer
+            .get_or_insert_with(|| ConsumerGroup::new(self.cfg.consumer_assignors.preferred()));
         let before = c.epoch;
         let r = c.heartbeat(hb, topics, now, &self.cfg);
         if c.epoch != before {

@@ -20,15 +20,6 @@ pub enum GroupState {
 }
 
 impl GroupState {
-    /// Every state name, as [`GroupState::name`] spells it.
-    pub const NAMES: &'static [&'static str] = &[
-        "Empty",
-        "PreparingRebalance",
-        "CompletingRebalance",
-        "Stable",
-        "Dead",
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             GroupState::Empty => "Empty",
