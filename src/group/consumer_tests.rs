@@ -279,3 +279,41 @@ fn bad_joins_are_refused() {
         Err(HeartbeatError::GroupMaxSizeReached)
     );
 }
+
+#[test]
+fn describe_groups_lists_only_what_each_member_subscribes_to() {
+    let mut g = ConsumerGroup::new(Assignor::Uniform);
+    let c = cfg();
+    let mut all = topics();
+    all.push(TopicInfo {
+        name: "xtra".into(),
+        id: Uuid::from_u128(9),
+        partitions: 1,
+    });
+    let mut a = join("a");
+    a.topic_names = Some(vec!["xtra".into()]);
+    g.heartbeat(a, &all, 0, &c).expect("a");
+    let mut b = join("b");
+    b.topic_names = None;
+    b.topic_regex = Some("ord.*".into());
+    let r = g.heartbeat(b, &all, 0, &c).expect("b");
+    g.heartbeat(beat("b", r.epoch, &Assignment::new()), &all, 1, &c)
+        .expect("pattern resolved");
+    let view = crate::group::view::described("g", &g);
+    let has = |member: &str, topic: &str| {
+        let m = view
+            .members
+            .iter()
+            .find(|m| m.member_id == member)
+            .expect("member");
+        m.metadata
+            .windows(topic.len())
+            .any(|w| w == topic.as_bytes())
+    };
+    assert!(has("b", "orders"));
+    assert!(
+        !has("b", "xtra"),
+        "a topic only another member subscribes to"
+    );
+    assert!(has("a", "xtra"));
+}

@@ -46,10 +46,10 @@ pub(super) fn described(group_id: &str, c: &ConsumerGroup) -> GroupView {
             .members
             .values()
             .map(|m| {
-                // the topics it is subscribed to: by name, and those its regex matched
+                // the topics it is subscribed to: by name, and those its own pattern matched
                 let mut topics: Vec<String> = m.topic_names.clone();
                 for (n, _) in c.topics.values() {
-                    if !topics.contains(n) && m.topic_regex.is_some() {
+                    if !topics.contains(n) && m.subscribes(n) {
                         topics.push(n.clone());
                     }
                 }
