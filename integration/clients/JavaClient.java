@@ -385,6 +385,79 @@ public class JavaClient {
         return 0;
     }
 
+    /** The sum of every sample of the broker's counter `name` carrying every label given. */
+    static double brokerMetricSum(String name, String... labels) throws Exception {
+        String url = System.getenv("TIERCEL_METRICS");
+        var http = java.net.http.HttpClient.newHttpClient();
+        String body = http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url)).build(),
+            java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+        double sum = 0;
+        for (String line : body.split("\n")) {
+            if (!line.startsWith(name + "{")) continue;
+            boolean all = true;
+            for (String l : labels) all &= line.contains(l);
+            if (all) sum += Double.parseDouble(line.substring(line.lastIndexOf(' ') + 1));
+        }
+        return sum;
+    }
+
+    /**
+     * Transactions v2 (KIP-890): with `transaction.version` 2 finalized the client sends no
+     * AddPartitionsToTxn or AddOffsetsToTxn (its produce and its TxnOffsetCommit v5 add them),
+     * and each EndTxn (v5) ends with the producer's epoch bumped: three transactions (commit,
+     * abort, commit, each with offsets) read back as Kafka would and leave the epoch at 3.
+     */
+    static String transactionsV2() throws Exception {
+        if (System.getenv("TIERCEL_METRICS") == null) return "n/a";
+        String topic = name("java-tv2"), src = name("java-tv2-in"), group = name("g"), id = name("java-tv2");
+        create(topic, 2);
+        create(src, 1);
+        String requests = "tiercel_requests_total";
+        double adds = brokerMetricSum(requests, "api=\"AddPartitionsToTxn\"")
+            + brokerMetricSum(requests, "api=\"AddOffsetsToTxn\"");
+        double ends = brokerMetricSum(requests, "api=\"EndTxn\"", "version=\"5\"");
+        try (KafkaProducer<String, String> p = producer(Map.of(ProducerConfig.TRANSACTIONAL_ID_CONFIG, id));
+             KafkaConsumer<String, String> member = consumer(group)) {
+            p.initTransactions();
+            for (int t = 0; t < 3; t++) {
+                p.beginTransaction();
+                for (int i = 0; i < 4; i++) p.send(new ProducerRecord<>(topic, i % 2, null, "t" + t + "-" + i));
+                p.sendOffsetsToTransaction(Map.of(new TopicPartition(src, 0), new OffsetAndMetadata(10 + t)),
+                    member.groupMetadata());
+                if (t == 1) {
+                    p.flush();
+                    p.abortTransaction();
+                } else {
+                    p.commitTransaction();
+                }
+            }
+        }
+        try (KafkaProducer<String, String> p = producer(Map.of())) {
+            p.send(new ProducerRecord<>(topic, 0, null, "end")).get();
+            p.send(new ProducerRecord<>(topic, 1, null, "end")).get();
+        }
+        List<String> got = readValues(topic, "read_committed", 10);
+        Collections.sort(got);
+        List<String> want = new ArrayList<>(List.of("end", "end"));
+        for (int t : new int[] {0, 2}) for (int i = 0; i < 4; i++) want.add("t" + t + "-" + i);
+        Collections.sort(want);
+        expect(got, want, "read_committed: the committed transactions");
+        try (KafkaConsumer<String, String> c = consumer(group)) {
+            TopicPartition tp = new TopicPartition(src, 0);
+            OffsetAndMetadata m = c.committed(Set.of(tp), Duration.ofSeconds(10)).get(tp);
+            expect(m == null ? null : m.offset(), 12L, "offset of the last committed transaction");
+        }
+        try (Admin a = admin()) {
+            TransactionDescription d = a.describeTransactions(List.of(id)).description(id).get();
+            expect((int) d.producerEpoch(), 3, "producer epoch after three transactions");
+        }
+        double addsAfter = brokerMetricSum(requests, "api=\"AddPartitionsToTxn\"")
+            + brokerMetricSum(requests, "api=\"AddOffsetsToTxn\"");
+        expect(addsAfter - adds, 0.0, "AddPartitionsToTxn/AddOffsetsToTxn requests");
+        expect(brokerMetricSum(requests, "api=\"EndTxn\"", "version=\"5\"") - ends, 3.0, "EndTxn v5 requests");
+        return "ok";
+    }
+
     /** Fetches the broker served in an incremental fetch session (KIP-227). */
     static double incrementalFetches() throws Exception {
         return brokerMetric("tiercel_fetch_session_requests_total", "kind=\"incremental\"");
@@ -474,6 +547,7 @@ public class JavaClient {
         record("list offsets by spec (ListOffsets v10, latest tiered)", JavaClient::offsetSpecs);
         record("idempotent producer", JavaClient::idempotent);
         record("transactions", JavaClient::transactions);
+        record("transactions v2 (KIP-890: EndTxn v5, no AddPartitionsToTxn)", JavaClient::transactionsV2);
         record("fetch sessions (KIP-227)", JavaClient::fetchSessions);
         record("topic ids on the wire (Produce v13, Fetch v17)", JavaClient::topicIds);
         boolean failed = false;

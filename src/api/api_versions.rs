@@ -1,5 +1,6 @@
 //! ApiVersions: generated from `protocol::versions::SUPPORTED`, with the features (v3+) this
-//! broker implements: `group.version` 1 is the KIP-848 consumer group protocol.
+//! broker implements: `group.version` 1 is the KIP-848 consumer group protocol,
+//! `transaction.version` 2 transactions v2 (KIP-890), which clients use once it is finalized.
 
 use crate::protocol::versions::SUPPORTED;
 use kafka_protocol::messages::api_versions_response::{
@@ -8,8 +9,10 @@ use kafka_protocol::messages::api_versions_response::{
 use kafka_protocol::messages::ApiVersionsResponse;
 use kafka_protocol::protocol::StrBytes;
 
-/// The response, with `error_code` (0, or UNSUPPORTED_VERSION for the v0 fallback reply).
-pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
+/// The response, with `error_code` (0, or UNSUPPORTED_VERSION for the v0 fallback reply) and
+/// the `transaction.version` finalized here (`transaction_version`; 2 is transactions v2,
+/// KIP-890; a level of 0 is not listed, as Kafka leaves it out).
+pub fn api_versions_response(error_code: i16, transaction_version: i16) -> ApiVersionsResponse {
     let mut r = ApiVersionsResponse::default();
     r.error_code = error_code;
     r.api_keys = SUPPORTED
@@ -22,22 +25,25 @@ pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
             v
         })
         .collect();
-    for (name, level) in FEATURES {
+    let features = [
+        ("group.version", 1, 1),
+        ("transaction.version", 2, transaction_version),
+    ];
+    for (name, supported, level) in features {
         let mut f = SupportedFeatureKey::default();
         f.name = StrBytes::from_static_str(name);
         f.min_version = 0;
-        f.max_version = *level;
+        f.max_version = supported;
         r.supported_features.push(f);
-        let mut f = FinalizedFeatureKey::default();
-        f.name = StrBytes::from_static_str(name);
-        f.min_version_level = *level;
-        f.max_version_level = *level;
-        r.finalized_features.push(f);
+        if level > 0 {
+            let mut f = FinalizedFeatureKey::default();
+            f.name = StrBytes::from_static_str(name);
+            f.min_version_level = level;
+            f.max_version_level = level;
+            r.finalized_features.push(f);
+        }
     }
     // the features never change while a broker runs
     r.finalized_features_epoch = 1;
     r
 }
-
-/// `(feature, level)` of every feature finalized here.
-const FEATURES: &[(&str, i16)] = &[("group.version", 1)];

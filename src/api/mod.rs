@@ -272,7 +272,10 @@ impl Handler {
             }
         }
         match req {
-            Request::ApiVersions(_) => ready(Response::ApiVersions(api_versions_response(0))),
+            Request::ApiVersions(_) => ready(Response::ApiVersions(api_versions_response(
+                0,
+                self.config.transaction_version,
+            ))),
             Request::Metadata(r) => ready(Response::Metadata(self.metadata(r, v).await)),
             Request::Produce(r) => {
                 let client = ctx.client_id.as_deref().unwrap_or_default();

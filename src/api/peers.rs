@@ -1,7 +1,8 @@
 //! Cluster mode: what one node asks another for a transaction. The coordinator writes markers
 //! into partitions other nodes lead with WriteTxnMarkers; a leader that is not the coordinator
 //! verifies a transactional batch with the coordinator first (AddPartitionsToTxn v4, verify
-//! only), as Kafka's partition leaders do since KIP-890.
+//! only; for a transactions v2 producer, adding the partition), as Kafka's partition leaders do
+//! since KIP-890.
 
 use crate::catalog::Catalog;
 use crate::cluster::{Cluster, NodeInfo};
@@ -15,7 +16,8 @@ use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
 use kafka_protocol::messages::{
-    AddPartitionsToTxnRequest, ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
+    AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest, GroupId,
+    ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
@@ -96,6 +98,45 @@ impl RemoteMarkers for PeerMarkers {
     }
 }
 
+/// Transactions v2: TxnOffsetCommit v5 on a node that is not the transaction's coordinator adds
+/// the group to the transaction there first (AddOffsetsToTxn), as Kafka's group coordinators
+/// do. A coordinator that cannot answer is COORDINATOR_NOT_AVAILABLE (the client retries); a
+/// stale epoch INVALID_PRODUCER_EPOCH, as Kafka answers TxnOffsetCommit.
+pub async fn add_offsets(
+    node: Option<NodeInfo>,
+    transactional_id: &str,
+    (producer_id, epoch): (i64, i16),
+    group: &str,
+) -> Result<(), ResponseError> {
+    let Some(node) = node else {
+        return Err(ResponseError::CoordinatorNotAvailable);
+    };
+    let mut req = AddOffsetsToTxnRequest::default();
+    req.transactional_id = TransactionalId(StrBytes::from_string(transactional_id.to_string()));
+    req.producer_id = ProducerId(producer_id);
+    req.producer_epoch = epoch;
+    req.group_id = GroupId(StrBytes::from_string(group.to_string()));
+    let resp: AddOffsetsToTxnResponse = match client::call(&addr(&node), 3, &req, PEER_TIMEOUT)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(coordinator = node.id, error = %e, "adding a group to a transaction at its coordinator failed");
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+    };
+    match ResponseError::try_from_code(resp.error_code) {
+        None => Ok(()),
+        Some(ResponseError::ProducerFenced) => Err(ResponseError::InvalidProducerEpoch),
+        Some(
+            ResponseError::NotCoordinator
+            | ResponseError::CoordinatorNotAvailable
+            | ResponseError::CoordinatorLoadInProgress,
+        ) => Err(ResponseError::CoordinatorNotAvailable),
+        Some(e) => Err(e),
+    }
+}
+
 /// One transactional producer's batches in a Produce request, to verify with the coordinator.
 pub struct ToVerify<'a> {
     pub transactional_id: &'a str,
@@ -105,12 +146,15 @@ pub struct ToVerify<'a> {
 }
 
 /// Asks the transaction's coordinator (`node`, the leader of its shard) whether each
-/// partition is in the producer's open transaction. Per partition: `Ok` or the error to answer the batch with. Errors a producer
-/// should retry (no coordinator, coordinator busy, no answer) come back as
-/// NOT_ENOUGH_REPLICAS, as Kafka answers them to a producer.
+/// partition is in the producer's open transaction, or with `add` (a Produce v12+ of a
+/// transactions v2 producer) to add those that are not. Per partition: `Ok` or the error to
+/// answer the batch with. Errors a producer should retry (no coordinator, coordinator busy, no
+/// answer) come back as NOT_ENOUGH_REPLICAS and a stale epoch as INVALID_PRODUCER_EPOCH, as
+/// Kafka answers them to a producer.
 pub async fn verify(
     node: Option<NodeInfo>,
     v: &ToVerify<'_>,
+    add: bool,
 ) -> BTreeMap<(String, i32), Result<(), ResponseError>> {
     let retry = |parts: &[(String, i32)]| {
         parts
@@ -129,7 +173,7 @@ pub async fn verify(
     txn.transactional_id = TransactionalId(StrBytes::from_string(v.transactional_id.to_string()));
     txn.producer_id = ProducerId(v.producer_id);
     txn.producer_epoch = v.epoch;
-    txn.verify_only = true;
+    txn.verify_only = !add;
     for (t, parts) in by_topic {
         let mut topic = AddPartitionsToTxnTopic::default();
         topic.name = TopicName(StrBytes::from_string(t.to_string()));
@@ -153,6 +197,7 @@ pub async fn verify(
             | ResponseError::CoordinatorLoadInProgress
             | ResponseError::ConcurrentTransactions,
         ) => Err(ResponseError::NotEnoughReplicas),
+        Some(ResponseError::ProducerFenced) => Err(ResponseError::InvalidProducerEpoch),
         Some(e) => Err(e),
     };
     if resp.error_code != 0 {

@@ -87,7 +87,7 @@ impl Handler {
         }
         let acks = req.acks;
         let valid_acks = matches!(acks, -1..=1);
-        let verified = self.verify_elsewhere(&req).await;
+        let verified = self.verify_transactional(&req, v >= 12).await;
         // the transaction's coordinator, when it is here: it checks transactional batches
         // under the partition lock
         let coordinator = req
@@ -294,16 +294,20 @@ fn unchanged(p: &Arc<Partition>, producer_id: i64, seen: u64) -> Verify {
 }
 
 impl Handler {
-    /// Cluster mode, on a node that is not the transaction coordinator: verifies the request's
-    /// transactional batches with the coordinator before they are appended (Kafka's KIP-890
-    /// check). Empty when there is nothing to verify remotely.
-    async fn verify_elsewhere(&self, req: &ProduceRequest) -> Verified {
+    /// The request's transactional batches checked with their coordinator before they are
+    /// appended (Kafka's KIP-890 check). With `add` (Produce v12+, a transactions v2 producer)
+    /// the coordinator first adds each partition to the open transaction. Where the coordinator
+    /// is here, the batches are checked again under the partition lock; in a cluster, a
+    /// coordinator on another node is asked over AddPartitionsToTxn v4. Only what is refused,
+    /// or verified remotely, is in the answer.
+    async fn verify_transactional(&self, req: &ProduceRequest, add: bool) -> Verified {
         let mut out = Verified::new();
-        let (Some(_), Some(txn_id)) = (self.cluster.as_deref(), &req.transactional_id) else {
+        let Some(txn_id) = &req.transactional_id else {
             return out;
         };
-        if self.txns.get(&txn_id.0).is_ok() {
-            return out; // the coordinator is here: checked locally under the partition lock
+        let here = self.txns.get(&txn_id.0).ok();
+        if (here.is_none() && self.cluster.is_none()) || (here.is_some() && !add) {
+            return out; // alone without a coordinator: refused by the verifier under the lock
         }
         let mut ids = None;
         let mut partitions = Vec::new();
@@ -329,6 +333,21 @@ impl Handler {
         let Some((producer_id, epoch)) = ids else {
             return out;
         };
+        if let Some(c) = here {
+            let added = super::txn::add_implicitly(
+                &c,
+                &txn_id.0,
+                (producer_id, epoch),
+                &partitions,
+                &[],
+                ResponseError::NotEnoughReplicas,
+            )
+            .await;
+            if let Err(e) = added {
+                out.extend(partitions.into_iter().map(|k| (k, Err(e))));
+            }
+            return out;
+        }
         let answer = super::peers::verify(
             self.txn_coordinator(&txn_id.0),
             &super::peers::ToVerify {
@@ -337,6 +356,7 @@ impl Handler {
                 epoch,
                 partitions,
             },
+            add,
         )
         .await;
         for (key, r) in answer {

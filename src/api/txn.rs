@@ -52,6 +52,45 @@ fn fenced_from(v: i16, first: i16) -> ResponseError {
     }
 }
 
+/// Transactions v2: a partition (or a group) added by the producer's Produce v12+ (or
+/// TxnOffsetCommit v5) as Kafka's leaders add them. The coordinator's refusal is answered as
+/// Kafka answers it there: a stale epoch is INVALID_PRODUCER_EPOCH, a coordinator that cannot
+/// answer now `unavailable` (retriable); CONCURRENT_TRANSACTIONS (the previous transaction's
+/// markers are still being written) is retried here for up to 100 ms first.
+pub(super) async fn add_implicitly(
+    c: &crate::txn::TxnCoordinator,
+    id: &str,
+    (producer_id, epoch): (i64, i16),
+    partitions: &[(String, i32)],
+    groups: &[String],
+    unavailable: ResponseError,
+) -> Result<(), ResponseError> {
+    let held = c
+        .holds(id, producer_id, epoch, partitions)
+        .is_ok_and(|h| h.iter().all(|h| *h));
+    if held && groups.is_empty() {
+        return Ok(()); // already in the open transaction: nothing to write
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(100);
+    loop {
+        match c.add(id, producer_id, epoch, partitions, groups).await {
+            Ok(()) => return Ok(()),
+            Err(TxnError::Concurrent) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(implicit_add_error(e, unavailable)),
+        }
+    }
+}
+
+/// How a refused implicit add is answered to the Produce or TxnOffsetCommit that caused it.
+pub(super) fn implicit_add_error(e: TxnError, unavailable: ResponseError) -> ResponseError {
+    match e {
+        TxnError::Storage | TxnError::NotCoordinator | TxnError::LoadInProgress => unavailable,
+        e => txn_error(e, ResponseError::InvalidProducerEpoch),
+    }
+}
+
 fn txn_code(r: Result<(), TxnError>, fenced: ResponseError) -> i16 {
     match r {
         Ok(()) => 0,
@@ -122,7 +161,7 @@ impl Handler {
                         req.v3_and_below_producer_id.0,
                         req.v3_and_below_producer_epoch,
                         &req.v3_and_below_topics,
-                        false,
+                        (false, false),
                         fenced,
                     )
                     .await;
@@ -136,7 +175,7 @@ impl Handler {
                             t.producer_id.0,
                             t.producer_epoch,
                             &t.topics,
-                            t.verify_only,
+                            (true, t.verify_only),
                             fenced,
                         )
                         .await;
@@ -155,7 +194,7 @@ impl Handler {
         producer_id: i64,
         epoch: i16,
         topics: &[AddPartitionsToTxnTopic],
-        verify_only: bool,
+        (from_broker, verify_only): (bool, bool),
         fenced: ResponseError,
     ) -> Vec<AddPartitionsToTxnTopicResult> {
         let wanted: Vec<(String, i32)> = topics
@@ -171,9 +210,9 @@ impl Handler {
                         == ResponseError::UnknownTopicOrPartition
             })
             .collect();
-        // a producer needs WRITE on its transactional id and on each topic; a broker's
-        // verification CLUSTER_ACTION
-        let whole = if verify_only {
+        // a producer needs WRITE on its transactional id and on each topic; a broker (v4+,
+        // verifying or adding for a transactions v2 producer) CLUSTER_ACTION
+        let whole = if from_broker {
             (!self.cluster_allowed(op::CLUSTER_ACTION))
                 .then_some(ResponseError::ClusterAuthorizationFailed)
         } else {
@@ -182,7 +221,7 @@ impl Handler {
         };
         let topic_denied: Vec<bool> = wanted
             .iter()
-            .map(|(t, _)| !verify_only && !self.allowed(op::WRITE, resource::TOPIC, t))
+            .map(|(t, _)| !from_broker && !self.allowed(op::WRITE, resource::TOPIC, t))
             .collect();
         let codes: Vec<i16> = if let Some(e) = whole {
             wanted.iter().map(|_| code(e)).collect()
@@ -282,12 +321,17 @@ impl Handler {
         let me = self.clone();
         Box::pin(async move {
             let mut resp = EndTxnResponse::default();
+            resp.producer_id = ProducerId(-1);
+            resp.producer_epoch = -1;
             let id = &req.transactional_id.0;
+            let (pid, epoch, commit) = (req.producer_id.0, req.producer_epoch, req.committed);
             let ended = match me.txns.get(id) {
-                Ok(c) => {
-                    c.end(id, req.producer_id.0, req.producer_epoch, req.committed)
-                        .await
-                }
+                // v5: transactions v2, the epoch bumped and the new one answered
+                Ok(c) if v >= 5 => c.end_v2(id, pid, epoch, commit).await.map(|next| {
+                    resp.producer_id = ProducerId(next.0);
+                    resp.producer_epoch = next.1;
+                }),
+                Ok(c) => c.end(id, pid, epoch, commit).await,
                 Err(a) => Err(a.into()),
             };
             resp.error_code = txn_code(ended, fenced_from(v, 2));
@@ -335,13 +379,32 @@ impl Handler {
             } else if !super::groups::valid_group_id(&group) {
                 Err(ResponseError::InvalidGroupId)
             } else if let Ok(txns) = me.txns.get(&req.transactional_id.0) {
-                txns.check_offsets(
-                    &req.transactional_id.0,
-                    req.producer_id.0,
-                    req.producer_epoch,
+                let id = &req.transactional_id.0;
+                if v >= 5 {
+                    // transactions v2: the commit itself adds the group to the transaction
+                    add_implicitly(
+                        &txns,
+                        id,
+                        (req.producer_id.0, req.producer_epoch),
+                        &[],
+                        std::slice::from_ref(&group),
+                        ResponseError::CoordinatorNotAvailable,
+                    )
+                    .await
+                } else {
+                    txns.check_offsets(id, req.producer_id.0, req.producer_epoch, &group)
+                        .map_err(|e| txn_error(e, ResponseError::InvalidProducerEpoch))
+                }
+            } else if v >= 5 {
+                // transactions v2 with the coordinator on another node: it adds the group
+                let id = &req.transactional_id.0;
+                super::peers::add_offsets(
+                    me.txn_coordinator(id),
+                    id,
+                    (req.producer_id.0, req.producer_epoch),
                     &group,
                 )
-                .map_err(|e| txn_error(e, ResponseError::InvalidProducerEpoch))
+                .await
             } else {
                 // the transaction's coordinator is another node: the offsets are held under
                 // the producer id until its marker ends them, as Kafka's group coordinators

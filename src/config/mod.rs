@@ -93,6 +93,9 @@ impl Config {
         if self.transactional_id_expiration_ms < 1 {
             return bad("transactional_id_expiration_ms", "must be >= 1");
         }
+        if !(0..=2).contains(&self.transaction_version) {
+            return bad("transaction_version", "must be 0, 1 or 2");
+        }
         if self.transaction_abort_interval_ms == 0 {
             return bad("transaction_abort_interval_ms", "must be >= 1");
         }

@@ -245,6 +245,8 @@ settings! {
     transactional_id_expiration_ms: i64 = 604_800_000, env "TIERCEL_TRANSACTIONAL_ID_EXPIRATION_MS";
     /// How often timed-out transactions are aborted, ms (transaction.abort.timed.out.transaction.cleanup.interval.ms)
     transaction_abort_interval_ms: u64 = 10_000, env "TIERCEL_TRANSACTION_ABORT_INTERVAL_MS";
+    /// Transaction protocol finalized for clients (the transaction.version feature): 2 lets clients that know it use transactions v2 (KIP-890: partitions join a transaction with their first produce, each transaction ends with an epoch bump); 0 or 1 keeps every client on the first protocol
+    transaction_version: i16 = 2, env "TIERCEL_TRANSACTION_VERSION";
     /// Shortest session timeout a group member may ask for, ms (group.min.session.timeout.ms)
     group_min_session_timeout_ms: i32 = 6000, env "TIERCEL_GROUP_MIN_SESSION_TIMEOUT_MS";
     /// Longest session timeout a group member may ask for, ms (group.max.session.timeout.ms)

@@ -611,9 +611,11 @@ impl Writer {
                 b.freeze()
             }
             Outgoing::ApiVersionsFallback(correlation_id) => {
-                let body = api_versions_response(crate::api::errors::code(
-                    ResponseError::UnsupportedVersion,
-                ));
+                // v0: no features
+                let body = api_versions_response(
+                    crate::api::errors::code(ResponseError::UnsupportedVersion),
+                    0,
+                );
                 match protocol::encode_api_versions_fallback(correlation_id, &body) {
                     Ok(b) => b,
                     Err(e) => {

@@ -22,6 +22,7 @@
 
 mod producer_ids;
 pub mod txn_log;
+mod v2;
 
 pub use producer_ids::ProducerIds;
 
@@ -489,6 +490,13 @@ impl TxnCoordinator {
         done.groups.clear();
         done.started_ms = -1;
         done.updated_ms = self.clock.now_ms();
+        if done.next_producer_id >= 0 {
+            // transactions v2 with the epoch exhausted: the id goes on under a new producer id
+            done.last_producer_id = done.producer_id;
+            done.producer_id = done.next_producer_id;
+            done.epoch = 0;
+            done.next_producer_id = -1;
+        }
         self.put(id, done.clone()).await?;
         crate::metrics::transaction_ended(commit);
         Ok(done)

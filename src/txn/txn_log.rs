@@ -50,6 +50,14 @@ pub struct TxnMeta {
     /// When the open transaction started, -1 when none is open.
     pub started_ms: i64,
     pub updated_ms: i64,
+    /// Transactions v2 (KIP-890): the producer id the transactional id moves to once the
+    /// transaction being ended completes (its epoch was exhausted), or -1.
+    #[serde(default = "no_producer_id")]
+    pub next_producer_id: i64,
+}
+
+fn no_producer_id() -> i64 {
+    -1
 }
 
 impl TxnMeta {
@@ -67,6 +75,7 @@ impl TxnMeta {
             groups: BTreeSet::new(),
             started_ms: -1,
             updated_ms: now_ms,
+            next_producer_id: -1,
         }
     }
 }

@@ -433,6 +433,43 @@ pub fn decide_before_crash(
     ongoing
 }
 
+/// Changes what a stopped broker's transaction log says of `txn_id` (its last state, changed
+/// by `f`, appended as the coordinator would have).
+pub fn amend_txn(
+    data_dir: &std::path::Path,
+    txn_id: &str,
+    f: impl FnOnce(&mut tiercel::txn::txn_log::TxnMeta),
+) {
+    use tiercel::format::journal::{decode_prefix, encode};
+    use tiercel::txn::txn_log::TxnRecord;
+    let path = data_dir.join("transactions.log");
+    let bytes = std::fs::read(&path).expect("transaction log");
+    let (records, _) = decode_prefix::<TxnRecord>(&bytes);
+    let mut meta = records
+        .iter()
+        .rev()
+        .find_map(|r| match r {
+            TxnRecord::Put { id, meta } if id == txn_id => Some(meta.clone()),
+            _ => None,
+        })
+        .expect("the transactional id is in the log");
+    f(&mut meta);
+    let mut tail = Vec::new();
+    encode(
+        &TxnRecord::Put {
+            id: txn_id.into(),
+            meta,
+        },
+        &mut tail,
+    )
+    .expect("encode");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("open");
+    std::io::Write::write_all(&mut file, &tail).expect("append");
+}
+
 /// A transactional producer (`linger.ms` 5, then `extra`), its transactions initialised.
 pub fn txn_producer(
     bootstrap: &str,
