@@ -15,7 +15,8 @@
 # read_committed output exactly once (an input the idempotent input producer wrote twice is two
 # input records: each is output once). Meanwhile kafka-python's and the Java client's admin
 # calls reassign every partition of the output and of the input topic to one node and elect
-# leaders.
+# leaders, and the Java client runs transactions v2 (KIP-890) across the nodes
+# (`clients/ClusterTxn.java`).
 # The nodes sit in racks zone-1..3 and the final read of the first part is a consumer in zone-3
 # (client.rack): every node's fetch metrics show that only node 3 served it records, from its
 # follower copies for the partitions the others lead (KIP-392).
@@ -209,6 +210,7 @@ done
 # topic to node 2 (the Java client) while the group reads it
 eos reassign "$nodes" cout 1 || eos_rc=1
 java -cp "$jars/*" "$here/clients/ClusterAdmin.java" "$nodes" cin 2 || eos_rc=1
+java -cp "$jars/*" "$here/clients/ClusterTxn.java" "$nodes" || eos_rc=1
 wait $filling || { echo "PROBLEM: filling the input failed: $(tail -1 "$work/fill.err")"; eos_rc=1; }
 if grep -qiE "epoch bump|DrainBump" "$work/fill.err"; then
   echo "the input producer bumped its epoch (librdkafka's reasons):"; grep -iE "epoch bump|DrainBump" "$work/fill.err" | head -5

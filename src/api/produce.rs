@@ -314,8 +314,10 @@ impl Handler {
         let mut seen = HashMap::new();
         for t in &req.topic_data {
             for pd in &t.partition_data {
-                let (Some(p), Some(records)) = (self.logs.get(&t.name.0, pd.index), &pd.records)
-                else {
+                // a partition still being taken over is waited for here as the append waits
+                // for it: a batch appended there must have been verified
+                let served = self.served_or_coming(&t.name.0, pd.index).await;
+                let (Some(p), Some(records)) = (served, &pd.records) else {
                     continue;
                 };
                 let Ok(h) = crate::format::batch::BatchHeader::parse(records) else {
