@@ -59,19 +59,26 @@ fport=$(free); pport=$(free)
   --data-dir "$work/faulty-data" >"$work/faulty.log" 2>&1 &
 fpid=$!
 touch "$work/faults.log"
+# A third broker for the client telemetry cells (KIP-714): it asks clients for their
+# org.apache.kafka.* metrics every second (the main broker asks for none, as by default).
+tport=$(free); tmport=$(free)
+"$bin" --listen "127.0.0.1:$tport" --metrics-listen "127.0.0.1:$tmport" --data-dir "$work/telemetry-data" \
+  --telemetry-metrics "org.apache.kafka." --telemetry-push-interval-ms 1000 >"$work/telemetry.log" 2>&1 &
+tpid=$!
 python3 "$here/clients/faultproxy.py" "$pport" "127.0.0.1:$fport" "$work/faults.log" 2>"$work/proxy.err" &
 ppid=$!
 cleanup() {
   local main; main=$(cat "$work/broker.pid" 2>/dev/null || true)
-  kill -TERM $main $fpid $ppid 2>/dev/null || true
-  wait $fpid $ppid 2>/dev/null || true
+  kill -TERM $main $fpid $ppid $tpid 2>/dev/null || true
+  wait $fpid $ppid $tpid 2>/dev/null || true
   while [ -n "$main" ] && kill -0 "$main" 2>/dev/null; do sleep 0.1; done
   rm -rf "$work"
 }
 trap cleanup EXIT
 "$work/broker.sh"
-for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$pport) 2>/dev/null && (echo >/dev/tcp/127.0.0.1/$fport) 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$pport) 2>/dev/null && (echo >/dev/tcp/127.0.0.1/$fport) 2>/dev/null && (echo >/dev/tcp/127.0.0.1/$tport) 2>/dev/null && break; sleep 0.1; done
 export TIERCEL_METRICS="http://127.0.0.1:$mport/metrics" RESTART_BROKER="$work/broker.sh" FAULTY_BOOTSTRAP="127.0.0.1:$pport" FAULT_LOG="$work/faults.log"
+export TELEMETRY_BOOTSTRAP="127.0.0.1:$tport" TELEMETRY_METRICS="http://127.0.0.1:$tmport/metrics"
 
 versions=$(python3 -c 'import confluent_kafka as c, kafka, aiokafka; print(f"confluent-kafka {c.version()} (librdkafka {c.libversion()[0]}), kafka-python {kafka.__version__}, aiokafka {aiokafka.__version__}")')
 kjs=$(node -p "require('$node_dir/node_modules/kafkajs/package.json').version")

@@ -383,6 +383,7 @@ impl Broker {
             ),
             acl: crate::security::acl::AclSettings::from_config(&config),
             quotas: quotas.clone(),
+            telemetry: Arc::new(crate::telemetry::Telemetry::new(config.telemetry())),
             config: config.clone(),
         });
         let oauth = if config
@@ -533,9 +534,14 @@ impl Broker {
         if let Some(oauth) = self.server.security.oauth.clone() {
             accept.push(tokio::spawn(oauth.watch(cancel.clone())));
         }
+        let telemetry = self.server.handler.telemetry.clone();
         let http = tokio::spawn(http::serve(
             self.http,
             readiness(self.tier.clone(), cancel.clone()),
+            Arc::new(move || {
+                use crate::clock::Clock;
+                telemetry.render(crate::clock::SystemClock.now_ms())
+            }),
             cancel.clone(),
             conns.clone(),
         ));

@@ -39,6 +39,8 @@ pub const FETCH_SESSION_EVICTIONS: &str = "tiercel_fetch_session_evictions_total
 pub const FETCH_SESSION_FETCHES: &str = "tiercel_fetch_session_requests_total";
 pub const LAST_STABLE_OFFSET: &str = "tiercel_partition_last_stable_offset";
 pub const TRANSACTIONS_ENDED: &str = "tiercel_transactions_total";
+pub const TELEMETRY_PUSHES: &str = "tiercel_telemetry_pushes_total";
+pub const TELEMETRY_DROPPED: &str = "tiercel_telemetry_series_dropped_total";
 pub const TRANSACTIONS_OPEN: &str = "tiercel_transactions_open";
 pub const COMPACTED_BYTES: &str = "tiercel_log_cleaner_reclaimed_bytes_total";
 pub const RESIDENT_BYTES: &str = "tiercel_process_resident_memory_bytes";
@@ -117,6 +119,14 @@ pub fn upkeep() {
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(REQUESTS, "Requests answered, by API and version");
+    describe_counter!(
+        TELEMETRY_PUSHES,
+        "Client telemetry pushes (KIP-714) accepted; their values show as tiercel_client_*"
+    );
+    describe_counter!(
+        TELEMETRY_DROPPED,
+        "Client telemetry values dropped because telemetry_max_series were kept already"
+    );
     describe_gauge!(
         CLUSTER_LEADERSHIPS,
         "Partitions this node leads and serves (cluster mode)"
@@ -469,6 +479,16 @@ pub fn partition(topic: &str, partition: i32, g: PartitionGauges) {
 pub fn transaction_ended(commit: bool) {
     let result = if commit { "commit" } else { "abort" };
     metrics::counter!(TRANSACTIONS_ENDED, "result" => result).increment(1);
+}
+
+/// A client telemetry push was accepted.
+pub fn telemetry_pushed() {
+    metrics::counter!(TELEMETRY_PUSHES).increment(1);
+}
+
+/// Client telemetry values a push brought beyond `telemetry_max_series`.
+pub fn telemetry_series_dropped(n: u64) {
+    metrics::counter!(TELEMETRY_DROPPED).increment(n);
 }
 
 pub fn transactions_open(n: usize) {

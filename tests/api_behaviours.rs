@@ -1,7 +1,7 @@
 //! Broker behaviours checked at the API level, each against what Apache Kafka answers:
 //! DescribeCluster, topic-id lookups and the connection limit (`cluster`); OffsetDelete and
 //! DeleteGroups (`groups`); the batched AddPartitionsToTxn, ListTransactions' duration filter,
-//! PrepareAbort recovery and transactional-id expiry (`txn`); transactions v2 (`txn_v2`); ListOffsets' MAX_TIMESTAMP and
+//! PrepareAbort recovery and transactional-id expiry (`txn`); transactions v2 (`txn_v2`); client telemetry (`telemetry`); ListOffsets' MAX_TIMESTAMP and
 //! EARLIEST_LOCAL, and LogAppendTime topics (`offsets`); validate_only and list operations of
 //! the config APIs (`configs`); segment.ms and retention.ms on the wall clock (`retention`);
 //! incremental fetch sessions (`sessions`); KIP-848 consumer groups (`consumer_groups`).
@@ -26,6 +26,8 @@ mod offsets;
 mod retention;
 #[path = "api_behaviours/sessions.rs"]
 mod sessions;
+#[path = "api_behaviours/telemetry.rs"]
+mod telemetry;
 #[path = "api_behaviours/txn.rs"]
 mod txn;
 #[path = "api_behaviours/txn_v2.rs"]

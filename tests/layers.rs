@@ -29,6 +29,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("security", 2),
     ("cluster", 3),
     ("catalog", 1),
+    ("telemetry", 1),
     ("config", 0),
     ("format", 0),
     ("fs", 0),

@@ -458,6 +458,67 @@ public class JavaClient {
         return "ok";
     }
 
+    static String scrape(String url) throws Exception {
+        var http = java.net.http.HttpClient.newHttpClient();
+        return http.send(java.net.http.HttpRequest.newBuilder(java.net.URI.create(url)).build(),
+            java.net.http.HttpResponse.BodyHandlers.ofString()).body();
+    }
+
+    /** Whether `body` holds a client metric starting `prefix` labelled with `clientId`. */
+    static boolean pushed(String body, String prefix, String clientId) {
+        for (String line : body.split("\n")) {
+            if (line.startsWith(prefix) && line.contains("client_id=\"" + clientId + "\"")
+                && line.contains("client_software_name=\"apache-kafka-java\"")) return true;
+        }
+        return false;
+    }
+
+    /**
+     * Client telemetry (KIP-714) against a broker that asks for `org.apache.kafka.` metrics every
+     * second: the producer's and the consumer's metrics show on the broker's /metrics, labelled
+     * with their client ids and software, while they run, and are forgotten once they have
+     * stopped pushing for three intervals.
+     */
+    static String telemetry() throws Exception {
+        String tb = System.getenv("TELEMETRY_BOOTSTRAP"), tm = System.getenv("TELEMETRY_METRICS");
+        if (tb == null || tm == null) return "n/a";
+        String topic = name("java-telemetry"), pid = name("java-tel-p"), cid = name("java-tel-c");
+        create(tb, topic, 1);
+        Properties cx = new Properties();
+        cx.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, tb);
+        cx.put(ConsumerConfig.CLIENT_ID_CONFIG, cid);
+        boolean seenP = false, seenC = false;
+        try (KafkaProducer<String, String> p = producer(Map.of(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, tb,
+                 ProducerConfig.CLIENT_ID_CONFIG, pid));
+             KafkaConsumer<String, String> c = consumer(name("g"), cx)) {
+            for (int i = 0; i < 10; i++) p.send(new ProducerRecord<>(topic, null, "v" + i)).get();
+            c.subscribe(List.of(topic));
+            int read = 0;
+            long deadline = System.currentTimeMillis() + 30_000;
+            while (System.currentTimeMillis() < deadline && !(seenP && seenC && read >= 10)) {
+                read += c.poll(Duration.ofMillis(300)).count();
+                String body = scrape(tm);
+                seenP = pushed(body, "tiercel_client_org_apache_kafka_producer", pid);
+                seenC = pushed(body, "tiercel_client_org_apache_kafka_consumer", cid);
+            }
+            expect(read, 10, "records consumed");
+        }
+        expect(seenP, true, "the producer's metrics on the broker's /metrics");
+        expect(seenC, true, "the consumer's metrics on the broker's /metrics");
+        // closed clients push no more: their values go after three silent intervals (3 s here)
+        long closed = System.currentTimeMillis();
+        boolean goneP = false, goneC = false;
+        while (!(goneP && goneC) && System.currentTimeMillis() - closed < 8_000) {
+            String body = scrape(tm);
+            goneP = !body.contains("client_id=\"" + pid + "\"");
+            goneC = !body.contains("client_id=\"" + cid + "\"");
+            Thread.sleep(100);
+        }
+        expect(goneP, true, "the closed producer's metrics forgotten");
+        expect(goneC, true, "the closed consumer's metrics forgotten");
+        return "ok";
+    }
+
     /** Fetches the broker served in an incremental fetch session (KIP-227). */
     static double incrementalFetches() throws Exception {
         return brokerMetric("tiercel_fetch_session_requests_total", "kind=\"incremental\"");
@@ -550,6 +611,7 @@ public class JavaClient {
         record("transactions v2 (KIP-890: EndTxn v5, no AddPartitionsToTxn)", JavaClient::transactionsV2);
         record("fetch sessions (KIP-227)", JavaClient::fetchSessions);
         record("topic ids on the wire (Produce v13, Fetch v17)", JavaClient::topicIds);
+        record("client telemetry (KIP-714): metrics on the broker's /metrics", JavaClient::telemetry);
         boolean failed = false;
         for (String[] r : results) {
             System.out.printf("%-4s %-16s %s%s%n", r[0], "java", r[1], r[2].isEmpty() ? "" : "  -- " + r[2]);

@@ -299,6 +299,44 @@ def confluent():
 
     record("confluent-kafka", "transactions", transactions)
 
+    def telemetry():
+        """Client telemetry (KIP-714) against a broker asking for org.apache.kafka.* metrics
+        every second: the producer's and the consumer's show on its /metrics by client id."""
+        import urllib.request
+        tb, tm = os.environ.get("TELEMETRY_BOOTSTRAP", ""), os.environ.get("TELEMETRY_METRICS", "")
+        if not tb or not tm:
+            return "n/a"
+        topic, pid, cid = name("ck-telemetry"), name("ck-tel-p"), name("ck-tel-c")
+        create(topic, boot=tb)
+        p = Producer({"bootstrap.servers": tb, "client.id": pid})
+        for i in range(10):
+            p.produce(topic, value=f"v{i}".encode())
+        expect(p.flush(30), 0, "undelivered")
+        c = Consumer({"bootstrap.servers": tb, "client.id": cid, "group.id": name("g"),
+                      "auto.offset.reset": "earliest"})
+        c.subscribe([topic])
+
+        def seen(prefix, client_id):
+            body = urllib.request.urlopen(tm, timeout=10).read().decode()
+            return any(line.startswith(prefix) and f'client_id="{client_id}"' in line
+                       for line in body.splitlines())
+
+        read, seen_p, seen_c = 0, False, False
+        deadline = time.time() + 30
+        while time.time() < deadline and not (seen_p and seen_c and read >= 10):
+            m = c.poll(0.3)
+            if m is not None and not m.error():
+                read += 1
+            p.poll(0)
+            seen_p = seen("tiercel_client_org_apache_kafka_producer", pid)
+            seen_c = seen("tiercel_client_org_apache_kafka_consumer", cid)
+        c.close()
+        expect(read, 10, "records consumed")
+        expect(seen_p, True, "the producer's metrics on the broker's /metrics")
+        expect(seen_c, True, "the consumer's metrics on the broker's /metrics")
+
+    record("confluent-kafka", "client telemetry (KIP-714): metrics on the broker's /metrics", telemetry)
+
 
 # ---------------------------------------------------------------- kafka-python
 def kafka_python():

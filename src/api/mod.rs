@@ -31,6 +31,7 @@ mod produce;
 pub mod quota;
 mod reassign;
 pub mod sasl;
+mod telemetry;
 mod topics;
 mod txn;
 mod txn_markers;
@@ -61,6 +62,9 @@ pub struct Session {
     pub peer: std::net::SocketAddr,
     /// `User:<name>` (SASL, or a client certificate), or `User:ANONYMOUS`.
     pub principal: Arc<str>,
+    /// The client software's name and version, once its ApiVersions (v3+) said them (one per
+    /// connection, shared by its requests).
+    pub software: Arc<parking_lot::Mutex<Option<(String, String)>>>,
 }
 
 tokio::task_local! {
@@ -128,6 +132,8 @@ pub struct Handler {
     pub acl: Option<crate::security::acl::AclSettings>,
     /// Client quotas: a Fetch under a `consumer_byte_rate` is sized to it.
     pub quotas: Arc<crate::security::quotas::ClientQuotas>,
+    /// Client telemetry (KIP-714): the subscription and what clients pushed.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// Why a partition this node has no log for is not served here: it does not exist, or (in a
@@ -272,10 +278,21 @@ impl Handler {
             }
         }
         match req {
-            Request::ApiVersions(_) => ready(Response::ApiVersions(api_versions_response(
-                0,
-                self.config.transaction_version,
-            ))),
+            Request::ApiVersions(r) => {
+                // who the client is (v3+), for its telemetry's labels
+                if !r.client_software_name.is_empty() {
+                    let _ = SESSION.try_with(|s| {
+                        *s.software.lock() = Some((
+                            r.client_software_name.to_string(),
+                            r.client_software_version.to_string(),
+                        ))
+                    });
+                }
+                ready(Response::ApiVersions(api_versions_response(
+                    0,
+                    self.config.transaction_version,
+                )))
+            }
             Request::Metadata(r) => ready(Response::Metadata(self.metadata(r, v).await)),
             Request::Produce(r) => {
                 let client = ctx.client_id.as_deref().unwrap_or_default();
@@ -365,6 +382,13 @@ impl Handler {
                 self.describe_client_quotas(r),
             )),
             Request::AlterClientQuotas(r) => self.alter_client_quotas(r),
+            Request::GetTelemetrySubscriptions(r) => {
+                let client = ctx.client_id.as_deref().unwrap_or_default();
+                ready(Response::GetTelemetrySubscriptions(
+                    self.get_telemetry_subscriptions(r, client),
+                ))
+            }
+            Request::PushTelemetry(r) => ready(Response::PushTelemetry(self.push_telemetry(r))),
             Request::CreateAcls(r) => self.create_acls(r),
             Request::DescribeAcls(r) => ready(Response::DescribeAcls(self.describe_acls(r))),
             Request::DeleteAcls(r) => self.delete_acls(r),

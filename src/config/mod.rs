@@ -14,7 +14,8 @@ pub mod topic;
 
 pub use listeners::{Listener, SecurityProtocol};
 pub use sections::{
-    ip_overrides, Assignor, Assignors, GroupConfig, StoreConfig, TierConfig, TxnConfig,
+    ip_overrides, Assignor, Assignors, GroupConfig, StoreConfig, TelemetryConfig, TierConfig,
+    TxnConfig,
 };
 pub use settings::{Cli, Config, ConfigError, FileConfig, LogFormat, TimestampType};
 pub use topic::LogConfig;
@@ -92,6 +93,12 @@ impl Config {
         }
         if self.transactional_id_expiration_ms < 1 {
             return bad("transactional_id_expiration_ms", "must be >= 1");
+        }
+        if self.telemetry_push_interval_ms < 100 {
+            return bad("telemetry_push_interval_ms", "must be >= 100");
+        }
+        if self.telemetry_max_bytes < 1 {
+            return bad("telemetry_max_bytes", "must be >= 1");
         }
         if !(0..=2).contains(&self.transaction_version) {
             return bad("transaction_version", "must be 0, 1 or 2");

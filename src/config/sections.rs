@@ -118,6 +118,16 @@ impl Default for Assignors {
     }
 }
 
+/// Client telemetry (KIP-714).
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// Metric name prefixes asked for; `*` alone asks for every metric.
+    pub metrics: Vec<String>,
+    pub push_interval_ms: i32,
+    pub max_bytes: i32,
+    pub max_series: usize,
+}
+
 /// Transactions.
 #[derive(Debug, Clone, Copy)]
 pub struct TxnConfig {
@@ -166,6 +176,22 @@ impl Config {
             consumer_max_size: self.group_consumer_max_size,
             consumer_assignors: Assignors::parse(&self.group_consumer_assignors)
                 .unwrap_or_default(),
+        }
+    }
+
+    /// Client telemetry (KIP-714).
+    pub fn telemetry(&self) -> TelemetryConfig {
+        TelemetryConfig {
+            metrics: self
+                .telemetry_metrics
+                .split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(str::to_string)
+                .collect(),
+            push_interval_ms: self.telemetry_push_interval_ms,
+            max_bytes: self.telemetry_max_bytes,
+            max_series: self.telemetry_max_series,
         }
     }
 

@@ -245,6 +245,14 @@ settings! {
     transactional_id_expiration_ms: i64 = 604_800_000, env "TIERCEL_TRANSACTIONAL_ID_EXPIRATION_MS";
     /// How often timed-out transactions are aborted, ms (transaction.abort.timed.out.transaction.cleanup.interval.ms)
     transaction_abort_interval_ms: u64 = 10_000, env "TIERCEL_TRANSACTION_ABORT_INTERVAL_MS";
+    /// Client telemetry (KIP-714): metric name prefixes the broker asks clients to push, comma-separated; `*` asks for every metric, empty (the default) for none, and clients then push nothing
+    telemetry_metrics: String = String::new(), env "TIERCEL_TELEMETRY_METRICS";
+    /// Client telemetry: how often clients push, ms (a subscription's interval.ms)
+    telemetry_push_interval_ms: i32 = 300_000, env "TIERCEL_TELEMETRY_PUSH_INTERVAL_MS";
+    /// Client telemetry: largest push accepted, bytes as sent (telemetry.max.bytes)
+    telemetry_max_bytes: i32 = 1_048_576, env "TIERCEL_TELEMETRY_MAX_BYTES";
+    /// Client telemetry: most client metric values kept and shown on /metrics over all clients; what a push brings beyond is dropped and counted
+    telemetry_max_series: usize = 10_000, env "TIERCEL_TELEMETRY_MAX_SERIES";
     /// Transaction protocol finalized for clients (the transaction.version feature): 2 lets clients that know it use transactions v2 (KIP-890: partitions join a transaction with their first produce, each transaction ends with an epoch bump); 0 or 1 keeps every client on the first protocol
     transaction_version: i16 = 2, env "TIERCEL_TRANSACTION_VERSION";
     /// Shortest session timeout a group member may ask for, ms (group.min.session.timeout.ms)

@@ -102,6 +102,8 @@ apis! {
     DeleteAcls: DeleteAclsRequest => DeleteAclsResponse,
     DescribeClientQuotas: DescribeClientQuotasRequest => DescribeClientQuotasResponse,
     AlterClientQuotas: AlterClientQuotasRequest => AlterClientQuotasResponse,
+    GetTelemetrySubscriptions: GetTelemetrySubscriptionsRequest => GetTelemetrySubscriptionsResponse,
+    PushTelemetry: PushTelemetryRequest => PushTelemetryResponse,
 }
 
 /// Raises a response's `throttle_time_ms` to `ms` (a response without the field, or at a
@@ -165,6 +167,8 @@ pub fn throttle(response: &mut Response, ms: i32) {
         DeleteAcls,
         DescribeClientQuotas,
         AlterClientQuotas,
+        GetTelemetrySubscriptions,
+        PushTelemetry,
     );
 }
 

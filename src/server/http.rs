@@ -26,10 +26,14 @@ pub struct Readiness {
 
 pub type ReadyCheck = Arc<dyn Fn() -> Readiness + Send + Sync>;
 
+/// More metrics in Prometheus' text format, appended to the recorder's (client telemetry).
+pub type MoreMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// Serves until `cancel`; connection tasks are tracked by `tasks`.
 pub async fn serve(
     listener: TcpListener,
     ready: ReadyCheck,
+    more: MoreMetrics,
     cancel: CancellationToken,
     tasks: TaskTracker,
 ) {
@@ -45,9 +49,9 @@ pub async fn serve(
             },
             _ = cancel.cancelled() => return,
         };
-        let ready = ready.clone();
+        let (ready, more) = (ready.clone(), more.clone());
         tasks.spawn(async move {
-            if let Err(e) = answer(stream, peer, &ready).await {
+            if let Err(e) = answer(stream, peer, (&ready, &more)).await {
                 tracing::debug!(%peer, error = %e, "metrics listener: connection failed");
             }
         });
@@ -57,7 +61,7 @@ pub async fn serve(
 async fn answer(
     mut stream: TcpStream,
     peer: SocketAddr,
-    ready: &ReadyCheck,
+    routes: (&ReadyCheck, &MoreMetrics),
 ) -> std::io::Result<()> {
     let head = match tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream)).await {
         Ok(r) => r?,
@@ -65,7 +69,7 @@ async fn answer(
     };
     let (status, content_type, body) = match head {
         None => (431, "text/plain", "request header too large\n".to_string()),
-        Some(head) => respond(&head, ready),
+        Some(head) => respond(&head, routes),
     };
     tracing::trace!(%peer, status, "metrics listener: request");
     let reason = match status {
@@ -105,7 +109,7 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
 }
 
 /// Status, content type and body for a request head.
-fn respond(head: &str, ready: &ReadyCheck) -> (u16, &'static str, String) {
+fn respond(head: &str, (ready, more): (&ReadyCheck, &MoreMetrics)) -> (u16, &'static str, String) {
     let mut parts = head.lines().next().unwrap_or("").split_whitespace();
     let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let path = target.split('?').next().unwrap_or("");
@@ -113,7 +117,11 @@ fn respond(head: &str, ready: &ReadyCheck) -> (u16, &'static str, String) {
         return (405, "text/plain", "only GET\n".into());
     }
     match path {
-        "/metrics" => (200, "text/plain; version=0.0.4", crate::metrics::render()),
+        "/metrics" => {
+            let mut body = crate::metrics::render();
+            body.push_str(&more());
+            (200, "text/plain; version=0.0.4", body)
+        }
         "/ready" => {
             let r = ready();
             let status = if r.ready { 200 } else { 503 };
@@ -142,14 +150,21 @@ mod tests {
             ready: false,
             detail: "tier: failing for 3 s: refused\n".into(),
         });
-        let (s, _, body) = respond("GET /ready HTTP/1.1\r\nHost: x\r\n\r\n", &up);
+        let more: MoreMetrics = Arc::new(|| "tiercel_client_x{client_id=\"c\"} 1\n".into());
+        let (up, down) = ((&up, &more), (&down, &more));
+        let (s, _, body) = respond("GET /ready HTTP/1.1\r\nHost: x\r\n\r\n", up);
         assert_eq!((s, body.starts_with("ready\n")), (200, true));
-        let (s, _, body) = respond("GET /ready HTTP/1.1\r\n\r\n", &down);
+        let (s, _, body) = respond("GET /ready HTTP/1.1\r\n\r\n", down);
         assert_eq!(s, 503);
         assert!(body.contains("refused"), "{body}");
-        assert_eq!(respond("GET /metrics?x=1 HTTP/1.1\r\n\r\n", &up).0, 200);
-        assert_eq!(respond("GET /nope HTTP/1.1\r\n\r\n", &up).0, 404);
-        assert_eq!(respond("POST /ready HTTP/1.1\r\n\r\n", &up).0, 405);
-        assert_eq!(respond("", &up).0, 405, "garbage is not a GET");
+        let (s, _, body) = respond("GET /metrics?x=1 HTTP/1.1\r\n\r\n", up);
+        assert_eq!(s, 200);
+        assert!(
+            body.ends_with("tiercel_client_x{client_id=\"c\"} 1\n"),
+            "{body}"
+        );
+        assert_eq!(respond("GET /nope HTTP/1.1\r\n\r\n", up).0, 404);
+        assert_eq!(respond("POST /ready HTTP/1.1\r\n\r\n", up).0, 405);
+        assert_eq!(respond("", up).0, 405, "garbage is not a GET");
     }
 }

@@ -309,6 +309,7 @@ impl Server {
         // within authentication_timeout_ms
         let mut sasl = endpoint.protocol.sasl().then(Sasl::new);
         let anonymous: Arc<str> = Arc::from(crate::security::ANONYMOUS);
+        let software = Arc::new(parking_lot::Mutex::new(None));
         let auth_timer = tokio::time::sleep(self.security.auth_timeout);
         tokio::pin!(auth_timer);
         // One buffer per connection: each frame is split off and frozen; once the request is
@@ -435,6 +436,7 @@ impl Server {
                         listener: endpoint.name.clone(),
                         peer,
                         principal: principal.clone(),
+                        software: software.clone(),
                     };
                     let pending = SESSION
                         .scope(
