@@ -222,6 +222,48 @@ async function transactions() {
   }
 }
 
+/**
+ * Client telemetry (KIP-714) against a broker asking for org.apache.kafka.* metrics every
+ * second: librdkafka's producer and consumer metrics show on its /metrics by client id.
+ */
+async function telemetry() {
+  const tb = process.env.TELEMETRY_BOOTSTRAP;
+  const tm = process.env.TELEMETRY_METRICS;
+  if (!tb || !tm) return 'n/a';
+  const topic = name('ckjs-telemetry');
+  const pid = name('ckjs-tel-p');
+  const cid = name('ckjs-tel-c');
+  const at = (clientId) => new Kafka({ kafkaJS: { brokers: [tb], clientId, logLevel: logLevel.NOTHING } });
+  await createTopic(topic, 1, at(pid));
+  const producer = at(pid).producer();
+  await producer.connect();
+  await producer.send({ topic, messages: [...Array(10).keys()].map((i) => ({ value: `v${i}` })) });
+  const consumer = at(cid).consumer({ kafkaJS: { groupId: name('g'), fromBeginning: true } });
+  await consumer.connect();
+  await consumer.subscribe({ topic });
+  let read = 0;
+  await consumer.run({ eachMessage: async () => { read += 1; } });
+  const seen = (body, prefix, id) => body.split('\n')
+    .some((l) => l.startsWith(prefix) && l.includes(`client_id="${id}"`));
+  let seenP = false;
+  let seenC = false;
+  const deadline = Date.now() + 30000;
+  try {
+    while (Date.now() < deadline && !(seenP && seenC && read >= 10)) {
+      await sleep(300);
+      const body = await (await fetch(tm)).text();
+      seenP = seen(body, 'tiercel_client_org_apache_kafka_producer', pid);
+      seenC = seen(body, 'tiercel_client_org_apache_kafka_consumer', cid);
+    }
+  } finally {
+    await consumer.disconnect();
+    await producer.disconnect();
+  }
+  expectEq(read, 10, 'records consumed');
+  expectEq(seenP, true, "the producer's metrics on the broker's /metrics");
+  expectEq(seenC, true, "the consumer's metrics on the broker's /metrics");
+}
+
 (async () => {
   for (const codec of ['none', 'gzip', 'snappy', 'lz4', 'zstd']) {
     await record(`produce/consume ${codec}`, () => produceConsume(codec));
@@ -231,6 +273,7 @@ async function transactions() {
   await record('admin create/describe/alter/delete', adminOps);
   await record('idempotent producer', idempotent);
   await record('transactions', transactions);
+  await record("client telemetry (KIP-714): metrics on the broker's /metrics", telemetry);
   for (const [status, cap, detail] of results) {
     console.log(`${status.padEnd(4)} ${'kafka-javascript'.padEnd(16)} ${cap}${detail ? `  -- ${detail}` : ''}`);
   }
