@@ -6,14 +6,10 @@
 
 use crate::common::{connect, create_topic, roundtrip, TestBroker};
 use crate::util::*;
-use bytes::Bytes;
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::*;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use std::net::TcpStream;
 
 const INVALID_PRODUCER_EPOCH: i16 = 47;
@@ -29,41 +25,16 @@ fn txn_produce(
     (pid, epoch): (ProducerId, i16),
     (seq, n): (i32, i32),
 ) -> i16 {
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    let recs: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: true,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: pid.0,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: seq + i,
-            timestamp: now_ms(),
-            key: None,
-            value: Some(Bytes::from(format!("{id}-{epoch}-{}", seq + i))),
-            headers: Default::default(),
-        })
+    let values: Vec<String> = (0..n)
+        .map(|i| format!("{id}-{epoch}-{}", seq + i))
         .collect();
-    let mut buf = bytes::BytesMut::new();
-    let opts = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &recs, &opts).expect("encode batch");
-    let mut pd = PartitionProduceData::default();
-    pd.index = partition;
-    pd.records = Some(buf.freeze());
-    let mut td = TopicProduceData::default();
-    td.name = topic(t);
-    td.partition_data.push(pd);
-    let mut req = ProduceRequest::default();
+    let records: Vec<(i64, &str)> = values.iter().map(|v| (now_ms(), v.as_str())).collect();
+    let mut req = produce_batch_request(
+        t,
+        partition,
+        record_batch(&records, Some((pid.0, epoch, seq))),
+    );
     req.transactional_id = Some(tid(id));
-    req.acks = -1;
-    req.timeout_ms = 10_000;
-    req.topic_data.push(td);
     let resp: ProduceResponse = roundtrip(s, 0, v, 7, &req);
     resp.responses[0].partition_responses[0].error_code
 }

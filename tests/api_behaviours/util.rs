@@ -118,22 +118,27 @@ pub fn produce(b: &TestBroker, t: &str, partition: i32, records: &[(i64, &str)])
 /// A Produce request (acks=all) of one uncompressed CreateTime batch holding `records`
 /// (timestamp, value) for one partition.
 pub fn produce_request(t: &str, partition: i32, records: &[(i64, &str)]) -> ProduceRequest {
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    produce_batch_request(t, partition, record_batch(records, None))
+}
+
+/// One uncompressed CreateTime batch holding `records` (timestamp, value); with `producer`
+/// (producer id, epoch, first sequence) a transactional one.
+pub fn record_batch(records: &[(i64, &str)], producer: Option<(i64, i16, i32)>) -> Bytes {
     let recs: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, (ts, v))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: producer.map_or(-1, |p| p.0),
+            producer_epoch: producer.map_or(-1, |p| p.1),
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            // the encoder starts a new batch where offset - sequence changes; the batch's
-            // base sequence comes out as -1 (no producer)
-            sequence: i as i32 - 1,
+            // the encoder starts a new batch where offset - sequence changes; without a
+            // producer the batch's base sequence comes out as -1
+            sequence: producer.map_or(-1, |p| p.2) + i as i32,
             timestamp: *ts,
             key: None,
             value: Some(Bytes::copy_from_slice(v.as_bytes())),
@@ -146,9 +151,15 @@ pub fn produce_request(t: &str, partition: i32, records: &[(i64, &str)]) -> Prod
         compression: Compression::None,
     };
     RecordBatchEncoder::encode(&mut buf, &recs, &opts).expect("encode batch");
+    buf.freeze()
+}
+
+/// A Produce request (acks=all) of `batch` for one partition.
+pub fn produce_batch_request(t: &str, partition: i32, batch: Bytes) -> ProduceRequest {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     let mut pd = PartitionProduceData::default();
     pd.index = partition;
-    pd.records = Some(buf.freeze());
+    pd.records = Some(batch);
     let mut td = TopicProduceData::default();
     td.name = topic(t);
     td.partition_data.push(pd);

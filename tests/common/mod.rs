@@ -400,37 +400,13 @@ pub fn decide_before_crash(
     txn_id: &str,
     state: tiercel::txn::txn_log::TxnState,
 ) -> tiercel::txn::txn_log::TxnMeta {
-    use tiercel::format::journal::{decode_prefix, encode};
-    use tiercel::txn::txn_log::{TxnRecord, TxnState};
-    let path = data_dir.join("transactions.log");
-    let bytes = std::fs::read(&path).expect("transaction log");
-    let (records, _) = decode_prefix::<TxnRecord>(&bytes);
-    let ongoing = records
-        .iter()
-        .rev()
-        .find_map(|r| match r {
-            TxnRecord::Put { id, meta } if id == txn_id => Some(meta.clone()),
-            _ => None,
-        })
-        .expect("the transaction is in the log");
-    assert_eq!(ongoing.state, TxnState::Ongoing);
-    let mut meta = ongoing.clone();
-    meta.state = state;
-    let mut tail = Vec::new();
-    encode(
-        &TxnRecord::Put {
-            id: txn_id.into(),
-            meta,
-        },
-        &mut tail,
-    )
-    .expect("encode");
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .expect("open");
-    std::io::Write::write_all(&mut f, &tail).expect("append");
-    ongoing
+    let mut ongoing = None;
+    amend_txn(data_dir, txn_id, |meta| {
+        assert_eq!(meta.state, tiercel::txn::txn_log::TxnState::Ongoing);
+        ongoing = Some(meta.clone());
+        meta.state = state;
+    });
+    ongoing.expect("the transaction is in the log")
 }
 
 /// Changes what a stopped broker's transaction log says of `txn_id` (its last state, changed
