@@ -125,14 +125,21 @@ pub async fn add_offsets(
             return Err(ResponseError::CoordinatorNotAvailable);
         }
     };
-    match ResponseError::try_from_code(resp.error_code) {
+    coordinator_answer(resp.error_code, ResponseError::CoordinatorNotAvailable)
+}
+
+/// A transaction coordinator's answer to another node, as that node answers its client: a
+/// coordinator that cannot answer now is `unavailable` (an error the client retries), a stale
+/// epoch INVALID_PRODUCER_EPOCH (as Kafka's partition leaders and group coordinators say it).
+fn coordinator_answer(code: i16, unavailable: ResponseError) -> Result<(), ResponseError> {
+    match ResponseError::try_from_code(code) {
         None => Ok(()),
         Some(ResponseError::ProducerFenced) => Err(ResponseError::InvalidProducerEpoch),
         Some(
             ResponseError::NotCoordinator
             | ResponseError::CoordinatorNotAvailable
             | ResponseError::CoordinatorLoadInProgress,
-        ) => Err(ResponseError::CoordinatorNotAvailable),
+        ) => Err(unavailable),
         Some(e) => Err(e),
     }
 }
@@ -189,16 +196,11 @@ pub async fn verify(
             return retry(&v.partitions);
         }
     };
-    let mapped = |code: i16| match ResponseError::try_from_code(code) {
-        None => Ok(()),
-        Some(
-            ResponseError::NotCoordinator
-            | ResponseError::CoordinatorNotAvailable
-            | ResponseError::CoordinatorLoadInProgress
-            | ResponseError::ConcurrentTransactions,
-        ) => Err(ResponseError::NotEnoughReplicas),
-        Some(ResponseError::ProducerFenced) => Err(ResponseError::InvalidProducerEpoch),
-        Some(e) => Err(e),
+    // a producer retries NOT_ENOUGH_REPLICAS, also while the previous transaction's markers
+    // are being written (CONCURRENT_TRANSACTIONS)
+    let mapped = |code: i16| match coordinator_answer(code, ResponseError::NotEnoughReplicas) {
+        Err(ResponseError::ConcurrentTransactions) => Err(ResponseError::NotEnoughReplicas),
+        r => r,
     };
     if resp.error_code != 0 {
         let e = mapped(resp.error_code);

@@ -84,7 +84,7 @@ pub(super) async fn add_implicitly(
 }
 
 /// How a refused implicit add is answered to the Produce or TxnOffsetCommit that caused it.
-pub(super) fn implicit_add_error(e: TxnError, unavailable: ResponseError) -> ResponseError {
+fn implicit_add_error(e: TxnError, unavailable: ResponseError) -> ResponseError {
     match e {
         TxnError::Storage | TxnError::NotCoordinator | TxnError::LoadInProgress => unavailable,
         e => txn_error(e, ResponseError::InvalidProducerEpoch),

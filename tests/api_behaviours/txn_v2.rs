@@ -46,12 +46,7 @@ fn end_v5(
     (pid, epoch): (ProducerId, i16),
     commit: bool,
 ) -> (i16, i64, i16) {
-    let mut req = EndTxnRequest::default();
-    req.transactional_id = tid(id);
-    req.producer_id = pid;
-    req.producer_epoch = epoch;
-    req.committed = commit;
-    let resp: EndTxnResponse = roundtrip(s, 26, 5, 8, &req);
+    let resp = end_txn_at(s, 5, id, (pid, epoch), commit);
     (resp.error_code, resp.producer_id.0, resp.producer_epoch)
 }
 

@@ -253,13 +253,23 @@ pub fn add_v3(
 
 /// EndTxn v3: the error code.
 pub fn end_txn(s: &mut TcpStream, id: &str, pid: ProducerId, epoch: i16, commit: bool) -> i16 {
+    end_txn_at(s, 3, id, (pid, epoch), commit).error_code
+}
+
+/// EndTxn at `v`: the answer.
+pub fn end_txn_at(
+    s: &mut TcpStream,
+    v: i16,
+    id: &str,
+    (pid, epoch): (ProducerId, i16),
+    commit: bool,
+) -> EndTxnResponse {
     let mut req = EndTxnRequest::default();
     req.transactional_id = tid(id);
     req.producer_id = pid;
     req.producer_epoch = epoch;
     req.committed = commit;
-    let resp: EndTxnResponse = roundtrip(s, 26, 3, 3, &req);
-    resp.error_code
+    roundtrip(s, 26, v, 3, &req)
 }
 
 /// DescribeTransactions v0 of one transactional id.
