@@ -18,6 +18,8 @@ mod cluster;
 mod configs;
 #[path = "api_behaviours/consumer_groups.rs"]
 mod consumer_groups;
+#[path = "api_behaviours/group_migration.rs"]
+mod group_migration;
 #[path = "api_behaviours/groups.rs"]
 mod groups;
 #[path = "api_behaviours/offsets.rs"]

@@ -8,6 +8,11 @@ partitions are revoked (read from the members' revoke callbacks); one leaves and
 its partitions; commits survive every member closing, and a new member resumes from them. The
 time from subscribe to the first assignment is reported.
 
+The migration case converts a live group online: two classic members (cooperative-sticky) share
+the partitions; a member of the new protocol joins, the group becomes a consumer group and the
+three share them; it leaves, the group is classic again and the two take everything back;
+commits survive both conversions.
+
 Usage: kip848_clients.py BOOTSTRAP
 """
 import sys
@@ -32,15 +37,18 @@ def expect(got, want, what):
 class Member:
     """One consumer with its rebalance history (assign/revoke callbacks)."""
 
-    def __init__(self, mid, group, topic, log):
+    def __init__(self, mid, group, topic, log, protocol="consumer"):
         from confluent_kafka import Consumer
         self.mid, self.log = mid, log
         self.owned = set()
         self.revoked = []
         self.first_assignment = None
-        self.c = Consumer({"bootstrap.servers": BOOT, "group.id": group,
-                           "group.protocol": "consumer", "auto.offset.reset": "earliest",
-                           "enable.auto.commit": False})
+        conf = {"bootstrap.servers": BOOT, "group.id": group, "group.protocol": protocol,
+                "auto.offset.reset": "earliest", "enable.auto.commit": False}
+        if protocol == "classic":
+            conf.update({"partition.assignment.strategy": "cooperative-sticky",
+                         "heartbeat.interval.ms": 500})
+        self.c = Consumer(conf)
         self.subscribed_at = time.time()
         self.c.subscribe([topic], on_assign=self.on_assign, on_revoke=self.on_revoke)
 
@@ -60,7 +68,13 @@ class Member:
         m = self.c.poll(0.1)
         if m is not None and not m.error():
             seen[(m.partition(), m.offset())] = self.mid
-            self.c.commit(m, asynchronous=False)
+            try:
+                self.c.commit(m, asynchronous=False)
+            except Exception as e:  # noqa: BLE001 - a classic member mid-rebalance
+                self.log.append((self.mid, "commit refused", str(e)))
+                from confluent_kafka import TopicPartition
+                # read again, and committed then
+                self.c.seek(TopicPartition(m.topic(), m.partition(), m.offset()))
 
 
 def settle(members, seen, want_total, timeout, extra=lambda: True):
@@ -137,11 +151,65 @@ def group_case():
           f"(fourth member {fourth_first:.2f} s)", file=sys.stderr)
 
 
+def group_type(admin, group):
+    for g in admin.list_consumer_groups().result(30).valid:
+        if g.group_id == group:
+            return str(g.type).rsplit(".", 1)[-1]
+    return None
+
+
+def migration_case():
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+    topic, group = name("migrate"), name("gmig")
+    admin = AdminClient({"bootstrap.servers": BOOT})
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
+    p = Producer({"bootstrap.servers": BOOT})
+    for i in range(RECORDS):
+        p.produce(topic, value=f"v{i}".encode(), partition=i % PARTITIONS)
+    p.flush(30)
+    log, seen = [], {}
+    members = [Member(f"classic{i}", group, topic, log, "classic") for i in range(2)]
+    settle(members, seen, PARTITIONS, 60)
+    expect(group_type(admin, group), "CLASSIC", "group type before")
+    # a member of the new protocol joins the live classic group: it converts
+    modern = Member("modern", group, topic, log)
+    members.append(modern)
+    settle(members, seen, PARTITIONS, 60, lambda: group_type(admin, group) == "CONSUMER")
+    # it leaves: the group is classic again and the two take everything back
+    members.remove(modern)
+    modern.c.close()
+    settle(members, seen, PARTITIONS, 60, lambda: group_type(admin, group) == "CLASSIC")
+    deadline = time.time() + 30
+    while len(seen) < RECORDS and time.time() < deadline:
+        for m in members:
+            m.poll(seen)
+    expect(len(seen), RECORDS, "records consumed by the group")
+    for m in members:
+        m.c.close()
+    p.produce(topic, value=b"late", partition=0)
+    p.flush(30)
+    late = Member("late", group, topic, [], "classic")
+    got, deadline = [], time.time() + 30
+    while time.time() < deadline and not got:
+        m = late.c.poll(0.2)
+        if m is not None and not m.error():
+            got.append(m.value())
+    late.c.close()
+    expect(got, [b"late"], "a new member resumes from the commits")
+    refused = [e for e in log if e[1] == "commit refused"]
+    if refused:
+        print(f"# kip848 migration: {len(refused)} commits refused mid-rebalance, e.g. {refused[0]}",
+              file=sys.stderr)
+
+
 def main():
     results = []
     for client, capability, fn in [
         ("confluent-kafka", "consumer group, KIP-848 protocol (4 members, incremental, leave, commits)",
          group_case),
+        ("confluent-kafka", "consumer group, online conversion classic -> consumer -> classic (live members, commits)",
+         migration_case),
     ]:
         try:
             fn()

@@ -29,6 +29,8 @@ const SETTLING_HEARTBEAT_MS: i32 = 250;
 
 /// ConsumerGroupDescribe's member type (v1): a member of the consumer protocol.
 const MEMBER_TYPE_CONSUMER: i8 = 1;
+/// ConsumerGroupDescribe v1's member type of a member that speaks the classic protocol.
+const MEMBER_TYPE_CLASSIC: i8 = 0;
 
 fn heartbeat_error(e: &HeartbeatError) -> (ResponseError, String) {
     match e {
@@ -65,7 +67,7 @@ fn heartbeat_error(e: &HeartbeatError) -> (ResponseError, String) {
 }
 
 /// The topics members may subscribe to: the catalog's, internal ones (`__…`) never matched.
-struct Subscribable(Arc<CatalogState>);
+pub(super) struct Subscribable(pub(super) Arc<CatalogState>);
 
 impl TopicLookup for Subscribable {
     fn each_topic(&self, f: &mut dyn FnMut(&str, Uuid, i32)) {
@@ -254,7 +256,11 @@ impl Handler {
                     d.subscribed_topic_regex = m.topic_regex.clone().map(s);
                     d.assignment = described(&m.assigned);
                     d.target_assignment = described(target);
-                    d.member_type = MEMBER_TYPE_CONSUMER;
+                    d.member_type = if m.classic.is_some() {
+                        MEMBER_TYPE_CLASSIC
+                    } else {
+                        MEMBER_TYPE_CONSUMER
+                    };
                     d
                 })
                 .collect();

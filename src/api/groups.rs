@@ -194,9 +194,10 @@ impl Handler {
             require_known_member_id: v >= 4,
         };
         let me = self.clone();
+        let topics = super::consumer_groups::Subscribable(self.catalog.snapshot());
         Box::pin(async move {
             let r = match me.groups.get(&group_id) {
-                Ok(c) => c.join(&group_id, join).await,
+                Ok(c) => c.join(&group_id, join, &topics).await,
                 Err(e) => JoinResult::error(e, &join.member_id),
             };
             let mut resp = JoinGroupResponse::default();

@@ -14,8 +14,8 @@ pub mod topic;
 
 pub use listeners::{Listener, SecurityProtocol};
 pub use sections::{
-    ip_overrides, Assignor, Assignors, GroupConfig, StoreConfig, TelemetryConfig, TierConfig,
-    TxnConfig,
+    ip_overrides, Assignor, Assignors, GroupConfig, MigrationPolicy, StoreConfig, TelemetryConfig,
+    TierConfig, TxnConfig,
 };
 pub use settings::{Cli, Config, ConfigError, FileConfig, LogFormat, TimestampType};
 pub use topic::LogConfig;
@@ -120,6 +120,9 @@ impl Config {
         }
         if let Err(e) = Assignors::parse(&self.group_consumer_assignors) {
             return bad("group_consumer_assignors", e);
+        }
+        if let Err(e) = MigrationPolicy::parse(&self.group_consumer_migration_policy) {
+            return bad("group_consumer_migration_policy", e);
         }
         if self.group_consumer_max_size == 0 {
             return bad("group_consumer_max_size", "must be >= 1");

@@ -51,6 +51,54 @@ pub struct GroupConfig {
     pub consumer_max_size: usize,
     /// The server-side assignors members may ask for; the first is the default.
     pub consumer_assignors: Assignors,
+    /// Which way a live group may change protocol.
+    pub consumer_migration_policy: MigrationPolicy,
+}
+
+/// Online conversion of a live group between the classic protocol and KIP-848's
+/// (`group_consumer_migration_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MigrationPolicy {
+    Disabled,
+    Upgrade,
+    Downgrade,
+    #[default]
+    Bidirectional,
+}
+
+impl MigrationPolicy {
+    pub fn parse(name: &str) -> Result<MigrationPolicy, String> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "disabled" => Ok(MigrationPolicy::Disabled),
+            "upgrade" => Ok(MigrationPolicy::Upgrade),
+            "downgrade" => Ok(MigrationPolicy::Downgrade),
+            "bidirectional" => Ok(MigrationPolicy::Bidirectional),
+            other => Err(format!(
+                "unknown policy {other:?} (known: bidirectional, upgrade, downgrade, disabled)"
+            )),
+        }
+    }
+
+    /// A classic group with members may become a KIP-848 group.
+    pub fn upgrades(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Upgrade | MigrationPolicy::Bidirectional
+        )
+    }
+
+    /// A KIP-848 group left with classic members only may become a classic group again.
+    pub fn downgrades(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Downgrade | MigrationPolicy::Bidirectional
+        )
+    }
+
+    /// Classic members may join a KIP-848 group that has members.
+    pub fn mixes(self) -> bool {
+        self != MigrationPolicy::Disabled
+    }
 }
 
 /// A server-side partition assignor of KIP-848 groups.
@@ -176,6 +224,10 @@ impl Config {
             consumer_max_size: self.group_consumer_max_size,
             consumer_assignors: Assignors::parse(&self.group_consumer_assignors)
                 .unwrap_or_default(),
+            consumer_migration_policy: MigrationPolicy::parse(
+                &self.group_consumer_migration_policy,
+            )
+            .unwrap_or_default(),
         }
     }
 

@@ -271,6 +271,8 @@ settings! {
     group_consumer_max_size: usize = 1000, env "TIERCEL_GROUP_CONSUMER_MAX_SIZE";
     /// KIP-848 consumer groups: server-side assignors members may choose, comma-separated; the first is the default (group.consumer.assignors)
     group_consumer_assignors: String = "uniform,range".to_string(), env "TIERCEL_GROUP_CONSUMER_ASSIGNORS";
+    /// Online conversion of a live group between the two group protocols (group.consumer.migration.policy): "bidirectional" converts a classic group to a KIP-848 group when a member of the new protocol joins it, and back when its last such member leaves; "upgrade" and "downgrade" allow one direction, "disabled" none
+    group_consumer_migration_policy: String = "bidirectional".to_string(), env "TIERCEL_GROUP_CONSUMER_MIGRATION_POLICY";
     /// Most consumer groups the broker holds (with members, pending members or offsets); JoinGroup or OffsetCommit naming a new group past it gets COORDINATOR_NOT_AVAILABLE
     group_max_count: usize = 50_000, env "TIERCEL_GROUP_MAX_COUNT";
     /// How long committed offsets of an empty group are kept, minutes (offsets.retention.minutes)

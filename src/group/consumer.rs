@@ -4,6 +4,7 @@
 //! member to it step by step: a member first gives up what it must revoke (its epoch stays),
 //! then takes what is free at the new epoch; partitions another member still holds come later,
 //! on a heartbeat after their release. Only moved partitions change hands; nobody stops.
+//! Classic members may be part of the group too (`consumer_classic.rs`).
 //!
 //! Membership is kept in memory like the classic groups': after a restart or a move members
 //! get UNKNOWN_MEMBER_ID and join again at epoch 0.
@@ -12,6 +13,14 @@ use super::assignors::{self, Assignment, Assignor, MemberSpec};
 use crate::config::GroupConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
+
+#[path = "consumer_classic.rs"]
+mod classic;
+pub use classic::ClassicMember;
+#[path = "consumer_topics.rs"]
+mod topics;
+use topics::Subscriptions;
+pub use topics::{TopicInfo, TopicLookup};
 
 /// Epochs a heartbeat uses to leave: -1 for good, -2 a static member's temporary leave.
 pub const LEAVE_EPOCH: i32 = -1;
@@ -87,6 +96,9 @@ pub struct ConsumerMember {
     revoke_deadline_ms: Option<i64>,
     /// While revoking: the target epoch the revocation is for.
     revoke_for_epoch: i32,
+    /// Set for a member that speaks the classic protocol (JoinGroup, SyncGroup, Heartbeat)
+    /// inside this group.
+    pub classic: Option<ClassicMember>,
 }
 
 impl ConsumerMember {
@@ -95,62 +107,6 @@ impl ConsumerMember {
         self.topic_names.iter().any(|t| t == topic)
             || (!self.regex_pending && self.regex.as_ref().is_some_and(|r| r.is_match(topic)))
     }
-}
-
-/// The topics members may subscribe to.
-pub trait TopicLookup {
-    /// Calls `f` with each topic's name, id and partition count.
-    fn each_topic(&self, f: &mut dyn FnMut(&str, Uuid, i32));
-}
-
-impl TopicLookup for [TopicInfo] {
-    fn each_topic(&self, f: &mut dyn FnMut(&str, Uuid, i32)) {
-        for t in self {
-            f(&t.name, t.id, t.partitions);
-        }
-    }
-}
-
-impl TopicLookup for Vec<TopicInfo> {
-    fn each_topic(&self, f: &mut dyn FnMut(&str, Uuid, i32)) {
-        self.as_slice().each_topic(f)
-    }
-}
-
-/// What the whole group subscribes to, kept between heartbeats: the union of every member's
-/// topic names and resolved regular expressions.
-#[derive(Debug, Clone, Default)]
-struct Subscriptions {
-    names: std::collections::HashSet<String>,
-    regexes: Vec<regex::Regex>,
-}
-
-impl Subscriptions {
-    fn of(members: &BTreeMap<String, ConsumerMember>) -> Subscriptions {
-        let mut s = Subscriptions::default();
-        let mut patterns = BTreeSet::new();
-        for m in members.values() {
-            s.names.extend(m.topic_names.iter().cloned());
-            if let (Some(r), false) = (&m.regex, m.regex_pending) {
-                if patterns.insert(r.as_str().to_string()) {
-                    s.regexes.push(r.clone());
-                }
-            }
-        }
-        s
-    }
-
-    fn matches(&self, topic: &str) -> bool {
-        self.names.contains(topic) || self.regexes.iter().any(|r| r.is_match(topic))
-    }
-}
-
-/// One topic as the group sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicInfo {
-    pub name: String,
-    pub id: Uuid,
-    pub partitions: i32,
 }
 
 /// A heartbeat, decoded. `None` fields are unchanged since the member's last heartbeat.
@@ -405,6 +361,7 @@ impl ConsumerGroup {
                     let target = self.target.remove(&old_id);
                     m.id = hb.member_id.clone();
                     m.epoch = m.previous_epoch;
+                    m.classic = None;
                     m.last_seen_ms = now;
                     self.static_members.insert(inst.clone(), m.id.clone());
                     if let Some(t) = target {
@@ -447,6 +404,7 @@ impl ConsumerGroup {
                 last_seen_ms: now,
                 revoke_deadline_ms: None,
                 revoke_for_epoch: 0,
+                classic: None,
             },
         );
         if let Some(inst) = &hb.instance_id {
@@ -469,6 +427,10 @@ impl ConsumerGroup {
         let Some(m) = self.members.get(&hb.member_id) else {
             return Err(HeartbeatError::UnknownMemberId);
         };
+        if m.classic.is_some() {
+            // a classic member heartbeats with the classic API; this id is not one of ours
+            return Err(HeartbeatError::UnknownMemberId);
+        }
         if let Some(inst) = &hb.instance_id {
             if self
                 .static_members
@@ -717,7 +679,13 @@ impl ConsumerGroup {
             .members
             .values()
             .filter(|m| {
-                now - m.last_seen_ms > session || m.revoke_deadline_ms.is_some_and(|d| now > d)
+                let session = m
+                    .classic
+                    .as_ref()
+                    .map_or(session, |c| i64::from(c.session_timeout_ms));
+                now - m.last_seen_ms > session
+                    || m.revoke_deadline_ms.is_some_and(|d| now > d)
+                    || m.classic.as_ref().is_some_and(|c| c.overdue(now))
             })
             .map(|m| m.id.clone())
             .collect();
@@ -757,10 +725,12 @@ impl ConsumerGroup {
             .members
             .get(member_id)
             .ok_or(OffsetsCheck::UnknownMember)?;
-        if epoch != m.epoch {
-            return Err(OffsetsCheck::StaleEpoch);
+        match (epoch == m.epoch, m.classic.is_some()) {
+            (true, _) => Ok(()),
+            // a classic member's generation, as the classic protocol answers a stale one
+            (false, true) => Err(OffsetsCheck::IllegalGeneration),
+            (false, false) => Err(OffsetsCheck::StaleEpoch),
         }
-        Ok(())
     }
 }
 
@@ -768,6 +738,7 @@ impl ConsumerGroup {
 pub enum OffsetsCheck {
     UnknownMember,
     StaleEpoch,
+    IllegalGeneration,
 }
 
 fn is_subset(small: &Assignment, big: &Assignment) -> bool {

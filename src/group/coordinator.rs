@@ -8,8 +8,7 @@
 //! Empty with their committed offsets, and members rejoin (their next heartbeat gets
 //! UNKNOWN_MEMBER_ID).
 
-use super::consumer::{ConsumerGroup, ConsumerMember, Heartbeat, HeartbeatError, HeartbeatReply};
-use super::consumer::{OffsetsCheck, TopicLookup};
+use super::consumer::{ConsumerGroup, TopicLookup};
 use super::offsets::{Committed, OffsetStore, Record};
 use super::state::{
     Answer, Completion, Group, GroupConfig, GroupError, GroupState, JoinRequest, JoinResult,
@@ -155,8 +154,15 @@ impl Coordinator {
         e
     }
 
-    /// JoinGroup: resolves when the rebalance completes (or at once for errors and resends).
-    pub async fn join(&self, group_id: &str, req: JoinRequest) -> JoinResult {
+    /// JoinGroup: resolves when the rebalance completes (or at once for errors and resends, and
+    /// for a classic member of a KIP-848 group). `topics` lists every topic members may
+    /// subscribe to.
+    pub async fn join(
+        &self,
+        group_id: &str,
+        req: JoinRequest,
+        topics: &(dyn TopicLookup + Sync),
+    ) -> JoinResult {
         let member_id = req.member_id.clone();
         let Some(entry) = self.entry_or_create(group_id) else {
             return JoinResult::error(GroupError::CoordinatorNotAvailable, &member_id);
@@ -167,9 +173,15 @@ impl Coordinator {
             if self.stopping.load(Ordering::Acquire) {
                 return rebalancing(member_id);
             }
-            if e.consumer.as_ref().is_some_and(|c| !c.is_empty()) {
-                // a KIP-848 group with members: classic members cannot join it
-                return JoinResult::error(GroupError::InconsistentGroupProtocol, &member_id);
+            let now = self.clock.now_ms();
+            if let Some(c) = e.consumer.as_mut().filter(|c| !c.is_empty()) {
+                // a KIP-848 group with members: a classic member joins it as one of them
+                if !self.cfg.consumer_migration_policy.mixes() {
+                    return JoinResult::error(GroupError::InconsistentGroupProtocol, &member_id);
+                }
+                let r = c.classic_join(req, topics, now, &self.cfg);
+                self.maybe_downgrade(&mut e, now);
+                return r;
             }
             e.consumer = None;
             let answer = e.group.join(req, self.clock.now_ms(), &self.cfg, &mut out);
@@ -202,6 +214,9 @@ impl Coordinator {
             if self.stopping.load(Ordering::Acquire) {
                 return Err(GroupError::RebalanceInProgress);
             }
+            if let Some(c) = e.consumer.as_mut() {
+                return c.classic_sync(member_id, instance_id, generation, self.clock.now_ms());
+            }
             let mut out = Vec::new();
             let answer = e.group.sync(
                 member_id,
@@ -233,8 +248,11 @@ impl Coordinator {
     ) -> Result<(), GroupError> {
         let entry = self.entry(group_id).ok_or(GroupError::UnknownMemberId)?;
         let mut e = entry.lock();
-        e.group
-            .heartbeat(member_id, instance_id, generation, self.clock.now_ms())
+        let now = self.clock.now_ms();
+        if let Some(c) = e.consumer.as_mut() {
+            return c.classic_heartbeat(member_id, instance_id, generation, now);
+        }
+        e.group.heartbeat(member_id, instance_id, generation, now)
     }
 
     /// LeaveGroup for each `(member id, instance id)`; one result per member.
@@ -251,6 +269,17 @@ impl Coordinator {
         };
         let mut e = entry.lock();
         let now = self.clock.now_ms();
+        if let Some(c) = e.consumer.as_mut() {
+            let results = members
+                .iter()
+                .map(|(m, i)| c.classic_leave(m, i.as_deref(), &self.cfg))
+                .collect();
+            if c.is_empty() {
+                e.group.empty_since_ms = now;
+            }
+            self.maybe_downgrade(&mut e, now);
+            return results;
+        }
         let mut out = Vec::new();
         let results = members
             .iter()
@@ -455,88 +484,6 @@ impl Coordinator {
             }
         }
         Ok(())
-    }
-
-    /// OffsetFetch v9+: a KIP-848 member's fetch must carry its current epoch.
-    pub fn check_fetch(
-        &self,
-        group_id: &str,
-        member_id: Option<&str>,
-        epoch: i32,
-    ) -> Result<(), GroupError> {
-        let Some(entry) = self.entry(group_id) else {
-            return Ok(());
-        };
-        let e = entry.lock();
-        match e.consumer.as_ref() {
-            Some(c) => c.check_fetch(member_id, epoch).map_err(offsets_check_error),
-            None => Ok(()),
-        }
-    }
-
-    /// ConsumerGroupHeartbeat. `topics` lists every topic members may subscribe to.
-    pub fn consumer_heartbeat(
-        &self,
-        group_id: &str,
-        hb: Heartbeat,
-        topics: &dyn TopicLookup,
-    ) -> Result<HeartbeatReply, ConsumerError> {
-        let entry = if hb.epoch == 0 {
-            self.entry_or_create(group_id)
-                .ok_or(ConsumerError::Group(GroupError::CoordinatorNotAvailable))?
-        } else {
-            self.entry(group_id)
-                .ok_or(ConsumerError::Heartbeat(HeartbeatError::UnknownMemberId))?
-        };
-        let mut e = entry.lock();
-        if e.consumer.is_none() {
-            if e.group.state != GroupState::Empty {
-                // a classic group with members (converting a live group is not supported)
-                return Err(ConsumerError::Group(GroupError::GroupIdNotFound));
-            }
-            if hb.epoch != 0 {
-                return Err(ConsumerError::Heartbeat(HeartbeatError::UnknownMemberId));
-            }
-        }
-        let now = self.clock.now_ms();
-        let Entry {
-            group, consumer, ..
-        } = &mut *e;
-        let c = consumer
-            .get_or_insert_with(|| ConsumerGroup::new(self.cfg.consumer_assignors.preferred()));
-        let before = c.epoch;
-        let r = c.heartbeat(hb, topics, now, &self.cfg);
-        if c.epoch != before {
-            tracing::debug!(
-                group = group_id,
-                epoch = c.epoch,
-                members = c.members.len(),
-                "consumer group epoch moved"
-            );
-        }
-        if c.is_empty() {
-            group.empty_since_ms = now;
-        }
-        r.map_err(ConsumerError::Heartbeat)
-    }
-
-    /// ConsumerGroupDescribe: `None` when the group is not a KIP-848 group.
-    pub fn consumer_describe(&self, group_id: &str) -> Option<ConsumerGroupView> {
-        let entry = self.entry(group_id)?;
-        let e = entry.lock();
-        let c = e.consumer.as_ref()?;
-        Some(ConsumerGroupView {
-            state: c.state().name(),
-            epoch: c.epoch,
-            assignment_epoch: c.assignment_epoch,
-            assignor: c.assignor.name(),
-            members: c
-                .members
-                .values()
-                .map(|m| (m.clone(), c.target.get(&m.id).cloned().unwrap_or_default()))
-                .collect(),
-            topics: c.topics.clone(),
-        })
     }
 
     pub fn committed(&self, group_id: &str, topic: &str, partition: i32) -> Option<Committed> {
@@ -762,6 +709,7 @@ impl Coordinator {
                     }
                 }
                 if !c.is_empty() {
+                    self.maybe_downgrade(&mut e, now);
                     continue;
                 }
             }
@@ -852,32 +800,6 @@ pub struct Listed {
     pub members: usize,
 }
 
-/// Why a ConsumerGroupHeartbeat was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConsumerError {
-    Group(GroupError),
-    Heartbeat(HeartbeatError),
-}
-
-/// A KIP-848 group as ConsumerGroupDescribe shows it: each member with its target.
-#[derive(Debug, Clone)]
-pub struct ConsumerGroupView {
-    pub state: &'static str,
-    pub epoch: i32,
-    pub assignment_epoch: i32,
-    pub assignor: &'static str,
-    pub members: Vec<(ConsumerMember, super::assignors::Assignment)>,
-    /// Topic id → (name, partitions) as the group last resolved them.
-    pub topics: BTreeMap<uuid::Uuid, (String, i32)>,
-}
-
-fn offsets_check_error(x: OffsetsCheck) -> GroupError {
-    match x {
-        OffsetsCheck::UnknownMember => GroupError::UnknownMemberId,
-        OffsetsCheck::StaleEpoch => GroupError::StaleMemberEpoch,
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteError {
     NotFound,
@@ -934,6 +856,11 @@ fn rebalancing(member_id: String) -> JoinResult {
         members: Vec::new(),
     }
 }
+
+#[path = "coordinator_consumer.rs"]
+mod consumer;
+use consumer::offsets_check_error;
+pub use consumer::{ConsumerError, ConsumerGroupView};
 
 #[cfg(test)]
 #[path = "coordinator_tests.rs"]

@@ -20,6 +20,7 @@ fn coordinator_with(dir: &Path, clock: Arc<ManualClock>, max_groups: usize) -> C
         consumer_heartbeat_interval_ms: 5_000,
         consumer_max_size: 10,
         consumer_assignors: crate::config::Assignors::default(),
+        consumer_migration_policy: crate::config::MigrationPolicy::default(),
     };
     Coordinator::open(dir, cfg, clock).expect("open")
 }
@@ -142,7 +143,7 @@ async fn commits_are_validated_against_the_generation_and_metadata_size() {
         protocols: vec![("range".into(), Bytes::new())],
         require_known_member_id: false,
     };
-    let r = c.join("g", join).await;
+    let r = c.join("g", join, &no_topics()).await;
     assert_eq!((r.error, r.generation), (None, 1));
     let member = r.member_id.clone();
     // a generation-less commit into a group with members is refused
@@ -185,7 +186,7 @@ async fn a_group_whose_last_session_ran_out_can_be_deleted_before_the_next_tick(
     let clock = Arc::new(ManualClock::new(0));
     let c = coordinator(dir.path(), clock.clone());
     // a static member closes without LeaveGroup, as KIP-345 members do
-    let r = c.join("g", join_request(Some("i0"))).await;
+    let r = c.join("g", join_request(Some("i0")), &no_topics()).await;
     assert_eq!(r.error, None);
     c.sync("g", &r.member_id, Some("i0"), r.generation, vec![])
         .await
@@ -204,7 +205,7 @@ async fn a_group_without_members_or_offsets_goes_at_the_next_tick() {
     let c = coordinator(dir.path(), clock.clone());
     let mut member = None;
     for g in ["never-committed", "committed"] {
-        let r = c.join(g, join_request(None)).await;
+        let r = c.join(g, join_request(None), &no_topics()).await;
         assert_eq!(r.error, None);
         c.sync(g, &r.member_id, None, r.generation, vec![])
             .await
@@ -218,7 +219,11 @@ async fn a_group_without_members_or_offsets_goes_at_the_next_tick() {
     // a would-be member handed an id it never comes back with (MEMBER_ID_REQUIRED)
     let mut first = join_request(None);
     first.require_known_member_id = true;
-    assert!(c.join("pending-only", first).await.error.is_some());
+    assert!(c
+        .join("pending-only", first, &no_topics())
+        .await
+        .error
+        .is_some());
     c.tick().await;
     assert_eq!(
         c.list().len(),
@@ -246,11 +251,14 @@ async fn new_groups_past_the_limit_are_refused_until_some_go() {
     let dir = tempfile::tempdir().expect("tmp");
     let clock = Arc::new(ManualClock::new(0));
     let c = coordinator_with(dir.path(), clock.clone(), 2);
-    assert_eq!(c.join("a", join_request(None)).await.error, None);
+    assert_eq!(
+        c.join("a", join_request(None), &no_topics()).await.error,
+        None
+    );
     c.commit("b", -1, "", None, offsets(1))
         .await
         .expect("a second group by its offsets");
-    let refused = c.join("c", join_request(None)).await;
+    let refused = c.join("c", join_request(None), &no_topics()).await;
     assert_eq!(refused.error, Some(GroupError::CoordinatorNotAvailable));
     assert!(matches!(
         c.commit("d", -1, "", None, offsets(1)).await,
@@ -264,7 +272,10 @@ async fn new_groups_past_the_limit_are_refused_until_some_go() {
     // a's member goes and a with it: room for one more
     clock.advance(6_001);
     c.tick().await;
-    assert_eq!(c.join("c", join_request(None)).await.error, None);
+    assert_eq!(
+        c.join("c", join_request(None), &no_topics()).await.error,
+        None
+    );
 }
 
 #[test]
@@ -281,4 +292,9 @@ fn subscription_topics_are_read_from_consumer_metadata() {
         vec!["orders".to_string(), "payments".to_string()]
     );
     assert!(subscription_topics(&[0, 1, 0x7f, 0xff, 0xff, 0xff, 0, 5]).is_empty());
+}
+
+/// No topics to subscribe to (classic groups never look).
+fn no_topics() -> Vec<crate::group::consumer::TopicInfo> {
+    Vec::new()
 }

@@ -44,5 +44,6 @@ pub(crate) fn test_config() -> crate::config::GroupConfig {
         consumer_heartbeat_interval_ms: 5_000,
         consumer_max_size: 3,
         consumer_assignors: crate::config::Assignors::default(),
+        consumer_migration_policy: crate::config::MigrationPolicy::default(),
     }
 }

@@ -74,7 +74,7 @@ pub struct Member {
 }
 
 impl Member {
-    fn metadata_for(&self, protocol: &str) -> Bytes {
+    pub(crate) fn metadata_for(&self, protocol: &str) -> Bytes {
         self.protocols
             .iter()
             .find(|(n, _)| n == protocol)
@@ -181,6 +181,31 @@ impl Group {
             empty_since_ms: now,
             next_member_seq: 0,
         }
+    }
+
+    /// The classic group a KIP-848 group becomes when only classic members are left in it
+    /// (online downgrade): a rebalance at `generation`, each member holding the assignment it is
+    /// given until it rejoins.
+    pub fn converted(
+        id: &str,
+        generation: i32,
+        members: Vec<Member>,
+        now: i64,
+        cfg: &GroupConfig,
+    ) -> Group {
+        let mut g = Group::new(id, now);
+        g.generation = generation;
+        g.protocol_type = Some("consumer".to_string());
+        for m in members {
+            if let Some(inst) = &m.instance_id {
+                g.static_members.insert(inst.clone(), m.id.clone());
+            }
+            g.members.insert(m.id.clone(), m);
+        }
+        g.protocol_name = g.select_protocol();
+        g.state = GroupState::Stable;
+        g.prepare_rebalance(now, cfg, &mut Vec::new());
+        g
     }
 
     fn new_member_id(&mut self, client_id: &str, instance_id: Option<&str>) -> String {

@@ -65,26 +65,35 @@ pub(super) fn described(group_id: &str, c: &ConsumerGroup) -> GroupView {
                     .collect();
                 sub.generation_id = m.epoch;
                 sub.rack_id = m.rack_id.clone().map(StrBytes::from_string);
-                let mut asg = ConsumerProtocolAssignment::default();
-                asg.assigned_partitions = per_topic(&m.assigned, &name)
-                    .map(|(t, ps)| {
-                        let mut a = AssignedTopic::default();
-                        a.topic = TopicName(StrBytes::from_string(t));
-                        a.partitions = ps;
-                        a
-                    })
-                    .collect();
                 MemberView {
                     member_id: m.id.clone(),
                     instance_id: m.instance_id.clone(),
                     client_id: m.client_id.clone(),
                     client_host: m.client_host.clone(),
                     metadata: encode(&sub),
-                    assignment: encode(&asg),
+                    assignment: assignment_bytes(&m.assigned, name),
                 }
             })
             .collect(),
     }
+}
+
+/// An assignment in the consumer protocol's encoding, topics named by `name` (unknown ones left
+/// out): what SyncGroup gives a classic member.
+pub(super) fn assignment_bytes(
+    a: &Assignment,
+    name: impl Fn(&uuid::Uuid) -> Option<String>,
+) -> Bytes {
+    let mut asg = ConsumerProtocolAssignment::default();
+    asg.assigned_partitions = per_topic(a, &name)
+        .map(|(t, ps)| {
+            let mut a = AssignedTopic::default();
+            a.topic = TopicName(StrBytes::from_string(t));
+            a.partitions = ps;
+            a
+        })
+        .collect();
+    encode(&asg)
 }
 
 fn per_topic<'a>(

@@ -293,7 +293,7 @@ async fn bad_heartbeats_get_kafkas_errors() {
         110,
         "FENCED_MEMBER_EPOCH"
     );
-    // a classic member cannot join a KIP-848 group with members
+    // a classic member joins a KIP-848 group with members only with a consumer protocol
     let mut join = JoinGroupRequest::default();
     join.group_id = GroupId(s("g-errors"));
     join.session_timeout_ms = 30_000;
