@@ -2,11 +2,10 @@
 //! reconcile) and ConsumerGroupDescribe. The state machine is [`crate::group::consumer`].
 
 use super::errors::code;
-use super::groups::{group_error, s, valid_group_id};
+use super::groups::{group_error, s, valid_group_id, Subscribable};
 use super::Handler;
-use crate::catalog::CatalogState;
 use crate::group::assignors::Assignment;
-use crate::group::consumer::{Heartbeat, HeartbeatError, TopicLookup};
+use crate::group::consumer::{Heartbeat, HeartbeatError};
 use crate::group::ConsumerError;
 use crate::security::acl::{op, resource};
 use kafka_protocol::error::ResponseError;
@@ -19,7 +18,6 @@ use kafka_protocol::messages::consumer_group_heartbeat_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use uuid::Uuid;
 
 /// The heartbeat interval given while a group reconciles: a member that must revoke, or waits
@@ -63,17 +61,6 @@ fn heartbeat_error(e: &HeartbeatError) -> (ResponseError, String) {
             ResponseError::GroupMaxSizeReached,
             "the group has reached group_consumer_max_size members".to_string(),
         ),
-    }
-}
-
-/// The topics members may subscribe to: the catalog's, internal ones (`__…`) never matched.
-pub(super) struct Subscribable(pub(super) Arc<CatalogState>);
-
-impl TopicLookup for Subscribable {
-    fn each_topic(&self, f: &mut dyn FnMut(&str, Uuid, i32)) {
-        for t in self.0.topics.values().filter(|t| !t.name.starts_with("__")) {
-            f(&t.name, t.id, t.partitions);
-        }
     }
 }
 

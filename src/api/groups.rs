@@ -3,6 +3,8 @@
 
 use super::errors::code;
 use super::{Handler, Pending, Reply};
+use crate::catalog::CatalogState;
+use crate::group::consumer::TopicLookup;
 use crate::group::state::{GroupError, JoinRequest, JoinResult};
 use crate::group::DeleteError;
 use crate::protocol::Response;
@@ -194,7 +196,7 @@ impl Handler {
             require_known_member_id: v >= 4,
         };
         let me = self.clone();
-        let topics = super::consumer_groups::Subscribable(self.catalog.snapshot());
+        let topics = Subscribable(self.catalog.snapshot());
         Box::pin(async move {
             let r = match me.groups.get(&group_id) {
                 Ok(c) => c.join(&group_id, join, &topics).await,
@@ -443,5 +445,16 @@ pub(super) fn delete_error(e: DeleteError) -> ResponseError {
         DeleteError::SubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         DeleteError::Storage => ResponseError::NotCoordinator,
         DeleteError::Unavailable(g) => group_error(g),
+    }
+}
+
+/// The topics members may subscribe to: the catalog's, internal ones (`__…`) never matched.
+pub(super) struct Subscribable(pub(super) std::sync::Arc<CatalogState>);
+
+impl TopicLookup for Subscribable {
+    fn each_topic(&self, f: &mut dyn FnMut(&str, uuid::Uuid, i32)) {
+        for t in self.0.topics.values().filter(|t| !t.name.starts_with("__")) {
+            f(&t.name, t.id, t.partitions);
+        }
     }
 }

@@ -351,16 +351,21 @@ impl ConsumerGroup {
                         self.static_members.remove(inst);
                         return self.admit(hb, now, cfg);
                     };
-                    if old.epoch != STATIC_LEAVE_EPOCH {
+                    // a classic member's next process may come with the new protocol (a static
+                    // group's rolling upgrade): it takes over as from a member that left
+                    if old.epoch != STATIC_LEAVE_EPOCH && old.classic.is_none() {
                         return Err(HeartbeatError::UnreleasedInstanceId);
                     }
+                    let left = old.epoch == STATIC_LEAVE_EPOCH;
                     // the replacement takes the departed instance's place: its partitions and
                     // epoch, with no rebalance
                     let mut m = old.clone();
                     self.members.remove(&old_id);
                     let target = self.target.remove(&old_id);
                     m.id = hb.member_id.clone();
-                    m.epoch = m.previous_epoch;
+                    if left {
+                        m.epoch = m.previous_epoch;
+                    }
                     m.classic = None;
                     m.last_seen_ms = now;
                     self.static_members.insert(inst.clone(), m.id.clone());
@@ -640,7 +645,9 @@ impl ConsumerGroup {
                 }
             }
         }
-        if !revoke.is_empty() {
+        // a member whose report shows it already let go of them need not be asked to
+        let still_owned = owned.is_none_or(|o| overlaps(o, &revoke));
+        if !revoke.is_empty() && still_owned {
             m.state = MemberState::Unrevoked;
             m.assigned = keep;
             m.revoking = revoke;

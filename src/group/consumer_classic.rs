@@ -84,7 +84,18 @@ impl ConsumerGroup {
             };
             let sub = decode_subscription(&metadata)?;
             let mut assigned = Assignment::new();
-            if !m.assignment.is_empty() {
+            if m.assignment.is_empty() {
+                // between a rebalance's join and sync phases: what a cooperative member still
+                // consumes is what its subscription says it owns (an eager one gave all up)
+                for t in &sub.owned_partitions {
+                    if let Some(id) = ids.get(t.topic.0.as_str()) {
+                        assigned
+                            .entry(*id)
+                            .or_default()
+                            .extend(t.partitions.iter().copied());
+                    }
+                }
+            } else {
                 let a = decode_assignment(&m.assignment)?;
                 if a.user_data.as_ref().is_some_and(|u| !u.is_empty()) {
                     return None;
@@ -227,25 +238,39 @@ impl ConsumerGroup {
             return JoinResult::error(GroupError::MemberIdRequired, &id);
         }
         let mut bump = false;
+        let mut replaced = false;
         match (&req.instance_id, replaces) {
+            (Some(_), None) if !unknown => return fail(GroupError::UnknownMemberId),
             (Some(_), Some(old)) if old != id && !unknown => {
                 return fail(GroupError::FencedInstanceId)
             }
             (Some(inst), Some(old)) if old != id => {
-                // a new process of the same static member takes the old one's place
+                // a new process of the same static member takes the old one's place, whichever
+                // protocol the old one spoke
                 if let Some(mut m) = self.members.remove(&old) {
                     m.id = id.clone();
+                    if m.epoch == STATIC_LEAVE_EPOCH {
+                        m.epoch = m.previous_epoch;
+                    }
+                    m.topic_regex = None;
+                    m.regex = None;
+                    m.regex_pending = false;
+                    m.assignor = None;
                     if let Some(t) = self.target.remove(&old) {
                         self.target.insert(id.clone(), t);
                     }
                     self.members.insert(id.clone(), m);
+                    self.subscriptions = None;
+                    replaced = true;
                 }
                 self.static_members.insert(inst.clone(), id.clone());
             }
             _ => {}
         }
         match self.members.get(&id) {
-            Some(m) if m.classic.is_none() => return fail(GroupError::UnknownMemberId),
+            Some(m) if m.classic.is_none() && !replaced => {
+                return fail(GroupError::UnknownMemberId)
+            }
             Some(_) => {}
             None => {
                 self.members.insert(id.clone(), new_member(&id, &req, now));

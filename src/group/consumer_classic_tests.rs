@@ -277,3 +277,67 @@ fn the_last_member_of_the_new_protocol_leaving_turns_the_group_classic() {
     held.sort();
     assert_eq!(held, vec![0, 1, 2, 3, 4, 5], "each member holds its target");
 }
+
+#[test]
+fn an_eager_member_that_gave_everything_up_moves_on_at_once() {
+    let g = stable_classic();
+    let a = g.members.keys().next().cloned().expect("a member");
+    let mut c = ConsumerGroup::from_classic(&g, &topics(), &cfg()).expect("converts");
+    c.heartbeat(consumer_join("n"), &topics(), 100, &cfg())
+        .expect("joins");
+    // an eager client revokes everything before it joins: it owns nothing, so nothing is left
+    // to revoke and it is at the group's epoch straight away
+    let r = c.classic_join(join_req(&a, &[]), &topics(), 200, &cfg());
+    assert_eq!(r.generation, c.epoch);
+    let (_, _, bytes) = c.classic_sync(&a, None, r.generation, 210).expect("syncs");
+    assert_eq!(assigned_in(&bytes).len(), 2);
+}
+
+#[test]
+fn members_between_join_and_sync_are_carried_over_with_what_they_own() {
+    let mut g = stable_classic();
+    if let Some(m) = g.members.values_mut().next() {
+        // the join phase of a rebalance completed; the leader has not synced yet
+        m.assignment = Bytes::new();
+        m.protocols = vec![("cooperative-sticky".into(), subscription(&[0, 1, 2]))];
+    }
+    let c = ConsumerGroup::from_classic(&g, &topics(), &cfg()).expect("converts");
+    let first = c.members.values().next().expect("a member");
+    assert_eq!(
+        first.assigned[&T].len(),
+        3,
+        "what its subscription says it owns"
+    );
+}
+
+#[test]
+fn a_static_member_changes_protocol_with_its_next_process() {
+    let mut c = ConsumerGroup::new(Assignor::Uniform);
+    c.heartbeat(consumer_join("n"), &topics(), 0, &cfg())
+        .expect("joins");
+    let mut req = join_req("", &[]);
+    req.instance_id = Some("i1".into());
+    let r = c.classic_join(req, &topics(), 0, &cfg());
+    assert_eq!(r.error, None);
+    let classic_id = r.member_id;
+    // its next process speaks the new protocol: it takes the classic member's place
+    let mut hb = consumer_join("i1-new");
+    hb.instance_id = Some("i1".into());
+    c.heartbeat(hb, &topics(), 10, &cfg()).expect("takes over");
+    assert!(!c.members.contains_key(&classic_id));
+    assert!(c.members["i1-new"].classic.is_none());
+    // and back: a classic process of the same instance replaces it
+    let mut req = join_req("", &[]);
+    req.instance_id = Some("i1".into());
+    let r = c.classic_join(req, &topics(), 20, &cfg());
+    assert_eq!(r.error, None);
+    assert!(c.members[&r.member_id].classic.is_some());
+    assert_eq!(c.members.len(), 2);
+    // a known member id with an instance id the group does not know
+    let mut req = join_req("stranger", &[]);
+    req.instance_id = Some("i9".into());
+    assert_eq!(
+        c.classic_join(req, &topics(), 30, &cfg()).error,
+        Some(GroupError::UnknownMemberId)
+    );
+}

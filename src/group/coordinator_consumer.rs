@@ -49,7 +49,7 @@ impl Coordinator {
                 return Err(ConsumerError::Heartbeat(HeartbeatError::UnknownMemberId));
             }
             if e.group.state != GroupState::Empty {
-                self.upgrade(&mut e, topics, now)?;
+                return self.upgrade(&mut e, hb, topics, now);
             }
         }
         let Entry {
@@ -76,29 +76,34 @@ impl Coordinator {
 
     /// A classic group with members that a member of the new protocol joins becomes a KIP-848
     /// group, if the policy allows and its members can be carried over (else GROUP_ID_NOT_FOUND,
-    /// as Kafka answers). Their pending JoinGroup and SyncGroup calls are answered
-    /// REBALANCE_IN_PROGRESS: they join again, into the new group.
+    /// as Kafka answers), and only once the joining member is admitted: a refused heartbeat
+    /// leaves the classic group as it was. Pending JoinGroup and SyncGroup calls are answered
+    /// REBALANCE_IN_PROGRESS: those members join again, into the new group.
     fn upgrade(
         &self,
         e: &mut Entry,
+        hb: Heartbeat,
         topics: &dyn TopicLookup,
         now: i64,
-    ) -> Result<(), ConsumerError> {
+    ) -> Result<HeartbeatReply, ConsumerError> {
         let refused = ConsumerError::Group(GroupError::GroupIdNotFound);
         if !self.cfg.consumer_migration_policy.upgrades() || e.group.state == GroupState::Dead {
             return Err(refused);
         }
-        let Some(c) = ConsumerGroup::from_classic(&e.group, topics, &self.cfg) else {
+        let Some(mut c) = ConsumerGroup::from_classic(&e.group, topics, &self.cfg) else {
             tracing::info!(group = %e.group.id, "a classic group's members cannot be carried over to the consumer protocol (not consumers, too many, or an assignor's user data): the new member is refused");
             return Err(refused);
         };
+        let r = c
+            .heartbeat(hb, topics, now, &self.cfg)
+            .map_err(ConsumerError::Heartbeat)?;
         tracing::info!(group = %e.group.id, generation = e.group.generation, members = c.members.len(), "classic group converted to the consumer protocol");
         // dropped senders answer REBALANCE_IN_PROGRESS (see `join` and `sync`)
         e.joins.clear();
         e.syncs.clear();
         e.group = Group::new(&e.group.id, now);
         e.consumer = Some(c);
-        Ok(())
+        Ok(r)
     }
 
     /// A KIP-848 group left with classic members only becomes a classic group again, if the

@@ -193,6 +193,19 @@ async fn a_live_classic_group_converts_to_the_consumer_protocol_and_back() {
     let mut a = classic_group(&b, "gm");
     assert_eq!(group_type(&b, "gm"), "classic:Stable");
 
+    // a member of the new protocol that is refused (an unknown assignor) leaves the group as it was
+    let mut req = ConsumerGroupHeartbeatRequest::default();
+    req.group_id = GroupId(s("gm"));
+    req.member_id = s("refused");
+    req.rebalance_timeout_ms = 30_000;
+    req.subscribed_topic_names = Some(vec![topic(TOPIC)]);
+    req.server_assignor = Some(s("no-such-assignor"));
+    req.topic_partitions = Some(vec![]);
+    let r: ConsumerGroupHeartbeatResponse = roundtrip(&mut connect(&b), 68, 1, 8, &req);
+    assert_eq!(r.error_code, 112, "UNSUPPORTED_ASSIGNOR");
+    assert_eq!(group_type(&b, "gm"), "classic:Stable");
+    assert_eq!(a.heartbeat(), 0);
+
     // a member of the new protocol joins: the group converts, the classic member's partitions
     // stay its own until it gives them up
     let mut n = connect(&b);
