@@ -71,7 +71,7 @@ class Member:
             try:
                 self.c.commit(m, asynchronous=False)
             except Exception as e:  # noqa: BLE001 - a classic member mid-rebalance
-                self.log.append((self.mid, "commit refused", str(e)))
+                self.log.append((self.mid, "commit refused", str(e), time.strftime("%H:%M:%S")))
                 from confluent_kafka import TopicPartition
                 # read again, and committed then
                 self.c.seek(TopicPartition(m.topic(), m.partition(), m.offset()))
