@@ -5,6 +5,7 @@
 //! are refused before the body is decoded, the codec runs inside `catch_unwind`, and oversized
 //! claimed array counts are made harmless by the process allocator (see `crate::alloc`).
 
+mod chunked;
 pub mod client;
 pub mod versions;
 
@@ -277,6 +278,39 @@ pub fn encode_response(ctx: &RequestContext, response: &Response) -> anyhow::Res
     let len = (buf.len() - 4) as i32;
     buf[0..4].copy_from_slice(&len.to_be_bytes());
     Ok(buf.freeze())
+}
+
+/// Encodes a response frame as chunks for one vectored write: a Fetch response keeps its large
+/// record sets by reference (see [`chunked`]) instead of copying them into the frame; any other
+/// response is one chunk.
+pub fn encode_response_chunks(
+    ctx: &RequestContext,
+    response: &Response,
+) -> anyhow::Result<Vec<Bytes>> {
+    let Response::Fetch(fetch) = response else {
+        return Ok(vec![encode_response(ctx, response)?]);
+    };
+    let shared: Vec<Bytes> = fetch
+        .responses
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .filter_map(|p| p.records.as_ref())
+        .filter(|r| r.len() >= chunked::MIN_SHARED)
+        .cloned()
+        .collect();
+    if shared.is_empty() {
+        return Ok(vec![encode_response(ctx, response)?]);
+    }
+    let v = ctx.api_version;
+    let mut buf = chunked::ChunkedBuf::new(shared);
+    let header = ResponseHeader::default().with_correlation_id(ctx.correlation_id);
+    header.encode(&mut buf, ctx.api_key.response_header_version(v))?;
+    fetch.encode(&mut buf, v)?;
+    let mut chunks = buf.into_chunks();
+    let len: usize = chunks.iter().map(Bytes::len).sum();
+    let len = i32::try_from(len).map_err(|_| anyhow::anyhow!("response of {len} bytes"))?;
+    chunks.insert(0, Bytes::copy_from_slice(&len.to_be_bytes()));
+    Ok(chunks)
 }
 
 /// The v0-format ApiVersions error reply Kafka sends to a client that asked for a version it does

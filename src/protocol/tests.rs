@@ -166,3 +166,103 @@ fn api_names_match_the_key_names() {
         assert_eq!(api_name(api), format!("{api:?}"));
     }
 }
+
+/// A Fetch response with record sets large and small, absent and empty, aborted transactions
+/// and (where the version has them) tagged fields and node endpoints.
+fn fetch_response(version: i16, records: &[Option<Bytes>]) -> FetchResponse {
+    use kafka_protocol::messages::fetch_response::*;
+    let mut r = FetchResponse::default();
+    r.throttle_time_ms = 3;
+    r.session_id = if version >= 7 { 77 } else { 0 };
+    for (t, chunk) in records.chunks(2).enumerate() {
+        let mut topic = FetchableTopicResponse::default();
+        if version >= 13 {
+            topic.topic_id = uuid::Uuid::from_u128(t as u128 + 1);
+        } else {
+            topic.topic = TopicName(StrBytes::from_string(format!("topic-{t}")));
+        }
+        for (i, rec) in chunk.iter().enumerate() {
+            let mut p = PartitionData::default();
+            p.partition_index = i as i32;
+            p.high_watermark = 1000 + i as i64;
+            p.last_stable_offset = 900;
+            p.log_start_offset = 5;
+            let mut a = AbortedTransaction::default();
+            a.producer_id = ProducerId(9);
+            a.first_offset = 42;
+            p.aborted_transactions = Some(vec![a]);
+            if version >= 12 {
+                p.current_leader.leader_id = BrokerId(1);
+                p.current_leader.leader_epoch = 4;
+            }
+            p.records = rec.clone();
+            topic.partitions.push(p);
+        }
+        r.responses.push(topic);
+    }
+    if version >= 16 {
+        let mut n = NodeEndpoint::default();
+        n.node_id = BrokerId(1);
+        n.host = StrBytes::from_static_str("127.0.0.1");
+        n.port = 9092;
+        r.node_endpoints.push(n);
+    }
+    r
+}
+
+#[test]
+fn a_fetch_response_in_chunks_is_the_same_frame_with_its_records_shared() {
+    let big = |n: usize, fill: u8| Some(Bytes::from(vec![fill; n]));
+    let records = vec![
+        big(5000, 1),
+        Some(Bytes::from_static(b"small")),
+        None,
+        big(chunked::MIN_SHARED, 2),
+        Some(Bytes::new()),
+        big(70_000, 3),
+        // the same bytes twice: each partition's own slice is kept
+        big(5000, 1),
+    ];
+    for version in 4..=17 {
+        let resp = Response::Fetch(fetch_response(version, &records));
+        let ctx = RequestContext {
+            api_key: ApiKey::Fetch,
+            api_version: version,
+            correlation_id: 9,
+            client_id: None,
+        };
+        let whole = encode_response(&ctx, &resp).expect("encodes");
+        let chunks = encode_response_chunks(&ctx, &resp).expect("encodes in chunks");
+        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        assert_eq!(joined, whole.to_vec(), "v{version}");
+        let Response::Fetch(f) = &resp else {
+            unreachable!()
+        };
+        let shared = f
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter_map(|p| p.records.as_ref())
+            .filter(|r| r.len() >= chunked::MIN_SHARED)
+            .filter(|r| chunks.iter().any(|c| c.as_ptr() == r.as_ptr()))
+            .count();
+        assert_eq!(
+            shared, 4,
+            "v{version}: every large record set is sent by reference"
+        );
+    }
+}
+
+#[test]
+fn responses_without_large_records_are_one_chunk() {
+    let ctx = RequestContext {
+        api_key: ApiKey::Fetch,
+        api_version: 12,
+        correlation_id: 1,
+        client_id: None,
+    };
+    let resp = Response::Fetch(fetch_response(12, &[Some(Bytes::from_static(b"x")), None]));
+    let chunks = encode_response_chunks(&ctx, &resp).expect("encodes");
+    assert_eq!(chunks.len(), 1);
+    assert_eq!(chunks[0], encode_response(&ctx, &resp).expect("encodes"));
+}

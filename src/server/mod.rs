@@ -585,7 +585,7 @@ impl Writer {
                     // a client from before KIP-219 waits for its response instead
                     tokio::time::sleep(throttle).await;
                 }
-                match protocol::encode_response(&ctx, &resp) {
+                match protocol::encode_response_chunks(&ctx, &resp) {
                     Ok(b) => {
                         timing = Some((ctx.api_key, ctx.api_version, decoded));
                         b
@@ -599,7 +599,7 @@ impl Writer {
             Outgoing::Direct(ctx, resp, close) => {
                 close_after = close;
                 match protocol::encode_response(&ctx, &resp) {
-                    Ok(b) => b,
+                    Ok(b) => vec![b],
                     Err(e) => {
                         tracing::error!(%peer, api = ?ctx.api_key, error = %e, "encoding response failed; closing connection");
                         return false;
@@ -610,7 +610,7 @@ impl Writer {
                 let mut b = BytesMut::with_capacity(4 + token.len());
                 b.put_i32(token.len() as i32);
                 b.extend_from_slice(&token);
-                b.freeze()
+                vec![b.freeze()]
             }
             Outgoing::ApiVersionsFallback(correlation_id) => {
                 // v0: no features
@@ -619,7 +619,7 @@ impl Writer {
                     0,
                 );
                 match protocol::encode_api_versions_fallback(correlation_id, &body) {
-                    Ok(b) => b,
+                    Ok(b) => vec![b],
                     Err(e) => {
                         tracing::error!(%peer, error = %e, "encoding ApiVersions fallback failed");
                         return false;
@@ -627,10 +627,10 @@ impl Writer {
                 }
             }
         };
-        tracing::trace!(%peer, len = bytes.len(), "response");
+        tracing::trace!(%peer, len = bytes.iter().map(Bytes::len).sum::<usize>(), "response");
         // flush: TLS keeps encrypted records it could not send at once until told to (a
         // no-op on plain TCP)
-        if let Err(e) = wr.write_all(&bytes).await.and(wr.flush().await) {
+        if let Err(e) = write_chunks(wr, &bytes).await.and(wr.flush().await) {
             tracing::debug!(%peer, error = %e, "write failed; closing connection");
             return false;
         }
@@ -642,5 +642,92 @@ impl Writer {
             return false;
         }
         true
+    }
+}
+
+/// Writes every chunk of a response in order, several per system call where the stream takes
+/// vectored writes.
+async fn write_chunks<W: AsyncWrite + Unpin>(wr: &mut W, chunks: &[Bytes]) -> std::io::Result<()> {
+    if let [one] = chunks {
+        return wr.write_all(one).await;
+    }
+    // (chunk, offset in it) of the first byte not yet written
+    let (mut i, mut off) = (0, 0);
+    while i < chunks.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&chunks[i][off..])
+            .chain(chunks[i + 1..].iter().map(|c| &c[..]))
+            .take(64)
+            .map(std::io::IoSlice::new)
+            .collect();
+        let mut n = wr.write_vectored(&slices).await?;
+        if n == 0 && slices.iter().any(|s| !s.is_empty()) {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while i < chunks.len() && off + n >= chunks[i].len() {
+            n -= chunks[i].len() - off;
+            i += 1;
+            off = 0;
+        }
+        off += n;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Takes at most 5 bytes per call, over at most two buffers: partial vectored writes.
+    struct Trickle(Vec<u8>);
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let n = buf.len().min(5);
+            self.0.extend_from_slice(&buf[..n]);
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let mut left = 5;
+            for b in bufs.iter().take(2) {
+                let n = b.len().min(left);
+                self.0.extend_from_slice(&b[..n]);
+                left -= n;
+            }
+            Poll::Ready(Ok(5 - left))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn chunks_are_written_whole_and_in_order_through_partial_writes() {
+        let chunks: Vec<Bytes> = ["abc", "", "defghijk", "l", "", "mnopqrstuvwxyz0123"]
+            .iter()
+            .map(|s| Bytes::from_static(s.as_bytes()))
+            .collect();
+        let mut w = Trickle(Vec::new());
+        write_chunks(&mut w, &chunks).await.expect("writes");
+        assert_eq!(w.0, b"abcdefghijklmnopqrstuvwxyz0123");
     }
 }
