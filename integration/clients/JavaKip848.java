@@ -112,20 +112,44 @@ public class JavaKip848 {
         throw new AssertionError("the group did not settle: " + sb);
     }
 
+    /** A new topic of PARTITIONS partitions holding RECORDS records, and the producer that wrote them. */
+    static KafkaProducer<String, String> seeded(Admin admin, String topic) throws Exception {
+        admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all().get(30, TimeUnit.SECONDS);
+        Properties pp = new Properties();
+        pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
+        pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        KafkaProducer<String, String> p = new KafkaProducer<>(pp);
+        for (int i = 0; i < RECORDS; i++) p.send(new ProducerRecord<>(topic, i % PARTITIONS, null, "v" + i));
+        p.flush();
+        return p;
+    }
+
+    /** Reads the rest, closes the members, and checks that a new member resumes from their commits. */
+    static void drainThenResume(List<Member> ms, Map<String, String> seen, KafkaProducer<String, String> p,
+                                String topic, String group, String protocol) throws Exception {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (seen.size() < RECORDS && System.nanoTime() < deadline) for (Member m : ms) m.poll(seen);
+        if (seen.size() != RECORDS) throw new AssertionError("consumed " + seen.size() + " of " + RECORDS);
+        for (Member m : ms) m.c.close();
+        p.send(new ProducerRecord<>(topic, 0, null, "late")).get();
+        Member late = new Member("late", group, topic, protocol);
+        List<String> got = new ArrayList<>();
+        deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        while (got.isEmpty() && System.nanoTime() < deadline) {
+            for (ConsumerRecord<String, String> r : late.c.poll(Duration.ofMillis(200))) got.add(r.value());
+        }
+        late.c.close();
+        if (!got.equals(List.of("late"))) throw new AssertionError("a new member read " + got);
+    }
+
     static String groupCase() throws Exception {
         String topic = "kip848-" + UUID.randomUUID().toString().substring(0, 8);
         String group = "g848-" + UUID.randomUUID().toString().substring(0, 8);
         Properties ap = new Properties();
         ap.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
         try (Admin admin = Admin.create(ap)) {
-            admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all().get(30, TimeUnit.SECONDS);
-            Properties pp = new Properties();
-            pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
-            pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
-            pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
-            try (KafkaProducer<String, String> p = new KafkaProducer<>(pp)) {
-                for (int i = 0; i < RECORDS; i++) p.send(new ProducerRecord<>(topic, i % PARTITIONS, null, "v" + i));
-                p.flush();
+            try (KafkaProducer<String, String> p = seeded(admin, topic)) {
                 Map<String, String> seen = new HashMap<>();
                 List<Member> ms = new ArrayList<>();
                 for (int i = 0; i < 3; i++) ms.add(new Member("m" + i, group, topic));
@@ -165,19 +189,7 @@ public class JavaKip848 {
                 Member leaving = ms.remove(0);
                 leaving.c.close();
                 settle(ms, seen);
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-                while (seen.size() < RECORDS && System.nanoTime() < deadline) for (Member m : ms) m.poll(seen);
-                if (seen.size() != RECORDS) throw new AssertionError("consumed " + seen.size() + " of " + RECORDS);
-                for (Member m : ms) m.c.close();
-                p.send(new ProducerRecord<>(topic, 0, null, "late")).get();
-                Member late = new Member("late", group, topic);
-                List<String> got = new ArrayList<>();
-                deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-                while (got.isEmpty() && System.nanoTime() < deadline) {
-                    for (ConsumerRecord<String, String> r : late.c.poll(Duration.ofMillis(200))) got.add(r.value());
-                }
-                late.c.close();
-                if (!got.equals(List.of("late"))) throw new AssertionError("a new member read " + got);
+                drainThenResume(ms, seen, p, topic, group, "consumer");
                 System.err.printf("# kip848 java: first assignment %.2f s after subscribe (fourth member %.2f s)%n",
                         first, fourth.firstAssignment);
             }
@@ -209,14 +221,7 @@ public class JavaKip848 {
         Properties ap = new Properties();
         ap.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
         try (Admin admin = Admin.create(ap)) {
-            admin.createTopics(List.of(new NewTopic(topic, PARTITIONS, (short) 1))).all().get(30, TimeUnit.SECONDS);
-            Properties pp = new Properties();
-            pp.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, boot);
-            pp.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
-            pp.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
-            try (KafkaProducer<String, String> p = new KafkaProducer<>(pp)) {
-                for (int i = 0; i < RECORDS; i++) p.send(new ProducerRecord<>(topic, i % PARTITIONS, null, "v" + i));
-                p.flush();
+            try (KafkaProducer<String, String> p = seeded(admin, topic)) {
                 Map<String, String> seen = new HashMap<>();
                 List<Member> ms = new ArrayList<>();
                 for (int i = 0; i < 2; i++) ms.add(new Member("classic" + i, group, topic, "classic"));
@@ -234,19 +239,7 @@ public class JavaKip848 {
                 modern.c.close();
                 awaitType(admin, group, GroupType.CLASSIC, ms, seen);
                 settle(ms, seen);
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-                while (seen.size() < RECORDS && System.nanoTime() < deadline) for (Member m : ms) m.poll(seen);
-                if (seen.size() != RECORDS) throw new AssertionError("consumed " + seen.size() + " of " + RECORDS);
-                for (Member m : ms) m.c.close();
-                p.send(new ProducerRecord<>(topic, 0, null, "late")).get();
-                Member late = new Member("late", group, topic, "classic");
-                List<String> got = new ArrayList<>();
-                deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-                while (got.isEmpty() && System.nanoTime() < deadline) {
-                    for (ConsumerRecord<String, String> r : late.c.poll(Duration.ofMillis(200))) got.add(r.value());
-                }
-                late.c.close();
-                if (!got.equals(List.of("late"))) throw new AssertionError("a new member read " + got);
+                drainThenResume(ms, seen, p, topic, group, "classic");
             }
         }
         return "ok";

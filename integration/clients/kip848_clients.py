@@ -91,16 +91,44 @@ def settle(members, seen, want_total, timeout, extra=lambda: True):
     raise AssertionError(f"the group did not settle: {[sorted(m.owned) for m in members]}")
 
 
-def group_case():
+def seeded(topic):
+    """A new topic of PARTITIONS partitions holding RECORDS records: (admin, producer)."""
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
-    topic, group = name("kip848"), name("g848")
     admin = AdminClient({"bootstrap.servers": BOOT})
     admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
     p = Producer({"bootstrap.servers": BOOT})
     for i in range(RECORDS):
         p.produce(topic, value=f"v{i}".encode(), partition=i % PARTITIONS)
     p.flush(30)
+    return admin, p
+
+
+def drain_then_resume(members, seen, p, topic, group, protocol="consumer"):
+    """Reads the rest of the records, closes the members, and checks that commits survive: a
+    new member reads only what comes after them."""
+    deadline = time.time() + 30
+    while len(seen) < RECORDS and time.time() < deadline:
+        for m in members:
+            m.poll(seen)
+    expect(len(seen), RECORDS, "records consumed by the group")
+    for m in members:
+        m.c.close()
+    p.produce(topic, value=b"late", partition=0)
+    p.flush(30)
+    late = Member("late", group, topic, [], protocol)
+    got, deadline = [], time.time() + 30
+    while time.time() < deadline and not got:
+        m = late.c.poll(0.2)
+        if m is not None and not m.error():
+            got.append(m.value())
+    late.c.close()
+    expect(got, [b"late"], "a new member resumes from the commits")
+
+
+def group_case():
+    topic, group = name("kip848"), name("g848")
+    _, p = seeded(topic)
     log, seen = [], {}
     members = [Member(f"m{i}", group, topic, log) for i in range(3)]
     settle(members, seen, PARTITIONS, 60)
@@ -129,24 +157,7 @@ def group_case():
     leaving = members.pop(0)
     leaving.c.close()
     settle(members, seen, PARTITIONS, 60)
-    deadline = time.time() + 30
-    while len(seen) < RECORDS and time.time() < deadline:
-        for m in members:
-            m.poll(seen)
-    expect(len(seen), RECORDS, "records consumed by the group")
-    for m in members:
-        m.c.close()
-    # commits survive: a new member reads only what comes after them
-    p.produce(topic, value=b"late", partition=0)
-    p.flush(30)
-    late = Member("late", group, topic, [])
-    got, deadline = [], time.time() + 30
-    while time.time() < deadline and not got:
-        m = late.c.poll(0.2)
-        if m is not None and not m.error():
-            got.append(m.value())
-    late.c.close()
-    expect(got, [b"late"], "a new member resumes from the commits")
+    drain_then_resume(members, seen, p, topic, group)
     print(f"# kip848 confluent-kafka: first assignment {first:.2f} s after subscribe "
           f"(fourth member {fourth_first:.2f} s)", file=sys.stderr)
 
@@ -159,15 +170,8 @@ def group_type(admin, group):
 
 
 def migration_case():
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
     topic, group = name("migrate"), name("gmig")
-    admin = AdminClient({"bootstrap.servers": BOOT})
-    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(30)
-    p = Producer({"bootstrap.servers": BOOT})
-    for i in range(RECORDS):
-        p.produce(topic, value=f"v{i}".encode(), partition=i % PARTITIONS)
-    p.flush(30)
+    admin, p = seeded(topic)
     log, seen = [], {}
     members = [Member(f"classic{i}", group, topic, log, "classic") for i in range(2)]
     settle(members, seen, PARTITIONS, 60)
@@ -180,23 +184,7 @@ def migration_case():
     members.remove(modern)
     modern.c.close()
     settle(members, seen, PARTITIONS, 60, lambda: group_type(admin, group) == "CLASSIC")
-    deadline = time.time() + 30
-    while len(seen) < RECORDS and time.time() < deadline:
-        for m in members:
-            m.poll(seen)
-    expect(len(seen), RECORDS, "records consumed by the group")
-    for m in members:
-        m.c.close()
-    p.produce(topic, value=b"late", partition=0)
-    p.flush(30)
-    late = Member("late", group, topic, [], "classic")
-    got, deadline = [], time.time() + 30
-    while time.time() < deadline and not got:
-        m = late.c.poll(0.2)
-        if m is not None and not m.error():
-            got.append(m.value())
-    late.c.close()
-    expect(got, [b"late"], "a new member resumes from the commits")
+    drain_then_resume(members, seen, p, topic, group, "classic")
     refused = [e for e in log if e[1] == "commit refused"]
     if refused:
         print(f"# kip848 migration: {len(refused)} commits refused mid-rebalance, e.g. {refused[0]}",

@@ -102,6 +102,37 @@ pub struct ConsumerMember {
 }
 
 impl ConsumerMember {
+    /// A member that just joined: epoch 0, nothing assigned, no subscription yet.
+    pub(super) fn new(
+        id: &str,
+        instance_id: Option<String>,
+        rebalance_timeout_ms: i32,
+        now: i64,
+    ) -> ConsumerMember {
+        ConsumerMember {
+            id: id.to_string(),
+            instance_id,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            rebalance_timeout_ms,
+            topic_names: Vec::new(),
+            topic_regex: None,
+            regex: None,
+            regex_pending: false,
+            assignor: None,
+            epoch: 0,
+            previous_epoch: 0,
+            state: MemberState::Stable,
+            assigned: Assignment::new(),
+            revoking: Assignment::new(),
+            last_seen_ms: now,
+            revoke_deadline_ms: None,
+            revoke_for_epoch: 0,
+            classic: None,
+        }
+    }
+
     /// Whether the member subscribes to `topic`, by name or by its resolved pattern.
     pub fn subscribes(&self, topic: &str) -> bool {
         self.topic_names.iter().any(|t| t == topic)
@@ -152,7 +183,15 @@ pub struct ConsumerGroup {
     subscriptions: Option<Subscriptions>,
     /// Members that left (epoch -1) within a session timeout: their rebalance timeout, and when.
     departed: BTreeMap<String, (i32, i64)>,
+    /// When a heartbeat last moved the group epoch.
+    epoch_moved_ms: i64,
 }
+
+/// For this long after a member joins or changes its subscription, members are asked to
+/// heartbeat soon even if the group looks settled: consumers started together join a few
+/// milliseconds apart, and the first one, alone and settled for a moment, would otherwise hear of
+/// the second only a whole heartbeat interval later.
+const SETTLE_WINDOW_MS: i64 = 1000;
 
 /// Most departed members remembered per group.
 const MAX_DEPARTED: usize = 1000;
@@ -169,6 +208,7 @@ impl ConsumerGroup {
             assignor: default_assignor,
             subscriptions: None,
             departed: BTreeMap::new(),
+            epoch_moved_ms: i64::MIN / 2,
         }
     }
 
@@ -288,6 +328,7 @@ impl ConsumerGroup {
         bump |= self.refresh_topics(topics);
         if bump {
             self.epoch += 1;
+            self.epoch_moved_ms = now;
         }
         self.update_target(cfg);
         self.reconcile(&hb.member_id, owned.as_ref(), now);
@@ -298,6 +339,7 @@ impl ConsumerGroup {
             epoch: m.epoch,
             assignment: (joining || full || changed).then(|| m.assigned.clone()),
             settling: self.state() != ConsumerState::Stable
+                || now - self.epoch_moved_ms < SETTLE_WINDOW_MS
                 || self.members.values().any(|m| m.regex_pending),
         })
     }
@@ -389,28 +431,12 @@ impl ConsumerGroup {
         }
         self.members.insert(
             hb.member_id.clone(),
-            ConsumerMember {
-                id: hb.member_id.clone(),
-                instance_id: hb.instance_id.clone(),
-                rack_id: None,
-                client_id: String::new(),
-                client_host: String::new(),
+            ConsumerMember::new(
+                &hb.member_id,
+                hb.instance_id.clone(),
                 rebalance_timeout_ms,
-                topic_names: Vec::new(),
-                topic_regex: None,
-                regex: None,
-                regex_pending: false,
-                assignor: None,
-                epoch: 0,
-                previous_epoch: 0,
-                state: MemberState::Stable,
-                assigned: Assignment::new(),
-                revoking: Assignment::new(),
-                last_seen_ms: now,
-                revoke_deadline_ms: None,
-                revoke_for_epoch: 0,
-                classic: None,
-            },
+                now,
+            ),
         );
         if let Some(inst) = &hb.instance_id {
             self.static_members

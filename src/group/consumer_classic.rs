@@ -15,7 +15,9 @@
 //!   member holds its target until it rejoins.
 
 use super::*;
-use crate::group::state::{Group, GroupError, JoinRequest, JoinResult, Member, SyncResult};
+use crate::group::state::{
+    leaving_member, Group, GroupError, JoinRequest, JoinResult, Member, SyncResult,
+};
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ConsumerProtocolAssignment, ConsumerProtocolSubscription};
 use kafka_protocol::protocol::Decodable;
@@ -113,36 +115,26 @@ impl ConsumerGroup {
                 c.static_members.insert(inst.clone(), m.id.clone());
             }
             c.target.insert(m.id.clone(), assigned.clone());
-            c.members.insert(
-                m.id.clone(),
-                ConsumerMember {
-                    id: m.id.clone(),
-                    instance_id: m.instance_id.clone(),
-                    rack_id: sub.rack_id.map(|r| r.to_string()),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    rebalance_timeout_ms: m.rebalance_timeout_ms,
-                    topic_names: sub.topics.iter().map(|t| t.to_string()).collect(),
-                    topic_regex: None,
-                    regex: None,
-                    regex_pending: false,
-                    assignor: None,
-                    epoch: g.generation,
-                    previous_epoch: g.generation,
-                    state: MemberState::Stable,
-                    assigned,
-                    revoking: Assignment::new(),
-                    last_seen_ms: m.last_seen_ms,
-                    revoke_deadline_ms: None,
-                    revoke_for_epoch: 0,
-                    classic: Some(ClassicMember {
-                        session_timeout_ms: m.session_timeout_ms,
-                        protocols: m.protocols.clone(),
-                        join_deadline_ms: None,
-                        sync_deadline_ms: None,
-                    }),
-                },
+            let mut cm = ConsumerMember::new(
+                &m.id,
+                m.instance_id.clone(),
+                m.rebalance_timeout_ms,
+                m.last_seen_ms,
             );
+            cm.rack_id = sub.rack_id.map(|r| r.to_string());
+            cm.client_id = m.client_id.clone();
+            cm.client_host = m.client_host.clone();
+            cm.topic_names = sub.topics.iter().map(|t| t.to_string()).collect();
+            cm.epoch = g.generation;
+            cm.previous_epoch = g.generation;
+            cm.assigned = assigned;
+            cm.classic = Some(ClassicMember {
+                session_timeout_ms: m.session_timeout_ms,
+                protocols: m.protocols.clone(),
+                join_deadline_ms: None,
+                sync_deadline_ms: None,
+            });
+            c.members.insert(m.id.clone(), cm);
         }
         c.refresh_topics(topics);
         Some(c)
@@ -273,7 +265,15 @@ impl ConsumerGroup {
             }
             Some(_) => {}
             None => {
-                self.members.insert(id.clone(), new_member(&id, &req, now));
+                self.members.insert(
+                    id.clone(),
+                    ConsumerMember::new(
+                        &id,
+                        req.instance_id.clone(),
+                        req.rebalance_timeout_ms,
+                        now,
+                    ),
+                );
                 if let Some(inst) = &req.instance_id {
                     self.static_members.insert(inst.clone(), id.clone());
                 }
@@ -455,20 +455,7 @@ impl ConsumerGroup {
         instance_id: Option<&str>,
         cfg: &GroupConfig,
     ) -> Result<(), GroupError> {
-        let id = match instance_id {
-            Some(inst) => {
-                let id = self
-                    .static_members
-                    .get(inst)
-                    .cloned()
-                    .ok_or(GroupError::UnknownMemberId)?;
-                if !member_id.is_empty() && member_id != id {
-                    return Err(GroupError::FencedInstanceId);
-                }
-                id
-            }
-            None => member_id.to_string(),
-        };
+        let id = leaving_member(&self.static_members, member_id, instance_id)?;
         self.remove(&id).ok_or(GroupError::UnknownMemberId)?;
         self.epoch += 1;
         self.update_target(cfg);
@@ -476,46 +463,18 @@ impl ConsumerGroup {
     }
 }
 
-fn new_member(id: &str, req: &JoinRequest, now: i64) -> ConsumerMember {
-    ConsumerMember {
-        id: id.to_string(),
-        instance_id: req.instance_id.clone(),
-        rack_id: None,
-        client_id: String::new(),
-        client_host: String::new(),
-        rebalance_timeout_ms: req.rebalance_timeout_ms,
-        topic_names: Vec::new(),
-        topic_regex: None,
-        regex: None,
-        regex_pending: false,
-        assignor: None,
-        epoch: 0,
-        previous_epoch: 0,
-        state: MemberState::Stable,
-        assigned: Assignment::new(),
-        revoking: Assignment::new(),
-        last_seen_ms: now,
-        revoke_deadline_ms: None,
-        revoke_for_epoch: 0,
-        classic: None,
-    }
-}
-
 /// A consumer-protocol subscription of any version (newer ones read as the newest known, as
 /// Kafka reads them).
 pub(crate) fn decode_subscription(metadata: &[u8]) -> Option<ConsumerProtocolSubscription> {
-    let mut buf = Bytes::copy_from_slice(metadata);
-    if buf.remaining() < 2 {
-        return None;
-    }
-    let version = buf.get_i16();
-    if version < 0 {
-        return None;
-    }
-    ConsumerProtocolSubscription::decode(&mut buf, version.min(3)).ok()
+    decode_versioned(metadata)
 }
 
 fn decode_assignment(bytes: &[u8]) -> Option<ConsumerProtocolAssignment> {
+    decode_versioned(bytes)
+}
+
+/// A consumer-protocol message: its version, then its fields (both messages have versions 0-3).
+fn decode_versioned<T: Decodable>(bytes: &[u8]) -> Option<T> {
     let mut buf = Bytes::copy_from_slice(bytes);
     if buf.remaining() < 2 {
         return None;
@@ -524,7 +483,7 @@ fn decode_assignment(bytes: &[u8]) -> Option<ConsumerProtocolAssignment> {
     if version < 0 {
         return None;
     }
-    ConsumerProtocolAssignment::decode(&mut buf, version.min(3)).ok()
+    T::decode(&mut buf, version.min(3)).ok()
 }
 
 #[cfg(test)]

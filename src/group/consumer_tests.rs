@@ -317,3 +317,16 @@ fn describe_groups_lists_only_what_each_member_subscribes_to() {
     );
     assert!(has("a", "xtra"));
 }
+
+#[test]
+fn a_member_alone_is_asked_back_soon_while_others_may_be_joining() {
+    let mut g = ConsumerGroup::new(Assignor::Uniform);
+    let r = g.heartbeat(join("a"), &topics(), 0, &cfg()).expect("join");
+    assert_eq!(g.state(), ConsumerState::Stable);
+    assert!(r.settling, "the group epoch just moved");
+    let owned = r.assignment.expect("assignment");
+    let r = g
+        .heartbeat(beat("a", r.epoch, &owned), &topics(), 5_000, &cfg())
+        .expect("beat");
+    assert!(!r.settling, "settled, and nothing moved for a while");
+}

@@ -666,20 +666,7 @@ impl Group {
         cfg: &GroupConfig,
         out: &mut Vec<Completion>,
     ) -> Result<(), GroupError> {
-        let id = match instance_id {
-            Some(inst) => {
-                let id = self
-                    .static_members
-                    .get(inst)
-                    .cloned()
-                    .ok_or(GroupError::UnknownMemberId)?;
-                if !member_id.is_empty() && member_id != id {
-                    return Err(GroupError::FencedInstanceId);
-                }
-                id
-            }
-            None => member_id.to_string(),
-        };
+        let id = leaving_member(&self.static_members, member_id, instance_id)?;
         if self.pending.remove(&id).is_some() {
             return Ok(());
         }
@@ -742,6 +729,26 @@ impl Group {
             .map(|m| m.metadata_for(&protocol))
             .collect()
     }
+}
+
+/// The member a LeaveGroup entry names: by instance id for a static member (whose member id,
+/// when given, must match), else by member id.
+pub(crate) fn leaving_member(
+    static_members: &BTreeMap<String, String>,
+    member_id: &str,
+    instance_id: Option<&str>,
+) -> Result<String, GroupError> {
+    let Some(inst) = instance_id else {
+        return Ok(member_id.to_string());
+    };
+    let id = static_members
+        .get(inst)
+        .cloned()
+        .ok_or(GroupError::UnknownMemberId)?;
+    if !member_id.is_empty() && member_id != id {
+        return Err(GroupError::FencedInstanceId);
+    }
+    Ok(id)
 }
 
 /// Answers a departing member's parked JoinGroup/SyncGroup requests with `e`.
