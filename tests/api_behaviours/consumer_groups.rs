@@ -175,6 +175,10 @@ async fn members_reconcile_step_by_step_and_the_group_is_described() {
     assert_eq!(r.error_code, 0);
     assert_eq!(m.owned.len(), 2);
     assert!(m.owned.is_disjoint(&a.owned));
+    // settled, but the epoch moved a moment ago: still soon, for members joining right behind
+    assert_eq!(r.heartbeat_interval_ms, 250);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let r = m.beat(None);
     assert_eq!(
         r.heartbeat_interval_ms, 5000,
         "a stable group heartbeats at the configured pace"
