@@ -249,6 +249,15 @@ impl Handler {
             .collect();
         let (group_id, member_id) = (req.group_id.0.to_string(), req.member_id.to_string());
         let generation = req.generation_id;
+        // v5+: the protocol the member was told at its join
+        let (ptype, pname) = if v >= 5 {
+            (
+                req.protocol_type.map(|t| t.to_string()),
+                req.protocol_name.map(|n| n.to_string()),
+            )
+        } else {
+            (None, None)
+        };
         Box::pin(async move {
             let r = match me.groups.get(&group_id) {
                 Ok(c) => {
@@ -258,6 +267,7 @@ impl Handler {
                         instance.as_deref(),
                         generation,
                         assignments,
+                        (ptype.as_deref(), pname.as_deref()),
                     )
                     .await
                 }

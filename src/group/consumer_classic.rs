@@ -367,12 +367,15 @@ impl ConsumerGroup {
     }
 
     /// SyncGroup from a classic member: what it holds now, in the consumer protocol's encoding.
+    /// `protocol` is the type and name the request names (v5+), which must be those its join
+    /// was answered with.
     pub fn classic_sync(
         &mut self,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
         now: i64,
+        protocol: (Option<&str>, Option<&str>),
     ) -> SyncResult {
         let group_epoch = self.epoch;
         let m = self.classic_member(member_id, instance_id)?;
@@ -384,6 +387,11 @@ impl ConsumerGroup {
         let Some(c) = m.classic.as_mut() else {
             return Err(GroupError::UnknownMemberId);
         };
+        if protocol.0.is_some_and(|t| t != PROTOCOL_TYPE)
+            || protocol.1.is_some_and(|n| n != c.protocol_name())
+        {
+            return Err(GroupError::InconsistentGroupProtocol);
+        }
         if group_epoch > m.epoch && m.state != MemberState::Unrevoked {
             // a newer epoch came since its join; a member still revoking finishes that first
             c.join_deadline_ms.get_or_insert(now + rebalance);

@@ -170,7 +170,9 @@ fn classic_members_reconcile_through_join_sync_and_heartbeat() {
         "no assignor runs on the client"
     );
     assert_eq!(r.protocol_name, "cooperative-sticky");
-    let (ptype, pname, bytes) = c.classic_sync(&a, None, 3, 310).expect("syncs");
+    let (ptype, pname, bytes) = c
+        .classic_sync(&a, None, 3, 310, (None, None))
+        .expect("syncs");
     assert_eq!(
         (ptype.as_str(), pname.as_str()),
         ("consumer", "cooperative-sticky")
@@ -180,12 +182,16 @@ fn classic_members_reconcile_through_join_sync_and_heartbeat() {
     // it revoked the third and rejoins with what it kept: now at epoch 4
     let r = c.classic_join(join_req(&a, &kept), &topics(), 400, &cfg());
     assert_eq!(r.generation, 4);
-    let (_, _, bytes) = c.classic_sync(&a, None, 4, 410).expect("syncs");
+    let (_, _, bytes) = c
+        .classic_sync(&a, None, 4, 410, (None, None))
+        .expect("syncs");
     assert_eq!(assigned_in(&bytes), kept);
     assert_eq!(c.classic_heartbeat(&a, None, 4, 500), Ok(()));
     // b does the same; then the new member takes what both released
     let r = c.classic_join(join_req(&b, &[3, 4, 5]), &topics(), 600, &cfg());
-    let (_, _, bytes) = c.classic_sync(&b, None, r.generation, 610).expect("syncs");
+    let (_, _, bytes) = c
+        .classic_sync(&b, None, r.generation, 610, (None, None))
+        .expect("syncs");
     let kept_b = assigned_in(&bytes);
     let r = c.classic_join(join_req(&b, &kept_b), &topics(), 700, &cfg());
     assert_eq!(r.generation, 4);
@@ -236,6 +242,25 @@ fn classic_join_checks_protocol_and_asks_for_a_member_id() {
         Err(OffsetsCheck::IllegalGeneration)
     );
     assert_eq!(c.check_commit(&first.member_id, 2), Ok(()));
+    // SyncGroup v5 names the protocol its join was answered with
+    assert_eq!(
+        c.classic_sync(
+            &first.member_id,
+            None,
+            2,
+            10,
+            (Some("consumer"), Some("range"))
+        ),
+        Err(GroupError::InconsistentGroupProtocol)
+    );
+    let ok = c.classic_sync(
+        &first.member_id,
+        None,
+        2,
+        10,
+        (Some("consumer"), Some("cooperative-sticky")),
+    );
+    assert!(ok.is_ok(), "{ok:?}");
 }
 
 #[test]
@@ -289,7 +314,9 @@ fn an_eager_member_that_gave_everything_up_moves_on_at_once() {
     // to revoke and it is at the group's epoch straight away
     let r = c.classic_join(join_req(&a, &[]), &topics(), 200, &cfg());
     assert_eq!(r.generation, c.epoch);
-    let (_, _, bytes) = c.classic_sync(&a, None, r.generation, 210).expect("syncs");
+    let (_, _, bytes) = c
+        .classic_sync(&a, None, r.generation, 210, (None, None))
+        .expect("syncs");
     assert_eq!(assigned_in(&bytes).len(), 2);
 }
 

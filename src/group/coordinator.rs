@@ -205,6 +205,7 @@ impl Coordinator {
         instance_id: Option<&str>,
         generation: i32,
         assignments: Vec<(String, Bytes)>,
+        protocol: (Option<&str>, Option<&str>),
     ) -> SyncResult {
         let Some(entry) = self.entry(group_id) else {
             return Err(GroupError::UnknownMemberId);
@@ -215,7 +216,8 @@ impl Coordinator {
                 return Err(GroupError::RebalanceInProgress);
             }
             if let Some(c) = e.consumer.as_mut() {
-                return c.classic_sync(member_id, instance_id, generation, self.clock.now_ms());
+                let now = self.clock.now_ms();
+                return c.classic_sync(member_id, instance_id, generation, now, protocol);
             }
             let mut out = Vec::new();
             let answer = e.group.sync(

@@ -160,7 +160,9 @@ async fn commits_are_validated_against_the_generation_and_metadata_size() {
         c.commit("g", 1, &member, None, offsets(1)).await.err(),
         Some(CommitError::Group(GroupError::RebalanceInProgress))
     );
-    c.sync("g", &member, None, 1, vec![]).await.expect("sync");
+    c.sync("g", &member, None, 1, vec![], (None, None))
+        .await
+        .expect("sync");
     let big = vec![("t".into(), 0, 3, -1, Some("x".repeat(101)))];
     let per = c.commit("g", 1, &member, None, big).await.expect("commit");
     assert_eq!(per, vec![Err(CommitError::MetadataTooLarge)]);
@@ -188,9 +190,16 @@ async fn a_group_whose_last_session_ran_out_can_be_deleted_before_the_next_tick(
     // a static member closes without LeaveGroup, as KIP-345 members do
     let r = c.join("g", join_request(Some("i0")), &no_topics()).await;
     assert_eq!(r.error, None);
-    c.sync("g", &r.member_id, Some("i0"), r.generation, vec![])
-        .await
-        .expect("sync");
+    c.sync(
+        "g",
+        &r.member_id,
+        Some("i0"),
+        r.generation,
+        vec![],
+        (None, None),
+    )
+    .await
+    .expect("sync");
     clock.advance(5_000);
     assert_eq!(c.delete_group("g").await, Err(DeleteError::NotEmpty));
     // its session has run out; no tick has run since
@@ -207,7 +216,7 @@ async fn a_group_without_members_or_offsets_goes_at_the_next_tick() {
     for g in ["never-committed", "committed"] {
         let r = c.join(g, join_request(None), &no_topics()).await;
         assert_eq!(r.error, None);
-        c.sync(g, &r.member_id, None, r.generation, vec![])
+        c.sync(g, &r.member_id, None, r.generation, vec![], (None, None))
             .await
             .expect("sync");
         member = Some((r.generation, r.member_id));
