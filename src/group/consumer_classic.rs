@@ -76,6 +76,7 @@ impl ConsumerGroup {
         topics.each_topic(&mut |name, id, _| {
             ids.insert(name.to_string(), id);
         });
+        let id_of = |name: &str| ids.get(name).copied();
         let mut c = ConsumerGroup::new(cfg.consumer_assignors.preferred());
         c.epoch = g.generation;
         c.assignment_epoch = g.generation;
@@ -85,32 +86,22 @@ impl ConsumerGroup {
                 None => m.protocols.first()?.1.clone(),
             };
             let sub = decode_subscription(&metadata)?;
-            let mut assigned = Assignment::new();
-            if m.assignment.is_empty() {
+            let assigned = if m.assignment.is_empty() {
                 // between a rebalance's join and sync phases: what a cooperative member still
                 // consumes is what its subscription says it owns (an eager one gave all up)
-                for t in &sub.owned_partitions {
-                    if let Some(id) = ids.get(t.topic.0.as_str()) {
-                        assigned
-                            .entry(*id)
-                            .or_default()
-                            .extend(t.partitions.iter().copied());
-                    }
-                }
+                owned_by_id(&sub, id_of)
             } else {
                 let a = decode_assignment(&m.assignment)?;
                 if a.user_data.as_ref().is_some_and(|u| !u.is_empty()) {
                     return None;
                 }
-                for t in &a.assigned_partitions {
-                    if let Some(id) = ids.get(t.topic.0.as_str()) {
-                        assigned
-                            .entry(*id)
-                            .or_default()
-                            .extend(t.partitions.iter().copied());
-                    }
-                }
-            }
+                by_id(
+                    a.assigned_partitions
+                        .iter()
+                        .map(|t| (t.topic.0.as_str(), &t.partitions[..])),
+                    id_of,
+                )
+            };
             if let Some(inst) = &m.instance_id {
                 c.static_members.insert(inst.clone(), m.id.clone());
             }
@@ -335,15 +326,7 @@ impl ConsumerGroup {
             .iter()
             .map(|(id, (n, _))| (n.as_str(), *id))
             .collect();
-        let mut out = Assignment::new();
-        for t in &sub.owned_partitions {
-            if let Some(id) = ids.get(t.topic.0.as_str()) {
-                out.entry(*id)
-                    .or_default()
-                    .extend(t.partitions.iter().copied());
-            }
-        }
-        out
+        owned_by_id(sub, |name| ids.get(name).copied())
     }
 
     fn classic_member(
@@ -469,6 +452,33 @@ impl ConsumerGroup {
         self.update_target(cfg);
         Ok(())
     }
+}
+
+/// The partitions a subscription says its member owns, by topic id (unknown topics left out).
+fn owned_by_id(
+    sub: &ConsumerProtocolSubscription,
+    id_of: impl Fn(&str) -> Option<Uuid>,
+) -> Assignment {
+    by_id(
+        sub.owned_partitions
+            .iter()
+            .map(|t| (t.topic.0.as_str(), &t.partitions[..])),
+        id_of,
+    )
+}
+
+/// Partitions listed by topic name, by topic id (unknown topics left out).
+fn by_id<'a>(
+    named: impl Iterator<Item = (&'a str, &'a [i32])>,
+    id_of: impl Fn(&str) -> Option<Uuid>,
+) -> Assignment {
+    let mut out = Assignment::new();
+    for (name, ps) in named {
+        if let Some(id) = id_of(name) {
+            out.entry(id).or_default().extend(ps.iter().copied());
+        }
+    }
+    out
 }
 
 /// A consumer-protocol subscription of any version (newer ones read as the newest known, as

@@ -69,16 +69,8 @@ fn join_req(member: &str, owned: &[i32]) -> JoinRequest {
     }
 }
 
-fn consumer_join(id: &str) -> Heartbeat {
-    Heartbeat {
-        member_id: id.into(),
-        epoch: 0,
-        rebalance_timeout_ms: 30_000,
-        topic_names: Some(vec!["orders".into()]),
-        owned: Some(Assignment::new()),
-        ..Heartbeat::default()
-    }
-}
+// a KIP-848 member joining, subscribed to `orders`
+use super::super::tests::join as consumer_join;
 
 /// A stable classic group at generation 3: a holds 0–2, b holds 3–5.
 fn stable_classic() -> Group {

@@ -17,7 +17,7 @@ fn topics() -> Vec<TopicInfo> {
     }]
 }
 
-fn join(id: &str) -> Heartbeat {
+pub(super) fn join(id: &str) -> Heartbeat {
     Heartbeat {
         member_id: id.into(),
         epoch: 0,
