@@ -26,7 +26,6 @@ trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; rm -rf "$work"' EXIT
 out=$(results_dir)/fetch_sessions.csv
 [ -f "$out" ] || echo "date,commit,sessions,parts,seconds,rate,fetches,bytes_out_per_fetch,bytes_in_per_fetch,broker_cpu_s,read,sent" >"$out"
 commit=$(git rev-parse --short HEAD)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 tck=$(getconf CLK_TCK)
 
 rows=()

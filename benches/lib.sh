@@ -24,6 +24,22 @@ build_perf() {
   fi
 }
 
+# CPU accounting, in clock ticks (getconf CLK_TCK): a process's user+system time, and the whole
+# machine's busy time (user, nice, system, irq, softirq, steal from /proc/stat: every process
+# and kernel thread, the writeback threads that do part of a sync's work included).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+system_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+
+# Runs a command and writes the CPU-seconds it and its children used to $1; returns its status.
+with_cpu() {
+  python3 -c '
+import resource, subprocess, sys
+rc = subprocess.call(sys.argv[2:])
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write("%f\n" % (u.ru_utime + u.ru_stime))
+sys.exit(rc)' "$@"
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }

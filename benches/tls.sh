@@ -55,7 +55,6 @@ pp=$(free_port); sp=$(free_port); ssp=$(free_port); mport=$(free_port)
 pid=$!
 for _ in $(seq 100); do (echo >/dev/tcp/127.0.0.1/$ssp) 2>/dev/null && break; sleep 0.1; done
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 opts() { # listener -> rdkafka_performance arguments
   case $1 in
