@@ -42,6 +42,7 @@ pub(super) fn group_error(e: GroupError) -> ResponseError {
         GroupError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
         GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
         GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        GroupError::UnsupportedVersion => ResponseError::UnsupportedVersion,
     }
 }
 

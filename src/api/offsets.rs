@@ -107,6 +107,7 @@ impl Handler {
                             req.generation_id_or_member_epoch,
                             &req.member_id,
                             instance.as_deref(),
+                            v,
                             wanted,
                         )
                         .await

@@ -737,10 +737,24 @@ impl ConsumerGroup {
 
     /// OffsetCommit's check of the committing member's epoch. A commit from outside the group
     /// (epoch < 0: an admin or a consumer without group management) is allowed while the group
-    /// has no members.
-    pub fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), OffsetsCheck> {
+    /// has no members. `version` is the OffsetCommit's (`None`: TxnOffsetCommit): a KIP-848
+    /// member commits with v9 or later, which carries its member epoch (UNSUPPORTED_VERSION
+    /// otherwise, as Kafka); a classic member of the group with any.
+    pub fn check_commit(
+        &self,
+        member_id: &str,
+        epoch: i32,
+        version: Option<i16>,
+    ) -> Result<(), OffsetsCheck> {
         if epoch < 0 && self.members.is_empty() {
             return Ok(());
+        }
+        let m = self
+            .members
+            .get(member_id)
+            .ok_or(OffsetsCheck::UnknownMember)?;
+        if m.classic.is_none() && version.is_some_and(|v| v < 9) {
+            return Err(OffsetsCheck::UnsupportedVersion);
         }
         self.check_member_epoch(member_id, epoch)
     }
@@ -772,6 +786,7 @@ pub enum OffsetsCheck {
     UnknownMember,
     StaleEpoch,
     IllegalGeneration,
+    UnsupportedVersion,
 }
 
 fn is_subset(small: &Assignment, big: &Assignment) -> bool {

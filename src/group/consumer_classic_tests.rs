@@ -230,10 +230,12 @@ fn classic_join_checks_protocol_and_asks_for_a_member_id() {
     );
     // a commit at an old generation is ILLEGAL_GENERATION for a classic member
     assert_eq!(
-        c.check_commit(&first.member_id, 1),
+        c.check_commit(&first.member_id, 1, Some(9)),
         Err(OffsetsCheck::IllegalGeneration)
     );
-    assert_eq!(c.check_commit(&first.member_id, 2), Ok(()));
+    assert_eq!(c.check_commit(&first.member_id, 2, Some(9)), Ok(()));
+    // a classic member commits with the OffsetCommit versions its protocol uses
+    assert_eq!(c.check_commit(&first.member_id, 2, Some(8)), Ok(()));
     // SyncGroup v5 names the protocol its join was answered with
     assert_eq!(
         c.classic_sync(

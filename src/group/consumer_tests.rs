@@ -129,10 +129,30 @@ fn epochs_are_checked() {
         g.heartbeat(beat("a", 1, &owned), &topics(), 6, &cfg()),
         Err(HeartbeatError::FencedMemberEpoch)
     );
-    assert_eq!(g.check_commit("a", 2), Ok(()));
-    assert_eq!(g.check_commit("a", 1), Err(OffsetsCheck::StaleEpoch));
-    assert_eq!(g.check_commit("x", 2), Err(OffsetsCheck::UnknownMember));
-    assert_eq!(g.check_commit("", -1), Err(OffsetsCheck::UnknownMember));
+    assert_eq!(g.check_commit("a", 2, Some(9)), Ok(()));
+    assert_eq!(
+        g.check_commit("a", 1, Some(9)),
+        Err(OffsetsCheck::StaleEpoch)
+    );
+    assert_eq!(
+        g.check_commit("x", 2, Some(9)),
+        Err(OffsetsCheck::UnknownMember)
+    );
+    assert_eq!(
+        g.check_commit("", -1, Some(9)),
+        Err(OffsetsCheck::UnknownMember)
+    );
+    // before v9 an OffsetCommit carries no member epoch: refused for a KIP-848 member (after the
+    // member itself is checked), as Kafka; TxnOffsetCommit has no such bound
+    assert_eq!(
+        g.check_commit("a", 2, Some(8)),
+        Err(OffsetsCheck::UnsupportedVersion)
+    );
+    assert_eq!(
+        g.check_commit("x", 2, Some(8)),
+        Err(OffsetsCheck::UnknownMember)
+    );
+    assert_eq!(g.check_commit("a", 2, None), Ok(()));
     assert_eq!(g.check_fetch(None, -1), Ok(()));
 }
 

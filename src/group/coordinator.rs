@@ -291,17 +291,19 @@ impl Coordinator {
         results
     }
 
-    /// OffsetCommit. `generation` -1 with an empty member id is a commit from outside any
-    /// generation, allowed only while the group has no members (as in Kafka).
+    /// OffsetCommit of request `version`. `generation` -1 with an empty member id is a commit
+    /// from outside any generation, allowed only while the group has no members (as in Kafka).
+    #[allow(clippy::too_many_arguments)]
     pub async fn commit(
         &self,
         group_id: &str,
         generation: i32,
         member_id: &str,
         instance_id: Option<&str>,
+        version: i16,
         offsets: Vec<(String, i32, i64, i32, Option<String>)>,
     ) -> Result<Vec<Result<(), CommitError>>, CommitError> {
-        self.check_committer(group_id, generation, member_id, instance_id, true)?;
+        self.check_committer(group_id, generation, member_id, instance_id, Some(version))?;
         let (results, records) =
             self.commit_records(group_id, offsets, |group, topic, partition, value| {
                 Record::Commit {
@@ -327,7 +329,7 @@ impl Coordinator {
         instance_id: Option<&str>,
         offsets: Vec<(String, i32, i64, i32, Option<String>)>,
     ) -> Result<Vec<Result<(), CommitError>>, CommitError> {
-        self.check_committer(group_id, generation, member_id, instance_id, false)?;
+        self.check_committer(group_id, generation, member_id, instance_id, None)?;
         let (results, records) =
             self.commit_records(group_id, offsets, |group, topic, partition, value| {
                 Record::TxnCommit {
@@ -385,17 +387,18 @@ impl Coordinator {
         self.store.pending_producers(group_id)
     }
 
-    /// Checks that a commit comes from a member of the current generation. With `simple`, a
-    /// commit outside any generation is allowed while the group has no members; without it
-    /// (transactional commits), one outside any generation is always allowed.
+    /// Checks that a commit comes from a member of the current generation. An OffsetCommit
+    /// (`version`: its request version) outside any generation is allowed while the group has
+    /// no members; a TxnOffsetCommit (`None`) outside any generation always is.
     fn check_committer(
         &self,
         group_id: &str,
         generation: i32,
         member_id: &str,
         instance_id: Option<&str>,
-        simple: bool,
+        version: Option<i16>,
     ) -> Result<(), CommitError> {
+        let simple = version.is_some();
         let entry = self
             .entry_or_create(group_id)
             .ok_or(CommitError::Group(GroupError::CoordinatorNotAvailable))?;
@@ -407,7 +410,7 @@ impl Coordinator {
                 return Ok(());
             }
             // KIP-848: the generation field carries the member epoch
-            c.check_commit(member_id, generation)
+            c.check_commit(member_id, generation, version)
                 .map_err(|x| CommitError::Group(offsets_check_error(x)))?;
             if c.is_empty() {
                 e.group.empty_since_ms = e.group.empty_since_ms.max(now);

@@ -168,5 +168,6 @@ pub(super) fn offsets_check_error(x: OffsetsCheck) -> GroupError {
         OffsetsCheck::UnknownMember => GroupError::UnknownMemberId,
         OffsetsCheck::StaleEpoch => GroupError::StaleMemberEpoch,
         OffsetsCheck::IllegalGeneration => GroupError::IllegalGeneration,
+        OffsetsCheck::UnsupportedVersion => GroupError::UnsupportedVersion,
     }
 }

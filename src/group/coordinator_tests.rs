@@ -49,11 +49,11 @@ async fn simple_commits_expire_only_after_the_last_one() {
     let dir = tempfile::tempdir().expect("tmp");
     let clock = Arc::new(ManualClock::new(0));
     let c = coordinator(dir.path(), clock.clone());
-    c.commit("g", -1, "", None, offsets(5))
+    c.commit("g", -1, "", None, 8, offsets(5))
         .await
         .expect("commit");
     clock.advance(50_000);
-    c.commit("g", -1, "", None, offsets(6))
+    c.commit("g", -1, "", None, 8, offsets(6))
         .await
         .expect("commit");
     clock.advance(50_000);
@@ -78,12 +78,12 @@ async fn offsets_of_topics_deleted_before_a_crash_are_removed_at_start_up() {
     let dir = tempfile::tempdir().expect("tmp");
     let clock = Arc::new(ManualClock::new(0));
     let c = coordinator(dir.path(), clock.clone());
-    c.commit("g", -1, "", None, offsets(5))
+    c.commit("g", -1, "", None, 8, offsets(5))
         .await
         .expect("commit");
     let mut other = offsets(7);
     other[0].0 = "kept".into();
-    c.commit("g", -1, "", None, other).await.expect("commit");
+    c.commit("g", -1, "", None, 8, other).await.expect("commit");
     drop(c);
     // topic `t` was deleted; the broker died before its offsets were
     let c = coordinator(dir.path(), clock.clone());
@@ -101,7 +101,7 @@ async fn offsets_expire_a_retention_period_after_a_restart_not_after_the_last_co
     let dir = tempfile::tempdir().expect("tmp");
     let clock = Arc::new(ManualClock::new(0));
     let c = coordinator(dir.path(), clock.clone());
-    c.commit("g", -1, "", None, offsets(5))
+    c.commit("g", -1, "", None, 8, offsets(5))
         .await
         .expect("commit");
     drop(c);
@@ -148,26 +148,29 @@ async fn commits_are_validated_against_the_generation_and_metadata_size() {
     let member = r.member_id.clone();
     // a generation-less commit into a group with members is refused
     assert_eq!(
-        c.commit("g", -1, "", None, offsets(1)).await.err(),
+        c.commit("g", -1, "", None, 8, offsets(1)).await.err(),
         Some(CommitError::Group(GroupError::UnknownMemberId))
     );
     assert_eq!(
-        c.commit("g", 7, &member, None, offsets(1)).await.err(),
+        c.commit("g", 7, &member, None, 8, offsets(1)).await.err(),
         Some(CommitError::Group(GroupError::IllegalGeneration))
     );
     // while CompletingRebalance (no SyncGroup yet) commits wait for the rebalance
     assert_eq!(
-        c.commit("g", 1, &member, None, offsets(1)).await.err(),
+        c.commit("g", 1, &member, None, 8, offsets(1)).await.err(),
         Some(CommitError::Group(GroupError::RebalanceInProgress))
     );
     c.sync("g", &member, None, 1, vec![], (None, None))
         .await
         .expect("sync");
     let big = vec![("t".into(), 0, 3, -1, Some("x".repeat(101)))];
-    let per = c.commit("g", 1, &member, None, big).await.expect("commit");
+    let per = c
+        .commit("g", 1, &member, None, 8, big)
+        .await
+        .expect("commit");
     assert_eq!(per, vec![Err(CommitError::MetadataTooLarge)]);
     let per = c
-        .commit("g", 1, &member, None, offsets(3))
+        .commit("g", 1, &member, None, 8, offsets(3))
         .await
         .expect("commit");
     assert_eq!(per, vec![Ok(())]);
@@ -222,7 +225,7 @@ async fn a_group_without_members_or_offsets_goes_at_the_next_tick() {
         member = Some((r.generation, r.member_id));
     }
     let (generation, id) = member.expect("a member");
-    c.commit("committed", generation, &id, None, offsets(3))
+    c.commit("committed", generation, &id, None, 8, offsets(3))
         .await
         .expect("commit");
     // a would-be member handed an id it never comes back with (MEMBER_ID_REQUIRED)
@@ -264,17 +267,17 @@ async fn new_groups_past_the_limit_are_refused_until_some_go() {
         c.join("a", join_request(None), &no_topics()).await.error,
         None
     );
-    c.commit("b", -1, "", None, offsets(1))
+    c.commit("b", -1, "", None, 8, offsets(1))
         .await
         .expect("a second group by its offsets");
     let refused = c.join("c", join_request(None), &no_topics()).await;
     assert_eq!(refused.error, Some(GroupError::CoordinatorNotAvailable));
     assert!(matches!(
-        c.commit("d", -1, "", None, offsets(1)).await,
+        c.commit("d", -1, "", None, 8, offsets(1)).await,
         Err(CommitError::Group(GroupError::CoordinatorNotAvailable))
     ));
     // groups already held keep working
-    c.commit("b", -1, "", None, offsets(2))
+    c.commit("b", -1, "", None, 8, offsets(2))
         .await
         .expect("known group");
     assert_eq!(c.list().len(), 2);

@@ -51,6 +51,8 @@ pub enum GroupError {
     StaleMemberEpoch,
     /// The group is of the other protocol and has members.
     GroupIdNotFound,
+    /// A KIP-848 member's OffsetCommit is older than v9.
+    UnsupportedVersion,
 }
 
 pub use crate::config::GroupConfig;

@@ -88,6 +88,11 @@ fn heartbeat(b: &TestBroker, v: i16, f: impl FnOnce(&mut ConsumerGroupHeartbeatR
 }
 
 fn commit(b: &TestBroker, group: &str, member: &str, epoch: i32, t: &str) -> i16 {
+    commit_at(b, 9, group, member, epoch, t)
+}
+
+/// An OffsetCommit of request `version`.
+fn commit_at(b: &TestBroker, version: i16, group: &str, member: &str, epoch: i32, t: &str) -> i16 {
     let mut req = OffsetCommitRequest::default();
     req.group_id = GroupId(s(group));
     req.member_id = s(member);
@@ -99,7 +104,7 @@ fn commit(b: &TestBroker, group: &str, member: &str, epoch: i32, t: &str) -> i16
     p.committed_offset = 0;
     ot.partitions.push(p);
     req.topics.push(ot);
-    let resp: OffsetCommitResponse = roundtrip(&mut connect(b), 8, 9, 1, &req);
+    let resp: OffsetCommitResponse = roundtrip(&mut connect(b), 8, version, 1, &req);
     resp.topics[0].partitions[0].error_code
 }
 
@@ -157,6 +162,11 @@ async fn members_reconcile_step_by_step_and_the_group_is_described() {
         commit(&b, "g848", "", -1, "kip848"),
         25,
         "a stranger while members are in"
+    );
+    assert_eq!(
+        commit_at(&b, 8, "g848", "member-a", 1, "kip848"),
+        35,
+        "UNSUPPORTED_VERSION: before v9 a commit carries no member epoch"
     );
     assert_eq!(fetch_offsets(&b, "g848", Some("member-a"), 1, "kip848"), 0);
     assert_eq!(
