@@ -315,18 +315,6 @@ async fn take_over(
         let _ = part.close().await;
         return Err(format!("applying the log start {floor}: {e}"));
     }
-    // what the catch-up appended is committed but not yet synced here: until it is, the high
-    // watermark stays at the old end, and a consumer asking for the log end would be told the
-    // partition holds less than was acknowledged
-    part.flush_once().await;
-    let o = part.offsets();
-    if o.high_watermark < o.log_end_offset {
-        let _ = part.close().await;
-        return Err(format!(
-            "syncing the caught-up log: high watermark {} below the log end {}",
-            o.high_watermark, o.log_end_offset
-        ));
-    }
     let st = TailState::after_take_over(&part, chunks);
     logs.serve(part);
     Ok(st)

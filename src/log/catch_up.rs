@@ -47,7 +47,7 @@ const CATCH_UP_READS: usize = 32;
 /// Largest read of adjacent batches while catching up.
 const CATCH_UP_RUN: u64 = 8 << 20;
 
-/// Appends what the tail chunks and then the WAL committed past the log end.
+/// Appends what the tail chunks and then the WAL committed past the log end, and syncs it.
 pub async fn catch_up(
     part: &Arc<Partition>,
     wal: &Wal,
@@ -79,6 +79,17 @@ pub async fn catch_up(
             ms = started.elapsed().as_millis() as u64,
             "caught up from the tail chunks"
         );
+    }
+    // what was appended is committed: synced here before the copy serves, its high watermark
+    // covers it (one below the end would tell a consumer the partition holds less than was
+    // acknowledged, until the flusher's next round)
+    part.flush_once().await;
+    let o = part.offsets();
+    if o.high_watermark < o.log_end_offset {
+        return Err(format!(
+            "syncing the caught-up log: high watermark {} below the log end {}",
+            o.high_watermark, o.log_end_offset
+        ));
     }
     Ok(())
 }

@@ -191,9 +191,6 @@ impl Followers {
             let _ = part.close().await;
             return Err(e);
         }
-        // everything in it is committed: it serves it all from the start (a high watermark
-        // below the end would tell a consumer it had read everything)
-        part.flush_once().await;
         copy.revision.store(revision, Ordering::Release);
         self.logs.serve(part.clone());
         let o = part.offsets();
