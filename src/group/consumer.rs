@@ -749,35 +749,35 @@ impl ConsumerGroup {
         if epoch < 0 && self.members.is_empty() {
             return Ok(());
         }
-        let m = self
-            .members
-            .get(member_id)
-            .ok_or(OffsetsCheck::UnknownMember)?;
+        let m = self.offsets_member(member_id)?;
         if m.classic.is_none() && version.is_some_and(|v| v < 9) {
             return Err(OffsetsCheck::UnsupportedVersion);
         }
-        self.check_member_epoch(member_id, epoch)
+        check_member_epoch(m, epoch)
     }
 
     /// OffsetFetch v9's check: a fetch naming no member is always allowed.
     pub fn check_fetch(&self, member_id: Option<&str>, epoch: i32) -> Result<(), OffsetsCheck> {
         match member_id {
             None if epoch < 0 => Ok(()),
-            m => self.check_member_epoch(m.unwrap_or_default(), epoch),
+            m => check_member_epoch(self.offsets_member(m.unwrap_or_default())?, epoch),
         }
     }
 
-    fn check_member_epoch(&self, member_id: &str, epoch: i32) -> Result<(), OffsetsCheck> {
-        let m = self
-            .members
+    fn offsets_member(&self, member_id: &str) -> Result<&ConsumerMember, OffsetsCheck> {
+        self.members
             .get(member_id)
-            .ok_or(OffsetsCheck::UnknownMember)?;
-        match (epoch == m.epoch, m.classic.is_some()) {
-            (true, _) => Ok(()),
-            // a classic member's generation, as the classic protocol answers a stale one
-            (false, true) => Err(OffsetsCheck::IllegalGeneration),
-            (false, false) => Err(OffsetsCheck::StaleEpoch),
-        }
+            .ok_or(OffsetsCheck::UnknownMember)
+    }
+}
+
+/// The member epoch an OffsetCommit or OffsetFetch names against the member's own.
+fn check_member_epoch(m: &ConsumerMember, epoch: i32) -> Result<(), OffsetsCheck> {
+    match (epoch == m.epoch, m.classic.is_some()) {
+        (true, _) => Ok(()),
+        // a classic member's generation, as the classic protocol answers a stale one
+        (false, true) => Err(OffsetsCheck::IllegalGeneration),
+        (false, false) => Err(OffsetsCheck::StaleEpoch),
     }
 }
 
