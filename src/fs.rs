@@ -249,3 +249,81 @@ mod tests {
         assert!(disk_space(dir.path()).is_some_and(|(t, a)| t >= a));
     }
 }
+
+/// A run of bytes in an open file, sent as it is: a Fetch answers with the batches in a
+/// segment's file by reference and the connection's writer sends them with `sendfile`, so they
+/// go from the page cache to the socket without passing through the broker's memory. The file
+/// stays open (and readable after the log deletes it) as long as a slice of it is held.
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    pub file: std::sync::Arc<File>,
+    pub pos: u64,
+    pub len: usize,
+}
+
+impl FileSlice {
+    /// The bytes, read (blocking).
+    pub fn read(&self) -> io::Result<bytes::Bytes> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; self.len];
+        self.file.read_exact_at(&mut buf, self.pos)?;
+        Ok(bytes::Bytes::from(buf))
+    }
+
+    /// Whether every page of the slice is in the page cache now (`mincore` over a mapping that
+    /// is never touched), so that sending it does not wait for the disk. `false` when that
+    /// cannot be told.
+    pub fn resident(&self) -> bool {
+        if self.len == 0 {
+            return true;
+        }
+        // SAFETY: sysconf has no preconditions
+        let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+            p if p > 0 => p as u64,
+            _ => return false,
+        };
+        let start = self.pos - self.pos % page;
+        let span = (self.pos + self.len as u64 - start) as usize;
+        // SAFETY: a fresh read-only shared mapping of an open file, never dereferenced, unmapped
+        // below; mincore writes one byte per page into `vec`, which holds that many.
+        unsafe {
+            let addr = libc::mmap(
+                std::ptr::null_mut(),
+                span,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                self.file.as_raw_fd(),
+                start as libc::off_t,
+            );
+            if addr == libc::MAP_FAILED {
+                return false;
+            }
+            let mut vec = vec![0u8; span.div_ceil(page as usize)];
+            let rc = libc::mincore(addr, span, vec.as_mut_ptr());
+            libc::munmap(addr, span);
+            rc == 0 && vec.iter().all(|v| v & 1 == 1)
+        }
+    }
+
+    /// One `sendfile` of what is left after the first `sent` bytes to the socket `fd`: the
+    /// bytes it sent (`WouldBlock` from a non-blocking socket that is full). Used on the runtime
+    /// for slices found [`FileSlice::resident`]: the kernel copies nothing into user memory and
+    /// does not wait for the disk unless the pages were dropped since.
+    pub fn send_to(&self, fd: std::os::fd::RawFd, sent: usize) -> io::Result<usize> {
+        let mut off = (self.pos + sent as u64) as libc::off_t;
+        let count = self.len.saturating_sub(sent);
+        // SAFETY: plain syscall on two open descriptors; `off` is a local the kernel updates.
+        let n = unsafe { libc::sendfile(fd, self.file.as_raw_fd(), &mut off, count) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if n == 0 && count > 0 {
+            // the file is shorter than the slice: it was cut under it
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file ended inside the slice being sent",
+            ));
+        }
+        Ok(n as usize)
+    }
+}

@@ -23,6 +23,7 @@ pub const THROTTLED_RESPONSES: &str = "tiercel_throttled_responses_total";
 pub const PRODUCE_BYTES: &str = "tiercel_produce_bytes_total";
 pub const PRODUCE_RECORDS: &str = "tiercel_produce_records_total";
 pub const FETCH_BYTES: &str = "tiercel_fetch_bytes_total";
+pub const FETCH_SENDFILE_BYTES: &str = "tiercel_fetch_sendfile_bytes_total";
 pub const FLUSH_SECONDS: &str = "tiercel_log_flush_seconds";
 pub const LOG_START: &str = "tiercel_partition_log_start_offset";
 pub const LOG_END: &str = "tiercel_partition_log_end_offset";
@@ -246,6 +247,11 @@ fn describe() {
         Unit::Bytes,
         "Record-batch bytes returned by Fetch, by topic"
     );
+    describe_counter!(
+        FETCH_SENDFILE_BYTES,
+        Unit::Bytes,
+        "Record-batch bytes Fetch sent from segment files with sendfile (no copy through the broker)"
+    );
     describe_histogram!(
         FLUSH_SECONDS,
         Unit::Seconds,
@@ -451,6 +457,11 @@ pub fn produced(topic: &str, bytes: usize, records: u64) {
 
 pub fn fetched(topic: &str, bytes: usize) {
     metrics::counter!(FETCH_BYTES, "topic" => topic.to_string()).increment(bytes as u64);
+}
+
+/// Record bytes sent from a segment file with `sendfile`.
+pub fn sent_from_file(bytes: usize) {
+    metrics::counter!(FETCH_SENDFILE_BYTES).increment(bytes as u64);
 }
 
 /// One partition's offsets and size, as mirrored into gauges.

@@ -101,6 +101,66 @@ async fn committed_records_are_read_once_and_aborted_ones_only_by_read_uncommitt
     assert_eq!(list_offset(&b, "tx", 0, 0), 18);
 }
 
+/// Records large enough that fetches answer with batches left in their segment files (sent
+/// with `sendfile` on this plain-TCP listener): both isolation levels read exactly what they
+/// must, the committed read cut at an open transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_reads_sent_from_files_keep_both_isolation_levels_exact() {
+    let metrics_addr = common::free_addr();
+    let b = TestBroker::start_with(|c| c.metrics_listen = metrics_addr).await;
+    create_topic(&b, "big", 2).await;
+    let bs = b.bootstrap();
+    let pad = "x".repeat(3000);
+    let big = move |round: &str, n: usize| -> Vec<String> {
+        (0..n).map(|i| format!("{round}-{i}-{pad}")).collect()
+    };
+    let (rounds, open) = (big.clone(), big.clone());
+    let p = blocking(move || {
+        let p = txn_producer(&bs, "tx-big", &[]);
+        for (round, commit) in [("c1", true), ("ab", false), ("c2", true), ("open", false)] {
+            p.begin_transaction().expect("begin");
+            for (i, v) in rounds(round, 40).iter().enumerate() {
+                send(&p, "big", (i % 2) as i32, v);
+            }
+            p.flush(T).expect("flush");
+            match (round, commit) {
+                ("open", _) => {}
+                (_, true) => p.commit_transaction(T).expect("commit"),
+                (_, false) => p.abort_transaction(T).expect("abort"),
+            }
+        }
+        p
+    })
+    .await;
+    let bs = b.bootstrap();
+    let (committed, all) = blocking(move || {
+        (
+            read(&bs, "big", 2, "read_committed"),
+            read(&bs, "big", 2, "read_uncommitted"),
+        )
+    })
+    .await;
+    assert_eq!(
+        sorted(committed),
+        sorted([big("c1", 40), big("c2", 40)].concat())
+    );
+    let every = [
+        big("c1", 40),
+        big("ab", 40),
+        big("c2", 40),
+        open("open", 40),
+    ]
+    .concat();
+    assert_eq!(sorted(all), sorted(every));
+    blocking(move || p.commit_transaction(T).expect("commit")).await;
+    let sent = tokio::task::block_in_place(|| common::scrape(metrics_addr))
+        .lines()
+        .find(|l| l.starts_with("tiercel_fetch_sendfile_bytes_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(sent > 0.0, "no fetch was sent from a file");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_stable_offset_holds_read_committed_back_until_the_commit() {
     let b = TestBroker::start().await;

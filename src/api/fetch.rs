@@ -12,9 +12,13 @@ use super::fetch_memory::{FetchMemory, Held};
 use super::fetch_session::Context;
 use super::{Handler, Pending, Reply};
 use crate::catalog::TopicMeta;
+use crate::fs::FileSlice;
 use crate::log::partition::Partition;
+use crate::log::LogError;
+use crate::log::{Outbound, Sent};
 use crate::protocol::Response;
 use crate::security::acl::{op, resource};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, NodeEndpoint, PartitionData,
@@ -27,6 +31,9 @@ use uuid::Uuid;
 
 /// `isolation_level` 1: only committed data, up to the last stable offset.
 const READ_COMMITTED: i8 = 1;
+/// Record sets shorter than this are read rather than sent from their file: below it the copy
+/// costs less than the page-cache check and a system call of their own.
+const BY_REF_MIN: usize = 16 * 1024;
 /// How long a fetch at or past a follower copy's end waits for the copy to read the WAL (past
 /// its end after that: OFFSET_OUT_OF_RANGE, and the consumer asks the leader).
 const COPY_CATCH_UP: Duration = Duration::from_millis(500);
@@ -162,7 +169,11 @@ impl Handler {
         let max_bytes = quota_cap.map_or(max_bytes, |cap| max_bytes.min(cap));
         let min_bytes = req.min_bytes.max(0) as usize;
         let max_wait = Duration::from_millis(req.max_wait_ms.max(0) as u64);
-        let committed = req.isolation_level == READ_COMMITTED;
+        let how = How {
+            max_bytes,
+            committed: req.isolation_level == READ_COMMITTED,
+            send_file: super::SESSION.try_with(|s| s.send_file).unwrap_or(false),
+        };
         let stopping = self.stopping.clone();
         let me = self.clone();
         Box::pin(async move {
@@ -183,19 +194,20 @@ impl Handler {
                 for w in watchers.iter_mut() {
                     w.borrow_and_update();
                 }
-                let (resp, bytes, errors, held) =
-                    read_held(&me.fetch_memory, &wanted, max_bytes, committed).await;
-                if bytes >= min_bytes
-                    || errors
+                let mut read = read_held(&me.fetch_memory, &wanted, how).await;
+                if read.bytes >= min_bytes
+                    || read.errors
                     || tokio::time::Instant::now() >= deadline
                     || watchers.is_empty()
                 {
                     if waited {
                         crate::metrics::fetch_wait(started.elapsed());
                     }
-                    return reply(count_fetched(me.sessions.respond(&session, resp)), held);
+                    read.resp = me.sessions.respond(&session, read.resp);
+                    count_fetched(&read);
+                    return reply(read);
                 }
-                drop(held);
+                drop(read);
                 waited = true;
                 let changed =
                     futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
@@ -206,9 +218,10 @@ impl Handler {
                 };
                 if !woken {
                     crate::metrics::fetch_wait(started.elapsed());
-                    let (resp, _, _, held) =
-                        read_held(&me.fetch_memory, &wanted, max_bytes, committed).await;
-                    return reply(count_fetched(me.sessions.respond(&session, resp)), held);
+                    let mut read = read_held(&me.fetch_memory, &wanted, how).await;
+                    read.resp = me.sessions.respond(&session, read.resp);
+                    count_fetched(&read);
+                    return reply(read);
                 }
             }
         })
@@ -297,49 +310,67 @@ impl super::fetch_session::Names for Names<'_> {
 /// [`read_all`] within a share of the broker's fetch memory, taken first (a busy budget makes
 /// the response smaller, never the broker bigger); what the read did not use goes back at once,
 /// the rest is held with the response.
-async fn read_held(
-    memory: &FetchMemory,
-    wanted: &[(Topic, Vec<Wanted>)],
-    max_bytes: usize,
-    committed: bool,
-) -> (FetchResponse, usize, bool, Option<Held>) {
-    let (granted, mut held) = memory.take(max_bytes).await;
-    let (resp, bytes, errors) = read_all(wanted, granted, committed).await;
+async fn read_held(memory: &FetchMemory, wanted: &[(Topic, Vec<Wanted>)], how: How) -> Read {
+    let (granted, mut held) = memory.take(how.max_bytes).await;
+    let mut read = read_all(
+        wanted,
+        How {
+            max_bytes: granted,
+            ..how
+        },
+    )
+    .await;
     if let Some(h) = held.as_mut() {
-        h.keep(granted, bytes);
+        h.keep(granted, read.bytes);
     }
-    (resp, bytes, errors, held)
+    read.held = held;
+    read
+}
+
+/// How a fetch reads.
+#[derive(Debug, Clone, Copy)]
+struct How {
+    max_bytes: usize,
+    /// `read_committed`.
+    committed: bool,
+    /// The connection can send file slices.
+    send_file: bool,
+}
+
+/// One pass over the partitions: the response, the bytes it carries, whether any partition had
+/// an error (which ends a long poll, as in Kafka), its share of the fetch memory, and the file
+/// slices its placeholders stand for, with their record counts.
+struct Read {
+    resp: FetchResponse,
+    bytes: usize,
+    errors: bool,
+    held: Option<Held>,
+    files: Vec<(FileSlice, u64)>,
 }
 
 /// The response, holding its share of the fetch memory until it is written.
-fn reply(resp: FetchResponse, held: Option<Held>) -> Reply {
-    match held {
-        Some(h) => Reply::SendHolding(Response::Fetch(resp), h),
-        None => Reply::Send(Response::Fetch(resp)),
-    }
+fn reply(read: Read) -> Reply {
+    let files = read.files.into_iter().map(|(f, _)| f).collect();
+    Reply::Fetched(Response::Fetch(read.resp), read.held, files)
 }
 
-/// Counts the bytes a fetch response carries, by topic.
-fn count_fetched(resp: FetchResponse) -> FetchResponse {
-    for t in &resp.responses {
-        let bytes: usize = t
-            .partitions
-            .iter()
-            .filter_map(|p| p.records.as_ref())
-            .map(|r| r.len())
-            .sum();
+/// Counts the bytes and records a fetch response carries, by topic (a placeholder's records
+/// from its file slice's count).
+fn count_fetched(read: &Read) {
+    for t in &read.resp.responses {
+        let (mut bytes, mut records) = (0usize, 0u64);
+        for r in t.partitions.iter().filter_map(|p| p.records.as_ref()) {
+            bytes += r.len();
+            records += match crate::protocol::placeholder_index(r) {
+                Some(i) => read.files.get(i).map_or(0, |(_, n)| *n),
+                None => record_count(r),
+            };
+        }
         if bytes > 0 {
             crate::metrics::fetched(&t.topic.0, bytes);
-            let records: u64 = t
-                .partitions
-                .iter()
-                .filter_map(|p| p.records.as_ref())
-                .map(|r| record_count(r))
-                .sum();
             crate::metrics::fetched_records(&t.topic.0, records);
         }
     }
-    resp
 }
 
 /// Records in a run of whole batches (from their headers).
@@ -357,15 +388,64 @@ fn record_count(mut data: &[u8]) -> u64 {
     n
 }
 
-/// One pass over every requested partition. Returns the response, the bytes it carries and
-/// whether any partition had an error (which ends a long poll, as in Kafka).
-async fn read_all(
-    wanted: &[(Topic, Vec<Wanted>)],
-    max_bytes: usize,
-    committed: bool,
-) -> (FetchResponse, usize, bool) {
+/// One partition's read: its records (in memory or left in a file), their count, its offsets
+/// and, for `read_committed`, the aborted transactions they overlap.
+async fn read_one(
+    p: &Arc<Partition>,
+    w: &Wanted,
+    limit: usize,
+    min_one: bool,
+    how: How,
+) -> Result<Sent, LogError> {
+    if how.send_file && !w.copy {
+        let by_ref = BY_REF_MIN..crate::protocol::PLACEHOLDER_MAX + 1;
+        if let Some(sent) = p
+            .fetch_local(w.offset, (limit, min_one), how.committed, by_ref)
+            .await?
+        {
+            return Ok(sent);
+        }
+    }
+    let (r, aborted) = if how.committed {
+        p.fetch_committed(w.offset, limit, min_one).await?
+    } else {
+        (p.fetch(w.offset, limit, min_one).await?, Vec::new())
+    };
+    Ok(Sent {
+        count: record_count(&r.records),
+        records: Outbound::Mem(r.records),
+        offsets: r.offsets,
+        aborted,
+    })
+}
+
+/// The records of a read as the response carries them: bytes, or a placeholder for a file
+/// slice added to `files`.
+async fn carried(
+    records: Outbound,
+    count: u64,
+    files: &mut Vec<(FileSlice, u64)>,
+) -> Result<Bytes, LogError> {
+    match records {
+        Outbound::Mem(b) => Ok(b),
+        Outbound::File(slice) => match crate::protocol::placeholder(files.len(), slice.len) {
+            Some(b) => {
+                files.push((slice, count));
+                Ok(b)
+            }
+            // more slices than placeholders: read this one (off the runtime)
+            None => Ok(tokio::task::spawn_blocking(move || slice.read())
+                .await
+                .map_err(|e| LogError::Io(std::io::Error::other(e)))??),
+        },
+    }
+}
+
+/// One pass over every requested partition.
+async fn read_all(wanted: &[(Topic, Vec<Wanted>)], how: How) -> Read {
     let mut resp = FetchResponse::default();
-    let mut remaining = max_bytes;
+    let mut files = Vec::new();
+    let mut remaining = how.max_bytes;
     let mut total = 0usize;
     let mut errors = false;
     for ((name, id), parts) in wanted {
@@ -410,24 +490,22 @@ async fn read_all(
                 }
                 Some(p) => {
                     let limit = w.max_bytes.min(remaining);
-                    let read = if committed {
-                        p.fetch_committed(w.offset, limit, total == 0)
+                    let read = match read_one(p, w, limit, total == 0, how).await {
+                        Ok(r) => carried(r.records, r.count, &mut files)
                             .await
-                            .map(|(r, aborted)| (r, Some(aborted)))
-                    } else {
-                        p.fetch(w.offset, limit, total == 0)
-                            .await
-                            .map(|r| (r, None))
+                            .map(|b| (b, r.offsets, r.aborted)),
+                        Err(e) => Err(e),
                     };
                     match read {
-                        Ok((r, aborted)) => {
-                            total += r.records.len();
+                        Ok((records, offsets, aborted)) => {
+                            total += records.len();
                             if w.copy {
-                                crate::metrics::follower_fetched(r.records.len());
+                                crate::metrics::follower_fetched(records.len());
                             }
-                            remaining = remaining.saturating_sub(r.records.len());
-                            pd.aborted_transactions = aborted.map(|list| {
-                                list.into_iter()
+                            remaining = remaining.saturating_sub(records.len());
+                            pd.aborted_transactions = how.committed.then(|| {
+                                aborted
+                                    .into_iter()
                                     .map(|a| {
                                         let mut t = AbortedTransaction::default();
                                         t.producer_id = ProducerId(a.producer_id);
@@ -436,10 +514,10 @@ async fn read_all(
                                     })
                                     .collect()
                             });
-                            pd.high_watermark = r.offsets.high_watermark;
-                            pd.last_stable_offset = r.offsets.last_stable_offset;
-                            pd.log_start_offset = r.offsets.log_start_offset;
-                            pd.records = Some(r.records);
+                            pd.high_watermark = offsets.high_watermark;
+                            pd.last_stable_offset = offsets.last_stable_offset;
+                            pd.log_start_offset = offsets.log_start_offset;
+                            pd.records = Some(records);
                         }
                         Err(e) => {
                             let o = p.offsets();
@@ -459,5 +537,11 @@ async fn read_all(
         }
         resp.responses.push(tr);
     }
-    (resp, total, errors)
+    Read {
+        resp,
+        bytes: total,
+        errors,
+        held: None,
+        files,
+    }
 }

@@ -65,6 +65,9 @@ pub struct Session {
     /// The client software's name and version, once its ApiVersions (v3+) said them (one per
     /// connection, shared by its requests).
     pub software: Arc<parking_lot::Mutex<Option<(String, String)>>>,
+    /// The connection sends file slices with `sendfile` (plain TCP): a Fetch may answer with
+    /// batches left in their files.
+    pub send_file: bool,
 }
 
 tokio::task_local! {
@@ -83,8 +86,14 @@ pub(crate) fn endpoint(n: &NodeInfo) -> (String, i32) {
 #[derive(Debug)]
 pub enum Reply {
     Send(Response),
-    /// A response holding a share of the fetch memory budget until it is written.
-    SendHolding(Response, fetch_memory::Held),
+    /// A Fetch response, holding its share of the fetch memory budget until it is written; its
+    /// records that are placeholders (see [`crate::protocol::placeholder`]) are sent from these
+    /// file slices.
+    Fetched(
+        Response,
+        Option<fetch_memory::Held>,
+        Vec<crate::fs::FileSlice>,
+    ),
     /// No response is sent (acks=0 produce that succeeded).
     Nothing,
     /// Close the connection without a response: how Kafka tells an acks=0 producer that a

@@ -468,6 +468,34 @@ impl LocalLog {
     /// durable data: at most `max_bytes`, except that with `min_one` the first batch comes
     /// whole. Empty when nothing durable holds `offset` or anything after it.
     pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> io::Result<Bytes> {
+        match self.locate(offset)? {
+            Some((file, found, limit)) => {
+                segment::read_batches(&file, &found, limit, max_bytes, min_one)
+            }
+            None => Ok(Bytes::new()),
+        }
+    }
+
+    /// The batches [`LocalLog::read`] would read, left in their file, cut before the first batch
+    /// that starts at or after `below`. `None` when there are none.
+    pub fn slice(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        below: i64,
+    ) -> io::Result<Option<segment::Sliced>> {
+        match self.locate(offset)? {
+            Some((file, found, limit)) => {
+                segment::slice_batches(&file, &found, limit, (max_bytes, min_one), below)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The durable batch holding `offset` (or the first after it): its file, where it is, and
+    /// where the file's durable data ends.
+    fn locate(&self, offset: i64) -> io::Result<Option<(Arc<std::fs::File>, Found, u64)>> {
         let mut after: Option<i64> = None;
         loop {
             let candidate = {
@@ -496,10 +524,10 @@ impl LocalLog {
                     })
             };
             let Some((base, file, pos, limit)) = candidate else {
-                return Ok(Bytes::new());
+                return Ok(None);
             };
             if let Some(found) = segment::locate(&file, pos, limit, Target::Offset(offset))? {
-                return segment::read_batches(&file, &found, limit, max_bytes, min_one);
+                return Ok(Some((file, found, limit)));
             }
             after = Some(base);
         }

@@ -42,6 +42,6 @@ pub use io::Io;
 pub use journal_log::PartitionJournal;
 pub use manager::{LogManager, TopicPartition};
 pub use partition::Partition;
-pub use results::{AppendInfo, Offsets, ReadResult};
+pub use results::{AppendInfo, Offsets, Outbound, ReadResult, Sent};
 pub use sequencer::ProducerView;
 pub use validate::{Prepared, Verify};

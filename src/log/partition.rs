@@ -777,6 +777,7 @@ impl Partition {
 
 mod durability;
 mod replicated;
+mod sliced;
 mod tiering;
 
 #[cfg(test)]

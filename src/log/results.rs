@@ -29,3 +29,35 @@ pub struct ReadResult {
     pub records: Bytes,
     pub offsets: Offsets,
 }
+
+/// The records a fetch sends: bytes in memory, or whole batches left in their segment's file,
+/// for the connection to send with `sendfile`.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Mem(Bytes),
+    File(crate::fs::FileSlice),
+}
+
+impl Outbound {
+    pub fn len(&self) -> usize {
+        match self {
+            Outbound::Mem(b) => b.len(),
+            Outbound::File(s) => s.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A fetch of local data that may send its batches by reference.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub records: Outbound,
+    /// Records in the batches, from their headers.
+    pub count: u64,
+    pub offsets: Offsets,
+    /// For a `read_committed` fetch: the aborted transactions the batches overlap.
+    pub aborted: Vec<crate::format::txn_index::AbortedTxn>,
+}

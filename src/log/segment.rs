@@ -620,6 +620,59 @@ pub fn read_batches(
     Ok(read::whole_batches(buf.freeze()))
 }
 
+/// Whole batches from a found batch, as [`read_batches`] would read them but left in the file:
+/// the batches within `[found, limit)` and `max_bytes` (the first whole with `min_one`) that
+/// start below offset `below`, walked by their headers. `None` when there are none.
+pub fn slice_batches(
+    file: &Arc<File>,
+    found: &Found,
+    limit: u64,
+    (max_bytes, min_one): (usize, bool),
+    below: i64,
+) -> io::Result<Option<Sliced>> {
+    let end = found.position + read::read_len(found, limit, max_bytes, min_one);
+    let (mut pos, mut header) = (found.position, found.header);
+    let (mut records, mut last) = (0u64, None);
+    let mut head = [0u8; HEADER_LEN];
+    loop {
+        let next = pos + header.total_len() as u64;
+        if next > end || header.base_offset >= below {
+            break;
+        }
+        records += header.record_count.max(0) as u64;
+        last = Some(header.last_offset());
+        pos = next;
+        if pos + HEADER_LEN as u64 > end {
+            break;
+        }
+        file.read_exact_at(&mut head, pos)?;
+        // what does not parse as a batch is not sent (a read would stop there as well)
+        match BatchHeader::parse(&head) {
+            Ok(h) => header = h,
+            Err(_) => break,
+        }
+    }
+    Ok(last.map(|last| Sliced {
+        slice: crate::fs::FileSlice {
+            file: file.clone(),
+            pos: found.position,
+            len: (pos - found.position) as usize,
+        },
+        records,
+        last,
+    }))
+}
+
+/// Batches left in their file ([`slice_batches`]).
+#[derive(Debug, Clone)]
+pub struct Sliced {
+    pub slice: crate::fs::FileSlice,
+    /// Records in the batches.
+    pub records: u64,
+    /// The last offset of the last batch.
+    pub last: i64,
+}
+
 #[cfg(test)]
 #[path = "segment_tests.rs"]
 mod tests;

@@ -68,6 +68,43 @@ mod basics {
     }
 
     #[test]
+    fn a_slice_holds_the_batches_a_read_returns_and_stops_below_an_offset() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut seg = Segment::create(dir.path(), 100, 0).expect("create");
+        for i in 0..20 {
+            append(&mut seg, 100 + i * 3, 3, 1000 + i);
+        }
+        let file = seg.file();
+        let batch_len = (seg.len / 20) as usize;
+        let found = locate(&file, seg.index_position(131), seg.len, Target::Offset(131))
+            .expect("io")
+            .expect("found");
+        let bytes_of = |s: &Sliced| s.slice.read().expect("reads");
+        for (max, min_one) in [(1, true), (batch_len * 4 + 7, false), (1 << 20, false)] {
+            let read = read_batches(&file, &found, seg.len, max, min_one).expect("read");
+            let s = slice_batches(&file, &found, seg.len, (max, min_one), i64::MAX)
+                .expect("io")
+                .expect("batches");
+            assert_eq!(bytes_of(&s), read, "max {max}");
+            assert_eq!(s.records, 3 * (read.len() / batch_len) as u64);
+            assert_eq!(s.last, 130 + 3 * (read.len() / batch_len) as i64 - 1);
+        }
+        // cut before the first batch starting at or after 139: batches 130, 133, 136
+        let s = slice_batches(&file, &found, seg.len, (1 << 20, false), 139)
+            .expect("io")
+            .expect("batches");
+        assert_eq!((s.slice.len, s.records, s.last), (3 * batch_len, 9, 138));
+        // nothing starts below 130, and nothing fits in one byte without min_one
+        assert!(slice_batches(&file, &found, seg.len, (1 << 20, false), 130)
+            .expect("io")
+            .is_none());
+        assert!(slice_batches(&file, &found, seg.len, (1, false), i64::MAX)
+            .expect("io")
+            .is_none());
+        assert!(s.slice.resident(), "just written: in the page cache");
+    }
+
+    #[test]
     fn append_read_and_recover_truncates_torn_tail() {
         let dir = tempfile::tempdir().expect("tmp");
         let mut seg = Segment::create(dir.path(), 100, 0).expect("create");

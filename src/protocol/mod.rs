@@ -9,6 +9,9 @@ mod chunked;
 pub mod client;
 pub mod versions;
 
+pub use chunked::{placeholder, placeholder_index, Chunk, PLACEHOLDER_MAX};
+
+use crate::fs::FileSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable};
@@ -281,35 +284,46 @@ pub fn encode_response(ctx: &RequestContext, response: &Response) -> anyhow::Res
 }
 
 /// Encodes a response frame as chunks for one vectored write: a Fetch response keeps its large
-/// record sets by reference (see [`chunked`]) instead of copying them into the frame; any other
-/// response is one chunk.
+/// record sets by reference (see [`chunked`]) instead of copying them into the frame, and puts
+/// each record set that is a [`placeholder`] for one of `files` in its place; any other response
+/// is one chunk.
 pub fn encode_response_chunks(
     ctx: &RequestContext,
     response: &Response,
-) -> anyhow::Result<Vec<Bytes>> {
+    files: &[FileSlice],
+) -> anyhow::Result<Vec<Chunk>> {
     let Response::Fetch(fetch) = response else {
-        return Ok(vec![encode_response(ctx, response)?]);
+        return Ok(vec![Chunk::Mem(encode_response(ctx, response)?)]);
     };
-    let shared: Vec<Bytes> = fetch
+    let mut shared = Vec::new();
+    for r in fetch
         .responses
         .iter()
         .flat_map(|t| t.partitions.iter())
         .filter_map(|p| p.records.as_ref())
-        .filter(|r| r.len() >= chunked::MIN_SHARED)
-        .cloned()
-        .collect();
+    {
+        if let Some(i) = chunked::placeholder_index(r) {
+            let file = files
+                .get(i)
+                .filter(|f| f.len == r.len())
+                .ok_or_else(|| anyhow::anyhow!("a record placeholder without its file slice"))?;
+            shared.push(chunked::Candidate::file(r, file.clone()));
+        } else if r.len() >= chunked::MIN_SHARED {
+            shared.push(chunked::Candidate::mem(r));
+        }
+    }
     if shared.is_empty() {
-        return Ok(vec![encode_response(ctx, response)?]);
+        return Ok(vec![Chunk::Mem(encode_response(ctx, response)?)]);
     }
     let v = ctx.api_version;
     let mut buf = chunked::ChunkedBuf::new(shared);
     let header = ResponseHeader::default().with_correlation_id(ctx.correlation_id);
     header.encode(&mut buf, ctx.api_key.response_header_version(v))?;
     fetch.encode(&mut buf, v)?;
-    let mut chunks = buf.into_chunks();
-    let len: usize = chunks.iter().map(Bytes::len).sum();
+    let mut chunks = buf.into_chunks()?;
+    let len: usize = chunks.iter().map(Chunk::len).sum();
     let len = i32::try_from(len).map_err(|_| anyhow::anyhow!("response of {len} bytes"))?;
-    chunks.insert(0, Bytes::copy_from_slice(&len.to_be_bytes()));
+    chunks.insert(0, Chunk::Mem(Bytes::copy_from_slice(&len.to_be_bytes())));
     Ok(chunks)
 }
 

@@ -232,8 +232,8 @@ fn a_fetch_response_in_chunks_is_the_same_frame_with_its_records_shared() {
             client_id: None,
         };
         let whole = encode_response(&ctx, &resp).expect("encodes");
-        let chunks = encode_response_chunks(&ctx, &resp).expect("encodes in chunks");
-        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let chunks = encode_response_chunks(&ctx, &resp, &[]).expect("encodes in chunks");
+        let joined = join(&chunks);
         assert_eq!(joined, whole.to_vec(), "v{version}");
         let Response::Fetch(f) = &resp else {
             unreachable!()
@@ -244,7 +244,11 @@ fn a_fetch_response_in_chunks_is_the_same_frame_with_its_records_shared() {
             .flat_map(|t| &t.partitions)
             .filter_map(|p| p.records.as_ref())
             .filter(|r| r.len() >= chunked::MIN_SHARED)
-            .filter(|r| chunks.iter().any(|c| c.as_ptr() == r.as_ptr()))
+            .filter(|r| {
+                chunks
+                    .iter()
+                    .any(|c| matches!(c, Chunk::Mem(c) if c.as_ptr() == r.as_ptr()))
+            })
             .count();
         assert_eq!(
             shared, 4,
@@ -262,7 +266,80 @@ fn responses_without_large_records_are_one_chunk() {
         client_id: None,
     };
     let resp = Response::Fetch(fetch_response(12, &[Some(Bytes::from_static(b"x")), None]));
-    let chunks = encode_response_chunks(&ctx, &resp).expect("encodes");
+    let chunks = encode_response_chunks(&ctx, &resp, &[]).expect("encodes");
     assert_eq!(chunks.len(), 1);
-    assert_eq!(chunks[0], encode_response(&ctx, &resp).expect("encodes"));
+    assert_eq!(
+        join(&chunks),
+        encode_response(&ctx, &resp).expect("encodes")
+    );
+}
+
+/// The bytes of a response's chunks, file slices read.
+fn join(chunks: &[Chunk]) -> Vec<u8> {
+    chunks
+        .iter()
+        .flat_map(|c| match c {
+            Chunk::Mem(b) => b.to_vec(),
+            Chunk::File(f) => f.read().expect("reads the slice").to_vec(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_fetch_response_with_file_slices_is_the_frame_the_codec_writes_for_their_bytes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("segment");
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 241) as u8).collect();
+    std::fs::write(&path, &data).expect("writes");
+    let file = std::sync::Arc::new(std::fs::File::open(&path).expect("opens"));
+    let files: Vec<crate::fs::FileSlice> = [(0u64, 20_000usize), (50_001, 100_000), (7, 4096)]
+        .iter()
+        .map(|&(pos, len)| crate::fs::FileSlice {
+            file: file.clone(),
+            pos,
+            len,
+        })
+        .collect();
+    let real = |i: usize| {
+        let f = &files[i];
+        Some(Bytes::copy_from_slice(
+            &data[f.pos as usize..f.pos as usize + f.len],
+        ))
+    };
+    let stand_in = |i: usize| Some(placeholder(i, files[i].len).expect("a placeholder"));
+    for version in 4..=17 {
+        let ctx = RequestContext {
+            api_key: ApiKey::Fetch,
+            api_version: version,
+            correlation_id: 3,
+            client_id: None,
+        };
+        // the same partitions, once with the real bytes, once with placeholders for the files
+        let with_bytes = [
+            real(0),
+            Some(Bytes::from(vec![9u8; 6000])),
+            None,
+            real(1),
+            real(2),
+        ];
+        let mixed = [
+            stand_in(0),
+            with_bytes[1].clone(),
+            None,
+            stand_in(1),
+            stand_in(2),
+        ];
+        let whole = encode_response(&ctx, &Response::Fetch(fetch_response(version, &with_bytes)))
+            .expect("encodes");
+        let resp = Response::Fetch(fetch_response(version, &mixed));
+        let chunks = encode_response_chunks(&ctx, &resp, &files).expect("encodes in chunks");
+        assert_eq!(join(&chunks), whole.to_vec(), "v{version}");
+        let sent_from_files = chunks
+            .iter()
+            .filter(|c| matches!(c, Chunk::File(_)))
+            .count();
+        assert_eq!(sent_from_files, 3, "v{version}");
+        // a placeholder without its file slice is an error, never zeros on the wire
+        assert!(encode_response_chunks(&ctx, &resp, &files[..1]).is_err());
+    }
 }

@@ -14,24 +14,23 @@
 pub mod http;
 pub mod per_ip;
 mod read_ahead;
+mod writer;
 
 use crate::api::errors::CURRENT_API;
 use crate::api::sasl::Gate;
-use crate::api::{api_versions_response, Handler, Pending, Reply, Session, SESSION};
+use crate::api::{Handler, Pending, Session, SESSION};
 use crate::clock::Throttle;
 use crate::config::SecurityProtocol;
 use crate::protocol::{self, DecodeError, RequestContext, Response};
-use crate::security::quotas::{ClientQuotas, QuotaKind};
+use crate::security::quotas::ClientQuotas;
 use crate::security::tls::Tls;
 use crate::security::{Sasl, Security};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::ApiKey;
+use bytes::{Buf, Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -257,12 +256,12 @@ impl Server {
         cancel: CancellationToken,
     ) where
         R: AsyncRead + Unpin,
-        W: AsyncWrite + Unpin + Send + 'static,
+        W: writer::Sink + Send + 'static,
     {
         let (tx, rx) = mpsc::channel(MAX_IN_FLIGHT);
         let unanswered = Arc::new(AtomicUsize::new(0));
         let muted = Arc::new(Muted::default());
-        let writer = Writer {
+        let writer = writer::Writer {
             peer,
             unanswered: unanswered.clone(),
             quotas: self.quotas.clone(),
@@ -437,6 +436,7 @@ impl Server {
                         peer,
                         principal: principal.clone(),
                         software: software.clone(),
+                        send_file: endpoint.tls.is_none(),
                     };
                     let pending = SESSION
                         .scope(
@@ -493,241 +493,5 @@ fn refused_per_ip(peer: SocketAddr) {
     static EVERY_SECOND: Throttle = Throttle::new(1);
     if EVERY_SECOND.pass().is_some() {
         tracing::warn!(%peer, "refusing a connection: its address holds max_connections_per_ip already");
-    }
-}
-
-/// One answered (or dropped) request, for the idle check.
-struct Answered<'a>(&'a AtomicUsize);
-
-impl Drop for Answered<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A connection's writer: answers in request order and applies client quotas to each response.
-struct Writer {
-    peer: SocketAddr,
-    unanswered: Arc<AtomicUsize>,
-    quotas: Arc<ClientQuotas>,
-    muted: Arc<Muted>,
-}
-
-impl Writer {
-    /// Counts a request and its response (`None`: an acks=0 produce, answered with nothing)
-    /// against its principal's quotas; the longest throttle any of them asks for is set in the
-    /// response and mutes the connection for as long.
-    fn throttle(&self, ctx: &RequestContext, resp: Option<&mut Response>, m: &Metered) -> Duration {
-        let client = ctx.client_id.as_deref().unwrap_or_default();
-        let record = |kind, amount: f64| self.quotas.record(kind, &m.principal, client, amount);
-        let bytes = match (ctx.api_key, &resp) {
-            (ApiKey::Produce, _) => record(QuotaKind::Produce, m.request_bytes as f64),
-            (ApiKey::Fetch, Some(Response::Fetch(f))) => {
-                record(QuotaKind::Fetch, protocol::fetch_record_bytes(f) as f64)
-            }
-            _ => Duration::ZERO,
-        };
-        // what only brokers send, and the exchange that comes before any quota applies
-        let exempt = matches!(ctx.api_key, ApiKey::ApiVersions | ApiKey::WriteTxnMarkers);
-        let handling = if exempt {
-            Duration::ZERO
-        } else {
-            record(QuotaKind::Request, m.handling.as_secs_f64())
-        };
-        let throttle = bytes.max(handling);
-        if !throttle.is_zero() {
-            if let Some(resp) = resp {
-                protocol::throttle(resp, crate::api::quota::throttle_ms(throttle));
-            }
-            self.muted.extend(throttle);
-        }
-        throttle
-    }
-
-    async fn run<W: AsyncWrite + Unpin>(self, mut wr: W, mut rx: mpsc::Receiver<Outgoing>) {
-        while let Some(out) = rx.recv().await {
-            let _answered = Answered(&self.unanswered);
-            if !self.answer(&mut wr, out).await {
-                return;
-            }
-        }
-        let _ = wr.shutdown().await;
-    }
-
-    /// Writes one answer; `false` when the connection is to close.
-    async fn answer<W: AsyncWrite + Unpin>(&self, wr: &mut W, out: Outgoing) -> bool {
-        let peer = self.peer;
-        let mut timing = None;
-        let mut close_after = false;
-        // a fetch's share of the response memory budget, held until its bytes are written
-        let mut _budget = None;
-        let bytes = match out {
-            Outgoing::Response(ctx, pending, decoded, _in_flight, metered) => {
-                let mut resp = match pending.await {
-                    Reply::Nothing => {
-                        // an acks=0 produce: counted, and muting is its only throttle
-                        self.throttle(&ctx, None, &metered);
-                        return true;
-                    }
-                    Reply::Close => {
-                        tracing::debug!(%peer, api = ?ctx.api_key, "acks=0 produce failed; closing connection");
-                        return false;
-                    }
-                    Reply::Send(resp) => resp,
-                    Reply::SendHolding(resp, held) => {
-                        _budget = Some(held);
-                        resp
-                    }
-                };
-                let throttle = self.throttle(&ctx, Some(&mut resp), &metered);
-                if !throttle.is_zero() && !protocol::client_throttles(ctx.api_key, ctx.api_version)
-                {
-                    // a client from before KIP-219 waits for its response instead
-                    tokio::time::sleep(throttle).await;
-                }
-                match protocol::encode_response_chunks(&ctx, &resp) {
-                    Ok(b) => {
-                        timing = Some((ctx.api_key, ctx.api_version, decoded));
-                        b
-                    }
-                    Err(e) => {
-                        tracing::error!(%peer, api = ?ctx.api_key, version = ctx.api_version, error = %e, "encoding response failed; closing connection");
-                        return false;
-                    }
-                }
-            }
-            Outgoing::Direct(ctx, resp, close) => {
-                close_after = close;
-                match protocol::encode_response(&ctx, &resp) {
-                    Ok(b) => vec![b],
-                    Err(e) => {
-                        tracing::error!(%peer, api = ?ctx.api_key, error = %e, "encoding response failed; closing connection");
-                        return false;
-                    }
-                }
-            }
-            Outgoing::Raw(token) => {
-                let mut b = BytesMut::with_capacity(4 + token.len());
-                b.put_i32(token.len() as i32);
-                b.extend_from_slice(&token);
-                vec![b.freeze()]
-            }
-            Outgoing::ApiVersionsFallback(correlation_id) => {
-                // v0: no features
-                let body = api_versions_response(
-                    crate::api::errors::code(ResponseError::UnsupportedVersion),
-                    0,
-                );
-                match protocol::encode_api_versions_fallback(correlation_id, &body) {
-                    Ok(b) => vec![b],
-                    Err(e) => {
-                        tracing::error!(%peer, error = %e, "encoding ApiVersions fallback failed");
-                        return false;
-                    }
-                }
-            }
-        };
-        tracing::trace!(%peer, len = bytes.iter().map(Bytes::len).sum::<usize>(), "response");
-        // flush: TLS keeps encrypted records it could not send at once until told to (a
-        // no-op on plain TCP)
-        if let Err(e) = write_chunks(wr, &bytes).await.and(wr.flush().await) {
-            tracing::debug!(%peer, error = %e, "write failed; closing connection");
-            return false;
-        }
-        if let Some((api, version, decoded)) = timing {
-            crate::metrics::request(protocol::api_name(api), version, decoded.elapsed());
-        }
-        if close_after {
-            let _ = wr.shutdown().await;
-            return false;
-        }
-        true
-    }
-}
-
-/// Writes every chunk of a response in order, several per system call where the stream takes
-/// vectored writes.
-async fn write_chunks<W: AsyncWrite + Unpin>(wr: &mut W, chunks: &[Bytes]) -> std::io::Result<()> {
-    if let [one] = chunks {
-        return wr.write_all(one).await;
-    }
-    // (chunk, offset in it) of the first byte not yet written
-    let (mut i, mut off) = (0, 0);
-    while i < chunks.len() {
-        let slices: Vec<std::io::IoSlice<'_>> = std::iter::once(&chunks[i][off..])
-            .chain(chunks[i + 1..].iter().map(|c| &c[..]))
-            .take(64)
-            .map(std::io::IoSlice::new)
-            .collect();
-        let mut n = wr.write_vectored(&slices).await?;
-        if n == 0 && slices.iter().any(|s| !s.is_empty()) {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while i < chunks.len() && off + n >= chunks[i].len() {
-            n -= chunks[i].len() - off;
-            i += 1;
-            off = 0;
-        }
-        off += n;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::pin::Pin;
-    use std::task::{Context, Poll};
-
-    /// Takes at most 5 bytes per call, over at most two buffers: partial vectored writes.
-    struct Trickle(Vec<u8>);
-
-    impl AsyncWrite for Trickle {
-        fn poll_write(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            buf: &[u8],
-        ) -> Poll<std::io::Result<usize>> {
-            let n = buf.len().min(5);
-            self.0.extend_from_slice(&buf[..n]);
-            Poll::Ready(Ok(n))
-        }
-
-        fn poll_write_vectored(
-            mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
-            bufs: &[std::io::IoSlice<'_>],
-        ) -> Poll<std::io::Result<usize>> {
-            let mut left = 5;
-            for b in bufs.iter().take(2) {
-                let n = b.len().min(left);
-                self.0.extend_from_slice(&b[..n]);
-                left -= n;
-            }
-            Poll::Ready(Ok(5 - left))
-        }
-
-        fn is_write_vectored(&self) -> bool {
-            true
-        }
-
-        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-
-        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    #[tokio::test]
-    async fn chunks_are_written_whole_and_in_order_through_partial_writes() {
-        let chunks: Vec<Bytes> = ["abc", "", "defghijk", "l", "", "mnopqrstuvwxyz0123"]
-            .iter()
-            .map(|s| Bytes::from_static(s.as_bytes()))
-            .collect();
-        let mut w = Trickle(Vec::new());
-        write_chunks(&mut w, &chunks).await.expect("writes");
-        assert_eq!(w.0, b"abcdefghijklmnopqrstuvwxyz0123");
     }
 }
