@@ -321,7 +321,9 @@ async fn read_held(memory: &FetchMemory, wanted: &[(Topic, Vec<Wanted>)], how: H
     )
     .await;
     if let Some(h) = held.as_mut() {
-        h.keep(granted, read.bytes);
+        // record sets left in their files take no memory
+        let in_files: usize = read.files.iter().map(|(f, _)| f.len).sum();
+        h.keep(granted, read.bytes.saturating_sub(in_files));
     }
     read.held = held;
     read
@@ -406,11 +408,16 @@ async fn read_one(
             return Ok(sent);
         }
     }
-    let (r, aborted) = if how.committed {
+    let (mut r, aborted) = if how.committed {
         p.fetch_committed(w.offset, limit, min_one).await?
     } else {
         (p.fetch(w.offset, limit, min_one).await?, Vec::new())
     };
+    if !w.copy {
+        // a consumer reads up to the high watermark (the log may hold durable batches beyond it
+        // that the cluster has not committed yet), as a fetch sent from files does
+        r.records = crate::format::read::batches_below(&r.records, r.offsets.high_watermark).0;
+    }
     Ok(Sent {
         count: record_count(&r.records),
         records: Outbound::Mem(r.records),

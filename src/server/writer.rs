@@ -211,22 +211,32 @@ async fn write_chunks<W: Sink>(wr: &mut W, chunks: &[Chunk]) -> std::io::Result<
 }
 
 /// Sends a file slice: `sendfile` on plain TCP, once what was written before it has left the
-/// stream's buffers.
+/// stream's buffers. A slice whose pages left the page cache since the fetch found them there
+/// (or any slice on another stream) is read off the runtime and written instead, so a worker
+/// never waits for the disk.
 async fn send_file<W: Sink>(wr: &mut W, f: &FileSlice) -> std::io::Result<()> {
     wr.flush().await?;
-    let Some(tcp) = wr.tcp() else {
-        let slice = f.clone();
-        let bytes = tokio::task::spawn_blocking(move || slice.read())
-            .await
-            .map_err(std::io::Error::other)??;
-        return wr.write_all(&bytes).await;
+    let tcp = match wr.tcp() {
+        Some(tcp) if f.resident() => tcp,
+        _ => {
+            let slice = f.clone();
+            let bytes = tokio::task::spawn_blocking(move || slice.read())
+                .await
+                .map_err(std::io::Error::other)??;
+            return wr.write_all(&bytes).await;
+        }
     };
     let fd = tcp.as_raw_fd();
     let mut sent = 0;
     while sent < f.len {
-        sent += tcp
+        match tcp
             .async_io(tokio::io::Interest::WRITABLE, || f.send_to(fd, sent))
-            .await?;
+            .await
+        {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
     crate::metrics::sent_from_file(f.len);
     Ok(())
