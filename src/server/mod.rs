@@ -72,6 +72,8 @@ struct Metered {
     request_bytes: usize,
     /// Time spent handling it before its response could wait (`request_percentage`).
     handling: Duration,
+    /// The throttle what the reader counted asks for (the request's bytes and handling time).
+    recorded: Duration,
 }
 
 /// Until when a throttled connection is not read (KIP-219 muting).
@@ -85,6 +87,9 @@ impl Muted {
     }
 
     fn extend(&self, d: Duration) {
+        if d.is_zero() {
+            return;
+        }
         let t = tokio::time::Instant::now() + d;
         let mut until = self.0.lock();
         *until = Some(until.map_or(t, |u| u.max(t)));
@@ -446,11 +451,17 @@ impl Server {
                         .await;
                     let pending: crate::api::Pending =
                         Box::pin(SESSION.scope(session, CURRENT_API.scope(api, pending)));
-                    let metered = Metered {
+                    let mut metered = Metered {
                         principal,
                         request_bytes: len,
                         handling: decoded.elapsed(),
+                        recorded: Duration::ZERO,
                     };
+                    // counted here, before the next request is read, so that a throttle mutes
+                    // the connection from the very next request on (an acks=0 producer has no
+                    // response to wait for)
+                    metered.recorded = writer::record_read(&self.quotas, &ctx, &metered);
+                    muted.extend(metered.recorded);
                     Outgoing::Response(ctx, pending, decoded, in_flight, metered)
                 }
                 Err(DecodeError::ApiVersionsUnsupported {

@@ -41,27 +41,22 @@ impl Writer {
     /// response and mutes the connection for as long.
     fn throttle(&self, ctx: &RequestContext, resp: Option<&mut Response>, m: &Metered) -> Duration {
         let client = ctx.client_id.as_deref().unwrap_or_default();
-        let record = |kind, amount: f64| self.quotas.record(kind, &m.principal, client, amount);
-        let bytes = match (ctx.api_key, &resp) {
-            (ApiKey::Produce, _) => record(QuotaKind::Produce, m.request_bytes as f64),
-            (ApiKey::Fetch, Some(Response::Fetch(f))) => {
-                record(QuotaKind::Fetch, protocol::fetch_record_bytes(f) as f64)
-            }
+        let fetched = match (ctx.api_key, &resp) {
+            (ApiKey::Fetch, Some(Response::Fetch(f))) => self.quotas.record(
+                QuotaKind::Fetch,
+                &m.principal,
+                client,
+                protocol::fetch_record_bytes(f) as f64,
+            ),
             _ => Duration::ZERO,
         };
-        // what only brokers send, and the exchange that comes before any quota applies
-        let exempt = matches!(ctx.api_key, ApiKey::ApiVersions | ApiKey::WriteTxnMarkers);
-        let handling = if exempt {
-            Duration::ZERO
-        } else {
-            record(QuotaKind::Request, m.handling.as_secs_f64())
-        };
-        let throttle = bytes.max(handling);
+        // the reader muted the connection for what it counted already
+        self.muted.extend(fetched);
+        let throttle = fetched.max(m.recorded);
         if !throttle.is_zero() {
             if let Some(resp) = resp {
                 protocol::throttle(resp, crate::api::quota::throttle_ms(throttle));
             }
-            self.muted.extend(throttle);
         }
         throttle
     }
@@ -167,6 +162,26 @@ impl Writer {
         }
         true
     }
+}
+
+/// Counts what is known of a request once it is read against its principal's client quotas: a
+/// Produce's bytes (`producer_byte_rate`) and the time spent handling it (`request_percentage`).
+/// The longest throttle they ask for.
+pub(super) fn record_read(quotas: &ClientQuotas, ctx: &RequestContext, m: &Metered) -> Duration {
+    let client = ctx.client_id.as_deref().unwrap_or_default();
+    let record = |kind, amount: f64| quotas.record(kind, &m.principal, client, amount);
+    let bytes = match ctx.api_key {
+        ApiKey::Produce => record(QuotaKind::Produce, m.request_bytes as f64),
+        _ => Duration::ZERO,
+    };
+    // what only brokers send, and the exchange that comes before any quota applies
+    let exempt = matches!(ctx.api_key, ApiKey::ApiVersions | ApiKey::WriteTxnMarkers);
+    let handling = if exempt {
+        Duration::ZERO
+    } else {
+        record(QuotaKind::Request, m.handling.as_secs_f64())
+    };
+    bytes.max(handling)
 }
 
 /// A connection's write side: plain TCP sends file slices with `sendfile`.
