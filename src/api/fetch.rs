@@ -413,9 +413,10 @@ async fn read_one(
     } else {
         (p.fetch(w.offset, limit, min_one).await?, Vec::new())
     };
-    if !w.copy {
+    if !w.copy && !how.committed {
         // a consumer reads up to the high watermark (the log may hold durable batches beyond it
-        // that the cluster has not committed yet), as a fetch sent from files does
+        // that the cluster has not committed yet), as a fetch sent from files does; a
+        // read_committed fetch is cut at the last stable offset, below it, already
         r.records = crate::format::read::batches_below(&r.records, r.offsets.high_watermark).0;
     }
     Ok(Sent {

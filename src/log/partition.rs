@@ -467,6 +467,19 @@ impl Partition {
         self.hw_tx.send_modify(|_| {});
     }
 
+    /// OFFSET_OUT_OF_RANGE unless `offset` is within the local log (its end included).
+    fn check_local(&self, offset: i64) -> Result<(), LogError> {
+        let local = self.local_offsets();
+        if offset < local.log_start_offset || offset > local.log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: local.log_start_offset,
+                log_end: local.log_end_offset,
+            });
+        }
+        Ok(())
+    }
+
     /// Reads whole batches from local disk starting with the one holding `offset`, up to the
     /// high watermark.
     pub async fn read(
@@ -476,14 +489,7 @@ impl Partition {
         min_one: bool,
     ) -> Result<ReadResult, LogError> {
         self.check_readable()?;
-        let local = self.local_offsets();
-        if offset < local.log_start_offset || offset > local.log_end_offset {
-            return Err(LogError::OffsetOutOfRange {
-                offset,
-                log_start: local.log_start_offset,
-                log_end: local.log_end_offset,
-            });
-        }
+        self.check_local(offset)?;
         let offsets = self.offsets();
         if offset >= offsets.high_watermark {
             return Ok(ReadResult {

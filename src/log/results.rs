@@ -38,19 +38,6 @@ pub enum Outbound {
     File(crate::fs::FileSlice),
 }
 
-impl Outbound {
-    pub fn len(&self) -> usize {
-        match self {
-            Outbound::Mem(b) => b.len(),
-            Outbound::File(s) => s.len,
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
 /// A fetch of local data that may send its batches by reference.
 #[derive(Debug, Clone)]
 pub struct Sent {

@@ -23,17 +23,10 @@ impl Partition {
         by_ref: Range<usize>,
     ) -> Result<Option<Sent>, LogError> {
         self.check_readable()?;
-        let local = self.local_offsets();
-        if offset < local.log_start_offset && self.remote.get().is_some() {
+        if self.remote.get().is_some() && offset < self.local_start_offset() {
             return Ok(None);
         }
-        if offset < local.log_start_offset || offset > local.log_end_offset {
-            return Err(LogError::OffsetOutOfRange {
-                offset,
-                log_start: local.log_start_offset,
-                log_end: local.log_end_offset,
-            });
-        }
+        self.check_local(offset)?;
         let offsets = self.offsets();
         let below = if committed {
             offsets.last_stable_offset
