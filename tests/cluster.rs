@@ -189,7 +189,8 @@ fn a_killed_node_s_partitions_move_at_a_higher_epoch_and_come_back() {
     }
     assert!(
         failover < Duration::from_millis(LEASE_MS) + Duration::from_secs(5),
-        "failover took {failover:?}"
+        "failover took {failover:?}\n{}",
+        c.logs()
     );
     eprintln!("failover after kill -9: {failover:?}");
     // the survivors take writes for every partition
