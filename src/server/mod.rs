@@ -151,6 +151,8 @@ struct Conn<'a> {
     peer: SocketAddr,
     /// An SSL listener's client that presented a certificate: its principal.
     tls_principal: Option<Arc<str>>,
+    /// Under TLS: where the reader says how much of a request it still waits for.
+    wanted: Option<read_ahead::Wanted>,
     endpoint: &'a Endpoint,
     stop: &'a CancellationToken,
     unanswered: &'a AtomicUsize,
@@ -212,11 +214,13 @@ impl Server {
         let _ = stream.set_nodelay(true);
         let Some(tls) = &endpoint.tls else {
             let (rd, wr) = stream.into_split();
-            return self.run(rd, wr, (peer, None), endpoint, cancel).await;
+            return self.run(rd, wr, (peer, None, None), endpoint, cancel).await;
         };
         // rustls reads the socket 4 KiB at a time: a buffer under it, grown with the traffic,
-        // makes that one system call per buffer
-        let stream = read_ahead::ReadAhead::new(stream);
+        // makes that one system call per buffer, and the reader's wants keep the socket from
+        // waking the connection for every record of a large request
+        let wanted = read_ahead::Wanted::default();
+        let stream = read_ahead::ReadAhead::with_low_water(stream, wanted.clone());
         let handshake = tls.acceptor(endpoint.protocol.sasl()).accept(stream);
         let stream = tokio::select! {
             r = tokio::time::timeout(self.security.auth_timeout, handshake) => match r {
@@ -248,7 +252,8 @@ impl Server {
             }
         }
         let (rd, wr) = tokio::io::split(stream);
-        self.run(rd, wr, (peer, principal), endpoint, cancel).await
+        self.run(rd, wr, (peer, principal, Some(wanted)), endpoint, cancel)
+            .await
     }
 
     /// Serves one connection (over TCP or TLS) until it closes.
@@ -256,7 +261,7 @@ impl Server {
         self: Arc<Self>,
         rd: R,
         wr: W,
-        (peer, tls_principal): (SocketAddr, Option<Arc<str>>),
+        (peer, tls_principal, wanted): (SocketAddr, Option<Arc<str>>, Option<read_ahead::Wanted>),
         endpoint: &Endpoint,
         cancel: CancellationToken,
     ) where
@@ -276,6 +281,7 @@ impl Server {
         let conn = Conn {
             peer,
             tls_principal,
+            wanted,
             endpoint,
             stop: &cancel,
             unanswered: &unanswered,
@@ -304,6 +310,7 @@ impl Server {
         let Conn {
             peer,
             tls_principal,
+            wanted,
             endpoint,
             stop,
             unanswered,
@@ -368,6 +375,9 @@ impl Server {
             while buf.len() < len {
                 let want = (len - buf.len()).min(READ_CHUNK.max(buf.capacity() - buf.len()));
                 buf.reserve(want);
+                if let Some(w) = &wanted {
+                    w.set(len - buf.len());
+                }
                 let awaiting_auth = sasl.as_ref().is_some_and(|s| s.principal().is_none());
                 let read = tokio::select! {
                     r = rd.read_buf(&mut buf) => r,
@@ -380,6 +390,9 @@ impl Server {
                         .as_mut()
                         .reset(tokio::time::Instant::now() + idle),
                 }
+            }
+            if let Some(w) = &wanted {
+                w.set(0);
             }
             let frame = buf.split_to(len).freeze();
             // a throttled client's next request waits until its throttle time has passed (the
