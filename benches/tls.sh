@@ -72,6 +72,7 @@ for round in $(seq "$REPEAT"); do
     topic=bench-$l-$round
     # shellcheck disable=SC2046
     "$perf" -P -t "$topic" $(opts $l) -X topic.metadata.refresh.interval.ms=1000 -c 1 -s 10 -a -1 -q >/dev/null 2>&1 || true
+    warm_memory "$work" $((N * SIZE))
     t0=$(cpu_ticks $pid)
     # shellcheck disable=SC2046
     "$perf" -P -t "$topic" $(opts $l) -s "$SIZE" -c "$N" -a -1 \
