@@ -487,6 +487,12 @@ impl Coordinator {
                 tracing::warn!(group = group_id, error = %e, "committing offsets failed (the client finds the coordinator again)");
                 return Err(CommitError::Storage);
             }
+            // the tick may have found the group empty and without offsets while the write was
+            // on its way and dropped it: a group with offsets is listed and described (Empty)
+            let mut groups = self.groups.lock();
+            if !groups.contains_key(group_id) {
+                self.insert_new(&mut groups, group_id);
+            }
         }
         Ok(())
     }
