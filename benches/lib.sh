@@ -33,7 +33,9 @@ build_perf() {
 # write to a page costs a fault on the host: page-cache writes to cold memory ran at 0.36 GB/s
 # against 5 GB/s to memory just freed. Whichever listener or broker ran first in a round paid
 # for that; writing and deleting a file of the size first leaves warm pages for the step.
+# WARM=0 leaves it out (to see the effect).
 warm_memory() { # dir bytes
+  [ "${WARM:-1}" = 0 ] && return 0
   dd if=/dev/zero of="$1/warm-memory" bs=1M count=$(($2 / 1048576 + 64)) status=none
   rm -f "$1/warm-memory"
 }

