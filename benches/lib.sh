@@ -28,6 +28,9 @@ build_perf() {
 # machine's busy time (user, nice, system, irq, softirq from /proc/stat: every process and kernel
 # thread, the writeback threads that do part of a sync's work included; not the hypervisor's
 # steal time, which is no work done here).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+system_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+
 # Touches as much fresh memory as a step is about to write, and frees it. On virtual machines
 # whose memory the host hands back lazily (free pages returned to it within a minute), the first
 # write to a page costs a fault on the host: page-cache writes to cold memory ran at 0.36 GB/s
@@ -39,8 +42,6 @@ warm_memory() { # dir bytes
   dd if=/dev/zero of="$1/warm-memory" bs=1M count=$(($2 / 1048576 + 64)) status=none
   rm -f "$1/warm-memory"
 }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-system_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
 
 # Runs a command and writes the CPU-seconds it and its children used to $1; returns its status.
 with_cpu() {

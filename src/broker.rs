@@ -777,9 +777,7 @@ async fn refresh_gauges(
                 crate::metrics::group_state(&g.id, g.state, crate::group::STATE_NAMES);
             }
         }
-        // a group with offsets and no entry in the coordinator (one that only ever committed,
-        // or whose members left and whose entry expired) still has a lag
-        for group in with_offsets.iter().filter(|g| admit(g)) {
+        for group in with_offsets.iter().filter(|g| exported.contains(*g)) {
             let Ok(coordinator) = groups.get(group) else {
                 continue;
             };

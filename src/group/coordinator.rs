@@ -139,6 +139,16 @@ impl Coordinator {
         Some(self.insert_new(&mut groups, group_id))
     }
 
+    /// A group that holds offsets is listed and described (Empty if it has no members): puts
+    /// it back if it is gone, past `max_groups` too (its offsets are committed whatever the
+    /// count).
+    fn keep_listed(&self, group_id: &str) {
+        let mut groups = self.groups.lock();
+        if !groups.contains_key(group_id) {
+            self.insert_new(&mut groups, group_id);
+        }
+    }
+
     fn insert_new(
         &self,
         groups: &mut HashMap<String, Arc<Mutex<Entry>>>,
@@ -352,12 +362,8 @@ impl Coordinator {
         commit: bool,
     ) -> std::io::Result<()> {
         if commit {
-            // the group exists from now on, as if the offsets had been committed directly (past
-            // max_groups too: the offsets are committed whatever the count)
-            let mut groups = self.groups.lock();
-            if !groups.contains_key(group_id) {
-                self.insert_new(&mut groups, group_id);
-            }
+            // the group exists from now on, as if the offsets had been committed directly
+            self.keep_listed(group_id);
         }
         self.store
             .write(vec![Record::TxnEnd {
@@ -488,11 +494,8 @@ impl Coordinator {
                 return Err(CommitError::Storage);
             }
             // the tick may have found the group empty and without offsets while the write was
-            // on its way and dropped it: a group with offsets is listed and described (Empty)
-            let mut groups = self.groups.lock();
-            if !groups.contains_key(group_id) {
-                self.insert_new(&mut groups, group_id);
-            }
+            // on its way and dropped it
+            self.keep_listed(group_id);
         }
         Ok(())
     }
