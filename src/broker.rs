@@ -9,6 +9,7 @@
 
 mod coordinators;
 mod leadership;
+mod shares;
 mod tails;
 
 use crate::api::Handler;
@@ -361,7 +362,16 @@ impl Broker {
             _ => None,
         };
         let quotas = Arc::new(crate::security::quotas::ClientQuotas::new(catalog.clone()));
+        // share groups are served by a node that runs alone
+        let share = match &cluster {
+            Some(_) => None,
+            None => Some(Arc::new(
+                crate::share::ShareGroups::open(&config.data_dir, config.shares(), clock.clone())
+                    .map_err(|e| BrokerError::Log(LogError::Io(e)))?,
+            )),
+        };
         let handler = Arc::new(Handler {
+            share,
             cluster: cluster.as_ref().map(|(c, _)| c.clone()),
             followers,
             advertised,
@@ -584,6 +594,10 @@ impl Broker {
                 cancel.clone(),
             )));
         }
+        let shares = self.server.handler.share.clone().map(|s| {
+            let catalog = self.server.handler.catalog.clone();
+            tokio::spawn(shares::run(s, self.logs.clone(), catalog, cancel.clone()))
+        });
         let gauges = tokio::spawn(refresh_gauges(
             self.logs.clone(),
             self.groups.clone(),
@@ -601,6 +615,9 @@ impl Broker {
         let _ = ticker.await;
         let _ = txn_ticker.await;
         let _ = gauges.await;
+        if let Some(s) = shares {
+            let _ = s.await;
+        }
         for t in cluster_tasks {
             let _ = t.await;
         }

@@ -38,6 +38,7 @@ pub mod protocol;
 pub mod security;
 pub mod server;
 pub mod shard;
+pub mod share;
 pub mod telemetry;
 pub mod tier;
 pub mod txn;

@@ -32,6 +32,11 @@ pub const PARTITION_BYTES: &str = "tiercel_partition_size_bytes";
 pub const GROUP_MEMBERS: &str = "tiercel_group_members";
 pub const GROUP_STATE: &str = "tiercel_group_state";
 pub const GROUP_LAG: &str = "tiercel_group_lag";
+pub const SHARE_RECORDS: &str = "tiercel_share_records_total";
+pub const SHARE_IN_FLIGHT: &str = "tiercel_share_records_in_flight";
+pub const SHARE_ACQUIRED: &str = "tiercel_share_records_acquired";
+pub const SHARE_LAG: &str = "tiercel_share_start_offset_lag";
+pub const SHARE_SESSIONS: &str = "tiercel_share_sessions";
 pub const REQUESTS_IN_FLIGHT: &str = "tiercel_requests_in_flight";
 pub const FETCH_WAIT_SECONDS: &str = "tiercel_fetch_wait_seconds";
 pub const FETCH_SESSIONS: &str = "tiercel_fetch_sessions";
@@ -277,6 +282,23 @@ fn describe() {
         GROUP_LAG,
         "High watermark minus the group's committed offset, by group and partition"
     );
+    describe_counter!(
+        SHARE_RECORDS,
+        "Share groups: records acquired, redelivered, acknowledged, released, rejected, archived (delivery limit) and lock timeouts, by group, partition and event"
+    );
+    describe_gauge!(
+        SHARE_IN_FLIGHT,
+        "Share groups: records between the share-partition start offset and its end (acquired, available again, or done above an unfinished one)"
+    );
+    describe_gauge!(
+        SHARE_ACQUIRED,
+        "Share groups: records held by a member under an acquisition lock"
+    );
+    describe_gauge!(
+        SHARE_LAG,
+        "Share groups: high watermark minus the share-partition start offset"
+    );
+    describe_gauge!(SHARE_SESSIONS, "Open share sessions");
     describe_gauge!(
         REQUESTS_IN_FLIGHT,
         "Requests decoded whose response is not written yet (queued, waiting or being handled)"
@@ -520,6 +542,43 @@ pub fn group_state(group: &str, state: &'static str, all: &[&'static str]) {
         let v = if *s == state { 1.0 } else { 0.0 };
         metrics::gauge!(GROUP_STATE, "group" => group.to_string(), "state" => *s).set(v);
     }
+}
+
+/// Counts what happened to a share-partition's records (`events`: name and count).
+pub fn share_records(group: &str, topic: &str, partition: i32, events: &[(&'static str, u64)]) {
+    for &(event, n) in events.iter().filter(|(_, n)| *n > 0) {
+        metrics::counter!(
+            SHARE_RECORDS,
+            "group" => group.to_string(),
+            "topic" => topic.to_string(),
+            "partition" => partition.to_string(),
+            "event" => event
+        )
+        .increment(n);
+    }
+}
+
+pub fn share_sessions(n: usize) {
+    metrics::gauge!(SHARE_SESSIONS).set(n as f64);
+}
+
+/// A share-partition's gauges.
+pub fn share_partition(
+    group: &str,
+    topic: &str,
+    partition: i32,
+    in_flight: usize,
+    acquired: usize,
+    lag: i64,
+) {
+    let labels = [
+        ("group", group.to_string()),
+        ("topic", topic.to_string()),
+        ("partition", partition.to_string()),
+    ];
+    metrics::gauge!(SHARE_IN_FLIGHT, &labels).set(in_flight as f64);
+    metrics::gauge!(SHARE_ACQUIRED, &labels).set(acquired as f64);
+    metrics::gauge!(SHARE_LAG, &labels).set(lag.max(0) as f64);
 }
 
 pub fn group_lag(group: &str, topic: &str, partition: i32, lag: i64) {

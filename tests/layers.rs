@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("protocol", 6),
     ("group", 5),
     ("txn", 5),
+    ("share", 5),
     ("log", 4),
     ("journal", 3),
     ("tier", 2),

@@ -1,5 +1,5 @@
 //! AlterConfigs (replace a resource's dynamic configs) and IncrementalAlterConfigs (set, delete,
-//! append, subtract), for topics and for the broker's dynamic topic defaults. Changes are
+//! append, subtract), for topics, for the broker's dynamic topic defaults and for share groups. Changes are
 //! validated, persisted in the catalog and applied to the running partitions at once.
 
 use super::errors::{catalog_error, code_and_message};
@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashSet};
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
 
 /// One requested change.
 enum Op {
@@ -136,6 +137,12 @@ impl Handler {
                     format!("not authorized to alter the configs of topic '{name}'"),
                 ))
             }
+            RESOURCE_GROUP if !self.allowed(op::ALTER_CONFIGS, resource::GROUP, name) => {
+                return Err((
+                    ResponseError::GroupAuthorizationFailed,
+                    format!("not authorized to alter the configs of group '{name}'"),
+                ))
+            }
             4 | 8 if !self.cluster_allowed(op::ALTER_CONFIGS) => {
                 return Err((
                     ResponseError::ClusterAuthorizationFailed,
@@ -213,6 +220,21 @@ impl Handler {
                     tracing::info!(broker = name, "dynamic broker configs changed");
                 }
                 Ok(())
+            }
+            RESOURCE_GROUP => {
+                let changes = ops
+                    .into_iter()
+                    .map(|o| match o {
+                        Op::Set(k, v) => Ok((k, Some(v))),
+                        Op::Delete(k) => Ok((k, None)),
+                        Op::Append(k, _) | Op::Subtract(k, _) => Err((
+                            ResponseError::InvalidRequest,
+                            format!("{k} is not a list: APPEND and SUBTRACT do not apply"),
+                        )),
+                    })
+                    .collect::<Result<Vec<_>, Failure>>()?;
+                self.alter_group_configs(name, changes, replace, apply)
+                    .await
             }
             other => Err((
                 ResponseError::InvalidRequest,

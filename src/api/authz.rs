@@ -164,6 +164,11 @@ impl Handler {
                 ConsumerGroupHeartbeat,
                 E::GroupAuthorizationFailed
             ),
+            R::ShareGroupHeartbeat(r) if !group(&r.group_id.0) => refused!(
+                ShareGroupHeartbeatResponse,
+                ShareGroupHeartbeat,
+                E::GroupAuthorizationFailed
+            ),
             R::Heartbeat(r) if !group(&r.group_id.0) => {
                 refused!(HeartbeatResponse, Heartbeat, E::GroupAuthorizationFailed)
             }

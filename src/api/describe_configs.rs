@@ -1,4 +1,5 @@
-//! DescribeConfigs for topic and broker resources, with sources, types and synonyms.
+//! DescribeConfigs for topic, broker and (share) group resources, with sources, types and
+//! synonyms.
 
 use super::errors::code_and_message;
 use super::Handler;
@@ -13,6 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_GROUP: i8 = 32;
 
 impl Handler {
     pub(super) fn describe_configs(
@@ -33,6 +35,9 @@ impl Handler {
                 }
                 RESOURCE_BROKER if !self.cluster_allowed(op::DESCRIBE_CONFIGS) => {
                     Some(ResponseError::ClusterAuthorizationFailed)
+                }
+                RESOURCE_GROUP if !self.allowed(op::DESCRIBE_CONFIGS, resource::GROUP, &name) => {
+                    Some(ResponseError::GroupAuthorizationFailed)
                 }
                 _ => None,
             };
@@ -70,6 +75,7 @@ impl Handler {
                     ResponseError::InvalidRequest,
                     format!("broker {name} is not this broker ({})", self.config.node_id),
                 )),
+                RESOURCE_GROUP => self.group_config_entries(&name),
                 other => Err((
                     ResponseError::InvalidRequest,
                     format!("resource type {other} is not supported"),

@@ -418,6 +418,19 @@ impl Handler {
             l.group_type = StrBytes::from_static_str(g.kind.name());
             resp.groups.push(l);
         }
+        for (id, state) in self.share.as_ref().map(|s| s.list()).unwrap_or_default() {
+            let wanted = (states.is_empty() || states.contains(&state.to_lowercase()))
+                && (types.is_empty() || types.iter().any(|t| t == "share"))
+                && (all || self.allowed_quietly(op::DESCRIBE, resource::GROUP, &id));
+            if wanted {
+                let mut l = ListedGroup::default();
+                l.group_id = GroupId(s(id));
+                l.protocol_type = s("share");
+                l.group_state = StrBytes::from_static_str(state);
+                l.group_type = StrBytes::from_static_str("share");
+                resp.groups.push(l);
+            }
+        }
         resp
     }
 
@@ -429,6 +442,12 @@ impl Handler {
                 let mut r = DeletableGroupResult::default();
                 if !me.allowed(op::DELETE, resource::GROUP, &id.0) {
                     r.error_code = code(ResponseError::GroupAuthorizationFailed);
+                    r.group_id = id;
+                    resp.results.push(r);
+                    continue;
+                }
+                if let Some(deleted) = me.delete_share_group(&id.0).await {
+                    r.error_code = deleted.err().map(code).unwrap_or(0);
                     r.group_id = id;
                     resp.results.push(r);
                     continue;

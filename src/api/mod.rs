@@ -31,6 +31,8 @@ mod produce;
 pub mod quota;
 mod reassign;
 pub mod sasl;
+mod share_fetch;
+mod share_groups;
 mod telemetry;
 mod topics;
 mod txn;
@@ -143,6 +145,8 @@ pub struct Handler {
     pub quotas: Arc<crate::security::quotas::ClientQuotas>,
     /// Client telemetry (KIP-714): the subscription and what clients pushed.
     pub telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Share groups (KIP-932), served by a node that runs alone (`None` in a cluster).
+    pub share: Option<Arc<crate::share::ShareGroups>>,
 }
 
 /// Why a partition this node has no log for is not served here: it does not exist, or (in a
@@ -300,6 +304,7 @@ impl Handler {
                 ready(Response::ApiVersions(api_versions_response(
                     0,
                     self.config.transaction_version,
+                    self.share.is_some(),
                 )))
             }
             Request::Metadata(r) => ready(Response::Metadata(self.metadata(r, v).await)),
@@ -398,6 +403,24 @@ impl Handler {
                 ))
             }
             Request::PushTelemetry(r) => ready(Response::PushTelemetry(self.push_telemetry(r))),
+            Request::ShareGroupHeartbeat(r) => {
+                let client = ctx.client_id.clone().unwrap_or_default();
+                ready(Response::ShareGroupHeartbeat(self.share_group_heartbeat(
+                    r,
+                    client,
+                    format!("/{}", peer.ip()),
+                )))
+            }
+            Request::ShareGroupDescribe(r) => {
+                ready(Response::ShareGroupDescribe(self.share_group_describe(r)))
+            }
+            Request::ShareFetch(r) => self.share_fetch(r),
+            Request::ShareAcknowledge(r) => self.share_acknowledge(r),
+            Request::DescribeShareGroupOffsets(r) => ready(Response::DescribeShareGroupOffsets(
+                self.describe_share_group_offsets(r),
+            )),
+            Request::AlterShareGroupOffsets(r) => self.alter_share_group_offsets(r),
+            Request::DeleteShareGroupOffsets(r) => self.delete_share_group_offsets(r),
             Request::CreateAcls(r) => self.create_acls(r),
             Request::DescribeAcls(r) => ready(Response::DescribeAcls(self.describe_acls(r))),
             Request::DeleteAcls(r) => self.delete_acls(r),

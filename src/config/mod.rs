@@ -14,8 +14,8 @@ pub mod topic;
 
 pub use listeners::{Listener, SecurityProtocol};
 pub use sections::{
-    ip_overrides, Assignor, Assignors, GroupConfig, MigrationPolicy, StoreConfig, TelemetryConfig,
-    TierConfig, TxnConfig,
+    ip_overrides, Assignor, Assignors, GroupConfig, MigrationPolicy, ShareConfig, StoreConfig,
+    TelemetryConfig, TierConfig, TxnConfig,
 };
 pub use settings::{Cli, Config, ConfigError, FileConfig, LogFormat, TimestampType};
 pub use topic::LogConfig;
@@ -52,6 +52,53 @@ impl Config {
             path: path.to_owned(),
             reason: e.message().to_string(),
         })
+    }
+
+    /// The share-group settings' ranges (Kafka's, where Kafka has one).
+    fn check_shares(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_string(),
+            })
+        };
+        if !(1000..=3_600_000).contains(&self.group_share_record_lock_duration_ms) {
+            return bad(
+                "group_share_record_lock_duration_ms",
+                "must be 1000..=3600000",
+            );
+        }
+        if !(2..=10).contains(&self.group_share_delivery_count_limit) {
+            return bad("group_share_delivery_count_limit", "must be 2..=10");
+        }
+        if !(100..=10_000).contains(&self.group_share_partition_max_record_locks) {
+            return bad(
+                "group_share_partition_max_record_locks",
+                "must be 100..=10000",
+            );
+        }
+        if self.group_share_max_size == 0 || self.group_share_max_share_sessions == 0 {
+            return bad(
+                "group_share_max_size",
+                "it and group_share_max_share_sessions must be >= 1",
+            );
+        }
+        if self.group_share_heartbeat_interval_ms <= 0
+            || self.group_share_heartbeat_interval_ms >= self.group_share_session_timeout_ms
+        {
+            return bad(
+                "group_share_heartbeat_interval_ms",
+                "must be > 0 and below group_share_session_timeout_ms",
+            );
+        }
+        let reset = self.share_auto_offset_reset.as_str();
+        if !matches!(reset, "earliest" | "latest") && !reset.starts_with("by_duration:P") {
+            return bad(
+                "share_auto_offset_reset",
+                "must be earliest, latest or by_duration:<ISO-8601 duration>",
+            );
+        }
+        Ok(())
     }
 
     /// Checks ranges and cross-field rules, naming the offending key.
@@ -138,6 +185,7 @@ impl Config {
         if self.group_max_size == 0 {
             return bad("group_max_size", "must be >= 1");
         }
+        self.check_shares()?;
         if self.offsets_retention_minutes < 1 {
             return bad("offsets_retention_minutes", "must be >= 1");
         }

@@ -30,6 +30,20 @@ pub struct StoreConfig {
     pub s3_virtual_hosted_style: bool,
 }
 
+/// Share groups (KIP-932): locks, delivery limits, membership and sessions.
+#[derive(Debug, Clone)]
+pub struct ShareConfig {
+    pub lock_ms: i64,
+    pub delivery_limit: i16,
+    pub max_locks: i64,
+    pub session_timeout_ms: i64,
+    pub heartbeat_interval_ms: i32,
+    pub max_size: usize,
+    pub max_sessions: usize,
+    /// `share.auto.offset.reset` of groups that do not set it.
+    pub auto_offset_reset: String,
+}
+
 /// Consumer groups: limits, timings and committed-offset retention.
 #[derive(Debug, Clone)]
 pub struct GroupConfig {
@@ -228,6 +242,19 @@ impl Config {
                 &self.group_consumer_migration_policy,
             )
             .unwrap_or_default(),
+        }
+    }
+
+    pub fn shares(&self) -> ShareConfig {
+        ShareConfig {
+            lock_ms: self.group_share_record_lock_duration_ms,
+            delivery_limit: self.group_share_delivery_count_limit,
+            max_locks: self.group_share_partition_max_record_locks,
+            session_timeout_ms: self.group_share_session_timeout_ms as i64,
+            heartbeat_interval_ms: self.group_share_heartbeat_interval_ms,
+            max_size: self.group_share_max_size,
+            max_sessions: self.group_share_max_share_sessions,
+            auto_offset_reset: self.share_auto_offset_reset.clone(),
         }
     }
 

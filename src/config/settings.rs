@@ -273,6 +273,22 @@ settings! {
     group_consumer_assignors: String = "uniform,range".to_string(), env "TIERCEL_GROUP_CONSUMER_ASSIGNORS";
     /// Online conversion of a live group between the two group protocols (group.consumer.migration.policy): "bidirectional" converts a classic group to a KIP-848 group when a member of the new protocol joins it, and back when its last such member leaves; "upgrade" and "downgrade" allow one direction, "disabled" none
     group_consumer_migration_policy: String = "bidirectional".to_string(), env "TIERCEL_GROUP_CONSUMER_MIGRATION_POLICY";
+    /// Share groups: how long a member holds the records it acquired before they go to another, ms (group.share.record.lock.duration.ms)
+    group_share_record_lock_duration_ms: i64 = 30_000, env "TIERCEL_GROUP_SHARE_RECORD_LOCK_DURATION_MS";
+    /// Share groups: deliveries of a record before it is archived instead of delivered again (group.share.delivery.count.limit)
+    group_share_delivery_count_limit: i16 = 5, env "TIERCEL_GROUP_SHARE_DELIVERY_COUNT_LIMIT";
+    /// Share groups: most records in flight per share-partition, from its start offset on (group.share.partition.max.record.locks)
+    group_share_partition_max_record_locks: i64 = 2000, env "TIERCEL_GROUP_SHARE_PARTITION_MAX_RECORD_LOCKS";
+    /// Share groups: a member that has not heartbeated for this long is removed and its records go back, ms (group.share.session.timeout.ms)
+    group_share_session_timeout_ms: i32 = 45_000, env "TIERCEL_GROUP_SHARE_SESSION_TIMEOUT_MS";
+    /// Share groups: how often members heartbeat, ms (group.share.heartbeat.interval.ms)
+    group_share_heartbeat_interval_ms: i32 = 5000, env "TIERCEL_GROUP_SHARE_HEARTBEAT_INTERVAL_MS";
+    /// Share groups: most members in one group (group.share.max.size)
+    group_share_max_size: usize = 200, env "TIERCEL_GROUP_SHARE_MAX_SIZE";
+    /// Share groups: most open share sessions on this broker (group.share.max.share.sessions)
+    group_share_max_share_sessions: usize = 2000, env "TIERCEL_GROUP_SHARE_MAX_SHARE_SESSIONS";
+    /// Share groups: where a share-partition with no state starts, for groups that do not set share.auto.offset.reset: "latest", "earliest" or "by_duration:<ISO-8601 duration>"
+    share_auto_offset_reset: String = "latest".to_string(), env "TIERCEL_SHARE_AUTO_OFFSET_RESET";
     /// Most consumer groups the broker holds (with members, pending members or offsets); JoinGroup or OffsetCommit naming a new group past it gets COORDINATOR_NOT_AVAILABLE
     group_max_count: usize = 50_000, env "TIERCEL_GROUP_MAX_COUNT";
     /// How long committed offsets of an empty group are kept, minutes (offsets.retention.minutes)

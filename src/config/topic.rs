@@ -135,6 +135,8 @@ pub enum ConfigSource {
     DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+    /// A group's own config (IncrementalAlterConfigs on a GROUP resource).
+    DynamicGroup = 8,
 }
 
 /// What topic configs fall back to: dynamic broker configs (set with AlterConfigs on this

@@ -40,6 +40,7 @@ pub mod wal;
 
 pub const CATALOG_FILE: &str = "catalog.json";
 pub const GROUP_OFFSETS_FILE: &str = "group-offsets.log";
+pub const SHARE_STATE_FILE: &str = "share-groups.log";
 pub const TRANSACTIONS_FILE: &str = "transactions.log";
 pub const PRODUCER_IDS_FILE: &str = "producer-ids";
 pub const CLEAN_SHUTDOWN_FILE: &str = ".tiercel_clean_shutdown";

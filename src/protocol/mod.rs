@@ -108,6 +108,13 @@ apis! {
     AlterClientQuotas: AlterClientQuotasRequest => AlterClientQuotasResponse,
     GetTelemetrySubscriptions: GetTelemetrySubscriptionsRequest => GetTelemetrySubscriptionsResponse,
     PushTelemetry: PushTelemetryRequest => PushTelemetryResponse,
+    ShareGroupHeartbeat: ShareGroupHeartbeatRequest => ShareGroupHeartbeatResponse,
+    ShareGroupDescribe: ShareGroupDescribeRequest => ShareGroupDescribeResponse,
+    ShareFetch: ShareFetchRequest => ShareFetchResponse,
+    ShareAcknowledge: ShareAcknowledgeRequest => ShareAcknowledgeResponse,
+    DescribeShareGroupOffsets: DescribeShareGroupOffsetsRequest => DescribeShareGroupOffsetsResponse,
+    AlterShareGroupOffsets: AlterShareGroupOffsetsRequest => AlterShareGroupOffsetsResponse,
+    DeleteShareGroupOffsets: DeleteShareGroupOffsetsRequest => DeleteShareGroupOffsetsResponse,
 }
 
 /// Raises a response's `throttle_time_ms` to `ms` (a response without the field, or at a
@@ -173,6 +180,13 @@ pub fn throttle(response: &mut Response, ms: i32) {
         AlterClientQuotas,
         GetTelemetrySubscriptions,
         PushTelemetry,
+        ShareGroupHeartbeat,
+        ShareGroupDescribe,
+        ShareFetch,
+        ShareAcknowledge,
+        DescribeShareGroupOffsets,
+        AlterShareGroupOffsets,
+        DeleteShareGroupOffsets,
     );
 }
 

@@ -111,7 +111,7 @@ fn response_frames_carry_length_and_correlation_id() {
         correlation_id: 99,
         client_id: None,
     };
-    let body = crate::api::api_versions_response(0, 2);
+    let body = crate::api::api_versions_response(0, 2, true);
     let bytes = encode_response(&ctx, &Response::ApiVersions(body)).expect("encode");
     let len = i32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
     assert_eq!(len + 4, bytes.len());

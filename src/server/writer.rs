@@ -136,6 +136,7 @@ impl Writer {
                 let body = api_versions_response(
                     crate::api::errors::code(ResponseError::UnsupportedVersion),
                     0,
+                    false,
                 );
                 match protocol::encode_api_versions_fallback(correlation_id, &body) {
                     Ok(b) => vec![Chunk::Mem(b)],
