@@ -160,6 +160,18 @@ impl Handler {
         }
         let mut out: BTreeMap<TopicPartition, PartitionData> = BTreeMap::new();
         // the final request's acknowledgements apply before the session's records go back
+        // a session is opened only by a member of the group (which also keeps share-partition
+        // state from being made for any group id a client names)
+        if epoch == 0 && !share.is_member(&w.group, &w.member) {
+            return refuse(
+                resp,
+                ResponseError::UnknownMemberId,
+                format!(
+                    "{} is not a member of share group {}: heartbeat first",
+                    w.member, w.group
+                ),
+            );
+        }
         let partitions = if epoch == FINAL_EPOCH {
             self.apply_acks(&share, &w, acks, &mut out).await;
             if let Err(e) = share.session_fetch(&w.group, &w.member, epoch, &[], &[]) {

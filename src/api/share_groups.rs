@@ -27,6 +27,10 @@ fn heartbeat_error(e: HeartbeatError, group: &str) -> (ResponseError, String) {
             ResponseError::FencedMemberEpoch,
             "the member epoch is fenced; rejoin with epoch 0".into(),
         ),
+        HeartbeatError::TooManyGroups => (
+            ResponseError::CoordinatorNotAvailable,
+            "the broker holds group_max_count share groups".into(),
+        ),
         HeartbeatError::GroupMaxSizeReached => (
             ResponseError::GroupMaxSizeReached,
             "the share group has reached group_share_max_size members".into(),

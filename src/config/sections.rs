@@ -40,6 +40,8 @@ pub struct ShareConfig {
     pub heartbeat_interval_ms: i32,
     pub max_size: usize,
     pub max_sessions: usize,
+    /// Most share groups with members (`group_max_count`).
+    pub max_groups: usize,
     /// `share.auto.offset.reset` of groups that do not set it.
     pub auto_offset_reset: String,
 }
@@ -254,6 +256,7 @@ impl Config {
             heartbeat_interval_ms: self.group_share_heartbeat_interval_ms,
             max_size: self.group_share_max_size,
             max_sessions: self.group_share_max_share_sessions,
+            max_groups: self.group_max_count,
             auto_offset_reset: self.share_auto_offset_reset.clone(),
         }
     }

@@ -52,6 +52,8 @@ pub enum HeartbeatError {
     UnknownMemberId,
     FencedMemberEpoch,
     GroupMaxSizeReached,
+    /// The broker holds as many share groups as it may.
+    TooManyGroups,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -161,6 +161,9 @@ impl ShareGroups {
             if hb.epoch != 0 && !groups.contains_key(group) {
                 return Err(HeartbeatError::UnknownMemberId);
             }
+            if !groups.contains_key(group) && groups.len() >= self.cfg.max_groups {
+                return Err(HeartbeatError::TooManyGroups);
+            }
             let g = groups.entry(group.to_string()).or_default();
             let mut gone = g.expire(now, self.cfg.session_timeout_ms, resolve);
             let left = (hb.epoch == -1).then(|| hb.member_id.clone());
@@ -477,6 +480,14 @@ impl ShareGroups {
         self.groups.lock().contains_key(group)
             || self.store.read().partitions.keys().any(|k| k.0 == group)
             || self.partitions.lock().keys().any(|k| k.0 == group)
+    }
+
+    /// Whether `member` is a member of `group` now.
+    pub fn is_member(&self, group: &str, member: &str) -> bool {
+        self.groups
+            .lock()
+            .get(group)
+            .is_some_and(|g| g.members.contains_key(member))
     }
 
     /// The group with its members (`None`: no member now).
