@@ -4,7 +4,8 @@
 //! PrepareAbort recovery and transactional-id expiry (`txn`); transactions v2 (`txn_v2`); client telemetry (`telemetry`); ListOffsets' MAX_TIMESTAMP and
 //! EARLIEST_LOCAL, and LogAppendTime topics (`offsets`); validate_only and list operations of
 //! the config APIs (`configs`); segment.ms and retention.ms on the wall clock (`retention`);
-//! incremental fetch sessions (`sessions`); KIP-848 consumer groups (`consumer_groups`).
+//! incremental fetch sessions (`sessions`); KIP-848 consumer groups (`consumer_groups`); share
+//! groups (`share_groups`).
 //!
 //! Each asserts Kafka's answer.
 
@@ -28,6 +29,8 @@ mod offsets;
 mod retention;
 #[path = "api_behaviours/sessions.rs"]
 mod sessions;
+#[path = "api_behaviours/share_groups.rs"]
+mod share_groups;
 #[path = "api_behaviours/telemetry.rs"]
 mod telemetry;
 #[path = "api_behaviours/txn.rs"]
