@@ -4,7 +4,8 @@
 // each consumer got (min/max). MODE "share" uses KafkaShareConsumer (KIP-932, implicit
 // acknowledgement: each poll accepts the records of the previous one), "classic" a KafkaConsumer
 // group (group.protocol=consumer, KIP-848) committing after each poll.
-// Usage: java -cp 'jars/*' ShareGroups.java BOOTSTRAP TOPIC MODE CONSUMERS RECORDS GROUP
+// WORK_US: microseconds of work per record (parked), to see what the consumers' number buys.
+// Usage: java -cp 'jars/*' ShareGroups.java BOOTSTRAP TOPIC MODE CONSUMERS RECORDS GROUP [WORK_US]
 import java.time.Duration;
 import java.util.*;
 import java.util.concurrent.*;
@@ -15,10 +16,13 @@ import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 
 public class ShareGroups {
+    static long work;
+
     public static void main(String[] args) throws Exception {
         String boot = args[0], topic = args[1], mode = args[2], group = args[5];
         int n = Integer.parseInt(args[3]);
         long records = Long.parseLong(args[4]);
+        work = args.length > 6 ? Long.parseLong(args[6]) * 1000 : 0;
         if (mode.equals("share")) {
             try (Admin a = Admin.create(Map.of("bootstrap.servers", boot))) {
                 a.incrementalAlterConfigs(Map.of(new ConfigResource(ConfigResource.Type.GROUP, group),
@@ -84,6 +88,7 @@ public class ShareGroups {
         for (ConsumerRecord<byte[], byte[]> r : rs) {
             seen.add(((long) r.partition() << 40) | r.offset());
             deliveries.incrementAndGet();
+            if (work > 0) java.util.concurrent.locks.LockSupport.parkNanos(work);
             per[me]++;
         }
         if (seen.size() >= records && !stop.get()) {

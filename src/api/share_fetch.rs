@@ -35,6 +35,10 @@ const DEFAULT_MAX_RECORDS: usize = 500;
 const MAX_WAIT: Duration = Duration::from_secs(30);
 /// A parked fetch looks again this often (locks expire without a wake-up).
 const RECHECK: Duration = Duration::from_millis(500);
+/// Most record data read from one partition for one fetch (the first batch is read whole
+/// whatever its size). A share fetch acquires `max_records` at most, so reading the request's
+/// whole `max_bytes` (50 MiB from the Java client) would mostly read what is then left out.
+const PARTITION_READ_MAX: usize = 1 << 20;
 
 type Batches = Vec<(i64, i64, Vec<i8>)>;
 
@@ -174,19 +178,31 @@ impl Handler {
         }
         let partitions = if epoch == FINAL_EPOCH {
             self.apply_acks(&share, &w, acks, &mut out).await;
-            if let Err(e) = share.session_fetch(&w.group, &w.member, epoch, &[], &[]) {
-                return refuse(
-                    resp,
-                    session_error(e),
-                    format!("share session epoch {epoch}: {e:?}"),
-                );
+            match share.session_fetch(&w.group, &w.member, epoch, &[], &[]) {
+                Ok(o) => {
+                    if let Some(s) = o.ended {
+                        share.session_close(&w.group, &w.member, &s);
+                    }
+                }
+                Err(e) => {
+                    return refuse(
+                        resp,
+                        session_error(e),
+                        format!("share session epoch {epoch}: {e:?}"),
+                    )
+                }
             }
             Vec::new()
         } else {
             match share.session_fetch(&w.group, &w.member, epoch, &add, &forget) {
-                Ok(p) => {
+                Ok(o) => {
                     self.apply_acks(&share, &w, acks, &mut out).await;
-                    p
+                    // records held in partitions the member no longer fetches go back (it lost
+                    // them in a reassignment and will not acknowledge them)
+                    if let Some(s) = o.ended {
+                        share.session_close(&w.group, &w.member, &s);
+                    }
+                    o.partitions
                 }
                 Err(e) => {
                     return refuse(
@@ -405,7 +421,7 @@ impl Handler {
         let Some(from) = from else {
             return Ok(None);
         };
-        let read = match log.fetch(from, max_bytes, true).await {
+        let read = match log.fetch(from, max_bytes.min(PARTITION_READ_MAX), true).await {
             Ok(r) => r,
             Err(e) => return Err((log_error(&e), e.to_string())),
         };

@@ -212,7 +212,9 @@ impl ShareGroups {
         }
     }
 
-    /// A ShareFetch's session step; a session it replaces or closes gives its records back.
+    /// A ShareFetch's session step. What a replaced session held goes back at once; what a
+    /// closed session or the partitions forgotten hold is returned, for
+    /// [`ShareGroups::session_close`] once the request's acknowledgements are applied.
     pub fn session_fetch(
         &self,
         group: &str,
@@ -220,18 +222,21 @@ impl ShareGroups {
         epoch: i32,
         add: &[TopicPartition],
         forget: &[TopicPartition],
-    ) -> Result<Vec<TopicPartition>, SessionError> {
-        let Outcome { partitions, ended } = self
+    ) -> Result<Outcome, SessionError> {
+        let mut o = self
             .sessions
             .lock()
             .fetch(group, member, epoch, add, forget)?;
-        if let Some(s) = ended {
-            self.release(group, member, &s);
+        if epoch == 0 {
+            if let Some(s) = o.ended.take() {
+                self.release(group, member, &s);
+            }
         }
-        Ok(partitions)
+        Ok(o)
     }
 
-    /// Closes a session after its final request's acknowledgements were applied.
+    /// Gives back what the member holds in an ended session (or forgotten partitions), once the
+    /// request's acknowledgements were applied.
     pub fn session_close(&self, group: &str, member: &str, s: &Session) {
         self.release(group, member, s);
     }

@@ -35,7 +35,8 @@ pub struct Session {
 pub struct Outcome {
     /// The partitions to fetch from (none when the session closed).
     pub partitions: Vec<TopicPartition>,
-    /// A session that ended (closed, or replaced by a new one): its records go back.
+    /// A session that ended (closed, or replaced by a new one), or the partitions a request
+    /// forgot: what the member holds there goes back.
     pub ended: Option<Session>,
 }
 
@@ -106,13 +107,16 @@ impl Sessions {
                     return Err(SessionError::InvalidEpoch);
                 }
                 s.partitions.extend(add.iter().copied());
-                for f in forget {
-                    s.partitions.remove(f);
-                }
+                let forgotten: BTreeSet<TopicPartition> =
+                    forget.iter().filter(|f| s.partitions.remove(f)).copied().collect();
                 s.epoch = next(e);
                 Ok(Outcome {
                     partitions: s.partitions.iter().copied().collect(),
-                    ended: None,
+                    // what the member holds in partitions it forgot goes back too
+                    ended: (!forgotten.is_empty()).then(|| Session {
+                        epoch: s.epoch,
+                        partitions: forgotten,
+                    }),
                 })
             }
         }
@@ -183,10 +187,10 @@ mod tests {
             vec![P0, P1]
         );
         assert_eq!(s.acknowledge("g", "m", 2).unwrap(), None);
-        assert_eq!(
-            s.fetch("g", "m", 3, &[], &[P0]).unwrap().partitions,
-            vec![P1]
-        );
+        let o = s.fetch("g", "m", 3, &[], &[P0]).unwrap();
+        assert_eq!(o.partitions, vec![P1]);
+        let forgotten = o.ended.map(|e| e.partitions.into_iter().collect::<Vec<_>>());
+        assert_eq!(forgotten, Some(vec![P0]));
         assert_eq!(
             s.acknowledge("g", "m", 0).unwrap_err(),
             SessionError::InvalidEpoch
