@@ -421,7 +421,10 @@ impl Handler {
         let Some(from) = from else {
             return Ok(None);
         };
-        let read = match log.fetch(from, max_bytes.min(PARTITION_READ_MAX), true).await {
+        let read = match log
+            .fetch(from, max_bytes.min(PARTITION_READ_MAX), true)
+            .await
+        {
             Ok(r) => r,
             Err(e) => return Err((log_error(&e), e.to_string())),
         };

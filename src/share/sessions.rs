@@ -107,8 +107,11 @@ impl Sessions {
                     return Err(SessionError::InvalidEpoch);
                 }
                 s.partitions.extend(add.iter().copied());
-                let forgotten: BTreeSet<TopicPartition> =
-                    forget.iter().filter(|f| s.partitions.remove(f)).copied().collect();
+                let forgotten: BTreeSet<TopicPartition> = forget
+                    .iter()
+                    .filter(|f| s.partitions.remove(f))
+                    .copied()
+                    .collect();
                 s.epoch = next(e);
                 Ok(Outcome {
                     partitions: s.partitions.iter().copied().collect(),
@@ -189,7 +192,9 @@ mod tests {
         assert_eq!(s.acknowledge("g", "m", 2).unwrap(), None);
         let o = s.fetch("g", "m", 3, &[], &[P0]).unwrap();
         assert_eq!(o.partitions, vec![P1]);
-        let forgotten = o.ended.map(|e| e.partitions.into_iter().collect::<Vec<_>>());
+        let forgotten = o
+            .ended
+            .map(|e| e.partitions.into_iter().collect::<Vec<_>>());
         assert_eq!(forgotten, Some(vec![P0]));
         assert_eq!(
             s.acknowledge("g", "m", 0).unwrap_err(),
