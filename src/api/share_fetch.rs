@@ -113,25 +113,15 @@ impl Handler {
             resp.error_message = Some(s(msg));
             resp
         };
-        let Some(share) = self.share.clone() else {
-            return refuse(
-                resp,
-                ResponseError::UnsupportedVersion,
-                "share groups are not served in cluster mode".into(),
-            );
-        };
-        resp.acquisition_lock_timeout_ms = share.config().lock_ms.min(i32::MAX as i64) as i32;
         let w = match who(req.group_id.as_ref(), req.member_id.as_ref()) {
             Ok(w) => w,
             Err(msg) => return refuse(resp, ResponseError::InvalidRequest, msg),
         };
-        if !self.allowed(op::READ, resource::GROUP, &w.group) {
-            return refuse(
-                resp,
-                ResponseError::GroupAuthorizationFailed,
-                format!("not authorized to read group '{}'", w.group),
-            );
-        }
+        let share = match self.share_for(&w.group, op::READ) {
+            Ok(share) => share,
+            Err((e, msg)) => return refuse(resp, e, msg),
+        };
+        resp.acquisition_lock_timeout_ms = share.config().lock_ms.min(i32::MAX as i64) as i32;
         let epoch = req.share_session_epoch;
         let mut add: Vec<TopicPartition> = Vec::new();
         let mut acks: BTreeMap<TopicPartition, Batches> = BTreeMap::new();
@@ -466,24 +456,14 @@ impl Handler {
             resp.error_message = Some(s(msg));
             resp
         };
-        let Some(share) = self.share.clone() else {
-            return refuse(
-                resp,
-                ResponseError::UnsupportedVersion,
-                "share groups are not served in cluster mode".into(),
-            );
-        };
         let w = match who(req.group_id.as_ref(), req.member_id.as_ref()) {
             Ok(w) => w,
             Err(msg) => return refuse(resp, ResponseError::InvalidRequest, msg),
         };
-        if !self.allowed(op::READ, resource::GROUP, &w.group) {
-            return refuse(
-                resp,
-                ResponseError::GroupAuthorizationFailed,
-                format!("not authorized to read group '{}'", w.group),
-            );
-        }
+        let share = match self.share_for(&w.group, op::READ) {
+            Ok(share) => share,
+            Err((e, msg)) => return refuse(resp, e, msg),
+        };
         let epoch = req.share_session_epoch;
         let mut acks: BTreeMap<TopicPartition, Batches> = BTreeMap::new();
         tracing::trace!(group = %w.group, member = %w.member, epoch, topics = req.topics.len(), "share acknowledge");

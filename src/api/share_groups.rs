@@ -52,6 +52,25 @@ fn set_error(e: SetError) -> (ResponseError, String) {
 }
 
 impl Handler {
+    /// The share groups, if this node serves them and the principal may do `operation` on
+    /// `group`; otherwise the error to answer.
+    pub(super) fn share_for(
+        &self,
+        group: &str,
+        operation: i8,
+    ) -> Result<Arc<ShareGroups>, (ResponseError, String)> {
+        let Some(share) = self.share.clone() else {
+            return Err((ResponseError::UnsupportedVersion, NOT_IN_CLUSTER.into()));
+        };
+        if !self.allowed(operation, resource::GROUP, group) {
+            return Err((
+                ResponseError::GroupAuthorizationFailed,
+                format!("not authorized for group '{group}'"),
+            ));
+        }
+        Ok(share)
+    }
+
     /// Whether `group` is a classic or consumer group here (a share group may not take its id).
     fn other_group(&self, group: &str) -> bool {
         self.groups.list().iter().any(|g| g.id == group)
@@ -320,15 +339,14 @@ impl Handler {
             use alter_share_group_offsets_response::*;
             let mut resp = AlterShareGroupOffsetsResponse::default();
             let group = req.group_id.0.to_string();
-            let Some(share) = me.share.clone() else {
-                resp.error_code = code(ResponseError::UnsupportedVersion);
-                resp.error_message = Some(s(NOT_IN_CLUSTER));
-                return Reply::Send(Response::AlterShareGroupOffsets(resp));
+            let share = match me.share_for(&group, op::READ) {
+                Ok(share) => share,
+                Err((e, msg)) => {
+                    resp.error_code = code(e);
+                    resp.error_message = Some(s(msg));
+                    return Reply::Send(Response::AlterShareGroupOffsets(resp));
+                }
             };
-            if !me.allowed(op::READ, resource::GROUP, &group) {
-                resp.error_code = code(ResponseError::GroupAuthorizationFailed);
-                return Reply::Send(Response::AlterShareGroupOffsets(resp));
-            }
             let mut changes = Vec::new();
             for t in req.topics {
                 let name = t.topic_name.0.to_string();
@@ -373,15 +391,14 @@ impl Handler {
             use delete_share_group_offsets_response::*;
             let mut resp = DeleteShareGroupOffsetsResponse::default();
             let group = req.group_id.0.to_string();
-            let Some(share) = me.share.clone() else {
-                resp.error_code = code(ResponseError::UnsupportedVersion);
-                resp.error_message = Some(s(NOT_IN_CLUSTER));
-                return Reply::Send(Response::DeleteShareGroupOffsets(resp));
+            let share = match me.share_for(&group, op::DELETE) {
+                Ok(share) => share,
+                Err((e, msg)) => {
+                    resp.error_code = code(e);
+                    resp.error_message = Some(s(msg));
+                    return Reply::Send(Response::DeleteShareGroupOffsets(resp));
+                }
             };
-            if !me.allowed(op::DELETE, resource::GROUP, &group) {
-                resp.error_code = code(ResponseError::GroupAuthorizationFailed);
-                return Reply::Send(Response::DeleteShareGroupOffsets(resp));
-            }
             let starts = share.start_offsets(&group);
             let mut changes = Vec::new();
             for t in req.topics {

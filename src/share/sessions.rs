@@ -116,10 +116,14 @@ impl Sessions {
                 Ok(Outcome {
                     partitions: s.partitions.iter().copied().collect(),
                     // what the member holds in partitions it forgot goes back too
-                    ended: (!forgotten.is_empty()).then(|| Session {
-                        epoch: s.epoch,
-                        partitions: forgotten,
-                    }),
+                    ended: if forgotten.is_empty() {
+                        None
+                    } else {
+                        Some(Session {
+                            epoch: s.epoch,
+                            partitions: forgotten,
+                        })
+                    },
                 })
             }
         }
