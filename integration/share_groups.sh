@@ -23,7 +23,7 @@ start() {
 }
 cleanup() {
   [ -n "$jpid" ] && kill -9 "$jpid" 2>/dev/null || true
-  [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+  [ -n "$pid" ] && { kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; } || true
   [ -n "${KEEP:-}" ] && { echo "kept $work"; return; }
   rm -rf "$work"
 }

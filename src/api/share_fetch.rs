@@ -310,7 +310,7 @@ impl Handler {
             tokio::pin!(released);
             released.as_mut().enable();
             let mut watches = Vec::new();
-            let (mut records, mut bytes) = (0usize, 0usize);
+            let (mut records, mut bytes, mut failed) = (0usize, 0usize, false);
             for &tp in partitions {
                 if records >= max_records || bytes >= max_bytes {
                     break;
@@ -338,6 +338,7 @@ impl Handler {
                     Ok(None) => {}
                     Err((e, msg)) => {
                         tracing::debug!(group = %w.group, member = %w.member, topic = %tp.0, partition = tp.1, error = ?e, msg, "share fetch partition error");
+                        failed = true;
                         let p = out
                             .entry(tp)
                             .or_insert_with(|| self.share_partition_data(tp));
@@ -347,7 +348,8 @@ impl Handler {
                 }
             }
             let now = tokio::time::Instant::now();
-            if records > 0 || now >= deadline || self.stopping.is_cancelled() {
+            // errors are answered at once, so the client can act on them
+            if records > 0 || failed || now >= deadline || self.stopping.is_cancelled() {
                 return;
             }
             let changed = futures::future::select_all(

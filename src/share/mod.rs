@@ -259,16 +259,19 @@ impl ShareGroups {
 
     /// The share-partition, from memory or the store (`None`: it has no state yet).
     pub fn partition(&self, key: &Key) -> Option<Arc<Mutex<SharePartition>>> {
-        let mut parts = self.partitions.lock();
-        if let Some(p) = parts.get(key) {
+        if let Some(p) = self.partitions.lock().get(key) {
             return Some(p.clone());
         }
+        // never the store's lock inside the partitions' (the journal's writer takes the store's
+        // for writing: a reader queued behind it would hold up everyone on the partitions)
         let stored = self.store.read().partitions.get(key).cloned()?;
-        let p = Arc::new(Mutex::new(SharePartition::restore(
-            stored.start,
-            &stored.runs,
-        )));
-        parts.insert(key.clone(), p.clone());
+        let restored = SharePartition::restore(stored.start, &stored.runs);
+        let p = self
+            .partitions
+            .lock()
+            .entry(key.clone())
+            .or_insert_with(|| Arc::new(Mutex::new(restored)))
+            .clone();
         Some(p)
     }
 
@@ -482,9 +485,14 @@ impl ShareGroups {
 
     /// Whether `group` is a share group here (with members or state).
     pub fn contains(&self, group: &str) -> bool {
-        self.groups.lock().contains_key(group)
-            || self.store.read().partitions.keys().any(|k| k.0 == group)
-            || self.partitions.lock().keys().any(|k| k.0 == group)
+        // one lock at a time
+        if self.groups.lock().contains_key(group) {
+            return true;
+        }
+        if self.store.read().partitions.keys().any(|k| k.0 == group) {
+            return true;
+        }
+        self.partitions.lock().keys().any(|k| k.0 == group)
     }
 
     /// Whether `member` is a member of `group` now.
