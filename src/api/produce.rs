@@ -192,7 +192,7 @@ impl Handler {
                 outcomes,
             ));
         }
-        let appended = self.logs.append_all(batches).await;
+        let appended = self.logs.append_all(batches, acks == -1).await;
         for ((ti, pi, size), result) in queued.into_iter().zip(appended) {
             let o = &mut topics[ti].1[pi];
             match result {
@@ -238,7 +238,8 @@ impl Handler {
                         if let (Ok(info), Some(p)) = (&o.result, &o.partition) {
                             match tokio::time::timeout(
                                 timeout,
-                                p.wait_durable(info.last_offset + 1),
+                                // the append's own thread syncs it (group commit)
+                                p.wait_synced(info.last_offset + 1),
                             )
                             .await
                             {

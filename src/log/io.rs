@@ -38,4 +38,24 @@ impl Io {
             .await
             .map_err(|e| LogError::Io(std::io::Error::other(format!("log i/o task: {e}"))))?
     }
+
+    /// Runs `f` on a blocking thread once a slot is free, without waiting for it to finish: `f`
+    /// hands its results back itself (a channel), and can go on with work its caller need not
+    /// wait for, such as the sync after an append, on the same thread (no second hand-off).
+    pub async fn start<F>(&self, f: F) -> Result<(), LogError>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| LogError::Io(std::io::Error::other("log i/o executor closed")))?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            f()
+        });
+        Ok(())
+    }
 }

@@ -140,6 +140,9 @@ pub struct LocalLog {
     dir: PathBuf,
     segments: Mutex<Segments>,
     summary: Mutex<LogSummary>,
+    /// Held for a whole [`Self::flush`]: one sync at a time, so a caller that waited for
+    /// another's sync usually finds its data already covered (group commit) and syncs nothing.
+    syncing: Mutex<()>,
 }
 
 /// Start-up options.
@@ -234,6 +237,7 @@ impl LocalLog {
                 dir_durable,
             }),
             summary: Mutex::new(LogSummary::default()),
+            syncing: Mutex::new(()),
         };
         log.publish(&log.segments.lock(), true);
         Ok(log)
@@ -354,12 +358,13 @@ impl LocalLog {
     /// directory entries) and finalizes the rolled segments: their index files, then the
     /// producer snapshot as of their end. `None` when there was nothing to do.
     pub fn flush(&self) -> io::Result<Option<Flushed>> {
+        let _one_at_a_time = self.syncing.lock();
         let (plan, end, new_entries, dir_new) = {
             let s = self.segments.lock();
             let plan: Vec<(i64, Arc<std::fs::File>, u64)> = s
                 .map
                 .values()
-                .filter(|seg| seg.durable_len < seg.len || !seg.entry_durable)
+                .filter(|seg| seg.needs_sync())
                 .map(|seg| (seg.base_offset, seg.file(), seg.len))
                 .collect();
             if plan.is_empty() && s.rolled.is_empty() {
@@ -403,6 +408,12 @@ impl LocalLog {
             durable_end: end,
             finalized,
         }))
+    }
+
+    /// Whether [`Self::flush`] has anything to do (a cheap look, without I/O).
+    pub fn needs_flush(&self) -> bool {
+        let s = self.segments.lock();
+        !s.dir_durable || !s.rolled.is_empty() || s.map.values().any(|seg| seg.needs_sync())
     }
 
     /// Writes the index files and producer snapshot of each rolled segment whose data is

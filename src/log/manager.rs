@@ -289,20 +289,51 @@ impl LogManager {
 
     /// Appends prepared batches to their partitions, in order, in one trip to the I/O
     /// executor (a produce request's partitions): each succeeds or fails on its own.
+    /// Appends the batches in one trip to the log's I/O executor and answers as soon as they
+    /// are written. With `sync` (acks=all), the same thread then syncs each partition written
+    /// (group commit: see [`Partition::sync_here`]), so the wait for durability
+    /// ([`Partition::wait_synced`]) needs no further hand-off to the flusher.
     pub async fn append_all(
         &self,
         batches: Vec<(Arc<Partition>, Prepared)>,
+        sync: bool,
     ) -> Vec<Result<AppendInfo, LogError>> {
         let n = batches.len();
-        let res = self
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let started = self
             .io
-            .run(move || {
-                Ok(batches
+            .start(move || {
+                let mut written: Vec<Arc<Partition>> = Vec::new();
+                let results: Vec<_> = batches
                     .into_iter()
-                    .map(|(p, b)| p.append_prepared(b))
-                    .collect::<Vec<_>>())
+                    .map(|(p, b)| {
+                        let r = p.append_prepared(b);
+                        if sync && r.is_ok() && !written.iter().any(|q| Arc::ptr_eq(q, &p)) {
+                            written.push(p);
+                        }
+                        r
+                    })
+                    .collect();
+                let _ = tx.send(results);
+                // one partition is synced here; the others' flushers sync theirs meanwhile
+                // (one after the other here would add their syncs' times up)
+                let mut written = written.into_iter();
+                if let Some(first) = written.next() {
+                    written.for_each(|p| p.request_sync());
+                    if first.sync_after_append() > 0 {
+                        first.schedule_uploads();
+                    }
+                }
             })
             .await;
+        let res = match started {
+            Ok(()) => rx.await.map_err(|_| {
+                LogError::Io(std::io::Error::other(
+                    "log i/o task ended without an answer",
+                ))
+            }),
+            Err(e) => Err(e),
+        };
         match res {
             Ok(results) => results,
             Err(e) => {

@@ -9,9 +9,11 @@
 //! assignment and the write happen in one total order, and no marker can slip in between.
 //!
 //! Durability (`durability.rs`). The high watermark only covers data an `fdatasync` has made
-//! durable: the flusher syncs when an `acks=all` producer asks (immediately) or when data has
-//! been written (within `flush_interval_ms`); one sync covers every producer waiting at that
-//! moment (group commit). Rolled segments are made durable and finalized (indexes, producer
+//! durable. An `acks=all` produce has the thread that appended its batch sync it right after
+//! (no hand-off to another task or thread); the flusher syncs what else asks for it, and what
+//! was written, within `flush_interval_ms`. One sync at a time per partition covers everything
+//! appended before it (group commit): an appender that finds a sync running leaves its data to
+//! that one, which goes round again. Rolled segments are made durable and finalized (indexes, producer
 //! snapshot) by the flusher too, off the append path. In a cluster the high watermark also waits
 //! for the bucket WAL's commit (`replicated.rs`); tier hooks are in `tiering.rs`.
 //!
@@ -63,6 +65,9 @@ pub struct Partition {
     hw_tx: watch::Sender<i64>,
     /// Wakes the flusher now (an acks=all producer is waiting).
     urgent: Notify,
+    /// Group commit after appends ([`Self::sync_after_append`]): a sync is wanted / one runs.
+    sync_wanted: AtomicBool,
+    sync_running: AtomicBool,
     /// Records appended since the last sync (for `flush.messages`).
     unflushed: std::sync::atomic::AtomicI64,
     /// Tells the flusher there is unsynced data (flush within the interval).
@@ -168,6 +173,8 @@ impl Partition {
             }),
             hw_tx: watch::Sender::new(hw),
             urgent: Notify::new(),
+            sync_wanted: AtomicBool::new(false),
+            sync_running: AtomicBool::new(false),
             unflushed: std::sync::atomic::AtomicI64::new(0),
             dirty: Notify::new(),
             offline: AtomicBool::new(false),
@@ -797,3 +804,7 @@ mod txn_tests;
 #[cfg(test)]
 #[path = "cleaner_tests.rs"]
 mod cleaner_tests;
+
+#[cfg(test)]
+#[path = "durability_tests.rs"]
+mod durability_tests;

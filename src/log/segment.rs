@@ -435,6 +435,11 @@ impl Segment {
         self.file.clone()
     }
 
+    /// Whether a sync has something to make durable here: data or the directory entry.
+    pub fn needs_sync(&self) -> bool {
+        self.durable_len < self.len || !self.entry_durable
+    }
+
     /// The `.log` bytes lent to an upload (readable while the segment is in the log).
     pub fn lend(&self) -> Arc<dyn crate::tier::SegmentData> {
         Arc::new(Lent(Arc::downgrade(&self.file)))

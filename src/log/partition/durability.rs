@@ -8,10 +8,29 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 impl Partition {
-    /// Waits until every offset below `end` is durable (for acks=all).
+    /// Waits until every offset below `end` is durable (for acks=all), asking the flusher for a
+    /// sync if it is not yet.
     pub async fn wait_durable(&self, end: i64) -> Result<(), LogError> {
-        let mut rx = self.hw_tx.subscribe();
+        self.wait_for(end, true).await
+    }
+
+    /// Waits until every offset below `end` is durable, where a sync covering it is already on
+    /// its way ([`Self::sync_here`] after the append). The flusher's interval round stays the
+    /// backstop.
+    pub async fn wait_synced(&self, end: i64) -> Result<(), LogError> {
+        self.wait_for(end, false).await
+    }
+
+    /// Asks the flusher for a sync now.
+    pub(in crate::log) fn request_sync(&self) {
         self.urgent.notify_one();
+    }
+
+    async fn wait_for(&self, end: i64, ask: bool) -> Result<(), LogError> {
+        let mut rx = self.hw_tx.subscribe();
+        if ask && *rx.borrow() < end {
+            self.urgent.notify_one();
+        }
         loop {
             self.check_usable()?;
             if *rx.borrow_and_update() >= end {
@@ -48,28 +67,64 @@ impl Partition {
     /// One group-commit round: sync what was written, advance the high watermark, finalize
     /// rolled segments (and queue their uploads).
     pub async fn flush_once(self: &Arc<Self>) {
-        if self.offline.load(Ordering::Acquire) {
+        if self.offline.load(Ordering::Acquire) || !self.log.needs_flush() {
             return;
         }
+        let me = self.clone();
+        let finalized = self.io.run(move || Ok(me.sync_here())).await;
+        if matches!(finalized, Ok(n) if n > 0) {
+            self.queue_uploads().await;
+        }
+    }
+
+    /// Makes what was just appended durable, on the calling (blocking) thread, unless a sync
+    /// already runs there: then that one goes round again and covers it. So one thread at a
+    /// time syncs a partition and the others leave at once, however many appends arrive.
+    /// Returns how many rolled segments were finalized.
+    pub(in crate::log) fn sync_after_append(&self) -> usize {
+        // wanted before running is looked at: a syncer that stops after this append's look
+        // cannot have missed it (it looks at `wanted` after clearing `running`)
+        self.sync_wanted.store(true, Ordering::SeqCst);
+        let mut finalized = 0;
+        while !self.sync_running.swap(true, Ordering::SeqCst) {
+            // whatever was appended before this point is covered by the sync that follows
+            self.sync_wanted.store(false, Ordering::SeqCst);
+            finalized += self.sync_here();
+            self.sync_running.store(false, Ordering::SeqCst);
+            if !self.sync_wanted.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        finalized
+    }
+
+    /// A group-commit round on the calling thread, which must be one that may block (the log's
+    /// I/O executor): syncs what was written, advances the high watermark and returns how many
+    /// rolled segments were finalized (their uploads are for the caller to queue). Syncs of one
+    /// partition take turns; one that waited for another usually finds nothing left to sync.
+    pub(in crate::log) fn sync_here(&self) -> usize {
+        if self.offline.load(Ordering::Acquire) {
+            return 0;
+        }
         let started = std::time::Instant::now();
-        let log = self.log.clone();
         // what is appended from here on waits for the next sync
         self.unflushed.store(0, Ordering::Release);
-        let res = self.io.run(move || Ok(log.flush()?)).await;
-        crate::metrics::flush_latency(started.elapsed());
+        let res = self.log.flush();
+        if !matches!(res, Ok(None)) {
+            crate::metrics::flush_latency(started.elapsed());
+        }
         match res {
             Ok(Some(flushed)) => {
                 self.durable_end
                     .fetch_max(flushed.durable_end, Ordering::AcqRel);
                 self.advance_hw();
-                if flushed.finalized > 0 {
-                    self.queue_uploads().await;
-                }
+                flushed.finalized
             }
-            Ok(None) => {}
+            Ok(None) => 0,
             Err(e) => {
                 tracing::error!(topic = %self.topic, partition = self.index, error = %e, "fdatasync failed; partition taken offline");
                 self.go_offline();
+                0
             }
         }
     }
