@@ -4,8 +4,9 @@
 #
 # For each record size (100 B, 1 KiB) and partition count (8; PARTS="1 8" for both), each
 # repetition runs, one after the other on the same machine:
-#   1. the machine's floor: `dd … conv=fdatasync` of the same bytes (MB/s and system-wide
-#      CPU-s per GB);
+#   1. the machine's floors: `dd … conv=fdatasync` of the same bytes (MB/s and system-wide
+#      CPU-s per GB), and for latency a write+fdatasync of each record at the latency phase's
+#      rate, a thread and file per partition (benches/fsync_floor.py, FLOOR_SECS, default 5);
 #   2. for each broker (Tiercel, and with PEER=tansu the Tansu broker on its memory engine, or
 #      BIN2=another/tiercel for a before/after), on a fresh process and data dir:
 #      - latency, on the broker at rest: acks=all at a fixed RATE records/s (default 5,000) of
@@ -67,8 +68,10 @@ port=$(free_port)
 b=127.0.0.1:$port
 mport=$(free_port)
 csv=$(results_dir)/bench.csv
-cols="produce_rps produce_mbps consume_rps consume_mbps broker_cpu_gb_produced broker_cpu_gb_consumed system_cpu_gb_produced system_cpu_gb_consumed client_cpu_gb_produced client_cpu_gb_consumed peak_rss_mib produce_p50_ms produce_p99_ms dd_mbps dd_system_cpu_gb lat_p50_ms lat_p99_ms lat_p999_ms lat_max_ms"
-[ -f "$csv" ] || echo "commit,date,machine,broker,binary,pinned,records,size,partitions,codec,lat_rate,lat_size,$(echo $cols | tr ' ' ',')" >"$csv"
+cols="produce_rps produce_mbps consume_rps consume_mbps broker_cpu_gb_produced broker_cpu_gb_consumed system_cpu_gb_produced system_cpu_gb_consumed client_cpu_gb_produced client_cpu_gb_consumed peak_rss_mib produce_p50_ms produce_p99_ms dd_mbps dd_system_cpu_gb lat_p50_ms lat_p99_ms lat_p999_ms lat_max_ms floor_p50_ms floor_p99_ms floor_p999_ms"
+header="commit,date,machine,broker,binary,pinned,records,size,partitions,codec,lat_rate,lat_size,$(echo $cols | tr ' ' ',')"
+# rows from before a column was added leave it empty
+if [ ! -f "$csv" ]; then echo "$header" >"$csv"; elif [ "$(head -1 "$csv")" != "$header" ]; then sed -i "1s/.*/$header/" "$csv"; fi
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo "+dirty")
 rows=$(mktemp)
 pid=
@@ -105,6 +108,9 @@ for size in ${SIZES:-100 1024}; do
       dd if=/dev/zero of="$work/dd" bs=1M count=$(((bytes + 1048575) / 1048576)) conv=fdatasync status=none
       dd_ns=$(($(date +%s%N) - d0))
       dd_busy=$(($(system_busy) - s0))
+      # and for latency: write+fdatasync of each record, a file per partition, at the latency
+      # phase's rate (benches/fsync_floor.py)
+      floor=$(python3 benches/fsync_floor.py "$work/floor" "$parts" "$RATE" "$LAT_SIZE" "${FLOOR_SECS:-5}")
       rm -rf "$work"
       for entry in "${brokers[@]}"; do
         kind=${entry%%=*}
@@ -140,10 +146,11 @@ for size in ${SIZES:-100 1024}; do
         rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
         kill -TERM "$pid"; wait "$pid" || true; pid=
         row=$(python3 - "$N" "$size" "$p_ms" "$c_ms" "$t0" "$t1" "$t2" "$s0" "$s1" "$s2" "$(getconf CLK_TCK)" "$rss" \
-          "$dd_ns" "$dd_busy" "$work" <<'PY'
+          "$dd_ns" "$dd_busy" "$work" $floor <<'PY'
 import sys
 n, size, p_ms, c_ms, t0, t1, t2, s0, s1, s2, hz, rss, dd_ns, dd_busy = map(int, sys.argv[1:15])
 work = sys.argv[15]
+floor = sys.argv[16:19]
 def lats(name):
     return sorted(int(x) for x in open(f"{work}/{name}") if x.strip())
 def pct(lat, q):
@@ -155,7 +162,7 @@ pc, cc = cpu("produce.cpu"), cpu("consume.cpu")
 print(n*1000/p_ms, n*size/p_ms/1000, n*1000/max(c_ms, 1), n*size/max(c_ms, 1)/1000,
       (t1-t0)/hz/gb, (t2-t1)/hz/gb, ((s1-s0)/hz - pc)/gb, ((s2-s1)/hz - cc)/gb, pc/gb, cc/gb,
       rss, pct(thr, 0.5), pct(thr, 0.99), n*size/(dd_ns/1e3), dd_busy/hz/gb,
-      pct(fixed, 0.5), pct(fixed, 0.99), pct(fixed, 0.999), fixed[-1]/1000.0)
+      pct(fixed, 0.5), pct(fixed, 0.99), pct(fixed, 0.999), fixed[-1]/1000.0, *floor)
 PY
 )
         echo "$kind $size $parts $row" >>"$rows"
@@ -180,7 +187,8 @@ heads = [("produce rec/s", 0, ",.0f"), ("consume rec/s", 2, ",.0f"),
          ("broker CPU-s/GB consumed", 5, ".2f"), ("system CPU-s/GB consumed", 7, ".2f"),
          ("client CPU-s/GB consumed", 9, ".2f"), ("peak RSS MiB", 10, ".0f"),
          ("dd floor MB/s", 13, ",.0f"), ("dd floor CPU-s/GB", 14, ".2f"),
-         ("p50 ms", 15, ".2f"), ("p99 ms", 16, ".2f"), ("p99.9 ms", 17, ".2f"), ("max ms", 18, ".1f")]
+         ("p50 ms", 15, ".2f"), ("p99 ms", 16, ".2f"), ("p99.9 ms", 17, ".2f"), ("max ms", 18, ".1f"),
+         ("fsync floor p50 ms", 19, ".2f"), ("floor p99 ms", 20, ".2f"), ("floor p99.9 ms", 21, ".2f")]
 print(f"{n} records per run, codec {codec}; latency at {rate} records/s of {lat_size} B, acks=all, "
       "linger 0. Median (min-max) of the runs.\n")
 print("| size | partitions | broker | runs | " + " | ".join(h for h, _, _ in heads) + " |")
