@@ -124,3 +124,37 @@ async fn an_acks_all_append_is_durable_without_waiting_for_the_interval() {
     assert!(parts[0].offsets().high_watermark < end);
     logs.shutdown().await.expect("shutdown");
 }
+
+/// A failed sync takes the partition offline, and no later sync of the log succeeds: the kernel
+/// reports a failed write-back once, so a second `fsync` of the same file could say "done" for
+/// data the first one lost.
+#[tokio::test]
+async fn after_a_failed_sync_nothing_is_called_durable() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = Partition::open(
+        "t",
+        0,
+        dir.path().join("t-0"),
+        config(),
+        Arc::new(ManualClock::new(NOW)),
+        false,
+        None,
+    )
+    .await
+    .expect("open");
+    let info = p.append(batch(3)).await.expect("append");
+    // the new segment's directory entry cannot be synced while the directory is elsewhere
+    let moved = dir.path().join("moved");
+    std::fs::rename(dir.path().join("t-0"), &moved).expect("move away");
+    assert_eq!(p.sync_after_append(), 0);
+    std::fs::rename(&moved, dir.path().join("t-0")).expect("move back");
+    assert!(
+        p.log.flush().is_err(),
+        "a sync after a failed one must fail too"
+    );
+    assert_eq!(p.offsets().high_watermark, 0);
+    assert!(matches!(
+        p.wait_synced(info.last_offset + 1).await,
+        Err(LogError::Offline)
+    ));
+}

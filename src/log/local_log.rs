@@ -142,7 +142,9 @@ pub struct LocalLog {
     summary: Mutex<LogSummary>,
     /// Held for a whole [`Self::flush`]: one sync at a time, so a caller that waited for
     /// another's sync usually finds its data already covered (group commit) and syncs nothing.
-    syncing: Mutex<()>,
+    /// Set once a flush failed: a later `fsync` of the same file may report success for pages
+    /// the failed one lost (the error is reported once), so no later flush may succeed.
+    syncing: Mutex<bool>,
 }
 
 /// Start-up options.
@@ -237,7 +239,7 @@ impl LocalLog {
                 dir_durable,
             }),
             summary: Mutex::new(LogSummary::default()),
-            syncing: Mutex::new(()),
+            syncing: Mutex::new(false),
         };
         log.publish(&log.segments.lock(), true);
         Ok(log)
@@ -358,7 +360,18 @@ impl LocalLog {
     /// directory entries) and finalizes the rolled segments: their index files, then the
     /// producer snapshot as of their end. `None` when there was nothing to do.
     pub fn flush(&self) -> io::Result<Option<Flushed>> {
-        let _one_at_a_time = self.syncing.lock();
+        let mut failed = self.syncing.lock();
+        if *failed {
+            return Err(io::Error::other(
+                "an earlier sync of this log failed; nothing written since is known durable",
+            ));
+        }
+        let res = self.flush_locked();
+        *failed = res.is_err();
+        res
+    }
+
+    fn flush_locked(&self) -> io::Result<Option<Flushed>> {
         let (plan, end, new_entries, dir_new) = {
             let s = self.segments.lock();
             let plan: Vec<(i64, Arc<std::fs::File>, u64)> = s
@@ -410,9 +423,12 @@ impl LocalLog {
         }))
     }
 
-    /// Whether [`Self::flush`] has anything to do (a cheap look, without I/O).
+    /// Whether [`Self::flush`] has anything to do: a look that never waits (the segments lock
+    /// can be held across file-system calls, as in a roll), so a busy lock counts as yes.
     pub fn needs_flush(&self) -> bool {
-        let s = self.segments.lock();
+        let Some(s) = self.segments.try_lock() else {
+            return true;
+        };
         !s.dir_durable || !s.rolled.is_empty() || s.map.values().any(|seg| seg.needs_sync())
     }
 

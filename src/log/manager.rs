@@ -288,11 +288,11 @@ impl LogManager {
     }
 
     /// Appends prepared batches to their partitions, in order, in one trip to the I/O
-    /// executor (a produce request's partitions): each succeeds or fails on its own.
-    /// Appends the batches in one trip to the log's I/O executor and answers as soon as they
-    /// are written. With `sync` (acks=all), the same thread then syncs each partition written
-    /// (group commit: see [`Partition::sync_here`]), so the wait for durability
-    /// ([`Partition::wait_synced`]) needs no further hand-off to the flusher.
+    /// executor (a produce request's partitions): each succeeds or fails on its own, and the
+    /// answer comes as soon as they are written. With `sync` (acks=all), the same thread then
+    /// syncs the first partition written and asks the others' flushers to sync theirs (group
+    /// commit: [`Partition::sync_after_append`]), so waiting for durability
+    /// ([`Partition::wait_synced`]) needs no further hand-off for that partition.
     pub async fn append_all(
         &self,
         batches: Vec<(Arc<Partition>, Prepared)>,

@@ -87,10 +87,12 @@ impl Partition {
         self.sync_wanted.store(true, Ordering::SeqCst);
         let mut finalized = 0;
         while !self.sync_running.swap(true, Ordering::SeqCst) {
+            // cleared even if the sync panics: else no appender would ever sync here again
+            let running = Running(&self.sync_running);
             // whatever was appended before this point is covered by the sync that follows
             self.sync_wanted.store(false, Ordering::SeqCst);
             finalized += self.sync_here();
-            self.sync_running.store(false, Ordering::SeqCst);
+            drop(running);
             if !self.sync_wanted.load(Ordering::SeqCst) {
                 break;
             }
@@ -103,7 +105,8 @@ impl Partition {
     /// rolled segments were finalized (their uploads are for the caller to queue). Syncs of one
     /// partition take turns; one that waited for another usually finds nothing left to sync.
     pub(in crate::log) fn sync_here(&self) -> usize {
-        if self.offline.load(Ordering::Acquire) {
+        // a deleted partition's directory may be gone: nothing there to make durable
+        if self.offline.load(Ordering::Acquire) || self.deleted.is_cancelled() {
             return 0;
         }
         let started = std::time::Instant::now();
@@ -122,10 +125,19 @@ impl Partition {
             }
             Ok(None) => 0,
             Err(e) => {
-                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "fdatasync failed; partition taken offline");
                 self.go_offline();
+                tracing::error!(topic = %self.topic, partition = self.index, error = %e, "fdatasync failed; partition taken offline");
                 0
             }
         }
+    }
+}
+
+/// Clears a partition's "a sync runs" flag when dropped.
+struct Running<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
     }
 }
