@@ -23,6 +23,13 @@ fn batch(n: i32) -> Bytes {
     Bytes::copy_from_slice(&make_batch(0, n, 100, NOW))
 }
 
+async fn open(dir: &Path) -> Arc<Partition> {
+    let clock = Arc::new(ManualClock::new(NOW));
+    Partition::open("t", 0, dir.join("t-0"), config(), clock, false, None)
+        .await
+        .expect("open")
+}
+
 fn refuse_txn() -> crate::log::Verify {
     Arc::new(|_| Err(LogError::InvalidTxnState))
 }
@@ -33,17 +40,7 @@ fn refuse_txn() -> crate::log::Verify {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syncs_after_appends_leave_nothing_behind() {
     let dir = tempfile::tempdir().expect("tmp");
-    let p = Partition::open(
-        "t",
-        0,
-        dir.path().join("t-0"),
-        config(),
-        Arc::new(ManualClock::new(NOW)),
-        false,
-        None,
-    )
-    .await
-    .expect("open");
+    let p = open(dir.path()).await;
     let (threads, rounds) = (6, 150);
     let together = Arc::new(std::sync::Barrier::new(threads));
     let behind = Arc::new(AtomicI64::new(0));
@@ -131,17 +128,7 @@ async fn an_acks_all_append_is_durable_without_waiting_for_the_interval() {
 #[tokio::test]
 async fn after_a_failed_sync_nothing_is_called_durable() {
     let dir = tempfile::tempdir().expect("tmp");
-    let p = Partition::open(
-        "t",
-        0,
-        dir.path().join("t-0"),
-        config(),
-        Arc::new(ManualClock::new(NOW)),
-        false,
-        None,
-    )
-    .await
-    .expect("open");
+    let p = open(dir.path()).await;
     let info = p.append(batch(3)).await.expect("append");
     // the new segment's directory entry cannot be synced while the directory is elsewhere
     let moved = dir.path().join("moved");
