@@ -308,7 +308,7 @@ impl LogManager {
                     .into_iter()
                     .map(|(p, b)| {
                         let r = p.append_prepared(b);
-                        if sync && r.is_ok() && !written.iter().any(|q| Arc::ptr_eq(q, &p)) {
+                        if sync && r.is_ok() {
                             written.push(p);
                         }
                         r
@@ -319,7 +319,9 @@ impl LogManager {
                 // (one after the other here would add their syncs' times up)
                 let mut written = written.into_iter();
                 if let Some(first) = written.next() {
-                    written.for_each(|p| p.request_sync());
+                    written
+                        .filter(|p| !Arc::ptr_eq(p, &first))
+                        .for_each(|p| p.request_sync());
                     if first.sync_after_append() > 0 {
                         first.schedule_uploads();
                     }

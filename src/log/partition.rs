@@ -13,8 +13,8 @@
 //! (no hand-off to another task or thread); the flusher syncs what else asks for it, and what
 //! was written, within `flush_interval_ms`. One sync at a time per partition covers everything
 //! appended before it (group commit): an appender that finds a sync running leaves its data to
-//! that one, which goes round again. Rolled segments are made durable and finalized (indexes, producer
-//! snapshot) by the flusher too, off the append path. In a cluster the high watermark also waits
+//! that one, which goes round again. Rolled segments are made durable and finalized (indexes,
+//! producer snapshot) by the sync that covers them, off the append's answer. In a cluster the high watermark also waits
 //! for the bucket WAL's commit (`replicated.rs`); tier hooks are in `tiering.rs`.
 //!
 //! Cancellation: an append, once handed to the executor, completes even if its caller goes
@@ -421,7 +421,7 @@ impl Partition {
         self.state.lock().first_open = seq.txns.first_open();
         let records = last - base + 1;
         if self.unflushed.fetch_add(records, Ordering::AcqRel) + records >= config.flush_messages {
-            self.urgent.notify_one();
+            self.request_sync();
         }
         self.dirty.notify_one();
         Ok(AppendInfo {

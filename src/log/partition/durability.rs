@@ -15,7 +15,7 @@ impl Partition {
     }
 
     /// Waits until every offset below `end` is durable, where a sync covering it is already on
-    /// its way ([`Self::sync_here`] after the append). The flusher's interval round stays the
+    /// its way ([`Self::sync_after_append`], or [`Self::request_sync`] at the append). The flusher's interval round stays the
     /// backstop.
     pub async fn wait_synced(&self, end: i64) -> Result<(), LogError> {
         self.wait_for(end, false).await
@@ -29,7 +29,7 @@ impl Partition {
     async fn wait_for(&self, end: i64, ask: bool) -> Result<(), LogError> {
         let mut rx = self.hw_tx.subscribe();
         if ask && *rx.borrow() < end {
-            self.urgent.notify_one();
+            self.request_sync();
         }
         loop {
             self.check_usable()?;

@@ -109,7 +109,7 @@ impl Partition {
             })
             .await?;
         if rolled {
-            self.urgent.notify_one();
+            self.request_sync();
         }
         Ok(rolled)
     }
