@@ -1,5 +1,6 @@
 //! File-system primitives the storage modules share: atomic replacement of small files,
-//! directory syncs, disk-space reservation and vectored positional writes.
+//! directory syncs, disk space reserved or zero-filled ahead of appends and vectored positional
+//! writes.
 //!
 //! Everything here blocks the calling thread on the file system. Only the storage modules call
 //! it (`clippy.toml` bans `std::fs` and `File::sync_*` elsewhere), and they call it from a
@@ -152,6 +153,27 @@ pub fn preallocate(file: &File, from: u64, to: u64) -> bool {
         )
     };
     rc == 0
+}
+
+/// Writes zeros over `[from, to)`, past the end of what `file` holds, so that later writes
+/// there change neither its blocks nor its length: their `fdatasync` then writes the data and
+/// nothing else (a write that allocates blocks, fills reserved ones or moves the length makes
+/// the sync write the file's metadata too, one more wait for the disk each time). Best effort:
+/// on failure (a full disk) the file is cut back to `from` and `false` returned.
+pub fn fill_zeros(file: &File, from: u64, to: u64) -> bool {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    let mut parts: Vec<&[u8]> = Vec::new();
+    let mut left = to.saturating_sub(from);
+    while left > 0 {
+        let n = left.min(ZEROS.len() as u64) as usize;
+        parts.push(&ZEROS[..n]);
+        left -= n as u64;
+    }
+    if write_all_vectored_at(file, &parts, from).is_err() {
+        let _ = file.set_len(from);
+        return false;
+    }
+    true
 }
 
 /// `pwritev` of all `parts` at `offset`, retrying short writes and EINTR: the parts land in

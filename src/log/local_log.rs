@@ -294,7 +294,7 @@ impl LocalLog {
         snapshot: &mut dyn FnMut(i64) -> Vec<u8>,
     ) -> io::Result<()> {
         let total = (head.len() + body.len()) as u64;
-        let (file, pos, base) = {
+        let (file, pos, fill_to, base) = {
             let mut s = self.segments.lock();
             let active = s.active();
             let needs_roll = !active.is_empty()
@@ -305,10 +305,11 @@ impl LocalLog {
                 self.roll(&mut s, h.base_offset, roll.now_ms, snapshot(h.base_offset))?;
             }
             let active = s.active_mut();
-            let (file, pos) = active.prepare_append(total);
-            (file, pos, active.base_offset)
+            let (file, pos, fill_to) = active.prepare_append(total);
+            (file, pos, fill_to, active.base_offset)
         };
         segment::write_at(&file, head, body, pos)?;
+        crate::fs::fill_zeros(&file, pos + total, fill_to);
         let mut s = self.segments.lock();
         if let Some(seg) = s.map.get_mut(&base) {
             seg.appended(h, pos, total, roll.index_interval);

@@ -6,7 +6,9 @@
 //! Invariants: `len` is the number of valid bytes in the `.log` file and every byte below it is
 //! a sequence of whole, CRC-checked batches with strictly increasing offsets; `durable_len <= len`
 //! is what an `fdatasync` has covered. Appends write at `len` with `pwrite`; a failed write is
-//! cut off again (`set_len(len)`), so a full disk leaves no partial batch behind.
+//! cut off again (`set_len(len)`), so a full disk leaves no partial batch behind. Past `len` the
+//! file may hold zeros written ahead of the appends (see [`Segment::prepare_append`]); a closed
+//! segment's file is cut back to `len`, and a walk after a crash drops them with any torn tail.
 //!
 //! A segment comes back at start-up in one of two ways: [`Segment::load`] trusts its index files
 //! (written when the segment was made durable) and reads only the batches after the last index
@@ -26,11 +28,16 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Disk space is reserved ahead of appends (fallocate, so data blocks are not allocated on
-/// the fsync path): as far ahead as the segment already holds, between these bounds, so a
-/// partition with N bytes of data takes at most N + 1 MiB of disk.
+/// Disk space is reserved ahead of appends (see [`Segment::prepare_append`]): as far ahead as
+/// the segment already holds, between these bounds, so a partition with N bytes of data takes
+/// at most N + 1 MiB of disk.
 const RESERVE_MIN: u64 = 64 << 10;
 const RESERVE_MAX: u64 = 1 << 20;
+/// An append smaller than this that needs new space gets it as zeros written ahead; a larger
+/// one as blocks reserved with fallocate.
+const FILL_BELOW: u64 = 64 << 10;
+/// The least written ahead as zeros: a page (a small partition's first record costs one more).
+const FILL_MIN: u64 = 4 << 10;
 
 /// Disk reserved ahead of the data across every segment of the process; past it, appends
 /// reserve nothing more (their writes allocate as they go), so many partitions with little
@@ -110,7 +117,8 @@ pub struct Segment {
     /// Whether the `.log` file's directory entry is known durable (a new segment's is not
     /// until its directory is synced).
     pub entry_durable: bool,
-    /// File blocks are reserved (fallocate, size unchanged) up to here.
+    /// Space is reserved up to here: zeros written past the data, or blocks reserved past the
+    /// file's length (see [`Segment::prepare_append`]).
     reserved_to: u64,
     /// Of those, the bytes past the data counted in the broker's reservation budget.
     counted: u64,
@@ -216,11 +224,12 @@ impl Segment {
         let (mut next, mut tail_max) = (base_offset, (-1i64, -1i64));
         while pos + HEADER_LEN as u64 <= file_len {
             seg.file.read_exact_at(&mut head, pos)?;
+            // not a batch: the end of the data if only zeros follow (checked below)
             let Ok(h) = BatchHeader::parse(&head) else {
-                return Ok(None);
+                break;
             };
             if h.base_offset < next || pos + h.total_len() as u64 > file_len {
-                return Ok(None);
+                break;
             }
             if h.max_timestamp > tail_max.0 {
                 tail_max = (h.max_timestamp, h.last_offset());
@@ -228,7 +237,8 @@ impl Segment {
             next = h.last_offset() + 1;
             pos += h.total_len() as u64;
         }
-        if pos != file_len {
+        // zeros written ahead of the appends may follow the data (a segment not cut back)
+        if pos != file_len && !zeros_only(&seg.file, pos, file_len) {
             return Ok(None);
         }
         let (max_ts, at) = match index::last_time(&times) {
@@ -237,12 +247,13 @@ impl Segment {
             }
             _ => tail_max,
         };
-        seg.len = file_len;
-        seg.durable_len = file_len;
+        seg.len = pos;
+        seg.durable_len = pos;
+        seg.reserved_to = file_len;
         seg.next_offset = next;
         seg.max_timestamp = max_ts;
         seg.offset_of_max_timestamp = at;
-        seg.bytes_since_index = file_len - start;
+        seg.bytes_since_index = pos - start;
         seg.index = offsets;
         seg.time_index = times;
         seg.aborted = aborted;
@@ -264,12 +275,23 @@ impl Segment {
         let (mut seg, file_len) = Segment::open_existing(dir, base_offset, now_ms)?;
         let valid_len = seg.scan(file_len, verify, index_interval, observe)?;
         if valid_len < file_len {
-            tracing::warn!(
-                segment = %seg.path("log").display(),
-                valid_len,
-                file_len,
-                "truncating torn or corrupt segment tail"
-            );
+            if zeros_only(&seg.file, valid_len, file_len) {
+                // the zeros written ahead of the appends (a stop without the clean shutdown's
+                // cut)
+                tracing::debug!(
+                    segment = %seg.path("log").display(),
+                    valid_len,
+                    file_len,
+                    "dropping the zeros written ahead of the appends"
+                );
+            } else {
+                tracing::warn!(
+                    segment = %seg.path("log").display(),
+                    valid_len,
+                    file_len,
+                    "truncating torn or corrupt segment tail"
+                );
+            }
             seg.file.set_len(valid_len)?;
             sync(&seg.file, Durable::Segment, false)?;
         }
@@ -371,17 +393,37 @@ impl Segment {
         self.indexes_on_disk = false;
     }
 
-    /// Where the next append goes, with disk space reserved ahead of it.
-    pub fn prepare_append(&mut self, len: u64) -> (Arc<File>, u64) {
+    /// Where the next append of `len` bytes goes, and how far past it the caller is to fill the
+    /// file with zeros after writing it ([`crate::fs::fill_zeros`]; the append's end when
+    /// nothing is to be filled).
+    ///
+    /// Space is reserved ahead of the appends, and how depends on their size. Small appends get
+    /// zeros written ahead: the blocks are then the file's already and its length does not
+    /// move, so their `fdatasync` writes the data alone, where an append past the end makes it
+    /// write the block map and the inode too (on the disk this was measured on, twice the syncs
+    /// a second, half the CPU per sync; `benches/sync_layout.py`). Only one sync in every so
+    /// many pays for that. The zeros are written past everything appended, by the appender
+    /// itself (appends are serialized), so they never cover a byte of data. Large appends,
+    /// whose syncs are mostly their data, get blocks reserved without a write (fallocate,
+    /// length unchanged): writing zeros ahead of a stream of large batches doubles what goes to
+    /// the disk.
+    pub fn prepare_append(&mut self, len: u64) -> (Arc<File>, u64, u64) {
         let end = self.len + len;
-        if end > self.reserved_to {
+        let mut fill_to = end;
+        if end >= self.reserved_to {
             // what was reserved ahead becomes this append's data: it leaves the budget, and a
             // new reservation starts past the append
             RESERVED_AHEAD.give_back(std::mem::take(&mut self.counted));
-            let ahead = RESERVED_AHEAD.take(end.clamp(RESERVE_MIN, RESERVE_MAX));
+            let small = len < FILL_BELOW;
+            let least = if small { FILL_MIN } else { RESERVE_MIN };
+            let ahead = RESERVED_AHEAD.take(end.clamp(least, RESERVE_MAX));
             let target = end + ahead;
-            // on failure, don't retry on every append: move on as if reserved
-            let _ = preallocate(&self.file, self.reserved_to.max(self.len), target);
+            if small {
+                fill_to = target;
+            } else {
+                let _ = preallocate(&self.file, self.reserved_to.max(self.len), target);
+            }
+            // if the reservation fails, don't retry on every append: move on as if reserved
             self.reserved_to = target;
             self.counted = ahead;
         } else {
@@ -389,7 +431,7 @@ impl Segment {
             self.counted -= used;
             RESERVED_AHEAD.give_back(used);
         }
-        (self.file.clone(), self.len)
+        (self.file.clone(), self.len, fill_to)
     }
 
     /// Records a batch of `len` bytes written at `pos` by [`Segment::prepare_append`]'s
@@ -409,9 +451,11 @@ impl Segment {
         h: &BatchHeader,
         index_interval: u64,
     ) -> io::Result<()> {
-        let (file, pos) = self.prepare_append((head.len() + body.len()) as u64);
+        let total = (head.len() + body.len()) as u64;
+        let (file, pos, fill_to) = self.prepare_append(total);
         write_at(&file, head, body, pos)?;
-        self.appended(h, pos, (head.len() + body.len()) as u64, index_interval);
+        crate::fs::fill_zeros(&file, pos + total, fill_to);
+        self.appended(h, pos, total, index_interval);
         Ok(())
     }
 
@@ -421,7 +465,8 @@ impl Segment {
         self.indexes_on_disk = false;
     }
 
-    /// Gives back blocks reserved past the end of the data (roll, clean shutdown).
+    /// Cuts the file back to its data, giving back the zeros written ahead (roll, clean
+    /// shutdown).
     pub fn release_reserved(&mut self) -> io::Result<()> {
         if self.reserved_to > self.len {
             self.file.set_len(self.len)?;
@@ -562,6 +607,16 @@ impl IndexFiles {
             write_atomic(&txn, &txn_index::encode(&self.aborted), Durable::Metadata)
         }
     }
+}
+
+/// Whether `[from, to)` of `file` holds nothing but zeros (looked at only when it is no longer
+/// than the most ever written ahead).
+fn zeros_only(file: &File, from: u64, to: u64) -> bool {
+    if to.saturating_sub(from) > 2 * RESERVE_MAX {
+        return false;
+    }
+    let mut buf = vec![0u8; (to - from) as usize];
+    file.read_exact_at(&mut buf, from).is_ok() && buf.iter().all(|&b| b == 0)
 }
 
 /// `pwritev` of a batch's header and body at `pos`; a failed write is cut back so no partial

@@ -49,6 +49,110 @@ mod basics {
         }
     }
 
+    fn file_len(dir: &Path, base: i64) -> u64 {
+        std::fs::metadata(dir.join(crate::format::segment_file(base, "log")))
+            .expect("meta")
+            .len()
+    }
+
+    #[test]
+    fn zeros_written_ahead_never_cover_data_and_go_at_a_cut_or_a_walk() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut seg = Segment::create(dir.path(), 0, 0).expect("create");
+        let mut offset = 0;
+        let mut crossed = 0;
+        while seg.len < 3 << 20 {
+            let before = file_len(dir.path(), 0);
+            append(&mut seg, offset, 20, 0);
+            offset += 20;
+            let after = file_len(dir.path(), 0);
+            // the file runs past the data, with zeros only, and moves only now and then
+            assert!(after > seg.len, "{after} <= {}", seg.len);
+            assert!(zeros_only(&seg.file, seg.len, after));
+            crossed += u64::from(after != before);
+        }
+        let appends = (offset / 20) as u64;
+        assert!(
+            crossed * 4 < appends,
+            "the length moved at {crossed} of {appends} appends"
+        );
+        // every batch reads back whole
+        let data_len = seg.len;
+        assert_eq!(seg.next_offset, offset);
+
+        // a stop without the cut: a walk (after a crash) drops the zeros quietly and keeps
+        // every batch
+        drop(seg);
+        let seg = Segment::recover(dir.path(), 0, true, 512, 0, &mut |_, _| None).expect("open");
+        assert_eq!((seg.len, seg.next_offset), (data_len, offset));
+        assert_eq!(file_len(dir.path(), 0), data_len);
+
+        // a trusted load over zeros past the data keeps them for the next appends
+        let mut seg = seg;
+        append(&mut seg, offset, 20, 0);
+        offset += 20;
+        seg.write_indexes().expect("indexes");
+        let (data_len, with_zeros) = (seg.len, file_len(dir.path(), 0));
+        assert!(with_zeros > data_len);
+        drop(seg);
+        let mut seg = Segment::load(dir.path(), 0, 0)
+            .expect("io")
+            .expect("indexes trusted over the zeros");
+        assert_eq!((seg.len, seg.next_offset), (data_len, offset));
+        append(&mut seg, offset, 20, 0);
+        assert_eq!(
+            file_len(dir.path(), 0),
+            with_zeros,
+            "appended into the zeros"
+        );
+
+        // the cut at a roll or a clean stop leaves the data alone
+        seg.release_reserved().expect("cut");
+        assert_eq!(file_len(dir.path(), 0), seg.len);
+        let last = seg.next_offset;
+        drop(seg);
+        let seg = Segment::recover(dir.path(), 0, true, 512, 0, &mut |_, _| None).expect("open");
+        assert_eq!(seg.next_offset, last);
+    }
+
+    #[test]
+    fn large_appends_reserve_blocks_without_writing_zeros() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut seg = Segment::create(dir.path(), 0, 0).expect("create");
+        append(&mut seg, 0, 1000, 0);
+        assert!(seg.len >= FILL_BELOW, "a large batch: {}", seg.len);
+        assert_eq!(
+            file_len(dir.path(), 0),
+            seg.len,
+            "no zeros past a large append"
+        );
+        assert!(
+            seg.reserved_to > seg.len,
+            "blocks reserved ahead all the same"
+        );
+    }
+
+    #[test]
+    fn a_tail_that_is_not_all_zeros_is_not_taken_for_them() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut seg = Segment::create(dir.path(), 0, 0).expect("create");
+        for i in 0..5 {
+            append(&mut seg, i * 2, 2, 0);
+        }
+        seg.write_indexes().expect("indexes");
+        let len = seg.len;
+        let file = seg.file();
+        assert!(file_len(dir.path(), 0) > len + 100);
+        // one stray byte in the zeros: the trusted load refuses, the walk cuts it all
+        file.write_all_at(&[7], len + 100).expect("write");
+        assert!(!zeros_only(&file, len, file_len(dir.path(), 0)));
+        drop((file, seg));
+        assert!(Segment::load(dir.path(), 0, 0).expect("io").is_none());
+        let seg = Segment::recover(dir.path(), 0, true, 512, 0, &mut |_, _| None).expect("open");
+        assert_eq!((seg.len, seg.next_offset), (len, 10));
+        assert_eq!(file_len(dir.path(), 0), len);
+    }
+
     #[test]
     fn reservations_stop_at_the_budget_and_come_back() {
         let r = Reservations::new(3 << 20);
