@@ -113,7 +113,6 @@ for round in $(seq "$REPEAT"); do
       fi
       t1=$(cpu_ticks $pid)
       [ "${delivered:-0}" = "$N" ] || { echo "$client $l: only ${delivered:-0} of $N delivered"; tail produce.txt java.err 2>/dev/null; tail broker.log; exit 1; }
-      t1b=$(cpu_ticks $pid)
       if [ "$client" = rdkafka ]; then
         pflags=()
         for p in $(seq 0 $((PARTS - 1))); do pflags+=(-p "$p"); done
@@ -129,9 +128,9 @@ for round in $(seq "$REPEAT"); do
       [ "${consumed:-0}" -ge "$N" ] || { echo "$client $l: consumed ${consumed:-0} of $N"; tail consume.txt java.err 2>/dev/null; exit 1; }
       t2=$(cpu_ticks $pid)
       row=$(python3 -c "
-n, size, p_ms, c_ms, t0, t1, t1b, t2, hz = $N, $SIZE, $p_ms, $c_ms, $t0, $t1, $t1b, $t2, $hz
+n, size, p_ms, c_ms, t0, t1, t2, hz = $N, $SIZE, $p_ms, $c_ms, $t0, $t1, $t2, $hz
 gb = n * size / 1e9
-print(n*1000/p_ms, n*size/p_ms/1000, n*1000/max(c_ms,1), n*size/max(c_ms,1)/1000, (t1-t0)/hz/gb, (t2-t1b)/hz/gb, $p_cpu/gb, $c_cpu/gb)")
+print(n*1000/p_ms, n*size/p_ms/1000, n*1000/max(c_ms,1), n*size/max(c_ms,1)/1000, (t1-t0)/hz/gb, (t2-t1)/hz/gb, $p_cpu/gb, $c_cpu/gb)")
       echo "$round $client $l $row" >>"$rows"
       echo "$commit,$(date -u +%FT%TZ),$(machine),$round,$l,$N,$SIZE,$PARTS,$(echo "$row" | cut -d' ' -f1-6 | tr ' ' ','),$client,$(echo "$row" | cut -d' ' -f7-8 | tr ' ' ',')" >>"$csv"
       echo "round $round $client $l: $row"

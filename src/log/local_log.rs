@@ -308,8 +308,7 @@ impl LocalLog {
             let (file, pos, fill_to) = active.prepare_append(total);
             (file, pos, fill_to, active.base_offset)
         };
-        segment::write_at(&file, head, body, pos)?;
-        crate::fs::fill_zeros(&file, pos + total, fill_to);
+        segment::write_at(&file, head, body, pos, fill_to)?;
         let mut s = self.segments.lock();
         if let Some(seg) = s.map.get_mut(&base) {
             seg.appended(h, pos, total, roll.index_interval);

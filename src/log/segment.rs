@@ -394,7 +394,7 @@ impl Segment {
     }
 
     /// Where the next append of `len` bytes goes, and how far past it the caller is to fill the
-    /// file with zeros after writing it ([`crate::fs::fill_zeros`]; the append's end when
+    /// file with zeros after writing it ([`write_at`] does; the append's end when
     /// nothing is to be filled).
     ///
     /// Space is reserved ahead of the appends, and how depends on their size. Small appends get
@@ -453,8 +453,7 @@ impl Segment {
     ) -> io::Result<()> {
         let total = (head.len() + body.len()) as u64;
         let (file, pos, fill_to) = self.prepare_append(total);
-        write_at(&file, head, body, pos)?;
-        crate::fs::fill_zeros(&file, pos + total, fill_to);
+        write_at(&file, head, body, pos, fill_to)?;
         self.appended(h, pos, total, index_interval);
         Ok(())
     }
@@ -619,13 +618,15 @@ fn zeros_only(file: &File, from: u64, to: u64) -> bool {
     file.read_exact_at(&mut buf, from).is_ok() && buf.iter().all(|&b| b == 0)
 }
 
-/// `pwritev` of a batch's header and body at `pos`; a failed write is cut back so no partial
-/// batch stays behind.
-pub fn write_at(file: &File, head: &[u8], body: &[u8], pos: u64) -> io::Result<()> {
+/// `pwritev` of a batch's header and body at `pos`, then the zeros [`Segment::prepare_append`]
+/// asked for up to `fill_to`; a failed write is cut back so no partial batch stays behind (a
+/// failed fill only costs the zeros).
+pub fn write_at(file: &File, head: &[u8], body: &[u8], pos: u64, fill_to: u64) -> io::Result<()> {
     if let Err(e) = crate::fs::write_all_vectored_at(file, &[head, body], pos) {
         let _ = file.set_len(pos);
         return Err(e);
     }
+    crate::fs::fill_zeros(file, pos + (head.len() + body.len()) as u64, fill_to);
     Ok(())
 }
 
