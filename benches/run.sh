@@ -11,7 +11,8 @@
 #      BIN2=another/tiercel for a before/after), on a fresh process and data dir:
 #      - latency, on the broker at rest: acks=all at a fixed RATE records/s (default 5,000) of
 #        LAT_SIZE bytes (default 1 KiB) for LAT_SECS seconds (default 10), linger 0; p50, p99,
-#        p99.9 and max per record, from produce() to its delivery report;
+#        p99.9 and max per record, from produce() to its delivery report, and the CPU the
+#        broker, the client and the whole machine used meanwhile (% of one core);
 #      - throughput: N records produced with acks=all as fast as the client goes, then consumed
 #        from the beginning: records/s, MB/s, the broker process's CPU-s per GB (utime+stime
 #        from /proc/<pid>/stat), the whole machine's CPU-s per GB (busy time from /proc/stat,
@@ -68,7 +69,7 @@ port=$(free_port)
 b=127.0.0.1:$port
 mport=$(free_port)
 csv=$(results_dir)/bench.csv
-cols="produce_rps produce_mbps consume_rps consume_mbps broker_cpu_gb_produced broker_cpu_gb_consumed system_cpu_gb_produced system_cpu_gb_consumed client_cpu_gb_produced client_cpu_gb_consumed peak_rss_mib produce_p50_ms produce_p99_ms dd_mbps dd_system_cpu_gb lat_p50_ms lat_p99_ms lat_p999_ms lat_max_ms floor_p50_ms floor_p99_ms floor_p999_ms"
+cols="produce_rps produce_mbps consume_rps consume_mbps broker_cpu_gb_produced broker_cpu_gb_consumed system_cpu_gb_produced system_cpu_gb_consumed client_cpu_gb_produced client_cpu_gb_consumed peak_rss_mib produce_p50_ms produce_p99_ms dd_mbps dd_system_cpu_gb lat_p50_ms lat_p99_ms lat_p999_ms lat_max_ms floor_p50_ms floor_p99_ms floor_p999_ms lat_broker_cpu_pct lat_client_cpu_pct lat_machine_cpu_pct"
 header="commit,date,machine,broker,binary,pinned,records,size,partitions,codec,lat_rate,lat_size,$(echo $cols | tr ' ' ',')"
 # rows from before a column was added leave it empty
 if [ ! -f "$csv" ]; then echo "$header" >"$csv"; elif [ "$(head -1 "$csv")" != "$header" ]; then sed -i "1s/.*/$header/" "$csv"; fi
@@ -122,8 +123,12 @@ for size in ${SIZES:-100 1024}; do
         start_broker "${kind%2}" "$exe" "$parts"
         # latency at a fixed rate, its own phase, first: on a broker at rest (right after a bulk
         # load the machine itself stalls for a while: see the README's performance section)
-        "${client_cpu[@]}" "$perf" -P -t lat -b "$b" -s "$LAT_SIZE" -c $((RATE * LAT_SECS)) -r "$RATE" \
+        # with what the broker, the client and the whole machine used meanwhile: the client's
+        # rate limiter polls without sleeping below a millisecond between records
+        l0=$(cpu_ticks "$pid"); m0=$(system_busy); w0=$(date +%s%N)
+        with_cpu "$work/fixed.cpu" "${client_cpu[@]}" "$perf" -P -t lat -b "$b" -s "$LAT_SIZE" -c $((RATE * LAT_SECS)) -r "$RATE" \
           -a -1 -l -A "$work/fixed.txt" -X linger.ms=0 -q >"$work/fixed-run.txt" 2>&1 || true
+        l1=$(cpu_ticks "$pid"); m1=$(system_busy); lat_ns=$(($(date +%s%N) - w0))
         [ "$(grep -c . "$work/fixed.txt")" = $((RATE * LAT_SECS)) ] || { echo "$kind: latency phase incomplete"; cat "$work/fixed-run.txt"; exit 1; }
         warm_memory "$work" "$bytes"
         t0=$(cpu_ticks "$pid"); s0=$(system_busy)
@@ -146,11 +151,12 @@ for size in ${SIZES:-100 1024}; do
         rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
         kill -TERM "$pid"; wait "$pid" || true; pid=
         row=$(python3 - "$N" "$size" "$p_ms" "$c_ms" "$t0" "$t1" "$t2" "$s0" "$s1" "$s2" "$(getconf CLK_TCK)" "$rss" \
-          "$dd_ns" "$dd_busy" "$work" $floor <<'PY'
+          "$dd_ns" "$dd_busy" "$l0" "$l1" "$m0" "$m1" "$lat_ns" "$(nproc)" "$work" $floor <<'PY'
 import sys
 n, size, p_ms, c_ms, t0, t1, t2, s0, s1, s2, hz, rss, dd_ns, dd_busy = map(int, sys.argv[1:15])
-work = sys.argv[15]
-floor = sys.argv[16:19]
+l0, l1, m0, m1, lat_ns, ncpu = map(int, sys.argv[15:21])
+work = sys.argv[21]
+floor = sys.argv[22:25]
 def lats(name):
     return sorted(int(x) for x in open(f"{work}/{name}") if x.strip())
 def pct(lat, q):
@@ -162,7 +168,10 @@ pc, cc = cpu("produce.cpu"), cpu("consume.cpu")
 print(n*1000/p_ms, n*size/p_ms/1000, n*1000/max(c_ms, 1), n*size/max(c_ms, 1)/1000,
       (t1-t0)/hz/gb, (t2-t1)/hz/gb, ((s1-s0)/hz - pc)/gb, ((s2-s1)/hz - cc)/gb, pc/gb, cc/gb,
       rss, pct(thr, 0.5), pct(thr, 0.99), n*size/(dd_ns/1e3), dd_busy/hz/gb,
-      pct(fixed, 0.5), pct(fixed, 0.99), pct(fixed, 0.999), fixed[-1]/1000.0, *floor)
+      pct(fixed, 0.5), pct(fixed, 0.99), pct(fixed, 0.999), fixed[-1]/1000.0, *floor,
+      # during the latency phase, in % of one core: the broker, the client, the machine (all cores)
+      100 * (l1 - l0) / hz / (lat_ns / 1e9), 100 * cpu("fixed.cpu") / (lat_ns / 1e9),
+      100 * (m1 - m0) / hz / (lat_ns / 1e9))
 PY
 )
         echo "$kind $size $parts $row" >>"$rows"
@@ -188,7 +197,8 @@ heads = [("produce rec/s", 0, ",.0f"), ("consume rec/s", 2, ",.0f"),
          ("client CPU-s/GB consumed", 9, ".2f"), ("peak RSS MiB", 10, ".0f"),
          ("dd floor MB/s", 13, ",.0f"), ("dd floor CPU-s/GB", 14, ".2f"),
          ("p50 ms", 15, ".2f"), ("p99 ms", 16, ".2f"), ("p99.9 ms", 17, ".2f"), ("max ms", 18, ".1f"),
-         ("fsync floor p50 ms", 19, ".2f"), ("floor p99 ms", 20, ".2f"), ("floor p99.9 ms", 21, ".2f")]
+         ("fsync floor p50 ms", 19, ".2f"), ("floor p99 ms", 20, ".2f"), ("floor p99.9 ms", 21, ".2f"),
+         ("latency phase: broker % of a core", 22, ".0f"), ("client %", 23, ".0f"), ("machine % (all cores)", 24, ".0f")]
 print(f"{n} records per run, codec {codec}; latency at {rate} records/s of {lat_size} B, acks=all, "
       "linger 0. Median (min-max) of the runs.\n")
 print("| size | partitions | broker | runs | " + " | ".join(h for h, _, _ in heads) + " |")
