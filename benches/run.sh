@@ -14,7 +14,9 @@
 #        p99.9 and max per record, from produce() to its delivery report, and the CPU the
 #        broker, the client and the whole machine used meanwhile (% of one core);
 #      - throughput: N records produced with acks=all as fast as the client goes, then consumed
-#        from the beginning: records/s, MB/s, the broker process's CPU-s per GB (utime+stime
+#        from the beginning: records/s and MB/s as the client times them (produce: from its
+#        first record sent; consume: from its first record received, to the last), consume also
+#        by the wall clock from the client's start, the broker process's CPU-s per GB (utime+stime
 #        from /proc/<pid>/stat), the whole machine's CPU-s per GB (busy time from /proc/stat,
 #        which includes the kernel's writeback threads, minus the client's own CPU), the
 #        client's CPU-s per GB, peak RSS (VmHWM).
@@ -69,7 +71,7 @@ port=$(free_port)
 b=127.0.0.1:$port
 mport=$(free_port)
 csv=$(results_dir)/bench.csv
-cols="produce_rps produce_mbps consume_rps consume_mbps broker_cpu_gb_produced broker_cpu_gb_consumed system_cpu_gb_produced system_cpu_gb_consumed client_cpu_gb_produced client_cpu_gb_consumed peak_rss_mib produce_p50_ms produce_p99_ms dd_mbps dd_system_cpu_gb lat_p50_ms lat_p99_ms lat_p999_ms lat_max_ms floor_p50_ms floor_p99_ms floor_p999_ms lat_broker_cpu_pct lat_client_cpu_pct lat_machine_cpu_pct"
+cols="produce_rps produce_mbps consume_rps consume_mbps broker_cpu_gb_produced broker_cpu_gb_consumed system_cpu_gb_produced system_cpu_gb_consumed client_cpu_gb_produced client_cpu_gb_consumed peak_rss_mib produce_p50_ms produce_p99_ms dd_mbps dd_system_cpu_gb lat_p50_ms lat_p99_ms lat_p999_ms lat_max_ms floor_p50_ms floor_p99_ms floor_p999_ms lat_broker_cpu_pct lat_client_cpu_pct lat_machine_cpu_pct consume_client_rps consume_client_mbps syncs_per_gb_produced produce_requests_per_gb"
 header="commit,date,machine,broker,binary,pinned,records,size,partitions,codec,lat_rate,lat_size,$(echo $cols | tr ' ' ',')"
 # rows from before a column was added leave it empty
 if [ ! -f "$csv" ]; then echo "$header" >"$csv"; elif [ "$(head -1 "$csv")" != "$header" ]; then sed -i "1s/.*/$header/" "$csv"; fi
@@ -77,6 +79,15 @@ commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo "+dir
 rows=$(mktemp)
 pid=
 trap '[ -n "$pid" ] && kill $pid 2>/dev/null; rm -f "$rows"' EXIT # a failed run leaves no broker behind
+
+# Tiercel's fdatasync rounds and Produce requests so far, as "syncs:requests" (nothing for a peer).
+syncs_and_requests() {
+  case $1 in
+    tansu) ;;
+    *) curl -s "127.0.0.1:$mport/metrics" | awk '/^tiercel_log_flush_seconds_count/ {s=$2}
+         /^tiercel_request_duration_seconds_count\{api="Produce"\}/ {r=$2} END {printf "%s:%s", s+0, r+0}' ;;
+  esac
+}
 
 # Starts broker $1 (tiercel or tansu) from binary $2 with $3 partitions per topic in $work.
 start_broker() {
@@ -131,10 +142,12 @@ for size in ${SIZES:-100 1024}; do
         l1=$(cpu_ticks "$pid"); m1=$(system_busy); lat_ns=$(($(date +%s%N) - w0))
         [ "$(grep -c . "$work/fixed.txt")" = $((RATE * LAT_SECS)) ] || { echo "$kind: latency phase incomplete"; cat "$work/fixed-run.txt"; exit 1; }
         warm_memory "$work" "$bytes"
+        syncs0=$(syncs_and_requests "$kind")
         t0=$(cpu_ticks "$pid"); s0=$(system_busy)
         with_cpu "$work/produce.cpu" "${client_cpu[@]}" "$perf" -P -t bench -b "$b" -s "$size" -c "$N" -a -1 -l -A "$work/lat.txt" \
           -X linger.ms=5 -X queue.buffering.max.messages=1000000 -X compression.codec="${CODEC:-none}" -q >"$work/produce.txt" 2>&1 || true # counted below
         t1=$(cpu_ticks "$pid"); s1=$(system_busy)
+        syncs1=$(syncs_and_requests "$kind")
         line=$(grep "messages produced" "$work/produce.txt" | tail -1)
         p_ms=$(echo "$line" | sed -E 's/.* in ([0-9]+)ms.*/\1/')
         delivered=$(echo "$line" | sed -E 's/.*bytes\), ([0-9]+) delivered.*/\1/')
@@ -147,16 +160,19 @@ for size in ${SIZES:-100 1024}; do
         c_ms=$((($(date +%s%N) - start) / 1000000))
         t2=$(cpu_ticks "$pid"); s2=$(system_busy)
         consumed=$(grep "consumed in" "$work/consume.txt" | tail -1 | sed -E 's/^% ([0-9]+) messages.*/\1/')
+        # the client's own time, from its first record to its last (as its produce time is)
+        c_own_ms=$(grep "consumed in" "$work/consume.txt" | tail -1 | sed -E 's/.* consumed in ([0-9]+)ms.*/\1/')
         [ "$consumed" = "$N" ] || { echo "$kind: consumed $consumed of $N"; cat "$work/consume.txt"; exit 1; }
         rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
         kill -TERM "$pid"; wait "$pid" || true; pid=
         row=$(python3 - "$N" "$size" "$p_ms" "$c_ms" "$t0" "$t1" "$t2" "$s0" "$s1" "$s2" "$(getconf CLK_TCK)" "$rss" \
-          "$dd_ns" "$dd_busy" "$l0" "$l1" "$m0" "$m1" "$lat_ns" "$(nproc)" "$work" $floor <<'PY'
+          "$dd_ns" "$dd_busy" "$l0" "$l1" "$m0" "$m1" "$lat_ns" "$(nproc)" "$c_own_ms" "$syncs0" "$syncs1" "$work" $floor <<'PY'
 import sys
 n, size, p_ms, c_ms, t0, t1, t2, s0, s1, s2, hz, rss, dd_ns, dd_busy = map(int, sys.argv[1:15])
-l0, l1, m0, m1, lat_ns, ncpu = map(int, sys.argv[15:21])
-work = sys.argv[21]
-floor = sys.argv[22:25]
+l0, l1, m0, m1, lat_ns, ncpu, c_own_ms = map(int, sys.argv[15:22])
+syncs = [[float(x) for x in a.split(":")] if a else None for a in sys.argv[22:24]]
+work = sys.argv[24]
+floor = sys.argv[25:28]
 def lats(name):
     return sorted(int(x) for x in open(f"{work}/{name}") if x.strip())
 def pct(lat, q):
@@ -171,7 +187,10 @@ print(n*1000/p_ms, n*size/p_ms/1000, n*1000/max(c_ms, 1), n*size/max(c_ms, 1)/10
       pct(fixed, 0.5), pct(fixed, 0.99), pct(fixed, 0.999), fixed[-1]/1000.0, *floor,
       # during the latency phase, in % of one core: the broker, the client, the machine (all cores)
       100 * (l1 - l0) / hz / (lat_ns / 1e9), 100 * cpu("fixed.cpu") / (lat_ns / 1e9),
-      100 * (m1 - m0) / hz / (lat_ns / 1e9))
+      100 * (m1 - m0) / hz / (lat_ns / 1e9),
+      n*1000/max(c_own_ms, 1), n*size/max(c_own_ms, 1)/1000,
+      # Tiercel's own counts per GB produced: fdatasync rounds and Produce requests
+      *([(syncs[1][i] - syncs[0][i]) / gb for i in (0, 1)] if syncs[0] and syncs[1] else ["nan", "nan"]))
 PY
 )
         echo "$kind $size $parts $row" >>"$rows"
@@ -191,14 +210,15 @@ runs = {}
 for l in open(rows):
     kind, size, parts, *vals = l.split()
     runs.setdefault((int(size), int(parts), kind), []).append([float(v) for v in vals])
-heads = [("produce rec/s", 0, ",.0f"), ("consume rec/s", 2, ",.0f"),
+heads = [("produce rec/s", 0, ",.0f"), ("consume rec/s", 25, ",.0f"), ("consume rec/s, wall", 2, ",.0f"),
          ("broker CPU-s/GB produced", 4, ".2f"), ("system CPU-s/GB produced", 6, ".2f"),
          ("broker CPU-s/GB consumed", 5, ".2f"), ("system CPU-s/GB consumed", 7, ".2f"),
          ("client CPU-s/GB consumed", 9, ".2f"), ("peak RSS MiB", 10, ".0f"),
          ("dd floor MB/s", 13, ",.0f"), ("dd floor CPU-s/GB", 14, ".2f"),
          ("p50 ms", 15, ".2f"), ("p99 ms", 16, ".2f"), ("p99.9 ms", 17, ".2f"), ("max ms", 18, ".1f"),
          ("fsync floor p50 ms", 19, ".2f"), ("floor p99 ms", 20, ".2f"), ("floor p99.9 ms", 21, ".2f"),
-         ("latency phase: broker % of a core", 22, ".0f"), ("client %", 23, ".0f"), ("machine % (all cores)", 24, ".0f")]
+         ("latency phase: broker % of a core", 22, ".0f"), ("client %", 23, ".0f"), ("machine % (all cores)", 24, ".0f"),
+         ("syncs per GB produced", 27, ",.0f"), ("Produce requests per GB", 28, ",.0f")]
 print(f"{n} records per run, codec {codec}; latency at {rate} records/s of {lat_size} B, acks=all, "
       "linger 0. Median (min-max) of the runs.\n")
 print("| size | partitions | broker | runs | " + " | ".join(h for h, _, _ in heads) + " |")
