@@ -30,6 +30,8 @@ build_perf() {
 # steal time, which is no work done here).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 system_busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+# time the hypervisor ran something else while this machine's CPUs wanted to run (ticks)
+system_steal() { awk '/^cpu / {print $9}' /proc/stat; }
 
 # Touches as much fresh memory as a step is about to write, and frees it. On virtual machines
 # whose memory the host hands back lazily (free pages returned to it within a minute), the first

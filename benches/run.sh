@@ -19,7 +19,8 @@
 #        by the wall clock from the client's start, the broker process's CPU-s per GB (utime+stime
 #        from /proc/<pid>/stat), the whole machine's CPU-s per GB (busy time from /proc/stat,
 #        which includes the kernel's writeback threads, minus the client's own CPU), the
-#        client's CPU-s per GB, peak RSS (VmHWM).
+#        client's CPU-s per GB, the hypervisor's steal per GB produced, peak RSS (VmHWM), and
+#        for Tiercel its fdatasync rounds and Produce requests per GB produced.
 # The brokers alternate within each repetition; the table shows each measure's median over the
 # REPEAT repetitions (default 3) and its range.
 #
@@ -71,7 +72,7 @@ port=$(free_port)
 b=127.0.0.1:$port
 mport=$(free_port)
 csv=$(results_dir)/bench.csv
-cols="produce_rps produce_mbps consume_rps consume_mbps broker_cpu_gb_produced broker_cpu_gb_consumed system_cpu_gb_produced system_cpu_gb_consumed client_cpu_gb_produced client_cpu_gb_consumed peak_rss_mib produce_p50_ms produce_p99_ms dd_mbps dd_system_cpu_gb lat_p50_ms lat_p99_ms lat_p999_ms lat_max_ms floor_p50_ms floor_p99_ms floor_p999_ms lat_broker_cpu_pct lat_client_cpu_pct lat_machine_cpu_pct consume_client_rps consume_client_mbps syncs_per_gb_produced produce_requests_per_gb"
+cols="produce_rps produce_mbps consume_rps consume_mbps broker_cpu_gb_produced broker_cpu_gb_consumed system_cpu_gb_produced system_cpu_gb_consumed client_cpu_gb_produced client_cpu_gb_consumed peak_rss_mib produce_p50_ms produce_p99_ms dd_mbps dd_system_cpu_gb lat_p50_ms lat_p99_ms lat_p999_ms lat_max_ms floor_p50_ms floor_p99_ms floor_p999_ms lat_broker_cpu_pct lat_client_cpu_pct lat_machine_cpu_pct consume_client_rps consume_client_mbps syncs_per_gb_produced produce_requests_per_gb steal_cpu_gb_produced"
 header="commit,date,machine,broker,binary,pinned,records,size,partitions,codec,lat_rate,lat_size,$(echo $cols | tr ' ' ',')"
 # rows from before a column was added leave it empty
 if [ ! -f "$csv" ]; then echo "$header" >"$csv"; elif [ "$(head -1 "$csv")" != "$header" ]; then sed -i "1s/.*/$header/" "$csv"; fi
@@ -143,10 +144,10 @@ for size in ${SIZES:-100 1024}; do
         [ "$(grep -c . "$work/fixed.txt")" = $((RATE * LAT_SECS)) ] || { echo "$kind: latency phase incomplete"; cat "$work/fixed-run.txt"; exit 1; }
         warm_memory "$work" "$bytes"
         syncs0=$(syncs_and_requests "$kind")
-        t0=$(cpu_ticks "$pid"); s0=$(system_busy)
+        t0=$(cpu_ticks "$pid"); s0=$(system_busy); st0=$(system_steal)
         with_cpu "$work/produce.cpu" "${client_cpu[@]}" "$perf" -P -t bench -b "$b" -s "$size" -c "$N" -a -1 -l -A "$work/lat.txt" \
           -X linger.ms=5 -X queue.buffering.max.messages=1000000 -X compression.codec="${CODEC:-none}" -q >"$work/produce.txt" 2>&1 || true # counted below
-        t1=$(cpu_ticks "$pid"); s1=$(system_busy)
+        t1=$(cpu_ticks "$pid"); s1=$(system_busy); st1=$(system_steal)
         syncs1=$(syncs_and_requests "$kind")
         line=$(grep "messages produced" "$work/produce.txt" | tail -1)
         p_ms=$(echo "$line" | sed -E 's/.* in ([0-9]+)ms.*/\1/')
@@ -166,13 +167,14 @@ for size in ${SIZES:-100 1024}; do
         rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
         kill -TERM "$pid"; wait "$pid" || true; pid=
         row=$(python3 - "$N" "$size" "$p_ms" "$c_ms" "$t0" "$t1" "$t2" "$s0" "$s1" "$s2" "$(getconf CLK_TCK)" "$rss" \
-          "$dd_ns" "$dd_busy" "$l0" "$l1" "$m0" "$m1" "$lat_ns" "$(nproc)" "$c_own_ms" "$syncs0" "$syncs1" "$work" $floor <<'PY'
+          "$dd_ns" "$dd_busy" "$l0" "$l1" "$m0" "$m1" "$lat_ns" "$(nproc)" "$c_own_ms" "$syncs0" "$syncs1" "$st0" "$st1" "$work" $floor <<'PY'
 import sys
 n, size, p_ms, c_ms, t0, t1, t2, s0, s1, s2, hz, rss, dd_ns, dd_busy = map(int, sys.argv[1:15])
 l0, l1, m0, m1, lat_ns, ncpu, c_own_ms = map(int, sys.argv[15:22])
 syncs = [[float(x) for x in a.split(":")] if a else None for a in sys.argv[22:24]]
-work = sys.argv[24]
-floor = sys.argv[25:28]
+st0, st1 = map(int, sys.argv[24:26])
+work = sys.argv[26]
+floor = sys.argv[27:30]
 def lats(name):
     return sorted(int(x) for x in open(f"{work}/{name}") if x.strip())
 def pct(lat, q):
@@ -190,7 +192,9 @@ print(n*1000/p_ms, n*size/p_ms/1000, n*1000/max(c_ms, 1), n*size/max(c_ms, 1)/10
       100 * (m1 - m0) / hz / (lat_ns / 1e9),
       n*1000/max(c_own_ms, 1), n*size/max(c_own_ms, 1)/1000,
       # Tiercel's own counts per GB produced: fdatasync rounds and Produce requests
-      *([(syncs[1][i] - syncs[0][i]) / gb for i in (0, 1)] if syncs[0] and syncs[1] else ["nan", "nan"]))
+      *([(syncs[1][i] - syncs[0][i]) / gb for i in (0, 1)] if syncs[0] and syncs[1] else ["nan", "nan"]),
+      # CPU-s per GB produced that the hypervisor gave to something else (steal)
+      (st1 - st0) / hz / gb)
 PY
 )
         echo "$kind $size $parts $row" >>"$rows"
@@ -218,7 +222,8 @@ heads = [("produce rec/s", 0, ",.0f"), ("consume rec/s", 25, ",.0f"), ("consume 
          ("p50 ms", 15, ".2f"), ("p99 ms", 16, ".2f"), ("p99.9 ms", 17, ".2f"), ("max ms", 18, ".1f"),
          ("fsync floor p50 ms", 19, ".2f"), ("floor p99 ms", 20, ".2f"), ("floor p99.9 ms", 21, ".2f"),
          ("latency phase: broker % of a core", 22, ".0f"), ("client %", 23, ".0f"), ("machine % (all cores)", 24, ".0f"),
-         ("syncs per GB produced", 27, ",.0f"), ("Produce requests per GB", 28, ",.0f")]
+         ("syncs per GB produced", 27, ",.0f"), ("Produce requests per GB", 28, ",.0f"),
+         ("steal CPU-s/GB produced", 29, ".2f")]
 print(f"{n} records per run, codec {codec}; latency at {rate} records/s of {lat_size} B, acks=all, "
       "linger 0. Median (min-max) of the runs.\n")
 print("| size | partitions | broker | runs | " + " | ".join(h for h, _, _ in heads) + " |")
