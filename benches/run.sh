@@ -160,21 +160,23 @@ for size in ${SIZES:-100 1024}; do
           -X enable.partition.eof=true -q >"$work/consume.txt" 2>&1 || true # counted below
         c_ms=$((($(date +%s%N) - start) / 1000000))
         t2=$(cpu_ticks "$pid"); s2=$(system_busy)
-        consumed=$(grep "consumed in" "$work/consume.txt" | tail -1 | sed -E 's/^% ([0-9]+) messages.*/\1/')
+        line=$(grep "consumed in" "$work/consume.txt" | tail -1)
+        consumed=$(echo "$line" | sed -E 's/^% ([0-9]+) messages.*/\1/')
         # the client's own time, from its first record to its last (as its produce time is)
-        c_own_ms=$(grep "consumed in" "$work/consume.txt" | tail -1 | sed -E 's/.* consumed in ([0-9]+)ms.*/\1/')
+        c_own_ms=$(echo "$line" | sed -E 's/.* consumed in ([0-9]+)ms.*/\1/')
         [ "$consumed" = "$N" ] || { echo "$kind: consumed $consumed of $N"; cat "$work/consume.txt"; exit 1; }
         rss=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$pid/status")
         kill -TERM "$pid"; wait "$pid" || true; pid=
         row=$(python3 - "$N" "$size" "$p_ms" "$c_ms" "$t0" "$t1" "$t2" "$s0" "$s1" "$s2" "$(getconf CLK_TCK)" "$rss" \
-          "$dd_ns" "$dd_busy" "$l0" "$l1" "$m0" "$m1" "$lat_ns" "$(nproc)" "$c_own_ms" "$syncs0" "$syncs1" "$st0" "$st1" "$work" $floor <<'PY'
+          "$dd_ns" "$dd_busy" "$l0" "$l1" "$m0" "$m1" "$lat_ns" "$c_own_ms" "$syncs0" "$syncs1" "$st0" "$st1" "$work" $floor <<'PY'
 import sys
 n, size, p_ms, c_ms, t0, t1, t2, s0, s1, s2, hz, rss, dd_ns, dd_busy = map(int, sys.argv[1:15])
-l0, l1, m0, m1, lat_ns, ncpu, c_own_ms = map(int, sys.argv[15:22])
-syncs = [[float(x) for x in a.split(":")] if a else None for a in sys.argv[22:24]]
-st0, st1 = map(int, sys.argv[24:26])
-work = sys.argv[26]
-floor = sys.argv[27:30]
+l0, l1, m0, m1, lat_ns, c_own_ms = map(int, sys.argv[15:21])
+syncs = [[float(x) for x in a.split(":")] if a else None for a in sys.argv[21:23]]
+st0, st1 = map(int, sys.argv[23:25])
+work = sys.argv[25]
+floor = sys.argv[26:29]
+lat_s = lat_ns / 1e9
 def lats(name):
     return sorted(int(x) for x in open(f"{work}/{name}") if x.strip())
 def pct(lat, q):
@@ -188,8 +190,7 @@ print(n*1000/p_ms, n*size/p_ms/1000, n*1000/max(c_ms, 1), n*size/max(c_ms, 1)/10
       rss, pct(thr, 0.5), pct(thr, 0.99), n*size/(dd_ns/1e3), dd_busy/hz/gb,
       pct(fixed, 0.5), pct(fixed, 0.99), pct(fixed, 0.999), fixed[-1]/1000.0, *floor,
       # during the latency phase, in % of one core: the broker, the client, the machine (all cores)
-      100 * (l1 - l0) / hz / (lat_ns / 1e9), 100 * cpu("fixed.cpu") / (lat_ns / 1e9),
-      100 * (m1 - m0) / hz / (lat_ns / 1e9),
+      100 * (l1 - l0) / hz / lat_s, 100 * cpu("fixed.cpu") / lat_s, 100 * (m1 - m0) / hz / lat_s,
       n*1000/max(c_own_ms, 1), n*size/max(c_own_ms, 1)/1000,
       # Tiercel's own counts per GB produced: fdatasync rounds and Produce requests
       *([(syncs[1][i] - syncs[0][i]) / gb for i in (0, 1)] if syncs[0] and syncs[1] else ["nan", "nan"]),
