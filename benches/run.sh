@@ -47,6 +47,8 @@ root=$PWD
 source benches/lib.sh
 out=$root/bench-results
 mkdir -p "$out"
+# the load generator is built with zstd when its headers are there
+if [ "${CODEC:-}" = zstd ] && [ ! -f /usr/include/zstd.h ]; then apt-get install -y -q libzstd-dev >/dev/null; fi
 build_perf
 REPEAT=${REPEAT:-3}
 RATE=${RATE:-5000}
@@ -163,7 +165,7 @@ for size in ${SIZES:-100 1024}; do
           -X linger.ms=5 -X queue.buffering.max.messages=1000000 -X compression.codec="${CODEC:-none}" -q >"$work/produce.txt" 2>&1 || true # counted below
         t1=$(cpu_ticks "$pid"); s1=$(system_busy); st1=$(system_steal)
         syncs1=$(syncs_and_requests "$kind")
-        line=$(grep "messages produced" "$work/produce.txt" | tail -1)
+        line=$(grep "messages produced" "$work/produce.txt" | tail -1) || { echo "$kind: the producer reported nothing"; cat "$work/produce.txt"; exit 1; }
         p_ms=$(echo "$line" | sed -E 's/.* in ([0-9]+)ms.*/\1/')
         delivered=$(echo "$line" | sed -E 's/.*bytes\), ([0-9]+) delivered.*/\1/')
         [ "$delivered" = "$N" ] || { echo "$kind: only $delivered of $N delivered"; cat "$work/produce.txt"; exit 1; }
@@ -174,7 +176,7 @@ for size in ${SIZES:-100 1024}; do
           -X enable.partition.eof=true -q >"$work/consume.txt" 2>&1 || true # counted below
         c_ms=$((($(date +%s%N) - start) / 1000000))
         t2=$(cpu_ticks "$pid"); s2=$(system_busy)
-        line=$(grep "consumed in" "$work/consume.txt" | tail -1)
+        line=$(grep "consumed in" "$work/consume.txt" | tail -1) || { echo "$kind: the consumer reported nothing"; cat "$work/consume.txt"; exit 1; }
         consumed=$(echo "$line" | sed -E 's/^% ([0-9]+) messages.*/\1/')
         # the client's own time, from its first record to its last (as its produce time is)
         c_own_ms=$(echo "$line" | sed -E 's/.* consumed in ([0-9]+)ms.*/\1/')
