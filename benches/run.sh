@@ -71,11 +71,11 @@ client_cpu=()
 case ${CLIENT_MALLOC:=glibc} in
   glibc) ;;
   jemalloc)
-    jemalloc=$(ldconfig -p | awk '/libjemalloc\.so\.2 / {print $NF; exit}')
-    if [ -z "$jemalloc" ]; then
-      apt-get install -y -q libjemalloc2 >/dev/null
-      jemalloc=$(ldconfig -p | awk '/libjemalloc\.so\.2 / {print $NF; exit}')
-    fi
+    jemalloc_so() { ldconfig -p | awk '/libjemalloc\.so\.2 / {print $NF; exit}'; }
+    [ -n "$(jemalloc_so)" ] || apt-get install -y -q libjemalloc2 >/dev/null
+    jemalloc=$(jemalloc_so)
+    # an empty LD_PRELOAD would run the client on glibc under the jemalloc label
+    [ -n "$jemalloc" ] || { echo "libjemalloc.so.2 not found after installing libjemalloc2"; exit 1; }
     client_cpu=(env "LD_PRELOAD=$jemalloc") ;;
   *) echo "CLIENT_MALLOC is glibc or jemalloc"; exit 1 ;;
 esac
